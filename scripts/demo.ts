@@ -1,0 +1,115 @@
+/**
+ * `npm run demo`: the main job on a fresh machine, with nothing but npm.
+ *
+ *   embedded PostgreSQL 17 (npm package) ─ sample data ─► pgbb backup ─► ./demo-backup
+ *                                                           │
+ *        pg_verifybackup (when installed) ◄─────────────────┤
+ *        start the backup as a server, compare the data ◄───┘
+ *
+ * ./demo-backup (and ./demo-backup-ts, its tablespace) are replaced on each run.
+ */
+import { existsSync, promises as fs } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { Cluster, embeddedBinDir, chownToPostgres } from '../test/support/cluster';
+import { runPgbb } from '../test/support/pgbb';
+
+const TARGET = resolve('demo-backup');
+const TS_TARGET = resolve('demo-backup-ts');
+
+async function fill(c: Cluster): Promise<void> {
+  const tsDir = await c.makeDir('tablespace');
+  await c.query(`CREATE TABLESPACE demo_ts LOCATION '${tsDir}'`);
+  await c.query(`CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric)`);
+  await c.query(`INSERT INTO accounts SELECT i, md5(i::text), (i::bigint * 7919) % 100000 FROM generate_series(1, 300000) i`);
+  await c.query(`CREATE TABLE events (id bigserial PRIMARY KEY, at timestamptz, payload jsonb) TABLESPACE demo_ts`);
+  await c.query(
+    `INSERT INTO events (at, payload) SELECT '2026-01-01'::timestamptz + i * interval '1 minute', jsonb_build_object('n', i, 'tag', md5(i::text)) FROM generate_series(1, 100000) i`,
+  );
+  await c.query(`SELECT lo_from_bytea(0, convert_to(repeat('pgbb', 100000), 'UTF8'))`);
+}
+
+async function summary(c: Cluster): Promise<string> {
+  const [r] = await c.query(`SELECT
+      (SELECT count(*) || ' accounts, sum ' || sum(balance) || ', md5 ' || md5(string_agg(id || owner, ',' ORDER BY id)) FROM accounts) AS accounts,
+      (SELECT count(*) || ' events, md5 ' || md5(string_agg(payload::text, ',' ORDER BY id)) FROM events) AS events,
+      (SELECT count(*) || ' large object(s)' FROM pg_largeobject_metadata) AS lobs`);
+  return `${r.accounts}\n${r.events}\n${r.lobs}`;
+}
+
+/** A pg_verifybackup that reads this server's manifest (its major version or newer). */
+function findVerifyBackup(major: number): string | null {
+  for (let v = 18; v >= major; v--) {
+    const p = `/usr/lib/postgresql/${v}/bin/pg_verifybackup`;
+    if (existsSync(p)) return p;
+  }
+  return null;
+}
+
+async function main(): Promise<void> {
+  await fs.rm(TARGET, { recursive: true, force: true });
+  await fs.rm(TS_TARGET, { recursive: true, force: true });
+  console.log('starting a throwaway PostgreSQL (embedded, from npm)…');
+  const source = await Cluster.create({ binDir: embeddedBinDir() });
+  let restored: Cluster | null = null;
+  try {
+    await fill(source);
+    const [{ version }] = await source.query(`SELECT current_setting('server_version') AS version`);
+    const [{ tsloc }] = await source.query(`SELECT pg_tablespace_location(oid) AS tsloc FROM pg_tablespace WHERE spcname = 'demo_ts'`);
+    const expected = await summary(source);
+    console.log(`PostgreSQL ${version} on port ${source.port}, sample data:\n${indent(expected)}`);
+
+    const t0 = Date.now();
+    const r = await runPgbb([
+      'backup', '-d', `host=127.0.0.1 port=${source.port} user=postgres`,
+      '-D', TARGET, '-T', `${tsloc}=${TS_TARGET}`, '-c', 'fast', '-v',
+    ]);
+    if (r.code !== 0) throw new Error(`pgbb backup failed: ${r.stderr.trim()}`);
+    const seconds = (Date.now() - t0) / 1000;
+    console.log(`\npgbb backup -D ${TARGET}\n${indent(r.stderr.trim())}`);
+    console.log(`  ${(await du(TARGET)) + (await du(TS_TARGET))} bytes on disk in ${seconds.toFixed(1)} s`);
+
+    const major = Math.floor(Number((await source.query(`SELECT current_setting('server_version_num') AS v`))[0].v) / 10000);
+    const verifier = findVerifyBackup(major);
+    const checks: string[] = [];
+    if (verifier) {
+      checks.push('pg_verifybackup accepted it');
+      const v = spawnSync(verifier, [TARGET], { encoding: 'utf8' });
+      if (v.status !== 0) throw new Error(`pg_verifybackup rejected the backup: ${(v.stderr || v.stdout).trim()}`);
+      console.log(`\n${verifier}: ${v.stdout.trim()}`);
+    } else {
+      console.log(`\nno pg_verifybackup ${major} or newer is installed here (Debian: apt-get install postgresql-${major}); skipping that check`);
+    }
+
+    console.log('\nstarting the backup as a server…');
+    await chownToPostgres(TS_TARGET);
+    restored = await Cluster.startExisting(TARGET, { binDir: embeddedBinDir() });
+    const got = await summary(restored);
+    console.log(`restored copy on port ${restored.port}:\n${indent(got)}`);
+    if (got !== expected) throw new Error('the restored copy does not hold the same data');
+    checks.push('the restored copy started and holds the same data');
+    console.log(`\nOK: backed up; ${checks.join('; ')}.`);
+  } finally {
+    await restored?.destroy();
+    await source.destroy();
+  }
+}
+
+function indent(s: string): string {
+  return s.split('\n').map((l) => `  ${l}`).join('\n');
+}
+
+async function du(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) total += await du(p);
+    else if (e.isFile()) total += (await fs.stat(p)).size;
+  }
+  return total;
+}
+
+main().catch((err) => {
+  console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

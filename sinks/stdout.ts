@@ -1,0 +1,94 @@
+/**
+ * Stdout sink (`-D -`): the whole backup as one tar stream on a Writable
+ * (process.stdout by default).
+ *
+ * Layout: the data directory at the root; each tablespace's contents under
+ * `pg_tblspc/<oid>/` as a real directory (base's `pg_tblspc/<oid>` symlink is
+ * left out), so one stream carries everything and `tar -x` gives a startable
+ * directory; WAL under `pg_wal/`; `backup_manifest` as the last member.
+ * The tar end-of-archive marker is written only after the source's `end`:
+ * a stream cut short is a truncated tar, never a valid-looking one.
+ */
+import { Writable } from 'node:stream';
+import type { BackupEvent } from '../src/events';
+import { PgbbError } from '../src/errors';
+import { TarWriter } from '../src/tar/tar-writer';
+import { coalesce } from '../src/io/file-writer';
+
+export interface StdoutSinkOptions {
+  /** Where the tar bytes go (default process.stdout). */
+  output?: NodeJS.WritableStream;
+}
+
+export class StdoutSink extends Writable {
+  private readonly writer: TarWriter;
+  private prefix = '';
+  private isBase = false;
+  private skipping = false;
+  private manifest: Buffer | null = null;
+  private sawEnd = false;
+
+  constructor(opts: StdoutSinkOptions = {}) {
+    super({ objectMode: true, highWaterMark: 16 });
+    // Few large writes: stdout writes each chunk synchronously.
+    this.writer = new TarWriter(coalesce(), (opts.output ?? process.stdout) as Writable);
+  }
+
+  /** Nothing to check before the backup starts. */
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  override _write(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
+    switch (ev.type) {
+      case 'data':
+        return this.writer.write(ev.chunk, callback);
+      case 'archive':
+        this.isBase = ev.kind === 'base';
+        this.prefix = ev.kind === 'tablespace' ? `pg_tblspc/${ev.name}/` : ev.kind === 'wal' ? 'pg_wal/' : '';
+        if (ev.kind === 'tablespace') {
+          this.writer.add({ name: `pg_tblspc/${ev.name}`, kind: 'directory', size: 0, mode: 0o700, mtime: new Date() });
+        }
+        return callback();
+      case 'entry':
+        // The tablespace's contents are already in the stream under this name.
+        this.skipping = this.isBase && ev.kind === 'symlink' && /^pg_tblspc\/\d+$/.test(ev.path);
+        if (!this.skipping) this.writer.add({ ...ev, name: this.prefix + ev.path });
+        return callback();
+      case 'entry-end':
+        if (!this.skipping) this.writer.endEntry();
+        this.skipping = false;
+        return callback();
+      case 'manifest':
+        this.manifest = ev.data;
+        return callback();
+      case 'end':
+        this.sawEnd = true;
+        return callback();
+      default:
+        return callback();
+    }
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    if (!this.sawEnd) return callback(new PgbbError('incomplete', 'backup stream ended before the backup was complete'));
+    const finish = () => this.writer.finalize().then(() => callback(), callback);
+    if (!this.manifest) return void finish();
+    const m = this.manifest;
+    this.writer.add({ name: 'backup_manifest', kind: 'file', size: m.length, mode: 0o600, mtime: new Date() });
+    this.writer.write(m, (err) => {
+      if (err) return callback(err);
+      this.writer.endEntry();
+      finish();
+    });
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    if (err) this.writer.destroy(err);
+    callback(err);
+  }
+}
+
+export function stdoutSink(opts?: StdoutSinkOptions): StdoutSink {
+  return new StdoutSink(opts);
+}

@@ -1,0 +1,128 @@
+/**
+ * Tar-files sink: what `pg_basebackup -Ft` writes — `base.tar`, `<oid>.tar`
+ * per tablespace (and `pg_wal.tar` when WAL is streamed), plus
+ * `backup_manifest`.
+ *
+ * Each archive is written as `<name>.tar.partial` and renamed only once the
+ * whole backup has ended (then fsynced); the manifest comes last. A failure
+ * removes everything the sink created.
+ */
+import { Writable } from 'node:stream';
+import { promises as fs } from 'node:fs';
+import { FileWriter } from '../src/io/file-writer';
+import * as path from 'node:path';
+import type { BackupEvent } from '../src/events';
+import { PgbbError, UsageError } from '../src/errors';
+import { TarWriter } from '../src/tar/tar-writer';
+import { discardDir, ioError, prepareEmptyDir, syncPaths, type PreparedDir } from './target-dir';
+
+export interface TarFilesSinkOptions {
+  target: string;
+  sync?: boolean;
+}
+
+export class TarFilesSink extends Writable {
+  private readonly opts: Required<TarFilesSinkOptions>;
+  private dir: PreparedDir | null = null;
+  private writer: TarWriter | null = null;
+  private written: { partial: string; final: string }[] = [];
+  private manifest: Buffer | null = null;
+  private sawEnd = false;
+  private committed = false;
+
+  constructor(opts: TarFilesSinkOptions) {
+    super({ objectMode: true, highWaterMark: 16 });
+    if (!opts.target) throw new UsageError('no target directory given');
+    this.opts = { sync: true, ...opts };
+  }
+
+  private opened: Promise<void> | null = null;
+
+  /**
+   * Resolves once the target is checked and created; a caller awaits it to
+   * refuse a bad target before contacting the server.
+   */
+  ready(): Promise<void> {
+    this.opened ??= prepareEmptyDir(this.opts.target).then((d) => {
+      this.dir = d;
+    });
+    return this.opened;
+  }
+
+  override _construct(callback: (err?: Error | null) => void): void {
+    this.ready().then(() => callback(), callback);
+  }
+
+
+  override _write(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
+    switch (ev.type) {
+      case 'data':
+        return this.writer!.write(ev.chunk, callback);
+      case 'archive': {
+        const final = path.join(this.dir!.path, `${ev.name}.tar`);
+        const partial = `${final}.partial`;
+        this.written.push({ partial, final });
+        this.writer = new TarWriter(new FileWriter(partial, { mode: 0o600 }));
+        return callback();
+      }
+      case 'entry':
+        this.writer!.add({ ...ev, name: ev.path });
+        return callback();
+      case 'entry-end':
+        this.writer!.endEntry();
+        return callback();
+      case 'archive-end': {
+        const w = this.writer!;
+        this.writer = null;
+        const file = this.written[this.written.length - 1].partial;
+        w.finalize().then(
+          () => callback(),
+          (err) => callback(ioError('could not write archive', file, err)),
+        );
+        return;
+      }
+      case 'manifest':
+        this.manifest = ev.data;
+        return callback();
+      case 'end':
+        this.sawEnd = true;
+        return callback();
+      default:
+        return callback();
+    }
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.commit().then(() => callback(), callback);
+  }
+
+  private async commit(): Promise<void> {
+    if (!this.sawEnd) throw new PgbbError('incomplete', 'backup stream ended before the backup was complete');
+    const root = this.dir!.path;
+    if (this.opts.sync) await syncPaths(this.written.map((w) => w.partial));
+    for (const w of this.written) await fs.rename(w.partial, w.final);
+    if (this.manifest) {
+      const final = path.join(root, 'backup_manifest');
+      try {
+        await fs.writeFile(`${final}.tmp`, this.manifest, { mode: 0o600 });
+        if (this.opts.sync) await syncPaths([`${final}.tmp`]);
+        await fs.rename(`${final}.tmp`, final);
+      } catch (err) {
+        throw ioError('could not write manifest', final, err);
+      }
+    }
+    if (this.opts.sync) await syncPaths([root]);
+    this.committed = true;
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.writer?.destroy();
+    this.writer = null;
+    if (this.committed || !this.dir) return callback(err);
+    discardDir(this.dir).then(() => callback(err), () => callback(err));
+  }
+}
+
+export function tarFilesSink(opts: TarFilesSinkOptions): TarFilesSink {
+  return new TarFilesSink(opts);
+}

@@ -1,0 +1,120 @@
+/**
+ * The member stream: what a backup source emits, in order, and what transforms
+ * and sinks consume (object mode).
+ *
+ *   start
+ *   (archive (entry data* entry-end)* archive-end)*    one archive per tablespace, base last, then pg_wal
+ *   manifest?                                          the server's backup_manifest bytes
+ *   end                                                the backup is complete only after this
+ *
+ * `progress` and `warning` may appear anywhere. Transforms pass through every
+ * event they do not handle, unchanged and in order.
+ */
+
+export interface Tablespace {
+  /** Tablespace OID as a decimal string; null for the data directory. */
+  oid: string | null;
+  /** Absolute location on the server; '' for the data directory. */
+  location: string;
+  /** Size estimate in bytes when the server was asked for PROGRESS, else null. */
+  size: number | null;
+}
+
+export interface StartEvent {
+  type: 'start';
+  /** server_version_num, e.g. 150018. */
+  serverVersion: number;
+  /** uint64 as a decimal string: it does not fit a JS number. */
+  systemIdentifier: string;
+  timeline: number;
+  /** Checkpoint redo LSN the backup starts from, `X/X`. */
+  startLsn: string;
+  tablespaces: Tablespace[];
+  walSegmentSize: number;
+  blockSize: number;
+  /** RELSEG_SIZE in blocks (131072 for 1 GiB segments). */
+  segmentBlocks: number;
+  dataChecksums: boolean;
+  label: string;
+  /** Sum of tablespace sizes in bytes, when known. */
+  totalBytes: number | null;
+}
+
+export type ArchiveKind = 'base' | 'tablespace' | 'wal';
+
+export interface ArchiveEvent {
+  type: 'archive';
+  kind: ArchiveKind;
+  /** 'base', the tablespace OID, or 'pg_wal': names the archive file (`<name>.tar`). */
+  name: string;
+  /** Tablespace location on the server ('' for base and WAL). */
+  location: string;
+}
+
+export type EntryKind = 'file' | 'directory' | 'symlink';
+
+export interface EntryEvent {
+  type: 'entry';
+  /** Relative to the archive root, '/'-separated, no leading './', no trailing '/'. */
+  path: string;
+  kind: EntryKind;
+  /** File size in bytes (0 for directories and symlinks). */
+  size: number;
+  /** Permission bits. */
+  mode: number;
+  mtime: Date;
+  /** Symlink target. */
+  linkTarget?: string;
+}
+
+export interface DataEvent {
+  type: 'data';
+  /** Offset of `chunk` within the current entry's file. */
+  offset: number;
+  chunk: Buffer;
+}
+
+export interface EntryEndEvent {
+  type: 'entry-end';
+}
+
+export interface ArchiveEndEvent {
+  type: 'archive-end';
+}
+
+export interface ManifestEvent {
+  type: 'manifest';
+  data: Buffer;
+}
+
+export interface ProgressEvent {
+  type: 'progress';
+  /** Bytes of tablespace data done so far. */
+  done: number;
+  /** Estimated total bytes, when known. */
+  total: number | null;
+}
+
+export interface WarningEvent {
+  type: 'warning';
+  code: string;
+  message: string;
+}
+
+export interface EndEvent {
+  type: 'end';
+  endLsn: string;
+  timeline: number;
+}
+
+export type BackupEvent =
+  | StartEvent
+  | ArchiveEvent
+  | EntryEvent
+  | DataEvent
+  | EntryEndEvent
+  | ArchiveEndEvent
+  | ManifestEvent
+  | ProgressEvent
+  | WarningEvent
+  | EndEvent;

@@ -1,0 +1,284 @@
+/**
+ * Replication source: runs BASE_BACKUP on a replication connection and emits
+ * the member stream (see src/events.ts).
+ *
+ *   socket ─► BackendParser ─► CopyData sub-messages ─► TarParser ─► events ─► push()
+ *                 ▲                                                     │
+ *                 └──────────── pause() when push() says full ◄─────────┘
+ *
+ * Backpressure: when the consumer is full we stop reading the socket, so the
+ * server blocks in send() and memory stays bounded by one socket read.
+ * Errors: the server's ErrorResponse (checksum failures arrive that way, after
+ * the archives), a dropped connection, or a malformed archive destroy the
+ * stream; `end` is emitted only after the server's CommandComplete.
+ */
+import { Readable } from 'node:stream';
+import type { ClientConfig } from 'pg';
+import { ReplicationConnection } from '../replication-connection';
+import { baseBackupCommand, decodeCopyData, legacyBaseBackupCommand, type BaseBackupOptions } from '../protocol/base-backup';
+import { TarParser } from '../tar/tar-parser';
+import { clientConfig, type ConnectionOptions } from '../conninfo';
+import { ChecksumError, PgbbError, ProtocolError, ServerError } from '../errors';
+import type { ArchiveEvent, BackupEvent, StartEvent, Tablespace } from '../events';
+import { readServerSettings, type ServerSettings } from './server-settings';
+
+export interface ReplicationSourceOptions {
+  /** Connection settings (conninfo / host / port / user), or a ready pg ClientConfig. */
+  connection?: ConnectionOptions;
+  clientConfig?: ClientConfig;
+  label?: string;
+  checkpoint?: 'fast' | 'spread';
+  /** 'fetch': the server puts the WAL needed to restore into base.tar; 'none': no WAL. */
+  wal?: 'fetch' | 'none';
+  manifest?: boolean;
+  manifestChecksums?: BaseBackupOptions['manifestChecksums'];
+  tablespaceMap?: boolean;
+  /** Server-side rate limit, kB/s. */
+  maxRate?: number;
+  verifyChecksums?: boolean;
+  /** Ask the server for size estimates (it scans the data directory first). */
+  progress?: boolean;
+  signal?: AbortSignal;
+}
+
+type Phase = 'start' | 'tablespaces' | 'copy' | 'end';
+
+export class ReplicationSource extends Readable {
+  private conn: ReplicationConnection | null = null;
+  private settings: ServerSettings | null = null;
+  private readonly backupOptions: BaseBackupOptions;
+  private readonly config: ClientConfig;
+  private phase: Phase = 'start';
+  private startLsn = '';
+  private startTli = 0;
+  private tablespaces: Tablespace[] = [];
+  private tar: TarParser | null = null;
+  private inManifest = false;
+  private manifestChunks: Buffer[] = [];
+  private legacyArchive = 0;
+  private end: { lsn: string; tli: number } | null = null;
+  private checksumWarnings: string[] = [];
+  private totalBytes: number | null = null;
+  private paused = false;
+
+  constructor(opts: ReplicationSourceOptions = {}) {
+    super({ objectMode: true, highWaterMark: 16, signal: opts.signal });
+    this.config = opts.clientConfig ?? clientConfig(opts.connection ?? {}, true);
+    this.backupOptions = {
+      label: opts.label ?? 'pgbb base backup',
+      progress: opts.progress ?? false,
+      checkpoint: opts.checkpoint ?? 'spread',
+      wal: (opts.wal ?? 'fetch') === 'fetch',
+      wait: (opts.wal ?? 'fetch') === 'none',
+      manifest: opts.manifest ?? true,
+      manifestChecksums: opts.manifestChecksums ?? 'CRC32C',
+      tablespaceMap: opts.tablespaceMap ?? false,
+      maxRate: opts.maxRate,
+      verifyChecksums: opts.verifyChecksums ?? true,
+    };
+    // Validate now so bad options fail before any connection is made.
+    baseBackupCommand(this.backupOptions);
+  }
+
+  override _construct(callback: (err?: Error | null) => void): void {
+    this.open().then(
+      () => callback(),
+      (err) => callback(err),
+    );
+  }
+
+  private async open(): Promise<void> {
+    this.conn = await ReplicationConnection.connect(this.config);
+    this.settings = await readServerSettings(this.conn);
+    const command =
+      this.settings.serverVersion >= 150000
+        ? baseBackupCommand(this.backupOptions)
+        : legacyBaseBackupCommand(this.backupOptions);
+    this.conn
+      .run(command, {
+        rowDescription: () => this.onRowDescription(),
+        dataRow: (values) => this.onDataRow(values),
+        copyStart: () => this.onCopyStart(),
+        copyData: (payload) => this.onCopyData(payload),
+        copyDone: () => this.onCopyDone(),
+        notice: (n) => this.onNotice(n.severity, n.message),
+      })
+      .then(
+        () => this.finish(),
+        (err) => this.destroy(this.mapError(err)),
+      );
+  }
+
+  override _read(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.conn?.resume();
+    }
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    // Dropping the connection makes the server abort the backup.
+    this.conn?.destroy();
+    callback(err);
+  }
+
+  private emitEvent(ev: BackupEvent): void {
+    if (!this.push(ev) && !this.paused) {
+      this.paused = true;
+      this.conn?.pause();
+    }
+  }
+
+  private onRowDescription(): void {
+    if (this.phase === 'start' && this.startLsn) this.phase = 'tablespaces';
+    else if (this.phase === 'copy') this.phase = 'end';
+  }
+
+  private onDataRow(values: (string | null)[]): void {
+    switch (this.phase) {
+      case 'start':
+        this.startLsn = values[0] ?? '';
+        this.startTli = Number(values[1]);
+        return;
+      case 'tablespaces': {
+        const size = values[2] == null ? null : Number(values[2]) * 1024;
+        this.tablespaces.push({ oid: values[0], location: values[1] ?? '', size });
+        return;
+      }
+      case 'end':
+        this.end = { lsn: values[0] ?? '', tli: Number(values[1]) };
+        return;
+      default:
+        throw new ProtocolError('unexpected data row during BASE_BACKUP copy');
+    }
+  }
+
+  private onCopyStart(): void {
+    const legacy = this.settings!.serverVersion < 150000;
+    if (this.phase !== 'copy') {
+      this.phase = 'copy';
+      this.emitStart();
+    }
+    if (!legacy) return;
+    // 13/14: one CopyOut per tablespace row in order, then one for the manifest.
+    if (this.legacyArchive < this.tablespaces.length) {
+      const ts = this.tablespaces[this.legacyArchive++];
+      this.openArchive(ts.oid === null ? 'base.tar' : `${ts.oid}.tar`, ts.location);
+    } else {
+      this.inManifest = true;
+    }
+  }
+
+  private emitStart(): void {
+    const s = this.settings!;
+    const known = this.tablespaces.every((t) => t.size !== null);
+    this.totalBytes = known ? this.tablespaces.reduce((a, t) => a + (t.size ?? 0), 0) : null;
+    const ev: StartEvent = {
+      type: 'start',
+      serverVersion: s.serverVersion,
+      systemIdentifier: s.systemIdentifier,
+      timeline: this.startTli,
+      startLsn: this.startLsn,
+      tablespaces: this.tablespaces,
+      walSegmentSize: s.walSegmentSize,
+      blockSize: s.blockSize,
+      segmentBlocks: s.segmentBlocks,
+      dataChecksums: s.dataChecksums,
+      label: this.backupOptions.label,
+      totalBytes: this.totalBytes,
+    };
+    this.emitEvent(ev);
+  }
+
+  private openArchive(fileName: string, location: string): void {
+    this.closeArchive();
+    const base = fileName === 'base.tar';
+    const name = fileName.replace(/\.tar$/, '');
+    if (!base && !/^\d+$/.test(name)) {
+      throw new ProtocolError(`unexpected archive "${fileName}" from server (server-side compression is not supported)`);
+    }
+    const ev: ArchiveEvent = { type: 'archive', kind: base ? 'base' : 'tablespace', name, location };
+    this.emitEvent(ev);
+    this.tar = new TarParser(
+      {
+        entry: (m) =>
+          this.emitEvent({ type: 'entry', path: m.path, kind: m.kind, size: m.size, mode: m.mode, mtime: m.mtime, linkTarget: m.linkTarget }),
+        data: (chunk, offset) => this.emitEvent({ type: 'data', offset, chunk }),
+        entryEnd: () => this.emitEvent({ type: 'entry-end' }),
+      },
+      { archiveName: fileName },
+    );
+  }
+
+  private closeArchive(): void {
+    if (!this.tar) return;
+    this.tar.end();
+    this.tar = null;
+    this.emitEvent({ type: 'archive-end' });
+  }
+
+  private onCopyData(payload: Buffer): void {
+    if (this.settings!.serverVersion < 150000) {
+      if (this.inManifest) this.manifestChunks.push(payload);
+      else if (this.tar) this.tar.write(payload);
+      else throw new ProtocolError('archive data before any archive started');
+      return;
+    }
+    const msg = decodeCopyData(payload);
+    switch (msg.kind) {
+      case 'data':
+        if (this.inManifest) this.manifestChunks.push(msg.data);
+        else if (this.tar) this.tar.write(msg.data);
+        else throw new ProtocolError('archive data before any archive started');
+        return;
+      case 'archive':
+        if (this.inManifest) throw new ProtocolError('new archive after the manifest');
+        this.openArchive(msg.name, msg.location);
+        return;
+      case 'progress':
+        this.emitEvent({ type: 'progress', done: msg.done, total: this.totalBytes });
+        return;
+      case 'manifest':
+        this.closeArchive();
+        this.inManifest = true;
+        return;
+    }
+  }
+
+  private onCopyDone(): void {
+    this.closeArchive();
+    if (this.inManifest) {
+      this.inManifest = false;
+      if (this.manifestChunks.length) this.emitEvent({ type: 'manifest', data: Buffer.concat(this.manifestChunks) });
+      this.manifestChunks = [];
+    }
+  }
+
+  private onNotice(severity: string, message: string): void {
+    const code = /checksum/i.test(message) ? 'checksum' : 'server';
+    if (code === 'checksum') this.checksumWarnings.push(message);
+    this.emitEvent({ type: 'warning', code, message: `${severity.toLowerCase() || 'notice'}: ${message}` });
+  }
+
+  private async finish(): Promise<void> {
+    if (!this.end) {
+      this.destroy(new ProtocolError('server ended BASE_BACKUP without reporting the end position'));
+      return;
+    }
+    const conn = this.conn;
+    this.conn = null;
+    await conn?.close();
+    this.emitEvent({ type: 'end', endLsn: this.end.lsn, timeline: this.end.tli });
+    this.push(null);
+  }
+
+  private mapError(err: unknown): Error {
+    if (err instanceof ServerError && err.sqlstate === 'XX001') {
+      const listed = this.checksumWarnings.filter((w) => /failed in file/.test(w));
+      const detail = listed.length ? `: ${listed.join('; ')}` : '';
+      return new ChecksumError(`${err.message}${detail}`, { cause: err });
+    }
+    if (err instanceof PgbbError) return err;
+    return err as Error;
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * Runs the built `pgbb` command as a child process, the way a user would:
+ * exit code, stdout (or a file it goes to) and stderr.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+
+export const PGBB_CLI = join(__dirname, '..', '..', 'src', 'cli.js');
+
+export interface PgbbRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runPgbb(
+  args: string[],
+  opts: { stdoutFile?: string; env?: NodeJS.ProcessEnv; input?: Buffer; timeoutMs?: number } = {},
+): Promise<PgbbRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [PGBB_CLI, ...args], {
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    if (opts.stdoutFile) child.stdout.pipe(createWriteStream(opts.stdoutFile));
+    else child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 300_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    child.stdin.end(opts.input);
+  });
+}
