@@ -4,7 +4,9 @@
  *
  * In:  member events. Tablespace archives go to their server location, or the
  *      one `tablespaceMapping` (-T OLD=NEW) gives; base's `pg_tblspc/<oid>`
- *      symlinks point at wherever the tablespace was written.
+ *      symlinks point at wherever the tablespace was written. The `wal`
+ *      archive (-X stream) goes under `<target>/pg_wal/`, whose directories
+ *      base.tar has already created.
  * Out: files (member modes, normally 0600/0700), `backup_manifest` written
  *      last under a temporary name and renamed once everything is fsynced.
  * Errors: a non-empty target or tablespace directory before anything is
@@ -35,6 +37,7 @@ export class DirectorySink extends Writable {
   private tablespaceDirs = new Map<string, string>();
   private root = '';
   private isBase = false;
+  private isWal = false;
   private file: fs.FileHandle | null = null;
   private batcher: WriteBatcher | null = null;
   private filePath = '';
@@ -86,10 +89,16 @@ export class DirectorySink extends Writable {
         return this.prepareTablespaces(ev);
       case 'archive':
         this.isBase = ev.kind === 'base';
+        this.isWal = ev.kind === 'wal';
         if (ev.kind === 'tablespace') {
           const dir = this.tablespaceDirs.get(ev.name);
           if (!dir) throw new PgbbError('protocol', `archive for unknown tablespace ${ev.name}`);
           this.root = dir;
+        } else if (ev.kind === 'wal') {
+          this.root = path.join(this.prepared[0].path, 'pg_wal');
+          await fs.mkdir(this.root, { recursive: true, mode: 0o700 }).catch((err) => {
+            throw ioError('could not create directory', this.root, err);
+          });
         } else {
           this.root = this.prepared[0].path;
         }
@@ -136,7 +145,12 @@ export class DirectorySink extends Writable {
     try {
       switch (ev.kind) {
         case 'directory':
-          await fs.mkdir(p, { mode: ev.mode & 0o7777 || 0o700 });
+          try {
+            await fs.mkdir(p, { mode: ev.mode & 0o7777 || 0o700 });
+          } catch (err) {
+            // pg_wal/ and pg_wal/archive_status/ came with base.tar.
+            if (!(this.isWal && (err as NodeJS.ErrnoException).code === 'EEXIST' && (await fs.stat(p)).isDirectory())) throw err;
+          }
           return;
         case 'symlink': {
           let target = ev.linkTarget ?? '';

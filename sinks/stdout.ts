@@ -8,16 +8,23 @@
  * directory; WAL under `pg_wal/`; `backup_manifest` as the last member.
  * The tar end-of-archive marker is written only after the source's `end`:
  * a stream cut short is a truncated tar, never a valid-looking one.
+ * With `compress: { method: 'zstd', … }` the whole tar stream is one zstd
+ * frame (`… | zstd -d | tar -x`); a stream cut short is then also a
+ * truncated frame, which every zstd decoder reports.
  */
 import { Writable } from 'node:stream';
 import type { BackupEvent } from '../src/events';
 import { PgbbError } from '../src/errors';
 import { TarWriter } from '../src/tar/tar-writer';
 import { coalesce } from '../src/io/file-writer';
+import type { CompressSpec } from '../src/compression';
+import { checkZstdOptions, zstdCompress } from '../transforms/zstd-compress';
 
 export interface StdoutSinkOptions {
   /** Where the tar bytes go (default process.stdout). */
   output?: NodeJS.WritableStream;
+  /** Compress the whole stream (default none). */
+  compress?: CompressSpec;
 }
 
 export class StdoutSink extends Writable {
@@ -27,11 +34,16 @@ export class StdoutSink extends Writable {
   private skipping = false;
   private manifest: Buffer | null = null;
   private sawEnd = false;
+  private finished = false;
 
   constructor(opts: StdoutSinkOptions = {}) {
     super({ objectMode: true, highWaterMark: 16 });
-    // Few large writes: stdout writes each chunk synchronously.
-    this.writer = new TarWriter(coalesce(), (opts.output ?? process.stdout) as Writable);
+    const output = (opts.output ?? process.stdout) as Writable;
+    const c = opts.compress ?? { method: 'none' };
+    if (c.method === 'zstd') checkZstdOptions(c);
+    // Few large writes: stdout writes each chunk synchronously (the compressor
+    // already emits 256 KiB chunks).
+    this.writer = c.method === 'zstd' ? new TarWriter(zstdCompress(c), output) : new TarWriter(coalesce(), output);
   }
 
   /** Nothing to check before the backup starts. */
@@ -72,7 +84,11 @@ export class StdoutSink extends Writable {
 
   override _final(callback: (err?: Error | null) => void): void {
     if (!this.sawEnd) return callback(new PgbbError('incomplete', 'backup stream ended before the backup was complete'));
-    const finish = () => this.writer.finalize().then(() => callback(), callback);
+    const finish = () =>
+      this.writer.finalize().then(() => {
+        this.finished = true;
+        callback();
+      }, callback);
     if (!this.manifest) return void finish();
     const m = this.manifest;
     this.writer.add({ name: 'backup_manifest', kind: 'file', size: m.length, mode: 0o600, mtime: new Date() });
@@ -84,7 +100,9 @@ export class StdoutSink extends Writable {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    if (err) this.writer.destroy(err);
+    // Also on a destroy without error (an abort): the compressor's context
+    // and the tar pack must not outlive the sink.
+    if (err || !this.finished) this.writer.destroy(err ?? undefined);
     callback(err);
   }
 }

@@ -3,6 +3,11 @@
  * per tablespace (and `pg_wal.tar` when WAL is streamed), plus
  * `backup_manifest`.
  *
+ * With `compress: { method: 'zstd', … }` each archive goes through its own
+ * zstd-compress transform and is named `<name>.tar.zst` (pg_wal too, unlike
+ * pg_basebackup 15, which leaves a streamed pg_wal.tar uncompressed for zstd);
+ * `backup_manifest` stays uncompressed, as pg_basebackup writes it.
+ *
  * Each archive is written as `<name>.tar.partial` and renamed only once the
  * whole backup has ended (then fsynced); the manifest comes last. A failure
  * removes everything the sink created.
@@ -15,14 +20,19 @@ import type { BackupEvent } from '../src/events';
 import { PgbbError, UsageError } from '../src/errors';
 import { TarWriter } from '../src/tar/tar-writer';
 import { discardDir, ioError, prepareEmptyDir, syncPaths, type PreparedDir } from './target-dir';
+import { compressSuffix, type CompressSpec } from '../src/compression';
+import { checkZstdOptions, zstdCompress } from '../transforms/zstd-compress';
 
 export interface TarFilesSinkOptions {
   target: string;
   sync?: boolean;
+  /** Compress each archive (default none). */
+  compress?: CompressSpec;
 }
 
 export class TarFilesSink extends Writable {
-  private readonly opts: Required<TarFilesSinkOptions>;
+  private readonly opts: Required<Omit<TarFilesSinkOptions, 'compress'>>;
+  private readonly compress: CompressSpec;
   private dir: PreparedDir | null = null;
   private writer: TarWriter | null = null;
   private written: { partial: string; final: string }[] = [];
@@ -34,6 +44,9 @@ export class TarFilesSink extends Writable {
     super({ objectMode: true, highWaterMark: 16 });
     if (!opts.target) throw new UsageError('no target directory given');
     this.opts = { sync: true, ...opts };
+    this.compress = opts.compress ?? { method: 'none' };
+    // A bad level fails here, before the server is contacted.
+    if (this.compress.method === 'zstd') checkZstdOptions(this.compress);
   }
 
   private opened: Promise<void> | null = null;
@@ -59,10 +72,12 @@ export class TarFilesSink extends Writable {
       case 'data':
         return this.writer!.write(ev.chunk, callback);
       case 'archive': {
-        const final = path.join(this.dir!.path, `${ev.name}.tar`);
+        const final = path.join(this.dir!.path, `${ev.name}.tar${compressSuffix(this.compress)}`);
         const partial = `${final}.partial`;
         this.written.push({ partial, final });
-        this.writer = new TarWriter(new FileWriter(partial, { mode: 0o600 }));
+        const file = new FileWriter(partial, { mode: 0o600 });
+        const c = this.compress;
+        this.writer = c.method === 'zstd' ? new TarWriter(zstdCompress(c), file) : new TarWriter(file);
         return callback();
       }
       case 'entry':
@@ -77,7 +92,8 @@ export class TarFilesSink extends Writable {
         const file = this.written[this.written.length - 1].partial;
         w.finalize().then(
           () => callback(),
-          (err) => callback(ioError('could not write archive', file, err)),
+          // The file writer's and the compressor's errors already name what failed.
+          (err) => callback(err instanceof PgbbError ? err : ioError('could not write archive', file, err)),
         );
         return;
       }

@@ -108,3 +108,10 @@ export function describeError(err: unknown): string {
   }
   return String(err);
 }
+
+/** Compressed data is corrupt, truncated or not in the expected format (zstd, ...). */
+export class CompressionError extends PgbbError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('compression', message, options);
+  }
+}

@@ -152,6 +152,11 @@ export class ReplicationConnection {
     return this.closed;
   }
 
+  /** The server process's pid (BackendKeyData), e.g. to name a temporary slot. */
+  get backendPid(): number | undefined {
+    return (this.client as unknown as { processID: number | null }).processID ?? undefined;
+  }
+
   /** Ends the session politely (Terminate); the server aborts any backup still running. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -1,6 +1,10 @@
 /**
- * `pgbb backup`: options → ReplicationSource → sink, the way pg_basebackup
- * takes them.
+ * `pgbb backup`: options → pipeline, the way pg_basebackup takes them.
+ *
+ *   ReplicationSource ─► manifest-verify ─► throttle (-r) ─► progress (-P/--json) ─► tap ─► sink
+ *
+ * The target is checked before the server is contacted; the reporter hears
+ * start, warnings, progress and the result (or the error, from the caller).
  */
 import { ReplicationSource } from '../sources/replication-source';
 import { DirectorySink } from '../../sinks/directory';
@@ -8,6 +12,12 @@ import { TarFilesSink } from '../../sinks/tar-files';
 import { StdoutSink } from '../../sinks/stdout';
 import { runPipeline } from '../pipeline';
 import { tap } from '../../transforms/tap';
+import { manifestVerify } from '../../transforms/manifest-verify';
+import { throttle } from '../../transforms/throttle';
+import { progress } from '../../transforms/progress';
+import { RateLimiter } from '../rate-limiter';
+import { plainReporter, type Reporter } from '../reporters';
+import type { CompressSpec } from '../compression';
 import { UsageError } from '../errors';
 import type { ConnectionOptions } from '../conninfo';
 import type { EndEvent, StartEvent } from '../events';
@@ -19,66 +29,100 @@ export interface BackupCommandOptions {
   checkpoint: 'fast' | 'spread';
   label: string;
   tablespaceMapping: Record<string, string>;
-  wal: 'fetch' | 'none';
+  wal: 'stream' | 'fetch' | 'none';
+  /** -S: stream from this existing slot. */
+  slot?: string;
+  /** --no-slot: stream without a temporary slot. */
+  noSlot?: boolean;
+  /** -r: kB/s, one token bucket for everything the backup transfers. */
   maxRate?: number;
+  /** --compress, for tar and stdout targets. */
+  compress?: CompressSpec;
+  /** Ask the server for size estimates and report progress (-P, --json). */
+  progress?: boolean;
+  reporter?: Reporter;
   sync: boolean;
   manifest: boolean;
   verifyChecksums: boolean;
   signal?: AbortSignal;
-  /** Called with one-line human messages (warnings, -X none notice). */
-  log?: (line: string) => void;
 }
 
 export interface BackupResult {
   start: StartEvent;
   end: EndEvent;
   bytes: number;
+  files: number;
   seconds: number;
 }
 
-export function makeSink(o: Pick<BackupCommandOptions, 'target' | 'format' | 'tablespaceMapping' | 'sync'>): DirectorySink | TarFilesSink | StdoutSink {
+export function makeSink(
+  o: Pick<BackupCommandOptions, 'target' | 'format' | 'tablespaceMapping' | 'sync' | 'compress'>,
+): DirectorySink | TarFilesSink | StdoutSink {
+  const compressed = o.compress !== undefined && o.compress.method !== 'none';
   if (o.target === '-') {
     if (o.format === 'plain') throw new UsageError('-D - (stdout) requires tar format (-F tar)');
     if (Object.keys(o.tablespaceMapping).length) throw new UsageError('-T/--tablespace-mapping is only allowed with plain format');
-    return new StdoutSink();
+    return new StdoutSink({ compress: o.compress });
   }
   if (o.format === 'tar') {
     if (Object.keys(o.tablespaceMapping).length) throw new UsageError('-T/--tablespace-mapping is only allowed with plain format');
-    return new TarFilesSink({ target: o.target, sync: o.sync });
+    return new TarFilesSink({ target: o.target, sync: o.sync, compress: o.compress });
   }
+  if (compressed) throw new UsageError('--compress is only allowed with tar format or -D -');
   return new DirectorySink({ target: o.target, tablespaceMapping: o.tablespaceMapping, sync: o.sync });
 }
 
 export async function backupCommand(o: BackupCommandOptions): Promise<BackupResult> {
   const began = process.hrtime.bigint();
-  const log = o.log ?? (() => {});
+  const reporter = o.reporter ?? plainReporter();
   // The target is checked (and created) before the server is contacted.
   const sink = makeSink(o);
   await sink.ready();
+  // Client-side, so that one bucket covers the WAL stream too (and later parallel workers):
+  // the server's MAX_RATE only paces its own connection, in bursts.
+  const limiter = o.maxRate !== undefined ? new RateLimiter(o.maxRate * 1024) : null;
   const source = new ReplicationSource({
     connection: o.connection,
     label: o.label,
     checkpoint: o.checkpoint,
     wal: o.wal,
+    slot: o.slot,
+    noSlot: o.noSlot,
     manifest: o.manifest,
-    maxRate: o.maxRate,
     verifyChecksums: o.verifyChecksums,
+    progress: o.progress,
   });
   let start: StartEvent | null = null;
   let end: EndEvent | null = null;
   let bytes = 0;
+  let files = 0;
   const observer = tap((ev) => {
-    if (ev.type === 'start') start = ev;
-    else if (ev.type === 'end') end = ev;
+    if (ev.type === 'start') {
+      start = ev;
+      reporter.start(ev);
+    } else if (ev.type === 'end') end = ev;
     else if (ev.type === 'data') bytes += ev.chunk.length;
-    else if (ev.type === 'warning') log(`WARNING: ${ev.message}`);
+    else if (ev.type === 'entry' && ev.kind === 'file') files++;
+    // Checksum failures are listed in the error that ends the backup.
+    else if (ev.type === 'warning' && ev.code !== 'checksum') reporter.warning(ev.code, ev.message);
   });
-  if (o.wal === 'none') log('WAL is not included (-X none): the backup cannot be restored without a WAL archive');
-  await runPipeline(source, [observer], sink, o.signal);
-  return {
+  if (o.wal === 'none') reporter.warning('no_wal', 'WAL is not included (-X none): the backup cannot be restored without a WAL archive');
+  // The server's manifest is checked against every byte received (size and CRC32C),
+  // before any later stage could change a file.
+  const stages = [
+    ...(o.manifest ? [manifestVerify()] : []),
+    observer,
+    ...(limiter ? [throttle(limiter)] : []),
+    ...(o.progress ? [progress({ onProgress: (p) => reporter.progress(p) })] : []),
+  ];
+  await runPipeline(source, stages, sink, o.signal);
+  const result = {
     start: start!,
     end: end!,
     bytes,
+    files,
     seconds: Number(process.hrtime.bigint() - began) / 1e9,
   };
+  reporter.result({ startLsn: result.start.startLsn, endLsn: result.end.endLsn, timeline: result.end.timeline, bytes, files, seconds: result.seconds });
+  return result;
 }

@@ -8,9 +8,24 @@
  *
  * Backpressure: when the consumer is full we stop reading the socket, so the
  * server blocks in send() and memory stays bounded by one socket read.
+ * With `wal: 'stream'` (-X stream) a StreamedWal (src/wal/streamed-wal.ts)
+ * streams WAL on a second connection into a spool from the moment BASE_BACKUP
+ * reports its start; after the server's end position and CommandComplete it
+ * is stopped at the end LSN and the spool is emitted as the `pg_wal` archive:
+ *
+ *   start, tablespace and base archives … │ WAL: pg_wal archive │ manifest │ end
+ *                 (socket-paced)           │  (pulled by _read)  │   held until here
+ *
+ * The manifest is held back so that it follows the WAL it lists (its
+ * WAL-Ranges are checked against what was streamed).
+ *
  * Errors: the server's ErrorResponse (checksum failures arrive that way, after
  * the archives), a dropped connection, or a malformed archive destroy the
- * stream; `end` is emitted only after the server's CommandComplete.
+ * stream; so does any failure of the WAL receiver (slot missing, too few
+ * max_wal_senders, its connection lost), at once. Destroying the source
+ * stops the receiver, ends its session (dropping a temporary slot) and
+ * removes the spool. `end` is emitted only after the server's
+ * CommandComplete and, when streaming, after the WAL archive.
  */
 import { Readable } from 'node:stream';
 import type { ClientConfig } from 'pg';
@@ -21,6 +36,7 @@ import { clientConfig, type ConnectionOptions } from '../conninfo';
 import { ChecksumError, PgbbError, ProtocolError, ServerError } from '../errors';
 import type { ArchiveEvent, BackupEvent, StartEvent, Tablespace } from '../events';
 import { readServerSettings, type ServerSettings } from './server-settings';
+import { checkWalOptions, StreamedWal } from '../wal/streamed-wal';
 
 export interface ReplicationSourceOptions {
   /** Connection settings (conninfo / host / port / user), or a ready pg ClientConfig. */
@@ -28,8 +44,19 @@ export interface ReplicationSourceOptions {
   clientConfig?: ClientConfig;
   label?: string;
   checkpoint?: 'fast' | 'spread';
-  /** 'fetch': the server puts the WAL needed to restore into base.tar; 'none': no WAL. */
-  wal?: 'fetch' | 'none';
+  /**
+   * 'stream': WAL streamed on a second connection becomes a `pg_wal` archive
+   * after base (what pg_basebackup does by default); 'fetch' (the default
+   * here): the server puts the WAL needed to restore into base.tar; 'none':
+   * no WAL.
+   */
+  wal?: 'stream' | 'fetch' | 'none';
+  /** -S: stream from this existing physical slot instead of a temporary one (wal 'stream' only). */
+  slot?: string;
+  /** --no-slot: stream without a slot (the server may remove WAL before it is streamed). */
+  noSlot?: boolean;
+  /** Parent directory for the WAL spool (default os.tmpdir()). */
+  walSpool?: string;
   manifest?: boolean;
   manifestChecksums?: BaseBackupOptions['manifestChecksums'];
   tablespaceMap?: boolean;
@@ -58,18 +85,30 @@ export class ReplicationSource extends Readable {
   private legacyArchive = 0;
   private end: { lsn: string; tli: number } | null = null;
   private checksumWarnings: string[] = [];
+  private checksumFailures = 0;
+  private checksumTotal = 0;
   private totalBytes: number | null = null;
   private paused = false;
+  private readonly walMethod: 'stream' | 'fetch' | 'none';
+  private readonly streamOptions: { slot?: string; noSlot: boolean; walSpool?: string };
+  private wal: StreamedWal | null = null;
+  /** pg_wal archive and manifest of a streamed backup, pulled by _read. */
+  private tail: AsyncGenerator<BackupEvent> | null = null;
+  private pumping = false;
 
   constructor(opts: ReplicationSourceOptions = {}) {
     super({ objectMode: true, highWaterMark: 16, signal: opts.signal });
     this.config = opts.clientConfig ?? clientConfig(opts.connection ?? {}, true);
+    this.walMethod = opts.wal ?? 'fetch';
+    checkWalOptions(opts);
+    this.streamOptions = { slot: opts.slot, noSlot: opts.noSlot ?? false, walSpool: opts.walSpool };
     this.backupOptions = {
       label: opts.label ?? 'pgbb base backup',
       progress: opts.progress ?? false,
       checkpoint: opts.checkpoint ?? 'spread',
-      wal: (opts.wal ?? 'fetch') === 'fetch',
-      wait: (opts.wal ?? 'fetch') === 'none',
+      wal: this.walMethod === 'fetch',
+      // pg_basebackup sends WAIT 0 whenever the backup carries its WAL.
+      wait: this.walMethod === 'none',
       manifest: opts.manifest ?? true,
       manifestChecksums: opts.manifestChecksums ?? 'CRC32C',
       tablespaceMap: opts.tablespaceMap ?? false,
@@ -90,6 +129,17 @@ export class ReplicationSource extends Readable {
   private async open(): Promise<void> {
     this.conn = await ReplicationConnection.connect(this.config);
     this.settings = await readServerSettings(this.conn);
+    if (this.walMethod === 'stream') {
+      // Before BASE_BACKUP: a missing slot or too few WAL senders fails
+      // without a checkpoint and before anything is written.
+      this.wal = new StreamedWal({
+        clientConfig: this.config,
+        settings: this.settings,
+        ...this.streamOptions,
+        onFailure: (err) => this.destroy(err),
+      });
+      await this.wal.prepare();
+    }
     const command =
       this.settings.serverVersion >= 150000
         ? baseBackupCommand(this.backupOptions)
@@ -105,11 +155,18 @@ export class ReplicationSource extends Readable {
       })
       .then(
         () => this.finish(),
-        (err) => this.destroy(this.mapError(err)),
-      );
+        (err) => {
+          throw this.mapError(err);
+        },
+      )
+      .catch((err) => this.destroy(err));
   }
 
   override _read(): void {
+    if (this.tail) {
+      void this.pumpTail();
+      return;
+    }
     if (this.paused) {
       this.paused = false;
       this.conn?.resume();
@@ -119,7 +176,21 @@ export class ReplicationSource extends Readable {
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     // Dropping the connection makes the server abort the backup.
     this.conn?.destroy();
-    callback(err);
+    const tail = this.tail;
+    this.tail = null;
+    const wal = this.wal;
+    this.wal = null;
+    const cleanup = async () => {
+      // Ends the streaming session (a temporary slot goes with it) and removes
+      // the spool; first, because a tail waiting for the stream to reach the
+      // end LSN only settles once the receiver stops.
+      await wal?.destroy();
+      await tail?.return(undefined).catch(() => {});
+    };
+    cleanup().then(
+      () => callback(err),
+      () => callback(err),
+    );
   }
 
   private emitEvent(ev: BackupEvent): void {
@@ -139,6 +210,8 @@ export class ReplicationSource extends Readable {
       case 'start':
         this.startLsn = values[0] ?? '';
         this.startTli = Number(values[1]);
+        // Stream from the backup's start while the server sends the files.
+        this.wal?.start(this.startLsn, this.startTli);
         return;
       case 'tablespaces': {
         const size = values[2] == null ? null : Number(values[2]) * 1024;
@@ -249,15 +322,26 @@ export class ReplicationSource extends Readable {
     this.closeArchive();
     if (this.inManifest) {
       this.inManifest = false;
-      if (this.manifestChunks.length) this.emitEvent({ type: 'manifest', data: Buffer.concat(this.manifestChunks) });
+      if (this.manifestChunks.length) {
+        const data = Buffer.concat(this.manifestChunks);
+        // With streamed WAL the manifest must follow the pg_wal archive.
+        if (this.wal) this.wal.holdManifest(data);
+        else this.emitEvent({ type: 'manifest', data });
+      }
       this.manifestChunks = [];
     }
   }
 
   private onNotice(severity: string, message: string): void {
     const code = /checksum/i.test(message) ? 'checksum' : 'server';
-    if (code === 'checksum') this.checksumWarnings.push(message);
-    this.emitEvent({ type: 'warning', code, message: `${severity.toLowerCase() || 'notice'}: ${message}` });
+    // Kept for the final error; bounded, the server's own total says the rest.
+    if (code === 'checksum' && /failed in file/.test(message)) {
+      if (this.checksumWarnings.length < 10) this.checksumWarnings.push(message);
+      this.checksumFailures++;
+    }
+    const total = /^(\d+) total checksum verification failures$/.exec(message);
+    if (total) this.checksumTotal = Number(total[1]);
+    this.emitEvent({ type: 'warning', code, message: severity && severity !== 'WARNING' ? `${severity.toLowerCase()}: ${message}` : message });
   }
 
   private async finish(): Promise<void> {
@@ -268,14 +352,44 @@ export class ReplicationSource extends Readable {
     const conn = this.conn;
     this.conn = null;
     await conn?.close();
+    if (this.wal) {
+      this.tail = this.wal.tail(this.end.lsn);
+      void this.pumpTail();
+      return;
+    }
     this.emitEvent({ type: 'end', endLsn: this.end.lsn, timeline: this.end.tli });
     this.push(null);
   }
 
+  /** Emits the streamed tail at the consumer's pace: one spool read per pull. */
+  private async pumpTail(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.tail && !this.destroyed) {
+        const next = await this.tail.next();
+        if (this.destroyed) return;
+        if (next.done) {
+          this.tail = null;
+          this.wal = null;
+          this.push({ type: 'end', endLsn: this.end!.lsn, timeline: this.end!.tli });
+          this.push(null);
+          return;
+        }
+        if (!this.push(next.value)) return;
+      }
+    } catch (err) {
+      this.destroy(err as Error);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
   private mapError(err: unknown): Error {
     if (err instanceof ServerError && err.sqlstate === 'XX001') {
-      const listed = this.checksumWarnings.filter((w) => /failed in file/.test(w));
-      const detail = listed.length ? `: ${listed.join('; ')}` : '';
+      const listed = this.checksumWarnings;
+      const more = Math.max(this.checksumTotal, this.checksumFailures) - listed.length;
+      const detail = listed.length ? `: ${listed.join('; ')}${more > 0 ? `; and ${more} more` : ''}` : '';
       return new ChecksumError(`${err.message}${detail}`, { cause: err });
     }
     if (err instanceof PgbbError) return err;

@@ -4,7 +4,9 @@
  * In:  one 512-byte header block (ustar, GNU or old v7) at an offset in a Buffer;
  *      or the payload of a pax extended header ('x' / 'g').
  * Out: `decodeHeader` -> a TarHeader, or null for an all-zero block (the
- *      end-of-archive marker); `decodePax` -> the pax records as key/value pairs.
+ *      end-of-archive marker); `decodePax` -> the pax records as key/value pairs;
+ *      `decodePaxOverrides` -> the path/linkpath/size/mtime a pax header sets;
+ *      `decodeLongName` -> a GNU 'L'/'K' payload as a string.
  * Errors: TarFormatError for a checksum mismatch (naming the member as decoded),
  *      an invalid numeric field (naming the field and the member), or a
  *      malformed pax record (naming the record's byte offset).
@@ -202,6 +204,8 @@ export interface PaxOverrides {
   size?: number;
   /** Seconds, possibly fractional. */
   mtime?: number;
+  /** pax `comment`: ignored by extractors; pgbb keeps its backup descriptor there. */
+  comment?: string;
 }
 
 /**
@@ -214,6 +218,7 @@ export function decodePaxOverrides(buf: Buffer): PaxOverrides {
   const out: PaxOverrides = {};
   if (records.path) out.path = records.path;
   if (records.linkpath) out.linkpath = records.linkpath;
+  if (records.comment) out.comment = records.comment;
   if (records.size) {
     const size = Number(records.size);
     if (!/^[0-9]+$/.test(records.size) || !Number.isSafeInteger(size)) {

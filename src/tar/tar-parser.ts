@@ -13,8 +13,11 @@
  *      "./pg_wal/archive_status/" and ends directory and symlink names with
  *      "/"); entries whose path becomes "" or "." are skipped. No security
  *      checks here: absolute paths and ".." are reported as they are.
+ * Members: `mode` is the permission bits (& 0o7777); `size` is 0 for
+ *      directories and symlinks; `mtime` keeps pax fractional seconds.
  * Types: '0', NUL, '7' file; '5' directory; '2' symlink; 'x' pax (path,
- *      linkpath, size, mtime for the next member); 'g' ignored; GNU 'L'/'K'
+ *      linkpath, size, mtime for the next member); 'g' records go to
+ *      `globalHeader`; GNU 'L'/'K'
  *      long name / link name for the next member. Anything else is an error.
  * Result: `ended` is true once the end-of-archive marker (a zero block) was
  *      seen; after it only zero bytes may follow.
@@ -27,7 +30,7 @@
  */
 
 import { TarFormatError } from '../errors';
-import { BLOCK_SIZE, PaxOverrides, TarHeader, decodeHeader, decodeLongName, decodePaxOverrides } from './header';
+import { BLOCK_SIZE, PaxOverrides, TarHeader, decodeHeader, decodeLongName, decodePax, decodePaxOverrides } from './header';
 
 export interface TarMember {
   path: string;
@@ -36,6 +39,8 @@ export interface TarMember {
   mode: number;
   mtime: Date;
   linkTarget?: string;
+  /** A pax `comment` record on this member. */
+  comment?: string;
 }
 
 export interface TarParserHandler {
@@ -43,6 +48,8 @@ export interface TarParserHandler {
   /** `chunk` is a subarray of the input (zero-copy); `offset` is within the member's file. */
   data(chunk: Buffer, offset: number): void;
   entryEnd(): void;
+  /** Records of a pax global header ('g'); pgbb keeps its backup descriptor there. */
+  globalHeader?(records: Record<string, string>): void;
 }
 
 export interface TarParserOptions {
@@ -225,7 +232,7 @@ export class TarParser {
       return;
     }
     const type = h.type;
-    if (type === 'x' || type === 'L' || type === 'K') {
+    if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
       if (h.size > MAX_META_SIZE) {
         throw new TarFormatError(
           `extended header "${h.name}" (type '${type}') of ${h.size} bytes exceeds ${MAX_META_SIZE} bytes in ${this.archive}`,
@@ -240,17 +247,13 @@ export class TarParser {
       if (h.size === 0) this.finishMeta(Buffer.alloc(0));
       return;
     }
-    if (type === 'g') {
-      this.member = h.name;
-      this.startData(h.size, false);
-      return;
-    }
     const pax = this.pax ?? {};
     const rawPath = pax.path ?? this.longName ?? h.name;
     const path = normalisePath(rawPath);
     const size = pax.size ?? h.size;
     const mtime = pax.mtime ?? h.mtime;
     const linkTarget = pax.linkpath ?? this.longLink ?? h.linkname;
+    const comment = pax.comment;
     this.pax = null;
     this.longName = this.longLink = undefined;
     this.member = path === '' || path === '.' ? rawPath : path;
@@ -276,6 +279,7 @@ export class TarParser {
       mtime: new Date(mtime * 1000),
     };
     if (kind === 'symlink') member.linkTarget = linkTarget;
+    if (comment !== undefined) member.comment = comment;
     this.handler.entry(member);
     if (kind === 'file') {
       this.startData(size, true);
@@ -314,6 +318,15 @@ export class TarParser {
       this.longName = decodeLongName(payload);
     } else if (this.metaType === 'K') {
       this.longLink = decodeLongName(payload);
+    } else if (this.metaType === 'g') {
+      let records: Record<string, string>;
+      try {
+        records = decodePax(payload);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        throw new TarFormatError(`${message} in pax global header "${this.member}" of ${this.archive}`, { cause: err });
+      }
+      this.handler.globalHeader?.(records);
     } else {
       try {
         this.pax = decodePaxOverrides(payload);

@@ -573,3 +573,30 @@ test('empty writes are harmless; write() after end() is a usage error', () => {
   assert.equal(parser.ended, false);
   assert.throws(() => parser.write(Buffer.alloc(1)), /after end/);
 });
+
+test('pax global header: records reach globalHeader, members are unaffected (GNU tar --pax-option)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgbb-gtar-'));
+  try {
+    writeFileSync(join(dir, 'a'), 'hello');
+    const archive = execFileSync('tar', ['--format=pax', '--pax-option=comment=pgbb descriptor', '-C', dir, '-cf', '-', 'a']);
+    for (let split = 0; split <= archive.length; split += 97) {
+      const globals: Record<string, string>[] = [];
+      const names: string[] = [];
+      let data = '';
+      const p = new TarParser({
+        entry: (m) => names.push(m.path),
+        data: (c) => (data += c.toString()),
+        entryEnd: () => {},
+        globalHeader: (r) => globals.push(r),
+      });
+      p.write(archive.subarray(0, split));
+      p.write(archive.subarray(split));
+      p.end();
+      assert.deepEqual(globals, [{ comment: 'pgbb descriptor' }], `split ${split}`);
+      assert.deepEqual(names, ['a']);
+      assert.equal(data, 'hello');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

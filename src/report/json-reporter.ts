@@ -1,0 +1,108 @@
+/**
+ * JSON reporter (--json): one JSON object per line (NDJSON) for scripts.
+ *
+ *   {"event":"start","serverVersion":150018,"systemIdentifier":"…","timeline":1,"startLsn":"0/2000028","label":"…","totalBytes":52428800|null,"tablespaces":2}
+ *   {"event":"progress","phase":"backup","done":1048576,"total":52428800|null,"rate":20971520,"eta":2.4|null,"elapsed":0.5}
+ *   {"event":"warning","code":"checksum","message":"…"}
+ *   {"event":"result","startLsn":"0/2000028","endLsn":"0/2000100","timeline":1,"bytes":…,"files":…,"seconds":3.21}
+ *   {"event":"error","code":"connection","message":"…"}
+ *
+ * Sizes are bytes, rates bytes per second (integers), times seconds. The
+ * error `code` is PgbbError.code ('interrupted' for an abort, 'internal' for
+ * anything that is not a PgbbError). Each line is built from named fields
+ * only; `secrets` (the password, when the command knows one) are replaced by
+ * `********` in every string value as a second guard.
+ * Errors: none of its own; a failing stream is the stream's business.
+ */
+import type { StartEvent } from '../events';
+import type { ProgressInfo } from '../../transforms/progress';
+import type { BackupSummary, Reporter } from '../reporters';
+import { describeError, PgbbError } from '../errors';
+
+export interface JsonReporterOptions {
+  secrets?: string[];
+}
+
+export class JsonReporter implements Reporter {
+  private readonly secrets: string[];
+
+  constructor(
+    private readonly stream: NodeJS.WritableStream,
+    opts: JsonReporterOptions = {},
+  ) {
+    // Longest first, so a secret containing another is blanked whole.
+    this.secrets = [...new Set((opts.secrets ?? []).filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
+  }
+
+  start(ev: StartEvent): void {
+    this.line({
+      event: 'start',
+      serverVersion: ev.serverVersion,
+      systemIdentifier: ev.systemIdentifier,
+      timeline: ev.timeline,
+      startLsn: ev.startLsn,
+      label: ev.label,
+      totalBytes: ev.totalBytes,
+      tablespaces: ev.tablespaces.filter((t) => t.oid !== null).length,
+    });
+  }
+
+  progress(p: ProgressInfo): void {
+    this.line({
+      event: 'progress',
+      phase: p.phase,
+      done: p.done,
+      total: p.total,
+      rate: Math.round(p.rateBytesPerSec),
+      eta: p.etaSeconds === null ? null : round(p.etaSeconds, 1),
+      elapsed: round(p.elapsedSeconds, 3),
+    });
+  }
+
+  warning(code: string, message: string): void {
+    this.line({ event: 'warning', code, message });
+  }
+
+  result(r: BackupSummary): void {
+    this.line({
+      event: 'result',
+      startLsn: r.startLsn,
+      endLsn: r.endLsn,
+      timeline: r.timeline,
+      bytes: r.bytes,
+      files: r.files,
+      seconds: round(r.seconds, 3),
+    });
+  }
+
+  error(err: unknown): void {
+    this.line({ event: 'error', code: errorCode(err), message: describeError(err) });
+  }
+
+  close(): void {}
+
+  private line(obj: Record<string, unknown>): void {
+    // Blanked value by value (never in the serialized line, where a short
+    // secret could match a key or JSON's own punctuation).
+    if (this.secrets.length) {
+      for (const [k, v] of Object.entries(obj)) if (k !== 'event' && typeof v === 'string') obj[k] = this.blank(v);
+    }
+    this.stream.write(`${JSON.stringify(obj)}\n`);
+  }
+
+  private blank(s: string): string {
+    for (const secret of this.secrets) s = s.split(secret).join('********');
+    return s;
+  }
+}
+
+export function errorCode(err: unknown): string {
+  if (err instanceof PgbbError) return err.code;
+  if ((err as Error)?.name === 'AbortError') return 'interrupted';
+  return 'internal';
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}

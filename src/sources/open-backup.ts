@@ -1,0 +1,37 @@
+/**
+ * An existing backup as a source, whatever pgbb wrote it as: `-` (a tar
+ * stream on stdin), a tar directory (base.tar[.zst]) or a plain directory
+ * (PG_VERSION + backup_label).
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { PgbbError } from '../errors';
+import { plainBackupSource } from './plain-backup-source';
+import { tarDirectorySource, tarStreamSource } from './tar-backup-source';
+
+export type BackupFormat = 'stream' | 'tar' | 'plain';
+
+export async function detectBackupFormat(source: string): Promise<BackupFormat> {
+  if (source === '-') return 'stream';
+  let names: string[];
+  try {
+    names = await fs.readdir(source);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PgbbError('not_a_backup', `could not open backup "${source}": ${code === 'ENOENT' ? 'no such directory' : (err as Error).message}`);
+  }
+  if (names.includes('base.tar') || names.includes('base.tar.zst')) return 'tar';
+  if (names.includes('PG_VERSION')) return 'plain';
+  if (names.includes('backup_manifest') && !names.includes('backup_label')) {
+    throw new PgbbError('not_a_backup', `"${path.resolve(source)}" has a backup_manifest but no base.tar or data files`);
+  }
+  throw new PgbbError('not_a_backup', `"${path.resolve(source)}" is not a pgbb backup (no base.tar, base.tar.zst or PG_VERSION)`);
+}
+
+export async function openBackupSource(source: string, stdin: Readable = process.stdin): Promise<{ format: BackupFormat; stream: Readable }> {
+  const format = await detectBackupFormat(source);
+  const stream =
+    format === 'stream' ? tarStreamSource(stdin) : format === 'tar' ? tarDirectorySource(source) : plainBackupSource(source);
+  return { format, stream };
+}

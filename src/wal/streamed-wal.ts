@@ -1,0 +1,96 @@
+/**
+ * The `-X stream` half of a backup source: a WalReceiver running beside
+ * BASE_BACKUP, and the tail of the member stream it produces once the base
+ * backup is over.
+ *
+ *   prepare()            second connection and slot, before BASE_BACKUP
+ *   start(lsn, tli)      when BASE_BACKUP reports its start position
+ *   holdManifest(bytes)  the server's manifest waits: it must follow the WAL
+ *   tail(endLsn)         async generator, pulled by the source:
+ *                          (waits until WAL up to endLsn is spooled)
+ *                          archive pg_wal … archive-end   (src/wal/wal-archive.ts)
+ *                          manifest                        (if the server sent one)
+ *   destroy()            ends the streaming session, removes the spool
+ *
+ * Errors: the receiver's failures go to `onFailure` at once (the source
+ * destroys itself); `tail` rejects with them too, or with a ManifestError
+ * when the manifest's WAL-Ranges were not all streamed.
+ */
+import type { ClientConfig } from 'pg';
+import type { BackupEvent } from '../events';
+import type { ServerSettings } from '../sources/server-settings';
+import { WalReceiver } from './wal-receiver';
+import { walArchiveEvents } from './wal-archive';
+import { checkWalCoverage, parseWalRanges } from './wal-ranges';
+import { validateSlotName } from './replication-commands';
+import { UsageError } from '../errors';
+
+/** Refuses WAL options that do not go together; the CLI calls it before touching the target. */
+export function checkWalOptions(opts: { wal?: string; slot?: string; noSlot?: boolean }): void {
+  const wal = opts.wal ?? 'fetch';
+  if (!['stream', 'fetch', 'none'].includes(wal)) {
+    throw new UsageError(`invalid WAL method "${wal}", must be "stream", "fetch" or "none"`);
+  }
+  if (opts.slot !== undefined) {
+    if (wal !== 'stream') throw new UsageError('replication slots can only be used with WAL streaming (-X stream)');
+    if (opts.noSlot) throw new UsageError('--no-slot cannot be used with a slot name');
+    validateSlotName(opts.slot);
+  }
+}
+
+export interface StreamedWalOptions {
+  clientConfig: ClientConfig;
+  settings: ServerSettings;
+  slot?: string;
+  noSlot?: boolean;
+  /** Parent directory for the spool (default os.tmpdir()). */
+  walSpool?: string;
+  onFailure: (err: Error) => void;
+}
+
+export class StreamedWal {
+  private readonly receiver: WalReceiver;
+  private manifest: Buffer | null = null;
+
+  constructor(o: StreamedWalOptions) {
+    this.receiver = new WalReceiver({
+      clientConfig: o.clientConfig,
+      serverVersion: o.settings.serverVersion,
+      systemIdentifier: o.settings.systemIdentifier,
+      segmentSize: o.settings.walSegmentSize,
+      slot: o.slot,
+      noSlot: o.noSlot,
+      spoolDir: o.walSpool,
+      onFailure: o.onFailure,
+    });
+  }
+
+  /** WAL bytes streamed so far. */
+  get bytes(): number {
+    return this.receiver.bytes;
+  }
+
+  prepare(): Promise<void> {
+    return this.receiver.prepare();
+  }
+
+  start(startLsn: string, timeline: number): void {
+    this.receiver.start(startLsn, timeline);
+  }
+
+  holdManifest(data: Buffer): void {
+    this.manifest = data;
+  }
+
+  async *tail(endLsn: string): AsyncGenerator<BackupEvent> {
+    const spool = await this.receiver.stopAt(endLsn);
+    if (this.manifest) checkWalCoverage(parseWalRanges(this.manifest), spool);
+    yield* walArchiveEvents(spool);
+    await this.receiver.destroy(); // read: the spool can go
+    if (this.manifest) yield { type: 'manifest', data: this.manifest };
+  }
+
+  destroy(): Promise<void> {
+    return this.receiver.destroy();
+  }
+}

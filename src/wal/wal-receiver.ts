@@ -1,0 +1,304 @@
+/**
+ * WAL receiver: the second replication connection of a `-X stream` backup.
+ * It streams WAL from the backup's start into a spool while BASE_BACKUP runs
+ * on the first connection, and stops once the backup's end LSN is on disk.
+ *
+ *   prepare()          connect, IDENTIFY_SYSTEM (same system?), spool dir,
+ *                      slot: CREATE_REPLICATION_SLOT … TEMPORARY (default),
+ *                      READ_REPLICATION_SLOT for -S on 15+, none for noSlot
+ *   start(lsn, tli)    TIMELINE_HISTORY (tli > 1), START_REPLICATION from
+ *                      the start LSN rounded down to a segment boundary
+ *   'w' XLogData  ───► WalSpool.write (segments at their offsets)
+ *   'k' keepalive ───► status update at once when the server asks
+ *   at start, then
+ *   every 10 s    ───► status update: write = received, flush = end of the
+ *                      last complete segment when a slot is used (so the
+ *                      slot may release older WAL), else 0; apply = 0
+ *   stopAt(end)        once received ≥ end: CopyDone, wait for the server's
+ *                      CopyDone / CommandComplete / ReadyForQuery, close;
+ *                      resolves with the spool's summary
+ *   destroy()          Terminate (the server drops a temporary slot when the
+ *                      session ends; close waits for that), remove the spool
+ *
+ * This mirrors pg_basebackup (pg_basebackup.c StartLogStreamer, receivelog.c).
+ * Errors: the first failure (slot missing or busy, too few max_wal_senders,
+ * connection lost, the server ending the stream early, a spool write) is
+ * reported once through `onFailure` and rejects a pending `stopAt`; the
+ * caller then destroys the receiver.
+ */
+import type { ClientConfig } from 'pg';
+import { ReplicationConnection } from '../replication-connection';
+import { ConnectionError, PgbbError, ProtocolError, ServerError } from '../errors';
+import { formatLsn, parseLsn } from '../lsn';
+import { decodeStreamingMessage, encodeStatusUpdate, pgTimestamp } from './streaming-messages';
+import {
+  checkHistoryRow,
+  createTemporarySlotCommand,
+  readSlotCommand,
+  startReplicationCommand,
+  timelineHistoryCommand,
+  validateSlotName,
+} from './replication-commands';
+import { WalSpool, type SpoolSummary } from './wal-spool';
+
+export interface WalReceiverOptions {
+  /** The same connection settings as the base backup's; `replication` is forced to physical. */
+  clientConfig: ClientConfig;
+  serverVersion: number;
+  /** From the base backup connection: both must talk to the same system. */
+  systemIdentifier: string;
+  /** The server's wal_segment_size in bytes. */
+  segmentSize: number;
+  /** An existing physical slot to stream from (-S NAME). */
+  slot?: string;
+  /** Stream without any slot (--no-slot): the server may recycle WAL we still need. */
+  noSlot?: boolean;
+  /** Parent directory of the spool (default os.tmpdir()). */
+  spoolDir?: string;
+  /** Milliseconds between status updates (default 10 s, pg_basebackup's -s). */
+  statusInterval?: number;
+  /** Called once with the first failure. */
+  onFailure?: (err: Error) => void;
+}
+
+type State = 'new' | 'prepared' | 'streaming' | 'stopping' | 'done' | 'failed' | 'destroyed';
+
+export class WalReceiver {
+  private conn: ReplicationConnection | null = null;
+  private spool: WalSpool | null = null;
+  private slotName: string | undefined;
+  private temporary = false;
+  private state: State = 'new';
+  private failure: Error | null = null;
+  private serverTimeline = 0;
+  private timeline = 0;
+  private target: bigint | null = null;
+  private copyDoneSent = false;
+  private timer: NodeJS.Timeout | null = null;
+  private waiter: { resolve: (s: SpoolSummary) => void; reject: (e: Error) => void } | null = null;
+  private stopped: Promise<SpoolSummary> | null = null;
+
+  constructor(private readonly opts: WalReceiverOptions) {
+    if (opts.slot !== undefined) validateSlotName(opts.slot);
+  }
+
+  /** The slot streamed from: the -S name, the temporary slot's name, or undefined. */
+  get slot(): string | undefined {
+    return this.slotName;
+  }
+
+  get isTemporarySlot(): boolean {
+    return this.temporary;
+  }
+
+  /** WAL bytes received so far. */
+  get bytes(): number {
+    return this.spool?.received ?? 0;
+  }
+
+  /** Connects and sets up the slot; rejects (and leaves cleanup to destroy()) on any failure. */
+  async prepare(): Promise<void> {
+    const o = this.opts;
+    this.conn = await ReplicationConnection.connect({ ...o.clientConfig, replication: 'true' } as ClientConfig).catch((err) => {
+      throw this.mapError(err);
+    });
+    this.spool = await WalSpool.create(o.spoolDir);
+    const id = await this.conn.query('IDENTIFY_SYSTEM').catch((err) => {
+      throw this.mapError(err);
+    });
+    const row = id.rows[0];
+    if (!row || row[0] !== o.systemIdentifier) {
+      throw new ProtocolError('system identifier does not match between base backup and WAL streaming connection');
+    }
+    this.serverTimeline = Number(row[1]);
+    if (o.slot !== undefined) {
+      this.slotName = o.slot;
+      if (o.serverVersion >= 150000) await this.checkSlot(o.slot);
+    } else if (!o.noSlot) {
+      // As pg_basebackup names it: the backend pid is unique on the server while the session lives.
+      const name = `pgbb_${this.conn.backendPid ?? `${process.pid}_${Date.now()}`}`;
+      await this.conn.query(createTemporarySlotCommand(name, o.serverVersion)).catch((err) => {
+        throw this.mapError(err);
+      });
+      this.slotName = name;
+      this.temporary = true;
+    }
+    if (this.state === 'new') this.state = 'prepared';
+  }
+
+  /**
+   * Starts streaming at the backup's start LSN (rounded down to a segment
+   * boundary) on its timeline. Failures go to onFailure.
+   */
+  start(startLsn: string, timeline: number): void {
+    if (this.state !== 'prepared') return;
+    this.state = 'streaming';
+    this.timeline = timeline;
+    this.stream(startLsn, timeline).catch((err) => this.fail(this.mapError(err)));
+  }
+
+  /** Resolves once WAL up to `endLsn` is in the spool and the stream has ended cleanly. */
+  stopAt(endLsn: string): Promise<SpoolSummary> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.stopped) return this.stopped;
+    this.target = parseLsn(endLsn);
+    this.stopped = new Promise<SpoolSummary>((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+    this.maybeStop();
+    return this.stopped;
+  }
+
+  /** Drops the connection (a temporary slot goes with the session) and removes the spool. */
+  async destroy(): Promise<void> {
+    if (this.state === 'destroyed') return;
+    const wasFailed = this.state === 'failed';
+    this.state = 'destroyed';
+    this.clearTimer();
+    this.waiter?.reject(this.failure ?? new PgbbError('aborted', 'WAL streaming was stopped before the backup ended'));
+    this.waiter = null;
+    const conn = this.conn;
+    this.conn = null;
+    // A polite Terminate and a wait for the server to close the socket: the
+    // temporary slot is dropped before the backend exits.
+    if (conn && !conn.isClosed && !wasFailed) await conn.close();
+    else conn?.destroy();
+    await this.spool?.remove().catch(() => {});
+  }
+
+  private async checkSlot(name: string): Promise<void> {
+    const r = await this.conn!.query(readSlotCommand(name)).catch((err) => {
+      throw this.mapError(err);
+    });
+    const type = r.rows[0]?.[0] ?? null;
+    if (type === null) throw new ServerError(`replication slot "${name}" does not exist`, '42704', 'slot');
+    if (type !== 'physical') throw new ServerError(`replication slot "${name}" is not a physical slot`, '55000', 'slot');
+  }
+
+  private async stream(startLsn: string, timeline: number): Promise<void> {
+    const o = this.opts;
+    const conn = this.conn!;
+    if (timeline > this.serverTimeline) {
+      throw new ProtocolError(`starting timeline ${timeline} is not present in the server`);
+    }
+    const lsn = parseLsn(startLsn);
+    const start = lsn - (lsn % BigInt(o.segmentSize));
+    this.spool!.begin(start, timeline, o.segmentSize);
+    if (timeline > 1) {
+      const h = await conn.query(timelineHistoryCommand(timeline));
+      const row = h.rows[0];
+      const file = checkHistoryRow(timeline, row?.[0] ?? null, row?.[1] ?? null);
+      await this.spool!.writeHistory(file.name, file.content);
+    }
+    if (this.state !== 'streaming') return;
+    let serverEnded = false;
+    await conn.run(startReplicationCommand(start, timeline, this.slotName), {
+      copyStart: () => {
+        // A first status at once, as receivelog.c sends: with a slot its
+        // flush (the start segment) moves the slot's restart_lsn up to the
+        // WAL this backup needs, and no further back.
+        this.sendStatus();
+        this.timer = setInterval(() => this.sendStatus(), o.statusInterval ?? 10_000);
+        this.timer.unref();
+      },
+      copyData: (payload) => this.onCopyData(payload),
+      copyDone: () => {
+        // The server ended the stream first (end of timeline, shutdown): answer so it can finish.
+        if (!this.copyDoneSent) {
+          serverEnded = true;
+          this.copyDoneSent = true;
+          conn.sendCopyDone();
+        }
+      },
+    });
+    this.clearTimer();
+    if (serverEnded || (this.state as State) !== 'stopping') {
+      const at = formatLsn(this.spool!.position);
+      throw new PgbbError('wal_stream', `server ended WAL streaming at ${at} on timeline ${timeline} before the backup's end`);
+    }
+    await conn.close();
+    this.conn = null;
+    this.state = 'done';
+    const summary = this.spool!.summary();
+    this.waiter?.resolve(summary);
+    this.waiter = null;
+  }
+
+  private onCopyData(payload: Buffer): void {
+    const msg = decodeStreamingMessage(payload);
+    if (msg.kind === 'keepalive') {
+      if (msg.replyRequested) this.sendStatus();
+      return;
+    }
+    // After our CopyDone the server may still send what was in flight: not needed.
+    if (this.copyDoneSent) return;
+    this.spool!.write(msg.dataStart, msg.data);
+    this.maybeStop();
+  }
+
+  private maybeStop(): void {
+    if (this.state !== 'streaming' || this.target === null || this.copyDoneSent) return;
+    const spool = this.spool!;
+    if (spool.position < 0n || spool.position < this.target) return;
+    this.state = 'stopping';
+    this.copyDoneSent = true;
+    this.clearTimer();
+    this.conn?.sendCopyDone();
+  }
+
+  private sendStatus(): void {
+    const conn = this.conn;
+    const spool = this.spool;
+    if (!conn || !spool || this.copyDoneSent || conn.isClosed || spool.position < 0n) return;
+    conn.sendCopyData(
+      encodeStatusUpdate({
+        write: spool.position,
+        flush: this.slotName !== undefined ? spool.completedUpTo : 0n,
+        apply: 0n,
+        clientTime: pgTimestamp(Date.now()),
+        replyRequested: false,
+      }),
+    );
+  }
+
+  private fail(err: Error): void {
+    if (this.state === 'destroyed' || this.state === 'failed' || this.state === 'done') return;
+    this.state = 'failed';
+    this.failure = err;
+    this.clearTimer();
+    this.conn?.destroy(err);
+    this.waiter?.reject(err);
+    this.waiter = null;
+    this.opts.onFailure?.(err);
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Names the part that failed; slot problems get their own code. */
+  private mapError(err: unknown): Error {
+    if (!(err instanceof Error)) return new PgbbError('wal_stream', `WAL streaming failed: ${String(err)}`);
+    if (err instanceof PgbbError && err.code === 'wal_senders') {
+      return new PgbbError(
+        'wal_senders',
+        `${err.message}; -X stream needs a second replication connection (raise max_wal_senders or use -X fetch)`,
+        { cause: err },
+      );
+    }
+    if (err instanceof ServerError && err.code !== 'slot') {
+      const slotProblem = ['42704', '55006', '53400'].includes(err.sqlstate ?? '') || /replication slot/.test(err.message);
+      if (slotProblem) return new ServerError(err.message, err.sqlstate, 'slot', { cause: err });
+      // 57P01 terminated by an administrator, 57P03 shutting down, 08xxx: the session is gone.
+      if (/^(57|08)/.test(err.sqlstate ?? '')) {
+        return new ConnectionError(`WAL streaming connection lost: ${err.message}`, { cause: err });
+      }
+      return new ServerError(`WAL streaming failed: ${err.message}`, err.sqlstate, err.code, { cause: err });
+    }
+    if (err instanceof ConnectionError && !/^WAL streaming/.test(err.message)) {
+      return new ConnectionError(`WAL streaming: ${err.message}`, { cause: err });
+    }
+    return err;
+  }
+}

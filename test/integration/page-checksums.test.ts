@@ -1,0 +1,148 @@
+/**
+ * Page checksums end to end against a real PostgreSQL 15 with one byte
+ * corrupted in the middle of one page of a table:
+ *   server side — `pgbb backup` fails naming file and block, leaves no target,
+ *     and succeeds with --no-verify-checksums;
+ *   client side — pageChecksumVerify over the same data directory read from
+ *     disk (test/support/dir-events.ts) finds exactly that block, agrees
+ *     with pg_checksums, and passes the cluster before the corruption.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { after, before, test } from 'node:test';
+import { Cluster, DEBIAN_PG15_BIN, makeTempDir } from '../support/cluster';
+import { CommandError, run } from '../support/run';
+import { runPgbb } from '../support/pgbb';
+import { dirEvents } from '../support/dir-events';
+import { ChecksumError, type BackupEvent, type WarningEvent } from '../../src/index';
+import { pageChecksumVerify, type PageChecksumResult } from '../../transforms/page-checksum-verify';
+
+const BS = 8192;
+const BAD_BLOCK = 3;
+
+let cluster: Cluster;
+let restarted: Cluster | null = null;
+/** The table's main fork, relative to the data directory, e.g. base/5/16384. */
+let relPath: string;
+let cleanRun: Awaited<ReturnType<typeof verifyDir>>;
+const scratch: string[] = [];
+
+before(async () => {
+  cluster = await Cluster.create();
+  await cluster.query(`CREATE TABLE victim AS SELECT g AS id, md5(g::text) AS payload FROM generate_series(1, 5000) g`);
+  await cluster.query(`CHECKPOINT`);
+  const [row] = await cluster.query<{ path: string; pages: number }>(
+    `SELECT pg_relation_filepath('victim') AS path, pg_relation_size('victim') / ${BS} AS pages`,
+  );
+  relPath = row.path;
+  assert.ok(Number(row.pages) > BAD_BLOCK + 1, `victim has ${row.pages} pages`);
+  await cluster.stop();
+
+  // Client side, before the corruption: the whole cluster verifies.
+  cleanRun = await verifyDir(cluster.dataDir);
+
+  // One byte in the middle of block 3 flips; its stored checksum no longer matches.
+  const fh = await fs.open(join(cluster.dataDir, relPath), 'r+');
+  try {
+    const at = BAD_BLOCK * BS + BS / 2;
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, at);
+    b[0] ^= 0xff;
+    await fh.write(b, 0, 1, at);
+  } finally {
+    await fh.close();
+  }
+});
+
+after(async () => {
+  await restarted?.destroy();
+  await cluster?.destroy();
+  for (const d of scratch) await fs.rm(d, { recursive: true, force: true });
+});
+
+/** The stopped cluster's latest checkpoint REDO: every page on disk is older, as with a backup started then. */
+async function redoLsn(dataDir: string): Promise<string> {
+  const { stdout } = await run(join(DEBIAN_PG15_BIN, 'pg_controldata'), [dataDir], { asPostgres: true, env: { LC_ALL: 'C' } });
+  const m = /^Latest checkpoint's REDO location:\s+(\S+)$/m.exec(stdout);
+  assert.ok(m, stdout);
+  return m[1];
+}
+
+async function verifyDir(dataDir: string, chunkSize?: number): Promise<{ result: PageChecksumResult; error: unknown; warnings: WarningEvent[] }> {
+  const v = pageChecksumVerify();
+  const warnings: WarningEvent[] = [];
+  let error: unknown = null;
+  await pipeline(
+    dirEvents(dataDir, { startLsn: await redoLsn(dataDir), chunkSize }),
+    v,
+    new Writable({
+      objectMode: true,
+      write(ev: BackupEvent, _e, cb) {
+        if (ev.type === 'warning') warnings.push(ev);
+        cb();
+      },
+    }),
+  ).catch((err) => (error = err));
+  return { result: v.result, error, warnings };
+}
+
+test('client side: the uncorrupted cluster verifies, every relation file and page considered', () => {
+  assert.equal(cleanRun.error, null);
+  assert.deepEqual(cleanRun.warnings, []);
+  assert.equal(cleanRun.result.failureCount, 0);
+  assert.ok(cleanRun.result.filesChecked > 200, `${cleanRun.result.filesChecked} files`);
+  assert.ok(cleanRun.result.pagesChecked > 500, `${cleanRun.result.pagesChecked} pages`);
+});
+
+test('client side: exactly the corrupted block fails, at any chunk size, and pg_checksums agrees', async () => {
+  const want = new RegExp(`^checksum verification failed in file "\\./${relPath}", block ${BAD_BLOCK}: calculated [0-9A-F]+ but expected [0-9A-F]+$`);
+  for (const chunkSize of [32 * 1024, 5000]) {
+    const r = await verifyDir(cluster.dataDir, chunkSize);
+    assert.ok(r.error instanceof ChecksumError, String(r.error));
+    assert.deepEqual(
+      r.result.failures.map((f) => [f.path, f.block]),
+      [[relPath, BAD_BLOCK]],
+      `chunks of ${chunkSize}`,
+    );
+    assert.match(r.result.failures[0].message, want);
+    assert.deepEqual(r.warnings.map((w) => w.code), ['checksum']);
+    assert.equal(r.result.pagesChecked, cleanRun.result.pagesChecked);
+  }
+  const pgc = await run(join(DEBIAN_PG15_BIN, 'pg_checksums'), ['--check', '-D', cluster.dataDir], { asPostgres: true }).then(
+    () => assert.fail('pg_checksums should find the corrupt block'),
+    (err: CommandError) => err.stdout + err.stderr,
+  );
+  assert.match(pgc, new RegExp(`file "[^"]*/${relPath}", block ${BAD_BLOCK}: calculated checksum`));
+  assert.match(pgc, /Bad checksums:\s+1\b/);
+});
+
+test('server side: pgbb backup fails naming the file and block, and removes its target; -k backs up anyway', async () => {
+  restarted = await Cluster.startExisting(cluster.dataDir);
+  const root = await makeTempDir('pgbb-checksum-');
+  scratch.push(root);
+  const conn = ['-d', `host=${restarted.host} port=${restarted.port} user=postgres`];
+
+  const target = join(root, 'data');
+  const r = await runPgbb(['backup', ...conn, '-D', target, '-c', 'fast']);
+  assert.equal(r.code, 1, r.stderr);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr: ${r.stderr}`);
+  assert.ok(lines[0].startsWith('pgbb: error: '), r.stderr);
+  assert.match(lines[0], new RegExp(`checksum verification failed in file "\\./${relPath}", block ${BAD_BLOCK}: calculated [0-9A-F]+ but expected [0-9A-F]+`));
+  assert.ok(!existsSync(target), 'a backup holding a corrupt page must not be left looking valid');
+
+  const tarTarget = join(root, 'tar');
+  const t = await runPgbb(['backup', ...conn, '-D', tarTarget, '-F', 'tar', '-c', 'fast']);
+  assert.equal(t.code, 1, t.stderr);
+  assert.match(t.stderr, new RegExp(`pgbb: error: .*"\\./${relPath}", block ${BAD_BLOCK}:`));
+  assert.ok(!existsSync(tarTarget), 'nor in tar format');
+
+  const target2 = join(root, 'data-k');
+  const k = await runPgbb(['backup', ...conn, '-D', target2, '-c', 'fast', '--no-verify-checksums']);
+  assert.equal(k.code, 0, k.stderr);
+  assert.equal(k.stderr, '');
+  assert.ok(existsSync(join(target2, relPath)));
+});

@@ -1,0 +1,100 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DirectorySink } from '../../sinks/directory';
+import { runPipeline } from '../../src/pipeline';
+import { WalSpool } from '../../src/wal/wal-spool';
+import { walArchiveEvents } from '../../src/wal/wal-archive';
+import type { BackupEvent, StartEvent } from '../../src/events';
+
+const SEG = 64 * 1024;
+const mtime = new Date('2024-01-02T03:04:05Z');
+
+const start: StartEvent = {
+  type: 'start',
+  serverVersion: 150018,
+  systemIdentifier: '7300000000000000001',
+  timeline: 1,
+  startLsn: '0/20028',
+  tablespaces: [{ oid: null, location: '', size: null }],
+  walSegmentSize: SEG,
+  blockSize: 8192,
+  segmentBlocks: 131072,
+  dataChecksums: true,
+  label: 'test',
+  totalBytes: null,
+};
+
+/** base.tar of a -X stream backup: pg_wal/ and pg_wal/archive_status/ exist, no segments. */
+function baseArchive(): BackupEvent[] {
+  const dir = (path: string): BackupEvent[] => [{ type: 'entry', path, kind: 'directory', size: 0, mode: 0o700, mtime }, { type: 'entry-end' }];
+  return [
+    { type: 'archive', kind: 'base', name: 'base', location: '' },
+    { type: 'entry', path: 'PG_VERSION', kind: 'file', size: 3, mode: 0o600, mtime },
+    { type: 'data', offset: 0, chunk: Buffer.from('15\n') },
+    { type: 'entry-end' },
+    ...dir('pg_wal'),
+    ...dir('pg_wal/archive_status'),
+    { type: 'archive-end' },
+  ];
+}
+
+async function* events(spool: WalSpool, cutAfterWalData = false): AsyncGenerator<BackupEvent> {
+  yield start;
+  yield* baseArchive();
+  for await (const ev of walArchiveEvents(spool.summary(), { mtime })) {
+    yield ev;
+    if (cutAfterWalData && ev.type === 'data') throw new Error('source failed mid-WAL');
+  }
+  yield { type: 'manifest', data: Buffer.from('{}\n') };
+  yield { type: 'end', endLsn: '0/30100', timeline: 1 };
+}
+
+async function spoolWithWal(): Promise<WalSpool> {
+  const s = await WalSpool.create();
+  s.begin(BigInt(2 * SEG), 1, SEG);
+  s.write(BigInt(2 * SEG), Buffer.alloc(SEG + 100, 0x5a));
+  return s;
+}
+
+test('the wal archive lands in <target>/pg_wal beside what base.tar created', async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'pgbb-dirsink-'));
+  const spool = await spoolWithWal();
+  try {
+    const target = join(root, 'data');
+    await pipeline(Readable.from(events(spool)), new DirectorySink({ target, sync: false }));
+    assert.deepEqual((await fs.readdir(join(target, 'pg_wal'))).sort(), [
+      '000000010000000000000002',
+      '000000010000000000000003',
+      'archive_status',
+    ]);
+    assert.deepEqual(await fs.readdir(join(target, 'pg_wal', 'archive_status')), ['000000010000000000000002.done']);
+    const seg3 = await fs.readFile(join(target, 'pg_wal', '000000010000000000000003'));
+    assert.equal(seg3.length, SEG);
+    assert.equal(seg3[99], 0x5a);
+    assert.equal(seg3[100], 0);
+    assert.equal((await fs.stat(join(target, 'pg_wal', '000000010000000000000002'))).mode & 0o777, 0o600);
+    assert.equal(await fs.readFile(join(target, 'backup_manifest'), 'utf8'), '{}\n');
+  } finally {
+    await spool.remove();
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});
+
+test('a source failing inside the wal archive leaves no target behind', async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'pgbb-dirsink-'));
+  const spool = await spoolWithWal();
+  try {
+    const target = join(root, 'data');
+    // runPipeline waits for every stage's cleanup before it rejects.
+    await assert.rejects(runPipeline(Readable.from(events(spool, true)), [], new DirectorySink({ target, sync: false })), /mid-WAL/);
+    assert.ok(!existsSync(target));
+  } finally {
+    await spool.remove();
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});

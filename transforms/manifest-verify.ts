@@ -1,0 +1,165 @@
+/**
+ * manifest-verify: checks the backup against the server's backup_manifest
+ * while it flows (observer: every event passes through unchanged).
+ *
+ * In:  member events. Each listed file's size and checksum are computed from
+ *      its `data` events (see manifestPathOf for what is listed: tablespace
+ *      members become `pg_tblspc/<oid>/…`, WAL segments and a streamed WAL
+ *      archive are not listed). The manifest is `opts.manifest`, or else the
+ *      `manifest` event, which normally comes after every archive.
+ * Out: the same events. The comparison runs when `end` arrives and `end` is
+ *      passed on only if it succeeds, so a sink never commits a backup that
+ *      failed verification.
+ * Result (after end): { files: files compared (without a manifest: listed
+ *      files seen), bytes: bytes digested, checked: whether a manifest was
+ *      there to compare against }.
+ * Errors: ManifestError for a manifest that does not parse (bad checksum,
+ *      JSON, version) as soon as it arrives; otherwise one ManifestError at
+ *      `end` listing every file at fault (size, checksum, missing, extra),
+ *      capped with "and N more". Without any manifest nothing is compared,
+ *      unless `require` is set.
+ *
+ * Checksums are computed while data flows, before a late manifest says which
+ * algorithm it used: `checksumAlgorithm` must match what the server was asked
+ * for (MANIFEST_CHECKSUMS, default CRC32C). With `opts.manifest` it is taken
+ * from the manifest itself.
+ */
+import { Transform } from 'node:stream';
+import type { BackupEvent, EndEvent, StartEvent } from '../src/events';
+import { ManifestError, UsageError } from '../src/errors';
+import { parseLsn } from '../src/lsn';
+import { CHECKSUM_ALGORITHMS, parseManifest, type ChecksumAlgorithm, type Manifest } from '../src/manifest/manifest';
+import { FileTracker } from '../src/manifest/file-tracker';
+
+export interface ManifestVerifyOptions {
+  /** The manifest to check against; otherwise the stream's `manifest` event. */
+  manifest?: Buffer;
+  /** Algorithm to compute while streaming when the manifest comes later (default CRC32C). */
+  checksumAlgorithm?: ChecksumAlgorithm;
+  /** Fail at `end` when no manifest arrived (default false: pass, with checked = false). */
+  require?: boolean;
+  /** How many problems the error message names before "and N more" (default 20). */
+  maxListed?: number;
+}
+
+export interface ManifestVerifyResult {
+  files: number;
+  bytes: number;
+  checked: boolean;
+}
+
+/**
+ * Paths pg_verifybackup also leaves alone when present but unlisted: WAL
+ * fetched by streaming brings its own archive_status files.
+ */
+const UNLISTED_OK = /^pg_wal\//;
+
+export class ManifestVerify extends Transform {
+  private readonly tracker: FileTracker;
+  private readonly given: Manifest | null;
+  private manifest: Manifest | null;
+  private start: StartEvent | null = null;
+  private readonly require: boolean;
+  private readonly maxListed: number;
+  private done: ManifestVerifyResult | null = null;
+
+  constructor(opts: ManifestVerifyOptions = {}) {
+    super({ objectMode: true, highWaterMark: 16 });
+    const alg = opts.checksumAlgorithm ?? 'CRC32C';
+    if (!CHECKSUM_ALGORITHMS.includes(alg)) throw new UsageError(`invalid manifest checksum algorithm "${alg}"`);
+    this.given = opts.manifest ? parseManifest(opts.manifest) : null;
+    this.manifest = this.given;
+    const first = this.given && [...this.given.files.values()].find((f) => f.checksumAlgorithm);
+    this.tracker = new FileTracker(this.given ? (first?.checksumAlgorithm ?? 'NONE') : alg);
+    this.require = opts.require ?? false;
+    this.maxListed = opts.maxListed ?? 20;
+  }
+
+  /** Set once `end` has passed verification. */
+  get result(): ManifestVerifyResult | null {
+    return this.done;
+  }
+
+  override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: (err?: Error | null, ev?: BackupEvent) => void): void {
+    try {
+      switch (ev.type) {
+        case 'data':
+          this.tracker.data(ev.offset, ev.chunk);
+          break;
+        case 'entry':
+          this.tracker.entry(ev.path, ev.kind, ev.mtime);
+          break;
+        case 'entry-end':
+        case 'archive-end':
+          this.tracker.entryEnd();
+          break;
+        case 'archive':
+          this.tracker.archive(ev.kind, ev.name);
+          break;
+        case 'start':
+          this.start = ev;
+          break;
+        case 'manifest':
+          if (!this.given) this.manifest = parseManifest(ev.data);
+          break;
+        case 'end':
+          this.verify(ev);
+          break;
+      }
+    } catch (err) {
+      return cb(err as Error);
+    }
+    cb(null, ev);
+  }
+
+  private verify(end: EndEvent): void {
+    const t = this.tracker;
+    t.entryEnd();
+    const m = this.manifest;
+    if (!m) {
+      if (this.require) throw new ManifestError('no backup_manifest to verify the backup against');
+      this.done = { files: t.files.size, bytes: t.bytes, checked: false };
+      return;
+    }
+    const problems: string[] = [];
+    let otherAlgorithm: string | null = null;
+    let matched = 0;
+    for (const f of m.files.values()) {
+      const seen = t.files.get(f.path);
+      if (seen) matched++;
+      if (!seen) {
+        problems.push(`"${f.path}" is in the manifest but not in the backup`);
+      } else if (seen.size !== f.size) {
+        problems.push(`"${f.path}" has size ${seen.size} in the backup but ${f.size} in the manifest`);
+      } else if (f.checksumAlgorithm && f.checksumAlgorithm !== 'NONE' && f.checksum) {
+        if (f.checksumAlgorithm !== t.algorithm) otherAlgorithm ??= f.checksumAlgorithm;
+        else if (seen.checksum !== f.checksum) problems.push(`"${f.path}" has ${f.checksumAlgorithm} ${seen.checksum} in the backup but ${f.checksum} in the manifest`);
+      }
+    }
+    for (const path of t.files.keys()) {
+      if (!m.files.has(path) && !UNLISTED_OK.test(path)) problems.push(`"${path}" is in the backup but not in the manifest`);
+    }
+    for (const path of new Set(t.duplicates)) problems.push(`"${path}" appears more than once in the backup`);
+    if (otherAlgorithm) {
+      problems.unshift(`the manifest's checksums are ${otherAlgorithm} but ${t.algorithm} was computed (set checksumAlgorithm to match MANIFEST_CHECKSUMS)`);
+    }
+    const s = this.start;
+    if (s && m.systemIdentifier !== undefined && m.systemIdentifier !== s.systemIdentifier) {
+      problems.unshift(`the manifest is for system ${m.systemIdentifier}, the server is ${s.systemIdentifier}`);
+    }
+    const last = m.walRanges[0];
+    if (last && (last.timeline !== end.timeline || parseLsn(last.endLsn) !== parseLsn(end.endLsn))) {
+      problems.unshift(`the manifest's WAL ends at ${last.endLsn} on timeline ${last.timeline}, the backup at ${end.endLsn} on timeline ${end.timeline}`);
+    }
+    if (problems.length) {
+      const shown = problems.slice(0, this.maxListed);
+      const more = problems.length - shown.length;
+      throw new ManifestError(`backup does not match its manifest: ${shown.join('; ')}${more ? `; and ${more} more` : ''}`);
+    }
+    this.done = { files: matched, bytes: t.bytes, checked: true };
+  }
+}
+
+export function manifestVerify(opts: ManifestVerifyOptions = {}): ManifestVerify {
+  return new ManifestVerify(opts);
+}

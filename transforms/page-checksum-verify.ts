@@ -1,0 +1,349 @@
+/**
+ * page-checksum-verify: checks page checksums of relation files client-side,
+ * as the server does during BASE_BACKUP, for sources where it does not
+ * (parallel and local sources, existing backups being verified).
+ *
+ * In:  member events. Out: every event unchanged and in order, plus `warning`
+ *      events. Options win; what they leave out comes from `start` (startLsn,
+ *      blockSize, segmentBlocks, serverVersion); `start` saying the cluster
+ *      has no data checksums turns checking off.
+ * Checked (basebackup.c; src/page/page-checksum.ts; PROTOCOL.md §6): files
+ *      isRelationFile() accepts for the server version. Skipped: new pages
+ *      (pd_upper == 0; no all-zero check, as the server and pg_checksums),
+ *      pages with LSN ≥ start LSN (written during the backup; WAL replay
+ *      rewrites them); with no start LSN at all every page is checked. A
+ *      trailing partial page: warning 'checksum_unverified', not a failure.
+ * Re-read: a failing page is read again once through `reread(path, index)`
+ *      (a read can race a write) and judged on the new copy (new, LSN ≥ start,
+ *      or matching: not a failure; null: truncated meanwhile, not a failure).
+ *      Only the verdict changes, not the data passed on: WAL replay restores
+ *      a page written during the backup from its full-page image.
+ * Memory: one partial page between chunks, a 64 KiB scratch for pages at odd
+ *      addresses (in place they are read byte by byte, at half the speed);
+ *      a data event is held only while its failing pages are re-read.
+ * Warnings (code 'checksum') word it like the server, 5 per file, then
+ *      "further … will not be reported" and the file's total:
+ *      `checksum verification failed in file "./base/5/16390", block 5:
+ *      calculated 80F9 but expected 1FFF` — block = index in the file before
+ *      17, the absolute block number from 17 on, as each server reports it.
+ * Result (`result`, final after end): { enabled, filesChecked, pagesChecked,
+ *      pagesSkipped, failureCount, failures (first 1000) }.
+ * Errors: ChecksumError listing failures (10, then "and N more") in place of
+ *      `end`, so a backup with a corrupt page never looks complete; bad
+ *      options: UsageError at once; a failing `reread` fails the stream.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import type { BackupEvent, DataEvent, EntryEvent, StartEvent } from '../src/events';
+import { ChecksumError, IoError, UsageError } from '../src/errors';
+import { parseLsn } from '../src/lsn';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_SEGMENT_BLOCKS, isNewPage, isRelationFile } from '../src/page/page-checksum';
+import { pageChecksum, pageChecksumField, pageLsnHigh, pageLsnLow } from '../src/page/page-checksum';
+
+export interface PageChecksumVerifyOptions {
+  /** Pages with an LSN at or after this (`X/X`) are skipped. Default: the `start` event's. */
+  startLsn?: string;
+  /** BLCKSZ. Default: the `start` event's, else 8192. */
+  blockSize?: number;
+  /** RELSEG_SIZE in blocks. Default: the `start` event's, else 131072. */
+  segmentBlocks?: number;
+  /** server_version_num: picks the rules for which files are checked. Default: the `start` event's, else 17's. */
+  serverVersion?: number;
+  /** Read block `blockIndex` of `path` (relative to the data directory) again; null when it is gone. */
+  reread?: (path: string, blockIndex: number) => Promise<Buffer | null>;
+}
+
+export interface ChecksumFailure {
+  /** Relative to the data directory (tablespaces as `pg_tblspc/<oid>/PG_…/…`). */
+  path: string;
+  /** `block`: index of the page in its file; `blockNumber`: segno × segment blocks + block. */
+  block: number;
+  blockNumber: number;
+  calculated: number;
+  expected: number;
+  /** In the server's words. */
+  message: string;
+}
+
+export interface PageChecksumResult {
+  /** False when the cluster has no data checksums (nothing was checked). */
+  enabled: boolean;
+  filesChecked: number;
+  pagesChecked: number;
+  pagesSkipped: number;
+  failureCount: number;
+  failures: ChecksumFailure[];
+}
+
+export interface PageChecksumVerify extends Transform {
+  readonly result: PageChecksumResult;
+}
+
+const MAX_KEPT_FAILURES = 1000;
+const MAX_LISTED_IN_ERROR = 10;
+/** The server reports this many failures per file, then only the total. */
+const MAX_WARNINGS_PER_FILE = 5;
+const ALIGNED_SCRATCH = 64 * 1024;
+
+/** `shown`: the file as the server names it in messages. */
+type CurrentFile = { path: string; shown: string; segno: number; failures: number };
+type Suspect = { index: number; calculated: number; expected: number };
+
+export function pageChecksumVerify(opts: PageChecksumVerifyOptions = {}): PageChecksumVerify {
+  return new PageChecksumVerifier(opts);
+}
+
+class PageChecksumVerifier extends Transform implements PageChecksumVerify {
+  readonly result: PageChecksumResult = { enabled: true, filesChecked: 0, pagesChecked: 0, pagesSkipped: 0, failureCount: 0, failures: [] };
+  private readonly given: PageChecksumVerifyOptions;
+  private blockSize: number;
+  private segmentBlocks: number;
+  private serverVersion: number;
+  /** Start LSN as two uint32 halves; 2^32 in the high half when unknown (no page is at or after it). */
+  private startHi = 2 ** 32;
+  private startLo = 0;
+  /** Prefix turning archive paths into data-directory paths; null inside pg_wal. */
+  private prefix: string | null = '';
+  private location = '';
+  private file: CurrentFile | null = null;
+  private partial: Buffer;
+  private partialLen = 0;
+  private partialIndex = 0;
+  /** Scratch for pages at unaligned addresses: 64 KiB, a whole number of pages of any block size. */
+  private readonly aligned = Buffer.allocUnsafeSlow(ALIGNED_SCRATCH);
+  private nextOffset = 0;
+  private reported = false;
+
+  constructor(opts: PageChecksumVerifyOptions) {
+    super({ objectMode: true, highWaterMark: 16 });
+    this.given = opts;
+    if (opts.startLsn !== undefined) this.setStartLsn(opts.startLsn);
+    this.blockSize = checkBlockSize(opts.blockSize ?? DEFAULT_BLOCK_SIZE);
+    this.segmentBlocks = checkPositive('segmentBlocks', opts.segmentBlocks ?? DEFAULT_SEGMENT_BLOCKS);
+    this.serverVersion = checkPositive('serverVersion', opts.serverVersion ?? 170000);
+    this.partial = Buffer.allocUnsafe(this.blockSize);
+  }
+
+  override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: TransformCallback): void {
+    switch (ev.type) {
+      case 'start':
+        try {
+          this.onStart(ev);
+        } catch (err) {
+          return cb(err as Error); // a block size or LSN we cannot work with
+        }
+        break;
+      case 'archive':
+        this.prefix = ev.kind === 'wal' ? null : ev.kind === 'tablespace' ? `pg_tblspc/${ev.name}/` : '';
+        this.location = ev.location;
+        break;
+      case 'archive-end':
+        this.prefix = '';
+        this.location = '';
+        break;
+      case 'entry':
+        this.openFile(ev);
+        break;
+      case 'data':
+        if (this.file) return this.onData(ev, cb);
+        break;
+      case 'entry-end':
+        this.closeFile();
+        break;
+      case 'end':
+        if (this.result.failureCount > 0) return cb(this.failure());
+        break;
+    }
+    cb(null, ev);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    // A stream that stops without `end` still must not pass for verified.
+    cb(this.result.failureCount > 0 && !this.reported ? this.failure() : null);
+  }
+
+  private setStartLsn(text: string): void {
+    let lsn: bigint;
+    try {
+      lsn = parseLsn(text);
+    } catch {
+      throw new UsageError(`invalid start LSN "${text}" for page checksum verification`);
+    }
+    [this.startHi, this.startLo] = [Number(lsn >> 32n), Number(lsn & 0xffffffffn)];
+  }
+
+  /** Options win; a source that does not know a value leaves it empty (0 or ''). */
+  private onStart(ev: StartEvent): void {
+    const g = this.given;
+    if (g.startLsn === undefined && ev.startLsn) this.setStartLsn(ev.startLsn);
+    if (g.blockSize === undefined && ev.blockSize && ev.blockSize !== this.blockSize) {
+      this.blockSize = checkBlockSize(ev.blockSize);
+      this.partial = Buffer.allocUnsafe(this.blockSize);
+    }
+    if (g.segmentBlocks === undefined && ev.segmentBlocks) this.segmentBlocks = checkPositive('segmentBlocks', ev.segmentBlocks);
+    if (g.serverVersion === undefined && ev.serverVersion) this.serverVersion = checkPositive('serverVersion', ev.serverVersion);
+    this.result.enabled = ev.dataChecksums !== false;
+  }
+
+  private openFile(ev: EntryEvent): void {
+    this.file = null;
+    if (!this.result.enabled || ev.kind !== 'file' || this.prefix === null) return;
+    const path = this.prefix + ev.path;
+    const found = isRelationFile(path, this.serverVersion);
+    if (!found) return;
+    // The server names tablespace files by their absolute path, data directory files as ./path.
+    const shown = this.prefix && this.location ? `${this.location}/${ev.path}` : `./${path}`;
+    this.file = { path, shown, segno: found.segno, failures: 0 };
+    this.partialLen = 0;
+    this.nextOffset = 0;
+    this.result.filesChecked++;
+  }
+
+  private closeFile(): void {
+    const f = this.file;
+    if (!f) return;
+    if (this.partialLen > 0) {
+      const where = `file "${f.shown}", block ${this.shownBlock(this.partialIndex)}`;
+      this.warn('checksum_unverified', `could not verify checksum in ${where}: the file ends ${this.partialLen} bytes into the page (page size ${this.blockSize})`);
+    }
+    if (f.failures > 1) this.warn('checksum', `file "${f.shown}" has a total of ${f.failures} checksum verification failures`);
+    this.file = null;
+    this.partialLen = 0;
+  }
+
+  private onData(ev: DataEvent, cb: TransformCallback): void {
+    const suspects = this.scan(ev.chunk, ev.offset);
+    if (suspects.length === 0) return cb(null, ev);
+    this.judge(suspects).then(
+      () => {
+        if (!this.destroyed) cb(null, ev);
+      },
+      (err) => cb(err as Error),
+    );
+  }
+
+  /** Checks every page completed by this chunk; returns those whose checksum does not match. */
+  private scan(chunk: Buffer, offset: number): Suspect[] {
+    const bs = this.blockSize;
+    const suspects: Suspect[] = [];
+    // Offsets jump when an upstream stage passes only some chunks: a partial page before the gap is lost.
+    if (offset !== this.nextOffset) this.partialLen = 0;
+    this.nextOffset = offset + chunk.length;
+    let pos = 0;
+    if (this.partialLen > 0) {
+      pos = Math.min(bs - this.partialLen, chunk.length);
+      chunk.copy(this.partial, this.partialLen, 0, pos);
+      this.partialLen += pos;
+      if (this.partialLen < bs) return suspects;
+      this.partialLen = 0;
+      this.checkPage(this.partial, 0, this.partialIndex, suspects);
+    } else if (offset % bs !== 0) {
+      pos = Math.min(bs - (offset % bs), chunk.length); // no page starts before the next boundary
+    }
+    let index = (offset + pos) / bs;
+    if (((chunk.byteOffset + pos) & 3) === 0) {
+      for (; pos + bs <= chunk.length; pos += bs, index++) this.checkPage(chunk, pos, index, suspects);
+    } else {
+      // Words at an odd address are read byte by byte at half the speed: copying to an aligned scratch costs less.
+      while (pos + bs <= chunk.length) {
+        const n = Math.min(chunk.length - pos - ((chunk.length - pos) % bs), this.aligned.length);
+        chunk.copy(this.aligned, 0, pos, pos + n);
+        for (let at = 0; at < n; at += bs, index++) this.checkPage(this.aligned, at, index, suspects);
+        pos += n;
+      }
+    }
+    if (pos < chunk.length) {
+      chunk.copy(this.partial, 0, pos);
+      this.partialLen = chunk.length - pos;
+      this.partialIndex = index;
+    }
+    return suspects;
+  }
+
+  private checkPage(buf: Buffer, at: number, index: number, suspects: Suspect[]): void {
+    if (!this.shouldCheck(buf, at)) return void this.result.pagesSkipped++;
+    const calculated = pageChecksum(buf, this.file!.segno * this.segmentBlocks + index, at, this.blockSize);
+    const expected = pageChecksumField(buf, at);
+    if (calculated === expected) this.result.pagesChecked++;
+    else suspects.push({ index, calculated, expected });
+  }
+
+  /** Not new, and last changed before the backup started. */
+  private shouldCheck(buf: Uint8Array, at: number): boolean {
+    if (isNewPage(buf, at)) return false;
+    const hi = pageLsnHigh(buf, at);
+    return hi < this.startHi || (hi === this.startHi && pageLsnLow(buf, at) < this.startLo);
+  }
+
+  /** Re-reads each failing page once (when we can) and records what still fails. */
+  private async judge(suspects: Suspect[]): Promise<void> {
+    const f = this.file!;
+    for (const s of suspects) {
+      let { calculated, expected } = s;
+      const reread = this.given.reread;
+      if (reread) {
+        const page = await reread(f.path, s.index);
+        if (this.destroyed) return;
+        if (page !== null && page.length !== this.blockSize) {
+          throw new IoError(`could not re-read block ${s.index} of file "${f.shown}": got ${page.length} bytes, expected ${this.blockSize}`);
+        }
+        // Gone (truncated meanwhile: WAL replay restores it), new, or written since the start: not a failure.
+        if (page === null || !this.shouldCheck(page, 0)) {
+          this.result.pagesSkipped++;
+          continue;
+        }
+        calculated = pageChecksum(page, f.segno * this.segmentBlocks + s.index, 0, this.blockSize);
+        expected = pageChecksumField(page, 0);
+      }
+      this.result.pagesChecked++;
+      if (calculated !== expected) this.recordFailure(f, s.index, calculated, expected);
+    }
+  }
+
+  private recordFailure(f: CurrentFile, index: number, calculated: number, expected: number): void {
+    const hex = (n: number) => n.toString(16).toUpperCase();
+    const message =
+      `checksum verification failed in file "${f.shown}", block ${this.shownBlock(index)}: ` +
+      `calculated ${hex(calculated)} but expected ${hex(expected)}`;
+    const blockNumber = f.segno * this.segmentBlocks + index;
+    this.result.failureCount++;
+    if (this.result.failures.length < MAX_KEPT_FAILURES) {
+      this.result.failures.push({ path: f.path, block: index, blockNumber, calculated, expected, message });
+    }
+    f.failures++;
+    if (f.failures <= MAX_WARNINGS_PER_FILE) this.warn('checksum', message);
+    if (f.failures === MAX_WARNINGS_PER_FILE) {
+      this.warn('checksum', `further checksum verification failures in file "${f.shown}" will not be reported`);
+    }
+  }
+
+  /** Before 17 the server names the block by its index in the file, from 17 on by its absolute number. */
+  private shownBlock(index: number): number {
+    return this.serverVersion >= 170000 ? this.file!.segno * this.segmentBlocks + index : index;
+  }
+
+  private warn(code: string, message: string): void {
+    this.push({ type: 'warning', code, message });
+  }
+
+  private failure(): ChecksumError {
+    this.reported = true;
+    const { failureCount: n, failures } = this.result;
+    const listed = failures.slice(0, MAX_LISTED_IN_ERROR).map((f) => f.message);
+    const more = n - listed.length;
+    return new ChecksumError(
+      `${n} page checksum verification failure${n === 1 ? '' : 's'}: ${listed.join('; ')}${more > 0 ? `; and ${more} more` : ''}`,
+    );
+  }
+}
+
+function checkBlockSize(n: number): number {
+  if (!Number.isInteger(n) || n < 1024 || n > 32768 || (n & (n - 1)) !== 0) {
+    throw new UsageError(`invalid block size ${n} for page checksum verification: must be a power of two from 1024 to 32768`);
+  }
+  return n;
+}
+
+function checkPositive(name: string, n: number): number {
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`invalid ${name} ${n} for page checksum verification`);
+  return n;
+}

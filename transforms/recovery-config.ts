@@ -1,0 +1,89 @@
+/**
+ * recovery-config (`-R`): makes the data directory being written start as a
+ * standby, the way pg_basebackup -R does (src/fe_utils/recovery_gen.c):
+ * `primary_conninfo = '…'` (and `primary_slot_name` with a slot) appended to
+ * postgresql.auto.conf, and an empty `standby.signal`.
+ *
+ * In: member events. postgresql.auto.conf of the base archive is held (it is
+ * small), rewritten and re-emitted; standby.signal (and postgresql.auto.conf
+ * when the backup had none) are added at the end of the base archive.
+ * Everything else passes through unchanged. Put it after manifest-verify:
+ * the files it changes no longer match the server's manifest (pg_verifybackup
+ * ignores both by default).
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import type { BackupEvent, EntryEvent } from '../src/events';
+import { UsageError } from '../src/errors';
+
+export interface RecoveryConfigOptions {
+  /** A libpq connection string for the standby to stream from; omitted: only standby.signal. */
+  primaryConninfo?: string;
+  slot?: string;
+}
+
+/** A value for postgresql.conf: single-quoted, `'` and `\` doubled. */
+export function configQuote(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+/** libpq keyword/value quoting: plain when [A-Za-z0-9_.]+, else quoted with \' and \\. */
+export function conninfoValue(value: string): string {
+  return /^[A-Za-z0-9_.]+$/.test(value) ? value : `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+export function recoveryLines(o: RecoveryConfigOptions): string {
+  let out = '# recovery settings added by pgbb\n';
+  if (o.primaryConninfo !== undefined) out += `primary_conninfo = ${configQuote(o.primaryConninfo)}\n`;
+  if (o.slot !== undefined) out += `primary_slot_name = ${configQuote(o.slot)}\n`;
+  return out;
+}
+
+export function recoveryConfig(opts: RecoveryConfigOptions): Transform {
+  if (opts.slot !== undefined && !/^[a-z0-9_]{1,63}$/.test(opts.slot)) {
+    throw new UsageError(`invalid replication slot name "${opts.slot}"`);
+  }
+  const extra = Buffer.from(recoveryLines(opts));
+  let inBase = false;
+  let held: { entry: EntryEvent; chunks: Buffer[] } | null = null;
+  let sawAutoConf = false;
+  let sawSignal = false;
+
+  const emitFile = (t: Transform, entry: EntryEvent, body: Buffer) => {
+    t.push({ ...entry, size: body.length } satisfies EntryEvent);
+    if (body.length) t.push({ type: 'data', offset: 0, chunk: body } satisfies BackupEvent);
+    t.push({ type: 'entry-end' } satisfies BackupEvent);
+  };
+
+  return new Transform({
+    objectMode: true,
+    highWaterMark: 16,
+    transform(ev: BackupEvent, _enc, cb: TransformCallback) {
+      if (ev.type === 'archive') inBase = ev.kind === 'base';
+      if (held) {
+        if (ev.type === 'data') held.chunks.push(ev.chunk);
+        else if (ev.type === 'entry-end') {
+          let body = Buffer.concat(held.chunks);
+          if (body.length && body[body.length - 1] !== 0x0a) body = Buffer.concat([body, Buffer.from('\n')]);
+          emitFile(this, held.entry, Buffer.concat([body, extra]));
+          held = null;
+        }
+        return cb();
+      }
+      if (inBase && ev.type === 'entry' && ev.kind === 'file') {
+        if (ev.path === 'postgresql.auto.conf') {
+          sawAutoConf = true;
+          held = { entry: ev, chunks: [] };
+          return cb();
+        }
+        if (ev.path === 'standby.signal') sawSignal = true;
+      }
+      if (inBase && ev.type === 'archive-end') {
+        const now = new Date();
+        if (!sawAutoConf) emitFile(this, { type: 'entry', path: 'postgresql.auto.conf', kind: 'file', size: 0, mode: 0o600, mtime: now }, extra);
+        if (!sawSignal) emitFile(this, { type: 'entry', path: 'standby.signal', kind: 'file', size: 0, mode: 0o600, mtime: now }, Buffer.alloc(0));
+        inBase = false;
+      }
+      cb(null, ev);
+    },
+  });
+}

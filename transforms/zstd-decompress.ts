@@ -1,0 +1,183 @@
+/**
+ * zstd-decompress: zstd bytes in, the original bytes out (a byte stream).
+ *
+ *   zstdDecompress({ name?: 'base.tar.zst' })
+ *
+ * In:  one or more concatenated zstd frames (skippable frames are skipped),
+ *      as pgbb, pg_basebackup or the zstd CLI write them.
+ * Out: the decompressed bytes, in chunks of about 128 KiB.
+ * Result: `result` = { bytesIn, bytesOut, frames } once the stream has ended.
+ * Errors (CompressionError, code 'compression', naming `name` when given):
+ *   - input that is not zstd or is corrupt (libzstd's reason, and how far
+ *     into the compressed bytes it was found);
+ *   - input that ends inside a frame (a truncated file or stream);
+ *   - empty input: a compressor always writes at least one frame, so zero
+ *     bytes means the file was cut before its first frame.
+ *
+ * Backpressure: a few compressed bytes can stand for gigabytes, so this is a
+ * Duplex that decodes one output buffer at a time and only while the reader
+ * wants more (push() true); the write callback waits until the chunk is
+ * entirely decoded. Memory is one output buffer beyond the readable
+ * highWaterMark, plus libzstd's window (≤ 128 MiB, its default windowLogMax).
+ *
+ * Cleanup: the context is dropped at the end and in _destroy; zstd-napi frees
+ * it (ZSTD_freeDCtx) when V8 collects the wrapper, see zstd-compress.ts.
+ */
+import { Duplex } from 'node:stream';
+import * as binding from 'zstd-napi/binding';
+import { CompressionError } from '../src/errors';
+
+export interface ZstdDecompressOptions {
+  /** What the bytes are (a file or object name), for error messages. */
+  name?: string;
+}
+
+export interface ZstdDecompressResult {
+  bytesIn: number;
+  bytesOut: number;
+  frames: number;
+}
+
+type Callback = (err?: Error | null) => void;
+
+const OUT_BYTES = binding.dStreamOutSize();
+const EMPTY = Buffer.alloc(0);
+
+export class ZstdDecompress extends Duplex {
+  readonly type = 'zstd-decompress';
+  private dctx: binding.DCtx | null = new binding.DCtx();
+  private readonly what: string;
+  /** The chunk being decoded and its write callback. */
+  private input: Buffer = EMPTY;
+  private inputCallback: Callback | null = null;
+  private finalCallback: Callback | null = null;
+  /** libzstd filled the last output buffer: it may hold more. */
+  private moreOutput = false;
+  private inFrame = false;
+  private wanted = false;
+  private pumping = false;
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private frames = 0;
+  private done: ZstdDecompressResult | null = null;
+
+  constructor(opts: ZstdDecompressOptions = {}) {
+    super({ writableHighWaterMark: 64 * 1024, readableHighWaterMark: 2 * OUT_BYTES });
+    this.what = opts.name ? `zstd data in "${opts.name}"` : 'zstd data';
+  }
+
+  get result(): ZstdDecompressResult | null {
+    return this.done;
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, callback: Callback): void {
+    this.input = chunk;
+    this.inputCallback = callback;
+    this.pump();
+  }
+
+  override _final(callback: Callback): void {
+    this.finalCallback = callback;
+    this.pump();
+  }
+
+  override _read(): void {
+    this.wanted = true;
+    this.pump();
+  }
+
+  override _destroy(err: Error | null, callback: Callback): void {
+    this.release();
+    callback(err);
+  }
+
+  /**
+   * Decodes while the reader wants output; hands back the write callback once
+   * a chunk is used up (the next chunk may arrive synchronously, hence the
+   * loop and the re-entry guard); ends the stream after the last chunk.
+   */
+  private pump(): void {
+    if (this.pumping || !this.dctx) return;
+    this.pumping = true;
+    try {
+      for (;;) {
+        while (this.wanted && (this.input.length > 0 || this.moreOutput) && this.dctx) this.step();
+        if (!this.dctx || this.input.length > 0 || this.moreOutput) return;
+        const written = this.inputCallback;
+        if (written) {
+          this.inputCallback = null;
+          written();
+          continue;
+        }
+        if (this.finalCallback) this.finish();
+        return;
+      }
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** One libzstd call: at most one output buffer. */
+  private step(): void {
+    const out = Buffer.allocUnsafe(OUT_BYTES);
+    let ret: number;
+    let produced: number;
+    let consumed: number;
+    try {
+      [ret, produced, consumed] = this.dctx!.decompressStream(out, this.input);
+    } catch (err) {
+      throw new CompressionError(
+        `${this.what} is corrupt or not zstd (after ${this.bytesIn} compressed bytes): ${(err as Error).message ?? err}`,
+        { cause: err },
+      );
+    }
+    this.input = this.input.subarray(consumed);
+    this.bytesIn += consumed;
+    this.moreOutput = produced === out.length;
+    if (consumed > 0 || produced > 0) {
+      // ret is 0 exactly when a frame has been decoded and flushed.
+      if (ret === 0) this.frames++;
+      this.inFrame = ret !== 0;
+    }
+    if (produced > 0) {
+      this.bytesOut += produced;
+      if (!this.push(out.subarray(0, produced))) this.wanted = false;
+    }
+  }
+
+  /** Errors thrown here reach the final callback through fail(). */
+  private finish(): void {
+    if (this.bytesIn === 0) throw new CompressionError(`${this.what} is empty: no zstd frame (truncated before the first frame?)`);
+    if (this.inFrame) {
+      throw new CompressionError(`${this.what} is truncated: it ends inside a zstd frame after ${this.bytesIn} compressed bytes`);
+    }
+    const cb = this.finalCallback!;
+    this.finalCallback = null;
+    this.done = { bytesIn: this.bytesIn, bytesOut: this.bytesOut, frames: this.frames };
+    this.release();
+    this.push(null);
+    cb();
+  }
+
+  private fail(err: unknown): void {
+    const e = err instanceof Error ? err : new CompressionError(String(err));
+    const cb = this.inputCallback ?? this.finalCallback;
+    this.inputCallback = null;
+    this.finalCallback = null;
+    this.release();
+    if (cb) cb(e);
+    else this.destroy(e);
+  }
+
+  private release(): void {
+    this.dctx = null;
+    this.input = EMPTY;
+    this.moreOutput = false;
+  }
+}
+
+export function zstdDecompress(opts: ZstdDecompressOptions = {}): ZstdDecompress {
+  return new ZstdDecompress(opts);
+}
