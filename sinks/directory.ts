@@ -17,9 +17,9 @@ import { Writable } from 'node:stream';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { BackupEvent, EntryEvent, StartEvent } from '../src/events';
-import { IoError, PgbbError, UsageError } from '../src/errors';
+import { IoError, PgbbError, TarFormatError, UsageError } from '../src/errors';
 import { WriteBatcher } from '../src/io/file-writer';
-import { discardDir, ioError, memberPath, prepareEmptyDir, syncPaths, syncTree, type PreparedDir } from './target-dir';
+import { checkSymlinkTarget, discardDir, ioError, memberPath, prepareEmptyDir, syncPaths, syncTree, type PreparedDir } from './target-dir';
 
 export interface DirectorySinkOptions {
   /** The data directory to create (must be missing or empty). */
@@ -37,7 +37,6 @@ export class DirectorySink extends Writable {
   private tablespaceDirs = new Map<string, string>();
   private root = '';
   private isBase = false;
-  private isWal = false;
   private file: fs.FileHandle | null = null;
   private batcher: WriteBatcher | null = null;
   private filePath = '';
@@ -89,7 +88,6 @@ export class DirectorySink extends Writable {
         return this.prepareTablespaces(ev);
       case 'archive':
         this.isBase = ev.kind === 'base';
-        this.isWal = ev.kind === 'wal';
         if (ev.kind === 'tablespace') {
           const dir = this.tablespaceDirs.get(ev.name);
           if (!dir) throw new PgbbError('protocol', `archive for unknown tablespace ${ev.name}`);
@@ -142,20 +140,32 @@ export class DirectorySink extends Writable {
 
   private async openEntry(ev: EntryEvent): Promise<void> {
     const p = memberPath(this.root, ev.path);
+    // Tablespace contents come in their own archives; in base they would be written through the link.
+    if (this.isBase && /^pg_tblspc\/[^/]+\/./.test(ev.path)) {
+      throw new TarFormatError(`archive member "${ev.path}" lies inside a tablespace link`);
+    }
     try {
       switch (ev.kind) {
         case 'directory':
           try {
             await fs.mkdir(p, { mode: ev.mode & 0o7777 || 0o700 });
           } catch (err) {
-            // pg_wal/ and pg_wal/archive_status/ came with base.tar.
-            if (!(this.isWal && (err as NodeJS.ErrnoException).code === 'EEXIST' && (await fs.stat(p)).isDirectory())) throw err;
+            // As tar does: a directory met again (pg_wal/ and pg_wal/archive_status/
+            // come with base and with the WAL) is fine — but not a symlink posing as one.
+            if (!((err as NodeJS.ErrnoException).code === 'EEXIST' && (await fs.lstat(p)).isDirectory())) throw err;
           }
           return;
         case 'symlink': {
-          let target = ev.linkTarget ?? '';
           const ts = this.isBase && /^pg_tblspc\/(\d+)$/.exec(ev.path);
-          if (ts) target = this.tablespaceDirs.get(ts[1]) ?? target;
+          let target = ev.linkTarget ?? '';
+          if (ts) {
+            // Tablespace links point where this sink put the tablespace, never where the archive says.
+            const dir = this.tablespaceDirs.get(ts[1]);
+            if (!dir) throw new TarFormatError(`symlink "${ev.path}" names tablespace ${ts[1]}, which the backup does not declare`);
+            target = dir;
+          } else {
+            checkSymlinkTarget(ev.path, target);
+          }
           await fs.symlink(target, p);
           return;
         }

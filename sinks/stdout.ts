@@ -16,6 +16,7 @@ import { Writable } from 'node:stream';
 import type { BackupEvent } from '../src/events';
 import { PgbbError } from '../src/errors';
 import { TarWriter } from '../src/tar/tar-writer';
+import { descriptorFromStart, encodeDescriptor } from '../src/backup-descriptor';
 import { coalesce } from '../src/io/file-writer';
 import type { CompressSpec } from '../src/compression';
 import { checkZstdOptions, zstdCompress } from '../transforms/zstd-compress';
@@ -53,6 +54,10 @@ export class StdoutSink extends Writable {
 
   override _write(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
     switch (ev.type) {
+      case 'start':
+        // The first member carries the descriptor: restore reads the layout from it.
+        this.writer.commentNext(encodeDescriptor(descriptorFromStart(ev)));
+        return callback();
       case 'data':
         return this.writer.write(ev.chunk, callback);
       case 'archive':

@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import type { BackupEvent } from '../src/events';
 import { PgbbError, UsageError } from '../src/errors';
 import { TarWriter } from '../src/tar/tar-writer';
+import { descriptorFromStart, encodeDescriptor } from '../src/backup-descriptor';
 import { discardDir, ioError, prepareEmptyDir, syncPaths, type PreparedDir } from './target-dir';
 import { compressSuffix, type CompressSpec } from '../src/compression';
 import { checkZstdOptions, zstdCompress } from '../transforms/zstd-compress';
@@ -37,6 +38,7 @@ export class TarFilesSink extends Writable {
   private writer: TarWriter | null = null;
   private written: { partial: string; final: string }[] = [];
   private manifest: Buffer | null = null;
+  private descriptor: string | null = null;
   private sawEnd = false;
   private committed = false;
 
@@ -78,8 +80,13 @@ export class TarFilesSink extends Writable {
         const file = new FileWriter(partial, { mode: 0o600 });
         const c = this.compress;
         this.writer = c.method === 'zstd' ? new TarWriter(zstdCompress(c), file) : new TarWriter(file);
+        // Every archive carries the descriptor, so that restore can read it from base.tar first.
+        if (this.descriptor) this.writer.commentNext(this.descriptor);
         return callback();
       }
+      case 'start':
+        this.descriptor = encodeDescriptor(descriptorFromStart(ev));
+        return callback();
       case 'entry':
         this.writer!.add({ ...ev, name: ev.path });
         return callback();

@@ -68,6 +68,18 @@ export function memberPath(root: string, member: string): string {
   return path.join(root, member);
 }
 
+/**
+ * A symlink inside the data directory must stay inside it: relative, and not
+ * climbing above the directory it lives in's root. (Only pg_tblspc links,
+ * which the sink itself points, may lead out.)
+ */
+export function checkSymlinkTarget(member: string, target: string): void {
+  const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(member), target));
+  if (!target || target.startsWith('/') || resolved === '..' || resolved.startsWith('../')) {
+    throw new TarFormatError(`symlink "${member}" points outside the data directory ("${target}")`);
+  }
+}
+
 /** fsyncs every file and directory below `root` (as initdb and pg_basebackup do), a few at a time. */
 export async function syncTree(root: string): Promise<void> {
   const dirs: string[] = [];

@@ -1,15 +1,59 @@
 /**
  * pgbb's library API: sources, transforms, sinks, events and errors.
- * Compose them with `stream.pipeline`.
+ * Compose them with `stream.pipeline`:
+ *
+ *   source ──► transform ──► … ──► sink
+ *
+ * Sources:    ReplicationSource (a live server), openBackupSource (a backup pgbb wrote)
+ * Transforms: manifestVerify, manifestBuild, pageChecksumVerify, walVerify, throttle,
+ *             progress, recoveryConfig, tap; zstdCompress / zstdDecompress and
+ *             throttleBytes work on byte streams
+ * Sinks:      DirectorySink, TarFilesSink, StdoutSink, tee
  */
 export * from './events';
 export * from './errors';
+
+// Sources
 export { ReplicationSource, type ReplicationSourceOptions } from './sources/replication-source';
+export { openBackupSource, detectBackupFormat, type BackupFormat } from './sources/open-backup';
+export { plainBackupSource } from './sources/plain-backup-source';
+export { tarDirectorySource, tarStreamSource } from './sources/tar-backup-source';
 export { ReplicationConnection } from './replication-connection';
 export { clientConfig, type ConnectionOptions } from './conninfo';
-export { parseLsn, formatLsn, walFileName } from './lsn';
-export { runPipeline } from './pipeline';
+export { checkWalOptions } from './wal/streamed-wal';
+
+// Transforms (member stream)
+export { tap } from '../transforms/tap';
+export { manifestVerify, type ManifestVerify, type ManifestVerifyOptions, type ManifestVerifyResult } from '../transforms/manifest-verify';
+export { manifestBuild, type ManifestBuild } from '../transforms/manifest-build';
+export {
+  pageChecksumVerify,
+  type PageChecksumVerify,
+  type PageChecksumVerifyOptions,
+  type PageChecksumResult,
+  type ChecksumFailure,
+} from '../transforms/page-checksum-verify';
+export { walVerify, type WalVerify, type WalVerifyResult } from '../transforms/wal-verify';
+export { throttle, throttleBytes, ThrottleTransform, ThrottleBytesTransform } from '../transforms/throttle';
+export { progress, ProgressTransform, type ProgressInfo, type ProgressOptions } from '../transforms/progress';
+export { recoveryConfig, type RecoveryConfigOptions } from '../transforms/recovery-config';
+// Transforms (bytes)
+export { zstdCompress, ZstdCompress, checkZstdOptions, type ZstdCompressOptions, type ZstdCompressResult } from '../transforms/zstd-compress';
+export { zstdDecompress, ZstdDecompress, type ZstdDecompressOptions, type ZstdDecompressResult } from '../transforms/zstd-decompress';
+
+// Sinks
 export { DirectorySink, directorySink, type DirectorySinkOptions } from '../sinks/directory';
 export { TarFilesSink, tarFilesSink, type TarFilesSinkOptions } from '../sinks/tar-files';
 export { StdoutSink, stdoutSink, type StdoutSinkOptions } from '../sinks/stdout';
-export { tap } from '../transforms/tap';
+export { tee, teeSettled, Tee } from '../sinks/tee';
+
+// Helpers and codecs
+export { runPipeline } from './pipeline';
+export { RateLimiter, type RateLimiterOptions } from './rate-limiter';
+export { createReporter, plainReporter, type Reporter, type ReporterOptions, type BackupSummary } from './reporters';
+export { parseCompressSpec, formatCompressSpec, type CompressSpec } from './compression';
+export { parseManifest, buildManifest, crc32cHex, type Manifest, type ManifestFile } from './manifest/manifest';
+export { pageChecksum, isRelationFile } from './page/page-checksum';
+export { checkWalRange, WalError } from './verify/wal-continuity';
+export { parseControlFile, type ControlData } from './pg-control';
+export { parseLsn, formatLsn, walFileName } from './lsn';

@@ -220,6 +220,7 @@ export class ReplicationSource extends Readable {
       }
       case 'end':
         this.end = { lsn: values[0] ?? '', tli: Number(values[1]) };
+        this.wal?.stopAt(this.end.lsn);
         return;
       default:
         throw new ProtocolError('unexpected data row during BASE_BACKUP copy');

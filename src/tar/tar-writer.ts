@@ -31,6 +31,8 @@ export class TarWriter {
   private readonly pack: Pack;
   private entry: EntrySink | null = null;
   private error: Error | null = null;
+  /** A pax comment for the next member (the backup descriptor, see src/backup-descriptor.ts). */
+  private comment: string | null = null;
   private readonly finished: Promise<void>;
 
   /** `outs`: the byte stream's way out, e.g. [coalesce(), process.stdout]. */
@@ -48,6 +50,11 @@ export class TarWriter {
     this.finished.catch(() => {});
   }
 
+  /** Attaches `comment` (a pax record extractors ignore) to the next member added. */
+  commentNext(comment: string): void {
+    this.comment = comment;
+  }
+
   /** Starts a member; directories and symlinks are complete at once. */
   add(h: TarMemberHeader): void {
     const header = {
@@ -57,7 +64,9 @@ export class TarWriter {
       mtime: h.mtime,
       type: h.kind,
       linkname: h.linkTarget,
+      ...(this.comment !== null ? { pax: { comment: this.comment } } : {}),
     } as const;
+    this.comment = null;
     const entry = this.pack.entry(header, (err) => {
       if (err) this.error ??= err;
     }) as unknown as EntrySink;

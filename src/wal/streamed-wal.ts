@@ -5,6 +5,10 @@
  *
  *   prepare()            second connection and slot, before BASE_BACKUP
  *   start(lsn, tli)      when BASE_BACKUP reports its start position
+ *   stopAt(endLsn)       when BASE_BACKUP reports its end position: streaming
+ *                        stops as soon as WAL reaches it (not later, when the
+ *                        source gets round to the tail, which would stream
+ *                        WAL written meanwhile into the backup for nothing)
  *   holdManifest(bytes)  the server's manifest waits: it must follow the WAL
  *   tail(endLsn)         async generator, pulled by the source:
  *                          (waits until WAL up to endLsn is spooled)
@@ -20,6 +24,7 @@ import type { ClientConfig } from 'pg';
 import type { BackupEvent } from '../events';
 import type { ServerSettings } from '../sources/server-settings';
 import { WalReceiver } from './wal-receiver';
+import type { SpoolSummary } from './wal-spool';
 import { walArchiveEvents } from './wal-archive';
 import { checkWalCoverage, parseWalRanges } from './wal-ranges';
 import { validateSlotName } from './replication-commands';
@@ -51,6 +56,7 @@ export interface StreamedWalOptions {
 export class StreamedWal {
   private readonly receiver: WalReceiver;
   private manifest: Buffer | null = null;
+  private stopped: Promise<SpoolSummary> | null = null;
 
   constructor(o: StreamedWalOptions) {
     this.receiver = new WalReceiver({
@@ -78,12 +84,20 @@ export class StreamedWal {
     this.receiver.start(startLsn, timeline);
   }
 
+  stopAt(endLsn: string): void {
+    if (this.stopped) return;
+    this.stopped = this.receiver.stopAt(endLsn);
+    // Failures also reach onFailure; tail() rethrows them.
+    this.stopped.catch(() => {});
+  }
+
   holdManifest(data: Buffer): void {
     this.manifest = data;
   }
 
   async *tail(endLsn: string): AsyncGenerator<BackupEvent> {
-    const spool = await this.receiver.stopAt(endLsn);
+    this.stopAt(endLsn);
+    const spool = await this.stopped!;
     if (this.manifest) checkWalCoverage(parseWalRanges(this.manifest), spool);
     yield* walArchiveEvents(spool);
     await this.receiver.destroy(); // read: the spool can go

@@ -71,7 +71,6 @@ export class WalReceiver {
   private state: State = 'new';
   private failure: Error | null = null;
   private serverTimeline = 0;
-  private timeline = 0;
   private target: bigint | null = null;
   private copyDoneSent = false;
   private timer: NodeJS.Timeout | null = null;
@@ -133,7 +132,6 @@ export class WalReceiver {
   start(startLsn: string, timeline: number): void {
     if (this.state !== 'prepared') return;
     this.state = 'streaming';
-    this.timeline = timeline;
     this.stream(startLsn, timeline).catch((err) => this.fail(this.mapError(err)));
   }
 

@@ -74,7 +74,7 @@ test('plain backup with -T: pg_verifybackup accepts it, modes and symlinks are r
   assert.equal(await fs.readlink(join(target, 'pg_tblspc', tsOid)), tsTarget);
   assert.ok((await fs.readdir(tsTarget)).some((n) => n.startsWith('PG_15_')), 'tablespace written to the mapped place');
   assert.match(await fs.readFile(join(target, 'backup_label'), 'utf8'), /^LABEL: pgbb base backup$/m);
-  // -X fetch: the WAL needed to restore is in the backup.
+  // -X stream (the default): the WAL needed to restore is in the backup.
   assert.ok((await fs.readdir(join(target, 'pg_wal'))).some((n) => /^[0-9A-F]{24}$/.test(n)));
   assert.ok(!existsSync(join(target, 'backup_manifest.tmp')));
 
@@ -86,7 +86,7 @@ test('tar format: base.tar, <oid>.tar and backup_manifest, readable by the syste
   const target = join(root, 'tar');
   const r = await runPgbb(['backup', ...conn(), '-D', target, '-F', 'tar', '-c', 'fast', '-N']);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual((await fs.readdir(target)).sort(), [`${tsOid}.tar`, 'backup_manifest', 'base.tar'].sort());
+  assert.deepEqual((await fs.readdir(target)).sort(), [`${tsOid}.tar`, 'backup_manifest', 'base.tar', 'pg_wal.tar'].sort());
   const base = (await run('tar', ['-tf', join(target, 'base.tar')])).stdout.split('\n');
   assert.ok(base.includes('backup_label'));
   assert.ok(base.includes('global/pg_control'));
@@ -100,6 +100,7 @@ test('tar format: base.tar, <oid>.tar and backup_manifest, readable by the syste
   await fs.mkdir(tsDir, { mode: 0o700 });
   await run('tar', ['-xf', join(target, 'base.tar'), '-C', data]);
   await run('tar', ['-xf', join(target, `${tsOid}.tar`), '-C', tsDir]);
+  await run('tar', ['-xf', join(target, 'pg_wal.tar'), '-C', join(data, 'pg_wal')]);
   await fs.rm(join(data, 'pg_tblspc', tsOid));
   await fs.symlink(tsDir, join(data, 'pg_tblspc', tsOid));
   await fs.copyFile(join(target, 'backup_manifest'), join(data, 'backup_manifest'));

@@ -131,7 +131,7 @@ test('plain backup while pgbench writes: pg_verifybackup accepts it, the copy st
   assert.ok(segments.length >= 1);
 });
 
-test('-F tar: pg_wal.tar beside base.tar holds the segments; unpacked, pg_verifybackup accepts it', async () => {
+test('-F tar: pg_wal.tar beside base.tar holds the segments; unpacked, pg_verifybackup accepts it and it starts', async () => {
   const root = await scratch('pgbb-walstream-tar-');
   const target = join(root, 'tar');
   const r = await runPgbb(['backup', ...conn(), '-D', target, '-F', 'tar', '-c', 'fast', '-N']);
@@ -151,6 +151,12 @@ test('-F tar: pg_wal.tar beside base.tar holds the segments; unpacked, pg_verify
   await fs.copyFile(join(target, 'backup_manifest'), join(data, 'backup_manifest'));
   await verify(data);
   await checkWalDir(join(data, 'pg_wal'), await fs.readFile(join(data, 'backup_label'), 'utf8'));
+  const restored = await Cluster.startExisting(data);
+  try {
+    assert.equal(await restored.psql('SELECT count(*) FROM pgbench_branches'), '2');
+  } finally {
+    await restored.destroy();
+  }
 });
 
 test('-D -: one tar stream with pg_wal/<segment> members before backup_manifest; extracted, it verifies', async () => {
@@ -267,6 +273,11 @@ test('timeline 2: a backup of a promoted standby streams its timeline and histor
   assert.ok(startSegment(label).startsWith('00000002'));
   const wal = await fs.readdir(join(target, 'pg_wal'));
   assert.ok(wal.includes('00000002.history'), wal.join(' '));
+  assert.equal(
+    await fs.readFile(join(target, 'pg_wal', '00000002.history'), 'utf8'),
+    await fs.readFile(join(standbyDir, 'pg_wal', '00000002.history'), 'utf8'),
+    'the history file as the server has it',
+  );
   assert.ok((await fs.readdir(join(target, 'pg_wal', 'archive_status'))).includes('00000002.history.done'));
   await checkWalDir(join(target, 'pg_wal'), label);
   await verify(target);

@@ -26,15 +26,22 @@ export function runPgbb(
     });
     let stdout = '';
     let stderr = '';
-    if (opts.stdoutFile) child.stdout.pipe(createWriteStream(opts.stdoutFile));
-    else child.stdout.on('data', (d) => (stdout += d));
+    // The file must be complete on disk before the caller reads it.
+    let written: Promise<void> = Promise.resolve();
+    if (opts.stdoutFile) {
+      const out = createWriteStream(opts.stdoutFile);
+      written = new Promise((res, rej) => out.on('finish', () => res()).on('error', rej));
+      child.stdout.pipe(out);
+    } else child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 300_000);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
+      written.then(() => resolve({ code, signal, stdout, stderr }), reject);
     });
+    // A child that fails early stops reading its stdin: that is its answer, not ours.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input);
   });
 }
