@@ -6,8 +6,9 @@
  *
  * Without --conninfo it starts a Debian PostgreSQL 15 in a temp directory and
  * fills it with pgbench -i -s N (default 50, ~750 MB). Each run is a fast
- * checkpoint backup with WAL fetched into the archive:
- *   stdout   pg_basebackup -Ft -D - > /dev/null   vs  pgbb backup -D - > /dev/null
+ * checkpoint backup with WAL streamed beside it (-X stream, both tools' default):
+ *   stdout   pg_basebackup -Ft -X fetch -D - > /dev/null  vs  pgbb backup -X fetch -D - > /dev/null
+ *            (pg_basebackup cannot stream WAL into a tar on stdout)
  *   tar      pg_basebackup -Ft -D DIR -N          vs  pgbb backup -F tar -D DIR -N
  *   plain    pg_basebackup -Fp -D DIR -N          vs  pgbb backup -D DIR -N
  * Prints the median wall time and peak RSS of each, and pgbb/pg_basebackup.
@@ -64,12 +65,12 @@ async function main(): Promise<void> {
       conninfo = `host=127.0.0.1 port=${cluster.port} user=postgres`;
     }
     const pgbb = (extra: string[]) => [PGBB_CLI, 'backup', '-d', conninfo, '-c', 'fast', ...extra];
-    const pgb = (extra: string[]) => ['-d', conninfo, '-c', 'fast', '-X', 'fetch', ...extra];
+    const pgb = (extra: string[]) => ['-d', conninfo, '-c', 'fast', '-X', 'stream', ...extra];
     const pgBasebackup = join(DEBIAN_PG15_BIN, 'pg_basebackup');
     const modes: Record<string, { pgbb: () => Promise<Sample>; pg: () => Promise<Sample> }> = {
       stdout: {
-        pgbb: () => timed(process.execPath, pgbb(['-D', '-'])),
-        pg: () => timed(pgBasebackup, pgb(['-Ft', '-D', '-'])),
+        pgbb: () => timed(process.execPath, pgbb(['-X', 'fetch', '-D', '-'])),
+        pg: () => timed(pgBasebackup, ['-d', conninfo, '-c', 'fast', '-X', 'fetch', '-Ft', '-D', '-']),
       },
       tar: {
         pgbb: () => fresh(scratch, 'a', (d) => timed(process.execPath, pgbb(['-F', 'tar', '-N', '-D', d]))),

@@ -3,10 +3,12 @@
  *
  *   embedded PostgreSQL 17 (npm package) ─ sample data ─► pgbb backup ─► ./demo-backup
  *                                                           │
- *        pg_verifybackup (when installed) ◄─────────────────┤
- *        start the backup as a server, compare the data ◄───┘
+ *        pgbb verify (manifest, page checksums, WAL) ◄──────┤
+ *        pg_verifybackup (when a new enough one is installed) ◄┤
+ *        pgbb restore ─► ./demo-restore, started, data compared ◄┘
  *
- * ./demo-backup (and ./demo-backup-ts, its tablespace) are replaced on each run.
+ * ./demo-backup, ./demo-restore and their tablespace directories
+ * (./demo-backup-ts, ./demo-restore-ts) are replaced on each run.
  */
 import { existsSync, promises as fs } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -16,6 +18,8 @@ import { runPgbb } from '../test/support/pgbb';
 
 const TARGET = resolve('demo-backup');
 const TS_TARGET = resolve('demo-backup-ts');
+const RESTORE = resolve('demo-restore');
+const RESTORE_TS = resolve('demo-restore-ts');
 
 async function fill(c: Cluster): Promise<void> {
   const tsDir = await c.makeDir('tablespace');
@@ -47,8 +51,7 @@ function findVerifyBackup(major: number): string | null {
 }
 
 async function main(): Promise<void> {
-  await fs.rm(TARGET, { recursive: true, force: true });
-  await fs.rm(TS_TARGET, { recursive: true, force: true });
+  for (const dir of [TARGET, TS_TARGET, RESTORE, RESTORE_TS]) await fs.rm(dir, { recursive: true, force: true });
   console.log('starting a throwaway PostgreSQL (embedded, from npm)…');
   const source = await Cluster.create({ binDir: embeddedBinDir() });
   let restored: Cluster | null = null;
@@ -69,9 +72,14 @@ async function main(): Promise<void> {
     console.log(`\npgbb backup -D ${TARGET}\n${indent(r.stderr.trim())}`);
     console.log(`  ${(await du(TARGET)) + (await du(TS_TARGET))} bytes on disk in ${seconds.toFixed(1)} s`);
 
+    const checks: string[] = [];
+    const pv = await runPgbb(['verify', TARGET]);
+    if (pv.code !== 0) throw new Error(`pgbb verify rejected the backup:\n${pv.stderr.trim()}`);
+    console.log(`\npgbb verify ${TARGET}\n  ${pv.stdout.trim()}`);
+    checks.push('pgbb verify checked every file, page and the WAL');
+
     const major = Math.floor(Number((await source.query(`SELECT current_setting('server_version_num') AS v`))[0].v) / 10000);
     const verifier = findVerifyBackup(major);
-    const checks: string[] = [];
     if (verifier) {
       checks.push('pg_verifybackup accepted it');
       const v = spawnSync(verifier, [TARGET], { encoding: 'utf8' });
@@ -81,9 +89,12 @@ async function main(): Promise<void> {
       console.log(`\nno pg_verifybackup ${major} or newer is installed here (Debian: apt-get install postgresql-${major}); skipping that check`);
     }
 
-    console.log('\nstarting the backup as a server…');
-    await chownToPostgres(TS_TARGET);
-    restored = await Cluster.startExisting(TARGET, { binDir: embeddedBinDir() });
+    const rr = await runPgbb(['restore', TARGET, '-D', RESTORE, '-T', `${TS_TARGET}=${RESTORE_TS}`, '-v']);
+    if (rr.code !== 0) throw new Error(`pgbb restore failed: ${rr.stderr.trim()}`);
+    console.log(`\npgbb restore ${TARGET} -D ${RESTORE}\n${indent(rr.stderr.trim())}`);
+    console.log('starting the restored copy…');
+    await chownToPostgres(RESTORE_TS);
+    restored = await Cluster.startExisting(RESTORE, { binDir: embeddedBinDir() });
     const got = await summary(restored);
     console.log(`restored copy on port ${restored.port}:\n${indent(got)}`);
     if (got !== expected) throw new Error('the restored copy does not hold the same data');
