@@ -19,7 +19,20 @@ import * as path from 'node:path';
 import type { BackupEvent, EntryEvent, StartEvent } from '../src/events';
 import { IoError, PgbbError, TarFormatError, UsageError } from '../src/errors';
 import { WriteBatcher } from '../src/io/file-writer';
-import { checkSymlinkTarget, discardDir, ioError, memberPath, prepareEmptyDir, syncPaths, syncTree, type PreparedDir } from './target-dir';
+// Member paths carry non-UTF-8 names as escaped bytes: fs calls get their bytes.
+import { fsPath, showPath } from '../src/path-bytes';
+import {
+  checkEmptyOrMissing,
+  checkSymlinkTarget,
+  discardDir,
+  ioError,
+  memberPath,
+  prepareEmptyDir,
+  releaseHeldLock,
+  syncPaths,
+  syncTree,
+  type PreparedDir,
+} from './target-dir';
 
 export interface DirectorySinkOptions {
   /** The data directory to create (must be missing or empty). */
@@ -57,9 +70,11 @@ export class DirectorySink extends Writable {
    * refuse a bad target before contacting the server.
    */
   ready(): Promise<void> {
-    this.opened ??= prepareEmptyDir(this.opts.target).then((d) => {
-      this.prepared.push(d);
-    });
+    this.opened ??= (async () => {
+      // -T targets too (created only once the server names its tablespaces, at start).
+      for (const dir of Object.values(this.opts.tablespaceMapping)) await checkEmptyOrMissing(dir);
+      this.prepared.push(await prepareEmptyDir(this.opts.target));
+    })();
     return this.opened;
   }
 
@@ -148,11 +163,11 @@ export class DirectorySink extends Writable {
       switch (ev.kind) {
         case 'directory':
           try {
-            await fs.mkdir(p, { mode: ev.mode & 0o7777 || 0o700 });
+            await fs.mkdir(fsPath(p), { mode: ev.mode & 0o7777 || 0o700 });
           } catch (err) {
             // As tar does: a directory met again (pg_wal/ and pg_wal/archive_status/
             // come with base and with the WAL) is fine — but not a symlink posing as one.
-            if (!((err as NodeJS.ErrnoException).code === 'EEXIST' && (await fs.lstat(p)).isDirectory())) throw err;
+            if (!((err as NodeJS.ErrnoException).code === 'EEXIST' && (await fs.lstat(fsPath(p))).isDirectory())) throw err;
           }
           return;
         case 'symlink': {
@@ -166,17 +181,17 @@ export class DirectorySink extends Writable {
           } else {
             checkSymlinkTarget(ev.path, target);
           }
-          await fs.symlink(target, p);
+          await fs.symlink(fsPath(target), fsPath(p));
           return;
         }
         case 'file':
           this.filePath = p;
-          this.file = await fs.open(p, 'wx', ev.mode & 0o7777 || 0o600);
+          this.file = await fs.open(fsPath(p), 'wx', ev.mode & 0o7777 || 0o600);
           this.batcher = new WriteBatcher(this.file, p);
           return;
       }
     } catch (err) {
-      throw ioError(`could not create ${ev.kind}`, p, err);
+      throw ioError(`could not create ${ev.kind}`, showPath(p), err);
     }
   }
 
@@ -190,6 +205,9 @@ export class DirectorySink extends Writable {
     if (this.opts.sync) {
       for (const d of this.prepared) await syncTree(d.path);
     }
+    // A finished backup holds no lock file (pg_verifybackup would list it);
+    // the directory is not empty any more, which keeps other runs out.
+    await releaseHeldLock(root);
     if (this.manifest) {
       // Last, and atomically: a backup_manifest means the backup is whole.
       const tmp = path.join(root, 'backup_manifest.tmp');

@@ -64,18 +64,20 @@ export class StdoutSink extends Writable {
         this.isBase = ev.kind === 'base';
         this.prefix = ev.kind === 'tablespace' ? `pg_tblspc/${ev.name}/` : ev.kind === 'wal' ? 'pg_wal/' : '';
         if (ev.kind === 'tablespace') {
-          this.writer.add({ name: `pg_tblspc/${ev.name}`, kind: 'directory', size: 0, mode: 0o700, mtime: new Date() });
+          return this.writer.add({ name: `pg_tblspc/${ev.name}`, kind: 'directory', size: 0, mode: 0o700, mtime: new Date() }, callback);
         }
         return callback();
       case 'entry':
         // The tablespace's contents are already in the stream under this name.
         this.skipping = this.isBase && ev.kind === 'symlink' && /^pg_tblspc\/\d+$/.test(ev.path);
-        if (!this.skipping) this.writer.add({ ...ev, name: this.prefix + ev.path });
+        if (!this.skipping) return this.writer.add({ ...ev, name: this.prefix + ev.path }, callback);
         return callback();
       case 'entry-end':
-        if (!this.skipping) this.writer.endEntry();
-        this.skipping = false;
-        return callback();
+        if (this.skipping) {
+          this.skipping = false;
+          return callback();
+        }
+        return this.writer.endEntry(callback);
       case 'manifest':
         this.manifest = ev.data;
         return callback();
@@ -96,12 +98,11 @@ export class StdoutSink extends Writable {
       }, callback);
     if (!this.manifest) return void finish();
     const m = this.manifest;
-    this.writer.add({ name: 'backup_manifest', kind: 'file', size: m.length, mode: 0o600, mtime: new Date() });
-    this.writer.write(m, (err) => {
-      if (err) return callback(err);
-      this.writer.endEntry();
-      finish();
-    });
+    const step = (next: () => void) => (err?: Error | null) => (err ? callback(err) : next());
+    this.writer.add(
+      { name: 'backup_manifest', kind: 'file', size: m.length, mode: 0o600, mtime: new Date() },
+      step(() => this.writer.write(m, step(() => this.writer.endEntry(step(finish))))),
+    );
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {

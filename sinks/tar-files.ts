@@ -20,7 +20,7 @@ import type { BackupEvent } from '../src/events';
 import { PgbbError, UsageError } from '../src/errors';
 import { TarWriter } from '../src/tar/tar-writer';
 import { descriptorFromStart, encodeDescriptor } from '../src/backup-descriptor';
-import { discardDir, ioError, prepareEmptyDir, syncPaths, type PreparedDir } from './target-dir';
+import { discardDir, ioError, prepareEmptyDir, releaseHeldLock, syncPaths, type PreparedDir } from './target-dir';
 import { compressSuffix, type CompressSpec } from '../src/compression';
 import { checkZstdOptions, zstdCompress } from '../transforms/zstd-compress';
 
@@ -88,11 +88,9 @@ export class TarFilesSink extends Writable {
         this.descriptor = encodeDescriptor(descriptorFromStart(ev));
         return callback();
       case 'entry':
-        this.writer!.add({ ...ev, name: ev.path });
-        return callback();
+        return this.writer!.add({ ...ev, name: ev.path }, callback);
       case 'entry-end':
-        this.writer!.endEntry();
-        return callback();
+        return this.writer!.endEntry(callback);
       case 'archive-end': {
         const w = this.writer!;
         this.writer = null;
@@ -124,6 +122,8 @@ export class TarFilesSink extends Writable {
     const root = this.dir!.path;
     if (this.opts.sync) await syncPaths(this.written.map((w) => w.partial));
     for (const w of this.written) await fs.rename(w.partial, w.final);
+    // The lock goes before the manifest marks the backup whole.
+    await releaseHeldLock(root);
     if (this.manifest) {
       const final = path.join(root, 'backup_manifest');
       try {

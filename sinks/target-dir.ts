@@ -2,10 +2,26 @@
  * Target directories: refuse a non-empty one, remember whether we created it,
  * and on failure remove what we created (or empty what was empty before), so
  * a failed backup never leaves something that looks like a backup.
+ *
+ * Two runs aimed at one target: `lockTarget` (the backup command calls it
+ * before the sink is set up) creates `<target>/.pgbb-lock` with O_EXCL, so
+ * exactly one run gets the directory and the other is refused with
+ * TargetLockedError before it contacts the server. The lock lives as long as
+ * the run: prepareEmptyDir does not count the lock this process holds,
+ * discardDir leaves it in place (the run still owns the directory while it
+ * cleans up), and `releaseHeldLock` removes it — from the directory sink just
+ * before `backup_manifest` is written (so a finished backup never holds it,
+ * and pg_verifybackup sees no stray file), at the latest when the command
+ * ends, which then also removes the directory if the run created it and
+ * left it empty.
+ *
+ * Errors: TargetNotEmptyError, TargetLockedError, IoError naming the path.
  */
 import { promises as fs } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import { IoError, TargetNotEmptyError, TarFormatError, ioError } from '../src/errors';
+import { IoError, TargetLockedError, TargetNotEmptyError, TarFormatError, ioError } from '../src/errors';
+import { fsPath, pathFromBytes, showPath } from '../src/path-bytes';
 
 export { ioError };
 
@@ -15,9 +31,158 @@ export interface PreparedDir {
   created: boolean;
 }
 
+export const LOCK_FILE = '.pgbb-lock';
+
+interface HeldLock {
+  file: string;
+  /** The lock file's content, `<pid> <random>`: release never removes a lock another run made after ours went. */
+  token: string;
+  created: boolean;
+}
+
+/** Locks this process holds, by absolute target path. */
+const held = new Map<string, HeldLock>();
+
+export interface TargetLock {
+  path: string;
+  /** True when lockTarget created the directory. */
+  created: boolean;
+  /**
+   * Removes the lock (if still held) and, when the run created the directory
+   * and nothing else is in it (a failed run), the directory itself.
+   */
+  release(): Promise<void>;
+}
+
+/**
+ * Creates `dir` if missing (mode 0700, parents too), refuses it if it is not
+ * empty (without touching it), and locks it for this run.
+ */
+export async function lockTarget(dir: string): Promise<TargetLock> {
+  const abs = path.resolve(dir);
+  if (held.has(abs)) throw new TargetLockedError(abs, `pid ${process.pid}, this process`);
+  let created = false;
+  try {
+    await fs.mkdir(abs, { mode: 0o700 });
+    created = true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      // Parents first; the leaf itself non-recursively, so we know whether we made it.
+      try {
+        await fs.mkdir(path.dirname(abs), { recursive: true, mode: 0o700 });
+        await fs.mkdir(abs, { mode: 0o700 });
+        created = true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('could not create directory', abs, e);
+      }
+    } else if (code !== 'EEXIST') {
+      throw ioError('could not create directory', abs, err);
+    }
+  }
+  if (!created) await checkEmpty(abs);
+  const file = path.join(abs, LOCK_FILE);
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(file, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TargetLockedError(abs, await lockHolder(file));
+    throw ioError('could not create lock file', file, err);
+  }
+  const token = `${process.pid} ${randomBytes(8).toString('hex')}\n`;
+  try {
+    await fh.writeFile(token);
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await fs.unlink(file).catch(() => {});
+    throw ioError('could not write lock file', file, err);
+  }
+  await fh.close().catch(() => {});
+  held.set(abs, { file, token, created });
+  // Checked again now that we hold the lock: another run may have written between our two steps.
+  const others = (await fs.readdir(abs).catch(() => [] as string[])).filter((e) => e !== LOCK_FILE);
+  if (others.length) {
+    await releaseHeldLock(abs);
+    throw new TargetNotEmptyError(abs);
+  }
+  return {
+    path: abs,
+    created,
+    release: async () => {
+      await releaseHeldLock(abs);
+      if (created) await fs.rmdir(abs).catch(() => {}); // only if empty: a failed run's leftovers are gone by now
+    },
+  };
+}
+
+/** Removes this process's lock on `dir`, if it holds one (and the file is still its own). */
+export async function releaseHeldLock(dir: string): Promise<void> {
+  const abs = path.resolve(dir);
+  const lock = held.get(abs);
+  if (!lock) return;
+  held.delete(abs);
+  const content = await fs.readFile(lock.file, 'utf8').catch(() => null);
+  if (content === lock.token) await fs.unlink(lock.file).catch(() => {});
+}
+
+async function lockHolder(file: string): Promise<string> {
+  const pid = Number((await fs.readFile(file, 'utf8').catch(() => '')).split(/\s/)[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return `lock file "${file}"`;
+  let alive = true;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return alive ? `pid ${pid}` : `pid ${pid}, no longer running: remove "${file}" if nothing writes there`;
+}
+
+async function checkEmpty(abs: string): Promise<void> {
+  let st;
+  try {
+    st = await fs.stat(abs);
+  } catch (err) {
+    throw ioError('could not access directory', abs, err);
+  }
+  if (!st.isDirectory()) throw new IoError(`"${abs}" exists but is not a directory`);
+  let entries: string[];
+  try {
+    entries = await fs.readdir(abs);
+  } catch (err) {
+    throw ioError('could not read directory', abs, err);
+  }
+  // Another run's lock: say so, rather than "not empty" (which is also true once it writes).
+  if (entries.includes(LOCK_FILE)) throw new TargetLockedError(abs, await lockHolder(path.join(abs, LOCK_FILE)));
+  if (entries.length) throw new TargetNotEmptyError(abs);
+}
+
+/**
+ * Refuses `dir` if it exists and is not an empty directory; touches nothing
+ * and creates nothing. For -T targets, checked before the server is contacted.
+ */
+export async function checkEmptyOrMissing(dir: string): Promise<void> {
+  const abs = path.resolve(dir);
+  try {
+    await fs.stat(abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw ioError('could not access directory', abs, err);
+  }
+  await checkEmpty(abs);
+}
+
 /** Makes sure `dir` exists and is empty; creates it (mode 0700) with its parents if missing. */
 export async function prepareEmptyDir(dir: string): Promise<PreparedDir> {
   const abs = path.resolve(dir);
+  const lock = held.get(abs);
+  if (lock) {
+    // lockTarget made and checked it; only our own lock file may be in it.
+    const entries = (await fs.readdir(abs).catch((err) => {
+      throw ioError('could not read directory', abs, err);
+    })).filter((e) => e !== LOCK_FILE);
+    if (entries.length) throw new TargetNotEmptyError(abs);
+    return { path: abs, created: lock.created };
+  }
   let st;
   try {
     st = await fs.stat(abs);
@@ -31,29 +196,30 @@ export async function prepareEmptyDir(dir: string): Promise<PreparedDir> {
     return { path: abs, created: true };
   }
   if (!st.isDirectory()) throw new IoError(`"${abs}" exists but is not a directory`);
-  let entries: string[];
-  try {
-    entries = await fs.readdir(abs);
-  } catch (err) {
-    throw ioError('could not read directory', abs, err);
-  }
-  if (entries.length) throw new TargetNotEmptyError(abs);
+  await checkEmpty(abs);
   return { path: abs, created: false };
 }
 
-/** Undoes prepareEmptyDir: removes a directory we created, empties one we found empty. */
+/**
+ * Undoes prepareEmptyDir: removes a directory we created, empties one we
+ * found empty. A lock this process holds stays (with its directory): the
+ * lock's release finishes the job.
+ */
 export async function discardDir(dir: PreparedDir): Promise<void> {
-  if (dir.created) {
+  const lock = held.get(dir.path);
+  if (dir.created && !lock) {
     await fs.rm(dir.path, { recursive: true, force: true });
     return;
   }
   let entries: string[] = [];
   try {
-    entries = await fs.readdir(dir.path);
+    // Names as bytes (src/path-bytes.ts): a name that is not UTF-8 must go too.
+    entries = (await fs.readdir(dir.path, { encoding: 'buffer' })).map((b) => pathFromBytes(b));
   } catch {
     return;
   }
-  await Promise.all(entries.map((e) => fs.rm(path.join(dir.path, e), { recursive: true, force: true })));
+  if (lock) entries = entries.filter((e) => e !== LOCK_FILE);
+  await Promise.all(entries.map((e) => fs.rm(fsPath(path.join(dir.path, e)), { recursive: true, force: true })));
 }
 
 
@@ -86,8 +252,9 @@ export async function syncTree(root: string): Promise<void> {
   const files: string[] = [];
   const walk = async (dir: string) => {
     dirs.push(dir);
-    for (const ent of await fs.readdir(dir, { withFileTypes: true })) {
-      const p = path.join(dir, ent.name);
+    // Names as bytes (src/path-bytes.ts): a file whose name is not UTF-8 is synced too.
+    for (const ent of await fs.readdir(fsPath(dir), { withFileTypes: true, encoding: 'buffer' })) {
+      const p = path.join(dir, pathFromBytes(ent.name));
       if (ent.isDirectory()) await walk(p);
       else if (ent.isFile()) files.push(p);
     }
@@ -104,10 +271,10 @@ export async function syncPaths(paths: string[], concurrency = 8): Promise<void>
       const p = paths[next++];
       let fh;
       try {
-        fh = await fs.open(p, 'r');
+        fh = await fs.open(fsPath(p), 'r');
         await fh.sync();
       } catch (err) {
-        throw ioError('could not fsync', p, err);
+        throw ioError('could not fsync', showPath(p), err);
       } finally {
         await fh?.close();
       }

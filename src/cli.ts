@@ -1,41 +1,66 @@
 #!/usr/bin/env node
 /**
  * The `pgbb` command. Every failure ends as one line on stderr
- * (`pgbb: error: …`) and a non-zero exit; SIGINT/SIGTERM abort the pipeline so
- * that every stage cleans up before we exit.
+ * (`pgbb: error: …`, or one `{"event":"error","code":…}` line with --json)
+ * and a non-zero exit: 2 for usage errors, 128 + the signal's number for
+ * SIGINT/SIGTERM (130/143, as a shell reports a process the signal killed),
+ * 1 for everything else. SIGINT/SIGTERM abort the pipeline so that every
+ * stage cleans up (connections closed, the server's backup cancelled, the
+ * target removed) before we exit; a second signal during that cleanup kills
+ * the process at once.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { backupCommand } from './commands/backup';
 import { restoreCommand } from './commands/restore';
 import { verifyCommand } from './commands/verify';
+import { checkIncrementalFrom, killHookFromEnv, refreshCommand, refreshResultJson, refreshSummary } from './commands/refresh';
+import { parseChunkSize } from './chunkmap/chunk-map';
 import { checkWalOptions } from './wal/streamed-wal';
 import { parseMaxRate, parseTablespaceMapping } from './commands/options';
+import { constants as osConstants } from 'node:os';
 import { describeError, InterruptedError, PgbbError, UsageError } from './errors';
 import { createReporter, type Reporter } from './reporters';
 import { JsonReporter } from './report/json-reporter';
 import { parseCompressSpec } from './compression';
-import { clientConfig } from './conninfo';
+import { knownPassword } from './conninfo';
 
 const VERSION = '0.1.0';
 
 /** The reporter of a running command: with --json, errors are JSON lines too. */
 let activeReporter: Reporter | null = null;
+/** The password, when known: never printed, even should a message quote it. */
+let secret: string | undefined;
 
 function fail(err: unknown): never {
   if (activeReporter) {
     activeReporter.error(err);
     activeReporter.close();
   }
-  if (!(activeReporter instanceof JsonReporter)) process.stderr.write(`pgbb: error: ${describeError(err)}\n`);
-  process.exit(err instanceof UsageError ? 2 : 1);
+  const line = describeError(err);
+  if (!(activeReporter instanceof JsonReporter)) process.stderr.write(`pgbb: error: ${secret ? line.split(secret).join('********') : line}\n`);
+  process.exit(exitCode(err));
+}
+
+export function exitCode(err: unknown): number {
+  if (err instanceof UsageError) return 2;
+  if (err instanceof InterruptedError && err.signal) return 128 + (osConstants.signals[err.signal] ?? 0);
+  return 1;
 }
 
 function abortOnSignals(): AbortController {
   const ac = new AbortController();
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => ac.abort(new InterruptedError(`interrupted by ${sig}`)));
+    // once: a second signal finds no handler and ends the process the default way.
+    process.once(sig, () => ac.abort(new InterruptedError(`interrupted by ${sig}`, sig)));
   }
   return ac;
+}
+
+/** --timeout SECONDS: a non-negative number; 0 turns the limit off. */
+function parseTimeout(text: string): number {
+  const s = Number(text);
+  if (!/^\s*\d+(\.\d+)?\s*$/.test(text) || !Number.isFinite(s)) throw new UsageError(`invalid timeout "${text}", must be a number of seconds`);
+  return Math.round(s * 1000);
 }
 
 function connectionOptions(program: Command): Command {
@@ -74,19 +99,27 @@ export function buildProgram(): Command {
     .option('--compress <method>', 'compress tar output: zstd[:LEVEL] or zstd:level=N,workers=N, or none')
     .option('-P, --progress', 'show progress information')
     .option('--json', 'write progress, warnings, result and errors as JSON lines to stderr')
+    .option('--timeout <seconds>', 'give up when the server sends nothing for this long while data is due, and when connecting (0: never)', '60')
+    .option('--chunk-size <size>', 'chunk size of the chunk map a plain backup records, 64k to 1M (default 1M)')
+    .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)')
     .option('-v, --verbose', 'output verbose messages');
   connectionOptions(backup);
   backup.action(async (opts) => {
+    // With --json even a bad option value is reported as a JSON error line (no password known yet to blank).
+    if (opts.json) activeReporter = createReporter({ json: true, stream: process.stderr });
     const format = String(opts.format ?? (opts.pgdata === '-' ? 'tar' : 'plain'));
     const fmt = format === 'p' || format === 'plain' ? 'plain' : format === 't' || format === 'tar' ? 'tar' : null;
     if (!fmt) throw new UsageError(`invalid output format "${format}", must be "plain" or "tar"`);
+    if (opts.incrementalFrom !== undefined) return runRefresh(opts, checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
     const wal = ({ s: 'stream', f: 'fetch', n: 'none' } as const)[String(opts.walMethod)[0] as 's' | 'f' | 'n'];
     // -S NAME and --no-slot share commander's `slot` key: a string, false, or unset.
     const slot = typeof opts.slot === 'string' ? opts.slot : undefined;
     const noSlot = opts.slot === false;
     checkWalOptions({ wal, slot, noSlot });
     const connection = { conninfo: opts.dbname, host: opts.host, port: opts.port, user: opts.username };
-    const password = clientConfig(connection).password ?? process.env.PGPASSWORD;
+    const timeout = parseTimeout(String(opts.timeout));
+    const password = knownPassword(connection);
+    secret = password || undefined;
     const reporter = createReporter({
       json: Boolean(opts.json),
       progress: Boolean(opts.progress),
@@ -115,6 +148,8 @@ export function buildProgram(): Command {
       sync: opts.sync,
       manifest: opts.manifest,
       verifyChecksums: opts.verifyChecksums,
+      timeout,
+      chunkSize: opts.chunkSize === undefined ? undefined : parseChunkSize(String(opts.chunkSize)),
       signal: ac.signal,
     });
     reporter.close();
@@ -126,6 +161,30 @@ export function buildProgram(): Command {
       );
     }
   });
+
+  const refresh = program
+    .command('refresh')
+    .description('bring an existing plain backup up to date in place, writing only what changed')
+    .helpOption('-?, --help', 'show help')
+    .requiredOption('-D, --pgdata <dir>', 'the plain backup to refresh')
+    .addOption(new Option('-c, --checkpoint <mode>', 'set fast or spread checkpointing').choices(['fast', 'spread']).default('spread'))
+    .option('-l, --label <label>', 'set backup label', 'pgbb base backup')
+    .option('-T, --tablespace-mapping <OLD=NEW>', 'where to put tablespaces new since the backup (repeatable)', (v, acc: Record<string, string>) => parseTablespaceMapping(v, acc), {})
+    .addOption(new Option('-X, --wal-method <method>', 'include required WAL files: stream, fetch or none').choices(['stream', 'fetch', 'none', 's', 'f', 'n']).default('stream'))
+    .option('-S, --slot <name>', 'stream WAL from this existing replication slot')
+    .option('--no-slot', 'stream WAL without a replication slot (no temporary slot)')
+    .option('-r, --max-rate <rate>', 'maximum transfer rate in kB/s (suffix k or M)')
+    .option('-N, --no-sync', 'do not wait for changes to be written safely to disk')
+    .option('--no-manifest', 'suppress generation of backup manifest')
+    .option('-k, --no-verify-checksums', 'do not verify checksums')
+    .option('--chunk-size <size>', 'chunk size, 64k to 1M (default: the backup\'s own, else 1M); a new size re-reads the backup once')
+    .option('--no-incremental', 'never ask PostgreSQL 17+ for an INCREMENTAL backup: stream everything and compare here')
+    .option('-P, --progress', 'show progress information')
+    .option('--json', 'write progress, warnings, result and errors as JSON lines to stderr')
+    .option('--timeout <seconds>', 'give up when the server sends nothing for this long while data is due, and when connecting (0: never)', '60')
+    .option('-v, --verbose', 'output verbose messages');
+  connectionOptions(refresh);
+  refresh.action(async (opts) => runRefresh(opts, opts.pgdata));
 
   const restore = program
     .command('restore')
@@ -181,6 +240,48 @@ export function buildProgram(): Command {
       }
     });
   return program;
+}
+
+/** `pgbb refresh` and `pgbb backup --incremental-from`: the options they share with backup, then the refresh. */
+async function runRefresh(opts: Record<string, any>, target: string): Promise<void> {
+  const wal = ({ s: 'stream', f: 'fetch', n: 'none' } as const)[String(opts.walMethod)[0] as 's' | 'f' | 'n'];
+  const slot = typeof opts.slot === 'string' ? opts.slot : undefined;
+  const noSlot = opts.slot === false;
+  checkWalOptions({ wal, slot, noSlot });
+  const connection = { conninfo: opts.dbname, host: opts.host, port: opts.port, user: opts.username };
+  const timeout = parseTimeout(String(opts.timeout));
+  const password = knownPassword(connection);
+  secret = password || undefined;
+  const json = Boolean(opts.json);
+  const reporter = createReporter({ json, progress: Boolean(opts.progress), stream: process.stderr, secrets: password ? [password] : [] });
+  activeReporter = reporter;
+  const ac = abortOnSignals();
+  const r = await refreshCommand({
+    connection,
+    target,
+    checkpoint: opts.checkpoint,
+    label: opts.label,
+    tablespaceMapping: opts.tablespaceMapping,
+    wal,
+    slot,
+    noSlot,
+    maxRate: opts.maxRate === undefined ? undefined : parseMaxRate(opts.maxRate),
+    progress: Boolean(opts.progress || json),
+    reporter,
+    sync: opts.sync,
+    manifest: opts.manifest,
+    verifyChecksums: opts.verifyChecksums,
+    chunkSize: opts.chunkSize === undefined ? undefined : parseChunkSize(String(opts.chunkSize)),
+    incremental: opts.incremental === false ? 'off' : 'auto',
+    timeout,
+    signal: ac.signal,
+    onStep: killHookFromEnv(),
+  });
+  if (json) process.stderr.write(`${refreshResultJson(r)}\n`);
+  else reporter.result({ startLsn: r.start.startLsn, endLsn: r.end.endLsn, timeline: r.end.timeline, bytes: r.bytesWritten, files: r.filesAdded + r.filesChanged, seconds: r.seconds });
+  reporter.close();
+  activeReporter = null;
+  if (opts.verbose) process.stderr.write(`${refreshSummary(r)}\n`);
 }
 
 async function main(argv: string[]): Promise<void> {

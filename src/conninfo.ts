@@ -1,11 +1,18 @@
 /**
  * Connection settings: a libpq conninfo (`key=value ...` or a postgres:// URI)
- * merged with -h/-p/-U; pg fills the rest from PG* environment variables and
- * ~/.pgpass. Passwords are kept out of anything printable.
+ * merged with -h/-p/-U; pg fills the rest from PG* environment variables.
+ * The password, when the server asks for one, comes as libpq finds it:
+ * password= in the conninfo, PGPASSWORD, else the password file (passfile=,
+ * PGPASSFILE or ~/.pgpass), read here rather than by pg (whose own lookup
+ * prints a deprecation warning and does not match `replication` entries).
+ * Passwords are kept out of anything printable: errors name host and port only.
  */
+import { readFileSync, statSync } from 'node:fs';
+import { homedir, userInfo } from 'node:os';
+import { join } from 'node:path';
 import { parse as parseUri } from 'pg-connection-string';
 import type { ClientConfig } from 'pg';
-import { UsageError } from './errors';
+import { AuthError, UsageError } from './errors';
 
 export interface ConnectionOptions {
   conninfo?: string;
@@ -90,8 +97,19 @@ export function clientConfig(opts: ConnectionOptions, replication: true | 'datab
   }
   const user = opts.user ?? kv.user;
   if (user) config.user = user;
-  const password = opts.password ?? kv.password;
+  // As libpq: an empty PGPASSWORD counts as unset.
+  const password = opts.password ?? kv.password ?? (process.env.PGPASSWORD || undefined);
   if (password !== undefined) config.password = password;
+  else {
+    // Asked only when the server wants a password; a missing one is an auth error naming where we looked.
+    const key = passwordKey(opts, kv, replication);
+    config.password = async () => {
+      const found = lookupPassfile(key);
+      if (found.password !== undefined) return found.password;
+      const note = found.ignored ? `, ignored: ${found.ignored}` : '';
+      throw new AuthError(`no password supplied for user "${key.user}" (give password= in -d, PGPASSWORD or an entry in ${found.where}${note})`);
+    };
+  }
   const database = opts.database ?? kv.dbname;
   if (database) config.database = database;
   if (kv.application_name) config.application_name = kv.application_name;
@@ -107,6 +125,75 @@ export function clientConfig(opts: ConnectionOptions, replication: true | 'datab
   config.keepAlive = true;
   config.keepAliveInitialDelayMillis = 10_000;
   return config;
+}
+
+interface PasswordKey {
+  host: string;
+  port: string;
+  database: string;
+  user: string;
+  passfile: string;
+}
+
+function passwordKey(opts: ConnectionOptions, kv: Record<string, string>, replication: true | 'database' | false): PasswordKey {
+  const host = opts.host ?? kv.host ?? process.env.PGHOST ?? '';
+  const user = opts.user ?? kv.user ?? process.env.PGUSER ?? userInfo().username;
+  return {
+    // As libpq: a socket directory (or no host) matches `localhost` entries.
+    host: !host || host.startsWith('/') ? 'localhost' : host,
+    port: String(opts.port ?? kv.port ?? process.env.PGPORT ?? 5432),
+    // As pg_basebackup: a physical replication connection's database is `replication`.
+    database: opts.database ?? kv.dbname ?? (replication === true ? 'replication' : process.env.PGDATABASE ?? user),
+    user,
+    passfile: kv.passfile || process.env.PGPASSFILE || join(process.env.HOME || homedir(), '.pgpass'),
+  };
+}
+
+/**
+ * One line of a password file: `host:port:database:user:password`, `*`
+ * matching anything, `\` escaping `:` and `\`. Returns the five fields, or
+ * null for a comment, a blank or a malformed line.
+ */
+export function parsePassfileLine(line: string): [string, string, string, string, string] | null {
+  if (line.startsWith('#') || !line.trim()) return null;
+  const fields: string[] = [''];
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === '\\' && i + 1 < line.length) fields[fields.length - 1] += line[++i];
+    else if (c === ':' && fields.length < 5) fields.push('');
+    else fields[fields.length - 1] += c;
+  }
+  return fields.length === 5 ? (fields as [string, string, string, string, string]) : null;
+}
+
+/** The password file's entry for this connection, as libpq picks it: the first line that matches. */
+export function lookupPassfile(key: PasswordKey): { password?: string; where: string; ignored?: string } {
+  const where = key.passfile;
+  let text: string;
+  try {
+    const st = statSync(key.passfile);
+    if (!st.isFile()) return { where };
+    // libpq ignores a password file others can read; so do we, and say so.
+    if (st.mode & 0o077) return { where, ignored: 'it has group or world access (chmod 0600)' };
+    text = readFileSync(key.passfile, 'utf8');
+  } catch {
+    return { where };
+  }
+  const want = [key.host, key.port, key.database, key.user];
+  for (const line of text.split(/\r?\n/)) {
+    const f = parsePassfileLine(line);
+    if (f && want.every((w, i) => f[i] === '*' || f[i] === w)) return { password: f[4], where };
+  }
+  return { where };
+}
+
+/**
+ * The password a connection would use, if one is known without asking the
+ * server (conninfo, PGPASSWORD, password file): the CLI blanks it in its output.
+ */
+export function knownPassword(opts: ConnectionOptions, replication: true | 'database' | false = true): string | undefined {
+  const kv = opts.conninfo ? parseConninfo(opts.conninfo) : {};
+  return opts.password ?? kv.password ?? (process.env.PGPASSWORD || lookupPassfile(passwordKey(opts, kv, replication)).password);
 }
 
 /** host:port/user for messages; never the password. */

@@ -64,6 +64,16 @@ export class TargetNotEmptyError extends PgbbError {
   }
 }
 
+/**
+ * Another pgbb run holds the target (its lock file is in the directory).
+ * Refused before the server is contacted; the directory is left as it is.
+ */
+export class TargetLockedError extends PgbbError {
+  constructor(path: string, holder: string) {
+    super('target_locked', `directory "${path}" is locked by another pgbb run (${holder})`);
+  }
+}
+
 /** A filesystem operation failed; the message names the path. */
 export class IoError extends PgbbError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -85,18 +95,52 @@ export class ManifestError extends PgbbError {
   }
 }
 
-/** The run was interrupted (SIGINT/SIGTERM or an AbortSignal). */
+/** The run was interrupted (SIGINT/SIGTERM or an AbortSignal); `signal` names the signal, if any. */
 export class InterruptedError extends PgbbError {
-  constructor(message = 'interrupted') {
+  readonly signal: NodeJS.Signals | undefined;
+  constructor(message = 'interrupted', signal?: NodeJS.Signals) {
     super('interrupted', message);
+    this.signal = signal;
   }
+}
+
+/** What the C library says for the errors a backup meets, lowercase, as PostgreSQL's tools print them. */
+const SYSTEM_REASONS: Record<string, string> = {
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in system',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  EIO: 'input/output error',
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'not a directory',
+  EEXIST: 'file exists',
+  EPIPE: 'broken pipe',
+  ECONNRESET: 'connection reset by peer',
+  // TCP keepalives or retransmissions gave up: the host or the network is gone.
+  ETIMEDOUT: 'connection timed out',
+};
+
+/**
+ * The reason part of a system error: "no space left on device" rather than
+ * Node's "ENOSPC: no space left on device, write" (which repeats the path
+ * and the call the message already names).
+ */
+export function systemReason(cause: unknown): string {
+  const e = cause as NodeJS.ErrnoException;
+  if (e?.code && SYSTEM_REASONS[e.code]) return SYSTEM_REASONS[e.code];
+  if (e instanceof PgbbError) return e.message;
+  const msg = e?.message ?? String(cause);
+  // "CODE: reason, syscall 'path'" → "reason"
+  const m = /^[A-Z][A-Z0-9_]+: (.*?)(?:, \w+(?: '.*')?)?$/.exec(msg);
+  return m ? m[1] : msg;
 }
 
 /** An IoError naming the operation and the file, with the system's reason. */
 export function ioError(what: string, file: string, cause: unknown): IoError {
-  const e = cause as NodeJS.ErrnoException;
-  const reason = e?.code === 'ENOSPC' ? 'no space left on device' : e?.message ?? String(cause);
-  return new IoError(`${what} "${file}": ${reason}`, { cause });
+  return new IoError(`${what} "${file}": ${systemReason(cause)}`, { cause });
 }
 
 /** One line for humans: the message, plus the cause's when it adds something. */

@@ -9,6 +9,14 @@
  *
  * `progress` and `warning` may appear anywhere. Transforms pass through every
  * event they do not handle, unchanged and in order.
+ *
+ * Paths and link targets are file names as the server has them, which are
+ * bytes: they are carried as strings that hold those bytes losslessly
+ * (src/path-bytes.ts) — UTF-8 as usual, and each byte that is not part of
+ * valid UTF-8 as one lone surrogate U+DC80–U+DCFF. String operations (join,
+ * slice, compare, Map keys) stay exact; where bytes leave pgbb, use
+ * `fsPath(path)` for node:fs and `pathToBytes(path)` for archives and
+ * manifests, and `showPath(path)` in messages.
  */
 
 export interface Tablespace {
@@ -38,6 +46,13 @@ export interface StartEvent {
   label: string;
   /** Sum of tablespace sizes in bytes, when known. */
   totalBytes: number | null;
+  /**
+   * An INCREMENTAL backup (PostgreSQL 17+, after UPLOAD_MANIFEST): relation
+   * files may come as `INCREMENTAL.<name>` members holding only changed
+   * blocks, and backup_label names the prior backup (see
+   * transforms/incremental-apply.ts).
+   */
+  incremental?: boolean;
 }
 
 export type ArchiveKind = 'base' | 'tablespace' | 'wal';
@@ -55,7 +70,11 @@ export type EntryKind = 'file' | 'directory' | 'symlink';
 
 export interface EntryEvent {
   type: 'entry';
-  /** Relative to the archive root, '/'-separated, no leading './', no trailing '/'. */
+  /**
+   * Relative to the archive root, '/'-separated, no leading './', no trailing
+   * '/'. Any length (pax carries names over 100 bytes); not-UTF-8 bytes as
+   * lone surrogates (see the top of this file).
+   */
   path: string;
   kind: EntryKind;
   /** File size in bytes (0 for directories and symlinks). */
@@ -63,8 +82,16 @@ export interface EntryEvent {
   /** Permission bits. */
   mode: number;
   mtime: Date;
-  /** Symlink target. */
+  /** Symlink target (any length; not-UTF-8 bytes as for `path`). */
   linkTarget?: string;
+  /**
+   * Set by chunk-diff (and incremental-apply) for a refresh: the file already
+   * exists in the target and only changed bytes follow, as `data` events at
+   * their offsets (gaps keep what the target holds); the file ends at `size`
+   * (the sink truncates or extends it). Sinks that cannot write in place must
+   * refuse such entries; absent, every byte follows from offset 0.
+   */
+  inPlace?: boolean;
 }
 
 export interface DataEvent {
@@ -72,6 +99,13 @@ export interface DataEvent {
   /** Offset of `chunk` within the current entry's file. */
   offset: number;
   chunk: Buffer;
+  /**
+   * Only in `inPlace` entries (see EntryEvent): these bytes are already what
+   * the target holds at this offset (or will hold once the file is set to
+   * its new size: zeros past its old end). They come so that whole chunks
+   * can be digested; a sink writes nothing for them.
+   */
+  inTarget?: boolean;
 }
 
 export interface EntryEndEvent {

@@ -26,7 +26,11 @@ export async function runPipeline(
     // pipeline rejects as soon as one stage fails; wait until every stage has
     // finished cleaning up (closed connections, removed files) before we report.
     await Promise.all(streams.map((s) => (s.closed ? null : once(s, 'close').catch(() => null))));
-    if ((err as Error).name === 'AbortError') throw new InterruptedError(signal?.reason instanceof Error ? signal.reason.message : 'interrupted');
+    if ((err as Error).name === 'AbortError' || signal?.aborted) {
+      // The reason the caller gave (the CLI's names the signal), else a plain InterruptedError.
+      const reason: unknown = signal?.reason;
+      throw reason instanceof InterruptedError ? reason : new InterruptedError(reason instanceof Error ? reason.message : 'interrupted');
+    }
     throw err;
   }
 }

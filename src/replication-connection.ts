@@ -8,9 +8,24 @@
  * command to the handler and resolves at ReadyForQuery, or rejects with the
  * server's error. `pause()`/`resume()` stop reading the socket, which is how
  * backpressure reaches the server.
+ *
+ * A dead or stuck server must not hang a backup:
+ * - `timeoutMs` bounds connecting (unless connect_timeout is set) and, while
+ *   a command runs and we are reading, the time without a byte from the
+ *   server (the watchdog; `allowSilence()` suspends it where the server may
+ *   legitimately say nothing: BASE_BACKUP's checkpoint, the wait for WAL
+ *   archiving). Time we spend paused does not count.
+ * - TCP keepalives (conninfo.ts: 10 s idle, then libuv's 1 s × 10 probes)
+ *   notice a vanished host or network when nothing else would.
+ * - A server that shuts down or crashes closes the socket: noticed as soon
+ *   as we read on (a paused socket first yields what it had buffered), and
+ *   the error names the shutdown when the server said so first.
+ * `abort()` (destroying a backup mid-command) also sends a CancelRequest:
+ * a walsender waiting for a checkpoint would otherwise notice the closed
+ * socket only when the checkpoint is over.
  */
 import { Client, type ClientConfig } from 'pg';
-import type { Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import {
   BackendParser,
   frontendMessage,
@@ -20,8 +35,20 @@ import {
   queryMessage,
   type ServerNotice,
 } from './protocol/backend-parser';
-import { AuthError, ConnectionError, PgbbError, ProtocolError, ServerError } from './errors';
+import { AuthError, ConnectionError, InterruptedError, PgbbError, ProtocolError, ServerError, systemReason } from './errors';
+import { startupPacket } from './protocol/startup';
 import { describeServer } from './conninfo';
+
+export interface ConnectOptions {
+  /**
+   * Milliseconds: the limit on connecting (unless the conninfo's
+   * connect_timeout says otherwise) and the watchdog's limit on silence
+   * during a command. 0 or undefined: no limit.
+   */
+  timeoutMs?: number;
+  /** Aborting gives up a connection attempt at once. */
+  signal?: AbortSignal;
+}
 
 export interface CommandHandler {
   rowDescription?(columns: string[]): void;
@@ -40,14 +67,30 @@ export interface QueryResult {
 }
 
 /** SQLSTATEs that mean "not allowed in", as opposed to "could not reach". */
-function connectError(err: unknown, where: string): PgbbError {
+function connectError(err: unknown, where: string, timeoutMs: number): PgbbError {
   const e = err as { code?: string; message?: string };
-  const msg = `connection to server at ${where} failed: ${e.message ?? String(err)}`;
+  // Ours, from the password lookup (conninfo.ts).
+  if (err instanceof AuthError) return new AuthError(`connection to server at ${where} failed: ${err.message}`, { cause: err });
+  if (err instanceof PgbbError) return err;
+  let reason = e.code && /^E[A-Z]+$/.test(e.code) ? systemReason(err) : e.message ?? String(err);
+  if (reason === 'timeout expired') reason = `timeout expired${timeoutMs ? ` after ${timeoutMs / 1000} s` : ''}`;
+  else if (reason === 'Connection terminated unexpectedly') reason = 'server closed the connection unexpectedly';
+  const msg = `connection to server at ${where} failed: ${reason}`;
   if (e.code && /^28/.test(e.code)) return new AuthError(msg, { cause: err });
   if (e.code === '42501') return new AuthError(msg, { cause: err });
   if (e.code === '53300') return new PgbbError('wal_senders', msg, { cause: err });
   if (e.code && /^[0-9A-Z]{5}$/.test(e.code)) return new ServerError(msg, e.code, 'connection', { cause: err });
   return new ConnectionError(msg, { cause: err });
+}
+
+/** The abort's reason, or an InterruptedError. */
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new InterruptedError();
+}
+
+/** SQLSTATEs of a server that ends the session: operator intervention (57P0x) or a connection exception (08xxx). */
+function isSessionEnd(sqlstate: string): boolean {
+  return /^57P0/.test(sqlstate) || /^08/.test(sqlstate);
 }
 
 export class ReplicationConnection {
@@ -57,41 +100,66 @@ export class ReplicationConnection {
   private pendingError: ServerError | null = null;
   private closed = false;
   private lostError: Error | null = null;
+  /** Watchdog state: when we last heard from the server, and whether silence is expected now. */
+  private lastHeard = Date.now();
+  private paused = false;
+  private silenceAllowed = false;
+  private watchdog: NodeJS.Timeout | null = null;
+  /** What the server said when it announced its shutdown (e.g. "terminating connection due to immediate shutdown command"). */
+  private farewell: string | null = null;
 
   private constructor(
     private readonly client: Client,
     private readonly socket: Socket,
     readonly server: string,
+    private readonly timeoutMs: number,
   ) {
     this.parser = new BackendParser((code, body) => this.onMessage(code, body));
     // Take the socket from pg's parser for good.
     for (const l of socket.listeners('data')) socket.removeListener('data', l as (...a: unknown[]) => void);
     socket.on('data', (chunk: Buffer) => {
+      this.lastHeard = Date.now();
       try {
         this.parser.write(chunk);
       } catch (err) {
         this.fail(err as Error);
       }
     });
-    client.on('error', (err) => this.fail(new ConnectionError(`connection to server at ${server} lost: ${err.message}`, { cause: err })));
-    client.on('end', () => this.fail(new ConnectionError(`server at ${server} closed the connection unexpectedly`)));
+    client.on('error', (err) => this.fail(this.lost(err)));
+    client.on('end', () => this.fail(this.lost()));
+    if (timeoutMs > 0) {
+      // A coarse tick: detection within timeoutMs plus a quarter of it, at most 5 s late.
+      this.watchdog = setInterval(() => this.checkSilence(), Math.min(5000, Math.max(50, timeoutMs / 4)));
+      this.watchdog.unref();
+    }
   }
 
-  static async connect(config: ClientConfig): Promise<ReplicationConnection> {
+  static async connect(config: ClientConfig, opts: ConnectOptions = {}): Promise<ReplicationConnection> {
     const where = `"${describeServer(config)}"`;
-    const client = new Client(config);
+    const timeoutMs = opts.timeoutMs ?? 0;
+    const connectLimit = config.connectionTimeoutMillis || timeoutMs;
+    const client = new Client(connectLimit ? { ...config, connectionTimeoutMillis: connectLimit } : config);
+    // Send the startup packet pg_basebackup sends: no client_encoding (see protocol/startup.ts).
+    const connection = (client as unknown as { connection: { startup(p: Record<string, string>): void; stream: Socket } }).connection;
+    connection.startup = (params) => void connection.stream.write(startupPacket(params));
+    const signal = opts.signal;
+    if (signal?.aborted) throw abortReason(signal);
     // pg emits 'error' on the client too; without a listener Node would throw.
     const early = (_: unknown) => {};
     client.on('error', early);
+    const socketOf = () => (client as unknown as { connection: { stream: Socket } }).connection.stream;
+    const onAbort = () => socketOf().destroy();
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await client.connect();
     } catch (err) {
+      if (signal?.aborted) throw abortReason(signal);
+      throw connectError(err, where, connectLimit);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
       client.removeListener('error', early);
-      throw connectError(err, where);
     }
-    client.removeListener('error', early);
-    const socket = (client as unknown as { connection: { stream: Socket } }).connection.stream;
-    return new ReplicationConnection(client, socket, where);
+    return new ReplicationConnection(client, socketOf(), where, timeoutMs);
   }
 
   /** Runs one command; resolves at ReadyForQuery. */
@@ -101,6 +169,7 @@ export class ReplicationConnection {
     return new Promise<void>((resolve, reject) => {
       this.handler = handler;
       this.pendingError = null;
+      this.lastHeard = Date.now();
       this.settle = (err) => {
         this.handler = null;
         this.settle = null;
@@ -141,11 +210,25 @@ export class ReplicationConnection {
   }
 
   pause(): void {
+    this.paused = true;
     this.socket.pause();
   }
 
   resume(): void {
+    // Our own pause is not the server's silence.
+    if (this.paused) this.lastHeard = Date.now();
+    this.paused = false;
     this.socket.resume();
+  }
+
+  /**
+   * While true, the watchdog lets the server stay silent (BASE_BACKUP's
+   * checkpoint, the wait for WAL archiving): the server answers when done,
+   * and only TCP keepalives watch the line meanwhile.
+   */
+  allowSilence(on: boolean): void {
+    if (this.silenceAllowed && !on) this.lastHeard = Date.now();
+    this.silenceAllowed = on;
   }
 
   get isClosed(): boolean {
@@ -161,6 +244,7 @@ export class ReplicationConnection {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.stopWatchdog();
     this.lostError = new ConnectionError(`connection to ${this.server} is closed`);
     this.socket.resume();
     await Promise.race([
@@ -177,14 +261,80 @@ export class ReplicationConnection {
       this.closed = true;
       this.lostError = err ?? new ConnectionError(`connection to ${this.server} is closed`);
     }
+    this.stopWatchdog();
     this.socket.destroy();
     this.abortCommand(this.lostError!);
+  }
+
+  /**
+   * Gives up a command in progress: a CancelRequest, so that the server
+   * stops at once even where it does not look at the socket (waiting for a
+   * checkpoint), then the connection is dropped. Resolves once the request
+   * is sent or could not be (at most about a second).
+   */
+  abort(err?: Error): Promise<void> {
+    const running = this.handler !== null && !this.closed;
+    this.destroy(err);
+    return running ? this.sendCancel() : Promise.resolve();
+  }
+
+  /** CancelRequest (protocol: length 16, code 80877102, pid, secret key) on a new connection, as libpq's PQcancel. */
+  private sendCancel(): Promise<void> {
+    const c = this.client as unknown as { processID: number | null; secretKey: number | null; host: string; port: number };
+    if (!c.processID || c.secretKey == null) return Promise.resolve();
+    const msg = Buffer.alloc(16);
+    msg.writeInt32BE(16, 0);
+    msg.writeInt32BE(80877102, 4);
+    msg.writeInt32BE(c.processID, 8);
+    msg.writeInt32BE(c.secretKey, 12);
+    return new Promise((resolve) => {
+      const sock = c.host?.startsWith('/') ? netConnect(`${c.host}/.s.PGSQL.${c.port}`) : netConnect(c.port, c.host);
+      const timer = setTimeout(() => sock.destroy(), 1000);
+      timer.unref();
+      sock.on('connect', () => sock.end(msg));
+      sock.on('error', () => {});
+      sock.on('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private checkSilence(): void {
+    if (!this.handler || this.paused || this.silenceAllowed || this.closed) return;
+    const silent = Date.now() - this.lastHeard;
+    if (silent < this.timeoutMs) return;
+    this.fail(
+      new ConnectionError(
+        `no response from server at ${this.server} for ${Math.round(silent / 1000)} s (limit ${this.timeoutMs / 1000} s, --timeout); ` +
+          'the server or the network is not responding',
+      ),
+    );
+  }
+
+  private stopWatchdog(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = null;
+  }
+
+  /** The error for a socket that went away: the server's own words when it said why. */
+  private lost(err?: Error): ConnectionError {
+    let why = this.farewell;
+    if (!why && err) {
+      const e = err as NodeJS.ErrnoException;
+      why = e.code && /^E[A-Z]+$/.test(e.code) ? systemReason(err) : err.message;
+      if (why === 'Connection terminated unexpectedly') why = null;
+    }
+    return new ConnectionError(`connection to server at ${this.server} lost: ${why ?? 'server closed the connection unexpectedly (it probably shut down or crashed)'}`, {
+      cause: err,
+    });
   }
 
   private fail(err: Error): void {
     if (this.closed) return;
     this.closed = true;
     this.lostError = err;
+    this.stopWatchdog();
     this.socket.destroy();
     this.abortCommand(err);
   }
@@ -206,6 +356,13 @@ export class ReplicationConnection {
       case 0x4e: {
         // 'N' NoticeResponse: may come between CopyData messages
         const n = parseNotice(body);
+        // A backend ended by an immediate shutdown or another process's crash may say goodbye with a
+        // WARNING (57P01/57P02) just before the socket closes (walsenders usually die silently):
+        // that is the error's cause, not a warning of its own.
+        if (/^57P0/.test(n.sqlstate)) {
+          this.farewell = n.message;
+          return;
+        }
         h?.notice?.(n);
         return;
       }
@@ -230,6 +387,12 @@ export class ReplicationConnection {
       case 0x45: {
         // 'E' ErrorResponse: the command is over; ReadyForQuery follows.
         const n = parseNotice(body);
+        if ((n.severity === 'FATAL' || n.severity === 'PANIC') && isSessionEnd(n.sqlstate)) {
+          // Shutdown (fast or smart), pg_terminate_backend, …: the connection is what failed.
+          this.farewell = n.message;
+          this.fail(this.lost());
+          return;
+        }
         const err = new ServerError(n.message + (n.detail ? ` (${n.detail})` : ''), n.sqlstate);
         if (!this.settle) {
           this.fail(err);

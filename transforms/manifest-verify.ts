@@ -30,6 +30,7 @@ import { ManifestError, UsageError } from '../src/errors';
 import { parseLsn } from '../src/lsn';
 import { CHECKSUM_ALGORITHMS, parseManifest, type ChecksumAlgorithm, type Manifest } from '../src/manifest/manifest';
 import { FileTracker } from '../src/manifest/file-tracker';
+import { showPath } from '../src/path-bytes';
 
 export interface ManifestVerifyOptions {
   /** The manifest to check against; otherwise the stream's `manifest` event. */
@@ -128,18 +129,18 @@ export class ManifestVerify extends Transform {
       const seen = t.files.get(f.path);
       if (seen) matched++;
       if (!seen) {
-        problems.push(`"${f.path}" is in the manifest but not in the backup`);
+        problems.push(`"${showPath(f.path)}" is in the manifest but not in the backup`);
       } else if (seen.size !== f.size) {
-        problems.push(`"${f.path}" has size ${seen.size} in the backup but ${f.size} in the manifest`);
+        problems.push(`"${showPath(f.path)}" has size ${seen.size} in the backup but ${f.size} in the manifest`);
       } else if (f.checksumAlgorithm && f.checksumAlgorithm !== 'NONE' && f.checksum) {
         if (f.checksumAlgorithm !== t.algorithm) otherAlgorithm ??= f.checksumAlgorithm;
-        else if (seen.checksum !== f.checksum) problems.push(`"${f.path}" has ${f.checksumAlgorithm} ${seen.checksum} in the backup but ${f.checksum} in the manifest`);
+        else if (seen.checksum !== f.checksum) problems.push(`"${showPath(f.path)}" has ${f.checksumAlgorithm} ${seen.checksum} in the backup but ${f.checksum} in the manifest`);
       }
     }
     for (const path of t.files.keys()) {
-      if (!m.files.has(path) && !UNLISTED_OK.test(path)) problems.push(`"${path}" is in the backup but not in the manifest`);
+      if (!m.files.has(path) && !UNLISTED_OK.test(path)) problems.push(`"${showPath(path)}" is in the backup but not in the manifest`);
     }
-    for (const path of new Set(t.duplicates)) problems.push(`"${path}" appears more than once in the backup`);
+    for (const path of new Set(t.duplicates)) problems.push(`"${showPath(path)}" appears more than once in the backup`);
     if (otherAlgorithm) {
       problems.unshift(`the manifest's checksums are ${otherAlgorithm} but ${t.algorithm} was computed (set checksumAlgorithm to match MANIFEST_CHECKSUMS)`);
     }

@@ -3,8 +3,16 @@
  *
  *   ReplicationSource ─► manifest-verify ─► throttle (-r) ─► progress (-P/--json) ─► tap ─► sink
  *
- * The target is checked before the server is contacted; the reporter hears
- * start, warnings, progress and the result (or the error, from the caller).
+ * The target is checked before the server is contacted: a non-empty target
+ * or -T directory is refused untouched, and a missing or empty target is
+ * locked for this run (sinks/target-dir.ts lockTarget), so that a second run
+ * aimed at it is refused while the first goes on unharmed. The reporter
+ * hears start, warnings, progress and the result (or the error, from the
+ * caller).
+ *
+ * Failures: every stage cleans up before the promise rejects
+ * (src/pipeline.ts); then the lock goes, and with it the target if this run
+ * created it. A reader of stdout that goes away (EPIPE) is an IoError.
  */
 import { ReplicationSource } from '../sources/replication-source';
 import { DirectorySink } from '../../sinks/directory';
@@ -15,10 +23,13 @@ import { tap } from '../../transforms/tap';
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { throttle } from '../../transforms/throttle';
 import { progress } from '../../transforms/progress';
+import { chunkMapBuild } from '../../transforms/chunk-map-build';
 import { RateLimiter } from '../rate-limiter';
 import { plainReporter, type Reporter } from '../reporters';
 import type { CompressSpec } from '../compression';
-import { UsageError } from '../errors';
+import { IoError, PgbbError, UsageError } from '../errors';
+import { checkEmptyOrMissing, lockTarget } from '../../sinks/target-dir';
+import { checkZstdOptions } from '../../transforms/zstd-compress';
 import type { ConnectionOptions } from '../conninfo';
 import type { EndEvent, StartEvent } from '../events';
 
@@ -44,6 +55,10 @@ export interface BackupCommandOptions {
   sync: boolean;
   manifest: boolean;
   verifyChecksums: boolean;
+  /** --timeout: ms of server silence (while data is due) before giving up; 0: never. Default 60 s. */
+  timeout?: number;
+  /** --chunk-size of the chunk map every plain backup records (transforms/chunk-map-build.ts); default 1 MiB. */
+  chunkSize?: number;
   signal?: AbortSignal;
 }
 
@@ -55,28 +70,53 @@ export interface BackupResult {
   seconds: number;
 }
 
+/** Refuses option combinations the sinks cannot take; touches nothing. */
+export function checkSinkOptions(o: Pick<BackupCommandOptions, 'target' | 'format' | 'tablespaceMapping' | 'compress'>): void {
+  const compressed = o.compress !== undefined && o.compress.method !== 'none';
+  const mapped = Object.keys(o.tablespaceMapping).length > 0;
+  if (o.target === '-' && o.format === 'plain') throw new UsageError('-D - (stdout) requires tar format (-F tar)');
+  if ((o.target === '-' || o.format === 'tar') && mapped) throw new UsageError('-T/--tablespace-mapping is only allowed with plain format');
+  if (o.target !== '-' && o.format === 'plain' && compressed) throw new UsageError('--compress is only allowed with tar format or -D -');
+  if (o.compress?.method === 'zstd') checkZstdOptions(o.compress);
+}
+
 export function makeSink(
   o: Pick<BackupCommandOptions, 'target' | 'format' | 'tablespaceMapping' | 'sync' | 'compress'>,
 ): DirectorySink | TarFilesSink | StdoutSink {
-  const compressed = o.compress !== undefined && o.compress.method !== 'none';
-  if (o.target === '-') {
-    if (o.format === 'plain') throw new UsageError('-D - (stdout) requires tar format (-F tar)');
-    if (Object.keys(o.tablespaceMapping).length) throw new UsageError('-T/--tablespace-mapping is only allowed with plain format');
-    return new StdoutSink({ compress: o.compress });
-  }
-  if (o.format === 'tar') {
-    if (Object.keys(o.tablespaceMapping).length) throw new UsageError('-T/--tablespace-mapping is only allowed with plain format');
-    return new TarFilesSink({ target: o.target, sync: o.sync, compress: o.compress });
-  }
-  if (compressed) throw new UsageError('--compress is only allowed with tar format or -D -');
+  checkSinkOptions(o);
+  if (o.target === '-') return new StdoutSink({ compress: o.compress });
+  if (o.format === 'tar') return new TarFilesSink({ target: o.target, sync: o.sync, compress: o.compress });
   return new DirectorySink({ target: o.target, tablespaceMapping: o.tablespaceMapping, sync: o.sync });
 }
 
 export async function backupCommand(o: BackupCommandOptions): Promise<BackupResult> {
   const began = process.hrtime.bigint();
   const reporter = o.reporter ?? plainReporter();
-  // The target is checked (and created) before the server is contacted.
-  const sink = makeSink(o);
+  // Options first, then the target is checked (and created, and locked), all
+  // before the server is contacted. The sink comes after the lock: it starts
+  // preparing its directory as soon as it exists.
+  checkSinkOptions(o);
+  for (const dir of Object.values(o.tablespaceMapping)) await checkEmptyOrMissing(dir);
+  const lock = o.target === '-' ? null : await lockTarget(o.target);
+  try {
+    return await runBackup(o, makeSink(o), reporter, began);
+  } catch (err) {
+    throw o.target === '-' && (err as NodeJS.ErrnoException).code === 'EPIPE' && !(err instanceof PgbbError)
+      ? new IoError('could not write to standard output: broken pipe (the reader went away)', { cause: err })
+      : err;
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function runBackup(
+  o: BackupCommandOptions,
+  sink: ReturnType<typeof makeSink>,
+  reporter: Reporter,
+  began: bigint,
+): Promise<BackupResult> {
+  // A sink that cannot set up also emits 'error'; ready() reports it, the pipeline everything later.
+  sink.on('error', () => {});
   await sink.ready();
   // Client-side, so that one bucket covers the WAL stream too (and later parallel workers):
   // the server's MAX_RATE only paces its own connection, in bursts.
@@ -91,6 +131,7 @@ export async function backupCommand(o: BackupCommandOptions): Promise<BackupResu
     manifest: o.manifest,
     verifyChecksums: o.verifyChecksums,
     progress: o.progress,
+    timeout: o.timeout,
   });
   let start: StartEvent | null = null;
   let end: EndEvent | null = null;
@@ -114,6 +155,8 @@ export async function backupCommand(o: BackupCommandOptions): Promise<BackupResu
     observer,
     ...(limiter ? [throttle(limiter)] : []),
     ...(o.progress ? [progress({ onProgress: (p) => reporter.progress(p) })] : []),
+    // Every plain backup records its chunk map (pg_wal/pgbb.chunkmap), so that `pgbb refresh` can later write only what changed.
+    ...(sink instanceof DirectorySink ? [chunkMapBuild({ chunkSize: o.chunkSize })] : []),
   ];
   await runPipeline(source, stages, sink, o.signal);
   const result = {

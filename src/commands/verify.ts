@@ -20,6 +20,7 @@ import { pageChecksumVerify } from '../../transforms/page-checksum-verify';
 import { walVerify } from '../../transforms/wal-verify';
 import { tap } from '../../transforms/tap';
 import { describeError } from '../errors';
+import { assertComplete } from '../refresh/refresh-journal';
 import type { EndEvent, StartEvent } from '../events';
 
 export interface VerifyOptions {
@@ -50,6 +51,8 @@ function discard(): Writable {
 }
 
 export async function verifyCommand(o: VerifyOptions): Promise<VerifyReport> {
+  // A directory a refresh is rewriting is not a backup, whatever its files say.
+  if (o.source !== '-') await assertComplete(o.source);
   const { format, stream } = await openBackupSource(o.source);
   const manifest = manifestVerify({ require: true });
   const pages = pageChecksumVerify();

@@ -16,18 +16,21 @@
  *   "WAL-Ranges": [\n{ "Timeline": 1, "Start-LSN": "0/2000028", "End-LSN": "0/2000100" }\n],\n
  *   "Manifest-Checksum": "<sha256 of every byte above, lowercase hex>"}\n
  *
- * Paths: the tar parser decodes member names as UTF-8, so manifest paths are
- * strings here too. buildManifest takes a string (written as its UTF-8 bytes,
- * hence always as "Path"; a lone surrogate would become U+FFFD) or a Buffer of
- * raw bytes (written as "Encoded-Path", lowercase hex, when not valid UTF-8,
- * exactly as the server does). parseManifest decodes an Encoded-Path to bytes
- * (`rawPath`) and keys the file by their UTF-8 decoding, as the tar parser does.
+ * Paths are pgbb path strings (src/path-bytes.ts): UTF-8, with the bytes of a
+ * non-UTF-8 file name carried as lone surrogates, exactly as the tar parser
+ * decodes member names, so manifest keys and member paths compare equal.
+ * buildManifest takes such a string or a Buffer of raw bytes and writes
+ * "Encoded-Path" (lowercase hex of the bytes) when they are not valid UTF-8,
+ * exactly as the server does, else "Path". parseManifest decodes an
+ * Encoded-Path to its bytes (`rawPath`, which buildManifest writes as
+ * Encoded-Path again) and keys the file by pathFromBytes of them.
  * Errors: ManifestError, message starting "backup_manifest: ".
  */
 import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { ManifestError } from '../errors';
 import { formatLsn, parseLsn } from '../lsn';
+import { pathFromBytes, pathToBytes, showPath } from '../path-bytes';
 
 export type ChecksumAlgorithm = 'NONE' | 'CRC32C' | 'SHA224' | 'SHA256' | 'SHA384' | 'SHA512';
 export const CHECKSUM_ALGORITHMS: readonly ChecksumAlgorithm[] = ['NONE', 'CRC32C', 'SHA224', 'SHA256', 'SHA384', 'SHA512'];
@@ -62,7 +65,7 @@ export interface Manifest {
 }
 
 export interface ManifestFileInput extends Omit<ManifestFile, 'path' | 'lastModified'> {
-  /** A string is written as UTF-8 ("Path"); a Buffer as is, "Encoded-Path" when not valid UTF-8. */
+  /** A pgbb path string or raw bytes: "Encoded-Path" when its bytes are not valid UTF-8, else "Path". */
   path: string | Buffer;
   lastModified: Date | string;
 }
@@ -82,6 +85,20 @@ export interface BuildManifestInput {
 const fail = (msg: string): never => {
   throw new ManifestError(`backup_manifest: ${msg}`);
 };
+
+/**
+ * A manifest value for a message: strings escaped (one line) and cut at 100
+ * characters, other JSON values named by type — never String(v), which
+ * recurses through a deeply nested array until the stack overflows.
+ */
+function show(v: unknown): string {
+  if (typeof v === 'string') {
+    const s = showPath(v);
+    return s.length > 100 ? `${s.slice(0, 100)}…` : s;
+  }
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  return Array.isArray(v) ? 'an array' : `a${typeof v === 'object' ? 'n object' : ` ${typeof v}`}`;
+}
 
 /** CRC32C as PostgreSQL writes it: the uint32 in little-endian byte order, hex. */
 export function crc32cHex(crc: number): string {
@@ -182,14 +199,13 @@ export function buildManifest(input: BuildManifestInput): Buffer {
 }
 
 function fileLine(f: ManifestFileInput, forceEncode: boolean): string {
-  const bytes = f.rawPath ?? (typeof f.path === 'string' ? null : f.path);
-  const shown = bytes ? bytes.toString('utf8') : (f.path as string);
+  const bytes = f.rawPath ?? (typeof f.path === 'string' ? pathToBytes(f.path) : f.path);
+  const path = typeof f.path === 'string' ? f.path : pathFromBytes(f.path);
+  const shown = show(path);
   if (!Number.isSafeInteger(f.size) || f.size < 0) fail(`invalid size ${f.size} for "${shown}"`);
   // pg_verify_mbstr(PG_UTF8) and isUtf8 reject the same byte sequences.
-  const encode = f.rawPath !== undefined || forceEncode || (bytes !== null && !isUtf8(bytes));
-  let s = encode
-    ? `{ "Encoded-Path": "${(bytes ?? Buffer.from(shown, 'utf8')).toString('hex')}", `
-    : `{ "Path": ${escapeJson(shown)}, `;
+  const encode = f.rawPath !== undefined || forceEncode || !isUtf8(bytes);
+  let s = encode ? `{ "Encoded-Path": "${bytes.toString('hex')}", ` : `{ "Path": ${escapeJson(bytes.toString('utf8'))}, `;
   const lm = typeof f.lastModified === 'string' ? f.lastModified : formatLastModified(f.lastModified);
   s += `"Size": ${f.size}, "Last-Modified": "${lm}"`;
   const alg = f.checksumAlgorithm;
@@ -219,12 +235,12 @@ export function parseManifest(buf: Buffer): Manifest {
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new ManifestError(`backup_manifest: not valid JSON (${(err as Error).message})`, { cause: err });
+    throw new ManifestError(`backup_manifest: not valid JSON (${show((err as Error).message)})`, { cause: err });
   }
   if (!isObject(doc)) return fail('not a JSON object');
   const keys = Object.keys(doc);
   if (keys[0] !== 'PostgreSQL-Backup-Manifest-Version') fail('expected version indicator as the first field');
-  for (const k of keys) if (!TOP_KEYS.has(k)) fail(`unrecognized top-level field "${k}"`);
+  for (const k of keys) if (!TOP_KEYS.has(k)) fail(`unrecognized top-level field "${show(k)}"`);
   const version = unsigned(doc['PostgreSQL-Backup-Manifest-Version'], 'manifest version');
   if (version !== 1 && version !== 2) fail(`unexpected manifest version ${version} (pgbb reads 1 and 2)`);
   if (keys[keys.length - 1] !== 'Manifest-Checksum') fail('manifest has no checksum as its last field');
@@ -236,16 +252,16 @@ export function parseManifest(buf: Buffer): Manifest {
   if (!Array.isArray(files)) fail('"Files" is not an array');
   for (const f of files as unknown[]) {
     const file = parseFile(f);
-    if (manifest.files.has(file.path)) fail(`duplicate path name "${file.path}"`);
+    if (manifest.files.has(file.path)) fail(`duplicate path name "${show(file.path)}"`);
     manifest.files.set(file.path, file);
   }
   const ranges = doc['WAL-Ranges'] ?? [];
   if (!Array.isArray(ranges)) fail('"WAL-Ranges" is not an array');
   for (const r of ranges as unknown[]) {
     if (!isObject(r)) return fail('a WAL range is not an object');
-    for (const k of Object.keys(r)) if (!RANGE_KEYS.has(k)) fail(`unexpected WAL range field "${k}"`);
+    for (const k of Object.keys(r)) if (!RANGE_KEYS.has(k)) fail(`unexpected WAL range field "${show(k)}"`);
     const lsn = (v: unknown, what: string) => {
-      if (typeof v !== 'string' || !/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/.test(v)) fail(`could not parse ${what} "${String(v)}"`);
+      if (typeof v !== 'string' || !/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/.test(v)) fail(`could not parse ${what} "${show(v)}"`);
       return v as string;
     };
     if (r.Timeline === undefined) fail('missing timeline in a WAL range');
@@ -256,29 +272,29 @@ export function parseManifest(buf: Buffer): Manifest {
 
 function parseFile(f: unknown): ManifestFile {
   if (!isObject(f)) return fail('a file entry is not an object');
-  for (const k of Object.keys(f)) if (!FILE_KEYS.has(k)) fail(`unexpected file field "${k}"`);
+  for (const k of Object.keys(f)) if (!FILE_KEYS.has(k)) fail(`unexpected file field "${show(k)}"`);
   let path: string;
   let rawPath: Buffer | undefined;
   if (f.Path !== undefined && f['Encoded-Path'] !== undefined) fail('both path name and encoded path name');
   if (typeof f.Path === 'string') path = f.Path;
   else if (typeof f['Encoded-Path'] === 'string' && /^(?:[0-9a-fA-F]{2})*$/.test(f['Encoded-Path'])) {
     rawPath = Buffer.from(f['Encoded-Path'], 'hex');
-    path = rawPath.toString('utf8');
-  } else if (f['Encoded-Path'] !== undefined) return fail(`could not decode file name "${String(f['Encoded-Path'])}"`);
+    path = pathFromBytes(rawPath);
+  } else if (f['Encoded-Path'] !== undefined) return fail(`could not decode file name "${show(f['Encoded-Path'])}"`);
   else return fail('missing path name in a file entry');
-  if (f.Size === undefined) fail(`missing size for "${path}"`);
-  const file: ManifestFile = { path, size: unsigned(f.Size, `size of "${path}"`), lastModified: typeof f['Last-Modified'] === 'string' ? f['Last-Modified'] : '' };
+  if (f.Size === undefined) fail(`missing size for "${show(path)}"`);
+  const file: ManifestFile = { path, size: unsigned(f.Size, `size of "${show(path)}"`), lastModified: typeof f['Last-Modified'] === 'string' ? f['Last-Modified'] : '' };
   if (rawPath) file.rawPath = rawPath;
   const alg = f['Checksum-Algorithm'];
   if (alg === undefined) {
-    if (f.Checksum !== undefined) fail(`checksum without algorithm for "${path}"`);
+    if (f.Checksum !== undefined) fail(`checksum without algorithm for "${show(path)}"`);
     return file;
   }
   const name = typeof alg === 'string' ? (alg.toUpperCase() as ChecksumAlgorithm) : undefined;
-  if (!name || !CHECKSUM_ALGORITHMS.includes(name)) return fail(`unrecognized checksum algorithm "${String(alg)}" for "${path}"`);
+  if (!name || !CHECKSUM_ALGORITHMS.includes(name)) return fail(`unrecognized checksum algorithm "${show(alg)}" for "${show(path)}"`);
   file.checksumAlgorithm = name;
   const sum = f.Checksum ?? '';
-  if (typeof sum !== 'string' || !/^(?:[0-9a-fA-F]{2})*$/.test(sum)) fail(`invalid checksum for file "${path}": "${String(sum)}"`);
+  if (typeof sum !== 'string' || !/^(?:[0-9a-fA-F]{2})*$/.test(sum)) fail(`invalid checksum for file "${show(path)}": "${show(sum)}"`);
   if (sum) file.checksum = (sum as string).toLowerCase();
   return file;
 }
@@ -288,7 +304,7 @@ function verifyChecksum(buf: Buffer, expected: unknown): void {
   if (buf[buf.length - 1] !== 0x0a) fail('last line not newline-terminated');
   const penultimate = buf.lastIndexOf(0x0a, buf.length - 2);
   if (penultimate < 0) fail('expected at least 2 lines');
-  if (typeof expected !== 'string' || !/^[0-9a-fA-F]{64}$/.test(expected)) fail(`invalid manifest checksum "${String(expected)}"`);
+  if (typeof expected !== 'string' || !/^[0-9a-fA-F]{64}$/.test(expected)) fail(`invalid manifest checksum "${show(expected)}"`);
   const actual = createHash('sha256').update(buf.subarray(0, penultimate + 1)).digest('hex');
   if (actual !== (expected as string).toLowerCase()) fail(`manifest checksum mismatch: file says ${expected}, contents hash to ${actual}`);
 }

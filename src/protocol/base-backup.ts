@@ -24,6 +24,8 @@ export interface BaseBackupOptions {
   /** Server-side rate limit in kB/s (32 – 1048576), or undefined. */
   maxRate?: number;
   verifyChecksums: boolean;
+  /** PostgreSQL 17+, after UPLOAD_MANIFEST on the same connection (src/protocol/upload-manifest.ts). */
+  incremental?: boolean;
 }
 
 /** A replication-protocol string literal: '' doubles a quote, no backslash escapes. */
@@ -54,12 +56,14 @@ export function baseBackupCommand(o: BaseBackupOptions): string {
   if (o.manifest) {
     opts.push(`MANIFEST 'yes'`, `MANIFEST_CHECKSUMS '${o.manifestChecksums}'`);
   }
+  if (o.incremental) opts.push('INCREMENTAL');
   return `BASE_BACKUP ( ${opts.join(', ')} )`;
 }
 
 /** The PostgreSQL 13/14 form: space-separated keywords, no parentheses. */
 export function legacyBaseBackupCommand(o: BaseBackupOptions): string {
   validate(o);
+  if (o.incremental) throw new UsageError('INCREMENTAL backups need PostgreSQL 17 or later');
   const opts = [`LABEL ${quoteLiteral(o.label)}`];
   if (o.progress) opts.push('PROGRESS');
   if (o.checkpoint === 'fast') opts.push('FAST');

@@ -10,6 +10,10 @@
  * An async generator under Readable.from: one file chunk is read only when the
  * consumer wants it. Files are read in 64 KiB pieces into fresh buffers
  * (events may be held downstream). Errors name the file.
+ *
+ * Names are read as bytes and carried as pgbb path strings
+ * (src/path-bytes.ts), so a file whose name is not UTF-8 (an admin's stray
+ * file, say) is read, restored and listed in the manifest under its own bytes.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -17,6 +21,7 @@ import { Readable } from 'node:stream';
 import type { BackupEvent, StartEvent } from '../events';
 import { ioError, PgbbError } from '../errors';
 import { parseControlFile } from '../pg-control';
+import { fsPath, pathFromBytes, showPath } from '../path-bytes';
 import { manifestEnd, parseBackupLabel } from './backup-label';
 
 const CHUNK = 64 * 1024;
@@ -29,7 +34,7 @@ async function readOptional(file: string): Promise<Buffer | null> {
     return await fs.readFile(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw ioError('could not read file', file, err);
+    throw ioError('could not read file', showPath(file), err);
   }
 }
 
@@ -52,7 +57,7 @@ export async function readPlainStart(dir: string): Promise<{ start: StartEvent; 
   for (const oid of links) {
     const link = path.join(dir, 'pg_tblspc', oid);
     const st = await fs.lstat(link);
-    if (st.isSymbolicLink()) tablespaces.push({ oid, location: await fs.readlink(link), size: null });
+    if (st.isSymbolicLink()) tablespaces.push({ oid, location: pathFromBytes(await fs.readlink(link, { encoding: 'buffer' })), size: null });
   }
   tablespaces.push({ oid: null, location: '', size: null });
   return {
@@ -79,20 +84,21 @@ async function* walk(root: string, rel: string, skip: (rel: string) => boolean):
   const dir = path.join(root, rel);
   let names: string[];
   try {
-    names = (await fs.readdir(dir)).sort();
+    // As bytes: a name that is not UTF-8 must not be decoded lossily.
+    names = (await fs.readdir(fsPath(dir), { encoding: 'buffer' })).map((b) => pathFromBytes(b)).sort();
   } catch (err) {
-    throw ioError('could not read directory', dir, err);
+    throw ioError('could not read directory', showPath(dir), err);
   }
   for (const name of names) {
     const r = rel ? `${rel}/${name}` : name;
     if (skip(r)) continue;
     const p = path.join(root, r);
-    const st = await fs.lstat(p).catch((err) => {
-      throw ioError('could not stat', p, err);
+    const st = await fs.lstat(fsPath(p)).catch((err) => {
+      throw ioError('could not stat', showPath(p), err);
     });
     const base = { path: r, mode: st.mode & 0o7777, mtime: st.mtime };
     if (st.isSymbolicLink()) {
-      yield { type: 'entry', kind: 'symlink', size: 0, linkTarget: await fs.readlink(p), ...base };
+      yield { type: 'entry', kind: 'symlink', size: 0, linkTarget: pathFromBytes(await fs.readlink(fsPath(p), { encoding: 'buffer' })), ...base };
       yield { type: 'entry-end' };
     } else if (st.isDirectory()) {
       yield { type: 'entry', kind: 'directory', size: 0, ...base };
@@ -109,18 +115,18 @@ async function* walk(root: string, rel: string, skip: (rel: string) => boolean):
 async function* readFile(file: string, size: number): AsyncGenerator<BackupEvent> {
   let fh: fs.FileHandle | undefined;
   try {
-    fh = await fs.open(file, 'r');
+    fh = await fs.open(fsPath(file), 'r');
     let offset = 0;
     while (offset < size) {
       const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - offset));
       const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
-      if (bytesRead === 0) throw new PgbbError('io', `file "${file}" is shorter than its size ${size} (changed while reading?)`);
+      if (bytesRead === 0) throw new PgbbError('io', `file "${showPath(file)}" is shorter than its size ${size} (changed while reading?)`);
       yield { type: 'data', offset, chunk: bytesRead === buf.length ? buf : buf.subarray(0, bytesRead) };
       offset += bytesRead;
     }
   } catch (err) {
     if (err instanceof PgbbError) throw err;
-    throw ioError('could not read file', file, err);
+    throw ioError('could not read file', showPath(file), err);
   } finally {
     await fh?.close();
   }

@@ -26,6 +26,13 @@
  * stops the receiver, ends its session (dropping a temporary slot) and
  * removes the spool. `end` is emitted only after the server's
  * CommandComplete and, when streaming, after the WAL archive.
+ *
+ * A dead server: `timeout` (default 60 s) bounds connecting and any silence
+ * of the server while we wait for data (src/replication-connection.ts),
+ * except during BASE_BACKUP's checkpoint and the wait for WAL archiving,
+ * which may legitimately take longer (TCP keepalives still notice a vanished
+ * host there). Destroying the source while it connects gives up the attempt;
+ * destroying it mid-BASE_BACKUP also cancels the command on the server.
  */
 import { Readable } from 'node:stream';
 import type { ClientConfig } from 'pg';
@@ -33,10 +40,11 @@ import { ReplicationConnection } from '../replication-connection';
 import { baseBackupCommand, decodeCopyData, legacyBaseBackupCommand, type BaseBackupOptions } from '../protocol/base-backup';
 import { TarParser } from '../tar/tar-parser';
 import { clientConfig, type ConnectionOptions } from '../conninfo';
-import { ChecksumError, PgbbError, ProtocolError, ServerError } from '../errors';
+import { ChecksumError, PgbbError, ProtocolError, ServerError, UsageError } from '../errors';
 import type { ArchiveEvent, BackupEvent, StartEvent, Tablespace } from '../events';
 import { readServerSettings, type ServerSettings } from './server-settings';
 import { checkWalOptions, StreamedWal } from '../wal/streamed-wal';
+import { incrementalAvailable, uploadManifest } from '../protocol/upload-manifest';
 
 export interface ReplicationSourceOptions {
   /** Connection settings (conninfo / host / port / user), or a ready pg ClientConfig. */
@@ -65,8 +73,23 @@ export interface ReplicationSourceOptions {
   verifyChecksums?: boolean;
   /** Ask the server for size estimates (it scans the data directory first). */
   progress?: boolean;
+  /**
+   * PostgreSQL 17+ with summarize_wal on: the prior backup's manifest, sent
+   * with UPLOAD_MANIFEST so that the backup is INCREMENTAL (the `start`
+   * event says `incremental: true`). On other servers it is ignored and a
+   * full backup is taken.
+   */
+  incrementalFrom?: Buffer;
+  /**
+   * Milliseconds without a byte from the server (while data is due) after
+   * which the connection is given up; also the connect timeout unless the
+   * conninfo sets connect_timeout. Default 60 000; 0: wait forever.
+   */
+  timeout?: number;
   signal?: AbortSignal;
 }
+
+export const DEFAULT_TIMEOUT_MS = 60_000;
 
 type Phase = 'start' | 'tablespaces' | 'copy' | 'end';
 
@@ -95,12 +118,19 @@ export class ReplicationSource extends Readable {
   /** pg_wal archive and manifest of a streamed backup, pulled by _read. */
   private tail: AsyncGenerator<BackupEvent> | null = null;
   private pumping = false;
+  private readonly timeoutMs: number;
+  private readonly incrementalFrom: Buffer | null;
+  /** Cuts a connection attempt or slot creation short when the source is destroyed while opening. */
+  private readonly opening = new AbortController();
 
   constructor(opts: ReplicationSourceOptions = {}) {
     super({ objectMode: true, highWaterMark: 16, signal: opts.signal });
     this.config = opts.clientConfig ?? clientConfig(opts.connection ?? {}, true);
     this.walMethod = opts.wal ?? 'fetch';
     checkWalOptions(opts);
+    this.incrementalFrom = opts.incrementalFrom ?? null;
+    this.timeoutMs = opts.timeout ?? DEFAULT_TIMEOUT_MS;
+    if (!Number.isFinite(this.timeoutMs) || this.timeoutMs < 0) throw new UsageError(`invalid timeout ${opts.timeout}`);
     this.streamOptions = { slot: opts.slot, noSlot: opts.noSlot ?? false, walSpool: opts.walSpool };
     this.backupOptions = {
       label: opts.label ?? 'pgbb base backup',
@@ -126,9 +156,17 @@ export class ReplicationSource extends Readable {
     );
   }
 
+  override destroy(err?: Error): this {
+    // Node runs _destroy only once _construct is done: cut a pending connect short.
+    this.opening.abort(err ?? new PgbbError('aborted', 'backup source destroyed'));
+    return super.destroy(err);
+  }
+
   private async open(): Promise<void> {
-    this.conn = await ReplicationConnection.connect(this.config);
+    const connectOptions = { timeoutMs: this.timeoutMs, signal: this.opening.signal };
+    this.conn = await ReplicationConnection.connect(this.config, connectOptions);
     this.settings = await readServerSettings(this.conn);
+    if (this.destroyed) return;
     if (this.walMethod === 'stream') {
       // Before BASE_BACKUP: a missing slot or too few WAL senders fails
       // without a checkpoint and before anything is written.
@@ -136,14 +174,22 @@ export class ReplicationSource extends Readable {
         clientConfig: this.config,
         settings: this.settings,
         ...this.streamOptions,
+        ...connectOptions,
         onFailure: (err) => this.destroy(err),
       });
       await this.wal.prepare();
+    }
+    if (this.destroyed) return;
+    if (this.incrementalFrom && (await incrementalAvailable(this.conn, this.settings.serverVersion))) {
+      await uploadManifest(this.conn, this.incrementalFrom);
+      this.backupOptions.incremental = true;
     }
     const command =
       this.settings.serverVersion >= 150000
         ? baseBackupCommand(this.backupOptions)
         : legacyBaseBackupCommand(this.backupOptions);
+    // The checkpoint before the start position may take minutes (spread): silence is fine until then.
+    this.conn.allowSilence(true);
     this.conn
       .run(command, {
         rowDescription: () => this.onRowDescription(),
@@ -174,8 +220,8 @@ export class ReplicationSource extends Readable {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    // Dropping the connection makes the server abort the backup.
-    this.conn?.destroy();
+    // Dropping the connection (and cancelling the command) makes the server abort the backup.
+    const cancelled = this.conn?.abort();
     const tail = this.tail;
     this.tail = null;
     const wal = this.wal;
@@ -186,6 +232,7 @@ export class ReplicationSource extends Readable {
       // end LSN only settles once the receiver stops.
       await wal?.destroy();
       await tail?.return(undefined).catch(() => {});
+      await cancelled;
     };
     cleanup().then(
       () => callback(err),
@@ -210,6 +257,8 @@ export class ReplicationSource extends Readable {
       case 'start':
         this.startLsn = values[0] ?? '';
         this.startTli = Number(values[1]);
+        // The checkpoint is done: from here on the server sends as fast as we read.
+        this.conn?.allowSilence(false);
         // Stream from the backup's start while the server sends the files.
         this.wal?.start(this.startLsn, this.startTli);
         return;
@@ -260,6 +309,7 @@ export class ReplicationSource extends Readable {
       dataChecksums: s.dataChecksums,
       label: this.backupOptions.label,
       totalBytes: this.totalBytes,
+      ...(this.backupOptions.incremental ? { incremental: true } : {}),
     };
     this.emitEvent(ev);
   }
@@ -334,6 +384,8 @@ export class ReplicationSource extends Readable {
   }
 
   private onNotice(severity: string, message: string): void {
+    // "waiting for required WAL segments to be archived" (WAIT, i.e. -X none): as long as archiving takes.
+    if (this.backupOptions.wait && severity === 'NOTICE') this.conn?.allowSilence(true);
     const code = /checksum/i.test(message) ? 'checksum' : 'server';
     // Kept for the final error; bounded, the server's own total says the rest.
     if (code === 'checksum' && /failed in file/.test(message)) {

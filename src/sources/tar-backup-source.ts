@@ -25,6 +25,7 @@ import { decodeDescriptor, startFromDescriptor, type BackupDescriptor } from '..
 import { zstdDecompress } from '../../transforms/zstd-decompress';
 import { tarMembers } from './tar-members';
 import { manifestEnd } from './backup-label';
+import { showPath } from '../path-bytes';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 
@@ -128,13 +129,15 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
   let prefixLen = 0;
   let manifest: Buffer[] | null = null;
   let inManifest = false;
+  /** The member being left out (a tablespace's own directory): its entry-end goes too. */
+  let skipping = false;
   for await (const ev of prefetchFirst(members, first)) {
     if (ev.type === 'entry') {
-      if (inManifest) throw new PgbbError('tar_format', `member "${ev.path}" after backup_manifest in ${name}`);
+      if (inManifest) throw new PgbbError('tar_format', `member "${showPath(ev.path)}" after backup_manifest in ${name}`);
       const ts = /^pg_tblspc\/(\d+)(?:\/(.*))?$/.exec(ev.path);
       let target: string;
       if (ev.path === 'backup_manifest') {
-        if (current) yield* closeBase(current);
+        if (current) yield* closeArchive(current);
         current = null;
         inManifest = true;
         manifest = [];
@@ -144,10 +147,11 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
         if (ts[2] === undefined) {
           // The tablespace's own directory entry opens its archive.
           if (current !== target) {
-            if (current) yield { type: 'archive-end' };
+            if (current) yield* closeArchive(current);
             current = target;
             yield { type: 'archive', kind: 'tablespace', name: target, location: locations.get(target)! };
           }
+          skipping = true;
           continue;
         }
         prefixLen = `pg_tblspc/${target}/`.length;
@@ -156,7 +160,7 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
         prefixLen = 0;
       }
       if (current !== target) {
-        if (current) yield { type: 'archive-end' };
+        if (current) yield* closeArchive(current);
         current = target;
         yield target === 'base'
           ? { type: 'archive', kind: 'base', name: 'base', location: '' }
@@ -166,17 +170,21 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
     } else if (inManifest) {
       if (ev.type === 'data') manifest!.push(ev.chunk);
       else if (ev.type === 'entry-end') inManifest = false;
+    } else if (skipping) {
+      // Entry events come as entry, data*, entry-end; the skipped one may be a file in a damaged stream.
+      if (ev.type === 'entry-end') skipping = false;
     } else {
       yield ev;
     }
   }
-  if (current) yield* closeBase(current);
+  if (current) yield* closeArchive(current);
   const m = manifest ? Buffer.concat(manifest) : null;
   if (m) yield { type: 'manifest', data: m };
   const end = manifestEnd(m);
   yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
 
-  function* closeBase(archive: string): Generator<BackupEvent> {
+  /** Ends an archive; base gets its tablespace links back first, whichever archive follows it. */
+  function* closeArchive(archive: string): Generator<BackupEvent> {
     if (archive === 'base') {
       for (const t of d.tablespaces) {
         yield { type: 'entry', path: `pg_tblspc/${t.oid}`, kind: 'symlink', size: 0, mode: 0o777, mtime: new Date(), linkTarget: t.location };

@@ -15,11 +15,15 @@
  * space, an empty field reads as 0) or GNU base-256 (high bit of the first byte
  * set; 0xff first byte = negative two's complement). The checksum is accepted
  * as the unsigned or the signed byte sum, the checksum field counted as spaces.
- * Names are decoded as UTF-8; `prefix` is joined to `name` only for POSIX
- * ustar ("ustar\0"), since GNU tar ("ustar  ") keeps other data there.
+ * Names, link targets and pax values are decoded losslessly with
+ * pathFromBytes (src/path-bytes.ts): UTF-8, each byte of an invalid sequence
+ * as one lone surrogate, so a non-UTF-8 file name survives the round trip.
+ * `prefix` is joined to `name` only for POSIX ustar ("ustar\0"), since GNU tar
+ * ("ustar  ") keeps other data there. (Encoding: ./encode-header.ts.)
  */
 
 import { TarFormatError } from '../errors';
+import { pathFromBytes, showPath } from '../path-bytes';
 
 export const BLOCK_SIZE = 512;
 
@@ -40,12 +44,12 @@ const CHKSUM_OFFSET = 148;
 const CHKSUM_LENGTH = 8;
 const SPACE = 0x20;
 
-/** Decodes a NUL-terminated byte string field as UTF-8. */
+/** Decodes a NUL-terminated byte string field (losslessly, see pathFromBytes). */
 function decodeString(block: Buffer, start: number, length: number): string {
   let end = start;
   const limit = start + length;
   while (end < limit && block[end] !== 0) end++;
-  return block.toString('utf8', start, end);
+  return pathFromBytes(block, start, end);
 }
 
 function isUstarPosix(block: Buffer, offset: number): boolean {
@@ -128,18 +132,18 @@ export function decodeHeader(block: Buffer, offset = 0): TarHeader | null {
 
   const stored = decodeNumber(block, offset + CHKSUM_OFFSET, CHKSUM_LENGTH);
   if (stored !== unsigned && stored !== signed) {
-    throw new TarFormatError(`tar header checksum mismatch for member "${name}"`);
+    throw new TarFormatError(`tar header checksum mismatch for member "${showPath(name)}"`);
   }
 
   const number = (fieldName: string, start: number, length: number): number => {
     const v = decodeNumber(block, offset + start, length);
     if (Number.isNaN(v)) {
-      throw new TarFormatError(`invalid ${fieldName} field in tar header for member "${name}"`);
+      throw new TarFormatError(`invalid ${fieldName} field in tar header for member "${showPath(name)}"`);
     }
     return v;
   };
   const size = number('size', 124, 12);
-  if (size < 0) throw new TarFormatError(`negative size in tar header for member "${name}"`);
+  if (size < 0) throw new TarFormatError(`negative size in tar header for member "${showPath(name)}"`);
   const typeByte = block[offset + 156]!;
 
   return {
@@ -157,7 +161,9 @@ export function decodeHeader(block: Buffer, offset = 0): TarHeader | null {
 /**
  * Parses pax extended header records, `"<len> <key>=<value>\n"`, where <len>
  * is the decimal byte length of the whole record. Trailing NUL padding after
- * the last record is tolerated. Later records override earlier ones.
+ * the last record is tolerated. Later records override earlier ones. Values
+ * are decoded losslessly (a `hdrcharset=BINARY` path is raw bytes, which
+ * pathFromBytes keeps).
  */
 export function decodePax(buf: Buffer): Record<string, string> {
   const out: Record<string, string> = {};
@@ -191,10 +197,16 @@ export function decodePax(buf: Buffer): Record<string, string> {
     if (eq === end - 1 || eq === keyStart) {
       throw new TarFormatError(`malformed pax record at byte ${pos}: expected "<key>=<value>"`);
     }
-    out[buf.toString('utf8', keyStart, eq)] = buf.toString('utf8', eq + 1, end - 1);
+    out[buf.toString('utf8', keyStart, eq)] = pathFromBytes(buf, eq + 1, end - 1);
     pos = end;
   }
   return out;
+}
+
+/** A value for a message: shown escaped, and at most 100 characters of it. */
+function clip(v: string): string {
+  const s = showPath(v);
+  return s.length > 100 ? `${s.slice(0, 100)}…` : s;
 }
 
 /** What a pax 'x' header changes for the next member. */
@@ -211,33 +223,36 @@ export interface PaxOverrides {
 /**
  * Decodes a pax payload into the overrides pgbb uses (path, linkpath, size,
  * mtime). An empty value means "no override". Throws TarFormatError for
- * malformed records or a non-numeric size or mtime.
+ * malformed records, a non-numeric size or mtime, or a path or linkpath with
+ * a NUL byte (no file name can hold one).
  */
 export function decodePaxOverrides(buf: Buffer): PaxOverrides {
   const records = decodePax(buf);
   const out: PaxOverrides = {};
-  if (records.path) out.path = records.path;
-  if (records.linkpath) out.linkpath = records.linkpath;
+  for (const key of ['path', 'linkpath'] as const) {
+    const v = records[key];
+    if (v?.includes('\0')) throw new TarFormatError(`pax ${key} "${clip(v)}" contains a NUL byte`);
+    if (v) out[key] = v;
+  }
   if (records.comment) out.comment = records.comment;
   if (records.size) {
     const size = Number(records.size);
     if (!/^[0-9]+$/.test(records.size) || !Number.isSafeInteger(size)) {
-      throw new TarFormatError(`invalid pax size "${records.size}"`);
+      throw new TarFormatError(`invalid pax size "${clip(records.size)}"`);
     }
     out.size = size;
   }
   if (records.mtime) {
     if (!/^-?[0-9]+(\.[0-9]*)?$/.test(records.mtime)) {
-      throw new TarFormatError(`invalid pax mtime "${records.mtime}"`);
+      throw new TarFormatError(`invalid pax mtime "${clip(records.mtime)}"`);
     }
     out.mtime = Number(records.mtime);
   }
   return out;
 }
 
-/** Decodes a GNU 'L' / 'K' payload: the name, with trailing NULs stripped. */
+/** Decodes a GNU 'L' / 'K' payload: the name up to its first NUL (GNU tar reads it as a C string). */
 export function decodeLongName(buf: Buffer): string {
-  let end = buf.length;
-  while (end > 0 && buf[end - 1] === 0) end--;
-  return buf.toString('utf8', 0, end);
+  const nul = buf.indexOf(0);
+  return pathFromBytes(buf, 0, nul < 0 ? buf.length : nul);
 }

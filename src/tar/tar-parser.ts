@@ -11,17 +11,21 @@
  *      symlinks and empty files get `entry` then `entryEnd` at once.
  * Paths: a leading "./" and trailing "/" are stripped (PostgreSQL writes
  *      "./pg_wal/archive_status/" and ends directory and symlink names with
- *      "/"); entries whose path becomes "" or "." are skipped. No security
- *      checks here: absolute paths and ".." are reported as they are.
+ *      "/"); entries whose path becomes "" or "." are skipped. Names and
+ *      link targets are decoded losslessly (src/path-bytes.ts: bytes that
+ *      are not UTF-8 as lone surrogates). No security checks here: absolute
+ *      paths and ".." are reported as they are.
  * Members: `mode` is the permission bits (& 0o7777); `size` is 0 for
- *      directories and symlinks; `mtime` keeps pax fractional seconds.
+ *      directories and symlinks; `mtime` keeps pax fractional seconds (one
+ *      beyond what a Date holds is an error).
  * Types: '0', NUL, '7' file; '5' directory; '2' symlink; 'x' pax (path,
  *      linkpath, size, mtime for the next member); 'g' records go to
  *      `globalHeader`; GNU 'L'/'K'
  *      long name / link name for the next member. Anything else is an error.
  * Result: `ended` is true once the end-of-archive marker (a zero block) was
  *      seen; after it only zero bytes may follow.
- * Errors: TarFormatError (naming the archive and the member) for bad headers,
+ * Errors: TarFormatError (naming the archive and the member, shown with
+ *      showPath on one line) for bad headers,
  *      unsupported types, pax/long-name payloads over 1 MiB, data after the
  *      end marker; from `end()` for a truncated archive, or a missing end
  *      marker when `requireEndMarker`. After an error the parser stays failed.
@@ -31,6 +35,7 @@
 
 import { TarFormatError } from '../errors';
 import { BLOCK_SIZE, PaxOverrides, TarHeader, decodeHeader, decodeLongName, decodePax, decodePaxOverrides } from './header';
+import { pathFromBytes, showPath } from '../path-bytes';
 
 export interface TarMember {
   path: string;
@@ -71,6 +76,12 @@ const END = 4;
 const UNSUPPORTED: Record<string, string> = {
   '1': 'hard link', '3': 'character device', '4': 'block device', '6': 'FIFO',
 };
+
+/** A member name for messages: escaped bytes as \xNN, at most 200 characters. */
+function display(name: string): string {
+  const s = showPath(name);
+  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
+}
 
 function normalisePath(name: string): string {
   let p = name;
@@ -235,10 +246,10 @@ export class TarParser {
     if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
       if (h.size > MAX_META_SIZE) {
         throw new TarFormatError(
-          `extended header "${h.name}" (type '${type}') of ${h.size} bytes exceeds ${MAX_META_SIZE} bytes in ${this.archive}`,
+          `extended header "${display(h.name)}" (type '${type}') of ${h.size} bytes exceeds ${MAX_META_SIZE} bytes in ${this.archive}`,
         );
       }
-      this.member = h.name;
+      this.member = display(h.name);
       this.metaType = type;
       this.size = h.size;
       this.metaBuf = null;
@@ -256,17 +267,23 @@ export class TarParser {
     const comment = pax.comment;
     this.pax = null;
     this.longName = this.longLink = undefined;
-    this.member = path === '' || path === '.' ? rawPath : path;
+    this.member = display(path === '' || path === '.' ? rawPath : path);
 
     let kind: TarMember['kind'];
     if (type === '0' || type === '7') kind = 'file';
     else if (type === '5') kind = 'directory';
     else if (type === '2') kind = 'symlink';
     else {
-      const what = UNSUPPORTED[type] ?? `type '${type}'`;
+      const code = type.charCodeAt(0);
+      const what = UNSUPPORTED[type] ?? (code > 0x20 && code < 0x7f ? `type '${type}'` : `type 0x${code.toString(16).padStart(2, '0')}`);
       throw new TarFormatError(`unsupported tar member "${this.member}" in ${this.archive}: ${what}`);
     }
 
+    // Seconds beyond what a Date holds (±8.64e12 s: a base-256 or pax mtime can say more).
+    const date = new Date(mtime * 1000);
+    if (Number.isNaN(date.getTime())) {
+      throw new TarFormatError(`mtime ${mtime} of member "${this.member}" in ${this.archive} is out of range`);
+    }
     if (path === '' || path === '.') {
       this.startData(size, false);
       return;
@@ -276,7 +293,7 @@ export class TarParser {
       kind,
       size: kind === 'file' ? size : 0,
       mode: h.mode & 0o7777,
-      mtime: new Date(mtime * 1000),
+      mtime: date,
     };
     if (kind === 'symlink') member.linkTarget = linkTarget;
     if (comment !== undefined) member.comment = comment;
@@ -359,7 +376,7 @@ export class TarParser {
       let nameEnd = this.hdr.subarray(0, Math.min(100, this.hdrFill)).indexOf(0);
       if (nameEnd < 0 && this.hdrFill >= 100) nameEnd = 100;
       const which = nameEnd > 0
-        ? `the header of member "${this.hdr.toString('utf8', 0, nameEnd)}"`
+        ? `the header of member "${display(pathFromBytes(this.hdr, 0, nameEnd))}"`
         : this.member === '' ? 'the first header' : `the header after member "${this.member}"`;
       return new TarFormatError(`${truncated}: ${which} has ${this.hdrFill} of ${BLOCK_SIZE} bytes`);
     }

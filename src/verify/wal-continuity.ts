@@ -11,6 +11,9 @@
  * record skips to the next segment. The walk ends at the first record that
  * starts at or after the end LSN — which must therefore be reachable.
  * Errors name the segment file and LSN: `WalError` (code 'wal').
+ * Memory: one segment at a time; a record is checked piece by piece as it
+ * crosses pages and segments (its CRC runs along), never copied whole, so a
+ * corrupt length field (up to the 1 GiB limit) costs no allocation.
  */
 import { calculate as crc32c } from 'fast-crc32c';
 import { formatLsn, walFileName } from '../lsn';
@@ -88,12 +91,16 @@ export function checkWalRange(o: WalCheckOptions): WalCheckResult {
     if (tli !== o.timeline) throw new WalError(`unexpected timeline ${tli} ${where}`);
     const long = (info & XLP_LONG_HEADER) !== 0;
     if (long !== (pageStart % segSize === 0n)) throw new WalError(`page header flags ${info.toString(16)} wrong ${where}`);
-    return { size: BigInt(long ? LONG_HEADER : SHORT_HEADER), remLen: buf.readUInt32LE(off + 20), info };
+    // xlp_rem_len follows xlp_pageaddr: offset 16 (20–23 is alignment padding).
+    return { size: BigInt(long ? LONG_HEADER : SHORT_HEADER), remLen: buf.readUInt32LE(off + 16), info };
   };
 
-  /** Copies `len` bytes of record data starting at `lsn`, skipping page headers. */
-  const readRecord = (start: bigint, len: number): Buffer => {
-    const out = Buffer.allocUnsafe(len);
+  /**
+   * Walks the `len` bytes of the record starting at `start`, skipping page
+   * headers (each must say it continues the record, with the right number of
+   * bytes left), and hands each piece (a view of the segment) to `visit`.
+   */
+  const walkRecord = (start: bigint, len: number, visit: (piece: Buffer, at: number) => void): void => {
     let have = 0;
     let pos = start;
     let first = true;
@@ -114,12 +121,11 @@ export function checkWalRange(o: WalCheckOptions): WalCheckResult {
       const take = Number(BigInt.asUintN(64, pageStart + pageSize - pos));
       const n = Math.min(take, len - have);
       const off = Number(pos % segSize);
-      buf.copy(out, have, off, off + n);
+      visit(buf.subarray(off, off + n), have);
       have += n;
       pos += BigInt(n);
       first = false;
     }
-    return out;
   };
 
   let lsn = o.startLsn;
@@ -131,18 +137,27 @@ export function checkWalRange(o: WalCheckOptions): WalCheckResult {
       lsn += pageHeader(pageStart).size;
       continue;
     }
-    const hdr = readRecord(lsn, RECORD_HEADER);
-    const totLen = hdr.readUInt32LE(0);
+    // xl_tot_len is always on the record's first page (records are 8-byte
+    // aligned); the rest of the header may continue on the next page.
+    const totLen = segment(lsn).buf.readUInt32LE(Number(lsn % segSize));
     const name = walFileName(o.timeline, lsn, o.segmentSize);
     if (totLen === 0) throw new WalError(`WAL ends at ${formatLsn(lsn)} in segment ${name}, before the backup's end ${formatLsn(o.endLsn)}`);
     if (totLen < RECORD_HEADER || totLen > 1024 * 1024 * 1024) throw new WalError(`invalid record length ${totLen} at ${formatLsn(lsn)} in WAL segment ${name}`);
-    const rec = readRecord(lsn, totLen);
-    const xlPrev = rec.readBigUInt64LE(8);
+    // One pass: the header is copied out, the CRC runs over the data after it.
+    const hdr = Buffer.alloc(RECORD_HEADER);
+    let running = 0;
+    walkRecord(lsn, totLen, (piece, at) => {
+      if (at < RECORD_HEADER) piece.copy(hdr, at, 0, Math.min(piece.length, RECORD_HEADER - at));
+      const skip = Math.max(0, RECORD_HEADER - at);
+      if (skip < piece.length) running = crc32c(piece.subarray(skip), running);
+    });
+    const xlPrev = hdr.readBigUInt64LE(8);
     if (prev >= 0n && xlPrev !== prev) {
       throw new WalError(`record at ${formatLsn(lsn)} in WAL segment ${name} points back to ${formatLsn(xlPrev)}, expected ${formatLsn(prev)}`);
     }
-    const crc = crc32c(rec.subarray(0, 20), crc32c(rec.subarray(RECORD_HEADER))) >>> 0;
-    if (crc !== rec.readUInt32LE(20)) throw new WalError(`incorrect record checksum at ${formatLsn(lsn)} in WAL segment ${name}`);
+    // CRC over the data after the header, then the header up to xl_crc.
+    const crc = crc32c(hdr.subarray(0, 20), running) >>> 0;
+    if (crc !== hdr.readUInt32LE(20)) throw new WalError(`incorrect record checksum at ${formatLsn(lsn)} in WAL segment ${name}`);
     records++;
     prev = lsn;
     // The record's end, then alignment; a record may end exactly on a page boundary.
@@ -156,8 +171,8 @@ export function checkWalRange(o: WalCheckOptions): WalCheckResult {
       end += n;
       left -= n;
     }
-    const rmid = rec[17];
-    const info = rec[16];
+    const rmid = hdr[17];
+    const info = hdr[16];
     if (rmid === RM_XLOG_ID && (info & 0xf0) === XLOG_SWITCH) {
       end = (end + segSize - 1n) - ((end + segSize - 1n) % segSize);
     }

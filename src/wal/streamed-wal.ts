@@ -50,6 +50,10 @@ export interface StreamedWalOptions {
   noSlot?: boolean;
   /** Parent directory for the spool (default os.tmpdir()). */
   walSpool?: string;
+  /** The receiver's limit on the server's silence, ms (see WalReceiverOptions). */
+  timeoutMs?: number;
+  /** Aborting gives up connecting. */
+  signal?: AbortSignal;
   onFailure: (err: Error) => void;
 }
 
@@ -67,6 +71,8 @@ export class StreamedWal {
       slot: o.slot,
       noSlot: o.noSlot,
       spoolDir: o.walSpool,
+      timeoutMs: o.timeoutMs,
+      signal: o.signal,
       onFailure: o.onFailure,
     });
   }

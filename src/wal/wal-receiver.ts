@@ -13,7 +13,10 @@
  *   at start, then
  *   every 10 s    ───► status update: write = received, flush = end of the
  *                      last complete segment when a slot is used (so the
- *                      slot may release older WAL), else 0; apply = 0
+ *                      slot may release older WAL), else 0; apply = 0;
+ *                      with a timeout, at least every third of it and
+ *                      asking for a reply: an idle server then still
+ *                      answers (a keepalive), so silence means trouble
  *   stopAt(end)        once received ≥ end: CopyDone, wait for the server's
  *                      CopyDone / CommandComplete / ReadyForQuery, close;
  *                      resolves with the spool's summary
@@ -57,6 +60,13 @@ export interface WalReceiverOptions {
   spoolDir?: string;
   /** Milliseconds between status updates (default 10 s, pg_basebackup's -s). */
   statusInterval?: number;
+  /**
+   * Milliseconds without a byte from the server after which the stream is
+   * given up (and the connect timeout); 0 or undefined: none.
+   */
+  timeoutMs?: number;
+  /** Aborting gives up connecting. */
+  signal?: AbortSignal;
   /** Called once with the first failure. */
   onFailure?: (err: Error) => void;
 }
@@ -98,7 +108,10 @@ export class WalReceiver {
   /** Connects and sets up the slot; rejects (and leaves cleanup to destroy()) on any failure. */
   async prepare(): Promise<void> {
     const o = this.opts;
-    this.conn = await ReplicationConnection.connect({ ...o.clientConfig, replication: 'true' } as ClientConfig).catch((err) => {
+    this.conn = await ReplicationConnection.connect({ ...o.clientConfig, replication: 'true' } as ClientConfig, {
+      timeoutMs: o.timeoutMs,
+      signal: o.signal,
+    }).catch((err) => {
       throw this.mapError(err);
     });
     this.spool = await WalSpool.create(o.spoolDir);
@@ -196,7 +209,8 @@ export class WalReceiver {
         // flush (the start segment) moves the slot's restart_lsn up to the
         // WAL this backup needs, and no further back.
         this.sendStatus();
-        this.timer = setInterval(() => this.sendStatus(), o.statusInterval ?? 10_000);
+        const every = Math.min(o.statusInterval ?? 10_000, o.timeoutMs ? o.timeoutMs / 3 : Infinity);
+        this.timer = setInterval(() => this.sendStatus(), every);
         this.timer.unref();
       },
       copyData: (payload) => this.onCopyData(payload),
@@ -254,7 +268,8 @@ export class WalReceiver {
         flush: this.slotName !== undefined ? spool.completedUpTo : 0n,
         apply: 0n,
         clientTime: pgTimestamp(Date.now()),
-        replyRequested: false,
+        // The server answers with a keepalive: proof of life for the watchdog.
+        replyRequested: Boolean(this.opts.timeoutMs),
       }),
     );
   }
@@ -295,7 +310,9 @@ export class WalReceiver {
       return new ServerError(`WAL streaming failed: ${err.message}`, err.sqlstate, err.code, { cause: err });
     }
     if (err instanceof ConnectionError && !/^WAL streaming/.test(err.message)) {
-      return new ConnectionError(`WAL streaming: ${err.message}`, { cause: err });
+      // "connection to server at … lost: why" (src/replication-connection.ts) → "WAL streaming connection lost: why"
+      const lost = /^connection to server at "[^"]*" lost: (.*)$/s.exec(err.message);
+      return new ConnectionError(lost ? `WAL streaming connection lost: ${lost[1]}` : `WAL streaming: ${err.message}`, { cause: err });
     }
     return err;
   }

@@ -8,62 +8,20 @@ import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import { after, before, test } from 'node:test';
-import { Cluster, DEBIAN_PG15_BIN, dataFingerprint, fillSampleData, makeTempDir } from '../support/cluster';
+import { test } from 'node:test';
 import { run } from '../support/run';
 import { runPgbb } from '../support/pgbb';
-import { DirectorySink, ReplicationSource, type BackupEvent } from '../../src/index';
+import { useSampleServer } from '../support/sample-server';
+import type { BackupEvent } from '../../src/index';
 
-let cluster: Cluster;
-let fingerprint: string;
-let tsLocation: string;
-let tsOid: string;
-const cleanup: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  cluster = await Cluster.create();
-  cleanup.push(() => cluster.destroy());
-  await fillSampleData(cluster);
-  fingerprint = await dataFingerprint(cluster);
-  const [row] = await cluster.query<{ oid: string; loc: string }>(
-    `SELECT oid::text AS oid, pg_tablespace_location(oid) AS loc FROM pg_tablespace WHERE spcname = 'pgbb_ts'`,
-  );
-  tsOid = row.oid;
-  tsLocation = row.loc;
-});
-
-after(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => {});
-});
-
-async function scratch(prefix: string): Promise<string> {
-  const dir = await makeTempDir(prefix);
-  cleanup.push(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function conn(): string[] {
-  return ['-d', `host=${cluster.host} port=${cluster.port} user=postgres`];
-}
-
-async function verify(dir: string): Promise<void> {
-  await run(join(DEBIAN_PG15_BIN, 'pg_verifybackup'), ['-q', dir]);
-}
-
-async function startAndCompare(dataDir: string): Promise<void> {
-  const restored = await Cluster.startExisting(dataDir);
-  try {
-    assert.equal(await dataFingerprint(restored), fingerprint);
-  } finally {
-    await restored.destroy();
-  }
-}
+const pg = useSampleServer({ fingerprint: true });
+const { conn, scratch, verify, startAndCompare } = pg;
 
 test('plain backup with -T: pg_verifybackup accepts it, modes and symlinks are right, the copy starts with the same data', async () => {
   const root = await scratch('pgbb-plain-');
   const target = join(root, 'data');
   const tsTarget = join(root, 'ts');
-  const r = await runPgbb(['backup', ...conn(), '-D', target, '-c', 'fast', '-T', `${tsLocation}=${tsTarget}`]);
+  const r = await runPgbb(['backup', ...conn(), '-D', target, '-c', 'fast', '-T', `${pg.tsLocation}=${tsTarget}`]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, '');
   await verify(target);
@@ -71,7 +29,7 @@ test('plain backup with -T: pg_verifybackup accepts it, modes and symlinks are r
   assert.equal((await fs.stat(target)).mode & 0o777, 0o700);
   assert.equal((await fs.stat(join(target, 'PG_VERSION'))).mode & 0o777, 0o600);
   assert.equal((await fs.stat(join(target, 'base'))).mode & 0o777, 0o700);
-  assert.equal(await fs.readlink(join(target, 'pg_tblspc', tsOid)), tsTarget);
+  assert.equal(await fs.readlink(join(target, 'pg_tblspc', pg.tsOid)), tsTarget);
   assert.ok((await fs.readdir(tsTarget)).some((n) => n.startsWith('PG_15_')), 'tablespace written to the mapped place');
   assert.match(await fs.readFile(join(target, 'backup_label'), 'utf8'), /^LABEL: pgbb base backup$/m);
   // -X stream (the default): the WAL needed to restore is in the backup.
@@ -86,11 +44,11 @@ test('tar format: base.tar, <oid>.tar and backup_manifest, readable by the syste
   const target = join(root, 'tar');
   const r = await runPgbb(['backup', ...conn(), '-D', target, '-F', 'tar', '-c', 'fast', '-N']);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual((await fs.readdir(target)).sort(), [`${tsOid}.tar`, 'backup_manifest', 'base.tar', 'pg_wal.tar'].sort());
+  assert.deepEqual((await fs.readdir(target)).sort(), [`${pg.tsOid}.tar`, 'backup_manifest', 'base.tar', 'pg_wal.tar'].sort());
   const base = (await run('tar', ['-tf', join(target, 'base.tar')])).stdout.split('\n');
   assert.ok(base.includes('backup_label'));
   assert.ok(base.includes('global/pg_control'));
-  const ts = (await run('tar', ['-tf', join(target, `${tsOid}.tar`)])).stdout;
+  const ts = (await run('tar', ['-tf', join(target, `${pg.tsOid}.tar`)])).stdout;
   assert.match(ts, /^PG_15_\d+\//m);
 
   // Unpacked the way a DBA restores -Ft, pg_verifybackup accepts it and the copy starts.
@@ -99,10 +57,10 @@ test('tar format: base.tar, <oid>.tar and backup_manifest, readable by the syste
   await fs.mkdir(data, { mode: 0o700 });
   await fs.mkdir(tsDir, { mode: 0o700 });
   await run('tar', ['-xf', join(target, 'base.tar'), '-C', data]);
-  await run('tar', ['-xf', join(target, `${tsOid}.tar`), '-C', tsDir]);
+  await run('tar', ['-xf', join(target, `${pg.tsOid}.tar`), '-C', tsDir]);
   await run('tar', ['-xf', join(target, 'pg_wal.tar'), '-C', join(data, 'pg_wal')]);
-  await fs.rm(join(data, 'pg_tblspc', tsOid));
-  await fs.symlink(tsDir, join(data, 'pg_tblspc', tsOid));
+  await fs.rm(join(data, 'pg_tblspc', pg.tsOid));
+  await fs.symlink(tsDir, join(data, 'pg_tblspc', pg.tsOid));
   await fs.copyFile(join(target, 'backup_manifest'), join(data, 'backup_manifest'));
   await verify(data);
   await startAndCompare(data);
@@ -115,40 +73,31 @@ test('-D - writes one tar stream carrying the tablespace under pg_tblspc/<oid>/;
   assert.equal(r.code, 0, r.stderr);
   const names = (await run('tar', ['-tf', file])).stdout.split('\n').filter(Boolean);
   assert.equal(names[names.length - 1], 'backup_manifest');
-  assert.ok(names.some((n) => n.startsWith(`pg_tblspc/${tsOid}/PG_15_`)));
+  assert.ok(names.some((n) => n.startsWith(`pg_tblspc/${pg.tsOid}/PG_15_`)));
   const data = join(root, 'data');
   await fs.mkdir(data, { mode: 0o700 });
   await run('tar', ['-xf', file, '-C', data]);
-  assert.ok((await fs.lstat(join(data, 'pg_tblspc', tsOid))).isDirectory());
+  assert.ok((await fs.lstat(join(data, 'pg_tblspc', pg.tsOid))).isDirectory());
   await verify(data);
   // PostgreSQL wants pg_tblspc/<oid> to be a symlink: move the tablespace out, as a restore does.
-  await fs.rename(join(data, 'pg_tblspc', tsOid), join(root, 'ts'));
-  await fs.symlink(join(root, 'ts'), join(data, 'pg_tblspc', tsOid));
+  await fs.rename(join(data, 'pg_tblspc', pg.tsOid), join(root, 'ts'));
+  await fs.symlink(join(root, 'ts'), join(data, 'pg_tblspc', pg.tsOid));
   await startAndCompare(data);
 });
 
 test('library: ReplicationSource → DirectorySink with stream.pipeline', async () => {
   const root = await scratch('pgbb-lib-');
   const seen = new Set<string>();
-  const source = new ReplicationSource({
-    connection: { host: cluster.host, port: cluster.port, user: 'postgres' },
-    checkpoint: 'fast',
-  });
+  const source = pg.source();
   source.on('data', (ev: BackupEvent) => seen.add(ev.type));
   source.pause();
-  await pipeline(
-    source,
-    new DirectorySink({ target: join(root, 'data'), tablespaceMapping: { [tsLocation]: join(root, 'ts') }, sync: false }),
-  );
+  await pipeline(source, pg.directorySink(root));
   for (const t of ['start', 'archive', 'entry', 'data', 'entry-end', 'archive-end', 'manifest', 'end']) assert.ok(seen.has(t), t);
   await verify(join(root, 'data'));
 });
 
 test('backpressure: a slow sink stops the socket read instead of buffering the backup', async () => {
-  const source = new ReplicationSource({
-    connection: { host: cluster.host, port: cluster.port, user: 'postgres' },
-    checkpoint: 'fast',
-  });
+  const source = pg.source();
   let maxBuffered = 0;
   let dataEvents = 0;
   let bytes = 0;

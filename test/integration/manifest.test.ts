@@ -11,52 +11,25 @@ import assert from 'node:assert/strict';
 import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
-import { after, before, test } from 'node:test';
-import { Cluster, DEBIAN_PG15_BIN, embeddedBinDir, fillSampleData, makeTempDir } from '../support/cluster';
-import { run } from '../support/run';
+import { test } from 'node:test';
+import { Cluster, embeddedBinDir } from '../support/cluster';
+import { useSampleServer } from '../support/sample-server';
 import { DirectorySink, ManifestError, ReplicationSource, runPipeline, tap, type BackupEvent } from '../../src/index';
 import { parseManifest } from '../../src/manifest/manifest';
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { manifestBuild } from '../../transforms/manifest-build';
 
-let cluster: Cluster;
-let tsLocation: string;
-const cleanup: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  cluster = await Cluster.create();
-  cleanup.push(() => cluster.destroy());
-  await fillSampleData(cluster);
-  const [row] = await cluster.query<{ loc: string }>(`SELECT pg_tablespace_location(oid) AS loc FROM pg_tablespace WHERE spcname = 'pgbb_ts'`);
-  tsLocation = row.loc;
-});
-
-after(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => {});
-});
-
-async function scratch(prefix: string): Promise<string> {
-  const dir = await makeTempDir(prefix);
-  cleanup.push(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+const pg = useSampleServer();
+const { scratch } = pg;
 
 function source(): ReplicationSource {
-  return new ReplicationSource({ connection: { host: cluster.host, port: cluster.port, user: 'postgres' }, checkpoint: 'fast', wal: 'fetch' });
-}
-
-function sink(root: string): DirectorySink {
-  return new DirectorySink({ target: join(root, 'data'), tablespaceMapping: { [tsLocation]: join(root, 'ts') }, sync: false });
-}
-
-async function pgVerifyBackup(dir: string): Promise<void> {
-  await run(join(DEBIAN_PG15_BIN, 'pg_verifybackup'), ['-q', dir]);
+  return pg.source({ wal: 'fetch' });
 }
 
 test('ReplicationSource → manifestVerify → DirectorySink: every file of the server manifest checks out', async () => {
   const root = await scratch('pgbb-mverify-');
   const verify = manifestVerify();
-  await runPipeline(source(), [verify], sink(root));
+  await runPipeline(source(), [verify], pg.directorySink(root));
   const manifest = parseManifest(await fs.readFile(join(root, 'data', 'backup_manifest')));
   assert.ok(manifest.files.size > 900, `${manifest.files.size} files`);
   assert.ok([...manifest.files.keys()].some((p) => p.startsWith('pg_tblspc/')), 'tablespace files are listed');
@@ -76,7 +49,7 @@ test('ReplicationSource → manifestBuild({ replace: true }) → DirectorySink: 
   const countWritten = tap((ev) => {
     if (ev.type === 'manifest') written++;
   });
-  await runPipeline(source(), [captureServer, build, countWritten], sink(root));
+  await runPipeline(source(), [captureServer, build, countWritten], pg.directorySink(root));
   assert.ok(server, 'the server sent its manifest');
   assert.equal(written, 1, 'exactly one manifest reaches the sink');
   const built = build.result!.manifest!;
@@ -85,7 +58,7 @@ test('ReplicationSource → manifestBuild({ replace: true }) → DirectorySink: 
   assert.equal(built.toString('utf8'), server!.toString('utf8'));
   // WAL was fetched into pg_wal, and pg_verifybackup parses it for the WAL-Ranges too.
   assert.ok((await fs.readdir(join(root, 'data', 'pg_wal'))).some((n) => /^[0-9A-F]{24}$/.test(n)));
-  await pgVerifyBackup(join(root, 'data'));
+  await pg.verify(join(root, 'data'));
 });
 
 test('a byte corrupted between source and manifestVerify fails the backup naming the file; the target is removed', async () => {
@@ -107,7 +80,7 @@ test('a byte corrupted between source and manifestVerify fails the backup naming
       cb(null, ev);
     },
   });
-  await assert.rejects(runPipeline(source(), [corrupt, manifestVerify()], sink(root)), (err: unknown) => {
+  await assert.rejects(runPipeline(source(), [corrupt, manifestVerify()], pg.directorySink(root)), (err: unknown) => {
     assert.ok(err instanceof ManifestError, String(err));
     assert.match(err.message, new RegExp(`^backup does not match its manifest: "${victim}" has CRC32C [0-9a-f]{8} in the backup but [0-9a-f]{8} in the manifest$`));
     return true;
@@ -119,7 +92,7 @@ test('a byte corrupted between source and manifestVerify fails the backup naming
 
 test('PostgreSQL 17: the built version 2 manifest (System-Identifier line) is the server\'s byte for byte', async () => {
   const pg17 = await Cluster.create({ binDir: embeddedBinDir(), conf: { fsync: false } });
-  cleanup.push(() => pg17.destroy());
+  pg.onCleanup(() => pg17.destroy());
   const root = await scratch('pgbb-mbuild17-');
   let server = null as Buffer | null;
   const build = manifestBuild({ replace: true });

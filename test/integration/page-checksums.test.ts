@@ -12,26 +12,26 @@ import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { after, before, test } from 'node:test';
-import { Cluster, DEBIAN_PG15_BIN, makeTempDir } from '../support/cluster';
+import { test } from 'node:test';
+import { Cluster, DEBIAN_PG15_BIN } from '../support/cluster';
 import { CommandError, run } from '../support/run';
 import { runPgbb } from '../support/pgbb';
 import { dirEvents } from '../support/dir-events';
+import { useSampleServer } from '../support/sample-server';
 import { ChecksumError, type BackupEvent, type WarningEvent } from '../../src/index';
 import { pageChecksumVerify, type PageChecksumResult } from '../../transforms/page-checksum-verify';
 
 const BS = 8192;
 const BAD_BLOCK = 3;
 
-let cluster: Cluster;
-let restarted: Cluster | null = null;
 /** The table's main fork, relative to the data directory, e.g. base/5/16384. */
 let relPath: string;
 let cleanRun: Awaited<ReturnType<typeof verifyDir>>;
-const scratch: string[] = [];
 
-before(async () => {
-  cluster = await Cluster.create();
+const pg = useSampleServer({ sampleData: false, setup: prepareVictim });
+
+/** The table `victim`, the client-side run over the clean stopped cluster, then one corrupted byte. */
+async function prepareVictim(cluster: Cluster): Promise<void> {
   await cluster.query(`CREATE TABLE victim AS SELECT g AS id, md5(g::text) AS payload FROM generate_series(1, 5000) g`);
   await cluster.query(`CHECKPOINT`);
   const [row] = await cluster.query<{ path: string; pages: number }>(
@@ -55,13 +55,7 @@ before(async () => {
   } finally {
     await fh.close();
   }
-});
-
-after(async () => {
-  await restarted?.destroy();
-  await cluster?.destroy();
-  for (const d of scratch) await fs.rm(d, { recursive: true, force: true });
-});
+}
 
 /** The stopped cluster's latest checkpoint REDO: every page on disk is older, as with a backup started then. */
 async function redoLsn(dataDir: string): Promise<string> {
@@ -100,7 +94,7 @@ test('client side: the uncorrupted cluster verifies, every relation file and pag
 test('client side: exactly the corrupted block fails, at any chunk size, and pg_checksums agrees', async () => {
   const want = new RegExp(`^checksum verification failed in file "\\./${relPath}", block ${BAD_BLOCK}: calculated [0-9A-F]+ but expected [0-9A-F]+$`);
   for (const chunkSize of [32 * 1024, 5000]) {
-    const r = await verifyDir(cluster.dataDir, chunkSize);
+    const r = await verifyDir(pg.cluster.dataDir, chunkSize);
     assert.ok(r.error instanceof ChecksumError, String(r.error));
     assert.deepEqual(
       r.result.failures.map((f) => [f.path, f.block]),
@@ -111,7 +105,7 @@ test('client side: exactly the corrupted block fails, at any chunk size, and pg_
     assert.deepEqual(r.warnings.map((w) => w.code), ['checksum']);
     assert.equal(r.result.pagesChecked, cleanRun.result.pagesChecked);
   }
-  const pgc = await run(join(DEBIAN_PG15_BIN, 'pg_checksums'), ['--check', '-D', cluster.dataDir], { asPostgres: true }).then(
+  const pgc = await run(join(DEBIAN_PG15_BIN, 'pg_checksums'), ['--check', '-D', pg.cluster.dataDir], { asPostgres: true }).then(
     () => assert.fail('pg_checksums should find the corrupt block'),
     (err: CommandError) => err.stdout + err.stderr,
   );
@@ -120,10 +114,10 @@ test('client side: exactly the corrupted block fails, at any chunk size, and pg_
 });
 
 test('server side: pgbb backup fails naming the file and block, and removes its target; -k backs up anyway', async () => {
-  restarted = await Cluster.startExisting(cluster.dataDir);
-  const root = await makeTempDir('pgbb-checksum-');
-  scratch.push(root);
-  const conn = ['-d', `host=${restarted.host} port=${restarted.port} user=postgres`];
+  const restarted = await Cluster.startExisting(pg.cluster.dataDir);
+  pg.onCleanup(() => restarted.destroy());
+  const root = await pg.scratch('pgbb-checksum-');
+  const conn = pg.conn(restarted);
 
   const target = join(root, 'data');
   const r = await runPgbb(['backup', ...conn, '-D', target, '-c', 'fast']);

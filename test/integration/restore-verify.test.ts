@@ -8,61 +8,38 @@
 import assert from 'node:assert/strict';
 import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { pack } from 'tar-stream';
-import { Cluster, DEBIAN_PG15_BIN, dataFingerprint, fillSampleData, makeTempDir } from '../support/cluster';
-import { run } from '../support/run';
+import { dataFingerprint } from '../support/cluster';
 import { runPgbb } from '../support/pgbb';
+import { useSampleServer } from '../support/sample-server';
 import { descriptorFromStart, encodeDescriptor } from '../../src/backup-descriptor';
 
-let cluster: Cluster;
-let fingerprint: string;
-let tsLocation: string;
-let tsOid: string;
 let root: string;
-const cleanup: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  cluster = await Cluster.create();
-  cleanup.push(() => cluster.destroy());
-  await fillSampleData(cluster);
-  fingerprint = await dataFingerprint(cluster);
-  const [row] = await cluster.query<{ oid: string; loc: string }>(
-    `SELECT oid::text AS oid, pg_tablespace_location(oid) AS loc FROM pg_tablespace WHERE spcname = 'pgbb_ts'`,
-  );
-  tsOid = row.oid;
-  tsLocation = row.loc;
-  root = await makeTempDir('pgbb-rv-');
-  cleanup.push(() => fs.rm(root, { recursive: true, force: true }));
+const pg = useSampleServer({
+  fingerprint: true,
+  setup: async () => {
+    root = await pg.scratch('pgbb-rv-');
+  },
 });
-
-after(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => {});
-});
-
-const conn = () => ['-d', `host=${cluster.host} port=${cluster.port} user=postgres`];
+const { conn, verify, startAndCompare, withStarted } = pg;
 
 async function restoreAndCompare(source: string, name: string, opts: { stdin?: Buffer; extra?: string[] } = {}): Promise<string> {
   const data = join(root, `${name}-data`);
   const ts = join(root, `${name}-ts`);
-  const r = await runPgbb(['restore', source, '-D', data, '-T', `${tsLocation}=${ts}`, '-v', ...(opts.extra ?? [])], { input: opts.stdin });
+  const r = await runPgbb(['restore', source, '-D', data, '-T', `${pg.tsLocation}=${ts}`, '-v', ...(opts.extra ?? [])], { input: opts.stdin });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /^pgbb: restored \d+ files/);
-  assert.equal(await fs.readlink(join(data, 'pg_tblspc', tsOid)), ts);
+  assert.equal(await fs.readlink(join(data, 'pg_tblspc', pg.tsOid)), ts);
   assert.equal((await fs.stat(data)).mode & 0o777, 0o700);
-  await run(join(DEBIAN_PG15_BIN, 'pg_verifybackup'), ['-q', data]);
-  const restored = await Cluster.startExisting(data);
-  try {
-    assert.equal(await dataFingerprint(restored), fingerprint);
-  } finally {
-    await restored.destroy();
-  }
+  await verify(data);
+  await startAndCompare(data);
   return data;
 }
 
 test('plain: verify passes; restore -T starts with the same data', async () => {
   const backup = join(root, 'plain');
-  const b = await runPgbb(['backup', ...conn(), '-D', backup, '-c', 'fast', '-N', '-T', `${tsLocation}=${join(root, 'plain-ts')}`]);
+  const b = await runPgbb(['backup', ...conn(), '-D', backup, '-c', 'fast', '-N', '-T', `${pg.tsLocation}=${join(root, 'plain-ts')}`]);
   assert.equal(b.code, 0, b.stderr);
   const v = await runPgbb(['verify', backup]);
   assert.equal(v.code, 0, v.stderr);
@@ -71,19 +48,14 @@ test('plain: verify passes; restore -T starts with the same data', async () => {
   const data = join(root, 'plain-r-data');
   const r = await runPgbb(['restore', backup, '-D', data, '-T', `${join(root, 'plain-ts')}=${join(root, 'plain-r-ts')}`]);
   assert.equal(r.code, 0, r.stderr);
-  const restored = await Cluster.startExisting(data);
-  try {
-    assert.equal(await dataFingerprint(restored), fingerprint);
-  } finally {
-    await restored.destroy();
-  }
+  await startAndCompare(data);
 });
 
 test('tar, zstd-compressed: verify and restore', async () => {
   const backup = join(root, 'tarz');
   const b = await runPgbb(['backup', ...conn(), '-D', backup, '-F', 'tar', '--compress', 'zstd:1', '-c', 'fast', '-N']);
   assert.equal(b.code, 0, b.stderr);
-  assert.deepEqual((await fs.readdir(backup)).sort(), [`${tsOid}.tar.zst`, 'backup_manifest', 'base.tar.zst', 'pg_wal.tar.zst'].sort());
+  assert.deepEqual((await fs.readdir(backup)).sort(), [`${pg.tsOid}.tar.zst`, 'backup_manifest', 'base.tar.zst', 'pg_wal.tar.zst'].sort());
   const v = await runPgbb(['verify', backup]);
   assert.equal(v.code, 0, v.stderr);
   await restoreAndCompare(backup, 'tarz');
@@ -106,27 +78,24 @@ test('restore -R writes standby.signal and primary_conninfo like pg_basebackup',
   const b = await runPgbb(['backup', ...conn(), '-D', backup, '-F', 'tar', '-c', 'fast', '-N']);
   assert.equal(b.code, 0, b.stderr);
   const data = join(root, 'r-data');
-  const conninfo = `host=127.0.0.1 port=${cluster.port} user=postgres application_name=it's`;
-  const r = await runPgbb(['restore', backup, '-D', data, '-T', `${tsLocation}=${join(root, 'r-ts')}`, '-R', '--primary-conninfo', conninfo]);
+  const conninfo = `host=127.0.0.1 port=${pg.cluster.port} user=postgres application_name=it's`;
+  const r = await runPgbb(['restore', backup, '-D', data, '-T', `${pg.tsLocation}=${join(root, 'r-ts')}`, '-R', '--primary-conninfo', conninfo]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal((await fs.readFile(join(data, 'standby.signal'))).length, 0);
   const auto = await fs.readFile(join(data, 'postgresql.auto.conf'), 'utf8');
-  assert.ok(auto.endsWith(`primary_conninfo = 'host=127.0.0.1 port=${cluster.port} user=postgres application_name=it''s'\n`), auto);
-  const standby = await Cluster.startExisting(data);
-  try {
+  assert.ok(auto.endsWith(`primary_conninfo = 'host=127.0.0.1 port=${pg.cluster.port} user=postgres application_name=it''s'\n`), auto);
+  await withStarted(data, async (standby) => {
     const [row] = await standby.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
     assert.equal(row.r, true, 'the restored copy runs as a standby');
-    assert.equal(await dataFingerprint(standby), fingerprint);
-  } finally {
-    await standby.destroy();
-  }
+    assert.equal(await dataFingerprint(standby), pg.fingerprint);
+  });
 });
 
 test('verify names a corrupted file and block; restore of it fails and leaves nothing', async () => {
   const backup = join(root, 'plain-bad');
-  const b = await runPgbb(['backup', ...conn(), '-D', backup, '-c', 'fast', '-N', '-T', `${tsLocation}=${join(root, 'plain-bad-ts')}`]);
+  const b = await runPgbb(['backup', ...conn(), '-D', backup, '-c', 'fast', '-N', '-T', `${pg.tsLocation}=${join(root, 'plain-bad-ts')}`]);
   assert.equal(b.code, 0, b.stderr);
-  const [{ path: rel }] = await cluster.query<{ path: string }>(`SELECT pg_relation_filepath('pgbench_accounts') AS path`);
+  const [{ path: rel }] = await pg.cluster.query<{ path: string }>(`SELECT pg_relation_filepath('pgbench_accounts') AS path`);
   const file = join(backup, rel);
   const fh = await fs.open(file, 'r+');
   await fh.write(Buffer.from([0xa5]), 0, 1, 8192 * 2 + 4000);
@@ -147,7 +116,7 @@ test('verify names a corrupted file and block; restore of it fails and leaves no
 test('a truncated stream, a truncated zstd frame and a manifest with a bad checksum each fail naming what is wrong', async () => {
   const file = join(root, 'stream.tar'); // from the stdout test
   const whole = await fs.readFile(file);
-  const t = await runPgbb(['restore', '-', '-D', join(root, 'trunc'), '-T', `${tsLocation}=${join(root, 'trunc-ts')}`], {
+  const t = await runPgbb(['restore', '-', '-D', join(root, 'trunc'), '-T', `${pg.tsLocation}=${join(root, 'trunc-ts')}`], {
     input: whole.subarray(0, Math.floor(whole.length / 2)),
   });
   assert.equal(t.code, 1);

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { after, before, test } from 'node:test';
-import { Cluster, DEBIAN_PG15_BIN, fillSampleData, makeTempDir } from '../support/cluster';
+import { test } from 'node:test';
 import { run } from '../support/run';
-import { DirectorySink, ReplicationSource, TarFilesSink, type BackupEvent, type StartEvent } from '../../src/index';
+import { useSampleServer } from '../support/sample-server';
+import { ReplicationSource, TarFilesSink, type BackupEvent, type StartEvent } from '../../src/index';
 import { RateLimiter } from '../../src/rate-limiter';
 import { throttle } from '../../transforms/throttle';
 import { progress, type ProgressInfo } from '../../transforms/progress';
@@ -22,43 +22,8 @@ import { tee } from '../../sinks/tee';
 import { createReporter } from '../../src/reporters';
 
 const MiB = 1024 * 1024;
-let cluster: Cluster;
-let tsLocation: string;
-let tsOid: string;
-const cleanup: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  cluster = await Cluster.create();
-  cleanup.push(() => cluster.destroy());
-  await fillSampleData(cluster, { scale: 3 });
-  const [row] = await cluster.query<{ oid: string; loc: string }>(
-    `SELECT oid::text AS oid, pg_tablespace_location(oid) AS loc FROM pg_tablespace WHERE spcname = 'pgbb_ts'`,
-  );
-  tsOid = row.oid;
-  tsLocation = row.loc;
-});
-
-after(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => {});
-});
-
-async function scratch(prefix: string): Promise<string> {
-  const dir = await makeTempDir(prefix);
-  cleanup.push(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function source(extra: Partial<ConstructorParameters<typeof ReplicationSource>[0]> = {}): ReplicationSource {
-  return new ReplicationSource({ connection: { host: cluster.host, port: cluster.port, user: 'postgres' }, checkpoint: 'fast', ...extra });
-}
-
-function directorySink(root: string): DirectorySink {
-  return new DirectorySink({ target: join(root, 'data'), tablespaceMapping: { [tsLocation]: join(root, 'ts') }, sync: false });
-}
-
-async function verify(dir: string): Promise<void> {
-  await run(join(DEBIAN_PG15_BIN, 'pg_verifybackup'), ['-q', dir]);
-}
+const pg = useSampleServer({ sampleData: { scale: 3 } });
+const { scratch, source, directorySink, verify } = pg;
 
 function discard(): Writable {
   return new Writable({ objectMode: true, highWaterMark: 16, write: (_e, _n, cb) => cb() });
@@ -114,7 +79,7 @@ test('progress with the server estimate: total known, final done within 3% of it
   const p = progress({ intervalMs: 100, onProgress: (info) => (reports.push(info), reporter.progress(info)) });
   // Trust authentication: the password is never asked for, but it is in the conninfo.
   const src = new ReplicationSource({
-    connection: { conninfo: `host=${cluster.host} port=${cluster.port} user=postgres password=${password}` },
+    connection: { conninfo: `host=${pg.cluster.host} port=${pg.cluster.port} user=postgres password=${password}` },
     checkpoint: 'fast',
     progress: true,
     wal: 'none',
@@ -161,7 +126,7 @@ test('tee: a plain directory and tar files from one source; both complete and th
   await sink.ready();
   await pipeline(source(), sink);
   await verify(join(root, 'a', 'data'));
-  assert.deepEqual((await fs.readdir(join(root, 'b'))).sort(), [`${tsOid}.tar`, 'backup_manifest', 'base.tar'].sort());
+  assert.deepEqual((await fs.readdir(join(root, 'b'))).sort(), [`${pg.tsOid}.tar`, 'backup_manifest', 'base.tar'].sort());
   // Both got the same backup: the manifests are the server's one, byte for byte.
   assert.ok((await fs.readFile(join(root, 'a', 'data', 'backup_manifest'))).equals(await fs.readFile(join(root, 'b', 'backup_manifest'))));
   const names = (await run('tar', ['-tf', join(root, 'b', 'base.tar')])).stdout;
@@ -189,7 +154,7 @@ test('tee: a sink failing mid-way fails the run, the directory sink removes its 
   // The replication connection was dropped, so the server aborted the backup.
   let walsenders = -1;
   for (let i = 0; i < 50 && walsenders !== 0; i++) {
-    [{ n: walsenders }] = await cluster.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'walsender'`);
+    [{ n: walsenders }] = await pg.cluster.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'walsender'`);
     if (walsenders) await sleep(100);
   }
   assert.equal(walsenders, 0);

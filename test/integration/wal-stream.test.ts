@@ -10,43 +10,20 @@ import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Writable } from 'node:stream';
-import { after, before, test } from 'node:test';
-import { Cluster, DEBIAN_PG15_BIN, makeTempDir } from '../support/cluster';
+import { test } from 'node:test';
+import { Cluster, DEBIAN_PG15_BIN } from '../support/cluster';
 import { run } from '../support/run';
 import { runPgbb } from '../support/pgbb';
+import { useSampleServer } from '../support/sample-server';
 import { parseLsn, ReplicationSource, runPipeline, type BackupEvent } from '../../src/index';
 
 const SEGMENT = /^[0-9A-F]{24}$/;
 const SEG_SIZE = 16 * 1024 * 1024;
 
-let cluster: Cluster;
-const cleanup: Array<() => Promise<unknown>> = [];
+const pg = useSampleServer({ sampleData: false, setup: (cluster) => cluster.pgbench(['-i', '-q', '-s', '2', 'postgres']) });
+const { conn, scratch, verify, onCleanup, withStarted } = pg;
 
-before(async () => {
-  cluster = await Cluster.create();
-  cleanup.push(() => cluster.destroy());
-  await cluster.pgbench(['-i', '-q', '-s', '2', 'postgres']);
-});
-
-after(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => {});
-});
-
-async function scratch(prefix: string): Promise<string> {
-  const dir = await makeTempDir(prefix);
-  cleanup.push(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function conn(c: Cluster = cluster): string[] {
-  return ['-d', `host=${c.host} port=${c.port} user=postgres`];
-}
-
-async function verify(dir: string, extra: string[] = []): Promise<void> {
-  await run(join(DEBIAN_PG15_BIN, 'pg_verifybackup'), ['-q', ...extra, dir]);
-}
-
-async function slotCount(c: Cluster = cluster): Promise<number> {
+async function slotCount(c: Cluster = pg.cluster): Promise<number> {
   const [r] = await c.query<{ n: string }>('SELECT count(*) AS n FROM pg_replication_slots');
   return Number(r.n);
 }
@@ -95,13 +72,13 @@ async function checkWalDir(walDir: string, label: string): Promise<string[]> {
 test('plain backup while pgbench writes: pg_verifybackup accepts it, the copy starts without an archive, amcheck passes, no slot left', async () => {
   const root = await scratch('pgbb-walstream-');
   const target = join(root, 'data');
-  const bench = cluster.pgbench(['-T', '20', '-c', '2', '-n', 'postgres']);
-  cleanup.push(() => bench.catch(() => {})); // whatever happens, it has ended before the server goes
+  const bench = pg.cluster.pgbench(['-T', '20', '-c', '2', '-n', 'postgres']);
+  onCleanup(() => bench.catch(() => {})); // whatever happens, it has ended before the server goes
   await sleep(2000); // pgbench is connected and writing
-  const [before] = await cluster.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history');
+  const [before] = await pg.cluster.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history');
 
   // A temporary slot exists while the backup runs, and is gone when pgbb exits.
-  const watcher = watchSlots(cluster);
+  const watcher = watchSlots(pg.cluster);
   const r = await runPgbb(['backup', ...conn(), '-D', target, '-c', 'fast']);
   const slotsSeen = [...(await watcher.stop())];
   assert.equal(r.code, 0, r.stderr);
@@ -114,8 +91,7 @@ test('plain backup while pgbench writes: pg_verifybackup accepts it, the copy st
   const segments = await checkWalDir(join(target, 'pg_wal'), label);
   await bench; // pgbench -T 20 finished without error while the backup ran
 
-  const restored = await Cluster.startExisting(target);
-  try {
+  await withStarted(target, async (restored) => {
     assert.equal(await restored.psql('SHOW restore_command'), '');
     const [after] = await restored.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history');
     assert.ok(Number(after.n) > Number(before.n), `writes made during the backup were replayed (${before.n} → ${after.n})`);
@@ -125,9 +101,7 @@ test('plain backup while pgbench writes: pg_verifybackup accepts it, the copy st
         FROM pg_class c JOIN pg_am am ON am.oid = c.relam
        WHERE am.amname = 'btree' AND c.relkind = 'i' AND c.relname LIKE 'pgbench\\_%'`);
     assert.deepEqual(checked.map((x) => x.relname).sort(), ['pgbench_accounts_pkey', 'pgbench_branches_pkey', 'pgbench_tellers_pkey']);
-  } finally {
-    await restored.destroy();
-  }
+  });
   assert.ok(segments.length >= 1);
 });
 
@@ -151,12 +125,9 @@ test('-F tar: pg_wal.tar beside base.tar holds the segments; unpacked, pg_verify
   await fs.copyFile(join(target, 'backup_manifest'), join(data, 'backup_manifest'));
   await verify(data);
   await checkWalDir(join(data, 'pg_wal'), await fs.readFile(join(data, 'backup_label'), 'utf8'));
-  const restored = await Cluster.startExisting(data);
-  try {
+  await withStarted(data, async (restored) => {
     assert.equal(await restored.psql('SELECT count(*) FROM pgbench_branches'), '2');
-  } finally {
-    await restored.destroy();
-  }
+  });
 });
 
 test('-D -: one tar stream with pg_wal/<segment> members before backup_manifest; extracted, it verifies', async () => {
@@ -183,16 +154,16 @@ test('-S: a missing slot fails at once with one line naming it and leaves nothin
   assert.ok(!existsSync(missing), 'target removed');
   assert.equal(await slotCount(), 0);
 
-  await cluster.query(`SELECT pg_create_physical_replication_slot('s1', true)`);
-  const [before] = await cluster.query<{ lsn: string }>(`SELECT restart_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 's1'`);
+  await pg.cluster.query(`SELECT pg_create_physical_replication_slot('s1', true)`);
+  const [before] = await pg.cluster.query<{ lsn: string }>(`SELECT restart_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 's1'`);
   // The backup will start in a later segment than the slot's restart_lsn.
-  await cluster.query('CREATE TABLE slot_marker AS SELECT 1 AS x');
-  await cluster.query('SELECT pg_switch_wal()');
+  await pg.cluster.query('CREATE TABLE slot_marker AS SELECT 1 AS x');
+  await pg.cluster.query('SELECT pg_switch_wal()');
   const target = join(root, 'data');
   const r2 = await runPgbb(['backup', ...conn(), '-D', target, '-c', 'fast', '-S', 's1']);
   assert.equal(r2.code, 0, r2.stderr);
   await verify(target);
-  const slots = await cluster.query<{ slot_name: string; active: boolean; temporary: boolean; restart_lsn: string }>(
+  const slots = await pg.cluster.query<{ slot_name: string; active: boolean; temporary: boolean; restart_lsn: string }>(
     'SELECT slot_name, active, temporary, restart_lsn::text FROM pg_replication_slots',
   );
   assert.equal(slots.length, 1, 'no temporary slot besides s1');
@@ -206,10 +177,10 @@ test('-S: a missing slot fails at once with one line naming it and leaves nothin
   assert.ok(parseLsn(before.lsn) < startSegmentLsn);
   const after = parseLsn(slots[0].restart_lsn);
   assert.ok(after >= startSegmentLsn && after <= parseLsn(startLsn) + BigInt(SEG_SIZE), `${before.lsn} → ${slots[0].restart_lsn}, backup from ${startLsn}`);
-  await cluster.query(`SELECT pg_drop_replication_slot('s1')`);
+  await pg.cluster.query(`SELECT pg_drop_replication_slot('s1')`);
 
   // --no-slot: no slot at all, temporary or not.
-  const watcher = watchSlots(cluster);
+  const watcher = watchSlots(pg.cluster);
   const r5 = await runPgbb(['backup', ...conn(), '-D', join(root, 'noslot'), '-c', 'fast', '--no-slot']);
   const seen = await watcher.stop();
   assert.equal(r5.code, 0, r5.stderr);
@@ -227,7 +198,7 @@ test('-S: a missing slot fails at once with one line naming it and leaves nothin
 
 test('max_wal_senders=1: -X stream needs two, one clear line (code wal_senders), nothing left behind', async () => {
   const small = await Cluster.create({ conf: { max_wal_senders: 1 } });
-  cleanup.push(() => small.destroy());
+  onCleanup(() => small.destroy());
   const root = await scratch('pgbb-walstream-senders-');
   const target = join(root, 'data');
   const r = await runPgbb(['backup', ...conn(small), '-D', target, '-c', 'fast']);
@@ -255,11 +226,11 @@ test('timeline 2: a backup of a promoted standby streams its timeline and histor
   const standbyDir = join(root, 'standby');
   await run(
     join(DEBIAN_PG15_BIN, 'pg_basebackup'),
-    ['-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres', '-D', standbyDir, '-R', '-X', 'stream', '-c', 'fast'],
+    ['-h', pg.cluster.host, '-p', String(pg.cluster.port), '-U', 'postgres', '-D', standbyDir, '-R', '-X', 'stream', '-c', 'fast'],
     { asPostgres: true },
   );
   const standby = await Cluster.startExisting(standbyDir);
-  cleanup.push(() => standby.destroy());
+  onCleanup(() => standby.destroy());
   assert.equal(await standby.psql('SELECT pg_is_in_recovery()'), 't');
   await run(join(DEBIAN_PG15_BIN, 'pg_ctl'), ['promote', '-D', standbyDir, '-w', '-t', '60'], { asPostgres: true });
   assert.equal(await standby.psql('SELECT pg_is_in_recovery()'), 'f');
@@ -283,13 +254,10 @@ test('timeline 2: a backup of a promoted standby streams its timeline and histor
   await verify(target);
   assert.equal(await slotCount(standby), 0);
 
-  const restored = await Cluster.startExisting(target);
-  try {
+  await withStarted(target, async (restored) => {
     assert.equal(await restored.psql('SELECT count(*) FROM after_promotion'), '1000');
     assert.ok(Number(await restored.psql('SELECT timeline_id FROM pg_control_checkpoint()')) >= 2);
-  } finally {
-    await restored.destroy();
-  }
+  });
 });
 
 test('the WAL connection dropped mid-backup: pgbb fails at once with one line, removes the target, leaves no slot', async () => {
@@ -300,9 +268,9 @@ test('the WAL connection dropped mid-backup: pgbb fails at once with one line, r
   const pending = runPgbb(['backup', ...conn(), '-D', target, '-c', 'fast', '-r', '2048']);
   let killed = false;
   while (!killed && Date.now() - began < 30_000) {
-    const rows = await cluster.query<{ pid: number }>(`SELECT pid FROM pg_stat_replication WHERE state IN ('streaming', 'catchup')`);
+    const rows = await pg.cluster.query<{ pid: number }>(`SELECT pid FROM pg_stat_replication WHERE state IN ('streaming', 'catchup')`);
     if (rows.length) {
-      await cluster.query(`SELECT pg_terminate_backend(${Number(rows[0].pid)})`);
+      await pg.cluster.query(`SELECT pg_terminate_backend(${Number(rows[0].pid)})`);
       killed = true;
     } else await sleep(50);
   }
@@ -317,7 +285,7 @@ test('the WAL connection dropped mid-backup: pgbb fails at once with one line, r
   // The base backup's walsender notices the closed socket at its next send (throttled here).
   let running = '1';
   for (const until = Date.now() + 10_000; running !== '0' && Date.now() < until; await sleep(100)) {
-    [{ n: running }] = await cluster.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_progress_basebackup`);
+    [{ n: running }] = await pg.cluster.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_progress_basebackup`);
   }
   assert.equal(running, '0', 'the server aborted the base backup');
 });
@@ -327,9 +295,7 @@ for (const when of ['during the base archive', 'while the pg_wal archive is read
     const root = await scratch('pgbb-walstream-abort-');
     const spoolParent = join(root, 'spool');
     const ac = new AbortController();
-    const source = new ReplicationSource({
-      connection: { host: cluster.host, port: cluster.port, user: 'postgres' },
-      checkpoint: 'fast',
+    const source = pg.source({
       wal: 'stream',
       walSpool: spoolParent,
       maxRate: when === 'during the base archive' ? 2048 : undefined,

@@ -8,47 +8,24 @@
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Cluster, DEBIAN_PG15_BIN, fillSampleData, makeTempDir } from '../support/cluster';
+import { test } from 'node:test';
 import { run } from '../support/run';
 import { PGBB_CLI, runPgbb } from '../support/pgbb';
+import { useSampleServer } from '../support/sample-server';
 
-let cluster: Cluster;
-let tsOid: string;
-const cleanup: Array<() => Promise<unknown>> = [];
+const pg = useSampleServer();
+const { conn, scratch, verify } = pg;
 
-before(async () => {
-  cluster = await Cluster.create();
-  cleanup.push(() => cluster.destroy());
-  await fillSampleData(cluster);
-  const [row] = await cluster.query<{ oid: string }>(`SELECT oid::text AS oid FROM pg_tablespace WHERE spcname = 'pgbb_ts'`);
-  tsOid = row.oid;
-});
-
-after(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => {});
-});
-
-async function scratch(prefix: string): Promise<string> {
-  const dir = await makeTempDir(prefix);
-  cleanup.push(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function conn(): string[] {
-  return ['-d', `host=${cluster.host} port=${cluster.port} user=postgres`];
-}
-
-/** Extracts base.tar.zst and the tablespace archive the way a DBA restores -Ft, adds the manifest, runs pg_verifybackup. */
+/** Extracts base.tar.zst and the tablespace archive the way a DBA restores -Ft and adds the manifest, ready for pg_verifybackup. */
 async function restoreAndVerify(root: string, target: string): Promise<string> {
   const data = join(root, 'data');
   const tsDir = join(root, 'ts');
   await fs.mkdir(data, { mode: 0o700 });
   await fs.mkdir(tsDir, { mode: 0o700 });
   await run('tar', ['--zstd', '-xf', join(target, 'base.tar.zst'), '-C', data]);
-  await run('tar', ['--zstd', '-xf', join(target, `${tsOid}.tar.zst`), '-C', tsDir]);
-  await fs.rm(join(data, 'pg_tblspc', tsOid));
-  await fs.symlink(tsDir, join(data, 'pg_tblspc', tsOid));
+  await run('tar', ['--zstd', '-xf', join(target, `${pg.tsOid}.tar.zst`), '-C', tsDir]);
+  await fs.rm(join(data, 'pg_tblspc', pg.tsOid));
+  await fs.symlink(tsDir, join(data, 'pg_tblspc', pg.tsOid));
   await fs.copyFile(join(target, 'backup_manifest'), join(data, 'backup_manifest'));
   return data;
 }
@@ -58,12 +35,12 @@ test('CLI --compress: pgbb backup -F tar --compress zstd:3 -X fetch writes base.
   const target = join(root, 'tar');
   const r = await runPgbb(['backup', ...conn(), '-D', target, '-F', 'tar', '--compress', 'zstd:3', '-X', 'fetch', '-c', 'fast']);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual((await fs.readdir(target)).sort(), [`${tsOid}.tar.zst`, 'backup_manifest', 'base.tar.zst'].sort());
+  assert.deepEqual((await fs.readdir(target)).sort(), [`${pg.tsOid}.tar.zst`, 'backup_manifest', 'base.tar.zst'].sort());
   const base = (await run('tar', ['--zstd', '-tf', join(target, 'base.tar.zst')])).stdout.split('\n');
   assert.ok(base.includes('backup_label'));
   assert.ok(base.some((n) => /^pg_wal\/[0-9A-F]{24}$/.test(n)), '-X fetch: WAL inside base.tar.zst');
   const data = await restoreAndVerify(root, target);
-  await run(join(DEBIAN_PG15_BIN, 'pg_verifybackup'), ['-q', data]);
+  await verify(data);
 });
 
 test('CLI --compress: -X stream with client-zstd:level=1,workers=2 also compresses pg_wal.tar.zst', async () => {
@@ -71,12 +48,12 @@ test('CLI --compress: -X stream with client-zstd:level=1,workers=2 also compress
   const target = join(root, 'tar');
   const r = await runPgbb(['backup', ...conn(), '-D', target, '-F', 'tar', '--compress', 'client-zstd:level=1,workers=2', '-X', 'stream', '-c', 'fast']);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual((await fs.readdir(target)).sort(), [`${tsOid}.tar.zst`, 'backup_manifest', 'base.tar.zst', 'pg_wal.tar.zst'].sort());
+  assert.deepEqual((await fs.readdir(target)).sort(), [`${pg.tsOid}.tar.zst`, 'backup_manifest', 'base.tar.zst', 'pg_wal.tar.zst'].sort());
   const wal = (await run('tar', ['--zstd', '-tf', join(target, 'pg_wal.tar.zst')])).stdout;
   assert.match(wal, /^[0-9A-F]{24}$/m);
   const data = await restoreAndVerify(root, target);
   await run('tar', ['--zstd', '-xf', join(target, 'pg_wal.tar.zst'), '-C', join(data, 'pg_wal')]);
-  await run(join(DEBIAN_PG15_BIN, 'pg_verifybackup'), ['-q', data]);
+  await verify(data);
 });
 
 test('CLI --compress: pgbb backup -D - --compress zstd | zstd -d | tar -t lists the whole backup', async () => {
@@ -87,7 +64,7 @@ test('CLI --compress: pgbb backup -D - --compress zstd | zstd -d | tar -t lists 
   const names = stdout.split('\n').filter(Boolean);
   assert.equal(names[names.length - 1], 'backup_manifest');
   assert.ok(names.includes('global/pg_control'));
-  assert.ok(names.some((n) => n.startsWith(`pg_tblspc/${tsOid}/PG_15_`)));
+  assert.ok(names.some((n) => n.startsWith(`pg_tblspc/${pg.tsOid}/PG_15_`)));
 });
 
 test('CLI --compress: bad specifications are one-line usage errors with exit 2, before the server is contacted', async () => {

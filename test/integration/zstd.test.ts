@@ -8,54 +8,29 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Cluster, DEBIAN_PG15_BIN, dataFingerprint, fillSampleData, makeTempDir } from '../support/cluster';
+import { test } from 'node:test';
 import { run } from '../support/run';
-import { ReplicationSource, runPipeline, StdoutSink, TarFilesSink, UsageError, InterruptedError } from '../../src/index';
+import { useSampleServer } from '../support/sample-server';
+import { runPipeline, StdoutSink, TarFilesSink, UsageError, InterruptedError } from '../../src/index';
 import { parseCompressSpec } from '../../src/compression';
 
-let cluster: Cluster;
-let fingerprint: string;
-let tsOid: string;
-const cleanup: Array<() => Promise<unknown>> = [];
-
-before(async () => {
-  cluster = await Cluster.create();
-  cleanup.push(() => cluster.destroy());
-  await fillSampleData(cluster);
-  fingerprint = await dataFingerprint(cluster);
-  const [row] = await cluster.query<{ oid: string }>(`SELECT oid::text AS oid FROM pg_tablespace WHERE spcname = 'pgbb_ts'`);
-  tsOid = row.oid;
-});
-
-after(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => {});
-});
-
-async function scratch(prefix: string): Promise<string> {
-  const dir = await makeTempDir(prefix);
-  cleanup.push(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function source(signal?: AbortSignal): ReplicationSource {
-  return new ReplicationSource({ connection: { host: cluster.host, port: cluster.port, user: 'postgres' }, checkpoint: 'fast', signal });
-}
+const pg = useSampleServer({ fingerprint: true });
+const { scratch, verify, startAndCompare } = pg;
 
 test('tar files with zstd:3: base.tar.zst, <oid>.tar.zst and a plain backup_manifest; zstd and tar read them; restored, it verifies and starts', async () => {
   const root = await scratch('pgbb-zstd-tar-');
   const target = join(root, 'tar');
   const sink = new TarFilesSink({ target, sync: false, compress: parseCompressSpec('zstd:3') });
-  await runPipeline(source(), [], sink);
+  await runPipeline(pg.source(), [], sink);
 
-  assert.deepEqual((await fs.readdir(target)).sort(), [`${tsOid}.tar.zst`, 'backup_manifest', 'base.tar.zst'].sort());
+  assert.deepEqual((await fs.readdir(target)).sort(), [`${pg.tsOid}.tar.zst`, 'backup_manifest', 'base.tar.zst'].sort());
   const manifest = JSON.parse(await fs.readFile(join(target, 'backup_manifest'), 'utf8')) as { 'PostgreSQL-Backup-Manifest-Version': number };
   assert.equal(manifest['PostgreSQL-Backup-Manifest-Version'], 1, 'backup_manifest is plain JSON');
-  await run('zstd', ['-tq', join(target, 'base.tar.zst'), join(target, `${tsOid}.tar.zst`)]);
+  await run('zstd', ['-tq', join(target, 'base.tar.zst'), join(target, `${pg.tsOid}.tar.zst`)]);
   const base = (await run('tar', ['--zstd', '-tf', join(target, 'base.tar.zst')])).stdout.split('\n');
   assert.ok(base.includes('backup_label'));
   assert.ok(base.includes('global/pg_control'));
-  assert.match((await run('tar', ['--zstd', '-tf', join(target, `${tsOid}.tar.zst`)])).stdout, /^PG_15_\d+\//m);
+  assert.match((await run('tar', ['--zstd', '-tf', join(target, `${pg.tsOid}.tar.zst`)])).stdout, /^PG_15_\d+\//m);
   // Compression did something: base.tar.zst is well under the data it holds.
   const { stdout: raw } = await run('bash', ['-c', `zstd -dc "${join(target, 'base.tar.zst')}" | wc -c`]);
   const packed = (await fs.stat(join(target, 'base.tar.zst'))).size;
@@ -67,17 +42,12 @@ test('tar files with zstd:3: base.tar.zst, <oid>.tar.zst and a plain backup_mani
   await fs.mkdir(data, { mode: 0o700 });
   await fs.mkdir(tsDir, { mode: 0o700 });
   await run('tar', ['--zstd', '-xf', join(target, 'base.tar.zst'), '-C', data]);
-  await run('bash', ['-c', `zstd -dc "${join(target, `${tsOid}.tar.zst`)}" | tar -xf - -C "${tsDir}"`]);
-  await fs.rm(join(data, 'pg_tblspc', tsOid));
-  await fs.symlink(tsDir, join(data, 'pg_tblspc', tsOid));
+  await run('bash', ['-c', `zstd -dc "${join(target, `${pg.tsOid}.tar.zst`)}" | tar -xf - -C "${tsDir}"`]);
+  await fs.rm(join(data, 'pg_tblspc', pg.tsOid));
+  await fs.symlink(tsDir, join(data, 'pg_tblspc', pg.tsOid));
   await fs.copyFile(join(target, 'backup_manifest'), join(data, 'backup_manifest'));
-  await run(join(DEBIAN_PG15_BIN, 'pg_verifybackup'), ['-q', data]);
-  const restored = await Cluster.startExisting(data);
-  try {
-    assert.equal(await dataFingerprint(restored), fingerprint);
-  } finally {
-    await restored.destroy();
-  }
+  await verify(data);
+  await startAndCompare(data);
 });
 
 test('stdout with zstd: one stream that `zstd -d | tar -t` lists, tablespace under pg_tblspc/<oid>/, backup_manifest last', async () => {
@@ -88,30 +58,30 @@ test('stdout with zstd: one stream that `zstd -d | tar -t` lists, tablespace und
   child.stderr.on('data', (d) => (errors += d));
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
   const sink = new StdoutSink({ output: child.stdin, compress: { method: 'zstd', level: 1, workers: 2 } });
-  await runPipeline(source(), [], sink);
+  await runPipeline(pg.source(), [], sink);
   assert.equal(await exited, 0, errors);
   const names = listing.split('\n').filter(Boolean);
   assert.equal(names[names.length - 1], 'backup_manifest');
   assert.ok(names.includes('global/pg_control'));
-  assert.ok(names.some((n) => n.startsWith(`pg_tblspc/${tsOid}/PG_15_`)));
+  assert.ok(names.some((n) => n.startsWith(`pg_tblspc/${pg.tsOid}/PG_15_`)));
 });
 
 test('stdout with zstd, extracted: pg_verifybackup accepts it', async () => {
   const root = await scratch('pgbb-zstd-stdout-');
   const file = join(root, 'backup.tar.zst');
   const { createWriteStream } = await import('node:fs');
-  await runPipeline(source(), [], new StdoutSink({ output: createWriteStream(file), compress: { method: 'zstd', level: 3 } }));
+  await runPipeline(pg.source(), [], new StdoutSink({ output: createWriteStream(file), compress: { method: 'zstd', level: 3 } }));
   const data = join(root, 'data');
   await fs.mkdir(data, { mode: 0o700 });
   await run('tar', ['--zstd', '-xf', file, '-C', data]);
-  await run(join(DEBIAN_PG15_BIN, 'pg_verifybackup'), ['-q', data]);
+  await verify(data);
 });
 
 test('an aborted compressed backup leaves nothing behind', async () => {
   const root = await scratch('pgbb-zstd-abort-');
   const target = join(root, 'tar');
   const ac = new AbortController();
-  const src = source(ac.signal);
+  const src = pg.source({ signal: ac.signal });
   let bytes = 0;
   src.on('data', (ev: { type: string; chunk?: Buffer }) => {
     if (ev.type === 'data' && (bytes += ev.chunk!.length) > 2_000_000) ac.abort(new Error('test abort'));

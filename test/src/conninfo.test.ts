@@ -1,9 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clientConfig, parseKeywordValue } from '../../src/conninfo';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { clientConfig, knownPassword, parseKeywordValue, parsePassfileLine } from '../../src/conninfo';
 import { parseMaxRate, parseTablespaceMapping } from '../../src/commands/options';
 import { formatLsn, parseLsn, walFileName } from '../../src/lsn';
-import { UsageError } from '../../src/errors';
+import { AuthError, UsageError, ioError, systemReason } from '../../src/errors';
 
 test('keyword/value conninfo with quoting and escapes', () => {
   assert.deepEqual(parseKeywordValue(`host=/tmp port = 5433 password='a b\\'c' user=x\\ y`), {
@@ -56,4 +60,57 @@ test('LSN text and WAL file names', () => {
   assert.throws(() => parseLsn('16B374D848'));
   assert.equal(walFileName(1, 0x0a000028n, 16 * 1024 * 1024), '00000001000000000000000A');
   assert.equal(walFileName(2, 0x1_0000_0000n, 16 * 1024 * 1024), '000000020000000100000000');
+});
+
+test('password file lines: five fields, backslash escapes, a colon in the password kept', () => {
+  assert.deepEqual(parsePassfileLine('db:5432:*:bob:s3cr:t'), ['db', '5432', '*', 'bob', 's3cr:t']);
+  assert.deepEqual(parsePassfileLine('h\\:1:5432:x:u\\\\v:p\\\\w'), ['h:1', '5432', 'x', 'u\\v', 'p\\w']);
+  assert.equal(parsePassfileLine('# comment'), null);
+  assert.equal(parsePassfileLine('   '), null);
+  assert.equal(parsePassfileLine('only:three:fields'), null);
+});
+
+test('password lookup: first matching line wins, `replication` for a physical connection, 0600 required', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'pgbb-pgpass-'));
+  const file = join(dir, 'pgpass');
+  const env = { PGPASSWORD: process.env.PGPASSWORD, PGPASSFILE: process.env.PGPASSFILE };
+  try {
+    delete process.env.PGPASSWORD;
+    process.env.PGPASSFILE = file;
+    writeFileSync(file, ['otherhost:*:*:*:no', '127.0.0.1:6000:postgres:bob:for-sql', '127.0.0.1:6000:replication:bob:for-replication', '*:*:*:*:fallback', ''].join('\n'), { mode: 0o600 });
+    const opts = { host: '127.0.0.1', port: 6000, user: 'bob' };
+    assert.equal(knownPassword(opts), 'for-replication');
+    assert.equal(knownPassword(opts, 'database'), 'fallback', 'replication=database uses the real database name (default: the user)');
+    assert.equal(knownPassword({ ...opts, conninfo: 'dbname=postgres' }), 'for-sql');
+    assert.equal(knownPassword({ ...opts, conninfo: 'password=given' }), 'given', 'the conninfo wins');
+    // pg gets a function: asked only when the server wants a password.
+    const pw = clientConfig(opts).password;
+    assert.equal(typeof pw, 'function');
+    assert.equal(await (pw as () => Promise<string>)(), 'for-replication');
+
+    chmodSync(file, 0o644);
+    assert.equal(knownPassword(opts), undefined, 'a password file others can read is ignored, as libpq does');
+    await assert.rejects((clientConfig(opts).password as () => Promise<string>)(), (err: Error) => {
+      assert.ok(err instanceof AuthError);
+      assert.match(err.message, /^no password supplied for user "bob" \(give password= in -d, PGPASSWORD or an entry in .*pgpass, ignored: it has group or world access \(chmod 0600\)\)$/);
+      return true;
+    });
+    process.env.PGPASSWORD = 'from-env';
+    assert.equal(clientConfig(opts).password, 'from-env');
+  } finally {
+    for (const [k, v] of Object.entries(env)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('system errors read as the C library says them, without Node\'s code and syscall', () => {
+  const enospc = Object.assign(new Error("ENOSPC: no space left on device, write"), { code: 'ENOSPC' });
+  assert.equal(systemReason(enospc), 'no space left on device');
+  assert.equal(systemReason(Object.assign(new Error("EMFILE: too many open files, open '/x'"), { code: 'EMFILE' })), 'too many open files');
+  assert.equal(systemReason(Object.assign(new Error("EXDEV: cross-device link not permitted, rename '/a' -> '/b'"), { code: 'EXDEV' })), 'cross-device link not permitted');
+  assert.equal(systemReason(new Error('plain message')), 'plain message');
+  assert.equal(ioError('could not write to file', '/t/base.tar', enospc).message, 'could not write to file "/t/base.tar": no space left on device');
 });

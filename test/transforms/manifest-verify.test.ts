@@ -208,3 +208,23 @@ test('data out of order cannot be checksummed and fails at once', async () => {
   const { err } = await run(manifestVerify(), bad);
   assert.match(String(err), /data for "[^"]+" at offset \d+, expected \d+/);
 });
+
+test('problems name non-UTF-8 and control-character paths on one line, as \\xNN (fuzz regression)', async () => {
+  // A damaged stream gave member names with newlines, which split the one-line error.
+  const manifest = buildManifest({ version: 1, files: [{ path: 'a\udcff', size: 1, lastModified: 'x' }], walRanges: [] });
+  const events: BackupEvent[] = [
+    { type: 'archive', kind: 'base', name: 'base', location: '' },
+    { type: 'entry', path: 'b\nc', kind: 'file', size: 0, mode: 0o600, mtime: new Date() },
+    { type: 'entry-end' },
+    { type: 'archive-end' },
+    { type: 'manifest', data: manifest },
+    { type: 'end', endLsn: '0/0', timeline: 1 },
+  ];
+  await assert.rejects(
+    pipeline(Readable.from(events, { objectMode: true }), manifestVerify(), new Writable({ objectMode: true, write: (_e, _c, cb) => cb() })),
+    (e: Error) => {
+      assert.equal(e.message, 'backup does not match its manifest: "a\\xff" is in the manifest but not in the backup; "b\\x0ac" is in the backup but not in the manifest');
+      return true;
+    },
+  );
+});

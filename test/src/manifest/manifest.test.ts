@@ -165,8 +165,12 @@ test('Encoded-Path: raw bytes that are not UTF-8 are hex-encoded, decoded back, 
   const m = parseManifest(b);
   const [f] = m.files.values();
   assert.deepEqual(f.rawPath, raw);
-  assert.equal(f.path, raw.toString('utf8'));
+  // Keyed losslessly, as the tar parser names the member (src/path-bytes.ts).
+  assert.equal(f.path, 'base/f\udce9e');
   assert.ok(buildManifest(m).equals(b));
+  // The same path as a pgbb path string (what a member event carries) writes the same line.
+  const fromString = buildManifest({ version: 1, files: [{ path: 'base/f\udce9e', size: 0, lastModified: '2025-03-01 10:00:00 GMT' }], walRanges: [] });
+  assert.ok(fromString.equals(b));
   // A valid UTF-8 Buffer or string is a plain Path, its bytes unescaped; forceEncode encodes everything.
   const utf8 = buildManifest({ version: 1, files: [{ path: Buffer.from('base/é'), size: 0, lastModified: 'x' }, { path: 'base/ü', size: 0, lastModified: 'x' }], walRanges: [] });
   assert.ok(utf8.includes(Buffer.from('{ "Path": "base/é", ')));
@@ -248,4 +252,44 @@ test('WAL-Ranges: one timeline, or several from the end timeline history, newest
   ]);
   assert.throws(() => walRangesFor('0/4000028', 2, '0/6000100', 3), /history file "pg_wal\/00000003\.history" was not seen/);
   assert.throws(() => walRangesFor('0/4000028', 5, '0/6000100', 3, history), /start timeline 5 not found in history of timeline 3/);
+});
+
+// ---------------------------------------------------------------- fuzz regressions
+
+/** A manifest with `files` as the Files lines (raw JSON text), checksum made right. */
+function manifestWithLines(lines: string[]): Buffer {
+  const body = Buffer.from(`{ "PostgreSQL-Backup-Manifest-Version": 1,\n"Files": [\n${lines.join(',\n')}\n],\n"WAL-Ranges": [\n],\n`);
+  const sum = createHash('sha256').update(body).digest('hex');
+  return Buffer.concat([body, Buffer.from(`"Manifest-Checksum": "${sum}"}\n`)]);
+}
+
+test('a deeply nested value is a ManifestError, not a stack overflow (fuzz regression)', () => {
+  // Messages used String(value): Array.prototype.toString recursed 50,000 levels deep.
+  const deep = '['.repeat(50000) + ']'.repeat(50000);
+  for (const line of [
+    `{ "Encoded-Path": ${deep}, "Size": 0 }`,
+    `{ "Path": "a", "Size": 0, "Checksum-Algorithm": ${deep} }`,
+    `{ "Path": "a", "Size": 0, "Checksum-Algorithm": "CRC32C", "Checksum": ${deep} }`,
+  ]) {
+    assert.throws(() => parseManifest(manifestWithLines([line])), (e: Error) => e instanceof ManifestError && /an array/.test(e.message));
+  }
+});
+
+test('error messages are one line, with values cut at 100 characters (fuzz regression)', () => {
+  const long = 'x'.repeat(5000);
+  const fixtures: Array<[string, Buffer]> = [
+    ['a 5000-character algorithm', manifestWithLines([`{ "Path": "a", "Size": 0, "Checksum-Algorithm": "${long}" }`])],
+    ['a key with a newline', manifestWithLines([`{ "Path": "a", "Si\\nze": 0 }`])],
+    ['a path with a newline', manifestWithLines([`{ "Path": "a\\nb", "Size": 0 }`, `{ "Path": "a\\nb", "Size": 0 }`])],
+    // V8 quotes the text around a JSON syntax error, newlines included.
+    ['a syntax error near a newline', manifestWithLines([`{ "Path": "a", "Size": 0 }\n}`])],
+  ];
+  for (const [name, m] of fixtures) {
+    assert.throws(() => parseManifest(m), (e: Error) => {
+      assert.ok(e instanceof ManifestError, name);
+      assert.doesNotMatch(e.message, /\n/, name);
+      assert.ok(e.message.length < 400, `${name}: ${e.message.length} characters`);
+      return true;
+    });
+  }
 });

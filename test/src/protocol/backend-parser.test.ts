@@ -126,3 +126,54 @@ test('row description, data row and notice decoding', () => {
     detail: 'detail',
   });
 });
+
+test('backend parser: a huge declared length allocates only what has arrived (fuzz regression)', () => {
+  // Found by test/fuzz/protocol.test.ts: a corrupt length field made the parser
+  // allocate the whole declared size (up to 64 MiB) before a byte of it came.
+  const p = new BackendParser(() => assert.fail('no message is complete'));
+  const header = Buffer.from([0x64, 0, 0, 0, 0]);
+  header.writeUInt32BE(60 * 1024 * 1024, 1);
+  const before = process.memoryUsage().arrayBuffers;
+  p.write(Buffer.concat([header, Buffer.alloc(10)]));
+  p.write(Buffer.alloc(1000));
+  const grown = process.memoryUsage().arrayBuffers - before;
+  assert.ok(grown < 1024 * 1024, `held ${grown} bytes for 1010 bytes of a 60 MiB message`);
+  assert.equal(p.idle, false);
+});
+
+test('backend parser: a large split message still arrives whole, whatever the chunking', () => {
+  const body = Buffer.alloc(1024 * 1024 + 3);
+  for (let i = 0; i < body.length; i++) body[i] = i % 251;
+  const wire = msg('d', body);
+  for (const piece of [1, 4093, 65536, 300 * 1024]) {
+    const got: Buffer[] = [];
+    const p = new BackendParser((_c, b) => got.push(Buffer.from(b)));
+    for (let at = 0; at < wire.length; at += piece) p.write(Buffer.from(wire.subarray(at, at + piece)));
+    assert.equal(got.length, 1, `pieces of ${piece}`);
+    assert.ok(got[0].equals(body), `pieces of ${piece}`);
+    assert.ok(p.idle);
+  }
+});
+
+test('row description and data row shorter than their fields say are protocol errors, not RangeErrors (fuzz regression)', () => {
+  const rd = rowDescription(['spcoid', 'spclocation']).subarray(5);
+  const dr = dataRow(['16385', '/srv/ts']).subarray(5);
+  const fixtures: Array<[string, () => unknown]> = [
+    ['empty RowDescription', () => parseRowDescription(Buffer.alloc(0))],
+    ['RowDescription of 1 byte', () => parseRowDescription(Buffer.from([0]))],
+    ['RowDescription cut inside the column attributes', () => parseRowDescription(rd.subarray(0, rd.length - 5))],
+    ['empty DataRow', () => parseDataRow(Buffer.alloc(0))],
+    ['DataRow cut inside a length', () => parseDataRow(dr.subarray(0, 4))],
+    ['DataRow with a negative length other than -1', () => parseDataRow(Buffer.from([0, 1, 0xff, 0xff, 0xff, 0xfe]))],
+    ['DataRow with more columns than bytes', () => parseDataRow(Buffer.from([0xff, 0xff]))],
+  ];
+  for (const [name, f] of fixtures) assert.throws(f, ProtocolError, name);
+});
+
+test('an invalid length names a non-printable message type in hex, keeping the error on one line (fuzz regression)', () => {
+  assert.throws(
+    () => new BackendParser(() => {}).write(Buffer.from([0x0a, 0x7f, 0xff, 0xff, 0xff])),
+    (e: Error) => e instanceof ProtocolError && e.message === 'invalid message length 2147483647 for message type 0x0a from server',
+  );
+  assert.throws(() => new BackendParser(() => {}).write(Buffer.from([0x64, 0, 0, 0, 1])), /for message type 'd' from server$/);
+});

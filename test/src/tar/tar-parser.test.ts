@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { pack, type Header } from 'tar-stream';
 import { TarFormatError } from '../../../src/errors';
 import { TarMember, TarParser, TarParserHandler, TarParserOptions } from '../../../src/tar/tar-parser';
+import { pathToBytes } from '../../../src/path-bytes';
 
 // ---------------------------------------------------------------- helpers
 
@@ -599,4 +600,62 @@ test('pax global header: records reach globalHeader, members are unaffected (GNU
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+// ---------------------------------------------------------------- fuzz regressions and raw names
+
+test('non-UTF-8 member names and link targets come out losslessly (src/path-bytes.ts), in the name field, the prefix, GNU L/K and pax', () => {
+  const raw = (b: number[]) => Buffer.from(b);
+  const nameBytes = Buffer.concat([Buffer.from('base/'), raw([0xff, 0xfe]), Buffer.from('x')]);
+  const header = ustar({ name: 'placeholder' });
+  header.fill(0, 0, 100);
+  nameBytes.copy(header, 0);
+  header.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const x of header) sum += x;
+  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+  const longName = Buffer.concat([Buffer.from('d'.repeat(150) + '/'), raw([0xc3, 0x28])]);
+  const longLink = Buffer.concat([Buffer.from('/t/'), raw([0x80]), Buffer.from('t'.repeat(120))]);
+  const paxPath = Buffer.concat([Buffer.from('p/'), raw([0xed, 0xa0, 0x80])]);
+  const pax = (key: string, v: Buffer) => {
+    const body = Buffer.concat([Buffer.from(` ${key}=`), v, Buffer.from('\n')]);
+    let len = body.length + 1;
+    while (String(len).length + body.length !== len) len++;
+    return Buffer.concat([Buffer.from(String(len)), body]);
+  };
+  const archive = Buffer.concat([
+    header,
+    member({ name: '././@LongLink', type: 'L' }, Buffer.concat([longName, Buffer.alloc(1)])),
+    member({ name: '././@LongLink', type: 'K' }, longLink),
+    member({ name: 'short', type: '2', linkname: 'x' }),
+    member({ name: 'PaxHeaders/p', type: 'x' }, Buffer.concat([pax('hdrcharset', Buffer.from('BINARY')), pax('path', paxPath)])),
+    member({ name: 'ignored' }, Buffer.from('pax')),
+    EOA,
+  ]);
+  const { members } = assertEverySplit(archive);
+  assert.deepEqual(members.map((m) => pathToBytes(m.path).toString('hex')), [nameBytes, longName, paxPath].map((b) => b.toString('hex')));
+  assert.equal(members[0].path, 'base/\udcff\udcfex');
+  assert.equal(pathToBytes(members[1].linkTarget!).toString('hex'), longLink.toString('hex'));
+});
+
+test('a GNU long name holding a NUL ends at it, as GNU tar reads it; a pax path with a NUL is an error (fuzz regression)', () => {
+  const l = Buffer.concat([member({ name: '././@LongLink', type: 'L' }, Buffer.from('real-name\0garbage after the NUL\0')), member({ name: 'short' }, Buffer.from('x')), EOA]);
+  assert.equal(parse(l).members[0].path, 'real-name');
+  const p = Buffer.concat([member({ name: 'PaxHeaders/n', type: 'x' }, Buffer.from(paxRecord('path', 'a\0b'))), member({ name: 'f' }), EOA]);
+  expectFailure(p, [], {}, 'pax path "a\\x00b" contains a NUL byte in pax header "PaxHeaders/n" of tar archive');
+});
+
+test('an mtime beyond what a Date holds is a TarFormatError, not an Invalid Date (fuzz regression)', () => {
+  // A pax mtime of 10^20 seconds (or a base-256 field) used to become an Invalid
+  // Date, which later stages turned into RangeErrors.
+  const pax = Buffer.concat([member({ name: 'PaxHeaders/m', type: 'x' }, Buffer.from(paxRecord('mtime', '100000000000000000000'))), member({ name: 'f' }), EOA]);
+  expectFailure(pax, [], { archiveName: 'base.tar' }, 'mtime 100000000000000000000 of member "f" in tar archive "base.tar" is out of range');
+});
+
+test('messages show control characters and raw bytes in names as \\xNN, and non-printable type bytes in hex (fuzz regression)', () => {
+  // A newline from a corrupt name or type byte used to split the one-line error.
+  const archive = Buffer.concat([member({ name: 'bad\nname', type: '\n' }), EOA]);
+  expectFailure(archive, [], { archiveName: 'base.tar' }, 'unsupported tar member "bad\\x0aname" in tar archive "base.tar": type 0x0a');
+  const bad = ustar({ name: 'x\ty', badChecksum: true });
+  expectFailure(bad, [], {}, 'tar header checksum mismatch for member "x\\x09y" at offset 0 of tar archive');
 });

@@ -1,0 +1,121 @@
+/**
+ * Fuzz target for parseManifest (src/manifest/manifest.ts). Seeds come from
+ * buildManifest (versions 1 and 2, Path and Encoded-Path, several checksum
+ * algorithms, WAL ranges). Three kinds of input:
+ *   - the bytes mutated (most fail the Manifest-Checksum, as they should);
+ *   - the bytes before the checksum line mutated, then the checksum fixed, so
+ *     the JSON and layout checks behind it are reached;
+ *   - the JSON tree mutated (a value replaced by a huge or negative number, a
+ *     string, null, an array, a deep nest; a key dropped or added), written
+ *     back one file per line, checksum fixed.
+ * Whatever parses must be well typed: files keyed by path, sizes safe
+ * integers, LSNs in X/X form.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { buildManifest, parseManifest } from '../../../src/manifest/manifest';
+import { pathFromBytes } from '../../../src/path-bytes';
+import { mutate, type Rng } from '../support/random';
+import type { FuzzTarget } from '../support/target';
+
+interface Ctx {
+  seeds: Buffer[];
+}
+
+const LM = '2024-05-06 07:08:09 GMT';
+
+function setup(): Ctx {
+  const files = [
+    { path: 'backup_label', size: 227, lastModified: LM, checksumAlgorithm: 'CRC32C' as const, checksum: '0a1b2c3d' },
+    { path: 'base/1/1259', size: 8192, lastModified: LM, checksumAlgorithm: 'CRC32C' as const, checksum: 'deadbeef' },
+    { path: pathFromBytes(Buffer.from([0x62, 0xff, 0xfe, 0x78])), size: 3, lastModified: LM, checksumAlgorithm: 'CRC32C' as const, checksum: '00000000' },
+    { path: 'pg_tblspc/16385/PG_15_202209061/1/16390', size: 0, lastModified: LM, checksumAlgorithm: 'CRC32C' as const, checksum: '00000000' },
+    { path: 'odd "name"\\', size: 1, lastModified: LM },
+  ];
+  const walRanges = [{ timeline: 1, startLsn: '0/2000028', endLsn: '0/2000100' }];
+  const seeds = [
+      buildManifest({ version: 1, files, walRanges }),
+      buildManifest({ version: 2, systemIdentifier: '7350000000000000001', files, walRanges }),
+      buildManifest({
+        version: 1,
+        files: [{ path: 'a', size: 1, lastModified: LM, checksumAlgorithm: 'SHA256', checksum: 'ab'.repeat(32) }],
+        walRanges: [{ timeline: 2, startLsn: '0/3000000', endLsn: '0/3000100' }, { timeline: 1, startLsn: '0/2000028', endLsn: '0/3000000' }],
+        forceEncode: true,
+      }),
+  ];
+  for (const seed of seeds) parseManifest(seed); // the seeds themselves parse
+  return { seeds };
+}
+
+/** Replaces the Manifest-Checksum line with the right one for what precedes it. */
+function withChecksum(body: Buffer): Buffer {
+  const end = body.lastIndexOf('\n"Manifest-Checksum"');
+  const head = end >= 0 ? body.subarray(0, end + 1) : body;
+  const sum = createHash('sha256').update(head).digest('hex');
+  return Buffer.concat([head, Buffer.from(`"Manifest-Checksum": "${sum}"}\n`)]);
+}
+
+const VALUES: unknown[] = [
+  -1, 0, 1.5, 2 ** 53, 2 ** 64, 1e308, -1e308, '18446744073709551616', '', 'x', '-5', '0/0', 'FFFFFFFF/FFFFFFFF', 'zz', null, true, [], {}, [1, [2, [3]]],
+  { Path: 'p' }, 'CRC32C', 'SHA512', 'md5', 'a'.repeat(5000),
+];
+
+function randomValue(rng: Rng, depth = 0): unknown {
+  if (depth < 3 && rng.chance(0.1)) return rng.chance(0.5) ? [randomValue(rng, depth + 1)] : { [rng.pick(['Path', 'Size', 'x'])]: randomValue(rng, depth + 1) };
+  // A deep nest (spliced in as text by serialize): nothing may blow the stack on it.
+  if (rng.chance(0.03)) return `__DEEP_${1000 + rng.int(50000)}__`;
+  return rng.pick(VALUES);
+}
+
+/** Mutates one place in the JSON tree. */
+function mutateTree(rng: Rng, doc: Record<string, unknown>): void {
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const list = (v: unknown) => (Array.isArray(v) ? v.filter(isObj) : []);
+  const targets: Array<Record<string, unknown>> = [doc, ...list(doc.Files), ...list(doc['WAL-Ranges'])];
+  const obj = rng.pick(targets);
+  const keys = Object.keys(obj);
+  const r = rng.int(10);
+  if (r < 6 && keys.length) obj[rng.pick(keys)] = randomValue(rng);
+  else if (r < 8 && keys.length) delete obj[rng.pick(keys)];
+  else obj[rng.pick(['Path', 'Encoded-Path', 'Size', 'Checksum', 'Timeline', 'Files', 'Unknown', '__proto__', 'System-Identifier'])] = randomValue(rng);
+}
+
+/** Writes the tree back in the server's layout (version first, one file per line). */
+function serialize(doc: Record<string, unknown>): Buffer {
+  const files = doc.Files;
+  const ranges = doc['WAL-Ranges'];
+  const rest = Object.entries(doc).filter(([k]) => k !== 'Files' && k !== 'WAL-Ranges' && k !== 'Manifest-Checksum');
+  let text = '{ ' + rest.map(([k, v]) => `${JSON.stringify(k)}: ${JSON.stringify(v)}`).join(',\n') + (rest.length ? ',\n' : '');
+  if (files !== undefined) text += `"Files": ${Array.isArray(files) ? `[\n${files.map((f) => JSON.stringify(f)).join(',\n')}\n]` : JSON.stringify(files)},\n`;
+  if (ranges !== undefined) text += `"WAL-Ranges": ${JSON.stringify(ranges)},\n`;
+  text = text.replace(/"__DEEP_(\d+)__"/g, (_, n: string) => '['.repeat(Number(n)) + ']'.repeat(Number(n)));
+  return withChecksum(Buffer.from(text + '"Manifest-Checksum": ""}\n'));
+}
+
+export const parse: FuzzTarget<Ctx> = {
+  setup,
+  run(rng, ctx) {
+    const seed = rng.pick(ctx.seeds);
+    let input: Buffer;
+    const mode = rng.int(10);
+    if (mode < 3) input = rng.chance(0.1) ? rng.bytes(rng.int(400)) : mutate(rng, seed);
+    else if (mode < 6) input = withChecksum(mutate(rng, seed.subarray(0, seed.lastIndexOf('\n"Manifest-Checksum"') + 1)));
+    else {
+      const doc = JSON.parse(seed.toString('utf8')) as Record<string, unknown>;
+      for (let i = 0, n = 1 + rng.int(3); i < n; i++) mutateTree(rng, doc);
+      input = serialize(doc);
+    }
+    const m = parseManifest(input);
+    assert.ok(m.version === 1 || m.version === 2);
+    for (const [key, f] of m.files) {
+      assert.equal(key, f.path);
+      assert.ok(Number.isSafeInteger(f.size) && f.size >= 0);
+      assert.equal(typeof f.lastModified, 'string');
+    }
+    for (const r of m.walRanges) {
+      assert.ok(Number.isSafeInteger(r.timeline));
+      assert.match(r.startLsn, /^[0-9A-Fa-f]+\/[0-9A-Fa-f]+$/);
+    }
+    if (m.systemIdentifier !== undefined) assert.match(m.systemIdentifier, /^\d+$/);
+  },
+};

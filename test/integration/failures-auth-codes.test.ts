@@ -1,0 +1,178 @@
+/**
+ * Authentication and the `--json` error codes against a real PostgreSQL 15
+ * whose pg_hba.conf asks role `bob` for a SCRAM password over TCP (the
+ * harness's trust lines stay for `postgres`), with max_wal_senders = 2.
+ *
+ * Passwords: a wrong or missing one fails with code `auth` in one line; the
+ * right one works from the conninfo, PGPASSWORD and a .pgpass file, and
+ * appears nowhere — stdout, stderr, --json events, or any file of the backup.
+ * The code table: one failure per stable code, each a single JSON error
+ * event and the exit status scripts expect.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Client } from 'pg';
+import { Cluster, makeTempDir } from '../support/cluster';
+import { run } from '../support/run';
+import { DEBIAN_PG15_BIN } from '../support/cluster';
+import { backupStreaming, jsonError, jsonEvents, reapChildren, serverClean, spawnPgbb, waitFor } from '../support/failure-helpers';
+import { LOCK_FILE } from '../../sinks/target-dir';
+
+/** A colon and a space: both need escaping in .pgpass or quoting in a conninfo. */
+const PASSWORD = 'pw:Secret 42';
+let cluster: Cluster;
+let root: string;
+let home: string;
+
+before(async () => {
+  cluster = await Cluster.create({ conf: { max_wal_senders: 2, password_encryption: 'scram-sha-256' } });
+  root = await makeTempDir('pgbb-fail-auth-');
+  home = join(root, 'home');
+  await fs.mkdir(home);
+  const hba = join(cluster.dataDir, 'pg_hba.conf');
+  // First match wins: bob over TCP needs a password, everyone else keeps the harness's trust.
+  const trust = await fs.readFile(hba, 'utf8');
+  await fs.writeFile(hba, `host all bob 127.0.0.1/32 scram-sha-256\nhost replication bob 127.0.0.1/32 scram-sha-256\n${trust}`);
+  await cluster.query(`CREATE ROLE bob LOGIN REPLICATION PASSWORD '${PASSWORD.replace(/'/g, "''")}'`);
+  await cluster.query('SELECT pg_reload_conf()');
+});
+
+after(async () => {
+  await reapChildren();
+  await cluster?.destroy();
+  if (root) await fs.rm(root, { recursive: true, force: true });
+});
+
+function bob(extra = ''): string[] {
+  return ['-d', `host=${cluster.host} port=${cluster.port} user=bob ${extra}`.trim()];
+}
+
+/** Every file below dir whose bytes contain s (symlinks not followed). */
+async function filesContaining(dir: string, s: string): Promise<string[]> {
+  const found: string[] = [];
+  const needle = Buffer.from(s);
+  for (const ent of await fs.readdir(dir, { withFileTypes: true, recursive: true })) {
+    const p = join(ent.parentPath ?? (ent as unknown as { path: string }).path, ent.name);
+    if (ent.isFile() && (await fs.readFile(p)).includes(needle)) found.push(p);
+  }
+  return found;
+}
+
+test('a wrong password: one line, code auth, exit 1, no target, and the password tried is not printed', async () => {
+  const target = join(root, 'wrong');
+  const wrong = 'Wr0ng:guess';
+  const r = await spawnPgbb(['backup', ...bob(`password='${wrong}'`), '-D', target, '-X', 'fetch']).done;
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^pgbb: error: connection to server at "127\.0\.0\.1:\d+" failed: password authentication failed for user "bob"\n$/);
+  assert.ok(!r.stderr.includes(wrong));
+  assert.ok(!existsSync(target));
+  const j = await spawnPgbb(['backup', ...bob(`password='${wrong}'`), '-D', target, '-X', 'fetch', '--json']).done;
+  assert.equal(jsonError(j.stderr).code, 'auth');
+  assert.ok(!j.stderr.includes(wrong));
+});
+
+test('no password anywhere: one line saying so, code auth (not a crash, not a deprecation warning)', async () => {
+  const r = await spawnPgbb(['backup', ...bob(), '-D', join(root, 'none'), '-X', 'fetch', '--json'], {
+    env: { HOME: home, PGPASSWORD: '', PGPASSFILE: '' },
+  }).done;
+  assert.equal(r.code, 1);
+  const e = jsonError(r.stderr);
+  assert.equal(e.code, 'auth');
+  assert.match(e.message, /failed: no password supplied for user "bob" \(give password= in -d, PGPASSWORD or an entry in .*\.pgpass\)$/);
+});
+
+for (const how of ['conninfo', 'PGPASSWORD', '.pgpass'] as const) {
+  test(`the right password from ${how}: the backup verifies, and the password is in no output and no file of the backup`, async () => {
+    const target = join(root, `ok-${how}`);
+    let args = bob();
+    const env: NodeJS.ProcessEnv = { HOME: home, PGPASSWORD: '', PGPASSFILE: '' };
+    if (how === 'conninfo') args = bob(`password='${PASSWORD.replace(/'/g, "\\'")}'`);
+    if (how === 'PGPASSWORD') env.PGPASSWORD = PASSWORD;
+    if (how === '.pgpass') {
+      const esc = (s: string) => s.replace(/[\\:]/g, (c) => `\\${c}`);
+      await fs.writeFile(join(home, '.pgpass'), `127.0.0.1:${cluster.port}:replication:bob:${esc(PASSWORD)}\n`, { mode: 0o600 });
+    }
+    try {
+      const r = await spawnPgbb(['backup', ...args, '-D', target, '-c', 'fast', '--json', '-v', '-l', 'auth test'], { env }).done;
+      assert.equal(r.code, 0, r.stderr);
+      const events = jsonEvents(r.stderr.split('\n').filter((l) => l.startsWith('{')).join('\n'));
+      assert.ok(events.some((e) => e.event === 'result'));
+      // Only JSON lines and the -v summary: no warning from pg about .pgpass.
+      assert.deepEqual(r.stderr.split('\n').filter((l) => l && !l.startsWith('{')).map((l) => l.replace(/:.*/, '')), ['pgbb']);
+      for (const out of [r.stdout, r.stderr]) assert.ok(!out.includes(PASSWORD) && !out.includes('Secret'), 'password printed');
+      await run(join(DEBIAN_PG15_BIN, 'pg_verifybackup'), ['-q', target]);
+      assert.deepEqual(await filesContaining(target, 'Secret'), [], 'password in a file of the backup');
+      assert.deepEqual(await filesContaining(target, 'LABEL: auth test'), [join(target, 'backup_label')], 'the scan reads the files');
+    } finally {
+      await fs.rm(join(home, '.pgpass'), { force: true });
+    }
+  });
+}
+
+test('--json error codes: each failure is one error event with a stable code and the exit status scripts expect', async (t) => {
+  await fs.mkdir(join(root, 'full'));
+  await fs.writeFile(join(root, 'full', 'x'), 'x');
+  await fs.mkdir(join(root, 'locked'));
+  // A lock held by a live process (this test runner).
+  await fs.writeFile(join(root, 'locked', LOCK_FILE), `${process.pid} 0\n`);
+  const postgres = ['-d', `host=${cluster.host} port=${cluster.port} user=postgres`];
+  // One replication connection held open: -X stream needs two more than max_wal_senders = 2 leaves.
+  const holder = new Client({ ...cluster.connectionConfig(), replication: 'true' } as ConstructorParameters<typeof Client>[0]);
+  const cases: { code: string; exit: number; args: string[]; message: RegExp }[] = [
+    { code: 'usage', exit: 2, args: ['-d', 'host=127.0.0.1', '-D', join(root, 'u'), '-F', 'zip'], message: /invalid output format "zip"/ },
+    { code: 'connection', exit: 1, args: ['-d', 'host=127.0.0.1 port=1 user=postgres', '-D', join(root, 'c')], message: /ECONNREFUSED/ },
+    { code: 'auth', exit: 1, args: [...bob("password='nope'"), '-D', join(root, 'a'), '-X', 'fetch'], message: /password authentication failed/ },
+    { code: 'target_not_empty', exit: 1, args: [...postgres, '-D', join(root, 'full')], message: /exists but is not empty/ },
+    { code: 'target_locked', exit: 1, args: [...postgres, '-D', join(root, 'locked')], message: new RegExp(`locked by another pgbb run \\(pid ${process.pid}\\)`) },
+    { code: 'slot', exit: 1, args: [...postgres, '-D', join(root, 's'), '-S', 'no_such_slot'], message: /replication slot "no_such_slot" does not exist/ },
+    { code: 'wal_senders', exit: 1, args: [...postgres, '-D', join(root, 'w')], message: /exceeds max_wal_senders/ },
+  ];
+  for (const c of cases) {
+    if (c.code === 'wal_senders') await holder.connect();
+    const r = await spawnPgbb(['backup', ...c.args, '-c', 'fast', '--json']).done;
+    if (c.code === 'wal_senders') await holder.end();
+    assert.equal(r.code, c.exit, `${c.code}: ${r.stderr}`);
+    const e = jsonError(r.stderr);
+    assert.equal(e.code, c.code, e.message);
+    assert.match(e.message, c.message);
+    t.diagnostic(`${c.code}: ${e.message}`);
+  }
+  assert.deepEqual(await fs.readdir(join(root, 'full')), ['x']);
+  assert.deepEqual(await fs.readdir(join(root, 'locked')), [LOCK_FILE]);
+  for (const d of ['u', 'c', 'a', 's', 'w']) assert.ok(!existsSync(join(root, d)), `${d} removed`);
+  await serverClean(cluster);
+
+  // interrupted (SIGINT), io (stdout's reader gone), checksum (a corrupted page).
+  const slow = spawnPgbb(['backup', ...postgres, '-D', join(root, 'i'), '-c', 'fast', '-r', '1M', '--json']);
+  await waitFor('the server to stream files', () => backupStreaming(cluster));
+  slow.child.kill('SIGINT');
+  const ri = await slow.done;
+  assert.equal(ri.code, 130);
+  assert.equal(jsonError(ri.stderr).code, 'interrupted');
+
+  const pipe = spawnPgbb(['backup', ...postgres, '-D', '-', '-c', 'fast', '--json'], { stdout: 'keep' });
+  pipe.child.stdout!.once('data', () => pipe.child.stdout!.destroy());
+  const rp = await pipe.done;
+  assert.equal(rp.code, 1);
+  assert.deepEqual(jsonError(rp.stderr), { event: 'error', code: 'io', message: 'could not write to standard output: broken pipe (the reader went away)' });
+
+  await cluster.query('CREATE TABLE victim AS SELECT g AS id, md5(g::text) AS payload FROM generate_series(1, 2000) g');
+  await cluster.query('CHECKPOINT');
+  const [rel] = await cluster.query<{ path: string }>(`SELECT pg_relation_filepath('victim') AS path`);
+  const fh = await fs.open(join(cluster.dataDir, rel.path), 'r+');
+  await fh.write(Buffer.from([0x5a]), 0, 1, 8192 + 4000); // block 1; shared buffers hold it clean, the backup reads the disk
+  await fh.close();
+  try {
+    const rc = await spawnPgbb(['backup', ...postgres, '-D', join(root, 'k'), '-c', 'fast', '--json']).done;
+    assert.equal(rc.code, 1);
+    const e = jsonError(rc.stderr);
+    assert.equal(e.code, 'checksum');
+    assert.match(e.message, /checksum verification failed in file ".*", block 1/);
+    assert.ok(!existsSync(join(root, 'k')));
+  } finally {
+    await cluster.query('DROP TABLE victim');
+  }
+  await serverClean(cluster);
+});

@@ -1,0 +1,126 @@
+/**
+ * What a refresh trusts before it writes: loadPriorState on temp
+ * directories — a fresh pgbb backup is trusted whole; without a map, with a
+ * damaged one, one of another chunk size or another backup, everything is
+ * read again (and the digests are right); journaled files and files changed
+ * after the map are read again; pg_control and refresh-owned files are never
+ * mapped; tablespace links are followed. The journal's torn last line is
+ * ignored; the lock is taken over from a dead process only.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DirectorySink } from '../../../sinks/directory';
+import { chunkMapBuild } from '../../../transforms/chunk-map-build';
+import { runPipeline } from '../../../src/pipeline';
+import { digestChunk } from '../../../src/chunkmap/chunk-hasher';
+import { loadPriorState } from '../../../src/refresh/prior-state';
+import { readJournal, RefreshJournal, REFRESH_MARKER } from '../../../src/refresh/refresh-journal';
+import { lockForRefresh } from '../../../src/refresh/refresh-lock';
+import { backupEvents, backupLabel, bytes, fakeControlFile, type BackupSpec } from '../../support/chunk-fixtures';
+
+const C = 64 * 1024;
+const roots: string[] = [];
+after(async () => {
+  for (const r of roots) await fs.rm(r, { recursive: true, force: true });
+});
+
+function spec(ts: string): BackupSpec {
+  return {
+    base: [
+      { path: 'backup_label', data: backupLabel('0/2000028') },
+      { path: 'PG_VERSION', data: Buffer.from('15\n') },
+      { path: 'base', kind: 'directory' },
+      { path: 'base/1', kind: 'directory' },
+      { path: 'base/1/100', data: bytes(3 * C + 7, 1) },
+      { path: 'global', kind: 'directory' },
+      { path: 'global/pg_control', data: fakeControlFile() },
+      { path: 'pg_wal', kind: 'directory' },
+      { path: 'pg_tblspc', kind: 'directory' },
+      { path: 'pg_tblspc/16400', kind: 'symlink', linkTarget: ts },
+    ],
+    tablespace: { oid: '16400', location: ts, members: [{ path: 'PG_15_1', kind: 'directory' }, { path: 'PG_15_1/7', data: bytes(C, 2) }] },
+  };
+}
+
+async function backup(withMap = true, chunkSize = C): Promise<{ dir: string; ts: string }> {
+  const root = await fs.mkdtemp(path.join(tmpdir(), 'pgbb-prior-'));
+  roots.push(root);
+  const dir = path.join(root, 'data');
+  const ts = path.join(root, 'ts');
+  await runPipeline(Readable.from(backupEvents(spec('/server/ts'))), withMap ? [chunkMapBuild({ chunkSize })] : [], new DirectorySink({ target: dir, sync: false, tablespaceMapping: { '/server/ts': ts } }));
+  return { dir, ts };
+}
+
+test('a fresh pgbb backup is trusted whole; pg_control and the map itself are not mapped; tablespaces are followed', async () => {
+  const { dir, ts } = await backup();
+  await fs.writeFile(path.join(dir, 'backup_manifest'), '{}');
+  const p = await loadPriorState(dir);
+  assert.equal(p.reread, 0);
+  assert.ok(p.pristine);
+  assert.equal(p.chunkSize, C);
+  assert.equal(p.systemIdentifier, '7300000000000000001');
+  assert.deepEqual([...p.map.files.keys()].sort(), ['PG_VERSION', 'backup_label', 'base/1/100', 'pg_tblspc/16400/PG_15_1/7']);
+  assert.deepEqual([...p.tablespaces], [['16400', ts]]);
+});
+
+test('no map, a damaged map, a map of another chunk size or another backup: every file is read again, with the right digests', async () => {
+  const cases: Array<[string, (dir: string) => Promise<void>, RegExp, number?]> = [
+    ['none', async () => {}, /no pg_wal\/pgbb.chunkmap/],
+    ['damaged', async (dir) => fs.appendFile(path.join(dir, 'pg_wal/pgbb.chunkmap'), 'x'), /checksum mismatch/],
+    ['other size', async () => {}, /chunk size 65536, 131072 was asked for/, 2 * C],
+    ['other backup', async (dir) => fs.writeFile(path.join(dir, 'backup_label'), backupLabel('0/9000028')), /started at 0\/2000028, backup_label says 0\/9000028/],
+  ];
+  for (const [name, damage, problem, chunkSize] of cases) {
+    const { dir } = await backup(name !== 'none');
+    await damage(dir);
+    const p = await loadPriorState(dir, { chunkSize });
+    assert.match(p.mapProblem ?? '', problem, name);
+    assert.equal(p.reread, 4, name);
+    assert.ok(!p.pristine);
+    const f = p.map.files.get('base/1/100')!;
+    const data = bytes(3 * C + 7, 1);
+    // Asked for, else the stored map's when it decodes, else the default 1 MiB.
+    const size = chunkSize ?? (name === 'none' || name === 'damaged' ? 1 << 20 : C);
+    assert.equal(p.chunkSize, size, name);
+    assert.equal(f.crcs.length, Math.ceil(data.length / size));
+    assert.equal(f.crcs[f.crcs.length - 1], digestChunk(data.subarray((f.crcs.length - 1) * size)).crc, name);
+  }
+});
+
+test('journaled files and files changed after the map are read again; the rest is trusted', async () => {
+  const { dir } = await backup();
+  const j = await RefreshJournal.open(dir, false);
+  await j.record('PG_VERSION');
+  await j.close();
+  await fs.appendFile(path.join(dir, REFRESH_MARKER), '"torn'); // a line whose fsync never returned
+  assert.deepEqual([...(await readJournal(dir)).keys], ['PG_VERSION']);
+  await sleep(50);
+  await fs.writeFile(path.join(dir, 'base/1/100'), bytes(3 * C + 7, 99));
+  const p = await loadPriorState(dir);
+  assert.ok(p.incomplete && !p.pristine);
+  assert.equal(p.reread, 2);
+  assert.equal(p.map.files.get('base/1/100')!.crcs[0], digestChunk(bytes(3 * C + 7, 99).subarray(0, C)).crc);
+});
+
+test('a directory without PG_VERSION is not a backup', async () => {
+  const root = await fs.mkdtemp(path.join(tmpdir(), 'pgbb-prior-'));
+  roots.push(root);
+  await assert.rejects(loadPriorState(root), /is not a plain backup \(no PG_VERSION\)/);
+});
+
+test('the lock: one holder; a dead holder is taken over, a live one refused', async () => {
+  const { dir } = await backup();
+  const lock = await lockForRefresh(dir);
+  await assert.rejects(lockForRefresh(dir), /is locked by another pgbb run \(pid \d+\)/);
+  await lock.release();
+  await fs.writeFile(path.join(dir, '.pgbb-lock'), '999999999\n'); // no such process
+  const again = await lockForRefresh(dir);
+  assert.equal((await fs.readFile(path.join(dir, '.pgbb-lock'), 'utf8')).trim(), String(process.pid));
+  await again.release();
+  await assert.rejects(fs.access(path.join(dir, '.pgbb-lock')));
+});

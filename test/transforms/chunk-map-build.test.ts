@@ -1,0 +1,91 @@
+/**
+ * chunkMapBuild on synthetic member streams: the recorded map equals chunk
+ * digests computed here, whatever the data event sizes; the map member goes
+ * out just before the manifest (or end) as pg_wal/pgbb.chunkmap and decodes
+ * to the result; every other event passes unchanged; data out of order and a
+ * stream already carrying a map fail.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { calculate as crc32c } from 'fast-crc32c';
+import { chunkMapBuild } from '../../transforms/chunk-map-build';
+import { decodeChunkMap } from '../../src/chunkmap/chunk-map';
+import { digestChunk } from '../../src/chunkmap/chunk-hasher';
+import type { BackupEvent } from '../../src/events';
+import { backupEvents, bytes, collect, fakeControlFile, type Member } from '../support/chunk-fixtures';
+
+const C = 64 * 1024;
+const rel = bytes(3 * C + 1234, 1);
+const base: Member[] = [
+  { path: 'PG_VERSION', data: Buffer.from('15\n') },
+  { path: 'base', kind: 'directory' },
+  { path: 'base/5/16384', data: rel },
+  { path: 'base/5/16385', data: Buffer.alloc(0) },
+  { path: 'global/pg_control', data: fakeControlFile() },
+];
+const ts = { oid: '16400', location: '/ts', members: [{ path: 'PG_15_1', kind: 'directory' as const }, { path: 'PG_15_1/5/1', data: bytes(C, 2) }] };
+
+test('the map holds size, CRC32C and hash of every chunk of every file, keyed as the manifest keys them', async () => {
+  for (const split of [1000, 32768, C, 100_000]) {
+    const t = chunkMapBuild({ chunkSize: C });
+    await collect(backupEvents({ base, tablespace: ts, split, manifest: Buffer.from('{}') }), [t]);
+    const m = t.result!.map;
+    assert.deepEqual([...m.files.keys()], ['pg_tblspc/16400/PG_15_1/5/1', 'PG_VERSION', 'base/5/16384', 'base/5/16385', 'global/pg_control']);
+    const f = m.files.get('base/5/16384')!;
+    assert.equal(f.size, rel.length);
+    assert.equal(f.crcs.length, 4);
+    for (let k = 0; k < 4; k++) {
+      const d = digestChunk(rel.subarray(k * C, (k + 1) * C));
+      assert.equal(f.crcs[k], d.crc, `split ${split} chunk ${k}`);
+      assert.ok(f.hashes.subarray(k * 16, k * 16 + 16).equals(d.hash));
+    }
+    assert.equal(m.files.get('base/5/16385')!.crcs.length, 0);
+    assert.equal(m.header.startLsn, '0/2000028');
+    assert.equal(t.result!.bytes, rel.length + 3 + 8192 + C);
+  }
+});
+
+test('the map member comes right before the manifest, as pg_wal/pgbb.chunkmap in a wal archive, and decodes to the result', async () => {
+  const input = backupEvents({ base, manifest: Buffer.from('{"m":1}') });
+  const t = chunkMapBuild({ chunkSize: C });
+  const out = await collect(input, [t]);
+  const at = out.findIndex((e) => e.type === 'manifest');
+  const member = out.slice(at - 5, at);
+  assert.deepEqual(member.map((e) => e.type), ['archive', 'entry', 'data', 'entry-end', 'archive-end']);
+  assert.deepEqual({ ...member[0] }, { type: 'archive', kind: 'wal', name: 'pg_wal', location: '' });
+  const entry = member[1] as Extract<BackupEvent, { type: 'entry' }>;
+  assert.equal(entry.path, 'pgbb.chunkmap');
+  const data = (member[2] as Extract<BackupEvent, { type: 'data' }>).chunk;
+  assert.equal(entry.size, data.length);
+  assert.ok(data.equals(t.result!.encoded));
+  assert.equal(decodeChunkMap(data).files.get('PG_VERSION')!.crcs[0], crc32c(Buffer.from('15\n')) >>> 0);
+  // Everything else passed unchanged, in order.
+  assert.deepEqual([...out.slice(0, at - 5), ...out.slice(at)], input);
+});
+
+test('without a manifest the member comes before end; emit: false adds nothing', async () => {
+  const out = await collect(backupEvents({ base }), [chunkMapBuild()]);
+  assert.equal(out[out.length - 1].type, 'end');
+  assert.equal((out[out.length - 5] as { path?: string }).path, 'pgbb.chunkmap');
+  const quiet = chunkMapBuild({ emit: false });
+  const input = backupEvents({ base });
+  assert.deepEqual(await collect(input, [quiet]), input);
+  assert.equal(quiet.result!.files, 4);
+});
+
+test('data out of order, short files and a second map fail', async () => {
+  const bad = backupEvents({ base });
+  const i = bad.findIndex((e) => e.type === 'data' && e.offset === 3000);
+  bad.splice(i, 1);
+  await assert.rejects(collect(bad, [chunkMapBuild({ chunkSize: C })]), /data for "base\/5\/16384" at offset 6000, expected 3000/);
+  const short = backupEvents({ base });
+  const entry = short.find((e) => e.type === 'entry' && e.path === 'PG_VERSION') as { size: number };
+  entry.size = 4;
+  await assert.rejects(collect(short, [chunkMapBuild()]), /"PG_VERSION" has 3 bytes of data but its size is 4/);
+  const twice = backupEvents({ base: [...base, { path: 'pg_wal/pgbb.chunkmap', data: Buffer.from('x') }] });
+  await assert.rejects(collect(twice, [chunkMapBuild()]), /already carries "pg_wal\/pgbb.chunkmap"/);
+});
+
+test('an invalid chunk size is refused at construction', () => {
+  assert.throws(() => chunkMapBuild({ chunkSize: 4096 }), /invalid chunk size 4096/);
+});

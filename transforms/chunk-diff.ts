@@ -1,0 +1,300 @@
+/**
+ * chunk-diff: compares a backup, chunk by chunk, with the chunk map of what
+ * the target already holds, and passes on only what changed (rewriter).
+ *
+ * In:  member events of a full backup, every file's data in order from 0
+ *      (put manifest-verify and other observers before this stage). Entries
+ *      that arrive already marked `inPlace` (from incremental-apply) carry
+ *      whole chunks at chunk-aligned offsets; the chunks they skip are taken
+ *      as unchanged from `prior`; their `inTarget` pieces are digested but
+ *      never passed on.
+ * Out: start, archives, directories and symlinks as they came. A regular file
+ *      that `prior` lists becomes an `inPlace` entry followed by the data
+ *      events of its changed chunks only, at their offsets (a chunk is held,
+ *      by reference, until its last byte has been digested: memory is one
+ *      chunk beyond the stream's buffers); a file `prior` does not list
+ *      passes whole. A chunk is unchanged when its length, CRC32C and
+ *      16-byte SHA-256 prefix equal the prior's. Before the first `manifest`
+ *      or `end`: the new chunk map as member `pg_wal/pgbb.chunkmap` (see
+ *      chunk-map-build); an upstream member of that name is dropped. With
+ *      `rebuildManifest` (or 'incremental' and an incremental backup), the
+ *      upstream manifest is dropped and one is built from the new map
+ *      (whole-file CRC32C combined from the chunk CRCs) and sent right
+ *      before `end` — for incremental backups, whose server manifest lists
+ *      INCREMENTAL.* files instead of the files rebuilt.
+ * Result (after end): { chunksChanged, chunksUnchanged, bytesIn, bytesOut,
+ *      filesAdded, filesChanged, filesUnchanged, filesRemoved, map, manifest }.
+ * Errors: PgbbError 'chunk_map' for data out of order or disagreeing with its
+ *      size, a chunk-size mismatch with `prior`, or an `inPlace` entry that
+ *      skips a chunk `prior` cannot vouch for; ManifestError from the
+ *      rebuilt manifest (a backup spanning timelines is not supported there).
+ */
+import { Transform } from 'node:stream';
+import type { ArchiveKind, BackupEvent, DataEvent, EndEvent, EntryEvent, StartEvent } from '../src/events';
+import { PgbbError } from '../src/errors';
+import {
+  CHUNK_MAP_FILE, checkChunkSize, chunkCount, chunkKey, chunkLength, DEFAULT_CHUNK_SIZE, encodeChunkMap, sameChunk,
+  type ChunkMap, type ChunkMapFile,
+} from '../src/chunkmap/chunk-map';
+import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/chunkmap/chunk-hasher';
+import { crc32cOfChunks } from '../src/chunkmap/crc32c-combine';
+import { manifestPathOf } from '../src/manifest/file-tracker';
+import { buildManifest, crc32cHex, walRangesFor } from '../src/manifest/manifest';
+import { chunkMapMember } from './chunk-map-build';
+
+export interface ChunkDiffOptions {
+  /** What the target holds now (see src/refresh/prior-state.ts); null: everything is new. */
+  prior: ChunkMap | null;
+  /** Must equal prior's chunk size when both are given (default: prior's, else 1 MiB). */
+  chunkSize?: number;
+  /** Replace the upstream manifest with one built from the new chunk map: always, or ('incremental') when `start` says the backup is incremental. */
+  rebuildManifest?: boolean | 'incremental';
+}
+
+export interface ChunkDiffResult {
+  chunksChanged: number;
+  chunksUnchanged: number;
+  /** Data bytes received. */
+  bytesIn: number;
+  /** Data bytes passed on (what the sink will write). */
+  bytesOut: number;
+  filesAdded: number;
+  filesChanged: number;
+  filesUnchanged: number;
+  /** Files of `prior` the new backup does not have. */
+  filesRemoved: number;
+  map: ChunkMap;
+  /** The rebuilt manifest, with rebuildManifest. */
+  manifest: Buffer | null;
+}
+
+interface FileState {
+  key: string;
+  size: number;
+  prior: ChunkMapFile | undefined;
+  /** Held until the chunk is judged (prior files only). */
+  held: DataEvent[] | null;
+  /** Upstream entry was already inPlace: chunks may be skipped. */
+  gaps: boolean;
+  pos: number;
+  list: ChunkListBuilder;
+  changed: boolean;
+}
+
+export class ChunkDiff extends Transform {
+  private readonly prior: ChunkMap | null;
+  private readonly chunkSize: number;
+  private readonly rebuildOption: boolean | 'incremental';
+  private rebuild = false;
+  private readonly newMap: ChunkMap;
+  private readonly hasher = new ChunkHasher();
+  /** Manifest facts per key, for rebuildManifest. */
+  private readonly listed = new Map<string, Date>();
+  private kind: ArchiveKind = 'base';
+  private archiveName = 'base';
+  private file: FileState | null = null;
+  private skipping = false;
+  private start: StartEvent | null = null;
+  private mapSent = false;
+  private stats = { chunksChanged: 0, chunksUnchanged: 0, bytesIn: 0, bytesOut: 0, filesAdded: 0, filesChanged: 0, filesUnchanged: 0 };
+  private done: ChunkDiffResult | null = null;
+
+  constructor(opts: ChunkDiffOptions) {
+    super({ objectMode: true, highWaterMark: 16 });
+    this.prior = opts.prior;
+    this.chunkSize = checkChunkSize(opts.chunkSize ?? opts.prior?.chunkSize ?? DEFAULT_CHUNK_SIZE);
+    if (this.prior && this.prior.chunkSize !== this.chunkSize) {
+      throw new PgbbError('chunk_map', `chunk size ${this.chunkSize} differs from the prior map's ${this.prior.chunkSize}`);
+    }
+    this.rebuildOption = opts.rebuildManifest ?? false;
+    this.rebuild = this.rebuildOption === true;
+    this.newMap = { chunkSize: this.chunkSize, header: { systemIdentifier: '0', timeline: 0, startLsn: '0/0', serverVersion: 0 }, files: new Map() };
+  }
+
+  get result(): ChunkDiffResult | null {
+    return this.done;
+  }
+
+  override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    try {
+      this.handle(ev);
+    } catch (err) {
+      return cb(err as Error);
+    }
+    cb();
+  }
+
+  private handle(ev: BackupEvent): void {
+    switch (ev.type) {
+      case 'data':
+        if (this.skipping) return;
+        if (this.file) return this.data(this.file, ev);
+        break;
+      case 'entry':
+        this.endFile();
+        this.skipping = false;
+        if (ev.kind === 'file') return this.entry(ev);
+        break;
+      case 'entry-end':
+        if (this.skipping) {
+          this.skipping = false;
+          return;
+        }
+        this.endFile();
+        break;
+      case 'archive':
+        this.endFile();
+        this.kind = ev.kind;
+        this.archiveName = ev.name;
+        break;
+      case 'archive-end':
+        this.endFile();
+        break;
+      case 'start':
+        this.start = ev;
+        if (this.rebuildOption === 'incremental') this.rebuild = ev.incremental === true;
+        this.newMap.header = { systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion };
+        break;
+      case 'manifest':
+        this.sendMap();
+        if (this.rebuild) return;
+        break;
+      case 'end':
+        this.sendMap();
+        this.finish(ev);
+        break;
+    }
+    this.push(ev);
+  }
+
+  private entry(ev: EntryEvent): void {
+    const key = chunkKey(this.kind, this.archiveName, ev.path);
+    if (key === CHUNK_MAP_FILE) {
+      this.skipping = true;
+      return;
+    }
+    const prior = this.prior?.files.get(key);
+    if (ev.inPlace && !prior) throw new PgbbError('chunk_map', `"${key}" arrives as an in-place update but the target has no such file`);
+    if (this.rebuild && manifestPathOf(this.kind, this.archiveName, ev.path) !== null) this.listed.set(key, ev.mtime);
+    this.file = {
+      key,
+      size: ev.size,
+      prior,
+      held: prior ? [] : null,
+      gaps: ev.inPlace ?? false,
+      pos: 0,
+      list: new ChunkListBuilder(key, this.chunkSize, ev.size),
+      changed: false,
+    };
+    this.push(prior && !ev.inPlace ? { ...ev, inPlace: true } : ev);
+  }
+
+  private data(f: FileState, ev: DataEvent): void {
+    const C = this.chunkSize;
+    this.stats.bytesIn += ev.chunk.length;
+    if (f.gaps && this.hasher.length === 0 && ev.offset > f.pos) {
+      if (ev.offset % C !== 0) throw new PgbbError('chunk_map', `in-place data for "${f.key}" starts at offset ${ev.offset}, inside a chunk`);
+      this.keepPrior(f, ev.offset / C);
+      f.pos = ev.offset;
+    }
+    if (ev.offset !== f.pos) throw new PgbbError('chunk_map', `data for "${f.key}" at offset ${ev.offset}, expected ${f.pos}`);
+    if (f.pos + ev.chunk.length > f.size) throw new PgbbError('chunk_map', `data for "${f.key}" runs past its size ${f.size}`);
+    let at = 0;
+    while (at < ev.chunk.length) {
+      const n = Math.min(ev.chunk.length - at, toBoundary(f.pos, C));
+      const piece: DataEvent = at === 0 && n === ev.chunk.length ? ev : { type: 'data', offset: f.pos, chunk: ev.chunk.subarray(at, at + n), ...(ev.inTarget ? { inTarget: true } : {}) };
+      this.hasher.update(piece.chunk);
+      if (f.held) f.held.push(piece);
+      else {
+        this.push(piece);
+        this.stats.bytesOut += n;
+      }
+      at += n;
+      f.pos += n;
+      if (f.pos % C === 0 || f.pos === f.size) this.closeChunk(f);
+    }
+  }
+
+  /** Judges the chunk just completed: drop its held pieces when it matches the prior's. */
+  private closeChunk(f: FileState): void {
+    const C = this.chunkSize;
+    const k = Math.floor((f.pos - 1) / C);
+    const len = this.hasher.length;
+    const d = this.hasher.digest();
+    f.list.push(d);
+    const p = f.prior;
+    const same = p !== undefined && k < p.crcs.length && chunkLength(p.size, C, k) === len && sameChunk(p, k, d.crc, d.hash);
+    if (same) this.stats.chunksUnchanged++;
+    else this.stats.chunksChanged++;
+    if (!f.held) return;
+    if (!same) {
+      f.changed = true;
+      for (const piece of f.held) {
+        // Bytes the target already holds (incremental-apply's) were only needed for the digest.
+        if (piece.inTarget) continue;
+        this.push(piece);
+        this.stats.bytesOut += piece.chunk.length;
+      }
+    }
+    f.held = [];
+  }
+
+  /** Chunks [list.count, upTo) an in-place entry skipped: the prior must hold each, at the same length. */
+  private keepPrior(f: FileState, upTo: number): void {
+    const C = this.chunkSize;
+    const p = f.prior!;
+    for (let k = f.list.count; k < upTo; k++) {
+      if (k >= p.crcs.length || chunkLength(p.size, C, k) !== chunkLength(f.size, C, k)) {
+        throw new PgbbError('chunk_map', `in-place update of "${f.key}" skips chunk ${k}, which the target does not hold at its new length`);
+      }
+      f.list.pushFrom(p, k);
+      this.stats.chunksUnchanged++;
+    }
+  }
+
+  private endFile(): void {
+    const f = this.file;
+    if (!f) return;
+    this.file = null;
+    if (this.hasher.length) throw new PgbbError('chunk_map', `"${f.key}" ends inside chunk ${Math.floor(f.pos / this.chunkSize)} (${f.pos} of ${f.size} bytes)`);
+    if (f.gaps) this.keepPrior(f, chunkCount(f.size, this.chunkSize));
+    else if (f.pos !== f.size) throw new PgbbError('chunk_map', `"${f.key}" has ${f.pos} bytes of data but its size is ${f.size}`);
+    this.newMap.files.set(f.key, f.list.finish(f.size));
+    if (!f.prior) this.stats.filesAdded++;
+    else if (f.changed || f.size !== f.prior.size) this.stats.filesChanged++;
+    else this.stats.filesUnchanged++;
+  }
+
+  private sendMap(): void {
+    if (this.mapSent) return;
+    this.endFile();
+    this.mapSent = true;
+    for (const ev of chunkMapMember(encodeChunkMap(this.newMap))) this.push(ev);
+  }
+
+  private finish(end: EndEvent): void {
+    let manifest: Buffer | null = null;
+    if (this.rebuild) {
+      const s = this.start;
+      if (!s) throw new PgbbError('chunk_map', 'cannot build backup_manifest: the stream had no start event');
+      const files = [...this.listed].map(([key, mtime]) => {
+        const f = this.newMap.files.get(key)!;
+        return { path: key, size: f.size, lastModified: mtime, checksumAlgorithm: 'CRC32C' as const, checksum: crc32cHex(crc32cOfChunks(f.crcs, f.size, this.chunkSize)) };
+      });
+      manifest = buildManifest({
+        version: s.serverVersion >= 170000 ? 2 : 1,
+        systemIdentifier: s.systemIdentifier,
+        walRanges: walRangesFor(s.startLsn, s.timeline, end.endLsn, end.timeline),
+        files,
+      });
+      this.push({ type: 'manifest', data: manifest });
+    }
+    let removed = 0;
+    for (const key of this.prior?.files.keys() ?? []) if (!this.newMap.files.has(key)) removed++;
+    this.done = { ...this.stats, filesRemoved: removed, map: this.newMap, manifest };
+  }
+}
+
+export function chunkDiff(opts: ChunkDiffOptions): ChunkDiff {
+  return new ChunkDiff(opts);
+}
