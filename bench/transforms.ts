@@ -21,6 +21,7 @@ import { tap } from '../transforms/tap';
 import { manifestVerify } from '../transforms/manifest-verify';
 import { manifestBuild } from '../transforms/manifest-build';
 import { pageChecksumVerify } from '../transforms/page-checksum-verify';
+import { chunkMapBuild } from '../transforms/chunk-map-build';
 import { throttle } from '../transforms/throttle';
 import { progress } from '../transforms/progress';
 import { RateLimiter } from '../src/rate-limiter';
@@ -69,8 +70,10 @@ function events(files: CorpusFile[], startLsn: string, total: number): Readable 
       for (let round = 0; sent < total; round++) {
         for (const f of files) {
           if (sent >= total) break;
-          // Distinct paths per round: the manifest stages keep one record per file.
-          yield { type: 'entry', path: round ? `${f.path}.r${round}` : f.path, kind: 'file', size: f.data.length, mode: 0o600, mtime: new Date(0) };
+          // Distinct paths per round (the manifest stages keep one record per file) that
+          // still name relation files (page-checksum-verify checks only those): another database oid.
+          const path = round ? f.path.replace(/^base\/(\d+)\//, (_m, db: string) => `base/${Number(db) + round * 1_000_000}/`) : f.path;
+          yield { type: 'entry', path, kind: 'file', size: f.data.length, mode: 0o600, mtime: new Date(0) };
           for (let off = 0; off < f.data.length; off += CHUNK) {
             const chunk = f.data.subarray(off, Math.min(off + CHUNK, f.data.length));
             yield { type: 'data', offset: off, chunk };
@@ -99,6 +102,7 @@ async function main(): Promise<void> {
     ['manifest-verify (CRC32C)', () => manifestVerify()],
     ['manifest-build (CRC32C)', () => manifestBuild()],
     ['page-checksum-verify', () => pageChecksumVerify()],
+    ['chunk-map-build (CRC+SHA-256)', () => chunkMapBuild()],
     ['throttle (10 GB/s bucket)', () => throttle(new RateLimiter(10e9))],
     ['progress', () => progress({ onProgress: () => {} })],
     ['tee (2 null sinks)', () => tee(nullSink(), nullSink())],

@@ -8,7 +8,8 @@
  * Transforms: manifestVerify, manifestBuild, pageChecksumVerify, walVerify, throttle,
  *             progress, recoveryConfig, tap; zstdCompress / zstdDecompress and
  *             throttleBytes work on byte streams
- * Sinks:      DirectorySink, TarFilesSink, StdoutSink, tee
+ * Sinks:      DirectorySink, RefreshDirectorySink (chunk-diffed refresh in place),
+ *             TarFilesSink, StdoutSink, tee
  */
 export * from './events';
 export * from './errors';
@@ -41,7 +42,12 @@ export { recoveryConfig, type RecoveryConfigOptions } from '../transforms/recove
 export { zstdCompress, ZstdCompress, checkZstdOptions, type ZstdCompressOptions, type ZstdCompressResult } from '../transforms/zstd-compress';
 export { zstdDecompress, ZstdDecompress, type ZstdDecompressOptions, type ZstdDecompressResult } from '../transforms/zstd-decompress';
 
+export { chunkMapBuild, ChunkMapBuild } from '../transforms/chunk-map-build';
+export { chunkDiff, ChunkDiff } from '../transforms/chunk-diff';
+export { incrementalApply, IncrementalApply } from '../transforms/incremental-apply';
+
 // Sinks
+export { RefreshDirectorySink, refreshDirectorySink } from '../sinks/refresh-directory';
 export { DirectorySink, directorySink, type DirectorySinkOptions } from '../sinks/directory';
 export { TarFilesSink, tarFilesSink, type TarFilesSinkOptions } from '../sinks/tar-files';
 export { StdoutSink, stdoutSink, type StdoutSinkOptions } from '../sinks/stdout';
@@ -57,3 +63,7 @@ export { pageChecksum, isRelationFile } from './page/page-checksum';
 export { checkWalRange, WalError } from './verify/wal-continuity';
 export { parseControlFile, type ControlData } from './pg-control';
 export { parseLsn, formatLsn, walFileName } from './lsn';
+export { encodeChunkMap, decodeChunkMap, parseChunkSize } from './chunkmap/chunk-map';
+export { loadPriorState } from './refresh/prior-state';
+export { refreshCommand, type RefreshResult } from './commands/refresh';
+export { pathFromBytes, pathToBytes, fsPath, showPath, isRawPath } from './path-bytes';

@@ -20,7 +20,6 @@ import { pageChecksumVerify } from '../../transforms/page-checksum-verify';
 import { walVerify } from '../../transforms/wal-verify';
 import { tap } from '../../transforms/tap';
 import { describeError } from '../errors';
-import { assertComplete } from '../refresh/refresh-journal';
 import type { EndEvent, StartEvent } from '../events';
 
 export interface VerifyOptions {
@@ -52,7 +51,6 @@ function discard(): Writable {
 
 export async function verifyCommand(o: VerifyOptions): Promise<VerifyReport> {
   // A directory a refresh is rewriting is not a backup, whatever its files say.
-  if (o.source !== '-') await assertComplete(o.source);
   const { format, stream } = await openBackupSource(o.source);
   const manifest = manifestVerify({ require: true });
   const pages = pageChecksumVerify();

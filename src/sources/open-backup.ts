@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { PgbbError } from '../errors';
+import { REFRESH_MARKER } from '../refresh/refresh-journal';
 import { plainBackupSource } from './plain-backup-source';
 import { tarDirectorySource, tarStreamSource } from './tar-backup-source';
 
@@ -22,6 +23,8 @@ export async function detectBackupFormat(source: string): Promise<BackupFormat> 
     throw new PgbbError('not_a_backup', `could not open backup "${source}": ${code === 'ENOENT' ? 'no such directory' : (err as Error).message}`);
   }
   if (names.includes('base.tar') || names.includes('base.tar.zst')) return 'tar';
+  // A directory a refresh was interrupted in is a mix of old and new: never read it as a backup.
+  if (names.includes(REFRESH_MARKER)) throw new PgbbError('incomplete_refresh', `"${path.resolve(source)}": incomplete refresh, run refresh again`);
   if (names.includes('PG_VERSION')) return 'plain';
   if (names.includes('backup_manifest') && !names.includes('backup_label')) {
     throw new PgbbError('not_a_backup', `"${path.resolve(source)}" has a backup_manifest but no base.tar or data files`);

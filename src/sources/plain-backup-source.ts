@@ -8,7 +8,7 @@
  *   target) → manifest (backup_manifest) → end (the manifest's end LSN)
  *
  * An async generator under Readable.from: one file chunk is read only when the
- * consumer wants it. Files are read in 64 KiB pieces into fresh buffers
+ * consumer wants it. Files are read in 256 KiB pieces into fresh buffers
  * (events may be held downstream). Errors name the file.
  *
  * Names are read as bytes and carried as pgbb path strings
@@ -24,7 +24,7 @@ import { parseControlFile } from '../pg-control';
 import { fsPath, pathFromBytes, showPath } from '../path-bytes';
 import { manifestEnd, parseBackupLabel } from './backup-label';
 
-const CHUNK = 64 * 1024;
+const CHUNK = 256 * 1024;
 
 /** Files in a backup that are not part of the data directory's content. */
 const NOT_DATA = new Set(['backup_manifest']);
