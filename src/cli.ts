@@ -72,6 +72,26 @@ function connectionOptions(program: Command): Command {
     .option('-w, --no-password', 'never prompt for a password (the default: pgbb never prompts)');
 }
 
+/** What taking a backup from a server needs, for `backup` and `refresh` alike (pg_basebackup's letters). */
+function backupOptions(cmd: Command, mappingHelp: string): Command {
+  cmd
+    .addOption(new Option('-c, --checkpoint <mode>', 'set fast or spread checkpointing').choices(['fast', 'spread']).default('spread'))
+    .option('-l, --label <label>', 'set backup label', 'pgbb base backup')
+    .option('-T, --tablespace-mapping <OLD=NEW>', mappingHelp, (v, acc: Record<string, string>) => parseTablespaceMapping(v, acc), {})
+    .addOption(new Option('-X, --wal-method <method>', 'include required WAL files: stream, fetch or none').choices(['stream', 'fetch', 'none', 's', 'f', 'n']).default('stream'))
+    .option('-S, --slot <name>', 'stream WAL from this existing replication slot')
+    .option('--no-slot', 'stream WAL without a replication slot (no temporary slot)')
+    .option('-r, --max-rate <rate>', 'maximum transfer rate in kB/s (suffix k or M)')
+    .option('-N, --no-sync', 'do not wait for changes to be written safely to disk')
+    .option('--no-manifest', 'suppress generation of backup manifest')
+    .option('-k, --no-verify-checksums', 'do not verify checksums')
+    .option('-P, --progress', 'show progress information')
+    .option('--json', 'write progress, warnings, result and errors as JSON lines to stderr')
+    .option('--timeout <seconds>', 'give up when the server sends nothing for this long while data is due, and when connecting (0: never)', '60')
+    .option('-v, --verbose', 'output verbose messages');
+  return connectionOptions(cmd);
+}
+
 export function buildProgram(): Command {
   const program = new Command('pgbb')
     .description('PostgreSQL base backups as composable streams')
@@ -86,24 +106,10 @@ export function buildProgram(): Command {
     .helpOption('-?, --help', 'show help')
     .requiredOption('-D, --pgdata <target>', 'directory to write the backup to, or - for a tar stream on stdout')
     .option('-F, --format <format>', 'output format: plain (p) or tar (t); default plain, tar for -D -')
-    .addOption(new Option('-c, --checkpoint <mode>', 'set fast or spread checkpointing').choices(['fast', 'spread']).default('spread'))
-    .option('-l, --label <label>', 'set backup label', 'pgbb base backup')
-    .option('-T, --tablespace-mapping <OLD=NEW>', 'relocate tablespace in OLD to NEW (repeatable)', (v, acc: Record<string, string>) => parseTablespaceMapping(v, acc), {})
-    .addOption(new Option('-X, --wal-method <method>', 'include required WAL files: stream, fetch or none').choices(['stream', 'fetch', 'none', 's', 'f', 'n']).default('stream'))
-    .option('-S, --slot <name>', 'stream WAL from this existing replication slot')
-    .option('--no-slot', 'stream WAL without a replication slot (no temporary slot)')
-    .option('-r, --max-rate <rate>', 'maximum transfer rate in kB/s (suffix k or M)')
-    .option('-N, --no-sync', 'do not wait for changes to be written safely to disk')
-    .option('--no-manifest', 'suppress generation of backup manifest')
-    .option('-k, --no-verify-checksums', 'do not verify checksums')
     .option('--compress <method>', 'compress tar output: zstd[:LEVEL] or zstd:level=N,workers=N, or none')
-    .option('-P, --progress', 'show progress information')
-    .option('--json', 'write progress, warnings, result and errors as JSON lines to stderr')
-    .option('--timeout <seconds>', 'give up when the server sends nothing for this long while data is due, and when connecting (0: never)', '60')
     .option('--chunk-size <size>', 'chunk size of the chunk map a plain backup records, 64k to 1M (default 1M)')
-    .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)')
-    .option('-v, --verbose', 'output verbose messages');
-  connectionOptions(backup);
+    .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)');
+  backupOptions(backup, 'relocate tablespace in OLD to NEW (repeatable)');
   backup.action(async (opts) => {
     // With --json even a bad option value is reported as a JSON error line (no password known yet to blank).
     if (opts.json) activeReporter = createReporter({ json: true, stream: process.stderr });
@@ -167,23 +173,9 @@ export function buildProgram(): Command {
     .description('bring an existing plain backup up to date in place, writing only what changed')
     .helpOption('-?, --help', 'show help')
     .requiredOption('-D, --pgdata <dir>', 'the plain backup to refresh')
-    .addOption(new Option('-c, --checkpoint <mode>', 'set fast or spread checkpointing').choices(['fast', 'spread']).default('spread'))
-    .option('-l, --label <label>', 'set backup label', 'pgbb base backup')
-    .option('-T, --tablespace-mapping <OLD=NEW>', 'where to put tablespaces new since the backup (repeatable)', (v, acc: Record<string, string>) => parseTablespaceMapping(v, acc), {})
-    .addOption(new Option('-X, --wal-method <method>', 'include required WAL files: stream, fetch or none').choices(['stream', 'fetch', 'none', 's', 'f', 'n']).default('stream'))
-    .option('-S, --slot <name>', 'stream WAL from this existing replication slot')
-    .option('--no-slot', 'stream WAL without a replication slot (no temporary slot)')
-    .option('-r, --max-rate <rate>', 'maximum transfer rate in kB/s (suffix k or M)')
-    .option('-N, --no-sync', 'do not wait for changes to be written safely to disk')
-    .option('--no-manifest', 'suppress generation of backup manifest')
-    .option('-k, --no-verify-checksums', 'do not verify checksums')
     .option('--chunk-size <size>', 'chunk size, 64k to 1M (default: the backup\'s own, else 1M); a new size re-reads the backup once')
-    .option('--no-incremental', 'never ask PostgreSQL 17+ for an INCREMENTAL backup: stream everything and compare here')
-    .option('-P, --progress', 'show progress information')
-    .option('--json', 'write progress, warnings, result and errors as JSON lines to stderr')
-    .option('--timeout <seconds>', 'give up when the server sends nothing for this long while data is due, and when connecting (0: never)', '60')
-    .option('-v, --verbose', 'output verbose messages');
-  connectionOptions(refresh);
+    .option('--no-incremental', 'never ask PostgreSQL 17+ for an INCREMENTAL backup: stream everything and compare here');
+  backupOptions(refresh, 'where to put tablespaces new since the backup (repeatable)');
   refresh.action(async (opts) => runRefresh(opts, opts.pgdata));
 
   const restore = program

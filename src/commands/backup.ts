@@ -14,7 +14,7 @@
  * (src/pipeline.ts); then the lock goes, and with it the target if this run
  * created it. A reader of stdout that goes away (EPIPE) is an IoError.
  */
-import { ReplicationSource } from '../sources/replication-source';
+import { ReplicationSource, type ReplicationSourceOptions } from '../sources/replication-source';
 import { DirectorySink } from '../../sinks/directory';
 import { TarFilesSink } from '../../sinks/tar-files';
 import { StdoutSink } from '../../sinks/stdout';
@@ -80,6 +80,26 @@ export function checkSinkOptions(o: Pick<BackupCommandOptions, 'target' | 'forma
   if (o.compress?.method === 'zstd') checkZstdOptions(o.compress);
 }
 
+/** The replication source the backup-taking commands (backup, refresh) share. */
+export function replicationSourceFor(
+  o: Pick<BackupCommandOptions, 'connection' | 'label' | 'checkpoint' | 'wal' | 'slot' | 'noSlot' | 'manifest' | 'verifyChecksums' | 'progress' | 'timeout'>,
+  extra: Partial<ReplicationSourceOptions> = {},
+): ReplicationSource {
+  return new ReplicationSource({
+    connection: o.connection,
+    label: o.label,
+    checkpoint: o.checkpoint,
+    wal: o.wal,
+    slot: o.slot,
+    noSlot: o.noSlot,
+    manifest: o.manifest,
+    verifyChecksums: o.verifyChecksums,
+    progress: o.progress,
+    timeout: o.timeout,
+    ...extra,
+  });
+}
+
 export function makeSink(
   o: Pick<BackupCommandOptions, 'target' | 'format' | 'tablespaceMapping' | 'sync' | 'compress'>,
 ): DirectorySink | TarFilesSink | StdoutSink {
@@ -121,18 +141,7 @@ async function runBackup(
   // Client-side, so that one bucket covers the WAL stream too (and later parallel workers):
   // the server's MAX_RATE only paces its own connection, in bursts.
   const limiter = o.maxRate !== undefined ? new RateLimiter(o.maxRate * 1024) : null;
-  const source = new ReplicationSource({
-    connection: o.connection,
-    label: o.label,
-    checkpoint: o.checkpoint,
-    wal: o.wal,
-    slot: o.slot,
-    noSlot: o.noSlot,
-    manifest: o.manifest,
-    verifyChecksums: o.verifyChecksums,
-    progress: o.progress,
-    timeout: o.timeout,
-  });
+  const source = replicationSourceFor(o);
   let start: StartEvent | null = null;
   let end: EndEvent | null = null;
   let bytes = 0;

@@ -20,7 +20,7 @@
  * Result: RefreshResult (bytes received and written, chunks and files
  * changed, added, removed), also as one JSON line for --json.
  */
-import { ReplicationSource } from '../sources/replication-source';
+import { replicationSourceFor } from './backup';
 import { runPipeline } from '../pipeline';
 import { tap } from '../../transforms/tap';
 import { manifestVerify } from '../../transforms/manifest-verify';
@@ -126,19 +126,7 @@ class NotStarted extends Error {
 
 async function run(o: RefreshCommandOptions, prior: PriorState, reporter: Reporter, incrementalFrom: Buffer | null): Promise<RunResult> {
   const limiter = o.maxRate !== undefined ? new RateLimiter(o.maxRate * 1024) : null;
-  const source = new ReplicationSource({
-    connection: o.connection,
-    label: o.label,
-    checkpoint: o.checkpoint,
-    wal: o.wal,
-    slot: o.slot,
-    noSlot: o.noSlot,
-    manifest: o.manifest,
-    verifyChecksums: o.verifyChecksums,
-    progress: o.progress,
-    timeout: o.timeout,
-    ...(incrementalFrom ? { incrementalFrom } : {}),
-  });
+  const source = replicationSourceFor(o, incrementalFrom ? { incrementalFrom } : {});
   let start: StartEvent | null = null;
   let end: EndEvent | null = null;
   let bytesReceived = 0;
