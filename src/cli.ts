@@ -117,47 +117,12 @@ export function buildProgram(): Command {
     const fmt = format === 'p' || format === 'plain' ? 'plain' : format === 't' || format === 'tar' ? 'tar' : null;
     if (!fmt) throw new UsageError(`invalid output format "${format}", must be "plain" or "tar"`);
     if (opts.incrementalFrom !== undefined) return runRefresh(opts, checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
-    const wal = ({ s: 'stream', f: 'fetch', n: 'none' } as const)[String(opts.walMethod)[0] as 's' | 'f' | 'n'];
-    // -S NAME and --no-slot share commander's `slot` key: a string, false, or unset.
-    const slot = typeof opts.slot === 'string' ? opts.slot : undefined;
-    const noSlot = opts.slot === false;
-    checkWalOptions({ wal, slot, noSlot });
-    const connection = { conninfo: opts.dbname, host: opts.host, port: opts.port, user: opts.username };
-    const timeout = parseTimeout(String(opts.timeout));
-    const password = knownPassword(connection);
-    secret = password || undefined;
-    const reporter = createReporter({
-      json: Boolean(opts.json),
-      progress: Boolean(opts.progress),
-      stream: process.stderr,
-      secrets: typeof password === 'string' && password ? [password] : [],
-    });
-    activeReporter = reporter;
+    const common = backupSettings(opts);
     const compress = opts.compress === undefined ? undefined : parseCompressSpec(String(opts.compress));
-    const maxRate = opts.maxRate === undefined ? undefined : parseMaxRate(opts.maxRate);
     const ac = abortOnSignals();
     const verbose = Boolean(opts.verbose);
-    const result = await backupCommand({
-      connection,
-      target: opts.pgdata,
-      format: fmt,
-      checkpoint: opts.checkpoint,
-      label: opts.label,
-      tablespaceMapping: opts.tablespaceMapping,
-      wal,
-      slot,
-      noSlot,
-      maxRate,
-      compress,
-      progress: Boolean(opts.progress || opts.json),
-      reporter,
-      sync: opts.sync,
-      manifest: opts.manifest,
-      verifyChecksums: opts.verifyChecksums,
-      timeout,
-      chunkSize: opts.chunkSize === undefined ? undefined : parseChunkSize(String(opts.chunkSize)),
-      signal: ac.signal,
-    });
+    const { reporter } = common;
+    const result = await backupCommand({ ...common, target: opts.pgdata, format: fmt, compress, signal: ac.signal });
     reporter.close();
     activeReporter = null;
     if (verbose) {
@@ -234,9 +199,13 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** `pgbb refresh` and `pgbb backup --incremental-from`: the options they share with backup, then the refresh. */
-async function runRefresh(opts: Record<string, any>, target: string): Promise<void> {
+/**
+ * The settings `backup` and `refresh` share, parsed once; the reporter starts
+ * here so that a bad value met later still comes out as a JSON line with --json.
+ */
+function backupSettings(opts: Record<string, any>) {
   const wal = ({ s: 'stream', f: 'fetch', n: 'none' } as const)[String(opts.walMethod)[0] as 's' | 'f' | 'n'];
+  // -S NAME and --no-slot share commander's `slot` key: a string, false, or unset.
   const slot = typeof opts.slot === 'string' ? opts.slot : undefined;
   const noSlot = opts.slot === false;
   checkWalOptions({ wal, slot, noSlot });
@@ -244,28 +213,42 @@ async function runRefresh(opts: Record<string, any>, target: string): Promise<vo
   const timeout = parseTimeout(String(opts.timeout));
   const password = knownPassword(connection);
   secret = password || undefined;
-  const json = Boolean(opts.json);
-  const reporter = createReporter({ json, progress: Boolean(opts.progress), stream: process.stderr, secrets: password ? [password] : [] });
+  const reporter = createReporter({
+    json: Boolean(opts.json),
+    progress: Boolean(opts.progress),
+    stream: process.stderr,
+    secrets: password ? [password] : [],
+  });
   activeReporter = reporter;
-  const ac = abortOnSignals();
-  const r = await refreshCommand({
+  return {
     connection,
-    target,
-    checkpoint: opts.checkpoint,
-    label: opts.label,
-    tablespaceMapping: opts.tablespaceMapping,
+    checkpoint: opts.checkpoint as 'fast' | 'spread',
+    label: String(opts.label),
+    tablespaceMapping: opts.tablespaceMapping as Record<string, string>,
     wal,
     slot,
     noSlot,
-    maxRate: opts.maxRate === undefined ? undefined : parseMaxRate(opts.maxRate),
-    progress: Boolean(opts.progress || json),
-    reporter,
-    sync: opts.sync,
-    manifest: opts.manifest,
-    verifyChecksums: opts.verifyChecksums,
-    chunkSize: opts.chunkSize === undefined ? undefined : parseChunkSize(String(opts.chunkSize)),
-    incremental: opts.incremental === false ? 'off' : 'auto',
     timeout,
+    reporter,
+    maxRate: opts.maxRate === undefined ? undefined : parseMaxRate(opts.maxRate),
+    chunkSize: opts.chunkSize === undefined ? undefined : parseChunkSize(String(opts.chunkSize)),
+    progress: Boolean(opts.progress || opts.json),
+    sync: Boolean(opts.sync),
+    manifest: Boolean(opts.manifest),
+    verifyChecksums: Boolean(opts.verifyChecksums),
+  };
+}
+
+/** `pgbb refresh` and `pgbb backup --incremental-from`: the options they share with backup, then the refresh. */
+async function runRefresh(opts: Record<string, any>, target: string): Promise<void> {
+  const common = backupSettings(opts);
+  const { reporter } = common;
+  const json = Boolean(opts.json);
+  const ac = abortOnSignals();
+  const r = await refreshCommand({
+    ...common,
+    target,
+    incremental: opts.incremental === false ? 'off' : 'auto',
     signal: ac.signal,
     onStep: killHookFromEnv(),
   });
