@@ -20,7 +20,7 @@
  * Result: RefreshResult (bytes received and written, chunks and files
  * changed, added, removed), also as one JSON line for --json.
  */
-import { replicationSourceFor } from './backup';
+import { replicationSourceFor, type BackupCommandOptions } from './backup';
 import { runPipeline } from '../pipeline';
 import { tap } from '../../transforms/tap';
 import { manifestVerify } from '../../transforms/manifest-verify';
@@ -30,7 +30,6 @@ import { chunkDiff } from '../../transforms/chunk-diff';
 import { RefreshDirectorySink, type RefreshDirectorySinkOptions } from '../../sinks/refresh-directory';
 import { RateLimiter } from '../rate-limiter';
 import { plainReporter, type Reporter } from '../reporters';
-import type { ConnectionOptions } from '../conninfo';
 import type { EndEvent, StartEvent } from '../events';
 import { loadPriorState, type PriorState } from '../refresh/prior-state';
 import { lockForRefresh } from '../refresh/refresh-lock';
@@ -38,30 +37,16 @@ import { describeError, InterruptedError, ServerError, UsageError } from '../err
 import { incrementalApply } from '../../transforms/incremental-apply';
 import * as path from 'node:path';
 
-export interface RefreshCommandOptions {
-  connection: ConnectionOptions;
+/** Everything `backup` takes but the output format and compression (a refresh writes a plain directory in place). */
+export interface RefreshCommandOptions extends Omit<BackupCommandOptions, 'format' | 'compress'> {
   /** The plain backup to refresh in place. */
   target: string;
-  checkpoint: 'fast' | 'spread';
-  label: string;
   /** -T OLD=NEW, for tablespaces that are new since the backup. */
   tablespaceMapping: Record<string, string>;
-  wal: 'stream' | 'fetch' | 'none';
-  slot?: string;
-  noSlot?: boolean;
-  maxRate?: number;
-  progress?: boolean;
-  reporter?: Reporter;
-  sync: boolean;
-  manifest: boolean;
-  verifyChecksums: boolean;
   /** --chunk-size; default the backup's own map's, else 1 MiB. */
   chunkSize?: number;
   /** 'auto' (default): INCREMENTAL when the server and DIR allow it; 'off': always stream everything. */
   incremental?: 'auto' | 'off';
-  signal?: AbortSignal;
-  /** --timeout: ms of server silence before giving up (see ReplicationSource). */
-  timeout?: number;
   /** Fault injection for crash tests (see RefreshDirectorySink). */
   onStep?: RefreshDirectorySinkOptions['onStep'];
 }

@@ -17,6 +17,7 @@ import { after, before, test } from 'node:test';
 import { Cluster, dataFingerprint, embeddedBinDir, fillSampleData, makeTempDir } from '../support/cluster';
 import { runPgbb } from '../support/pgbb';
 import { run } from '../support/run';
+import { restoreAndCompare } from '../support/restore-compare';
 
 let cluster: Cluster;
 let tsLocation: string;
@@ -62,17 +63,7 @@ async function verifyAndCompare(dir: string, root: string): Promise<void> {
   const fingerprint = await dataFingerprint(cluster);
   const v = await runPgbb(['verify', dir]);
   assert.equal(v.code, 0, v.stderr);
-  const target = join(root, `restored-${Date.now()}`);
-  const r = await runPgbb(['restore', dir, '-D', target, '-N', '-T', `${join(root, 'ts')}=${target}-ts`]);
-  assert.equal(r.code, 0, r.stderr);
-  const restored = await Cluster.startExisting(target);
-  try {
-    assert.equal(await dataFingerprint(restored), fingerprint);
-  } finally {
-    await restored.destroy();
-    await fs.rm(target, { recursive: true, force: true });
-    await fs.rm(`${target}-ts`, { recursive: true, force: true });
-  }
+  await restoreAndCompare(dir, root, fingerprint);
 }
 
 test('PostgreSQL 17: fallback when summaries do not reach back, then INCREMENTAL refreshes, a SIGKILLed one completed, --no-incremental', async () => {

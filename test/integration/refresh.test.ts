@@ -15,6 +15,7 @@ import { Cluster, DEBIAN_PG15_BIN, dataFingerprint, fillSampleData, makeTempDir 
 import { run } from '../support/run';
 import { runPgbb } from '../support/pgbb';
 import { decodeChunkMap } from '../../src/chunkmap/chunk-map';
+import { restoreAndCompare } from '../support/restore-compare';
 
 let cluster: Cluster;
 let tsLocation: string;
@@ -61,20 +62,6 @@ async function duSize(dir: string): Promise<number> {
   return Number(stdout.split('\t')[0]);
 }
 
-/** Restores `dir` into a fresh directory (checking its manifest on the way), starts it, compares data. */
-async function restoreAndCompare(dir: string, root: string, fingerprint: string): Promise<void> {
-  const target = join(root, `restored-${Date.now()}`);
-  const r = await runPgbb(['restore', dir, '-D', target, '-N', '-T', `${join(root, 'ts')}=${target}-ts`]);
-  assert.equal(r.code, 0, r.stderr);
-  const restored = await Cluster.startExisting(target);
-  try {
-    assert.equal(await dataFingerprint(restored), fingerprint);
-  } finally {
-    await restored.destroy();
-    await fs.rm(target, { recursive: true, force: true });
-    await fs.rm(`${target}-ts`, { recursive: true, force: true });
-  }
-}
 
 function resultOf(stderr: string): Record<string, number | string> {
   const line = stderr.split('\n').find((l) => l.includes('"event":"result"'));

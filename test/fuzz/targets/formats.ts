@@ -22,6 +22,7 @@ import { buildWal, PAGE, SEGMENT, type BuiltWal } from '../../support/wal-builde
 import { sampleControlFile } from '../../support/synthetic-backup';
 import { mutate, mutateOnce, type Rng } from '../support/random';
 import type { FuzzTarget } from '../support/target';
+import { sampleStart as syntheticStart } from '../../support/synthetic-backup';
 
 // ---------------------------------------------------------------- pg_control
 
@@ -45,24 +46,14 @@ export const controlFile: FuzzTarget<{ seed: Buffer }> = {
 
 // ---------------------------------------------------------------- descriptor
 
+/** The synthetic backup's start, with a second tablespace whose location is long and a label that needs escaping. */
 export function sampleStart(): StartEvent {
+  const base = syntheticStart('/srv/ts');
   return {
-    type: 'start',
-    serverVersion: 150018,
-    systemIdentifier: '7350000000000000001',
-    timeline: 1,
-    startLsn: '0/2000028',
-    tablespaces: [
-      { oid: '16385', location: '/srv/ts', size: null },
-      { oid: '16386', location: `/${'long/'.repeat(30)}ts`, size: null },
-      { oid: null, location: '', size: null },
-    ],
-    walSegmentSize: 16 * 1024 * 1024,
-    blockSize: 8192,
-    segmentBlocks: 131072,
+    ...base,
+    tablespaces: [base.tablespaces[0], { oid: '16386', location: `/${'long/'.repeat(30)}ts`, size: null }, base.tablespaces[1]],
     dataChecksums: true,
     label: 'pgbb "fuzz" \\ label',
-    totalBytes: null,
   };
 }
 
