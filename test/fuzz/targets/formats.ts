@@ -2,7 +2,8 @@
  * Fuzz targets for the small binary and JSON formats pgbb reads from backups:
  *   controlFile  parseControlFile (src/pg-control.ts) on a pg_control laid
  *                out as PostgreSQL 15 writes it, mutated (half the time with
- *                the CRC fixed, so the field checks behind it are reached)
+ *                the CRC fixed, so the field checks behind it are reached);
+ *                one bit flipped under an unfixed CRC must be refused
  *   descriptor   decodeDescriptor (src/backup-descriptor.ts) on mutated
  *                comments, then what tar-backup-source does with a descriptor
  *                (startFromDescriptor, the tablespace map)
@@ -30,10 +31,31 @@ import { sampleStart as syntheticStart } from '../../support/synthetic-backup';
 export const controlFile: FuzzTarget<{ seed: Buffer }> = {
   setup() {
     const seed = sampleControlFile();
-    parseControlFile(seed); // the seed itself parses
+    // The seed itself parses, to what test/support/synthetic-backup.ts wrote into it.
+    assert.deepEqual(parseControlFile(seed), {
+      systemIdentifier: '7350000000000000001',
+      blockSize: 8192,
+      segmentBlocks: 131072,
+      walBlockSize: 8192,
+      walSegmentSize: 16 * 1024 * 1024,
+      dataChecksums: true,
+    });
     return { seed };
   },
   run(rng, ctx) {
+    if (rng.chance(0.1)) {
+      // One bit flipped under the CRC (PostgreSQL 15's is at 288), CRC left: it must not be read.
+      const input = Buffer.from(ctx.seed);
+      input[rng.int(288)] ^= 1 << rng.int(8);
+      let err: unknown = null;
+      try {
+        parseControlFile(input, 'fuzz/global/pg_control');
+      } catch (e) {
+        err = e;
+      }
+      assert.match(String((err as Error)?.message), /^could not read "fuzz\/global\/pg_control": no valid CRC found/);
+      throw err;
+    }
     let input = rng.chance(0.05) ? rng.bytes(rng.int(1200)) : mutate(rng, rng.chance(0.5) ? ctx.seed : ctx.seed.subarray(0, 300));
     if (rng.chance(0.5) && input.length >= 292) {
       input = Buffer.from(input);
