@@ -2,22 +2,24 @@
  * Fuzz targets for the small binary and JSON formats pgbb reads from backups:
  *   controlFile  parseControlFile (src/pg-control.ts) on a pg_control laid
  *                out as PostgreSQL 15 writes it, mutated (half the time with
- *                the CRC fixed, so the field checks behind it are reached)
+ *                the CRC fixed, so the field checks behind it are reached);
+ *                one bit flipped under an unfixed CRC must be refused
  *   descriptor   decodeDescriptor (src/backup-descriptor.ts) on mutated
  *                comments, then what tar-backup-source does with a descriptor
  *                (startFromDescriptor, the tablespace map)
  *   wal          checkWalRange (src/verify/wal-continuity.ts) on synthetic
  *                WAL (test/support/wal-builder.ts) with bytes changed at
  *                record and page headers or anywhere, and with length fields
- *                set to huge values
+ *                set to huge values; one bit of a record's data flipped must
+ *                be an "incorrect record checksum" naming that record
  */
 import assert from 'node:assert/strict';
 import { calculate as crc32c } from 'fast-crc32c';
 import { parseControlFile } from '../../../src/pg-control';
 import { decodeDescriptor, descriptorFromStart, encodeDescriptor, startFromDescriptor } from '../../../src/backup-descriptor';
-import { checkWalRange } from '../../../src/verify/wal-continuity';
+import { checkWalRange, WalError } from '../../../src/verify/wal-continuity';
 import type { StartEvent } from '../../../src/events';
-import { walFileName } from '../../../src/lsn';
+import { formatLsn, walFileName } from '../../../src/lsn';
 import { buildWal, PAGE, SEGMENT, type BuiltWal } from '../../support/wal-builder';
 import { sampleControlFile } from '../../support/synthetic-backup';
 import { mutate, mutateOnce, type Rng } from '../support/random';
@@ -29,10 +31,31 @@ import { sampleStart as syntheticStart } from '../../support/synthetic-backup';
 export const controlFile: FuzzTarget<{ seed: Buffer }> = {
   setup() {
     const seed = sampleControlFile();
-    parseControlFile(seed); // the seed itself parses
+    // The seed itself parses, to what test/support/synthetic-backup.ts wrote into it.
+    assert.deepEqual(parseControlFile(seed), {
+      systemIdentifier: '7350000000000000001',
+      blockSize: 8192,
+      segmentBlocks: 131072,
+      walBlockSize: 8192,
+      walSegmentSize: 16 * 1024 * 1024,
+      dataChecksums: true,
+    });
     return { seed };
   },
   run(rng, ctx) {
+    if (rng.chance(0.1)) {
+      // One bit flipped under the CRC (PostgreSQL 15's is at 288), CRC left: it must not be read.
+      const input = Buffer.from(ctx.seed);
+      input[rng.int(288)] ^= 1 << rng.int(8);
+      let err: unknown = null;
+      try {
+        parseControlFile(input, 'fuzz/global/pg_control');
+      } catch (e) {
+        err = e;
+      }
+      assert.match(String((err as Error)?.message), /^could not read "fuzz\/global\/pg_control": no valid CRC found/);
+      throw err;
+    }
     let input = rng.chance(0.05) ? rng.bytes(rng.int(1200)) : mutate(rng, rng.chance(0.5) ? ctx.seed : ctx.seed.subarray(0, 300));
     if (rng.chance(0.5) && input.length >= 292) {
       input = Buffer.from(input);
@@ -119,21 +142,54 @@ interface WalCtx {
   wal: BuiltWal;
   /** Offsets within segments of interesting places: record starts, page headers. */
   spots: Array<{ name: string; off: number }>;
+  /** Per record with data after its header on the same page: where that data lies. */
+  payloads: Array<{ lsn: bigint; name: string; off: number; len: number }>;
 }
+
+const SIZES = [100, 9000, 8000, 50, 20000, 24, 3000, 70, 600000, 33, 8144, 100, 400, 420000, 90];
 
 export const wal: FuzzTarget<WalCtx> = {
   setup() {
-    const w = buildWal({ sizes: [100, 9000, 8000, 50, 20000, 24, 3000, 70, 600000, 33, 8144, 100, 400, 420000, 90] });
+    const w = buildWal({ sizes: SIZES });
     // The seed itself checks out: records cross pages and segments, one header is split.
     const ok = checkWalRange({ timeline: 1, startLsn: w.startLsn, endLsn: w.endLsn, segmentSize: SEGMENT, readSegment: (n) => w.segments.get(n) ?? null });
     assert.equal(ok.records, w.lsns.length);
     const spots: WalCtx['spots'] = [];
     for (const lsn of w.lsns) spots.push({ name: walFileName(1, lsn, SEGMENT), off: Number(lsn % BigInt(SEGMENT)) });
     for (const [name] of w.segments) for (let off = 0; off < SEGMENT; off += PAGE * 7) spots.push({ name, off });
-    return { wal: w, spots };
+    const payloads: WalCtx['payloads'] = [];
+    w.lsns.forEach((lsn, i) => {
+      const off = Number(lsn % BigInt(SEGMENT)) + 24;
+      const len = Math.min(SIZES[i]! - 24, PAGE - (off % PAGE));
+      if (len > 0 && off % PAGE >= 24) payloads.push({ lsn, name: walFileName(1, lsn, SEGMENT), off, len });
+    });
+    assert.ok(payloads.length >= 10, `${payloads.length} records to damage`);
+    return { wal: w, spots, payloads };
   },
   run(rng, ctx) {
     const w = ctx.wal;
+    const read = (segments: Map<string, Buffer>, endLsn = w.endLsn) =>
+      checkWalRange({ timeline: 1, startLsn: w.startLsn, endLsn, segmentSize: SEGMENT, readSegment: (n) => segments.get(n) ?? null });
+    if (rng.chance(0.1)) {
+      // One bit of one record's data: only its CRC can tell, and it must, naming the record.
+      const p = rng.pick(ctx.payloads);
+      const seg = Buffer.from(w.segments.get(p.name)!);
+      seg[p.off + rng.int(p.len)] ^= 1 << rng.int(8);
+      const want = `incorrect record checksum at ${formatLsn(p.lsn)} in WAL segment ${p.name}`;
+      try {
+        read(new Map(w.segments).set(p.name, seg));
+      } catch (err) {
+        if (err instanceof WalError && err.message === want) throw err;
+        throw new assert.AssertionError({ message: `expected "${want}", got ${String(err)}` });
+      }
+      throw new assert.AssertionError({ message: `a flipped bit in the record at ${formatLsn(p.lsn)} was accepted` });
+    }
+    if (rng.chance(0.05)) {
+      // Unchanged: every record read, up to the end.
+      const r = read(w.segments);
+      assert.deepEqual([r.records, r.endOfLastRecord], [w.lsns.length, w.endLsn]);
+      return;
+    }
     const segments = new Map(w.segments);
     for (let k = 0, n = 1 + rng.int(3); k < n; k++) {
       const spot = rng.pick(ctx.spots);

@@ -9,11 +9,14 @@
  *     string, null, an array, a deep nest; a key dropped or added), written
  *     back one file per line, checksum fixed.
  * Whatever parses must be well typed: files keyed by path, sizes safe
- * integers, LSNs in X/X form.
+ * integers, LSNs in X/X form — and agree with its own text: the right
+ * checksum, every file listed with its size. A file's size changed without
+ * fixing the checksum must be a checksum mismatch.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { buildManifest, parseManifest } from '../../../src/manifest/manifest';
+import { ManifestError } from '../../../src/errors';
 import { pathFromBytes } from '../../../src/path-bytes';
 import { mutate, type Rng } from '../support/random';
 import type { FuzzTarget } from '../support/target';
@@ -92,12 +95,47 @@ function serialize(doc: Record<string, unknown>): Buffer {
   return withChecksum(Buffer.from(text + '"Manifest-Checksum": ""}\n'));
 }
 
+/**
+ * What an accepted manifest must agree with, read here from its text with
+ * JSON.parse rather than by parseManifest: the checksum (SHA-256 of
+ * everything through the newline before the last line, as PostgreSQL's
+ * parse_manifest.c computes it) is right, and every file listed is there
+ * with its size.
+ */
+function checkAgainstText(input: Buffer, m: ReturnType<typeof parseManifest>): void {
+  const doc = JSON.parse(input.toString('utf8')) as { Files?: Array<Record<string, unknown>>; 'Manifest-Checksum'?: string };
+  const penultimate = input.lastIndexOf(0x0a, input.length - 2);
+  const sum = createHash('sha256').update(input.subarray(0, penultimate + 1)).digest('hex');
+  assert.equal(String(doc['Manifest-Checksum']).toLowerCase(), sum, 'an accepted manifest has the right checksum');
+  const listed = doc.Files ?? [];
+  assert.equal(m.files.size, listed.length, 'every file listed, once');
+  for (const f of listed) {
+    const path = typeof f.Path === 'string' ? f.Path : pathFromBytes(Buffer.from(String(f['Encoded-Path']), 'hex'));
+    assert.equal(m.files.get(path)?.size, f.Size, `"${path}" with its size`);
+  }
+}
+
 export const parse: FuzzTarget<Ctx> = {
   setup,
   run(rng, ctx) {
     const seed = rng.pick(ctx.seeds);
     let input: Buffer;
     const mode = rng.int(10);
+    if (rng.chance(0.1)) {
+      // One file's size changed and the checksum left as it was: only the checksum can tell, and must.
+      const sizes = [...seed.toString('latin1').matchAll(/"Size": (\d+)/g)];
+      const at = rng.pick(sizes);
+      const text = seed.toString('latin1');
+      const changed = Buffer.from(text.slice(0, at.index) + `"Size": ${Number(at[1]) + 1 + rng.int(9)}` + text.slice(at.index! + at[0].length), 'latin1');
+      let err: unknown = null;
+      try {
+        parseManifest(changed);
+      } catch (e) {
+        err = e;
+      }
+      assert.ok(err instanceof ManifestError && /: manifest checksum mismatch: /.test(err.message), `a size changed, checksum not: ${String(err)}`);
+      throw err; // counted as rejected
+    }
     if (mode < 3) input = rng.chance(0.1) ? rng.bytes(rng.int(400)) : mutate(rng, seed);
     else if (mode < 6) input = withChecksum(mutate(rng, seed.subarray(0, seed.lastIndexOf('\n"Manifest-Checksum"') + 1)));
     else {
@@ -117,5 +155,6 @@ export const parse: FuzzTarget<Ctx> = {
       assert.match(r.startLsn, /^[0-9A-Fa-f]+\/[0-9A-Fa-f]+$/);
     }
     if (m.systemIdentifier !== undefined) assert.match(m.systemIdentifier, /^\d+$/);
+    checkAgainstText(input, m);
   },
 };

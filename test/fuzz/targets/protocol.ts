@@ -1,19 +1,28 @@
 /**
  * Fuzz targets for the replication protocol codecs (src/protocol/*,
- * src/wal/streaming-messages.ts): a realistic BASE_BACKUP response and a
- * START_REPLICATION stream, mutated and cut at random points, through
- * BackendParser, then each message through the decoder the connection would
- * use (decodeCopyData, parseRowDescription, parseDataRow, parseNotice,
- * decodeStreamingMessage). Random bytes too.
+ * src/wal/streaming-messages.ts):
+ *   stream   a realistic BASE_BACKUP response and a START_REPLICATION
+ *            stream, mutated and cut at random points, through
+ *            BackendParser — which must frame exactly what a reference
+ *            framing of the whole input finds (../support/backend-frames.ts)
+ *            — then each message through the decoder the connection would
+ *            use (decodeCopyData, parseRowDescription, parseDataRow,
+ *            parseNotice, decodeStreamingMessage). Random bytes too.
+ *   framing  random message sequences (any type byte, bodies from empty to
+ *            beyond the parser's first buffer), cut anywhere: the same
+ *            sequence comes out; a corrupt length is a ProtocolError after
+ *            exactly the messages before it; a huge declared length that
+ *            never arrives allocates about what did arrive, not what it says.
  */
 import assert from 'node:assert/strict';
-import { BackendParser, frontendMessage, parseDataRow, parseNotice, parseRowDescription } from '../../../src/protocol/backend-parser';
+import { parseDataRow, parseNotice, parseRowDescription } from '../../../src/protocol/backend-parser';
 import { decodeCopyData } from '../../../src/protocol/base-backup';
 import { decodeStreamingMessage } from '../../../src/wal/streaming-messages';
-import { chunked, mutate, Rng } from '../support/random';
+import { encodeFrame, frameWithParser, MAX_BODY, referenceFrames } from '../support/backend-frames';
+import { mutate, Rng } from '../support/random';
 import { MiB, type FuzzTarget } from '../support/target';
 
-const msg = (code: string, body: Buffer | string) => frontendMessage(code, typeof body === 'string' ? Buffer.from(body, 'latin1') : body);
+const msg = (code: string, body: Buffer | string) => encodeFrame(code.charCodeAt(0), typeof body === 'string' ? Buffer.from(body, 'latin1') : body);
 const cstr = (...s: string[]) => Buffer.from(s.map((x) => `${x}\0`).join(''));
 
 function rowDescription(cols: Array<[string, number]>): Buffer {
@@ -97,10 +106,9 @@ interface Ctx {
   seeds: Buffer[];
 }
 
-function decodeAll(rng: Rng, input: Buffer, streaming: boolean): void {
-  let messages = 0;
-  const parser = new BackendParser((code, body) => {
-    messages++;
+function decodeAll(rng: Rng, input: Buffer, streaming: boolean): number {
+  const { frames } = frameWithParser(rng, input);
+  for (const { code, body } of frames) {
     switch (String.fromCharCode(code)) {
       case 'd': {
         if (streaming) {
@@ -124,16 +132,15 @@ function decodeAll(rng: Rng, input: Buffer, streaming: boolean): void {
         assert.equal(typeof parseNotice(body).message, 'string');
         break;
     }
-  });
-  for (const piece of chunked(rng, input)) parser.write(piece);
-  assert.ok(messages >= 0);
+  }
+  return frames.length;
 }
 
 export const stream: FuzzTarget<Ctx> = {
   setup() {
     const seeds = [baseBackupResponse(), streamingResponse()];
-    // The seeds themselves decode: mutations start from valid streams.
-    seeds.forEach((seed, i) => decodeAll(new Rng(i), seed, i === 1));
+    // The seeds themselves decode, whole: mutations start from valid streams.
+    assert.deepEqual(seeds.map((seed, i) => decodeAll(new Rng(i), seed, i === 1)), [23, 6]);
     return { seeds };
   },
   // A message is at most 64 MiB; what its length field says must not be allocated before it arrives.
@@ -142,6 +149,74 @@ export const stream: FuzzTarget<Ctx> = {
     const which = rng.int(ctx.seeds.length);
     const input = rng.chance(0.1) ? rng.bytes(rng.int(2048)) : mutate(rng, ctx.seeds[which]!);
     decodeAll(rng, input, which === 1);
+  },
+};
+
+const BAD_LENGTHS = [0, 1, 2, 3, MAX_BODY + 5, 0x7fffffff, 0x80000000, 0xffffffff];
+/** Declared lengths the parser must accept but not allocate before the bytes come. */
+const HUGE_LENGTHS = [8 * MiB, 32 * MiB, MAX_BODY + 4];
+/** The parser's first buffer for a split message (src/protocol/backend-parser.ts); beyond it, it grows as bytes arrive. */
+const FIRST_BUFFER = 256 * 1024;
+
+/** Seeded noise, four bytes per step (Rng.bytes costs a call per byte; bodies here run to megabytes per case). */
+function noise(rng: Rng, n: number): Buffer {
+  const b = Buffer.alloc(n);
+  let x = (rng.int(2 ** 32) | 1) >>> 0;
+  for (let i = 0; i + 4 <= n; i += 4) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b.writeUInt32LE(x >>> 0, i);
+  }
+  for (let i = n & ~3; i < n; i++) b[i] = rng.int(256);
+  return b;
+}
+
+function randomBody(rng: Rng): Buffer {
+  const r = rng.int(100);
+  if (r < 20) return Buffer.alloc(0);
+  if (r < 70) return noise(rng, 1 + rng.int(64));
+  if (r < 95) return noise(rng, rng.int(9000));
+  if (r < 99) return noise(rng, rng.int(140000));
+  return noise(rng, FIRST_BUFFER - 100 + rng.int(300000));
+}
+
+export const framing: FuzzTarget<null> = {
+  limits: { arrayBuffers: 16 * MiB },
+  run(rng) {
+    const sent = Array.from({ length: 1 + rng.int(30) }, () => ({ code: rng.int(256), body: randomBody(rng) }));
+    const encoded = sent.map((f) => encodeFrame(f.code, f.body));
+    let input = Buffer.concat(encoded);
+    const k = rng.int(sent.length);
+    const at = encoded.slice(0, k).reduce((n, b) => n + b.length, 0);
+    const mode = rng.int(8);
+    if (mode === 0) {
+      // A corrupt length at message k: the k messages before it, then a ProtocolError.
+      input.writeUInt32BE(rng.pick(BAD_LENGTHS), at + 1);
+      const ref = referenceFrames(input);
+      assert.deepEqual([ref.frames.length, ref.invalidAt], [k, at]);
+    } else if (mode === 1) {
+      input = input.subarray(0, rng.int(input.length + 1));
+    } else if (mode === 2) {
+      // Message k declares a huge body, of which only a little ever comes (the
+      // messages before it are dropped: split ones are copied, which would blur the bound).
+      input.writeUInt32BE(rng.pick(HUGE_LENGTHS), at + 1);
+      input = input.subarray(at, Math.min(input.length, at + 5 + rng.int(300000)));
+    }
+    // Byte at a time only for small inputs: a write per byte of a megabyte costs seconds.
+    const sizes = input.length < 65536 ? [1, 7, 512, 4096, 65536] : [64, 511, 4096, 65536, 1 << 20];
+    const { frames, grew } = frameWithParser(rng, input, sizes);
+    if (mode === 2) {
+      const arrived = input.length - 5;
+      // Doubling from FIRST_BUFFER: the live buffer is < 2× what arrived, the ones outgrown as much again.
+      const bound = FIRST_BUFFER + 4 * arrived + MiB;
+      assert.ok(grew <= bound, `declared ${input.readUInt32BE(1)} bytes, ${arrived} arrived: Buffers grew by ${grew} (bound ${bound})`);
+    }
+    if (mode >= 3) {
+      // Independently of the reference framing: exactly what was sent.
+      assert.equal(frames.length, sent.length);
+      frames.forEach((f, i) => assert.ok(f.code === sent[i]!.code && f.body.equals(sent[i]!.body), `message ${i}`));
+    }
   },
 };
 

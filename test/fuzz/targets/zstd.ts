@@ -4,7 +4,7 @@
  * without one (so corrupt blocks reach the block decoder instead of the
  * checksum), several frames back to back, a skippable frame — mutated and fed
  * in random pieces. The stream must end or fail with a CompressionError,
- * never hang; output is drained as it comes (a small input that inflates a
+ * never hang; an unmutated seed must give back exactly what was compressed; output is drained as it comes (a small input that inflates a
  * lot must stream, not pile up).
  */
 import assert from 'node:assert/strict';
@@ -18,6 +18,8 @@ import { MiB, type FuzzTarget } from '../support/target';
 
 interface Ctx {
   seeds: Buffer[];
+  /** What each seed decompresses to. */
+  plain: Buffer[];
 }
 
 function sample(n: number): Buffer {
@@ -49,6 +51,7 @@ async function setup(): Promise<Ctx> {
       Buffer.concat([plainFrame(data.subarray(0, 5000), 1), skippable, plainFrame(data.subarray(5000, 9000), 1)]),
       plainFrame(Buffer.alloc(200000), 1), // long runs: RLE blocks
     ],
+    plain: [data, data, data, sample(300), data.subarray(0, 9000), Buffer.alloc(200000)],
   };
 }
 
@@ -57,8 +60,12 @@ export const decompress: FuzzTarget<Ctx> = {
   // libzstd's window (≤ 128 MiB) is native memory; the bound is on top of that.
   limits: { rss: 256 * MiB },
   async run(rng, ctx) {
-    const input = rng.chance(0.05) ? rng.bytes(rng.int(500)) : mutate(rng, rng.pick(ctx.seeds));
+    const k = rng.int(ctx.seeds.length);
+    // Now and then a seed as it is: it must give back exactly what was compressed.
+    const intact = rng.chance(0.1);
+    const input = intact ? ctx.seeds[k]! : rng.chance(0.05) ? rng.bytes(rng.int(500)) : mutate(rng, ctx.seeds[k]!);
     let out = 0;
+    const kept: Buffer[] = [];
     const d = zstdDecompress({ name: 'fuzz.tar.zst' });
     await pipeline(
       Readable.from(chunked(rng, input, [61, 512, 4096, 65536])),
@@ -66,10 +73,12 @@ export const decompress: FuzzTarget<Ctx> = {
       new Writable({
         write(c: Buffer, _e, cb) {
           out += c.length;
+          if (intact) kept.push(Buffer.from(c));
           cb();
         },
       }),
     );
     assert.equal(d.result?.bytesOut, out);
+    if (intact) assert.ok(Buffer.concat(kept).equals(ctx.plain[k]!), `seed ${k} decompresses to what was compressed`);
   },
 };
