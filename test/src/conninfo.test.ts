@@ -4,7 +4,7 @@ import { chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clientConfig, knownPassword, parseKeywordValue, parsePassfileLine } from '../../src/conninfo';
+import { clientConfig, parseKeywordValue, parsePassfileLine, type ConnectionOptions } from '../../src/conninfo';
 import { parseMaxRate, parseTablespaceMapping } from '../../src/commands/options';
 import { formatLsn, parseLsn, walFileName } from '../../src/lsn';
 import { AuthError, UsageError, ioError, systemReason } from '../../src/errors';
@@ -70,6 +70,12 @@ test('password file lines: five fields, backslash escapes, a colon in the passwo
   assert.equal(parsePassfileLine('only:three:fields'), null);
 });
 
+/** The password pg would be given for these options: a string, or what the lazy lookup finds (undefined when none). */
+async function passwordFor(opts: ConnectionOptions, replication: true | 'database' = true): Promise<string | undefined> {
+  const pw = clientConfig(opts, replication).password;
+  return typeof pw === 'function' ? (pw as () => Promise<string>)().catch(() => undefined) : pw;
+}
+
 test('password lookup: first matching line wins, `replication` for a physical connection, 0600 required', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'pgbb-pgpass-'));
   const file = join(dir, 'pgpass');
@@ -79,17 +85,17 @@ test('password lookup: first matching line wins, `replication` for a physical co
     process.env.PGPASSFILE = file;
     writeFileSync(file, ['otherhost:*:*:*:no', '127.0.0.1:6000:postgres:bob:for-sql', '127.0.0.1:6000:replication:bob:for-replication', '*:*:*:*:fallback', ''].join('\n'), { mode: 0o600 });
     const opts = { host: '127.0.0.1', port: 6000, user: 'bob' };
-    assert.equal(knownPassword(opts), 'for-replication');
-    assert.equal(knownPassword(opts, 'database'), 'fallback', 'replication=database uses the real database name (default: the user)');
-    assert.equal(knownPassword({ ...opts, conninfo: 'dbname=postgres' }), 'for-sql');
-    assert.equal(knownPassword({ ...opts, conninfo: 'password=given' }), 'given', 'the conninfo wins');
+    assert.equal(await passwordFor(opts), 'for-replication');
+    assert.equal(await passwordFor(opts, 'database'), 'fallback', 'replication=database uses the real database name (default: the user)');
+    assert.equal(await passwordFor({ ...opts, conninfo: 'dbname=postgres' }), 'for-sql');
+    assert.equal(await passwordFor({ ...opts, conninfo: 'password=given' }), 'given', 'the conninfo wins');
     // pg gets a function: asked only when the server wants a password.
     const pw = clientConfig(opts).password;
     assert.equal(typeof pw, 'function');
     assert.equal(await (pw as () => Promise<string>)(), 'for-replication');
 
     chmodSync(file, 0o644);
-    assert.equal(knownPassword(opts), undefined, 'a password file others can read is ignored, as libpq does');
+    assert.equal(await passwordFor(opts), undefined, 'a password file others can read is ignored, as libpq does');
     await assert.rejects((clientConfig(opts).password as () => Promise<string>)(), (err: Error) => {
       assert.ok(err instanceof AuthError);
       assert.match(err.message, /^no password supplied for user "bob" \(give password= in -d, PGPASSWORD or an entry in .*pgpass, ignored: it has group or world access \(chmod 0600\)\)$/);
