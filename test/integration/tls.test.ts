@@ -7,6 +7,7 @@
  *
  *   sslmode unset (prefer)    TLS first: the backup works
  *   disable                   refused by pg_hba: one line, exit 1
+ *   allow                     plain first, refused, then TLS: works
  *   verify-ca + right CA      works, whatever the host name
  *   verify-ca + wrong CA      refused: the chain does not verify
  *   require + ~/.postgresql/root.crt of the wrong CA   refused (as verify-ca)
@@ -101,6 +102,13 @@ test('sslmode=disable against hostssl-only: refused by pg_hba, one line naming t
   assert.equal(r.code, 1);
   assert.match(oneLine(r.stderr), /failed: no pg_hba\.conf entry for replication connection from host "127\.0\.0\.1", user "postgres", no encryption$/);
   assert.ok(!existsSync(target));
+});
+
+test('sslmode=allow: plain first, and TLS when the server refuses the plain connection (as libpq)', async () => {
+  const { target, done } = backup('allow', 'host=127.0.0.1 sslmode=allow');
+  const r = await done;
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(existsSync(join(target, 'backup_manifest')));
 });
 
 test('verify-ca: the right root certificate works with any host name, a wrong one is refused', async () => {

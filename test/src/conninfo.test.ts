@@ -5,6 +5,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientConfig, parseKeywordValue, parsePassfileLine, type ConnectionOptions } from '../../src/conninfo';
+import { parseConninfo } from '../../src/conninfo-parse';
+import { tlsPlan } from '../../src/tls-options';
 import { parseMaxRate, parseTablespaceMapping } from '../../src/commands/options';
 import { formatLsn, parseLsn, walFileName } from '../../src/lsn';
 import { AuthError, UsageError, ioError, systemReason } from '../../src/errors';
@@ -119,4 +121,76 @@ test('system errors read as the C library says them, without Node\'s code and sy
   assert.equal(systemReason(Object.assign(new Error("EXDEV: cross-device link not permitted, rename '/a' -> '/b'"), { code: 'EXDEV' })), 'cross-device link not permitted');
   assert.equal(systemReason(new Error('plain message')), 'plain message');
   assert.equal(ioError('could not write to file', '/t/base.tar', enospc).message, 'could not write to file "/t/base.tar": no space left on device');
+});
+
+test('URIs as libpq reads them: percent escapes, an IPv6 host, a socket directory, query keywords, ssl=true', () => {
+  assert.deepEqual(parseConninfo('postgresql://bob:p%40ss%3Aw@[::1]:6000/my%20db?sslmode=verify-full&application_name=x'), {
+    user: 'bob', password: 'p@ss:w', host: '::1', port: '6000', dbname: 'my db', sslmode: 'verify-full', application_name: 'x',
+  });
+  assert.deepEqual(parseConninfo('postgres://%2Fvar%2Frun%2Fpostgresql/db'), { host: '/var/run/postgresql', dbname: 'db' });
+  assert.deepEqual(parseConninfo('postgresql://'), {});
+  assert.deepEqual(parseConninfo('postgresql://h?ssl=true'), { host: 'h', sslmode: 'require' });
+  assert.deepEqual(parseConninfo('postgresql://u@h'), { user: 'u', host: 'h' });
+  // Errors name a position or a keyword, never a value.
+  for (const [uri, message] of [
+    ['postgresql://u:Secret%4@h', /^invalid percent-encoded token at position 22 in URI$/],
+    ['postgresql://u:Secret%00@h', /^invalid percent-encoded token at position 22 in URI$/],
+    ['postgresql://h/d?Secret', /^invalid URI query parameter at position 18: must be key=value$/],
+    ['postgresql://h/d?a=b=Secret', /^invalid URI query parameter at position 18: must be key=value$/],
+    ['postgresql://[::1]x/d', /^unexpected character at position 19 in URI/],
+  ] as const) {
+    assert.throws(() => parseConninfo(uri), (err: Error) => err instanceof UsageError && message.test(err.message) && !err.message.includes('Secret'), uri);
+  }
+});
+
+test('keywords: libpq\'s only; those pgbb cannot honour refused, not ignored', () => {
+  assert.throws(() => parseConninfo('hots=x'), { message: 'invalid connection option "hots"' });
+  assert.throws(() => parseConninfo('service=prod'), { message: 'connection option "service" is not supported by pgbb' });
+  assert.throws(() => parseConninfo('channel_binding=require'), { message: 'connection option "channel_binding" with this value is not supported by pgbb' });
+  assert.throws(() => parseConninfo('target_session_attrs=read-write'), /not supported by pgbb/);
+  assert.deepEqual(parseConninfo('channel_binding=prefer keepalives=1 gssencmode=disable'), { channel_binding: 'prefer', keepalives: '1', gssencmode: 'disable' });
+  assert.throws(() => parseConninfo('host=a password=x y'), (err: Error) => /^missing "=" after the word at position 19/.test(err.message));
+});
+
+test('TLS plans per sslmode, as libpq: prefer tries TLS then plain, allow the other way round; a socket never uses TLS', async () => {
+  const home = await mkdtemp(join(tmpdir(), 'pgbb-tls-home-'));
+  try {
+    const kinds = (mode: string | undefined, host = 'db') => tlsPlan({ sslmode: mode }, host, home).attempts.map((a) => (a ? 'tls' : 'plain'));
+    assert.deepEqual(kinds(undefined), ['tls', 'plain']);
+    assert.deepEqual(kinds('prefer'), ['tls', 'plain']);
+    assert.deepEqual(kinds('allow'), ['plain', 'tls']);
+    assert.deepEqual(kinds('disable'), ['plain']);
+    assert.deepEqual(kinds('require'), ['tls']);
+    assert.deepEqual(kinds('require', '/var/run/postgresql'), ['plain']);
+    const req = tlsPlan({ sslmode: 'require' }, 'db', home).attempts[0] as { rejectUnauthorized: boolean };
+    assert.equal(req.rejectUnauthorized, false, 'require without a root certificate does not verify');
+    assert.throws(() => tlsPlan({ sslmode: 'verify-ca' }, 'db', home), /root certificate file ".*root\.crt" does not exist/);
+    assert.throws(() => tlsPlan({ sslmode: 'require', sslrootcert: 'system' }, 'db', home), /weak sslmode "require" may not be used with sslrootcert=system/);
+    assert.equal(tlsPlan({ sslrootcert: 'system' }, 'db', home).mode, 'verify-full');
+    assert.throws(() => tlsPlan({ ssl_min_protocol_version: 'SSLv3' }, 'db', home), /invalid ssl_min_protocol_version value "SSLv3"/);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('clientConfig: PG* variables read here and checked, so pg never reads them itself', () => {
+  const saved = { PGPORT: process.env.PGPORT, PGHOST: process.env.PGHOST, PGSSLMODE: process.env.PGSSLMODE };
+  try {
+    process.env.PGPORT = '6543';
+    process.env.PGHOST = 'envhost';
+    process.env.PGSSLMODE = 'disable';
+    const c = clientConfig({}) as Record<string, unknown>;
+    assert.equal(c.port, 6543);
+    assert.equal(c.host, 'envhost');
+    assert.equal(c.ssl, false);
+    assert.equal((clientConfig({ conninfo: 'port=7000' }) as Record<string, unknown>).port, 7000, 'the conninfo wins over the environment');
+    assert.equal((clientConfig({ conninfo: 'host=name hostaddr=10.0.0.1' }) as Record<string, unknown>).host, '10.0.0.1', 'hostaddr is where pg connects');
+    process.env.PGPORT = 'abc';
+    assert.throws(() => clientConfig({}), { message: 'invalid port number "abc" (1 to 65535)' });
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 });
