@@ -12,12 +12,13 @@
  * name a keyword or a position, never a value; connection errors name host
  * and port only. Nothing is masked afterwards.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
 import type { ClientConfig } from 'pg';
-import { AuthError, UsageError } from './errors';
+import { AuthError, IoError, UsageError } from './errors';
+import { LIMITS, readLimitedSync } from './io/read-limited';
 import { checkKeyword, parseConninfo } from './conninfo-parse';
 import { tlsPlan, type TlsPlan } from './tls-options';
 
@@ -170,9 +171,12 @@ export function lookupPassfile(key: PasswordKey): { password?: string; where: st
     if (!st.isFile()) return { where };
     // libpq ignores a password file others can read; so do we, and say so.
     if (st.mode & 0o077) return { where, ignored: 'it has group or world access (chmod 0600)' };
-    text = readFileSync(key.passfile, 'utf8');
-  } catch {
-    return { where };
+    // Not followed if it is a link, never blocking, capped: a file swapped under us cannot hang the connection.
+    const buf = readLimitedSync(key.passfile, LIMITS.passfile);
+    if (!buf) return { where };
+    text = buf.toString('utf8');
+  } catch (err) {
+    return err instanceof IoError ? { where, ignored: err.message } : { where };
   }
   const want = [key.host, key.port, key.database, key.user];
   for (const line of text.split(/\r?\n/)) {

@@ -20,6 +20,9 @@
  * competing fairly, through link()'s exclusivity, with a run that found no
  * lock at all — then removes the takeover file. Losers are refused.
  *
+ * The winner then removes what runs killed mid-way left (temporary and
+ * takeover files whose holder is dead), so none ends up in a backup.
+ *
  * Lock files are read with readLimited: a FIFO, a symlink, a device or a huge
  * file in the lock's place is one clear IoError, never a hang. Release removes
  * the lock only while it is still this run's own (same content).
@@ -30,7 +33,7 @@
 import { constants, promises as fs } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import { ioError, TargetLockedError } from '../errors';
+import { IoError, ioError, TargetLockedError } from '../errors';
 import { LIMITS, readLimited } from './read-limited';
 
 export const LOCK_FILE = '.pgbb-lock';
@@ -104,12 +107,29 @@ interface SeenLock {
 
 /** The lock file as it is now, or null when there is none. */
 async function readLock(file: string): Promise<SeenLock | null> {
-  for (;;) {
+  for (let tries = 0; tries < 8; tries++) {
     const before = await fs.lstat(file).catch(() => null);
     const buf = await readLimited(file, LIMITS.lockFile);
     const after = await fs.lstat(file).catch(() => null);
     if (!buf || !before || !after) return null;
     if (before.ino === after.ino) return { text: buf.toString('latin1'), ino: after.ino };
+  }
+  throw new IoError(`lock file "${file}" keeps changing while it is read`);
+}
+
+/**
+ * Once the lock is ours: removes the temporary and takeover files that runs
+ * killed mid-way left (their holder is dead), so that they do not end up in
+ * the backup. A live run's files are its own to remove.
+ */
+async function removeLeftovers(dir: string, ownTmp: string): Promise<void> {
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const file = path.join(dir, name);
+    if (name === LOCK_FILE || !isLockFileName(name) || file === ownTmp) continue;
+    const text = await readLimited(file, LIMITS.lockFile).then((b) => b?.toString('latin1'), () => undefined);
+    const h = text === undefined ? null : parseLock(text);
+    if (h && !(await holderAlive(h))) await fs.unlink(file).catch(() => {});
   }
 }
 
@@ -154,14 +174,20 @@ async function acquire(dir: string, takeOverDead: boolean): Promise<string> {
     }
     // A handful of rounds: each ends in a win, a refusal, or a lock that changed under us.
     for (let round = 0; round < 8; round++) {
-      if (await tryLink(tmp, file, file)) return content;
+      if (await tryLink(tmp, file, file)) {
+        await removeLeftovers(dir, tmp);
+        return content;
+      }
       const seen = await readLock(file);
       if (!seen) continue;
       const h = parseLock(seen.text);
       if (!h) throw new TargetLockedError(dir, `lock file "${file}" was not written by pgbb: remove it if no pgbb run uses this directory`);
       if (await holderAlive(h)) throw new TargetLockedError(dir, `pid ${h.pid}`);
       if (!takeOverDead) throw stale(dir, file, h);
-      if (await takeOver(dir, file, tmp, seen, h)) return content;
+      if (await takeOver(dir, file, tmp, seen, h)) {
+        await removeLeftovers(dir, tmp);
+        return content;
+      }
     }
     throw new TargetLockedError(dir, `lock file "${file}" keeps changing`);
   } finally {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -192,5 +192,24 @@ test('clientConfig: PG* variables read here and checked, so pg never reads them 
       if (v === undefined) delete process.env[k];
       else process.env[k] = v;
     }
+  }
+});
+
+test('password file: a symlink in its place is not followed, and the message says why the file was ignored', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'pgbb-pgpass-link-'));
+  const saved = { PGPASSWORD: process.env.PGPASSWORD, PGPASSFILE: process.env.PGPASSFILE };
+  try {
+    delete process.env.PGPASSWORD;
+    const real = join(dir, 'real');
+    writeFileSync(real, '*:*:*:*:linked\n', { mode: 0o600 });
+    symlinkSync(real, join(dir, 'link'));
+    process.env.PGPASSFILE = join(dir, 'link');
+    await assert.rejects((clientConfig({ user: 'bob' }).password as () => Promise<string>)(), /entry in .*link, ignored: password file ".*link" is a symbolic link: refusing to follow it\)$/);
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -153,3 +153,16 @@ test('one format for both: a backup\'s lock keeps a refresh out and the other wa
   await third.release();
   assert.deepEqual(await fs.readdir(dir), []);
 });
+
+test('runs killed while locking leave temporary and takeover files: the next winner removes those of dead runs only', async () => {
+  const dir = await root();
+  const deadTmp = `${LOCK_FILE}.${'11'.repeat(16)}.tmp`;
+  const deadTakeover = `${LOCK_FILE}.takeover-${'22'.repeat(16)}`;
+  const liveTmp = `${LOCK_FILE}.${'33'.repeat(16)}.tmp`;
+  await fs.writeFile(join(dir, deadTmp), `${DEAD_PID} 1 ${'11'.repeat(16)}\n`);
+  await fs.writeFile(join(dir, deadTakeover), `${DEAD_PID} 1 ${'22'.repeat(16)}\n`);
+  await fs.writeFile(join(dir, liveTmp), `${process.pid} ${await processStartTime(process.pid)} ${'33'.repeat(16)}\n`);
+  const lock = await lockForRefresh(dir);
+  assert.deepEqual((await fs.readdir(dir)).sort(), [LOCK_FILE, liveTmp].sort());
+  await lock.release();
+});
