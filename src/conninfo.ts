@@ -18,9 +18,9 @@ import { join } from 'node:path';
 import { isIP } from 'node:net';
 import type { ClientConfig } from 'pg';
 import { AuthError, IoError, UsageError } from './errors';
-import { LIMITS, readLimitedSync } from './io/read-limited';
+import { LIMITS } from './io/read-limited';
 import { checkKeyword, parseConninfo } from './conninfo-parse';
-import { tlsPlan, type TlsPlan } from './tls-options';
+import { readUserFile, tlsPlan, type TlsPlan } from './tls-options';
 
 export { parseKeywordValue } from './conninfo-parse';
 
@@ -171,8 +171,8 @@ export function lookupPassfile(key: PasswordKey): { password?: string; where: st
     if (!st.isFile()) return { where };
     // libpq ignores a password file others can read; so do we, and say so.
     if (st.mode & 0o077) return { where, ignored: 'it has group or world access (chmod 0600)' };
-    // Not followed if it is a link, never blocking, capped: a file swapped under us cannot hang the connection.
-    const buf = readLimitedSync(key.passfile, LIMITS.passfile);
+    // As libpq, a link is followed (stat above did too); never blocking, capped: a FIFO cannot hang the connection.
+    const buf = readUserFile(key.passfile, LIMITS.passfile);
     if (!buf) return { where };
     text = buf.toString('utf8');
   } catch (err) {

@@ -15,8 +15,10 @@
  * ~/.postgresql/postgresql.crt) exists, with sslkey (PGSSLKEY, default
  * ~/.postgresql/postgresql.key), which must not be readable by others.
  * Over a Unix socket TLS is never used, whatever sslmode says (as libpq).
- * Certificate and key files are read with readLimitedSync (no links
- * followed, regular files only, capped).
+ * Certificate and key files are configuration the user names, so a link is
+ * followed as libpq follows it (root.crt → /etc/ssl/… is common); the file
+ * it leads to is read with readLimitedSync (regular files only, never
+ * blocking on a FIFO, capped).
  *
  * retryWith says when libpq makes the next attempt; tlsReason words a TLS
  * failure for the error line.
@@ -24,12 +26,12 @@
  * Errors: UsageError for a bad value; ConnectionError for a missing root
  * certificate that verification needs, or an unusable key file.
  */
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { checkServerIdentity, type ConnectionOptions as TlsConnectionOptions, type PeerCertificate } from 'node:tls';
 import { join } from 'node:path';
 import { ConnectionError, UsageError } from './errors';
-import { readLimitedSync } from './io/read-limited';
+import { readLimitedSync, type ReadLimits } from './io/read-limited';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type SslMode = (typeof SSL_MODES)[number];
@@ -77,7 +79,7 @@ export function tlsPlan(s: TlsSettings, host: string, home: string): TlsPlan {
 
   const pgDir = join(home, '.postgresql');
   const rootFile = s.sslrootcert || join(pgDir, 'root.crt');
-  const ca = system ? null : readLimitedSync(rootFile, { maxBytes: CERT_LIMIT, what: 'root certificate file' });
+  const ca = system ? null : readUserFile(rootFile, { maxBytes: CERT_LIMIT, what: 'root certificate file' });
   if (!system && !ca && (mode === 'verify-ca' || mode === 'verify-full')) {
     throw new ConnectionError(
       `root certificate file "${rootFile}" does not exist: provide it (sslrootcert), use the system's trusted roots with sslrootcert=system, or choose an sslmode that does not verify the server (require)`,
@@ -108,7 +110,7 @@ function hostCheck(host: string): (servername: string, cert: PeerCertificate) =>
 
 function clientCertificate(s: TlsSettings, pgDir: string): Pick<TlsConnectionOptions, 'cert' | 'key' | 'passphrase'> {
   const certFile = s.sslcert || join(pgDir, 'postgresql.crt');
-  const cert = readLimitedSync(certFile, { maxBytes: CERT_LIMIT, what: 'client certificate file' });
+  const cert = readUserFile(certFile, { maxBytes: CERT_LIMIT, what: 'client certificate file' });
   if (!cert) return {};
   const keyFile = s.sslkey || join(pgDir, 'postgresql.key');
   const st = statSafe(keyFile);
@@ -116,9 +118,24 @@ function clientCertificate(s: TlsSettings, pgDir: string): Pick<TlsConnectionOpt
   if (st && (st.uid === 0 ? st.mode & 0o037 : st.mode & 0o077)) {
     throw new ConnectionError(`private key file "${keyFile}" has group or world access; it must be 0600 or less (0640 if owned by root)`);
   }
-  const key = readLimitedSync(keyFile, { maxBytes: CERT_LIMIT, what: 'private key file' });
+  const key = readUserFile(keyFile, { maxBytes: CERT_LIMIT, what: 'private key file' });
   if (!key) throw new ConnectionError(`certificate present, but not private key file "${keyFile}"`);
   return { cert, key, ...(s.sslpassword ? { passphrase: s.sslpassword } : {}) };
+}
+
+/**
+ * A file the user's configuration names (certificate, key, password file):
+ * links resolved first, then read as readLimitedSync reads; null when missing.
+ */
+export function readUserFile(file: string, limits: ReadLimits): Buffer | null {
+  let real: string;
+  try {
+    real = realpathSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    real = file; // let readLimitedSync say what is wrong
+  }
+  return readLimitedSync(real, limits);
 }
 
 function statSafe(file: string): { mode: number; uid: number } | null {

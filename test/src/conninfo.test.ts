@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -195,7 +195,7 @@ test('clientConfig: PG* variables read here and checked, so pg never reads them 
   }
 });
 
-test('password file: a symlink in its place is not followed, and the message says why the file was ignored', async () => {
+test('password file: a link is followed as libpq follows it; a file far too large is ignored, and the message says why', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'pgbb-pgpass-link-'));
   const saved = { PGPASSWORD: process.env.PGPASSWORD, PGPASSFILE: process.env.PGPASSFILE };
   try {
@@ -204,7 +204,13 @@ test('password file: a symlink in its place is not followed, and the message say
     writeFileSync(real, '*:*:*:*:linked\n', { mode: 0o600 });
     symlinkSync(real, join(dir, 'link'));
     process.env.PGPASSFILE = join(dir, 'link');
-    await assert.rejects((clientConfig({ user: 'bob' }).password as () => Promise<string>)(), /entry in .*link, ignored: password file ".*link" is a symbolic link: refusing to follow it\)$/);
+    assert.equal(await passwordFor({ user: 'bob' }), 'linked');
+    // 1 GiB, sparse: never read whole.
+    const huge = join(dir, 'huge');
+    writeFileSync(huge, '', { mode: 0o600 });
+    truncateSync(huge, 1024 ** 3);
+    process.env.PGPASSFILE = huge;
+    await assert.rejects((clientConfig({ user: 'bob' }).password as () => Promise<string>)(), /entry in .*huge, ignored: password file ".*huge" is larger than \d+ bytes, the most it can hold: refusing to read it\)$/);
   } finally {
     for (const [k, v] of Object.entries(saved)) {
       if (v === undefined) delete process.env[k];
