@@ -63,20 +63,27 @@ export function connectionSettings(opts: ConnectionOptions): Record<string, stri
   Object.assign(out, kv);
   if (opts.host !== undefined) out.host = opts.host;
   if (opts.port !== undefined) out.port = String(opts.port);
+  if (out.port !== undefined) {
+    // A URI missing its "@host" reads the password as the port (postgresql://user:secret/db): never quoted from there.
+    const from = opts.port !== undefined ? `"${out.port}" given with -p` : kv.port !== undefined ? 'in the connection string' : `"${out.port}" in PGPORT`;
+    checkPort(out.port, from);
+  }
   if (opts.user !== undefined) out.user = opts.user;
   if (opts.database !== undefined) out.dbname = opts.database;
   if (out.host?.includes(',') || out.hostaddr?.includes(',') || out.port?.includes(',')) {
     throw new UsageError('more than one host or port given: pgbb connects to one server');
-  }
-  if (out.port !== undefined) {
-    const p = /^\d{1,5}$/.test(out.port) ? Number(out.port) : NaN;
-    if (!(p >= 1 && p <= 65535)) throw new UsageError(`invalid port number "${out.port}" (1 to 65535)`);
   }
   if (out.hostaddr !== undefined && isIP(out.hostaddr) === 0) throw new UsageError(`invalid hostaddr "${out.hostaddr}": must be a numeric IP address`);
   if (out.connect_timeout !== undefined && !/^\d+$/.test(out.connect_timeout)) {
     throw new UsageError(`invalid integer value "${out.connect_timeout}" for connection option "connect_timeout"`);
   }
   return out;
+}
+
+function checkPort(port: string, what: string): void {
+  if (port.includes(',')) return; // refused below as a list
+  const p = /^\d{1,5}$/.test(port) ? Number(port) : NaN;
+  if (!(p >= 1 && p <= 65535)) throw new UsageError(`invalid port number ${what} (1 to 65535)`);
 }
 
 /** A pg ClientConfig carrying the TLS attempts that ReplicationConnection.connect makes in turn. */

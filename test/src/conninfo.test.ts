@@ -186,7 +186,8 @@ test('clientConfig: PG* variables read here and checked, so pg never reads them 
     assert.equal((clientConfig({ conninfo: 'port=7000' }) as Record<string, unknown>).port, 7000, 'the conninfo wins over the environment');
     assert.equal((clientConfig({ conninfo: 'host=name hostaddr=10.0.0.1' }) as Record<string, unknown>).host, '10.0.0.1', 'hostaddr is where pg connects');
     process.env.PGPORT = 'abc';
-    assert.throws(() => clientConfig({}), { message: 'invalid port number "abc" (1 to 65535)' });
+    assert.throws(() => clientConfig({}), { message: 'invalid port number "abc" in PGPORT (1 to 65535)' });
+    assert.equal((clientConfig({ port: 5433 }) as Record<string, unknown>).port, 5433, 'a PGPORT that -p overrides does not matter');
   } finally {
     for (const [k, v] of Object.entries(saved)) {
       if (v === undefined) delete process.env[k];
