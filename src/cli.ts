@@ -208,11 +208,11 @@ function backupSettings(opts: Record<string, any>) {
   const noSlot = opts.slot === false;
   checkWalOptions({ wal, slot, noSlot });
   const connection = { conninfo: opts.dbname, host: opts.host, port: opts.port, user: opts.username };
-  // Every connection setting (conninfo, -h/-p/-U, PG* variables, TLS files) checked now, before anything is created or locked.
-  clientConfig(connection);
   const timeout = parseTimeout(String(opts.timeout));
   const reporter = createReporter({ json: Boolean(opts.json), progress: Boolean(opts.progress), stream: process.stderr });
   activeReporter = reporter;
+  // Every connection setting (conninfo, -h/-p/-U, PG* variables, TLS files) checked now, before anything is created or locked.
+  clientConfig(connection);
   return {
     connection,
     checkpoint: opts.checkpoint as 'fast' | 'spread',
