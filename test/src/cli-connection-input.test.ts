@@ -63,3 +63,14 @@ for (const c of cases) {
     });
   }
 }
+
+test('with --json a bad setting is one JSON error event, code usage', async () => {
+  root ??= await fs.mkdtemp(join(tmpdir(), 'pgbb-cli-input-'));
+  for (const command of ['backup', 'refresh']) {
+    const target = join(root, `json-${command}`);
+    const r = await spawnPgbb([command, '-d', 'host=127.0.0.1 foo=bar', '-D', target, '--json'], { env: CLEAN_ENV }).done;
+    assert.equal(r.code, 2, r.stderr);
+    assert.deepEqual(r.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l)), [{ event: 'error', code: 'usage', message: 'invalid connection option "foo"' }]);
+    assert.ok(!existsSync(target));
+  }
+});
