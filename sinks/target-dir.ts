@@ -4,7 +4,7 @@
  * a failed backup never leaves something that looks like a backup.
  *
  * Two runs aimed at one target: `lockTarget` (the backup command calls it
- * before the sink is set up) creates `<target>/.pgbb-lock` with O_EXCL, so
+ * before the sink is set up) creates `<target>/.pgbb-lock` (src/io/target-lock.ts), so
  * exactly one run gets the directory and the other is refused with
  * TargetLockedError before it contacts the server. The lock lives as long as
  * the run: prepareEmptyDir does not count the lock this process holds,
@@ -18,10 +18,10 @@
  * Errors: TargetNotEmptyError, TargetLockedError, IoError naming the path.
  */
 import { promises as fs } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { IoError, TargetLockedError, TargetNotEmptyError, TarFormatError, ioError } from '../src/errors';
 import { fsPath, pathFromBytes, showPath } from '../src/path-bytes';
+import { heldLock, isLockFileName, lockDir, lockHolder, LOCK_FILE, releaseHeldLock } from '../src/io/target-lock';
 
 export { ioError };
 
@@ -31,17 +31,7 @@ export interface PreparedDir {
   created: boolean;
 }
 
-export const LOCK_FILE = '.pgbb-lock';
-
-interface HeldLock {
-  file: string;
-  /** The lock file's content, `<pid> <random>`: release never removes a lock another run made after ours went. */
-  token: string;
-  created: boolean;
-}
-
-/** Locks this process holds, by absolute target path. */
-const held = new Map<string, HeldLock>();
+export { LOCK_FILE, releaseHeldLock };
 
 export interface TargetLock {
   path: string;
@@ -60,7 +50,7 @@ export interface TargetLock {
  */
 export async function lockTarget(dir: string): Promise<TargetLock> {
   const abs = path.resolve(dir);
-  if (held.has(abs)) throw new TargetLockedError(abs, `pid ${process.pid}, this process`);
+  if (heldLock(abs)) throw new TargetLockedError(abs, `pid ${process.pid}, this process`);
   let created = false;
   try {
     await fs.mkdir(abs, { mode: 0o700 });
@@ -81,26 +71,9 @@ export async function lockTarget(dir: string): Promise<TargetLock> {
     }
   }
   if (!created) await checkEmpty(abs);
-  const file = path.join(abs, LOCK_FILE);
-  let fh: fs.FileHandle;
-  try {
-    fh = await fs.open(file, 'wx', 0o600);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new TargetLockedError(abs, await lockHolder(file));
-    throw ioError('could not create lock file', file, err);
-  }
-  const token = `${process.pid} ${randomBytes(8).toString('hex')}\n`;
-  try {
-    await fh.writeFile(token);
-  } catch (err) {
-    await fh.close().catch(() => {});
-    await fs.unlink(file).catch(() => {});
-    throw ioError('could not write lock file', file, err);
-  }
-  await fh.close().catch(() => {});
-  held.set(abs, { file, token, created });
+  await lockDir(abs, created);
   // Checked again now that we hold the lock: another run may have written between our two steps.
-  const others = (await fs.readdir(abs).catch(() => [] as string[])).filter((e) => e !== LOCK_FILE);
+  const others = (await fs.readdir(abs).catch(() => [] as string[])).filter((e) => !isLockFileName(e));
   if (others.length) {
     await releaseHeldLock(abs);
     throw new TargetNotEmptyError(abs);
@@ -113,28 +86,6 @@ export async function lockTarget(dir: string): Promise<TargetLock> {
       if (created) await fs.rmdir(abs).catch(() => {}); // only if empty: a failed run's leftovers are gone by now
     },
   };
-}
-
-/** Removes this process's lock on `dir`, if it holds one (and the file is still its own). */
-export async function releaseHeldLock(dir: string): Promise<void> {
-  const abs = path.resolve(dir);
-  const lock = held.get(abs);
-  if (!lock) return;
-  held.delete(abs);
-  const content = await fs.readFile(lock.file, 'utf8').catch(() => null);
-  if (content === lock.token) await fs.unlink(lock.file).catch(() => {});
-}
-
-async function lockHolder(file: string): Promise<string> {
-  const pid = Number((await fs.readFile(file, 'utf8').catch(() => '')).split(/\s/)[0]);
-  if (!Number.isInteger(pid) || pid <= 0) return `lock file "${file}"`;
-  let alive = true;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    alive = (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  return alive ? `pid ${pid}` : `pid ${pid}, no longer running: remove "${file}" if nothing writes there`;
 }
 
 async function checkEmpty(abs: string): Promise<void> {
@@ -152,6 +103,8 @@ async function checkEmpty(abs: string): Promise<void> {
     throw ioError('could not read directory', abs, err);
   }
   // Another run's lock: say so, rather than "not empty" (which is also true once it writes).
+  // The lock module's passing files (a lock being created) are not content.
+  entries = entries.filter((e) => e === LOCK_FILE || !isLockFileName(e));
   if (entries.includes(LOCK_FILE)) throw new TargetLockedError(abs, await lockHolder(path.join(abs, LOCK_FILE)));
   if (entries.length) throw new TargetNotEmptyError(abs);
 }
@@ -174,12 +127,12 @@ export async function checkEmptyOrMissing(dir: string): Promise<void> {
 /** Makes sure `dir` exists and is empty; creates it (mode 0700) with its parents if missing. */
 export async function prepareEmptyDir(dir: string): Promise<PreparedDir> {
   const abs = path.resolve(dir);
-  const lock = held.get(abs);
+  const lock = heldLock(abs);
   if (lock) {
     // lockTarget made and checked it; only our own lock file may be in it.
     const entries = (await fs.readdir(abs).catch((err) => {
       throw ioError('could not read directory', abs, err);
-    })).filter((e) => e !== LOCK_FILE);
+    })).filter((e) => !isLockFileName(e));
     if (entries.length) throw new TargetNotEmptyError(abs);
     return { path: abs, created: lock.created };
   }
@@ -206,7 +159,7 @@ export async function prepareEmptyDir(dir: string): Promise<PreparedDir> {
  * lock's release finishes the job.
  */
 export async function discardDir(dir: PreparedDir): Promise<void> {
-  const lock = held.get(dir.path);
+  const lock = heldLock(dir.path);
   if (dir.created && !lock) {
     await fs.rm(dir.path, { recursive: true, force: true });
     return;

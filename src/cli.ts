@@ -22,14 +22,12 @@ import { describeError, InterruptedError, PgbbError, UsageError } from './errors
 import { createReporter, type Reporter } from './reporters';
 import { JsonReporter } from './report/json-reporter';
 import { parseCompressSpec } from './compression';
-import { knownPassword } from './conninfo';
+import { clientConfig } from './conninfo';
 
 const VERSION = '0.1.0';
 
 /** The reporter of a running command: with --json, errors are JSON lines too. */
 let activeReporter: Reporter | null = null;
-/** The password, when known: never printed, even should a message quote it. */
-let secret: string | undefined;
 
 function fail(err: unknown): never {
   if (activeReporter) {
@@ -37,7 +35,7 @@ function fail(err: unknown): never {
     activeReporter.close();
   }
   const line = describeError(err);
-  if (!(activeReporter instanceof JsonReporter)) process.stderr.write(`pgbb: error: ${secret ? line.split(secret).join('********') : line}\n`);
+  if (!(activeReporter instanceof JsonReporter)) process.stderr.write(`pgbb: error: ${line}\n`);
   process.exit(exitCode(err));
 }
 
@@ -111,7 +109,7 @@ export function buildProgram(): Command {
     .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)');
   backupOptions(backup, 'relocate tablespace in OLD to NEW (repeatable)');
   backup.action(async (opts) => {
-    // With --json even a bad option value is reported as a JSON error line (no password known yet to blank).
+    // With --json even a bad option value is reported as a JSON error line.
     if (opts.json) activeReporter = createReporter({ json: true, stream: process.stderr });
     const format = String(opts.format ?? (opts.pgdata === '-' ? 'tar' : 'plain'));
     const fmt = format === 'p' || format === 'plain' ? 'plain' : format === 't' || format === 'tar' ? 'tar' : null;
@@ -211,15 +209,10 @@ function backupSettings(opts: Record<string, any>) {
   checkWalOptions({ wal, slot, noSlot });
   const connection = { conninfo: opts.dbname, host: opts.host, port: opts.port, user: opts.username };
   const timeout = parseTimeout(String(opts.timeout));
-  const password = knownPassword(connection);
-  secret = password || undefined;
-  const reporter = createReporter({
-    json: Boolean(opts.json),
-    progress: Boolean(opts.progress),
-    stream: process.stderr,
-    secrets: password ? [password] : [],
-  });
+  const reporter = createReporter({ json: Boolean(opts.json), progress: Boolean(opts.progress), stream: process.stderr });
   activeReporter = reporter;
+  // Every connection setting (conninfo, -h/-p/-U, PG* variables, TLS files) checked now, before anything is created or locked.
+  clientConfig(connection);
   return {
     connection,
     checkpoint: opts.checkpoint as 'fast' | 'spread',

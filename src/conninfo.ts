@@ -1,18 +1,28 @@
 /**
- * Connection settings: a libpq conninfo (`key=value ...` or a postgres:// URI)
- * merged with -h/-p/-U; pg fills the rest from PG* environment variables.
+ * Connection settings: a libpq conninfo (`key=value ...` or a postgres:// URI,
+ * src/conninfo-parse.ts) merged with -h/-p/-U and the PG* variables libpq
+ * reads, all checked once (connectionSettings) and handed to pg explicitly,
+ * so that pg never reads the environment itself (PGPORT=abc was a crash).
+ * TLS follows libpq's sslmode (src/tls-options.ts).
  * The password, when the server asks for one, comes as libpq finds it:
  * password= in the conninfo, PGPASSWORD, else the password file (passfile=,
  * PGPASSFILE or ~/.pgpass), read here rather than by pg (whose own lookup
  * prints a deprecation warning and does not match `replication` entries).
- * Passwords are kept out of anything printable: errors name host and port only.
+ * Passwords are kept out of anything printable by construction: parse errors
+ * name a keyword or a position, never a value; connection errors name host
+ * and port only. Nothing is masked afterwards.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { parse as parseUri } from 'pg-connection-string';
+import { isIP } from 'node:net';
 import type { ClientConfig } from 'pg';
-import { AuthError, UsageError } from './errors';
+import { AuthError, IoError, UsageError } from './errors';
+import { LIMITS } from './io/read-limited';
+import { checkKeyword, parseConninfo } from './conninfo-parse';
+import { readUserFile, tlsPlan, type TlsPlan } from './tls-options';
+
+export { parseKeywordValue } from './conninfo-parse';
 
 export interface ConnectionOptions {
   conninfo?: string;
@@ -23,86 +33,81 @@ export interface ConnectionOptions {
   database?: string;
 }
 
-/** Parses libpq's keyword/value form: `host=x port=5432 password='a b\'c'`. */
-export function parseKeywordValue(conninfo: string): Record<string, string> {
+/** The environment variables libpq reads, by keyword (used where neither -d nor -h/-p/-U give one). */
+const ENV: Record<string, string> = {
+  host: 'PGHOST', hostaddr: 'PGHOSTADDR', port: 'PGPORT', dbname: 'PGDATABASE', user: 'PGUSER', passfile: 'PGPASSFILE',
+  options: 'PGOPTIONS', application_name: 'PGAPPNAME', connect_timeout: 'PGCONNECT_TIMEOUT', sslmode: 'PGSSLMODE',
+  sslrootcert: 'PGSSLROOTCERT', sslcert: 'PGSSLCERT', sslkey: 'PGSSLKEY', sslsni: 'PGSSLSNI',
+  ssl_min_protocol_version: 'PGSSLMINPROTOCOLVERSION', ssl_max_protocol_version: 'PGSSLMAXPROTOCOLVERSION',
+  gssencmode: 'PGGSSENCMODE', channel_binding: 'PGCHANNELBINDING', sslcertmode: 'PGSSLCERTMODE', sslnegotiation: 'PGSSLNEGOTIATION',
+  target_session_attrs: 'PGTARGETSESSIONATTRS', service: 'PGSERVICE', require_auth: 'PGREQUIREAUTH', requirepeer: 'PGREQUIREPEER',
+  sslcrl: 'PGSSLCRL', sslcrldir: 'PGSSLCRLDIR', load_balance_hosts: 'PGLOADBALANCEHOSTS',
+};
+
+/**
+ * Every connection setting, from -h/-p/-U over the conninfo over PG*
+ * variables, checked once (the CLI calls this before it creates or locks
+ * anything). The password is not in it: see clientConfig.
+ */
+export function connectionSettings(opts: ConnectionOptions): Record<string, string> {
   const out: Record<string, string> = {};
-  let i = 0;
-  const n = conninfo.length;
-  const skipSpace = () => {
-    while (i < n && /\s/.test(conninfo[i])) i++;
-  };
-  while (true) {
-    skipSpace();
-    if (i >= n) break;
-    const start = i;
-    while (i < n && conninfo[i] !== '=' && !/\s/.test(conninfo[i])) i++;
-    const key = conninfo.slice(start, i);
-    skipSpace();
-    if (conninfo[i] !== '=') throw new UsageError(`missing "=" after "${key}" in connection info string`);
-    i++;
-    skipSpace();
-    let value = '';
-    if (conninfo[i] === "'") {
-      i++;
-      let closed = false;
-      while (i < n) {
-        const c = conninfo[i++];
-        if (c === '\\' && i < n) value += conninfo[i++];
-        else if (c === "'") {
-          closed = true;
-          break;
-        } else value += c;
-      }
-      if (!closed) throw new UsageError('unterminated quoted string in connection info string');
-    } else {
-      while (i < n && !/\s/.test(conninfo[i])) {
-        const c = conninfo[i++];
-        value += c === '\\' && i < n ? conninfo[i++] : c;
-      }
+  for (const [key, env] of Object.entries(ENV)) {
+    const v = process.env[env];
+    if (v) {
+      checkKeyword(key, v, `environment variable ${env}: connection option`);
+      out[key] = v;
     }
-    if (!key) throw new UsageError('empty keyword in connection info string');
-    out[key] = value;
+  }
+  const kv = opts.conninfo ? parseConninfo(opts.conninfo) : {};
+  delete kv.password;
+  Object.assign(out, kv);
+  if (opts.host !== undefined) out.host = opts.host;
+  if (opts.port !== undefined) out.port = String(opts.port);
+  if (out.port !== undefined) {
+    // A URI missing its "@host" reads the password as the port (postgresql://user:secret/db): never quoted from there.
+    const from = opts.port !== undefined ? `"${out.port}" given with -p` : kv.port !== undefined ? 'in the connection string' : `"${out.port}" in PGPORT`;
+    checkPort(out.port, from);
+  }
+  if (opts.user !== undefined) out.user = opts.user;
+  if (opts.database !== undefined) out.dbname = opts.database;
+  if (out.host?.includes(',') || out.hostaddr?.includes(',') || out.port?.includes(',')) {
+    throw new UsageError('more than one host or port given: pgbb connects to one server');
+  }
+  if (out.hostaddr !== undefined && isIP(out.hostaddr) === 0) throw new UsageError(`invalid hostaddr "${out.hostaddr}": must be a numeric IP address`);
+  if (out.connect_timeout !== undefined && !/^\d+$/.test(out.connect_timeout)) {
+    throw new UsageError(`invalid integer value "${out.connect_timeout}" for connection option "connect_timeout"`);
   }
   return out;
 }
 
-function parseConninfo(conninfo: string): Record<string, string> {
-  if (/^postgres(ql)?:\/\//.test(conninfo)) {
-    const parsed = parseUri(conninfo) as Record<string, unknown>;
-    const out: Record<string, string> = {};
-    for (const [k, v] of Object.entries(parsed)) {
-      if (typeof v === 'string' && v !== '') out[k === 'database' ? 'dbname' : k] = v;
-    }
-    return out;
-  }
-  return parseKeywordValue(conninfo);
+function checkPort(port: string, what: string): void {
+  if (port.includes(',')) return; // refused below as a list
+  const p = /^\d{1,5}$/.test(port) ? Number(port) : NaN;
+  if (!(p >= 1 && p <= 65535)) throw new UsageError(`invalid port number ${what} (1 to 65535)`);
 }
 
-const SSL_MODES = new Set(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']);
+/** A pg ClientConfig carrying the TLS attempts that ReplicationConnection.connect makes in turn. */
+export type PgbbClientConfig = ClientConfig & { pgbbTls?: TlsPlan };
 
 /**
  * A pg ClientConfig for a replication connection. `replication` is 'database'
  * or true (physical walsender, as pg_basebackup uses).
  */
-export function clientConfig(opts: ConnectionOptions, replication: true | 'database' | false = true): ClientConfig {
-  const kv = opts.conninfo ? parseConninfo(opts.conninfo) : {};
-  const config: ClientConfig & Record<string, unknown> = {};
-  const host = opts.host ?? kv.host ?? kv.hostaddr;
-  if (host) config.host = host;
-  const port = opts.port ?? kv.port;
-  if (port !== undefined && port !== '') {
-    const p = Number(port);
-    if (!Number.isInteger(p) || p < 1 || p > 65535) throw new UsageError(`invalid port number "${port}"`);
-    config.port = p;
-  }
-  const user = opts.user ?? kv.user;
-  if (user) config.user = user;
+export function clientConfig(opts: ConnectionOptions, replication: true | 'database' | false = true): PgbbClientConfig {
+  const s = connectionSettings(opts);
+  const kvPassword = opts.conninfo ? parseConninfo(opts.conninfo).password : undefined;
+  const config: PgbbClientConfig & Record<string, unknown> = {};
+  // libpq connects to hostaddr when given, and checks certificates against host.
+  const host = s.host || s.hostaddr || 'localhost';
+  config.host = s.hostaddr || host;
+  config.port = s.port ? Number(s.port) : 5432;
+  config.user = s.user || userInfo().username;
   // As libpq: an empty PGPASSWORD counts as unset.
-  const password = opts.password ?? kv.password ?? (process.env.PGPASSWORD || undefined);
+  const password = opts.password ?? kvPassword ?? (process.env.PGPASSWORD || undefined);
   if (password !== undefined) config.password = password;
   else {
     // Asked only when the server wants a password; a missing one is an auth error naming where we looked.
-    const key = passwordKey(opts, kv, replication);
+    const key = passwordKey(s, replication);
     config.password = async () => {
       const found = lookupPassfile(key);
       if (found.password !== undefined) return found.password;
@@ -110,17 +115,15 @@ export function clientConfig(opts: ConnectionOptions, replication: true | 'datab
       throw new AuthError(`no password supplied for user "${key.user}" (give password= in -d, PGPASSWORD or an entry in ${found.where}${note})`);
     };
   }
-  const database = opts.database ?? kv.dbname;
-  if (database) config.database = database;
-  if (kv.application_name) config.application_name = kv.application_name;
-  else config.application_name = 'pgbb';
-  if (kv.connect_timeout) config.connectionTimeoutMillis = Number(kv.connect_timeout) * 1000;
-  const sslmode = kv.sslmode ?? process.env.PGSSLMODE;
-  if (sslmode) {
-    if (!SSL_MODES.has(sslmode)) throw new UsageError(`invalid sslmode value "${sslmode}"`);
-    if (sslmode === 'disable' || sslmode === 'allow' || sslmode === 'prefer') config.ssl = false;
-    else config.ssl = { rejectUnauthorized: sslmode !== 'require' };
-  }
+  if (s.dbname) config.database = s.dbname;
+  config.application_name = s.application_name || s.fallback_application_name || 'pgbb';
+  if (s.options) config.options = s.options;
+  if (s.connect_timeout && Number(s.connect_timeout) > 0) config.connectionTimeoutMillis = Number(s.connect_timeout) * 1000;
+  const plan = tlsPlan(s, host, process.env.HOME || homedir());
+  config.pgbbTls = plan;
+  // Always set, so that pg never reads PGSSLMODE or PGSSLNEGOTIATION itself.
+  config.ssl = plan.attempts[0];
+  config.sslnegotiation = 'postgres';
   if (replication) config.replication = replication === true ? 'true' : 'database';
   config.keepAlive = true;
   config.keepAliveInitialDelayMillis = 10_000;
@@ -135,17 +138,17 @@ interface PasswordKey {
   passfile: string;
 }
 
-function passwordKey(opts: ConnectionOptions, kv: Record<string, string>, replication: true | 'database' | false): PasswordKey {
-  const host = opts.host ?? kv.host ?? process.env.PGHOST ?? '';
-  const user = opts.user ?? kv.user ?? process.env.PGUSER ?? userInfo().username;
+function passwordKey(s: Record<string, string>, replication: true | 'database' | false): PasswordKey {
+  const host = s.host || s.hostaddr || '';
+  const user = s.user || userInfo().username;
   return {
     // As libpq: a socket directory (or no host) matches `localhost` entries.
     host: !host || host.startsWith('/') ? 'localhost' : host,
-    port: String(opts.port ?? kv.port ?? process.env.PGPORT ?? 5432),
+    port: s.port || '5432',
     // As pg_basebackup: a physical replication connection's database is `replication`.
-    database: opts.database ?? kv.dbname ?? (replication === true ? 'replication' : process.env.PGDATABASE ?? user),
+    database: s.dbname || (replication === true ? 'replication' : user),
     user,
-    passfile: kv.passfile || process.env.PGPASSFILE || join(process.env.HOME || homedir(), '.pgpass'),
+    passfile: s.passfile || join(process.env.HOME || homedir(), '.pgpass'),
   };
 }
 
@@ -175,9 +178,12 @@ export function lookupPassfile(key: PasswordKey): { password?: string; where: st
     if (!st.isFile()) return { where };
     // libpq ignores a password file others can read; so do we, and say so.
     if (st.mode & 0o077) return { where, ignored: 'it has group or world access (chmod 0600)' };
-    text = readFileSync(key.passfile, 'utf8');
-  } catch {
-    return { where };
+    // As libpq, a link is followed (stat above did too); never blocking, capped: a FIFO cannot hang the connection.
+    const buf = readUserFile(key.passfile, LIMITS.passfile);
+    if (!buf) return { where };
+    text = buf.toString('utf8');
+  } catch (err) {
+    return err instanceof IoError ? { where, ignored: err.message } : { where };
   }
   const want = [key.host, key.port, key.database, key.user];
   for (const line of text.split(/\r?\n/)) {
@@ -187,18 +193,7 @@ export function lookupPassfile(key: PasswordKey): { password?: string; where: st
   return { where };
 }
 
-/**
- * The password a connection would use, if one is known without asking the
- * server (conninfo, PGPASSWORD, password file): the CLI blanks it in its output.
- */
-export function knownPassword(opts: ConnectionOptions, replication: true | 'database' | false = true): string | undefined {
-  const kv = opts.conninfo ? parseConninfo(opts.conninfo) : {};
-  return opts.password ?? kv.password ?? (process.env.PGPASSWORD || lookupPassfile(passwordKey(opts, kv, replication)).password);
-}
-
-/** host:port/user for messages; never the password. */
+/** host:port for messages; never the password, nor anything else of the conninfo. */
 export function describeServer(config: ClientConfig): string {
-  const host = config.host ?? process.env.PGHOST ?? 'localhost';
-  const port = config.port ?? process.env.PGPORT ?? 5432;
-  return `${host}:${port}`;
+  return `${config.host ?? 'localhost'}:${config.port ?? 5432}`;
 }

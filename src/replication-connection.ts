@@ -1,8 +1,9 @@
 /**
- * A replication connection: `pg` opens it (authentication, TLS, .pgpass,
- * PG* variables), then we take over the socket and speak the simple-query and
- * copy sub-protocols ourselves, because pg-protocol knows no CopyBoth and
- * recycles the buffers its CopyData slices point into.
+ * A replication connection: `pg` opens it (authentication; TLS as libpq's
+ * sslmode says, see connect()), then we take over the socket — the TLSSocket
+ * pg put in place of the TCP one when the session is encrypted — and speak
+ * the simple-query and copy sub-protocols ourselves, because pg-protocol
+ * knows no CopyBoth and recycles the buffers its CopyData slices point into.
  *
  * One command at a time: `run(sql, handler)` feeds every message of the
  * command to the handler and resolves at ReadyForQuery, or rejects with the
@@ -37,7 +38,8 @@ import {
 } from './protocol/backend-parser';
 import { AuthError, ConnectionError, InterruptedError, PgbbError, ProtocolError, ServerError, systemReason } from './errors';
 import { startupPacket } from './protocol/startup';
-import { describeServer } from './conninfo';
+import { describeServer, type PgbbClientConfig } from './conninfo';
+import { retryWith, tlsReason } from './tls-options';
 
 export interface ConnectOptions {
   /**
@@ -73,6 +75,7 @@ function connectError(err: unknown, where: string, timeoutMs: number): PgbbError
   if (err instanceof AuthError) return new AuthError(`connection to server at ${where} failed: ${err.message}`, { cause: err });
   if (err instanceof PgbbError) return err;
   let reason = e.code && /^E[A-Z]+$/.test(e.code) ? systemReason(err) : e.message ?? String(err);
+  reason = tlsReason(e.code, reason);
   if (reason === 'timeout expired') reason = `timeout expired${timeoutMs ? ` after ${timeoutMs / 1000} s` : ''}`;
   else if (reason === 'Connection terminated unexpectedly') reason = 'server closed the connection unexpectedly';
   const msg = `connection to server at ${where} failed: ${reason}`;
@@ -134,7 +137,26 @@ export class ReplicationConnection {
     }
   }
 
-  static async connect(config: ClientConfig, opts: ConnectOptions = {}): Promise<ReplicationConnection> {
+  /**
+   * Connects as libpq would for the config's sslmode (conninfo.ts, tls-options.ts):
+   * the TLS attempts in order, the next one only where libpq makes it (prefer:
+   * plain after the server refused SSL, TLS failed or the server rejected the
+   * TLS connection; allow: TLS after the server rejected the plain one).
+   */
+  static async connect(config: PgbbClientConfig, opts: ConnectOptions = {}): Promise<ReplicationConnection> {
+    const plan = config.pgbbTls;
+    const attempts = plan ? plan.attempts : [config.ssl];
+    for (let i = 0; ; i++) {
+      try {
+        return await ReplicationConnection.connectOnce({ ...config, ssl: attempts[i] }, opts);
+      } catch (err) {
+        const next = attempts[i + 1];
+        if (next === undefined || opts.signal?.aborted || !retryWith(next, (err as PgbbError).cause ?? err)) throw err;
+      }
+    }
+  }
+
+  private static async connectOnce(config: ClientConfig, opts: ConnectOptions): Promise<ReplicationConnection> {
     const where = `"${describeServer(config)}"`;
     const timeoutMs = opts.timeoutMs ?? 0;
     const connectLimit = config.connectionTimeoutMillis || timeoutMs;

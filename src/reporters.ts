@@ -15,9 +15,9 @@
  * always `close()` (which stops the bar's timer) in a finally.
  *
  * What reporters are given is chosen field by field — never an options
- * object — so a password in the conninfo cannot reach their output; the JSON
- * reporter also blanks any `secrets` it is handed, should a message ever
- * quote one.
+ * object — and no error message carries a password (src/conninfo.ts), so a
+ * password cannot reach their output. Nothing is masked after the fact:
+ * masking garbled messages (a password `p` made "must be su********eruser").
  */
 import type { StartEvent } from './events';
 import type { ProgressInfo } from '../transforms/progress';
@@ -52,14 +52,12 @@ export interface ReporterOptions {
   progress?: boolean;
   /** Where to write; default process.stderr. */
   stream?: NodeJS.WritableStream & { isTTY?: boolean };
-  /** Strings (passwords) that must never be printed. */
-  secrets?: string[];
 }
 
 /** --json wins over -P: a script reading stderr wants lines it can parse. */
 export function createReporter(opts: ReporterOptions): Reporter {
   const stream = opts.stream ?? process.stderr;
-  if (opts.json) return new JsonReporter(stream, { secrets: opts.secrets });
+  if (opts.json) return new JsonReporter(stream);
   if (opts.progress) return new ProgressReporter(stream, { tty: Boolean((stream as { isTTY?: boolean }).isTTY) });
   return plainReporter(stream);
 }

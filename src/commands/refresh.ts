@@ -32,7 +32,7 @@ import { RateLimiter } from '../rate-limiter';
 import { plainReporter, type Reporter } from '../reporters';
 import type { EndEvent, StartEvent } from '../events';
 import { loadPriorState, type PriorState } from '../refresh/prior-state';
-import { lockForRefresh } from '../refresh/refresh-lock';
+import { lockForRefresh } from '../io/target-lock';
 import { describeError, InterruptedError, ServerError, UsageError } from '../errors';
 import { incrementalApply } from '../../transforms/incremental-apply';
 import * as path from 'node:path';

@@ -16,7 +16,7 @@ import { ioError } from '../errors';
 import { fsPath, pathFromBytes } from '../path-bytes';
 import { CHUNK_MAP_FILE } from '../chunkmap/chunk-map';
 import { REFRESH_MARKER } from './refresh-journal';
-import { LOCK_FILE } from './refresh-lock';
+import { LOCK_FILE } from '../io/target-lock';
 
 export const CONTROL_FILE = 'global/pg_control';
 /** pg_control of a refresh in progress: renamed into place only at commit, so PostgreSQL cannot start a half-refreshed directory. */

@@ -10,8 +10,8 @@
  * Sizes are bytes, rates bytes per second (integers), times seconds. The
  * error `code` is PgbbError.code ('interrupted' for an abort, 'internal' for
  * anything that is not a PgbbError). Each line is built from named fields
- * only; `secrets` (the password, when the command knows one) are replaced by
- * `********` in every string value as a second guard.
+ * only, and no message pgbb makes carries a password (src/conninfo.ts), so
+ * there is nothing to blank afterwards.
  * Errors: none of its own; a failing stream is the stream's business.
  */
 import type { StartEvent } from '../events';
@@ -19,20 +19,8 @@ import type { ProgressInfo } from '../../transforms/progress';
 import type { BackupSummary, Reporter } from '../reporters';
 import { describeError, PgbbError } from '../errors';
 
-export interface JsonReporterOptions {
-  secrets?: string[];
-}
-
 export class JsonReporter implements Reporter {
-  private readonly secrets: string[];
-
-  constructor(
-    private readonly stream: NodeJS.WritableStream,
-    opts: JsonReporterOptions = {},
-  ) {
-    // Longest first, so a secret containing another is blanked whole.
-    this.secrets = [...new Set((opts.secrets ?? []).filter((s) => s.length > 0))].sort((a, b) => b.length - a.length);
-  }
+  constructor(private readonly stream: NodeJS.WritableStream) {}
 
   start(ev: StartEvent): void {
     this.line({
@@ -82,17 +70,7 @@ export class JsonReporter implements Reporter {
   close(): void {}
 
   private line(obj: Record<string, unknown>): void {
-    // Blanked value by value (never in the serialized line, where a short
-    // secret could match a key or JSON's own punctuation).
-    if (this.secrets.length) {
-      for (const [k, v] of Object.entries(obj)) if (k !== 'event' && typeof v === 'string') obj[k] = this.blank(v);
-    }
     this.stream.write(`${JSON.stringify(obj)}\n`);
-  }
-
-  private blank(s: string): string {
-    for (const secret of this.secrets) s = s.split(secret).join('********');
-    return s;
   }
 }
 

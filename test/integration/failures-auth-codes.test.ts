@@ -8,6 +8,11 @@
  * appears nowhere — stdout, stderr, --json events, or any file of the backup.
  * The code table: one failure per stable code, each a single JSON error
  * event and the exit status scripts expect.
+ *
+ * Nothing is masked after the fact: roles without REPLICATION whose
+ * passwords are `p` and a long one get the server's "must be superuser or
+ * replication role" intact (masking made it "su********eruser"), and the
+ * long password is in no line, event or file.
  */
 import assert from 'node:assert/strict';
 import { existsSync, promises as fs } from 'node:fs';
@@ -22,6 +27,9 @@ import { LOCK_FILE } from '../../sinks/target-dir';
 
 /** A colon and a space: both need escaping in .pgpass or quoting in a conninfo. */
 const PASSWORD = 'pw:Secret 42';
+/** Roles that may log in but not replicate: one with a one-letter password, one with a long one. */
+const SHORT = 'p';
+const LONG = `Long-Secret-${'x7'.repeat(60)}`;
 let cluster: Cluster;
 let root: string;
 let home: string;
@@ -34,8 +42,11 @@ before(async () => {
   const hba = join(cluster.dataDir, 'pg_hba.conf');
   // First match wins: bob over TCP needs a password, everyone else keeps the harness's trust.
   const trust = await fs.readFile(hba, 'utf8');
-  await fs.writeFile(hba, `host all bob 127.0.0.1/32 scram-sha-256\nhost replication bob 127.0.0.1/32 scram-sha-256\n${trust}`);
+  const scram = ['bob', 'carol', 'dave'].map((u) => `host all ${u} 127.0.0.1/32 scram-sha-256\nhost replication ${u} 127.0.0.1/32 scram-sha-256\n`).join('');
+  await fs.writeFile(hba, `${scram}${trust}`);
   await cluster.query(`CREATE ROLE bob LOGIN REPLICATION PASSWORD '${PASSWORD.replace(/'/g, "''")}'`);
+  await cluster.query(`CREATE ROLE carol LOGIN PASSWORD '${SHORT}'`);
+  await cluster.query(`CREATE ROLE dave LOGIN PASSWORD '${LONG}'`);
   await cluster.query('SELECT pg_reload_conf()');
 });
 
@@ -110,6 +121,38 @@ for (const how of ['conninfo', 'PGPASSWORD', '.pgpass'] as const) {
     }
   });
 }
+
+for (const [user, password] of [['carol', SHORT], ['dave', LONG]] as const) {
+  test(`a role without REPLICATION, password of ${password.length} characters: the server's message comes out intact, the password nowhere`, async () => {
+    const target = join(root, `norepl-${user}`);
+    const args = ['backup', '-d', `host=${cluster.host} port=${cluster.port} user=${user} password=${password}`, '-D', target, '-X', 'fetch'];
+    const env = { HOME: home, PGPASSWORD: '', PGPASSFILE: '' };
+    const r = await spawnPgbb(args, { env }).done;
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `pgbb: error: connection to server at "127.0.0.1:${cluster.port}" failed: must be superuser or replication role to start walsender\n`);
+    const j = await spawnPgbb([...args, '--json'], { env }).done;
+    assert.equal(j.code, 1);
+    assert.deepEqual(jsonError(j.stderr), { event: 'error', code: 'auth', message: `connection to server at "127.0.0.1:${cluster.port}" failed: must be superuser or replication role to start walsender` });
+    if (password === LONG) for (const out of [r.stdout, r.stderr, j.stdout, j.stderr]) assert.ok(!out.includes('Long-Secret'), out);
+    assert.ok(!existsSync(target));
+  });
+}
+
+test('the long password, used for a backup that works (with --json and -v), is in no line, event or file of the backup', async () => {
+  await cluster.query('ALTER ROLE dave REPLICATION');
+  try {
+    const target = join(root, 'dave-ok');
+    const r = await spawnPgbb(['backup', '-d', `host=${cluster.host} port=${cluster.port} user=dave password=${LONG}`, '-D', target, '-c', 'fast', '--json', '-v'], {
+      env: { HOME: home, PGPASSWORD: '', PGPASSFILE: '' },
+    }).done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(jsonEvents(r.stderr.split('\n').filter((l) => l.startsWith('{')).join('\n')).some((e) => e.event === 'result'));
+    for (const out of [r.stdout, r.stderr]) assert.ok(!out.includes('Long-Secret'), 'password printed');
+    assert.deepEqual(await filesContaining(target, 'Long-Secret'), [], 'password in a file of the backup');
+  } finally {
+    await cluster.query('ALTER ROLE dave NOREPLICATION');
+  }
+});
 
 test('--json error codes: each failure is one error event with a stable code and the exit status scripts expect', async (t) => {
   await fs.mkdir(join(root, 'full'));

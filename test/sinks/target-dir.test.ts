@@ -34,7 +34,7 @@ test('lockTarget creates a missing target (and parents) and holds it; a second l
   const lock = await lockTarget(target);
   assert.equal(lock.created, true);
   assert.deepEqual(await fs.readdir(target), [LOCK_FILE]);
-  assert.match(await fs.readFile(join(target, LOCK_FILE), 'utf8'), new RegExp(`^${process.pid} [0-9a-f]{16}\n$`));
+  assert.match(await fs.readFile(join(target, LOCK_FILE), 'utf8'), new RegExp(`^${process.pid} \\d+ [0-9a-f]{32}\n$`));
   await assert.rejects(lockTarget(target), (err: unknown) => err instanceof TargetLockedError && err.code === 'target_locked');
   // A sink of the same run sees the locked directory as empty and knows the run created it.
   const prepared = await prepareEmptyDir(target);

@@ -63,10 +63,10 @@ test('JSON reporter, built as the CLI builds it: no password in any line, though
   const password = 'Sup3r-s3cret-pw';
   const port = await freePort(); // nothing listens there
   const conninfo = `host=127.0.0.1 port=${port} user=postgres password=${password} connect_timeout=5`;
-  // Without `secrets`: the guarantee is that nothing the reporter is given carries the password.
-  for (const secrets of [undefined, [password]]) {
+  // Nothing is masked: the guarantee is that nothing the reporter is given carries the password.
+  {
     const out = new Capture();
-    const reporter = createReporter({ json: true, stream: out, secrets });
+    const reporter = createReporter({ json: true, stream: out });
     const source = new ReplicationSource({ connection: { conninfo }, checkpoint: 'fast' });
     const err = await pipeline(
       source,
@@ -87,16 +87,6 @@ test('JSON reporter, built as the CLI builds it: no password in any line, though
     assert.ok(!out.text.includes(password), out.text);
     assert.ok(!out.text.includes('s3cret'));
   }
-});
-
-test('JSON reporter: secrets are blanked in values only, so even a one-letter secret leaves valid JSON', () => {
-  const out = new Capture();
-  const r = new JsonReporter(out, { secrets: ['e', 'hunter2'] });
-  r.warning('server', 'the password hunter2 was rejected');
-  const [line] = out.lines().map((l) => JSON.parse(l));
-  assert.equal(line.event, 'warning');
-  assert.ok(!JSON.stringify(line.message).includes('hunter2'));
-  assert.ok(!line.message.includes('e'));
 });
 
 test('-P without a terminal: a plain line at most every interval, and a last one', () => {

@@ -20,7 +20,7 @@ import { runPipeline } from '../../../src/pipeline';
 import { digestChunk } from '../../../src/chunkmap/chunk-hasher';
 import { loadPriorState } from '../../../src/refresh/prior-state';
 import { readJournal, RefreshJournal, REFRESH_MARKER } from '../../../src/refresh/refresh-journal';
-import { lockForRefresh } from '../../../src/refresh/refresh-lock';
+import { lockForRefresh } from '../../../src/io/target-lock';
 import { backupEvents, backupLabel, bytes, fakeControlFile, type BackupSpec } from '../../support/chunk-fixtures';
 
 const C = 64 * 1024;
@@ -116,11 +116,11 @@ test('a directory without PG_VERSION is not a backup', async () => {
 test('the lock: one holder; a dead holder is taken over, a live one refused', async () => {
   const { dir } = await backup();
   const lock = await lockForRefresh(dir);
-  await assert.rejects(lockForRefresh(dir), /is locked by another pgbb run \(pid \d+\)/);
+  await assert.rejects(lockForRefresh(dir), /is locked by another pgbb run \(pid \d+, this process\)/);
   await lock.release();
   await fs.writeFile(path.join(dir, '.pgbb-lock'), '999999999\n'); // no such process
   const again = await lockForRefresh(dir);
-  assert.equal((await fs.readFile(path.join(dir, '.pgbb-lock'), 'utf8')).trim(), String(process.pid));
+  assert.equal((await fs.readFile(path.join(dir, '.pgbb-lock'), 'utf8')).split(' ')[0], String(process.pid));
   await again.release();
   await assert.rejects(fs.access(path.join(dir, '.pgbb-lock')));
 });
