@@ -7,12 +7,12 @@
  * prints a deprecation warning and does not match `replication` entries).
  * Passwords are kept out of anything printable: errors name host and port only.
  */
-import { readFileSync, statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseUri } from 'pg-connection-string';
 import type { ClientConfig } from 'pg';
 import { AuthError, UsageError } from './errors';
+import { LIMITS, readLimitedSync } from './io/read-limited';
 
 export interface ConnectionOptions {
   conninfo?: string;
@@ -171,13 +171,16 @@ export function lookupPassfile(key: PasswordKey): { password?: string; where: st
   const where = key.passfile;
   let text: string;
   try {
-    const st = statSync(key.passfile);
-    if (!st.isFile()) return { where };
-    // libpq ignores a password file others can read; so do we, and say so.
-    if (st.mode & 0o077) return { where, ignored: 'it has group or world access (chmod 0600)' };
-    text = readFileSync(key.passfile, 'utf8');
-  } catch {
-    return { where };
+    // Not following a link, not blocking on a FIFO, capped: a file that is not there or not regular is no password file.
+    // libpq ignores a password file others can read (judged on the opened file); so do we, and say so.
+    let open = false;
+    const buf = readLimitedSync(key.passfile, LIMITS.passfile, (st) => !(open = (st.mode & 0o077) !== 0));
+    if (open) return { where, ignored: 'it has group or world access (chmod 0600)' };
+    if (!buf) return { where };
+    text = buf.toString('utf8');
+  } catch (err) {
+    // A link, a FIFO, a huge file: not read, and the message says why.
+    return { where, ignored: (err as Error).message };
   }
   const want = [key.host, key.port, key.database, key.user];
   for (const line of text.split(/\r?\n/)) {

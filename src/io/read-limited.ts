@@ -18,7 +18,7 @@
  * Errors: IoError naming the file and, for the cap, the limit; ENOENT is
  * null for readLimited (callers decide whether the file was required).
  */
-import { closeSync, constants, fstatSync, openSync, promises as fs, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, promises as fs, readSync, type Stats } from 'node:fs';
 import { IoError, ioError } from '../errors';
 import { fsPath, showPath } from '../path-bytes';
 
@@ -106,8 +106,12 @@ export async function readLimited(file: string, limits: ReadLimits): Promise<Buf
   }
 }
 
-/** readLimited, synchronously (for the password file, read while a connection is set up). */
-export function readLimitedSync(file: string, limits: ReadLimits): Buffer | null {
+/**
+ * readLimited, synchronously (for the password file, read while a connection
+ * is set up). `accept`, when given, sees the opened file's fstat first; false
+ * leaves the file unread (null), as for libpq's group-readable password file.
+ */
+export function readLimitedSync(file: string, limits: ReadLimits, accept?: (st: Stats) => boolean): Buffer | null {
   let fd: number;
   try {
     fd = openSync(fsPath(file), OPEN_FLAGS);
@@ -118,6 +122,7 @@ export function readLimitedSync(file: string, limits: ReadLimits): Buffer | null
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw notRegular(file, limits.what, st);
+    if (accept && !accept(st)) return null;
     if (st.size > limits.maxBytes) throw tooLarge(file, limits.what, limits.maxBytes);
     const buf = Buffer.allocUnsafe(limits.maxBytes + 1);
     let len = 0;

@@ -16,11 +16,12 @@
  * Errors: a missing descriptor, a truncated archive or zstd frame, a member
  * outside the expected layout — each names the archive or member.
  */
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Readable, type Duplex } from 'node:stream';
 import type { BackupEvent, EntryEvent } from '../events';
-import { ioError, PgbbError } from '../errors';
+import { IoError, ioError, PgbbError } from '../errors';
+import { LIMITS, openRegular, readLimited } from '../io/read-limited';
 import { decodeDescriptor, startFromDescriptor, type BackupDescriptor } from '../backup-descriptor';
 import { zstdDecompress } from '../../transforms/zstd-decompress';
 import { tarMembers } from './tar-members';
@@ -33,13 +34,25 @@ function notPgbb(what: string): PgbbError {
   return new PgbbError('not_a_backup', `${what} carries no pgbb backup descriptor (not written by pgbb?)`);
 }
 
-/** Opens one archive file, decompressing `.zst`. */
-function openArchive(file: string): AsyncIterable<Buffer> {
-  const raw = createReadStream(file, { highWaterMark: 256 * 1024 });
-  if (!file.endsWith('.zst')) return raw;
-  const z: Duplex = zstdDecompress();
-  raw.on('error', (err) => z.destroy(ioError('could not read file', file, err)));
-  return raw.pipe(z);
+/**
+ * Opens one archive file, decompressing `.zst`. Opened without following a
+ * link or blocking (a FIFO named base.tar would hang the open), and only a
+ * regular file is read.
+ */
+async function* openArchive(file: string): AsyncGenerator<Buffer> {
+  const fh = await openRegular(file, 'archive');
+  const raw = fh.createReadStream({ highWaterMark: 256 * 1024 });
+  try {
+    if (!file.endsWith('.zst')) {
+      yield* raw;
+      return;
+    }
+    const z: Duplex = zstdDecompress();
+    raw.on('error', (err) => z.destroy(ioError('could not read file', file, err)));
+    yield* raw.pipe(z) as AsyncIterable<Buffer>;
+  } finally {
+    raw.destroy(); // closes the handle, also when the consumer stops early
+  }
 }
 
 /** Pulls the first event of a generator early, to read the descriptor it carries. */
@@ -83,12 +96,7 @@ export async function* tarDirectoryEvents(dir: string): AsyncGenerator<BackupEve
     yield* tarMembers(openArchive(path.join(root, walFile)), walFile);
     yield { type: 'archive-end' };
   }
-  let manifest: Buffer | null = null;
-  try {
-    manifest = await fs.readFile(path.join(root, 'backup_manifest'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('could not read file', path.join(root, 'backup_manifest'), err);
-  }
+  const manifest = await readLimited(path.join(root, 'backup_manifest'), LIMITS.manifest);
   if (manifest) yield { type: 'manifest', data: manifest };
   const end = manifestEnd(manifest);
   yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
@@ -128,6 +136,7 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
   let current: string | null = null; // archive name now open
   let prefixLen = 0;
   let manifest: Buffer[] | null = null;
+  let manifestBytes = 0;
   let inManifest = false;
   /** The member being left out (a tablespace's own directory): its entry-end goes too. */
   let skipping = false;
@@ -137,6 +146,8 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
       const ts = /^pg_tblspc\/(\d+)(?:\/(.*))?$/.exec(ev.path);
       let target: string;
       if (ev.path === 'backup_manifest') {
+        // Held in memory until the end: refuse at its header what no manifest can be.
+        if (ev.size > LIMITS.manifest.maxBytes) throw manifestTooLarge(name, ev.size);
         if (current) yield* closeArchive(current);
         current = null;
         inManifest = true;
@@ -168,7 +179,11 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
       }
       yield prefixLen ? ({ ...ev, path: ev.path.slice(prefixLen) } as EntryEvent) : ev;
     } else if (inManifest) {
-      if (ev.type === 'data') manifest!.push(ev.chunk);
+      if (ev.type === 'data') {
+        manifestBytes += ev.chunk.length;
+        if (manifestBytes > LIMITS.manifest.maxBytes) throw manifestTooLarge(name, manifestBytes);
+        manifest!.push(ev.chunk);
+      }
       else if (ev.type === 'entry-end') inManifest = false;
     } else if (skipping) {
       // Entry events come as entry, data*, entry-end; the skipped one may be a file in a damaged stream.
@@ -178,7 +193,9 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
     }
   }
   if (current) yield* closeArchive(current);
-  const m = manifest ? Buffer.concat(manifest) : null;
+  // One copy, once: memory peaks at twice the manifest's size.
+  const m = manifest ? Buffer.concat(manifest, manifestBytes) : null;
+  manifest = null;
   if (m) yield { type: 'manifest', data: m };
   const end = manifestEnd(m);
   yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
@@ -193,6 +210,10 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
     }
     yield { type: 'archive-end' };
   }
+}
+
+function manifestTooLarge(name: string, size: number): IoError {
+  return new IoError(`backup_manifest member of ${name} holds ${size} bytes, more than ${LIMITS.manifest.maxBytes}, the most a manifest can: refusing to read it`);
 }
 
 export function tarDirectorySource(dir: string): Readable {
