@@ -135,7 +135,7 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
   const locations = new Map(d.tablespaces.map((t) => [t.oid, t.location]));
   let current: string | null = null; // archive name now open
   let prefixLen = 0;
-  let manifest: Buffer[] | null = null;
+  let manifest: Buffer | null = null;
   let manifestBytes = 0;
   let inManifest = false;
   /** The member being left out (a tablespace's own directory): its entry-end goes too. */
@@ -146,12 +146,14 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
       const ts = /^pg_tblspc\/(\d+)(?:\/(.*))?$/.exec(ev.path);
       let target: string;
       if (ev.path === 'backup_manifest') {
-        // Held in memory until the end: refuse at its header what no manifest can be.
+        // Held in memory until the end: refuse at its header what no manifest can be. Within
+        // the cap, one buffer of the member's size, filled as its bytes come: the pages
+        // never written cost nothing, and there is no second copy (chunks, then a concat).
         if (ev.size > LIMITS.manifest.maxBytes) throw manifestTooLarge(name, ev.size);
         if (current) yield* closeArchive(current);
         current = null;
         inManifest = true;
-        manifest = [];
+        manifest = Buffer.allocUnsafe(ev.size);
         continue;
       } else if (ts && locations.has(ts[1])) {
         target = ts[1];
@@ -180,9 +182,9 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
       yield prefixLen ? ({ ...ev, path: ev.path.slice(prefixLen) } as EntryEvent) : ev;
     } else if (inManifest) {
       if (ev.type === 'data') {
-        manifestBytes += ev.chunk.length;
-        if (manifestBytes > LIMITS.manifest.maxBytes) throw manifestTooLarge(name, manifestBytes);
-        manifest!.push(ev.chunk);
+        // The parser gives a member exactly its header's size; checked anyway, it is cheap.
+        if (manifestBytes + ev.chunk.length > manifest!.length) throw manifestTooLarge(name, manifestBytes + ev.chunk.length);
+        manifestBytes += ev.chunk.copy(manifest!, manifestBytes);
       }
       else if (ev.type === 'entry-end') inManifest = false;
     } else if (skipping) {
@@ -193,9 +195,7 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
     }
   }
   if (current) yield* closeArchive(current);
-  // One copy, once: memory peaks at twice the manifest's size.
-  const m = manifest ? Buffer.concat(manifest, manifestBytes) : null;
-  manifest = null;
+  const m = manifest ? manifest.subarray(0, manifestBytes) : null;
   if (m) yield { type: 'manifest', data: m };
   const end = manifestEnd(m);
   yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
