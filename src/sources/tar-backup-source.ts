@@ -221,5 +221,13 @@ export function tarDirectorySource(dir: string): Readable {
 }
 
 export function tarStreamSource(input: Readable, name?: string): Readable {
-  return Readable.from(tarStreamEvents(input, name), { objectMode: true, highWaterMark: 16 });
+  const out = Readable.from(tarStreamEvents(input, name), { objectMode: true, highWaterMark: 16 });
+  // Destroying the source (an abort, SIGTERM) must end a wait on input that never comes, an
+  // idle pipe say: the generator cannot return while it awaits, and the destroy would never finish.
+  const destroy = out._destroy;
+  out._destroy = function (err, cb) {
+    input.destroy();
+    destroy.call(this, err, cb);
+  };
+  return out;
 }
