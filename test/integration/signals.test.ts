@@ -19,13 +19,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PGBB_CLI } from '../support/pgbb';
-import { backupLabel, fakeControlFile } from '../support/chunk-fixtures';
-import { plant, releaseFifos, type Hostile } from '../support/hostile-files';
+import { plant, releaseFifos, tinyPlainBackup, type Hostile } from '../support/hostile-files';
 
 const root = mkdtempSync(join(tmpdir(), 'pgbb-signals-'));
 const children = new Set<ChildProcess>();
@@ -82,19 +81,6 @@ async function waitIdle(child: ChildProcess): Promise<void> {
   }
 }
 
-/** A plain backup directory as pgbb reads one: pg_control, backup_label, PG_VERSION, a data file, a manifest. */
-function plainBackup(name: string): string {
-  const dir = join(root, name);
-  mkdirSync(join(dir, 'global'), { recursive: true });
-  mkdirSync(join(dir, 'base/1'), { recursive: true });
-  writeFileSync(join(dir, 'global/pg_control'), fakeControlFile());
-  writeFileSync(join(dir, 'backup_label'), backupLabel('0/2000028'));
-  writeFileSync(join(dir, 'PG_VERSION'), '15\n');
-  writeFileSync(join(dir, 'base/1/100'), 'data');
-  writeFileSync(join(dir, 'backup_manifest'), '{}');
-  return dir;
-}
-
 const planted: Array<[string, string, Hostile, RegExp]> = [
   ['verify', 'backup_label', 'fifo', /^pgbb: error: backup_label ".*\/backup_label" is a FIFO, not a regular file\n$/],
   ['verify', 'backup_manifest', 'fifo', /^pgbb: error: backup_manifest ".*\/backup_manifest" is a FIFO, not a regular file\n$/],
@@ -103,7 +89,7 @@ const planted: Array<[string, string, Hostile, RegExp]> = [
 ];
 for (const [command, rel, kind, line] of planted) {
   test(`pgbb ${command} of a backup whose ${rel} is ${kind === 'fifo' ? 'a FIFO' : 'a link to /dev/zero'}: one line naming it, exit 1, at once`, async () => {
-    const dir = plainBackup(`${command}-${rel}-${kind}`);
+    const dir = tinyPlainBackup(join(root, `${command}-${rel}-${kind}`));
     plant(join(dir, rel), kind);
     const target = join(root, `${command}-${rel}-${kind}-target`);
     const { ended } = start(command === 'verify' ? ['verify', dir] : ['restore', dir, '-D', target]);

@@ -9,9 +9,13 @@
  *                        and the test process can end
  *   within(p, ms)        p, or a rejection "still waiting after ms" (a hang
  *                        becomes a failure, not a stuck test run)
+ *   tinyPlainBackup(dir) the smallest plain backup the plain source reads,
+ *                        for planting into
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, openSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { backupLabel, fakeControlFile } from './chunk-fixtures';
 
 export type Hostile = 'fifo' | 'dev-zero-link' | 'oversize';
 
@@ -49,4 +53,16 @@ export async function within<T>(p: Promise<T>, ms = 3000): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** pg_control, backup_label, PG_VERSION, one data file (base/1/100) and a manifest, in `dir` (created). */
+export function tinyPlainBackup(dir: string): string {
+  mkdirSync(join(dir, 'global'), { recursive: true });
+  mkdirSync(join(dir, 'base/1'), { recursive: true });
+  writeFileSync(join(dir, 'global/pg_control'), fakeControlFile());
+  writeFileSync(join(dir, 'backup_label'), backupLabel('0/2000028'));
+  writeFileSync(join(dir, 'PG_VERSION'), '15\n');
+  writeFileSync(join(dir, 'base/1/100'), 'data');
+  writeFileSync(join(dir, 'backup_manifest'), '{}');
+  return dir;
 }

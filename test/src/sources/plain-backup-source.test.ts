@@ -8,7 +8,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, promises as fs, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, promises as fs, readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -22,8 +22,7 @@ import { manifestVerify } from '../../../transforms/manifest-verify';
 import { IoError } from '../../../src/errors';
 import { LIMITS } from '../../../src/io/read-limited';
 import { LONG_NAME, LONG_TARGET, RAW_NAME, sampleEvents } from '../../support/synthetic-backup';
-import { backupLabel, fakeControlFile } from '../../support/chunk-fixtures';
-import { plant, releaseFifos, within, type Hostile } from '../../support/hostile-files';
+import { plant, releaseFifos, tinyPlainBackup, within, type Hostile } from '../../support/hostile-files';
 
 after(releaseFifos);
 
@@ -77,17 +76,8 @@ test('DirectorySink → plainBackupSource: non-UTF-8 names, long paths and long 
   assert.ok(link?.type === 'entry' && link.linkTarget === ts);
 });
 
-/** The smallest plain backup plainBackupSource reads: pg_control, backup_label, PG_VERSION, one data file, a manifest. */
 function tinyBackup(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pgbb-plain-hostile-'));
-  mkdirSync(join(dir, 'global'));
-  mkdirSync(join(dir, 'base/1'), { recursive: true });
-  writeFileSync(join(dir, 'global/pg_control'), fakeControlFile());
-  writeFileSync(join(dir, 'backup_label'), backupLabel('0/2000028'));
-  writeFileSync(join(dir, 'PG_VERSION'), '15\n');
-  writeFileSync(join(dir, 'base/1/100'), 'data');
-  writeFileSync(join(dir, 'backup_manifest'), '{}');
-  return dir;
+  return tinyPlainBackup(mkdtempSync(join(tmpdir(), 'pgbb-plain-hostile-')));
 }
 
 async function drain(source: Readable): Promise<void> {
