@@ -72,9 +72,9 @@ export async function digestFile(abs: string, key: string, size: number, chunkSi
   const list = new ChunkListBuilder(key, chunkSize, size);
   const hasher = new ChunkHasher();
   const buf = Buffer.allocUnsafe(chunkSize);
-  // What the walk saw as a file may since be a FIFO or a link: open it so that neither can block or lead elsewhere.
-  const fh = await openRegular(abs, 'file');
+  let fh: fs.FileHandle | undefined;
   try {
+    fh = await openRegular(abs, 'file'); // the walk saw a regular file: never follow what took its place
     for (let off = 0; off < size; ) {
       const want = Math.min(chunkSize, size - off);
       const { bytesRead } = await fh.read(buf, 0, want, off);
@@ -87,7 +87,7 @@ export async function digestFile(abs: string, key: string, size: number, chunkSi
     if (err instanceof PgbbError) throw err;
     throw ioError('could not read', abs, err);
   } finally {
-    await fh.close();
+    await fh?.close();
   }
   return list.finish(size);
 }
