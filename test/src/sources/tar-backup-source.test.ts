@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupEvent } from '../../../src/events';
 import { pathToBytes } from '../../../src/path-bytes';
@@ -167,3 +167,14 @@ for (const [name, kind, why] of dirCases) {
     await assert.rejects(within(drain()), (e: unknown) => e instanceof IoError && why.test(e.message));
   });
 }
+
+test('destroying a -D - source that waits on input nobody writes ends the wait: it closes at once, its input destroyed', async () => {
+  const input = new PassThrough();
+  const source = tarStreamSource(input);
+  source.on('data', () => {}).on('error', () => {});
+  const closed = new Promise<void>((r) => source.once('close', () => r()));
+  await new Promise((r) => setTimeout(r, 50)); // the generator is now awaiting its first input chunk
+  source.destroy(new Error('aborted'));
+  await within(closed, 1000);
+  assert.ok(input.destroyed);
+});
