@@ -175,9 +175,8 @@ export function lookupPassfile(key: PasswordKey): { password?: string; where: st
   let text: string;
   try {
     const st = statSync(key.passfile);
-    if (!st.isFile()) return { where };
-    // libpq ignores a password file others can read; so do we, and say so.
-    if (st.mode & 0o077) return { where, ignored: 'it has group or world access (chmod 0600)' };
+    // libpq ignores a password file others can read; so do we, and say so. Not a regular file: readUserFile says what it is.
+    if (st.isFile() && st.mode & 0o077) return { where, ignored: 'it has group or world access (chmod 0600)' };
     // As libpq, a link is followed (stat above did too); never blocking, capped: a FIFO cannot hang the connection.
     const buf = readUserFile(key.passfile, LIMITS.passfile);
     if (!buf) return { where };

@@ -21,6 +21,10 @@
  *     n × u32 CRC32C, n × 16-byte hash       n = ceil(size / chunk size)
  *   SHA-256 of every byte before it (32 bytes)
  *
+ * Decoded, the files stay in the map's bytes (packed-files.ts): memory is
+ * the map's size plus ~12 bytes per file, and a file count or chunk count is
+ * checked against the bytes that remain before anything is sized by it.
+ *
  * Errors: PgbbError code 'chunk_map' naming the file and what is wrong
  * (truncated, bad magic, checksum mismatch, duplicate path); UsageError for
  * a chunk size outside 64 KiB–1 MiB or not a power of two.
@@ -29,6 +33,7 @@ import { createHash } from 'node:crypto';
 import { PgbbError, UsageError } from '../errors';
 import type { ArchiveKind } from '../events';
 import { pathFromBytes, pathToBytes } from '../path-bytes';
+import { PackedChunkFiles } from './packed-files';
 
 /** Where the map lives, relative to the data directory. */
 export const CHUNK_MAP_FILE = 'pg_wal/pgbb.chunkmap';
@@ -43,6 +48,8 @@ const FORMAT_VERSION = 1;
 const TRAILER = 32;
 /** No PostgreSQL path comes near this; a larger length means a corrupt map. */
 const MAX_PATH_BYTES = 4096;
+/** The smallest file record: path length, one path byte, size. */
+const MIN_RECORD = 4 + 1 + 8;
 
 export interface ChunkMapHeader {
   /** uint64 as a decimal string. */
@@ -62,10 +69,25 @@ export interface ChunkMapFile {
   hashes: Buffer;
 }
 
+/**
+ * A map's files by key: a Map for maps being built, a PackedChunkFiles for
+ * a decoded one (its entries live in the map's bytes; `get` builds each).
+ */
+export interface ChunkFiles {
+  readonly size: number;
+  get(key: string): ChunkMapFile | undefined;
+  has(key: string): boolean;
+  set(key: string, file: ChunkMapFile): unknown;
+  keys(): IterableIterator<string>;
+  values(): IterableIterator<ChunkMapFile>;
+  entries(): IterableIterator<[string, ChunkMapFile]>;
+  [Symbol.iterator](): IterableIterator<[string, ChunkMapFile]>;
+}
+
 export interface ChunkMap {
   chunkSize: number;
   header: ChunkMapHeader;
-  files: Map<string, ChunkMapFile>;
+  files: ChunkFiles;
 }
 
 const fail = (where: string, why: string): never => {
@@ -144,6 +166,7 @@ export function encodeChunkMap(map: ChunkMap): Buffer {
   return Buffer.concat([body, createHash('sha256').update(body).digest()]);
 }
 
+/** The map in `buf`, which the result keeps (not a copy): do not reuse `buf` while the map is in use. */
 export function decodeChunkMap(buf: Buffer, where = CHUNK_MAP_FILE): ChunkMap {
   if (buf.length < MAGIC.length + 16 + TRAILER || !buf.subarray(0, MAGIC.length).equals(MAGIC)) fail(where, 'not a pgbb chunk map (bad magic or too short)');
   const bodyEnd = buf.length - TRAILER;
@@ -179,28 +202,29 @@ export function decodeChunkMap(buf: Buffer, where = CHUNK_MAP_FILE): ChunkMap {
   }
   at += headerLength;
   if (typeof header?.systemIdentifier !== 'string' || typeof header.startLsn !== 'string') fail(where, 'header lacks system identifier or start LSN');
-  const files = new Map<string, ChunkMapFile>();
   const count = u32();
+  // Every record holds at least a path length, one path byte and a size: a count the bytes
+  // cannot hold is refused before anything is allocated for it.
+  if (count > Math.floor((bodyEnd - at) / MIN_RECORD)) fail(where, `claims ${count} files, more than its ${bodyEnd - at} bytes can hold`);
+  const records = new Uint32Array(count);
   for (let i = 0; i < count; i++) {
+    records[i] = at;
     const pathLength = u32();
     if (pathLength === 0 || pathLength > MAX_PATH_BYTES) fail(where, `invalid path length ${pathLength} at byte ${at - 4}`);
     need(pathLength + 8);
-    const path = pathFromBytes(buf, at, at + pathLength);
+    const pathAt = at;
     at += pathLength;
     const size64 = buf.readBigUInt64LE(at);
     at += 8;
-    if (size64 > BigInt(Number.MAX_SAFE_INTEGER)) fail(where, `"${path}" has an impossible size ${size64}`);
-    const size = Number(size64);
-    const n = chunkCount(size, chunkSize);
+    if (size64 > BigInt(Number.MAX_SAFE_INTEGER)) fail(where, `"${pathFromBytes(buf, pathAt, pathAt + pathLength)}" has an impossible size ${size64}`);
+    const n = chunkCount(Number(size64), chunkSize);
     need(n * (4 + HASH_BYTES));
-    const crcs = new Uint32Array(n);
-    for (let k = 0; k < n; k++) crcs[k] = buf.readUInt32LE(at + 4 * k);
-    at += 4 * n;
-    const hashes = Buffer.from(buf.subarray(at, at + n * HASH_BYTES));
-    at += n * HASH_BYTES;
-    if (files.has(path)) fail(where, `"${path}" is listed twice`);
-    files.set(path, { path, size, crcs, hashes });
+    at += n * (4 + HASH_BYTES);
   }
   if (at !== bodyEnd) fail(where, `${bodyEnd - at} unexpected bytes after the last file`);
+  // Entries stay in `buf`: memory is the map's size plus a lookup table, not objects per file.
+  const files = new PackedChunkFiles(buf, records, chunkSize, HASH_BYTES);
+  const dup = files.duplicate();
+  if (dup >= 0) fail(where, `"${files.pathOf(dup)}" is listed twice`);
   return { chunkSize, header, files };
 }

@@ -106,7 +106,7 @@ export async function readLimited(file: string, limits: ReadLimits): Promise<Buf
   }
 }
 
-/** readLimited, synchronously (for the password file, read while a connection is set up). */
+/** readLimited, synchronously (for the password and certificate files, read while a connection is set up). */
 export function readLimitedSync(file: string, limits: ReadLimits): Buffer | null {
   let fd: number;
   try {
@@ -119,9 +119,14 @@ export function readLimitedSync(file: string, limits: ReadLimits): Buffer | null
     const st = fstatSync(fd);
     if (!st.isFile()) throw notRegular(file, limits.what, st);
     if (st.size > limits.maxBytes) throw tooLarge(file, limits.what, limits.maxBytes);
-    const buf = Buffer.allocUnsafe(limits.maxBytes + 1);
+    let buf = Buffer.allocUnsafe(Math.min(limits.maxBytes + 1, Math.max(st.size + 1, 4096)));
     let len = 0;
     for (;;) {
+      if (len === buf.length) {
+        const bigger = Buffer.allocUnsafe(Math.min(limits.maxBytes + 1, buf.length * 2));
+        buf.copy(bigger, 0, 0, len);
+        buf = bigger;
+      }
       const n = readSync(fd, buf, len, buf.length - len, len);
       if (n === 0) break;
       len += n;
@@ -145,8 +150,12 @@ export const LIMITS = {
   autoConf: { maxBytes: 16 * 1024 * 1024, what: 'postgresql.auto.conf' },
   passfile: { maxBytes: 16 * 1024 * 1024, what: 'password file' },
   refreshJournal: { maxBytes: 1024 * 1024 * 1024, what: 'refresh journal' },
-  /** A manifest line is ~150 bytes per file: 1 GiB is several million files. */
-  manifest: { maxBytes: 1024 * 1024 * 1024, what: 'backup_manifest' },
+  /**
+   * A manifest line is ~150 bytes per file: 500 MiB is over three million
+   * files. Below V8's longest string (~512 MiB), which the manifest parser
+   * makes of it.
+   */
+  manifest: { maxBytes: 500 * 1024 * 1024, what: 'backup_manifest' },
   /** 20 bytes per 1 MiB chunk (more at 64 KiB): 1 GiB maps petabytes. */
   chunkMap: { maxBytes: 1024 * 1024 * 1024, what: 'chunk map' },
 } as const satisfies Record<string, ReadLimits>;

@@ -29,6 +29,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ioError, PgbbError } from '../errors';
+import { LIMITS, openRegular, readLimited } from '../io/read-limited';
 import { fsPath } from '../path-bytes';
 import { parseControlFile } from '../pg-control';
 import { parseBackupLabel } from '../sources/backup-label';
@@ -66,15 +67,6 @@ export interface PriorStateOptions {
   chunkSize?: number;
 }
 
-async function readOptional(file: string): Promise<Buffer | null> {
-  try {
-    return await fs.readFile(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw ioError('could not read', file, err);
-  }
-}
-
 /** Reads a file once and digests it chunk by chunk. */
 export async function digestFile(abs: string, key: string, size: number, chunkSize: number): Promise<ChunkMapFile> {
   const list = new ChunkListBuilder(key, chunkSize, size);
@@ -82,7 +74,7 @@ export async function digestFile(abs: string, key: string, size: number, chunkSi
   const buf = Buffer.allocUnsafe(chunkSize);
   let fh: fs.FileHandle | undefined;
   try {
-    fh = await fs.open(fsPath(abs), 'r');
+    fh = await openRegular(abs, 'file'); // the walk saw a regular file: never follow what took its place
     for (let off = 0; off < size; ) {
       const want = Math.min(chunkSize, size - off);
       const { bytesRead } = await fh.read(buf, 0, want, off);
@@ -102,7 +94,8 @@ export async function digestFile(abs: string, key: string, size: number, chunkSi
 
 export async function loadPriorState(dir: string, opts: PriorStateOptions = {}): Promise<PriorState> {
   const abs = path.resolve(dir);
-  const version = await readOptional(path.join(abs, 'PG_VERSION'));
+  // The backup's small files: capped, not following a link, not blocking on a FIFO.
+  const version = await readLimited(path.join(abs, 'PG_VERSION'), LIMITS.pgVersion);
   if (!version) throw new PgbbError('not_a_backup', `"${abs}" is not a plain backup (no PG_VERSION)`);
   const major = parseInt(version.toString('utf8'), 10);
   const journal = await readJournal(abs);
@@ -111,7 +104,7 @@ export async function loadPriorState(dir: string, opts: PriorStateOptions = {}):
   let mapCtime = 0n;
   let mapProblem: string | null = null;
   const mapFile = path.join(abs, CHUNK_MAP_FILE);
-  const mapBuf = await readOptional(mapFile);
+  const mapBuf = await readLimited(mapFile, LIMITS.chunkMap);
   if (!mapBuf) mapProblem = `no ${CHUNK_MAP_FILE}`;
   else {
     try {
@@ -123,9 +116,9 @@ export async function loadPriorState(dir: string, opts: PriorStateOptions = {}):
   }
   const chunkSize = checkChunkSize(opts.chunkSize ?? stored?.chunkSize ?? DEFAULT_CHUNK_SIZE);
 
-  const controlBuf = await readOptional(path.join(abs, CONTROL_FILE));
+  const controlBuf = await readLimited(path.join(abs, CONTROL_FILE), LIMITS.pgControl);
   const control = controlBuf ? parseControlFile(controlBuf, path.join(abs, CONTROL_FILE)) : null;
-  const labelBuf = journal.present ? null : await readOptional(path.join(abs, 'backup_label'));
+  const labelBuf = journal.present ? null : await readLimited(path.join(abs, 'backup_label'), LIMITS.backupLabel);
   const label = labelBuf ? parseBackupLabel(labelBuf.toString('utf8'), path.join(abs, 'backup_label')) : null;
   if (stored && !mapProblem) {
     if (stored.chunkSize !== chunkSize) mapProblem = `the stored map has chunk size ${stored.chunkSize}, ${chunkSize} was asked for`;
@@ -159,7 +152,7 @@ export async function loadPriorState(dir: string, opts: PriorStateOptions = {}):
     reread++;
     rereadBytes += e.size;
   }
-  const manifest = journal.present ? null : await readOptional(path.join(abs, 'backup_manifest'));
+  const manifest = journal.present ? null : await readLimited(path.join(abs, 'backup_manifest'), LIMITS.manifest);
   return {
     dir: abs,
     map,

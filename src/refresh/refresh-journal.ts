@@ -19,6 +19,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ioError, PgbbError } from '../errors';
+import { LIMITS, readLimited } from '../io/read-limited';
 
 export const REFRESH_MARKER = 'pgbb_refresh_incomplete';
 const FIRST_LINE = 'pgbb refresh in progress: this directory is not a usable backup until a refresh completes';
@@ -32,13 +33,10 @@ export interface JournalState {
 
 export async function readJournal(dir: string): Promise<JournalState> {
   const file = path.join(dir, REFRESH_MARKER);
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { present: false, keys: new Set() };
-    throw ioError('could not read', file, err);
-  }
+  // Capped, not following a link, not blocking on a FIFO planted under the marker's name.
+  const buf = await readLimited(file, LIMITS.refreshJournal);
+  if (!buf) return { present: false, keys: new Set() };
+  const text = buf.toString('utf8');
   const keys = new Set<string>();
   for (const line of text.split('\n').slice(1)) {
     if (!line) continue;

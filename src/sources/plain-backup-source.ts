@@ -20,6 +20,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { BackupEvent, StartEvent } from '../events';
 import { ioError, PgbbError } from '../errors';
+import { LIMITS, openRegular, readLimited, type ReadLimits } from '../io/read-limited';
 import { parseControlFile } from '../pg-control';
 import { fsPath, pathFromBytes, showPath } from '../path-bytes';
 import { manifestEnd, parseBackupLabel } from './backup-label';
@@ -29,24 +30,16 @@ const CHUNK = 256 * 1024;
 /** Files in a backup that are not part of the data directory's content. */
 const NOT_DATA = new Set(['backup_manifest']);
 
-async function readOptional(file: string): Promise<Buffer | null> {
-  try {
-    return await fs.readFile(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw ioError('could not read file', showPath(file), err);
-  }
-}
-
 export async function readPlainStart(dir: string): Promise<{ start: StartEvent; manifest: Buffer | null }> {
-  const need = async (rel: string) => {
-    const b = await readOptional(path.join(dir, rel));
+  // Capped, not following links, not blocking on a FIFO: a backup directory may be anyone's.
+  const need = async (rel: string, limits: ReadLimits) => {
+    const b = await readLimited(path.join(dir, rel), limits);
     if (!b) throw new PgbbError('not_a_backup', `"${dir}" is not a backup: ${rel} is missing`);
     return b;
   };
-  const control = parseControlFile(await need('global/pg_control'), path.join(dir, 'global/pg_control'));
-  const label = parseBackupLabel((await need('backup_label')).toString('utf8'), path.join(dir, 'backup_label'));
-  const major = parseInt((await need('PG_VERSION')).toString('utf8'), 10);
+  const control = parseControlFile(await need('global/pg_control', LIMITS.pgControl), path.join(dir, 'global/pg_control'));
+  const label = parseBackupLabel((await need('backup_label', LIMITS.backupLabel)).toString('utf8'), path.join(dir, 'backup_label'));
+  const major = parseInt((await need('PG_VERSION', LIMITS.pgVersion)).toString('utf8'), 10);
   const tablespaces = [];
   let links: string[] = [];
   try {
@@ -61,7 +54,7 @@ export async function readPlainStart(dir: string): Promise<{ start: StartEvent; 
   }
   tablespaces.push({ oid: null, location: '', size: null });
   return {
-    manifest: await readOptional(path.join(dir, 'backup_manifest')),
+    manifest: await readLimited(path.join(dir, 'backup_manifest'), LIMITS.manifest),
     start: {
       type: 'start',
       serverVersion: major * 10000,
@@ -113,9 +106,9 @@ async function* walk(root: string, rel: string, skip: (rel: string) => boolean):
 }
 
 async function* readFile(file: string, size: number): AsyncGenerator<BackupEvent> {
-  let fh: fs.FileHandle | undefined;
+  // Opened without following a link or blocking: what was a file at lstat may be a FIFO now.
+  const fh = await openRegular(file, 'file');
   try {
-    fh = await fs.open(fsPath(file), 'r');
     let offset = 0;
     while (offset < size) {
       const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - offset));
@@ -128,7 +121,7 @@ async function* readFile(file: string, size: number): AsyncGenerator<BackupEvent
     if (err instanceof PgbbError) throw err;
     throw ioError('could not read file', showPath(file), err);
   } finally {
-    await fh?.close();
+    await fh.close();
   }
 }
 

@@ -16,11 +16,12 @@
  * Errors: a missing descriptor, a truncated archive or zstd frame, a member
  * outside the expected layout — each names the archive or member.
  */
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Readable, type Duplex } from 'node:stream';
 import type { BackupEvent, EntryEvent } from '../events';
-import { ioError, PgbbError } from '../errors';
+import { IoError, ioError, PgbbError } from '../errors';
+import { LIMITS, openRegular, readLimited } from '../io/read-limited';
 import { decodeDescriptor, startFromDescriptor, type BackupDescriptor } from '../backup-descriptor';
 import { zstdDecompress } from '../../transforms/zstd-decompress';
 import { tarMembers } from './tar-members';
@@ -33,13 +34,25 @@ function notPgbb(what: string): PgbbError {
   return new PgbbError('not_a_backup', `${what} carries no pgbb backup descriptor (not written by pgbb?)`);
 }
 
-/** Opens one archive file, decompressing `.zst`. */
-function openArchive(file: string): AsyncIterable<Buffer> {
-  const raw = createReadStream(file, { highWaterMark: 256 * 1024 });
-  if (!file.endsWith('.zst')) return raw;
-  const z: Duplex = zstdDecompress();
-  raw.on('error', (err) => z.destroy(ioError('could not read file', file, err)));
-  return raw.pipe(z);
+/**
+ * Opens one archive file, decompressing `.zst`. Opened without following a
+ * link or blocking (a FIFO named base.tar would hang the open), and only a
+ * regular file is read.
+ */
+async function* openArchive(file: string): AsyncGenerator<Buffer> {
+  const fh = await openRegular(file, 'archive');
+  const raw = fh.createReadStream({ highWaterMark: 256 * 1024 });
+  try {
+    if (!file.endsWith('.zst')) {
+      yield* raw;
+      return;
+    }
+    const z: Duplex = zstdDecompress();
+    raw.on('error', (err) => z.destroy(ioError('could not read file', file, err)));
+    yield* raw.pipe(z) as AsyncIterable<Buffer>;
+  } finally {
+    raw.destroy(); // closes the handle, also when the consumer stops early
+  }
 }
 
 /** Pulls the first event of a generator early, to read the descriptor it carries. */
@@ -83,12 +96,7 @@ export async function* tarDirectoryEvents(dir: string): AsyncGenerator<BackupEve
     yield* tarMembers(openArchive(path.join(root, walFile)), walFile);
     yield { type: 'archive-end' };
   }
-  let manifest: Buffer | null = null;
-  try {
-    manifest = await fs.readFile(path.join(root, 'backup_manifest'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('could not read file', path.join(root, 'backup_manifest'), err);
-  }
+  const manifest = await readLimited(path.join(root, 'backup_manifest'), LIMITS.manifest);
   if (manifest) yield { type: 'manifest', data: manifest };
   const end = manifestEnd(manifest);
   yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
@@ -127,7 +135,8 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
   const locations = new Map(d.tablespaces.map((t) => [t.oid, t.location]));
   let current: string | null = null; // archive name now open
   let prefixLen = 0;
-  let manifest: Buffer[] | null = null;
+  let manifest: Buffer | null = null;
+  let manifestBytes = 0;
   let inManifest = false;
   /** The member being left out (a tablespace's own directory): its entry-end goes too. */
   let skipping = false;
@@ -137,10 +146,14 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
       const ts = /^pg_tblspc\/(\d+)(?:\/(.*))?$/.exec(ev.path);
       let target: string;
       if (ev.path === 'backup_manifest') {
+        // Held in memory until the end: refuse at its header what no manifest can be. Within
+        // the cap, one buffer of the member's size, filled as its bytes come: the pages
+        // never written cost nothing, and there is no second copy (chunks, then a concat).
+        if (ev.size > LIMITS.manifest.maxBytes) throw manifestTooLarge(name, ev.size);
         if (current) yield* closeArchive(current);
         current = null;
         inManifest = true;
-        manifest = [];
+        manifest = Buffer.allocUnsafe(ev.size);
         continue;
       } else if (ts && locations.has(ts[1])) {
         target = ts[1];
@@ -168,7 +181,11 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
       }
       yield prefixLen ? ({ ...ev, path: ev.path.slice(prefixLen) } as EntryEvent) : ev;
     } else if (inManifest) {
-      if (ev.type === 'data') manifest!.push(ev.chunk);
+      if (ev.type === 'data') {
+        // The parser gives a member exactly its header's size; checked anyway, it is cheap.
+        if (manifestBytes + ev.chunk.length > manifest!.length) throw manifestTooLarge(name, manifestBytes + ev.chunk.length);
+        manifestBytes += ev.chunk.copy(manifest!, manifestBytes);
+      }
       else if (ev.type === 'entry-end') inManifest = false;
     } else if (skipping) {
       // Entry events come as entry, data*, entry-end; the skipped one may be a file in a damaged stream.
@@ -178,7 +195,7 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
     }
   }
   if (current) yield* closeArchive(current);
-  const m = manifest ? Buffer.concat(manifest) : null;
+  const m = manifest ? manifest.subarray(0, manifestBytes) : null;
   if (m) yield { type: 'manifest', data: m };
   const end = manifestEnd(m);
   yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
@@ -195,10 +212,22 @@ export async function* tarStreamEvents(input: Readable, name = 'standard input')
   }
 }
 
+function manifestTooLarge(name: string, size: number): IoError {
+  return new IoError(`backup_manifest member of ${name} holds ${size} bytes, more than ${LIMITS.manifest.maxBytes}, the most a manifest can: refusing to read it`);
+}
+
 export function tarDirectorySource(dir: string): Readable {
   return Readable.from(tarDirectoryEvents(dir), { objectMode: true, highWaterMark: 16 });
 }
 
 export function tarStreamSource(input: Readable, name?: string): Readable {
-  return Readable.from(tarStreamEvents(input, name), { objectMode: true, highWaterMark: 16 });
+  const out = Readable.from(tarStreamEvents(input, name), { objectMode: true, highWaterMark: 16 });
+  // Destroying the source (an abort, SIGTERM) must end a wait on input that never comes, an
+  // idle pipe say: the generator cannot return while it awaits, and the destroy would never finish.
+  const destroy = out._destroy;
+  out._destroy = function (err, cb) {
+    input.destroy();
+    destroy.call(this, err, cb);
+  };
+  return out;
 }

@@ -10,6 +10,8 @@ import { tlsPlan } from '../../src/tls-options';
 import { parseMaxRate, parseTablespaceMapping } from '../../src/commands/options';
 import { formatLsn, parseLsn, walFileName } from '../../src/lsn';
 import { AuthError, UsageError, ioError, systemReason } from '../../src/errors';
+import { LIMITS } from '../../src/io/read-limited';
+import { plant } from '../support/hostile-files';
 
 test('keyword/value conninfo with quoting and escapes', () => {
   assert.deepEqual(parseKeywordValue(`host=/tmp port = 5433 password='a b\\'c' user=x\\ y`), {
@@ -105,6 +107,33 @@ test('password lookup: first matching line wins, `replication` for a physical co
     });
     process.env.PGPASSWORD = 'from-env';
     assert.equal(clientConfig(opts).password, 'from-env');
+  } finally {
+    for (const [k, v] of Object.entries(env)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a password file that is a FIFO or huge is not read (and never blocks), and the message says why', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'pgbb-pgpass-'));
+  const file = join(dir, 'pgpass');
+  const env = { PGPASSWORD: process.env.PGPASSWORD, PGPASSFILE: process.env.PGPASSFILE };
+  const opts = { host: '127.0.0.1', port: 6000, user: 'bob' };
+  const why = async (): Promise<string> => {
+    let message = '';
+    await assert.rejects((clientConfig(opts).password as () => Promise<string>)(), (err: Error) => ((message = err.message), err instanceof AuthError));
+    return message;
+  };
+  try {
+    delete process.env.PGPASSWORD;
+    process.env.PGPASSFILE = file;
+    plant(file, 'fifo');
+    assert.match(await why(), /ignored: password file ".*pgpass" is a FIFO, not a regular file\)$/);
+    plant(file, 'oversize', LIMITS.passfile.maxBytes);
+    chmodSync(file, 0o600);
+    assert.match(await why(), /ignored: password file ".*pgpass" is larger than 16777216 bytes/);
   } finally {
     for (const [k, v] of Object.entries(env)) {
       if (v === undefined) delete process.env[k];

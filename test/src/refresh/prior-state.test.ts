@@ -21,11 +21,15 @@ import { digestChunk } from '../../../src/chunkmap/chunk-hasher';
 import { loadPriorState } from '../../../src/refresh/prior-state';
 import { readJournal, RefreshJournal, REFRESH_MARKER } from '../../../src/refresh/refresh-journal';
 import { lockForRefresh } from '../../../src/io/target-lock';
+import { IoError } from '../../../src/errors';
+import { LIMITS } from '../../../src/io/read-limited';
 import { backupEvents, backupLabel, bytes, fakeControlFile, type BackupSpec } from '../../support/chunk-fixtures';
+import { plant, releaseFifos, within, type Hostile } from '../../support/hostile-files';
 
 const C = 64 * 1024;
 const roots: string[] = [];
 after(async () => {
+  releaseFifos();
   for (const r of roots) await fs.rm(r, { recursive: true, force: true });
 });
 
@@ -112,6 +116,25 @@ test('a directory without PG_VERSION is not a backup', async () => {
   roots.push(root);
   await assert.rejects(loadPriorState(root), /is not a plain backup \(no PG_VERSION\)/);
 });
+
+const hostile: Array<[string, Hostile, number, RegExp]> = [
+  ['PG_VERSION', 'fifo', 0, /^PG_VERSION ".*\/PG_VERSION" is a FIFO, not a regular file$/],
+  ['PG_VERSION', 'dev-zero-link', 0, /^PG_VERSION ".*\/PG_VERSION" is a symbolic link: refusing to follow it$/],
+  ['global/pg_control', 'fifo', 0, /^pg_control ".*\/global\/pg_control" is a FIFO/],
+  ['backup_label', 'oversize', LIMITS.backupLabel.maxBytes, /^backup_label ".*\/backup_label" is larger than 65536 bytes/],
+  ['backup_manifest', 'fifo', 0, /^backup_manifest ".*\/backup_manifest" is a FIFO/],
+  ['pg_wal/pgbb.chunkmap', 'fifo', 0, /^chunk map ".*\/pg_wal\/pgbb\.chunkmap" is a FIFO/],
+  ['pg_wal/pgbb.chunkmap', 'oversize', LIMITS.chunkMap.maxBytes, /^chunk map ".*\/pg_wal\/pgbb\.chunkmap" is larger than 1073741824 bytes/],
+  [REFRESH_MARKER, 'fifo', 0, /^refresh journal ".*\/pgbb_refresh_incomplete" is a FIFO/],
+];
+for (const [rel, kind, max, why] of hostile) {
+  test(`a backup whose ${rel} is ${kind} is refused at once, in one line naming it`, async () => {
+    const { dir } = await backup();
+    await fs.writeFile(path.join(dir, 'backup_manifest'), '{}');
+    plant(path.join(dir, rel), kind, max);
+    await assert.rejects(within(loadPriorState(dir)), (e: unknown) => e instanceof IoError && why.test(e.message));
+  });
+}
 
 test('the lock: one holder; a dead holder is taken over, a live one refused', async () => {
   const { dir } = await backup();

@@ -6,20 +6,25 @@
  * a 300-byte path, a 200-byte symlink target — and verifies against the
  * manifest manifest-build wrote for it (Encoded-Path for the raw name).
  */
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, promises as fs, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, promises as fs, readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupEvent } from '../../../src/events';
 import { pathToBytes } from '../../../src/path-bytes';
-import { plainBackupSource } from '../../../src/sources/plain-backup-source';
+import { plainBackupEvents, plainBackupSource } from '../../../src/sources/plain-backup-source';
 import { DirectorySink } from '../../../sinks/directory';
 import { manifestBuild } from '../../../transforms/manifest-build';
 import { manifestVerify } from '../../../transforms/manifest-verify';
+import { IoError } from '../../../src/errors';
+import { LIMITS } from '../../../src/io/read-limited';
 import { LONG_NAME, LONG_TARGET, RAW_NAME, sampleEvents } from '../../support/synthetic-backup';
+import { plant, releaseFifos, tinyPlainBackup, within, type Hostile } from '../../support/hostile-files';
+
+after(releaseFifos);
 
 function files(events: BackupEvent[]): Map<string, string> {
   const out = new Map<string, string>();
@@ -69,4 +74,45 @@ test('DirectorySink → plainBackupSource: non-UTF-8 names, long paths and long 
   }
   const link = got.find((e) => e.type === 'entry' && e.path === 'pg_tblspc/16385');
   assert.ok(link?.type === 'entry' && link.linkTarget === ts);
+});
+
+function tinyBackup(): string {
+  return tinyPlainBackup(mkdtempSync(join(tmpdir(), 'pgbb-plain-hostile-')));
+}
+
+async function drain(source: Readable): Promise<void> {
+  for await (const _ of source);
+}
+
+const cases: Array<[string, Hostile, number, RegExp]> = [
+  ['backup_label', 'fifo', 0, /^backup_label ".*\/backup_label" is a FIFO, not a regular file$/],
+  ['backup_manifest', 'fifo', 0, /^backup_manifest ".*\/backup_manifest" is a FIFO, not a regular file$/],
+  ['PG_VERSION', 'dev-zero-link', 0, /^PG_VERSION ".*\/PG_VERSION" is a symbolic link: refusing to follow it$/],
+  ['global/pg_control', 'dev-zero-link', 0, /^pg_control ".*\/global\/pg_control" is a symbolic link: refusing to follow it$/],
+  ['backup_manifest', 'oversize', LIMITS.manifest.maxBytes, /^backup_manifest ".*\/backup_manifest" is larger than 524288000 bytes/],
+  ['backup_label', 'oversize', LIMITS.backupLabel.maxBytes, /^backup_label ".*\/backup_label" is larger than 65536 bytes/],
+];
+for (const [rel, kind, max, why] of cases) {
+  test(`a plain backup whose ${rel} is ${kind} is refused at once, in one line naming it`, async (t) => {
+    const dir = tinyBackup();
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    plant(join(dir, rel), kind, max);
+    await assert.rejects(within(drain(plainBackupSource(dir))), (e: unknown) => e instanceof IoError && why.test(e.message) && !e.message.includes('\n'));
+  });
+}
+
+test("a data file replaced by a FIFO between the walk's lstat and its open is refused, not waited on", async (t) => {
+  const dir = tinyBackup();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const run = (async () => {
+    // The generator itself: Readable.from would read ahead.
+    for await (const ev of plainBackupEvents(dir)) {
+      // The source stats the file, yields its entry, and opens it only when the next event is wanted.
+      if (ev.type === 'entry' && ev.path === 'base/1/100') {
+        unlinkSync(join(dir, 'base/1/100'));
+        plant(join(dir, 'base/1/100'), 'fifo');
+      }
+    }
+  })();
+  await assert.rejects(within(run), (e: unknown) => e instanceof IoError && /^file ".*\/base\/1\/100" is a FIFO, not a regular file$/.test(e.message));
 });

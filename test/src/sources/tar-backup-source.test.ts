@@ -7,18 +7,24 @@
  * member, byte for byte, in a well-ordered member stream that verifies
  * against its manifest.
  */
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupEvent } from '../../../src/events';
 import { pathToBytes } from '../../../src/path-bytes';
 import { tarDirectorySource, tarStreamSource } from '../../../src/sources/tar-backup-source';
 import { manifestVerify } from '../../../transforms/manifest-verify';
+import { IoError } from '../../../src/errors';
+import { LIMITS } from '../../../src/io/read-limited';
+import { encodeHeader } from '../../../src/tar/encode-header';
 import { LONG_NAME, LONG_TARGET, RAW_NAME, sampleEvents, sampleStream, sampleTarDirectory } from '../../support/synthetic-backup';
+import { plant, releaseFifos, within, type Hostile } from '../../support/hostile-files';
+
+after(releaseFifos);
 
 /** Members per archive: "archive|path" → kind, size, mode, link target, data (hex of bytes). */
 function members(events: BackupEvent[]): Map<string, string> {
@@ -110,4 +116,65 @@ test('a -D - stream whose base archive comes before a tablespace gets its pg_tbl
   assert.ok(link > 0 && link < baseEnd, 'the link is inside the base archive');
   const ev = events[link]!;
   assert.ok(ev.type === 'entry' && ev.kind === 'symlink' && ev.linkTarget === '/srv/pgbb-fuzz-ts');
+});
+
+/** sampleStream up to its backup_manifest member, whose header now claims `size` bytes, then `data`. */
+async function streamWithManifest(size: number, data: Buffer): Promise<Buffer> {
+  const stream = await sampleStream();
+  let at = -1;
+  for (let i = 0; i < stream.length; i += 512) if (stream.toString('latin1', i, i + 16) === 'backup_manifest\0') at = i;
+  assert.ok(at > 0, 'the sample stream has a backup_manifest member');
+  return Buffer.concat([stream.subarray(0, at), encodeHeader({ name: 'backup_manifest', type: '0', size, mode: 0o600, mtime: new Date() }), data]);
+}
+
+test('a -D - stream whose backup_manifest member claims more than a manifest can hold is refused at its header, naming it', async () => {
+  const stream = await streamWithManifest(LIMITS.manifest.maxBytes + 1, Buffer.alloc(64 * 1024));
+  await assert.rejects(
+    collect(tarStreamSource(Readable.from([stream]))),
+    (e: unknown) => e instanceof IoError && /^backup_manifest member of standard input holds 524288001 bytes, more than 524288000/.test(e.message),
+  );
+});
+
+test('a -D - stream with a manifest member under the cap still reads it whole', async () => {
+  const manifest = Buffer.from('{"PostgreSQL-Backup-Manifest-Version": 1}');
+  const events: BackupEvent[] = [];
+  const stream = Buffer.concat([await streamWithManifest(manifest.length, manifest), Buffer.alloc(512 - manifest.length), Buffer.alloc(1024)]);
+  for await (const ev of tarStreamSource(Readable.from([stream]))) events.push(ev as BackupEvent);
+  const m = events.find((e) => e.type === 'manifest');
+  assert.ok(m?.type === 'manifest' && m.data.equals(manifest));
+});
+
+const dirCases: Array<[string, Hostile | 'link', RegExp]> = [
+  ['base.tar', 'fifo', /^archive ".*\/base\.tar" is a FIFO, not a regular file$/],
+  ['base.tar', 'link', /^archive ".*\/base\.tar" is a symbolic link: refusing to follow it$/],
+  ['backup_manifest', 'fifo', /^backup_manifest ".*\/backup_manifest" is a FIFO, not a regular file$/],
+  ['backup_manifest', 'dev-zero-link', /^backup_manifest ".*\/backup_manifest" is a symbolic link: refusing to follow it$/],
+  ['backup_manifest', 'oversize', /^backup_manifest ".*\/backup_manifest" is larger than 524288000 bytes/],
+];
+for (const [name, kind, why] of dirCases) {
+  test(`a tar directory whose ${name} is ${kind === 'link' ? 'a symlink to the real one' : kind} is refused at once, in one line naming it`, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'pgbb-tar-hostile-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const b = join(dir, 'b');
+    await sampleTarDirectory(b);
+    if (kind === 'link') {
+      renameSync(join(b, name), join(dir, name));
+      symlinkSync(join(dir, name), join(b, name));
+    } else plant(join(b, name), kind, LIMITS.manifest.maxBytes);
+    const drain = async () => {
+      for await (const _ of tarDirectorySource(b));
+    };
+    await assert.rejects(within(drain()), (e: unknown) => e instanceof IoError && why.test(e.message));
+  });
+}
+
+test('destroying a -D - source that waits on input nobody writes ends the wait: it closes at once, its input destroyed', async () => {
+  const input = new PassThrough();
+  const source = tarStreamSource(input);
+  source.on('data', () => {}).on('error', () => {});
+  const closed = new Promise<void>((r) => source.once('close', () => r()));
+  await new Promise((r) => setTimeout(r, 50)); // the generator is now awaiting its first input chunk
+  source.destroy(new Error('aborted'));
+  await within(closed, 1000);
+  assert.ok(input.destroyed);
 });

@@ -1,0 +1,80 @@
+/**
+ * Memory of decoding a large chunk map (src/chunkmap/chunk-map.ts), printed,
+ * not asserted.
+ *
+ * Builds a map of about 3 million chunks (as a 3 TB cluster at 1 MiB chunks,
+ * or many small relations) and encodes it (60-150 MB), then in a fresh
+ * process reads it and decodes it, and prints how much the decode added to
+ * the RSS at its peak (getrusage) and after, against the encoded size.
+ * Three shapes: few large files (1 GiB segments), many small files (3
+ * chunks each) and one-chunk files, since the cost per file and the cost per
+ * chunk differ.
+ *
+ *   node dist/bench/chunkmap-memory.js [chunks]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { randomFillSync } from 'node:crypto';
+import { decodeChunkMap, encodeChunkMap, HASH_BYTES, type ChunkMap } from '../src/chunkmap/chunk-map';
+import { ChunkListBuilder } from '../src/chunkmap/chunk-hasher';
+
+const CHUNK_SIZE = 1024 * 1024;
+
+function build(chunks: number, perFile: number): Buffer {
+  const map: ChunkMap = {
+    chunkSize: CHUNK_SIZE,
+    header: { systemIdentifier: '7000000000000000000', timeline: 1, startLsn: '0/2000028', serverVersion: 170000 },
+    files: new Map(),
+  };
+  const hash = Buffer.alloc(HASH_BYTES);
+  for (let i = 0; chunks > 0; i++) {
+    const n = Math.min(perFile, chunks);
+    chunks -= n;
+    const key = `base/16384/${100000 + i}`;
+    const list = new ChunkListBuilder(key, CHUNK_SIZE, n * CHUNK_SIZE);
+    for (let k = 0; k < n; k++) list.push({ crc: (i * 7919 + k) >>> 0, hash: randomFillSync(hash) });
+    map.files.set(key, list.finish(n * CHUNK_SIZE));
+  }
+  return encodeChunkMap(map);
+}
+
+/** In the child: decode, sampling RSS while it runs, print the numbers. */
+function measure(file: string): void {
+  const buf = readFileSync(file);
+  (globalThis as { gc?: () => void }).gc?.();
+  const before = process.memoryUsage().rss;
+  const t0 = process.hrtime.bigint();
+  const map = decodeChunkMap(buf, file);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  const after = process.memoryUsage().rss;
+  // resourceUsage().maxRSS is the process's peak (KiB), whatever sampling misses.
+  const peak = process.resourceUsage().maxRSS * 1024;
+  const mb = (n: number) => (n / 1e6).toFixed(0);
+  const x = (n: number) => (n / buf.length).toFixed(2);
+  console.log(
+    `  ${map.files.size} files, map ${mb(buf.length)} MB: RSS with the map read ${mb(before)} MB; decoding added ${mb(peak - before)} MB at its peak ` +
+      `(${x(peak - before)}× the map), ${mb(after - before)} MB after (${x(after - before)}×); ${ms.toFixed(0)} ms`,
+  );
+}
+
+function main(): void {
+  if (process.argv[2] === '--measure') return measure(process.argv[3]!);
+  if (process.argv[2] === '--build') return writeFileSync(process.argv[3]!, build(Number(process.argv[4]), Number(process.argv[5])));
+  const chunks = Number(process.argv[2] ?? 3_000_000);
+  const dir = mkdtempSync(path.join(tmpdir(), 'pgbb-chunkmap-bench-'));
+  try {
+    for (const [what, perFile] of [['1 GiB segments', 1024], ['small files', 3], ['one-chunk files', 1]] as const) {
+      const file = path.join(dir, 'map');
+      // Built in a child of its own: a process's peak RSS (getrusage) includes its parent's at fork.
+      execFileSync(process.execPath, [__filename, '--build', file, String(chunks), String(perFile)], { stdio: 'inherit' });
+      console.log(`${chunks} chunks, ${what}:`);
+      execFileSync(process.execPath, ['--expose-gc', __filename, '--measure', file], { stdio: 'inherit' });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main();
