@@ -36,6 +36,8 @@ import { CHUNK_MAP_FILE, checkChunkSize, decodeChunkMap, DEFAULT_CHUNK_SIZE, typ
 import { ChunkHasher, ChunkListBuilder } from '../chunkmap/chunk-hasher';
 import { readJournal } from './refresh-journal';
 import { CONTROL_FILE, isOwnFile, walkTarget } from './walk-target';
+import { trustedTablespaces } from './tablespace-links';
+import { openRegular } from '../io/read-limited';
 
 export interface PriorState {
   dir: string;
@@ -49,7 +51,7 @@ export interface PriorState {
   incomplete: boolean;
   /** backup_manifest, when the directory is a whole backup. */
   manifest: Buffer | null;
-  /** pg_tblspc/<oid> symlinks: OID → target. */
+  /** The pg_tblspc/<oid> links a refresh may follow (src/refresh/tablespace-links.ts): OID → location. */
   tablespaces: Map<string, string>;
   /** Every file's entry came from the stored map and the manifest is there: the directory is exactly the backup its manifest describes. */
   pristine: boolean;
@@ -82,7 +84,7 @@ export async function digestFile(abs: string, key: string, size: number, chunkSi
   const buf = Buffer.allocUnsafe(chunkSize);
   let fh: fs.FileHandle | undefined;
   try {
-    fh = await fs.open(fsPath(abs), 'r');
+    fh = await openRegular(abs, 'file'); // the walk saw a regular file: never follow what took its place
     for (let off = 0; off < size; ) {
       const want = Math.min(chunkSize, size - off);
       const { bytesRead } = await fh.read(buf, 0, want, off);
@@ -133,21 +135,19 @@ export async function loadPriorState(dir: string, opts: PriorStateOptions = {}):
     else if (label && label.startLsn !== stored.header.startLsn) mapProblem = `the stored map is of the backup started at ${stored.header.startLsn}, backup_label says ${label.startLsn}`;
   }
   const usable = mapProblem === null ? stored : null;
+  // Links are checked before any file is read through them; a map of another system records nothing of this backup.
+  const ownMap = stored && !(control && control.systemIdentifier !== stored.header.systemIdentifier) ? stored : null;
+  const tablespaces = await trustedTablespaces(abs, { recorded: ownMap?.header.tablespaces ?? null, journaled: journal.tablespaces, major });
 
   const map: ChunkMap = {
     chunkSize,
     header: stored?.header ?? { systemIdentifier: control?.systemIdentifier ?? '0', timeline: label?.timeline ?? 0, startLsn: label?.startLsn ?? '0/0', serverVersion: major * 10000 },
     files: new Map(),
   };
-  const tablespaces = new Map<string, string>();
   let files = 0;
   let reread = 0;
   let rereadBytes = 0;
-  for await (const e of walkTarget(abs)) {
-    if (e.kind === 'symlink' && e.tablespace && e.key === `pg_tblspc/${e.tablespace}`) {
-      tablespaces.set(e.tablespace, path.resolve(path.dirname(e.abs), await fs.readlink(fsPath(e.abs), { encoding: 'utf8' })));
-      continue;
-    }
+  for await (const e of walkTarget(abs, tablespaces)) {
     if (e.kind !== 'file' || isOwnFile(e.key) || e.key === CONTROL_FILE) continue;
     files++;
     const entry = usable?.files.get(e.key);

@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test';
 import { Cluster, DEBIAN_PG15_BIN, dataFingerprint, fillSampleData, makeTempDir } from '../support/cluster';
 import { run } from '../support/run';
 import { runPgbb } from '../support/pgbb';
+import { runKilledRefresh } from '../support/refresh-killed';
 import { decodeChunkMap } from '../../src/chunkmap/chunk-map';
 import { restoreAndCompare } from '../support/restore-compare';
 
@@ -107,7 +108,7 @@ test('a refresh killed with SIGKILL leaves a directory verify calls incomplete; 
   let round = 10;
   for (const at of ['write:3', 'write:40', 'remove', 'map', 'marker']) {
     await change(++round);
-    const killed = await runPgbb(['refresh', ...conn(), '-D', dir, '-c', 'fast'], { env: { PGBB_TEST_KILL_AT: at } });
+    const killed = await runKilledRefresh(at, conn()[1], dir);
     assert.equal(killed.signal, 'SIGKILL', `${at}: ${killed.stderr}`);
     const v = await runPgbb(['verify', dir]);
     assert.equal(v.code, 1);
