@@ -3,7 +3,8 @@
  * `start` — the point of no return, in this order:
  *
  *   1. refuse a server that is not the system (or major version) the backup
- *      is of, and new tablespace locations that are relative, inside the
+ *      is of, a tablespace location that is the server's own (a copy of a
+ *      live data directory still linking to its tablespaces), and new tablespace locations that are relative, inside the
  *      backup or another tablespace, or not empty: nothing has been written
  *      yet;
  *   2. create the refresh marker (durably): from here on the directory says
@@ -27,6 +28,7 @@ import type { SafeTree } from '../src/io/safe-tree';
 import { tablespaceLocations } from '../src/chunkmap/tablespace-locations';
 import { RefreshJournal } from '../src/refresh/refresh-journal';
 import { within } from '../src/refresh/tablespace-links';
+import { LiveDataDirectoryError } from '../src/io/live-cluster';
 import { CONTROL_FILE } from '../src/refresh/walk-target';
 import type { PriorState } from '../src/refresh/prior-state';
 import { ioError, prepareEmptyDir, syncPaths } from './target-dir';
@@ -37,6 +39,11 @@ export interface BegunRefresh {
   tablespaceDirs: Map<string, string>;
   /** Directories whose entries changed. */
   dirty: string[];
+}
+
+async function sameDirectory(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([fs.stat(fsPath(a)).catch(() => null), fs.stat(fsPath(b)).catch(() => null)]);
+  return x !== null && y !== null && x.dev === y.dev && x.ino === y.ino;
 }
 
 export async function beginRefresh(
@@ -60,6 +67,13 @@ export async function beginRefresh(
     if (!to) throw new UsageError(`tablespace location "${o.mapping[ts.location.replace(/\/+$/, '')] ?? ts.location}" is not absolute`);
     tablespaceDirs.set(ts.oid, to);
     if (!prior.tablespaces.has(ts.oid)) fresh.push({ oid: ts.oid, dir: to });
+  }
+  // A tablespace location of the server itself (DIR a copy of a live data directory, its links unchanged) is never written.
+  for (const ts of ev.tablespaces) {
+    const mine = ts.oid !== null ? tablespaceDirs.get(ts.oid) : undefined;
+    if (mine && (await sameDirectory(mine, ts.location))) {
+      throw new LiveDataDirectoryError(`tablespace ${ts.oid} of "${showPath(dir)}" is at "${showPath(mine)}", the server's own location of it: refusing to refresh it`);
+    }
   }
   // A new location must stay clear of the backup and of every other tablespace: a refresh removes inside them.
   for (const t of fresh) {

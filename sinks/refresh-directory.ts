@@ -333,8 +333,8 @@ export class RefreshDirectorySink extends Writable {
     if (!this.map) throw new PgbbError('refresh', `the refresh stream carried no chunk map (chunk-diff must come before the refresh sink)`);
     if (!this.controlWritten) throw new PgbbError('refresh', 'the backup carried no global/pg_control');
     this.onStep?.('remove');
-    // Dropped tablespaces too: their files go, inside the locations the backup recorded.
-    const walked = new Map([...this.prior.tablespaces, ...this.tablespaceDirs]);
+    // A dropped tablespace's files go too when the backup recorded its location; otherwise (pg_basebackup) only its link.
+    const walked = new Map([...(this.prior.tablespacesRecorded ? this.prior.tablespaces : []), ...this.tablespaceDirs]);
     const removed = await removeUnseen(this.dir, walked, this.seen, this.dirty);
     this.stats.filesRemoved = removed.files;
     this.stats.directoriesRemoved = removed.directories;

@@ -53,6 +53,8 @@ export interface PriorState {
   manifest: Buffer | null;
   /** The pg_tblspc/<oid> links a refresh may follow (src/refresh/tablespace-links.ts): OID → location. */
   tablespaces: Map<string, string>;
+  /** The chunk map recorded those locations (a pgbb backup): a tablespace the server dropped is emptied there, not only unlinked. */
+  tablespacesRecorded: boolean;
   /** Every file's entry came from the stored map and the manifest is there: the directory is exactly the backup its manifest describes. */
   pristine: boolean;
   files: number;
@@ -169,6 +171,7 @@ export async function loadPriorState(dir: string, opts: PriorStateOptions = {}):
     incomplete: journal.present,
     manifest,
     tablespaces,
+    tablespacesRecorded: Boolean(ownMap?.header.tablespaces),
     pristine: !journal.present && usable !== null && reread === 0 && manifest !== null && control !== null,
     files,
     reread,
