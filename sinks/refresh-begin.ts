@@ -86,6 +86,16 @@ export async function beginRefresh(
   if (o.cancelled()) throw new PgbbError('interrupted', 'refresh cancelled before it began');
 
   const journal = await RefreshJournal.open(dir, o.sync);
+  try {
+    return { journal, tablespaceDirs, dirty: await unpublish(dir, fresh, journal, o) };
+  } catch (err) {
+    await journal.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** Steps 3 and 4 (see the top of this file); returns the directories whose entries changed. */
+async function unpublish(dir: string, fresh: Array<{ oid: string; dir: string }>, journal: RefreshJournal, o: { sync: boolean; tree: SafeTree }): Promise<string[]> {
   for (const rel of ['backup_manifest', CONTROL_FILE]) {
     const abs = o.tree.abs(await o.tree.parentOf(rel));
     await fs.unlink(fsPath(abs)).catch((err) => {
@@ -103,5 +113,5 @@ export async function beginRefresh(
     await o.tree.symlink(rel, t.dir);
     dirty.push(path.dirname(abs));
   }
-  return { journal, tablespaceDirs, dirty };
+  return dirty;
 }

@@ -10,19 +10,19 @@
 import assert from 'node:assert/strict';
 import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Cluster, DEBIAN_PG15_BIN, makeTempDir } from '../support/cluster';
+import { before, test } from 'node:test';
+import type { Cluster } from '../support/cluster';
 import { run } from '../support/run';
+import { connArgs, testScratch, verifybackup } from '../support/scratch';
 import { PGBB_CLI, runPgbb, type PgbbRun } from '../support/pgbb';
 import { treeOf } from '../support/chunk-fixtures';
 
+const scratchDirs = testScratch();
 let cluster: Cluster;
 let tsLocation: string;
-const cleanup: Array<() => Promise<unknown>> = [];
 
 before(async () => {
-  cluster = await Cluster.create();
-  cleanup.push(() => cluster.destroy());
+  cluster = await scratchDirs.cluster();
   tsLocation = await cluster.makeDir('ts');
   await cluster.query(`CREATE TABLESPACE pgbb_ts LOCATION '${tsLocation}'`);
   await cluster.query(`CREATE TABLE t_main AS SELECT i, md5(i::text) AS v FROM generate_series(1, 20000) i`);
@@ -30,18 +30,8 @@ before(async () => {
   await cluster.query('CHECKPOINT');
 });
 
-after(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => {});
-});
-
-async function scratch(prefix: string): Promise<string> {
-  const dir = await makeTempDir(prefix);
-  cleanup.push(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-const conn = () => ['-d', `host=${cluster.host} port=${cluster.port} user=postgres`];
-const verifybackup = (dir: string) => run(join(DEBIAN_PG15_BIN, 'pg_verifybackup'), ['-q', dir]);
+const scratch = (prefix: string) => scratchDirs.dir(prefix);
+const conn = () => connArgs(cluster);
 
 /** A fresh pgbb backup in root/data, its tablespace in root/ts. */
 async function backup(root: string): Promise<string> {
