@@ -17,6 +17,7 @@ import { fsPath, showPath } from '../src/path-bytes';
 import type { SafeTree } from '../src/io/safe-tree';
 import { isOwnFile, walkTarget, type TargetEntry } from '../src/refresh/walk-target';
 import { syncPaths } from './target-dir';
+import { removeLeftover } from './refresh-entries';
 
 export interface RemovedCounts {
   files: number;
@@ -59,27 +60,6 @@ export async function removeUnseen(dir: string, tablespaces: ReadonlyMap<string,
     dirty.add(path.dirname(e.abs));
   }
   return counts;
-}
-
-/**
- * Removes whatever is at `rel` (a leftover of an interrupted run, or
- * something planted there: a link is removed, never followed), so that the
- * name can be created O_EXCL. Returns what was there.
- */
-export async function removeLeftover(tree: SafeTree, rel: string): Promise<'none' | 'file' | 'other'> {
-  const r = await tree.parentOf(rel);
-  const abs = tree.abs(r);
-  const st = await fs.lstat(fsPath(abs)).catch(() => null);
-  if (!st) return 'none';
-  try {
-    if (st.isDirectory()) {
-      tree.forget(r);
-      await fs.rm(fsPath(abs), { recursive: true, force: true });
-    } else await fs.unlink(fsPath(abs));
-  } catch (err) {
-    throw ioError('could not remove', showPath(abs), err);
-  }
-  return st.isFile() ? 'file' : 'other';
 }
 
 /** Writes `data` to `rel` through a new temporary file (O_EXCL, no link followed): fsync, rename, fsync the directory. */

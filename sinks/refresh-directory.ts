@@ -41,7 +41,7 @@ import * as path from 'node:path';
 import type { BackupEvent, EntryEvent, StartEvent } from '../src/events';
 import { IoError, PgbbError, TarFormatError, UsageError } from '../src/errors';
 import { WriteBatcher } from '../src/io/file-writer';
-import { fsPath, showPath } from '../src/path-bytes';
+import { showPath } from '../src/path-bytes';
 import { pathComponents, SafeTree } from '../src/io/safe-tree';
 import { isVersionDir } from '../src/refresh/tablespace-links';
 import { CHUNK_MAP_FILE, chunkKey } from '../src/chunkmap/chunk-map';
@@ -50,7 +50,8 @@ import { CONTROL_FILE, PENDING_CONTROL } from '../src/refresh/walk-target';
 import type { PriorState } from '../src/refresh/prior-state';
 import { checkSymlinkTarget, ioError, syncPaths } from './target-dir';
 import { beginRefresh } from './refresh-begin';
-import { removeLeftover, removeUnseen, renameDurably, writeDurably } from './refresh-commit';
+import { removeUnseen, renameDurably, writeDurably } from './refresh-commit';
+import { ensureDirectory, ensureSymlink, removeLeftover } from './refresh-entries';
 
 export interface RefreshDirectorySinkOptions {
   prior: PriorState;
@@ -215,14 +216,10 @@ export class RefreshDirectorySink extends Writable {
     const rel = key === CONTROL_FILE ? PENDING_CONTROL : this.kind === 'wal' ? `pg_wal/${parts.join('/')}` : parts.join('/');
     const abs = tree.abs(rel);
     try {
-      switch (ev.kind) {
-        case 'directory':
-          return await this.directory(tree, rel, ev.mode & 0o7777 || 0o700);
-        case 'symlink':
-          return await this.symlink(ev, tree, rel);
-        case 'file':
-          return await this.openEntry(ev, key, tree, rel);
-      }
+      if (ev.kind === 'file') return await this.openEntry(ev, key, tree, rel);
+      // A directory or link already right is kept; anything else in its place (a link, a file) is replaced.
+      const changed = ev.kind === 'directory' ? await ensureDirectory(tree, rel, ev.mode & 0o7777 || 0o700) : await this.symlink(ev, tree, rel);
+      if (changed) this.dirty.add(changed);
     } catch (err) {
       if (err instanceof PgbbError) throw err;
       throw ioError(`could not update ${ev.kind}`, showPath(abs), err);
@@ -230,17 +227,7 @@ export class RefreshDirectorySink extends Writable {
   }
 
   /** A directory of the backup: one already there is kept; anything else in its place (a link, a file) is replaced. */
-  private async directory(tree: SafeTree, rel: string, mode: number): Promise<void> {
-    const abs = tree.abs(await tree.parentOf(rel));
-    const st = await fs.lstat(fsPath(abs)).catch(() => null);
-    if (st?.isDirectory()) return;
-    if (st) await removeLeftover(tree, rel);
-    await tree.mkdir(rel, mode);
-    this.dirty.add(path.dirname(abs));
-  }
-
-  private async symlink(ev: EntryEvent, tree: SafeTree, rel: string): Promise<void> {
-    const abs = tree.abs(await tree.parentOf(rel));
+  private async symlink(ev: EntryEvent, tree: SafeTree, rel: string): Promise<string | null> {
     const ts = this.kind === 'base' && /^pg_tblspc\/(\d+)$/.exec(ev.path);
     let target = ev.linkTarget ?? '';
     if (ts) {
@@ -248,11 +235,7 @@ export class RefreshDirectorySink extends Writable {
       if (!dir) throw new TarFormatError(`symlink "${ev.path}" names tablespace ${ts[1]}, which the backup does not declare`);
       target = dir;
     } else checkSymlinkTarget(ev.path, target);
-    const st = await fs.lstat(fsPath(abs)).catch(() => null);
-    if (st?.isSymbolicLink() && (await fs.readlink(fsPath(abs), { encoding: 'utf8' })) === target) return;
-    if (st) await removeLeftover(tree, rel);
-    await tree.symlink(rel, target);
-    this.dirty.add(path.dirname(abs));
+    return ensureSymlink(tree, rel, target);
   }
 
   private async openEntry(ev: EntryEvent, key: string, tree: SafeTree, rel: string): Promise<void> {

@@ -29,7 +29,6 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ioError, PgbbError } from '../errors';
-import { fsPath } from '../path-bytes';
 import { parseControlFile } from '../pg-control';
 import { parseBackupLabel } from '../sources/backup-label';
 import { CHUNK_MAP_FILE, checkChunkSize, decodeChunkMap, DEFAULT_CHUNK_SIZE, type ChunkMap, type ChunkMapFile } from '../chunkmap/chunk-map';
