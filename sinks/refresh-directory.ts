@@ -226,7 +226,7 @@ export class RefreshDirectorySink extends Writable {
     }
   }
 
-  /** A directory of the backup: one already there is kept; anything else in its place (a link, a file) is replaced. */
+  /** A link of the backup: a pg_tblspc/<oid> link points where this refresh keeps that tablespace; others must stay inside. */
   private async symlink(ev: EntryEvent, tree: SafeTree, rel: string): Promise<string | null> {
     const ts = this.kind === 'base' && /^pg_tblspc\/(\d+)$/.exec(ev.path);
     let target = ev.linkTarget ?? '';
