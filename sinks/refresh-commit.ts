@@ -12,10 +12,12 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ioError } from '../src/errors';
-import { fsPath } from '../src/path-bytes';
+import { ioError, PgbbError } from '../src/errors';
+import { fsPath, showPath } from '../src/path-bytes';
+import type { SafeTree } from '../src/io/safe-tree';
 import { isOwnFile, walkTarget, type TargetEntry } from '../src/refresh/walk-target';
 import { syncPaths } from './target-dir';
+import { removeLeftover } from './refresh-entries';
 
 export interface RemovedCounts {
   files: number;
@@ -24,14 +26,15 @@ export interface RemovedCounts {
 }
 
 /**
- * Removes what `seen` does not name. Entries are listed first, then removed:
- * removing a dropped tablespace's link must not hide its files from the walk.
- * Every directory that lost an entry is added to `dirty`.
+ * Removes what `seen` does not name, in `dir` and in the tablespace locations
+ * `tablespaces` names (only those: see walkTarget). Entries are listed first,
+ * then removed: removing a dropped tablespace's link must not hide its files
+ * from the walk. Every directory that lost an entry is added to `dirty`.
  */
-export async function removeUnseen(dir: string, seen: Set<string>, dirty: Set<string>): Promise<RemovedCounts> {
+export async function removeUnseen(dir: string, tablespaces: ReadonlyMap<string, string>, seen: Set<string>, dirty: Set<string>): Promise<RemovedCounts> {
   const entries: TargetEntry[] = [];
   // Tablespace entries carry their real location, not a path through the link.
-  for await (const e of walkTarget(dir)) entries.push(e);
+  for await (const e of walkTarget(dir, tablespaces)) entries.push(e);
   const counts: RemovedCounts = { files: 0, directories: 0, links: 0 };
   const gone: string[] = [];
   for (const e of entries) {
@@ -42,6 +45,7 @@ export async function removeUnseen(dir: string, seen: Set<string>, dirty: Set<st
     }
     try {
       if (e.kind === 'directory') {
+        // rm does not follow the links it meets: it removes them.
         await fs.rm(fsPath(e.abs), { recursive: true, force: true });
         gone.push(e.key);
         counts.directories++;
@@ -51,33 +55,43 @@ export async function removeUnseen(dir: string, seen: Set<string>, dirty: Set<st
         else counts.files++;
       }
     } catch (err) {
-      throw ioError('could not remove', e.abs, err);
+      throw ioError('could not remove', showPath(e.abs), err);
     }
     dirty.add(path.dirname(e.abs));
   }
   return counts;
 }
 
-/** Writes `data` to `file` through a temporary name: fsync, rename, fsync the directory. */
-export async function writeDurably(file: string, data: Buffer, sync: boolean): Promise<void> {
-  const tmp = `${file}.tmp`;
+/** Writes `data` to `rel` through a new temporary file (O_EXCL, no link followed): fsync, rename, fsync the directory. */
+export async function writeDurably(tree: SafeTree, rel: string, data: Buffer, sync: boolean): Promise<void> {
+  const tmp = `${rel}.tmp`;
+  const abs = tree.abs(rel);
   try {
-    await fs.writeFile(tmp, data, { mode: 0o600 });
-    if (sync) await syncPaths([tmp]);
-    await fs.rename(tmp, file);
-    if (sync) await syncPaths([path.dirname(file)]);
+    await removeLeftover(tree, tmp);
+    const fh = await tree.createFile(tmp, 0o600);
+    try {
+      await fh.writeFile(data);
+      if (sync) await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.rename(fsPath(tree.abs(tmp)), fsPath(abs));
+    if (sync) await syncPaths([path.dirname(abs)]);
   } catch (err) {
-    throw ioError('could not write', file, err);
+    throw err instanceof PgbbError ? err : ioError('could not write', showPath(abs), err);
   }
 }
 
-/** Renames a fully written file into place, durably. */
-export async function renameDurably(from: string, to: string, sync: boolean): Promise<void> {
+/** Renames a fully written file into place, durably (rename replaces a link at `to`, never writes through it). */
+export async function renameDurably(tree: SafeTree, from: string, to: string, sync: boolean): Promise<void> {
+  const abs = tree.abs(to);
   try {
-    if (sync) await syncPaths([from]);
-    await fs.rename(from, to);
-    if (sync) await syncPaths([path.dirname(to)]);
+    await tree.parentOf(from);
+    await tree.parentOf(to);
+    if (sync) await syncPaths([tree.abs(from)]);
+    await fs.rename(fsPath(tree.abs(from)), fsPath(abs));
+    if (sync) await syncPaths([path.dirname(abs)]);
   } catch (err) {
-    throw ioError('could not rename into place', to, err);
+    throw err instanceof PgbbError ? err : ioError('could not rename into place', showPath(abs), err);
   }
 }

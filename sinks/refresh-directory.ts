@@ -22,6 +22,14 @@
  *      removed last.
  * Result: { bytesWritten, filesWritten, filesCreated, filesRemoved,
  *      directoriesRemoved, linksRemoved }.
+ * Where it writes: only inside the directory and the tablespace locations
+ *      `prior` trusted (src/refresh/tablespace-links.ts) or this refresh
+ *      linked, every write through a SafeTree (src/io/safe-tree.ts) in
+ *      existing mode: a directory planted as a link is replaced by a real
+ *      one, never written through; every file created O_EXCL|O_NOFOLLOW
+ *      after any leftover of its name is removed; every in-place file
+ *      opened O_NOFOLLOW and only when it is a regular file. Inside a
+ *      tablespace, members must lie in its PG_<major>_<catversion> directory.
  * Errors: PgbbError 'refresh' for a server of another system or major
  *      version; IoError naming the path; a stream that stops before `end`
  *      fails. A failure leaves the directory marked incomplete: the next
@@ -33,14 +41,17 @@ import * as path from 'node:path';
 import type { BackupEvent, EntryEvent, StartEvent } from '../src/events';
 import { IoError, PgbbError, TarFormatError, UsageError } from '../src/errors';
 import { WriteBatcher } from '../src/io/file-writer';
-import { fsPath } from '../src/path-bytes';
+import { showPath } from '../src/path-bytes';
+import { pathComponents, SafeTree } from '../src/io/safe-tree';
+import { isVersionDir } from '../src/refresh/tablespace-links';
 import { CHUNK_MAP_FILE, chunkKey } from '../src/chunkmap/chunk-map';
 import { syncDir, type RefreshJournal } from '../src/refresh/refresh-journal';
 import { CONTROL_FILE, PENDING_CONTROL } from '../src/refresh/walk-target';
 import type { PriorState } from '../src/refresh/prior-state';
-import { checkSymlinkTarget, ioError, memberPath, syncPaths } from './target-dir';
+import { checkSymlinkTarget, ioError, syncPaths } from './target-dir';
 import { beginRefresh } from './refresh-begin';
 import { removeUnseen, renameDurably, writeDurably } from './refresh-commit';
+import { ensureDirectory, ensureSymlink, removeLeftover } from './refresh-entries';
 
 export interface RefreshDirectorySinkOptions {
   prior: PriorState;
@@ -63,6 +74,8 @@ export interface RefreshDirectoryResult {
 
 interface OpenFile {
   key: string;
+  tree: SafeTree;
+  rel: string;
   abs: string;
   inPlace: boolean;
   size: number;
@@ -79,9 +92,12 @@ export class RefreshDirectorySink extends Writable {
   private readonly onStep: RefreshDirectorySinkOptions['onStep'];
   private journal: RefreshJournal | null = null;
   private readonly tablespaceDirs = new Map<string, string>();
+  /** The directory and each tablespace location: where this sink may write. */
+  private readonly tree: SafeTree;
+  private readonly tablespaceTrees = new Map<string, SafeTree>();
   private kind: 'base' | 'tablespace' | 'wal' = 'base';
   private archiveName = 'base';
-  private root = '';
+  private archiveTree: SafeTree;
   private file: OpenFile | null = null;
   private capture: Buffer[] | null = null;
   private map: Buffer | null = null;
@@ -102,6 +118,8 @@ export class RefreshDirectorySink extends Writable {
     this.sync = opts.sync ?? true;
     this.mapping = opts.tablespaceMapping ?? {};
     this.onStep = opts.onStep;
+    this.tree = new SafeTree(this.dir, true);
+    this.archiveTree = this.tree;
   }
 
   get result(): RefreshDirectoryResult {
@@ -135,11 +153,11 @@ export class RefreshDirectorySink extends Writable {
         this.kind = ev.kind;
         this.archiveName = ev.name;
         if (ev.kind === 'tablespace') {
-          const dir = this.tablespaceDirs.get(ev.name);
-          if (!dir) throw new PgbbError('protocol', `archive for unknown tablespace ${ev.name}`);
-          this.root = dir;
-        } else this.root = ev.kind === 'wal' ? path.join(this.dir, 'pg_wal') : this.dir;
-        if (ev.kind === 'wal') await fs.mkdir(this.root, { recursive: true, mode: 0o700 });
+          const t = this.tablespaceTrees.get(ev.name);
+          if (!t) throw new PgbbError('protocol', `archive for unknown tablespace ${ev.name}`);
+          this.archiveTree = t;
+        } else this.archiveTree = this.tree;
+        if (ev.kind === 'wal') await this.tree.mkdir('pg_wal', 0o700);
         return;
       case 'entry':
         await this.closeFile();
@@ -170,9 +188,12 @@ export class RefreshDirectorySink extends Writable {
 
   /** The point of no return (sinks/refresh-begin.ts): check the server, then mark the directory incomplete before any other write. */
   private async begin(ev: StartEvent): Promise<void> {
-    const b = await beginRefresh(this.prior, ev, { mapping: this.mapping, sync: this.sync, cancelled: () => this.destroyed });
+    const b = await beginRefresh(this.prior, ev, { mapping: this.mapping, sync: this.sync, cancelled: () => this.destroyed, tree: this.tree });
     this.journal = b.journal;
-    for (const [oid, dir] of b.tablespaceDirs) this.tablespaceDirs.set(oid, dir);
+    for (const [oid, dir] of b.tablespaceDirs) {
+      this.tablespaceDirs.set(oid, dir);
+      this.tablespaceTrees.set(oid, new SafeTree(dir, true));
+    }
     for (const d of b.dirty) this.dirty.add(d);
   }
 
@@ -187,31 +208,26 @@ export class RefreshDirectorySink extends Writable {
     if (this.kind === 'base' && /^pg_tblspc\/[^/]+\/./.test(ev.path)) {
       throw new TarFormatError(`archive member "${ev.path}" lies inside a tablespace link`);
     }
-    const abs = memberPath(this.root, ev.path);
+    const parts = pathComponents(ev.path);
+    if (this.kind === 'tablespace' && !isVersionDir(parts[0])) {
+      throw new TarFormatError(`tablespace ${this.archiveName} member "${showPath(ev.path)}" lies outside its PG_<major>_<catversion> directory`);
+    }
+    const tree = this.archiveTree;
+    const rel = key === CONTROL_FILE ? PENDING_CONTROL : this.kind === 'wal' ? `pg_wal/${parts.join('/')}` : parts.join('/');
+    const abs = tree.abs(rel);
     try {
-      switch (ev.kind) {
-        case 'directory':
-          return await this.directory(abs, ev.mode & 0o7777 || 0o700);
-        case 'symlink':
-          return await this.symlink(ev, abs);
-        case 'file':
-          return await this.openEntry(ev, key, key === CONTROL_FILE ? path.join(this.dir, PENDING_CONTROL) : abs);
-      }
+      if (ev.kind === 'file') return await this.openEntry(ev, key, tree, rel);
+      // A directory or link already right is kept; anything else in its place (a link, a file) is replaced.
+      const changed = ev.kind === 'directory' ? await ensureDirectory(tree, rel, ev.mode & 0o7777 || 0o700) : await this.symlink(ev, tree, rel);
+      if (changed) this.dirty.add(changed);
     } catch (err) {
       if (err instanceof PgbbError) throw err;
-      throw ioError(`could not update ${ev.kind}`, abs, err);
+      throw ioError(`could not update ${ev.kind}`, showPath(abs), err);
     }
   }
 
-  private async directory(abs: string, mode: number): Promise<void> {
-    const st = await fs.lstat(fsPath(abs)).catch(() => null);
-    if (st?.isDirectory()) return;
-    if (st) await fs.rm(fsPath(abs), { recursive: true, force: true });
-    await fs.mkdir(fsPath(abs), { mode });
-    this.dirty.add(path.dirname(abs));
-  }
-
-  private async symlink(ev: EntryEvent, abs: string): Promise<void> {
+  /** A link of the backup: a pg_tblspc/<oid> link points where this refresh keeps that tablespace; others must stay inside. */
+  private async symlink(ev: EntryEvent, tree: SafeTree, rel: string): Promise<string | null> {
     const ts = this.kind === 'base' && /^pg_tblspc\/(\d+)$/.exec(ev.path);
     let target = ev.linkTarget ?? '';
     if (ts) {
@@ -219,25 +235,20 @@ export class RefreshDirectorySink extends Writable {
       if (!dir) throw new TarFormatError(`symlink "${ev.path}" names tablespace ${ts[1]}, which the backup does not declare`);
       target = dir;
     } else checkSymlinkTarget(ev.path, target);
-    const st = await fs.lstat(fsPath(abs)).catch(() => null);
-    if (st?.isSymbolicLink() && (await fs.readlink(fsPath(abs), { encoding: 'utf8' })) === target) return;
-    if (st) await fs.rm(fsPath(abs), { recursive: true, force: true });
-    await fs.symlink(target, fsPath(abs));
-    this.dirty.add(path.dirname(abs));
+    return ensureSymlink(tree, rel, target);
   }
 
-  private async openEntry(ev: EntryEvent, key: string, abs: string): Promise<void> {
+  private async openEntry(ev: EntryEvent, key: string, tree: SafeTree, rel: string): Promise<void> {
     const mode = ev.mode & 0o7777 || 0o600;
+    const abs = tree.abs(rel);
     if (ev.inPlace) {
       // Opened only if a byte changes (see data): an unchanged file is not touched at all.
-      this.file = { key, abs, inPlace: true, size: ev.size, fh: null, batcher: null, mode };
+      this.file = { key, tree, rel, abs, inPlace: true, size: ev.size, fh: null, batcher: null, mode };
       return;
     }
-    const st = await fs.lstat(fsPath(abs)).catch(() => null);
-    if (st && !st.isFile()) await fs.rm(fsPath(abs), { recursive: true, force: true });
-    if (!st || !st.isFile()) this.stats.filesCreated++;
-    const fh = await this.adopt(await fs.open(fsPath(abs), 'w', mode));
-    this.file = { key, abs, inPlace: false, size: ev.size, fh, batcher: new WriteBatcher(fh, abs), mode };
+    if ((await removeLeftover(tree, rel)) !== 'file') this.stats.filesCreated++;
+    const fh = await this.adopt(await tree.createFile(rel, mode));
+    this.file = { key, tree, rel, abs, inPlace: false, size: ev.size, fh, batcher: new WriteBatcher(fh, abs), mode };
     this.written.add(abs);
     this.dirty.add(path.dirname(abs));
     if (key === CONTROL_FILE) this.controlWritten = true;
@@ -247,7 +258,7 @@ export class RefreshDirectorySink extends Writable {
   private async openInPlace(f: OpenFile): Promise<void> {
     await this.journal!.record(f.key);
     try {
-      f.fh = await this.adopt(await fs.open(fsPath(f.abs), 'r+'));
+      f.fh = await this.adopt(await f.tree.openExisting(f.rel));
     } catch (err) {
       if (err instanceof PgbbError) throw err;
       throw ioError('could not open for update', f.abs, err);
@@ -305,7 +316,9 @@ export class RefreshDirectorySink extends Writable {
     if (!this.map) throw new PgbbError('refresh', `the refresh stream carried no chunk map (chunk-diff must come before the refresh sink)`);
     if (!this.controlWritten) throw new PgbbError('refresh', 'the backup carried no global/pg_control');
     this.onStep?.('remove');
-    const removed = await removeUnseen(this.dir, this.seen, this.dirty);
+    // A dropped tablespace's files go too when the backup recorded its location; otherwise (pg_basebackup) only its link.
+    const walked = new Map([...(this.prior.tablespacesRecorded ? this.prior.tablespaces : []), ...this.tablespaceDirs]);
+    const removed = await removeUnseen(this.dir, walked, this.seen, this.dirty);
     this.stats.filesRemoved = removed.files;
     this.stats.directoriesRemoved = removed.directories;
     this.stats.linksRemoved = removed.links;
@@ -314,13 +327,13 @@ export class RefreshDirectorySink extends Writable {
       await syncPaths([...this.dirty]);
     }
     this.onStep?.('control');
-    await renameDurably(path.join(this.dir, PENDING_CONTROL), path.join(this.dir, CONTROL_FILE), this.sync);
+    await renameDurably(this.tree, PENDING_CONTROL, CONTROL_FILE, this.sync);
     this.onStep?.('map');
-    await writeDurably(path.join(this.dir, CHUNK_MAP_FILE), this.map, this.sync);
+    await writeDurably(this.tree, CHUNK_MAP_FILE, this.map, this.sync);
     this.stats.bytesWritten += this.map.length;
     if (this.manifest) {
       this.onStep?.('manifest');
-      await writeDurably(path.join(this.dir, 'backup_manifest'), this.manifest, this.sync);
+      await writeDurably(this.tree, 'backup_manifest', this.manifest, this.sync);
       this.stats.bytesWritten += this.manifest.length;
     }
     this.onStep?.('marker');

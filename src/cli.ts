@@ -13,7 +13,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { backupCommand } from './commands/backup';
 import { restoreCommand } from './commands/restore';
 import { verifyCommand } from './commands/verify';
-import { checkIncrementalFrom, killHookFromEnv, refreshCommand, refreshResultJson, refreshSummary } from './commands/refresh';
+import { checkIncrementalFrom, refreshCommand, refreshResultJson, refreshSummary } from './commands/refresh';
 import { parseChunkSize } from './chunkmap/chunk-map';
 import { checkWalOptions } from './wal/streamed-wal';
 import { parseMaxRate, parseTablespaceMapping } from './commands/options';
@@ -243,7 +243,6 @@ async function runRefresh(opts: Record<string, any>, target: string): Promise<vo
     target,
     incremental: opts.incremental === false ? 'off' : 'auto',
     signal: ac.signal,
-    onStep: killHookFromEnv(),
   });
   if (json) process.stderr.write(`${refreshResultJson(r)}\n`);
   else reporter.result({ startLsn: r.start.startLsn, endLsn: r.end.endLsn, timeline: r.end.timeline, bytes: r.bytesWritten, files: r.filesAdded + r.filesChanged, seconds: r.seconds });

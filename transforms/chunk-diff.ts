@@ -41,6 +41,7 @@ import { crc32cOfChunks } from '../src/chunkmap/crc32c-combine';
 import { manifestPathOf } from '../src/manifest/file-tracker';
 import { buildManifest, crc32cHex, walRangesFor } from '../src/manifest/manifest';
 import { chunkMapMember } from './chunk-map-build';
+import { tablespaceLocations } from '../src/chunkmap/tablespace-locations';
 
 export interface ChunkDiffOptions {
   /** What the target holds now (see src/refresh/prior-state.ts); null: everything is new. */
@@ -49,6 +50,8 @@ export interface ChunkDiffOptions {
   chunkSize?: number;
   /** Replace the upstream manifest with one built from the new chunk map: always, or ('incremental') when `start` says the backup is incremental. */
   rebuildManifest?: boolean | 'incremental';
+  /** Recorded in the new map's header: where the target keeps each tablespace (OID → location) and -T for new ones (see tablespace-locations.ts). */
+  tablespaces?: { existing: ReadonlyMap<string, string>; mapping: Record<string, string> };
 }
 
 export interface ChunkDiffResult {
@@ -87,6 +90,7 @@ export class ChunkDiff extends Transform {
   private readonly rebuildOption: boolean | 'incremental';
   private rebuild = false;
   private readonly newMap: ChunkMap;
+  private readonly tablespaces: ChunkDiffOptions['tablespaces'];
   private readonly hasher = new ChunkHasher();
   /** Manifest facts per key, for rebuildManifest. */
   private readonly listed = new Map<string, Date>();
@@ -108,6 +112,7 @@ export class ChunkDiff extends Transform {
     }
     this.rebuildOption = opts.rebuildManifest ?? false;
     this.rebuild = this.rebuildOption === true;
+    this.tablespaces = opts.tablespaces;
     this.newMap = { chunkSize: this.chunkSize, header: { systemIdentifier: '0', timeline: 0, startLsn: '0/0', serverVersion: 0 }, files: new Map() };
   }
 
@@ -153,7 +158,10 @@ export class ChunkDiff extends Transform {
       case 'start':
         this.start = ev;
         if (this.rebuildOption === 'incremental') this.rebuild = ev.incremental === true;
-        this.newMap.header = { systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion };
+        this.newMap.header = {
+          systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion,
+          tablespaces: tablespaceLocations(ev.tablespaces, this.tablespaces?.mapping, this.tablespaces?.existing),
+        };
         break;
       case 'manifest':
         this.sendMap();

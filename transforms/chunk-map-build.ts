@@ -23,12 +23,15 @@ import type { ArchiveKind, BackupEvent, EntryEvent } from '../src/events';
 import { PgbbError } from '../src/errors';
 import { CHUNK_MAP_FILE, checkChunkSize, chunkKey, DEFAULT_CHUNK_SIZE, encodeChunkMap, type ChunkMap } from '../src/chunkmap/chunk-map';
 import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/chunkmap/chunk-hasher';
+import { tablespaceLocations } from '../src/chunkmap/tablespace-locations';
 
 export interface ChunkMapBuildOptions {
   /** Bytes per chunk: a power of two from 64 KiB to 1 MiB (default 1 MiB). */
   chunkSize?: number;
   /** Add the map to the stream as `pg_wal/pgbb.chunkmap` (default true). */
   emit?: boolean;
+  /** The sink's -T OLD=NEW: the map's header records where each tablespace was written (see tablespace-locations.ts). */
+  tablespaceMapping?: Record<string, string>;
 }
 
 export interface ChunkMapBuildResult {
@@ -118,6 +121,7 @@ export class ChunkMapRecorder {
 export class ChunkMapBuild extends Transform {
   private readonly recorder: ChunkMapRecorder;
   private readonly emitMap: boolean;
+  private readonly mapping: Record<string, string>;
   private emitted = false;
   private done: ChunkMapBuildResult | null = null;
 
@@ -125,6 +129,7 @@ export class ChunkMapBuild extends Transform {
     super({ objectMode: true, highWaterMark: 16 });
     this.recorder = new ChunkMapRecorder(checkChunkSize(opts.chunkSize ?? DEFAULT_CHUNK_SIZE));
     this.emitMap = opts.emit ?? true;
+    this.mapping = opts.tablespaceMapping ?? {};
   }
 
   get result(): ChunkMapBuildResult | null {
@@ -149,7 +154,10 @@ export class ChunkMapBuild extends Transform {
           r.archive(ev.kind, ev.name);
           break;
         case 'start':
-          r.map.header = { systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion };
+          r.map.header = {
+            systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion,
+            tablespaces: tablespaceLocations(ev.tablespaces, this.mapping),
+          };
           break;
         case 'manifest':
         case 'end':

@@ -15,7 +15,9 @@
  * Layout (integers little-endian):
  *   "PGBBCMAP"  u32 format version (1)  u32 chunk size  u32 hash bytes (16)
  *   u32 header length, header JSON (system identifier, timeline, start LSN,
- *       server version of the backup the map describes)
+ *       server version of the backup the map describes; `tablespaces`, OID →
+ *       the absolute location the backup wrote it to, which is what a refresh
+ *       will follow a pg_tblspc/<oid> link to; absent in older maps)
  *   u32 file count, then per file:
  *     u32 path length, path bytes (raw: src/path-bytes.ts), u64 size,
  *     n × u32 CRC32C, n × 16-byte hash       n = ceil(size / chunk size)
@@ -58,6 +60,8 @@ export interface ChunkMapHeader {
   /** `X/X` */
   startLsn: string;
   serverVersion: number;
+  /** OID → absolute location the backup wrote that tablespace to. */
+  tablespaces?: Record<string, string>;
 }
 
 export interface ChunkMapFile {
@@ -202,6 +206,10 @@ export function decodeChunkMap(buf: Buffer, where = CHUNK_MAP_FILE): ChunkMap {
   }
   at += headerLength;
   if (typeof header?.systemIdentifier !== 'string' || typeof header.startLsn !== 'string') fail(where, 'header lacks system identifier or start LSN');
+  const ts = header.tablespaces;
+  if (ts !== undefined && (ts === null || typeof ts !== 'object' || Object.entries(ts).some(([oid, loc]) => !/^\d+$/.test(oid) || typeof loc !== 'string' || !loc.startsWith('/')))) {
+    fail(where, 'header has invalid tablespace locations');
+  }
   const count = u32();
   // Every record holds at least a path length, one path byte and a size: a count the bytes
   // cannot hold is refused before anything is allocated for it.

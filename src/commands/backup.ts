@@ -165,7 +165,7 @@ async function runBackup(
     ...(limiter ? [throttle(limiter)] : []),
     ...(o.progress ? [progress({ onProgress: (p) => reporter.progress(p) })] : []),
     // Every plain backup records its chunk map (pg_wal/pgbb.chunkmap), so that `pgbb refresh` can later write only what changed.
-    ...(sink instanceof DirectorySink ? [chunkMapBuild({ chunkSize: o.chunkSize })] : []),
+    ...(sink instanceof DirectorySink ? [chunkMapBuild({ chunkSize: o.chunkSize, tablespaceMapping: o.tablespaceMapping })] : []),
   ];
   await runPipeline(source, stages, sink, o.signal);
   const result = {

@@ -2,7 +2,10 @@
  * `pgbb refresh -D DIR`: bring an existing plain backup up to date in place,
  * writing only what changed.
  *
- *   lock DIR ─► loadPriorState (chunk map of what DIR holds; reads only)
+ *   refuse a live DIR (postmaster.pid) ─► check the server (system, version,
+ *   its data_directory is not DIR; src/refresh/server-check.ts) ─► lock DIR
+ *   ─► loadPriorState (tablespace links checked, chunk map of what DIR
+ *   holds; reads only)
  *
  *   ReplicationSource ─► manifest-verify ─► tap ─► throttle ─► progress ─► [incremental-apply] ─► chunk-diff ─► refresh-directory sink
  *
@@ -35,6 +38,8 @@ import { loadPriorState, type PriorState } from '../refresh/prior-state';
 import { lockForRefresh } from '../io/target-lock';
 import { describeError, InterruptedError, ServerError, UsageError } from '../errors';
 import { incrementalApply } from '../../transforms/incremental-apply';
+import { refuseLiveDataDirectory } from '../io/live-cluster';
+import { checkRefreshServer } from '../refresh/server-check';
 import * as path from 'node:path';
 
 /** Everything `backup` takes but the output format and compression (a refresh writes a plain directory in place). */
@@ -47,7 +52,7 @@ export interface RefreshCommandOptions extends Omit<BackupCommandOptions, 'forma
   chunkSize?: number;
   /** 'auto' (default): INCREMENTAL when the server and DIR allow it; 'off': always stream everything. */
   incremental?: 'auto' | 'off';
-  /** Fault injection for crash tests (see RefreshDirectorySink). */
+  /** Fault injection for library users' and pgbb's own crash tests (see RefreshDirectorySink); the CLI never sets it. */
   onStep?: RefreshDirectorySinkOptions['onStep'];
 }
 
@@ -76,6 +81,9 @@ export interface RefreshResult {
 export async function refreshCommand(o: RefreshCommandOptions): Promise<RefreshResult> {
   const began = process.hrtime.bigint();
   const reporter = o.reporter ?? plainReporter();
+  // Nothing of DIR is read (but postmaster.pid, PG_VERSION, pg_control) and nothing written before both checks.
+  await refuseLiveDataDirectory(o.target, 'refresh it');
+  await checkRefreshServer(o.target, { connection: o.connection, timeout: o.timeout, signal: o.signal, warning: (c, m) => reporter.warning(c, m) });
   const lock = await lockForRefresh(o.target);
   try {
     const prior = await loadPriorState(o.target, { chunkSize: o.chunkSize });
@@ -123,7 +131,10 @@ async function run(o: RefreshCommandOptions, prior: PriorState, reporter: Report
     else if (ev.type === 'data') bytesReceived += ev.chunk.length;
     else if (ev.type === 'warning' && ev.code !== 'checksum') reporter.warning(ev.code, ev.message);
   });
-  const diff = chunkDiff({ prior: prior.map, chunkSize: prior.chunkSize, rebuildManifest: 'incremental' });
+  const diff = chunkDiff({
+    prior: prior.map, chunkSize: prior.chunkSize, rebuildManifest: 'incremental',
+    tablespaces: { existing: prior.tablespaces, mapping: o.tablespaceMapping },
+  });
   const sink = new RefreshDirectorySink({ prior, tablespaceMapping: o.tablespaceMapping, sync: o.sync, onStep: o.onStep });
   const stages = [
     ...(o.manifest ? [manifestVerify()] : []),
@@ -188,17 +199,4 @@ export function checkIncrementalFrom(prior: string, target: string, format: 'pla
     throw new UsageError(`--incremental-from refreshes the prior backup in place: -D must name the same directory as "${prior}" (copy it first to keep the old one)`);
   }
   return target;
-}
-
-/** Test hook for crash tests: PGBB_TEST_KILL_AT=write:N|remove|control|map|manifest|marker SIGKILLs the process there. */
-export function killHookFromEnv(env: NodeJS.ProcessEnv = process.env): RefreshCommandOptions['onStep'] {
-  const spec = env.PGBB_TEST_KILL_AT;
-  if (!spec) return undefined;
-  const [at, n] = spec.split(':');
-  let writes = 0;
-  return (step) => {
-    if (step !== at) return;
-    if (step === 'write' && ++writes < Number(n ?? 1)) return;
-    process.kill(process.pid, 'SIGKILL');
-  };
 }

@@ -30,13 +30,13 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ioError, PgbbError } from '../errors';
 import { LIMITS, openRegular, readLimited } from '../io/read-limited';
-import { fsPath } from '../path-bytes';
 import { parseControlFile } from '../pg-control';
 import { parseBackupLabel } from '../sources/backup-label';
 import { CHUNK_MAP_FILE, checkChunkSize, decodeChunkMap, DEFAULT_CHUNK_SIZE, type ChunkMap, type ChunkMapFile } from '../chunkmap/chunk-map';
 import { ChunkHasher, ChunkListBuilder } from '../chunkmap/chunk-hasher';
 import { readJournal } from './refresh-journal';
 import { CONTROL_FILE, isOwnFile, walkTarget } from './walk-target';
+import { trustedTablespaces } from './tablespace-links';
 
 export interface PriorState {
   dir: string;
@@ -50,8 +50,10 @@ export interface PriorState {
   incomplete: boolean;
   /** backup_manifest, when the directory is a whole backup. */
   manifest: Buffer | null;
-  /** pg_tblspc/<oid> symlinks: OID → target. */
+  /** The pg_tblspc/<oid> links a refresh may follow (src/refresh/tablespace-links.ts): OID → location. */
   tablespaces: Map<string, string>;
+  /** The chunk map recorded those locations (a pgbb backup): a tablespace the server dropped is emptied there, not only unlinked. */
+  tablespacesRecorded: boolean;
   /** Every file's entry came from the stored map and the manifest is there: the directory is exactly the backup its manifest describes. */
   pristine: boolean;
   files: number;
@@ -126,21 +128,19 @@ export async function loadPriorState(dir: string, opts: PriorStateOptions = {}):
     else if (label && label.startLsn !== stored.header.startLsn) mapProblem = `the stored map is of the backup started at ${stored.header.startLsn}, backup_label says ${label.startLsn}`;
   }
   const usable = mapProblem === null ? stored : null;
+  // Links are checked before any file is read through them; a map of another system records nothing of this backup.
+  const ownMap = stored && !(control && control.systemIdentifier !== stored.header.systemIdentifier) ? stored : null;
+  const tablespaces = await trustedTablespaces(abs, { recorded: ownMap?.header.tablespaces ?? null, journaled: journal.tablespaces, major });
 
   const map: ChunkMap = {
     chunkSize,
     header: stored?.header ?? { systemIdentifier: control?.systemIdentifier ?? '0', timeline: label?.timeline ?? 0, startLsn: label?.startLsn ?? '0/0', serverVersion: major * 10000 },
     files: new Map(),
   };
-  const tablespaces = new Map<string, string>();
   let files = 0;
   let reread = 0;
   let rereadBytes = 0;
-  for await (const e of walkTarget(abs)) {
-    if (e.kind === 'symlink' && e.tablespace && e.key === `pg_tblspc/${e.tablespace}`) {
-      tablespaces.set(e.tablespace, path.resolve(path.dirname(e.abs), await fs.readlink(fsPath(e.abs), { encoding: 'utf8' })));
-      continue;
-    }
+  for await (const e of walkTarget(abs, tablespaces)) {
     if (e.kind !== 'file' || isOwnFile(e.key) || e.key === CONTROL_FILE) continue;
     files++;
     const entry = usable?.files.get(e.key);
@@ -162,6 +162,7 @@ export async function loadPriorState(dir: string, opts: PriorStateOptions = {}):
     incomplete: journal.present,
     manifest,
     tablespaces,
+    tablespacesRecorded: Boolean(ownMap?.header.tablespaces),
     pristine: !journal.present && usable !== null && reread === 0 && manifest !== null && control !== null,
     files,
     reread,

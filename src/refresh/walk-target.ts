@@ -1,8 +1,8 @@
 /**
  * What a plain backup directory holds, as chunk-map keys: the data
- * directory's tree (not following symlinks), then, for each
- * `pg_tblspc/<oid>` symlink, the tree at its target under keys
- * `pg_tblspc/<oid>/…` — the same keys chunk-diff gives the members of a
+ * directory's tree (not following symlinks), then, for each trusted
+ * `pg_tblspc/<oid>` symlink (see walkTarget), the tree at its target under
+ * keys `pg_tblspc/<oid>/…` — the same keys chunk-diff gives the members of a
  * backup. Names are read as bytes and kept lossless (src/path-bytes.ts).
  *
  * Also the refresh's own files, which belong to no backup stream and are
@@ -17,6 +17,7 @@ import { fsPath, pathFromBytes } from '../path-bytes';
 import { CHUNK_MAP_FILE } from '../chunkmap/chunk-map';
 import { REFRESH_MARKER } from './refresh-journal';
 import { LOCK_FILE } from '../io/target-lock';
+import { isVersionDir } from './tablespace-links';
 
 export const CONTROL_FILE = 'global/pg_control';
 /** pg_control of a refresh in progress: renamed into place only at commit, so PostgreSQL cannot start a half-refreshed directory. */
@@ -54,7 +55,7 @@ function kindOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(
   return st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
 }
 
-async function* tree(root: string, prefix: string, tablespace: string | undefined, stopAtTablespaces: boolean): AsyncGenerator<TargetEntry> {
+async function* tree(root: string, prefix: string, tablespace: string | undefined, stopAtTablespaces: boolean, versionDirsOnly = false): AsyncGenerator<TargetEntry> {
   let names: Buffer[];
   try {
     names = await fs.readdir(fsPath(root), { encoding: 'buffer' });
@@ -67,27 +68,34 @@ async function* tree(root: string, prefix: string, tablespace: string | undefine
     const key = prefix ? `${prefix}/${name}` : name;
     const st = await lstat(abs);
     const kind = kindOf(st);
+    if (versionDirsOnly && (kind !== 'directory' || !isVersionDir(name))) continue;
     const ts = stopAtTablespaces && kind === 'symlink' && /^pg_tblspc\/\d+$/.test(key) ? key.slice('pg_tblspc/'.length) : tablespace;
     yield { key, abs, kind, size: Number(st.size), ctimeNs: st.ctimeNs, tablespace: ts };
     if (kind === 'directory') yield* tree(abs, key, tablespace, stopAtTablespaces);
   }
 }
 
-/** Every entry of the backup at `dir` (absolute), tablespace links followed once. */
-export async function* walkTarget(dir: string): AsyncGenerator<TargetEntry> {
+/**
+ * Every entry of the backup at `dir` (absolute). A `pg_tblspc/<oid>` link is
+ * followed only when `tablespaces` (what src/refresh/tablespace-links.ts
+ * trusted, and what this refresh linked itself) names that OID and the link
+ * still points exactly there; inside a location, only its
+ * PG_<major>_<catversion> directories are walked, so nothing a refresh
+ * removes there lies outside them.
+ */
+export async function* walkTarget(dir: string, tablespaces: ReadonlyMap<string, string>): AsyncGenerator<TargetEntry> {
   const links: TargetEntry[] = [];
   for await (const e of tree(dir, '', undefined, true)) {
     if (e.tablespace && e.kind === 'symlink' && e.key === `pg_tblspc/${e.tablespace}`) links.push(e);
     yield e;
   }
   for (const link of links) {
-    let target: string;
-    try {
-      target = path.resolve(path.dirname(link.abs), await fs.readlink(fsPath(link.abs), { encoding: 'utf8' }));
-      if (!(await fs.stat(target)).isDirectory()) continue;
-    } catch {
-      continue; // a dangling link: nothing of ours to walk
-    }
-    yield* tree(target, link.key, link.tablespace, false);
+    const location = tablespaces.get(link.tablespace!);
+    if (!location) continue;
+    const target = await fs.readlink(fsPath(link.abs), { encoding: 'buffer' }).catch(() => null);
+    if (!target || path.resolve(path.dirname(link.abs), pathFromBytes(target)) !== location) continue;
+    const st = await fs.lstat(fsPath(location)).catch(() => null);
+    if (!st?.isDirectory()) continue;
+    yield* tree(location, link.key, link.tablespace, false, true);
   }
 }

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Cluster, dataFingerprint, embeddedBinDir, fillSampleData, makeTempDir } from '../support/cluster';
 import { runPgbb } from '../support/pgbb';
+import { runKilledRefresh } from '../support/refresh-killed';
 import { run } from '../support/run';
 import { restoreAndCompare } from '../support/restore-compare';
 
@@ -100,7 +101,7 @@ test('PostgreSQL 17: fallback when summaries do not reach back, then INCREMENTAL
   }
 
   await change(4);
-  const killed = await runPgbb(['refresh', ...conn(), '-D', dir, '-c', 'fast', '-N'], { env: { PGBB_TEST_KILL_AT: 'write:2' } });
+  const killed = await runKilledRefresh('write:2', conn()[1], dir, { sync: false });
   assert.equal(killed.signal, 'SIGKILL', killed.stderr);
   const v = await runPgbb(['verify', dir]);
   assert.match(v.stderr, /incomplete refresh, run refresh again/);

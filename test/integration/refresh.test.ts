@@ -10,20 +10,21 @@
 import assert from 'node:assert/strict';
 import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { Cluster, DEBIAN_PG15_BIN, dataFingerprint, fillSampleData, makeTempDir } from '../support/cluster';
+import { before, test } from 'node:test';
+import { dataFingerprint, fillSampleData, type Cluster } from '../support/cluster';
 import { run } from '../support/run';
+import { connArgs, testScratch, verifybackup } from '../support/scratch';
 import { runPgbb } from '../support/pgbb';
+import { runKilledRefresh } from '../support/refresh-killed';
 import { decodeChunkMap } from '../../src/chunkmap/chunk-map';
 import { restoreAndCompare } from '../support/restore-compare';
 
+const scratchDirs = testScratch();
 let cluster: Cluster;
 let tsLocation: string;
-const cleanup: Array<() => Promise<unknown>> = [];
 
 before(async () => {
-  cluster = await Cluster.create();
-  cleanup.push(() => cluster.destroy());
+  cluster = await scratchDirs.cluster();
   await fillSampleData(cluster, { scale: 2 });
   // Settle hint bits and the visibility map first, so that a refresh measures the changes below, not the first VACUUM.
   await cluster.query('VACUUM FREEZE');
@@ -31,18 +32,8 @@ before(async () => {
   [{ loc: tsLocation }] = await cluster.query<{ loc: string }>(`SELECT pg_tablespace_location(oid) AS loc FROM pg_tablespace WHERE spcname = 'pgbb_ts'`);
 });
 
-after(async () => {
-  for (const f of cleanup.reverse()) await f().catch(() => {});
-});
-
-async function scratch(prefix: string): Promise<string> {
-  const dir = await makeTempDir(prefix);
-  cleanup.push(() => fs.rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-const conn = () => ['-d', `host=${cluster.host} port=${cluster.port} user=postgres`];
-const verifybackup = (dir: string) => run(join(DEBIAN_PG15_BIN, 'pg_verifybackup'), ['-q', dir]);
+const scratch = (prefix: string) => scratchDirs.dir(prefix);
+const conn = () => connArgs(cluster);
 
 /**
  * 1% of accounts updated (a run of neighbouring rows, as recent data tends to be), one table
@@ -107,7 +98,7 @@ test('a refresh killed with SIGKILL leaves a directory verify calls incomplete; 
   let round = 10;
   for (const at of ['write:3', 'write:40', 'remove', 'map', 'marker']) {
     await change(++round);
-    const killed = await runPgbb(['refresh', ...conn(), '-D', dir, '-c', 'fast'], { env: { PGBB_TEST_KILL_AT: at } });
+    const killed = await runKilledRefresh(at, conn()[1], dir);
     assert.equal(killed.signal, 'SIGKILL', `${at}: ${killed.stderr}`);
     const v = await runPgbb(['verify', dir]);
     assert.equal(v.code, 1);

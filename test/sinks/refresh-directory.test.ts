@@ -23,6 +23,7 @@ import { chunkDiff } from '../../transforms/chunk-diff';
 import { manifestBuild } from '../../transforms/manifest-build';
 import { runPipeline } from '../../src/pipeline';
 import { loadPriorState } from '../../src/refresh/prior-state';
+import { CHUNK_MAP_FILE, decodeChunkMap, encodeChunkMap } from '../../src/chunkmap/chunk-map';
 import { assertComplete, REFRESH_MARKER } from '../../src/refresh/refresh-journal';
 import type { BackupEvent } from '../../src/events';
 import { backupEvents, backupLabel, bytes, fakeControlFile, treeOf, type BackupSpec, type Member } from '../support/chunk-fixtures';
@@ -89,12 +90,13 @@ function v2(tsLocation: string): BackupSpec {
 
 /** A fresh backup of `spec` into `dir` (tablespace at `ts`), with manifest and chunk map. */
 async function writeFresh(spec: BackupSpec, dir: string, ts: string): Promise<void> {
-  await runPipeline(Readable.from(backupEvents(spec)), [manifestBuild(), chunkMapBuild({ chunkSize: C })], new DirectorySink({ target: dir, sync: false, tablespaceMapping: { [spec.tablespace!.location]: ts } }));
+  const tablespaceMapping = { [spec.tablespace!.location]: ts };
+  await runPipeline(Readable.from(backupEvents(spec)), [manifestBuild(), chunkMapBuild({ chunkSize: C, tablespaceMapping })], new DirectorySink({ target: dir, sync: false, tablespaceMapping }));
 }
 
 async function refresh(spec: BackupSpec, dir: string, opts: { failAfter?: number; onStep?: (s: string) => void } = {}) {
   const prior = await loadPriorState(dir);
-  const diff = chunkDiff({ prior: prior.map });
+  const diff = chunkDiff({ prior: prior.map, tablespaces: { existing: prior.tablespaces, mapping: {} } });
   const sink = new RefreshDirectorySink({ prior, sync: false, onStep: opts.onStep });
   let events: BackupEvent[] | AsyncGenerator<BackupEvent> = backupEvents(spec);
   if (opts.failAfter !== undefined) {
@@ -103,7 +105,11 @@ async function refresh(spec: BackupSpec, dir: string, opts: { failAfter?: number
     events = (async function* () {
       let data = 0;
       for (const ev of list) {
-        if (ev.type === 'data' && data++ === n) throw new Error('source failed');
+        if (ev.type === 'data' && data++ === n) {
+          // Mid-stream means after the sink began (its marker exists), however far the stages' buffers let the source run ahead.
+          for (let t = 0; n > 0 && t < 200 && !existsSync(path.join(dir, REFRESH_MARKER)); t++) await sleep(5);
+          throw new Error('source failed');
+        }
         yield ev;
       }
     })();
@@ -112,10 +118,14 @@ async function refresh(spec: BackupSpec, dir: string, opts: { failAfter?: number
   return { prior, diff: diff.result!, sink: sink.result };
 }
 
-/** The tree of a backup with its tablespace, links shown relative to their own root. */
+/** The tree of a backup with its tablespace, links shown relative to their own root (and so the map's record of where the tablespace is). */
 async function snapshot(dir: string, ts: string): Promise<Record<string, string>> {
   const t = await treeOf(dir);
   t['pg_tblspc/16400'] = 'link';
+  const map = decodeChunkMap(await fs.readFile(path.join(dir, CHUNK_MAP_FILE)));
+  assert.deepEqual(map.header.tablespaces, { 16400: ts }, 'the map records where the tablespace is');
+  map.header.tablespaces = {};
+  t[CHUNK_MAP_FILE] = encodeChunkMap(map).toString('hex');
   return { ...t, ...Object.fromEntries(Object.entries(await treeOf(ts)).map(([k, v]) => [`TS/${k}`, v])) };
 }
 

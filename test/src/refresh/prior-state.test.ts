@@ -56,7 +56,7 @@ async function backup(withMap = true, chunkSize = C): Promise<{ dir: string; ts:
   roots.push(root);
   const dir = path.join(root, 'data');
   const ts = path.join(root, 'ts');
-  await runPipeline(Readable.from(backupEvents(spec('/server/ts'))), withMap ? [chunkMapBuild({ chunkSize })] : [], new DirectorySink({ target: dir, sync: false, tablespaceMapping: { '/server/ts': ts } }));
+  await runPipeline(Readable.from(backupEvents(spec('/server/ts'))), withMap ? [chunkMapBuild({ chunkSize, tablespaceMapping: { '/server/ts': ts } })] : [], new DirectorySink({ target: dir, sync: false, tablespaceMapping: { '/server/ts': ts } }));
   return { dir, ts };
 }
 

@@ -1,0 +1,56 @@
+/**
+ * The refresh sink's changes to one name in a tree it rewrites in place
+ * (sinks/refresh-directory.ts), each through a SafeTree in existing mode, so
+ * that whatever was planted at the name is removed, never followed:
+ *
+ *   removeLeftover   clear a name before creating a file there O_EXCL
+ *   ensureDirectory  a real directory at the name (a link or file in its place is replaced)
+ *   ensureSymlink    a link with this target at the name
+ *
+ * ensure* return the directory whose entries changed, or null.
+ * Errors: IoError naming the path.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { ioError } from '../src/errors';
+import { fsPath, showPath } from '../src/path-bytes';
+import type { SafeTree } from '../src/io/safe-tree';
+
+/**
+ * Removes whatever is at `rel` (a leftover of an interrupted run, or
+ * something planted there: a link is removed, never followed), so that the
+ * name can be created O_EXCL. Returns what was there.
+ */
+export async function removeLeftover(tree: SafeTree, rel: string): Promise<'none' | 'file' | 'other'> {
+  const r = await tree.parentOf(rel);
+  const abs = tree.abs(r);
+  const st = await fs.lstat(fsPath(abs)).catch(() => null);
+  if (!st) return 'none';
+  try {
+    if (st.isDirectory()) {
+      tree.forget(r);
+      await fs.rm(fsPath(abs), { recursive: true, force: true });
+    } else await fs.unlink(fsPath(abs));
+  } catch (err) {
+    throw ioError('could not remove', showPath(abs), err);
+  }
+  return st.isFile() ? 'file' : 'other';
+}
+
+export async function ensureDirectory(tree: SafeTree, rel: string, mode: number): Promise<string | null> {
+  const abs = tree.abs(await tree.parentOf(rel));
+  const st = await fs.lstat(fsPath(abs)).catch(() => null);
+  if (st?.isDirectory()) return null;
+  if (st) await removeLeftover(tree, rel);
+  await tree.mkdir(rel, mode);
+  return path.dirname(abs);
+}
+
+export async function ensureSymlink(tree: SafeTree, rel: string, target: string): Promise<string | null> {
+  const abs = tree.abs(await tree.parentOf(rel));
+  const st = await fs.lstat(fsPath(abs)).catch(() => null);
+  if (st?.isSymbolicLink() && (await fs.readlink(fsPath(abs), { encoding: 'utf8' })) === target) return null;
+  if (st) await removeLeftover(tree, rel);
+  await tree.symlink(rel, target);
+  return path.dirname(abs);
+}
