@@ -15,13 +15,19 @@
  * ends, which then also removes the directory if the run created it and
  * left it empty.
  *
- * Errors: TargetNotEmptyError, TargetLockedError, IoError naming the path.
+ * A directory a PostgreSQL server runs on is refused first, before anything
+ * else is looked at (LiveDataDirectoryError, code live_data_directory): a
+ * mistyped `-D $PGDATA` gets that message rather than "not empty".
+ *
+ * Errors: LiveDataDirectoryError, TargetNotEmptyError, TargetLockedError,
+ * IoError naming the path.
  */
 import { promises as fs } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { IoError, TargetLockedError, TargetNotEmptyError, TarFormatError, ioError } from '../src/errors';
 import { fsPath, pathFromBytes, showPath } from '../src/path-bytes';
+import { refuseLiveDataDirectory } from '../src/io/live-cluster';
 
 export { ioError };
 
@@ -137,7 +143,17 @@ async function lockHolder(file: string): Promise<string> {
   return alive ? `pid ${pid}` : `pid ${pid}, no longer running: remove "${file}" if nothing writes there`;
 }
 
+/** Refuses a live data directory; a path that is not a directory is left to the checks that follow. */
+async function refuseLive(abs: string): Promise<void> {
+  try {
+    await refuseLiveDataDirectory(abs, 'write into it');
+  } catch (err) {
+    if (((err as IoError).cause as NodeJS.ErrnoException | undefined)?.code !== 'ENOTDIR') throw err;
+  }
+}
+
 async function checkEmpty(abs: string): Promise<void> {
+  await refuseLive(abs);
   let st;
   try {
     st = await fs.stat(abs);
@@ -174,6 +190,7 @@ export async function checkEmptyOrMissing(dir: string): Promise<void> {
 /** Makes sure `dir` exists and is empty; creates it (mode 0700) with its parents if missing. */
 export async function prepareEmptyDir(dir: string): Promise<PreparedDir> {
   const abs = path.resolve(dir);
+  await refuseLive(abs);
   const lock = held.get(abs);
   if (lock) {
     // lockTarget made and checked it; only our own lock file may be in it.
