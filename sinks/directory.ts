@@ -61,12 +61,18 @@ export interface DirectorySinkOptions {
   unmappedTablespaces?: UnmappedTablespaces;
   /** Told where each tablespace goes, before anything is written there. */
   onTablespace?: (place: TablespacePlace) => void;
+  /**
+   * Called once every member is written, before anything is fsynced or the
+   * manifest written; throwing fails the run and removes what was written
+   * (restore: transforms/require-complete.ts).
+   */
+  beforeCommit?: () => void | Promise<void>;
   /** fsync files and directories at the end (default true; --no-sync turns it off). */
   sync?: boolean;
 }
 
 export class DirectorySink extends Writable {
-  private readonly opts: Required<Omit<DirectorySinkOptions, 'onTablespace'>> & Pick<DirectorySinkOptions, 'onTablespace'>;
+  private readonly opts: Required<Omit<DirectorySinkOptions, 'onTablespace' | 'beforeCommit'>> & Pick<DirectorySinkOptions, 'onTablespace' | 'beforeCommit'>;
   private prepared: PreparedDir[] = [];
   /** The tree of each tablespace OID. */
   private tablespaceTrees = new Map<string, SafeTree>();
@@ -83,6 +89,8 @@ export class DirectorySink extends Writable {
   private manifest: Buffer | null = null;
   private sawEnd = false;
   private committed = false;
+  /** The write in progress: a destroy waits for it, lest it create something after the cleanup. */
+  private inflight: Promise<void> | null = null;
 
   constructor(opts: DirectorySinkOptions) {
     super({ objectMode: true, highWaterMark: 16 });
@@ -119,11 +127,18 @@ export class DirectorySink extends Writable {
       if (!b) return callback(new IoError('data without an open file in directory sink'));
       if (ev.offset !== b.end) return callback(new IoError(`data for "${this.filePath}" at offset ${ev.offset}, expected ${b.end}`));
       const due = b.add(ev.chunk);
-      if (due) due.then(() => callback(), callback);
+      if (due) this.track(due, callback);
       else callback();
       return;
     }
-    this.handle(ev).then(() => callback(), callback);
+    this.track(this.handle(ev), callback);
+  }
+
+  private track(p: Promise<void>, callback: (err?: Error | null) => void): void {
+    this.inflight = p;
+    p.then(() => callback(), callback).finally(() => {
+      if (this.inflight === p) this.inflight = null;
+    });
   }
 
   private async handle(ev: BackupEvent): Promise<void> {
@@ -243,6 +258,7 @@ export class DirectorySink extends Writable {
   private async commit(): Promise<void> {
     if (!this.sawEnd) throw new PgbbError('incomplete', 'backup stream ended before the backup was complete');
     const root = this.prepared[0].path;
+    await this.opts.beforeCommit?.();
     if (this.opts.sync) {
       for (const d of this.prepared) await syncTree(d.path);
     }
@@ -277,6 +293,7 @@ export class DirectorySink extends Writable {
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     const cleanup = async () => {
+      await this.inflight?.catch(() => {});
       await this.file?.close().catch(() => {});
       this.file = null;
       if (!this.committed) {

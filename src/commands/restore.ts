@@ -52,11 +52,13 @@ export interface RestoreResult {
 
 export async function restoreCommand(o: RestoreOptions): Promise<RestoreResult> {
   const began = process.hrtime.bigint();
+  const complete = requireComplete({ manifest: !o.noManifest });
   const sink = new DirectorySink({
     target: o.target,
     tablespaceMapping: o.tablespaceMapping,
     unmappedTablespaces: o.tablespacesAtRecordedLocations ? 'recorded' : 'refuse',
     onTablespace: o.onTablespace,
+    beforeCommit: () => complete.check(),
     sync: o.sync,
   });
   await sink.ready();
@@ -79,7 +81,7 @@ export async function restoreCommand(o: RestoreOptions): Promise<RestoreResult> 
     else if (ev.type === 'data') bytes += ev.chunk.length;
   });
   const verify = manifestVerify();
-  const stages = [requireComplete({ manifest: !o.noManifest }), verify, observe];
+  const stages = [complete, verify, observe];
   if (o.standby) stages.push(recoveryConfig(o.standby));
   await runPipeline(opened.stream, stages, sink, o.signal);
   return {
