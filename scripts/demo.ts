@@ -89,6 +89,14 @@ async function main(): Promise<void> {
       console.log(`\nno pg_verifybackup ${major} or newer is installed here (Debian: apt-get install postgresql-${major}); skipping that check`);
     }
 
+    // Restore writes outside -D only where told: without -T (or --tablespaces-at-recorded-locations) it refuses.
+    const refused = await runPgbb(['restore', TARGET, '-D', RESTORE]);
+    if (refused.code !== 1 || existsSync(RESTORE)) throw new Error(`pgbb restore without -T did not refuse: ${refused.stderr.trim()}`);
+    console.log(`
+pgbb restore ${TARGET} -D ${RESTORE}    (no -T)
+${indent(refused.stderr.trim())}`);
+    checks.push('restore without -T refused to write the tablespace where the backup put it');
+
     const rr = await runPgbb(['restore', TARGET, '-D', RESTORE, '-T', `${TS_TARGET}=${RESTORE_TS}`, '-v']);
     if (rr.code !== 0) throw new Error(`pgbb restore failed: ${rr.stderr.trim()}`);
     console.log(`\npgbb restore ${TARGET} -D ${RESTORE}\n${indent(rr.stderr.trim())}`);

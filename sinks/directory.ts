@@ -2,31 +2,45 @@
  * Directory sink: writes the member stream as a plain data directory, what
  * `pg_basebackup -Fp` writes.
  *
- * In:  member events. Tablespace archives go to their server location, or the
- *      one `tablespaceMapping` (-T OLD=NEW) gives; base's `pg_tblspc/<oid>`
- *      symlinks point at wherever the tablespace was written. The `wal`
- *      archive (-X stream) goes under `<target>/pg_wal/`, whose directories
- *      base.tar has already created.
- * Out: files (member modes, normally 0600/0700), `backup_manifest` written
- *      last under a temporary name and renamed once everything is fsynced.
- * Errors: a non-empty target or tablespace directory before anything is
- *      written; any failure or a stream that stops before `end` removes what
- *      the sink created (empties directories that existed empty).
+ * In:  member events. Tablespace archives go to the location `start` records,
+ *      or the one `tablespaceMapping` (-T OLD=NEW) gives; an unmapped one is
+ *      refused when `unmappedTablespaces` is 'refuse' (see
+ *      tablespace-places.ts). The `wal` archive (-X stream) goes under
+ *      `<target>/pg_wal/`, whose directories base.tar has already created.
+ * Out: files and directories with the cluster's modes (data-modes.ts:
+ *      0600/0700, or 0640/0750 for a group-readable cluster; `secret`
+ *      members 0600), `backup_manifest` written last under a temporary name
+ *      and renamed once everything is fsynced.
+ *
+ * No write goes through a link. Each root (the target, each tablespace
+ * directory) is a SafeTree: a member's parent must be a directory this run
+ * created, and files are created O_EXCL|O_NOFOLLOW — checked in memory, no
+ * extra system call per file. Links are made only where PostgreSQL has them:
+ * base's `pg_tblspc/<oid>`, pointing wherever this sink put that tablespace
+ * (never where the archive says). A `pg_wal` symlink member (a backup whose
+ * WAL was relocated) becomes a real directory; any other symlink member is
+ * refused, naming it.
+ *
+ * Errors: a live, non-empty or misplaced target or tablespace directory
+ *      before anything is written; TarFormatError naming a member that is
+ *      not a plain relative path or a symlink pgbb does not make; IoError for
+ *      a member whose parent is not a directory of this run. Any failure or a
+ *      stream that stops before `end` removes what the sink created
+ *      (empties directories that existed empty).
  */
 import { Writable } from 'node:stream';
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import type { BackupEvent, EntryEvent, StartEvent } from '../src/events';
 import { IoError, PgbbError, TarFormatError, UsageError } from '../src/errors';
 import { WriteBatcher } from '../src/io/file-writer';
-// Member paths carry non-UTF-8 names as escaped bytes: fs calls get their bytes.
-import { fsPath, showPath } from '../src/path-bytes';
+import { SafeTree } from '../src/io/safe-tree';
+import { showPath } from '../src/path-bytes';
+import { modesFromMember, OWNER_ONLY, SECRET_FILE_MODE, type DataModes } from './data-modes';
+import { placeTablespaces, type TablespacePlace, type UnmappedTablespaces } from './tablespace-places';
 import {
   checkEmptyOrMissing,
-  checkSymlinkTarget,
   discardDir,
   ioError,
-  memberPath,
   prepareEmptyDir,
   releaseHeldLock,
   syncPaths,
@@ -39,28 +53,49 @@ export interface DirectorySinkOptions {
   target: string;
   /** -T OLD=NEW: tablespace locations to write elsewhere. */
   tablespaceMapping?: Record<string, string>;
+  /**
+   * Tablespaces -T does not map: 'recorded' (default) writes them at the
+   * location the stream records (a backup: the server's own); 'refuse'
+   * fails before writing anything there (restore, unless the user accepts).
+   */
+  unmappedTablespaces?: UnmappedTablespaces;
+  /** Told where each tablespace goes, before anything is written there. */
+  onTablespace?: (place: TablespacePlace) => void;
+  /**
+   * Called once every member is written, before anything is fsynced or the
+   * manifest written; throwing fails the run and removes what was written
+   * (restore: transforms/require-complete.ts).
+   */
+  beforeCommit?: () => void | Promise<void>;
   /** fsync files and directories at the end (default true; --no-sync turns it off). */
   sync?: boolean;
 }
 
 export class DirectorySink extends Writable {
-  private readonly opts: Required<DirectorySinkOptions>;
+  private readonly opts: Required<Omit<DirectorySinkOptions, 'onTablespace' | 'beforeCommit'>> & Pick<DirectorySinkOptions, 'onTablespace' | 'beforeCommit'>;
   private prepared: PreparedDir[] = [];
-  /** Where each tablespace OID is written. */
-  private tablespaceDirs = new Map<string, string>();
-  private root = '';
+  /** The tree of each tablespace OID. */
+  private tablespaceTrees = new Map<string, SafeTree>();
+  private baseTree: SafeTree | null = null;
+  /** Where the current archive's members go: a tree, and a path prefix inside it (the WAL archive: `pg_wal/`). */
+  private tree: SafeTree | null = null;
+  private prefix = '';
   private isBase = false;
+  /** Decided by the first directory or file member (data-modes.ts). */
+  private modes: DataModes | null = null;
   private file: fs.FileHandle | null = null;
   private batcher: WriteBatcher | null = null;
   private filePath = '';
   private manifest: Buffer | null = null;
   private sawEnd = false;
   private committed = false;
+  /** The write in progress: a destroy waits for it, lest it create something after the cleanup. */
+  private inflight: Promise<void> | null = null;
 
   constructor(opts: DirectorySinkOptions) {
     super({ objectMode: true, highWaterMark: 16 });
     if (!opts.target) throw new UsageError('no target directory given');
-    this.opts = { sync: true, tablespaceMapping: {}, ...opts };
+    this.opts = { sync: true, tablespaceMapping: {}, unmappedTablespaces: 'recorded', ...opts };
   }
 
   private opened: Promise<void> | null = null;
@@ -73,7 +108,9 @@ export class DirectorySink extends Writable {
     this.opened ??= (async () => {
       // -T targets too (created only once the server names its tablespaces, at start).
       for (const dir of Object.values(this.opts.tablespaceMapping)) await checkEmptyOrMissing(dir);
-      this.prepared.push(await prepareEmptyDir(this.opts.target));
+      const target = await prepareEmptyDir(this.opts.target);
+      this.prepared.push(target);
+      this.baseTree = new SafeTree(target.path);
     })();
     return this.opened;
   }
@@ -90,11 +127,18 @@ export class DirectorySink extends Writable {
       if (!b) return callback(new IoError('data without an open file in directory sink'));
       if (ev.offset !== b.end) return callback(new IoError(`data for "${this.filePath}" at offset ${ev.offset}, expected ${b.end}`));
       const due = b.add(ev.chunk);
-      if (due) due.then(() => callback(), callback);
+      if (due) this.track(due, callback);
       else callback();
       return;
     }
-    this.handle(ev).then(() => callback(), callback);
+    this.track(this.handle(ev), callback);
+  }
+
+  private track(p: Promise<void>, callback: (err?: Error | null) => void): void {
+    this.inflight = p;
+    p.then(() => callback(), callback).finally(() => {
+      if (this.inflight === p) this.inflight = null;
+    });
   }
 
   private async handle(ev: BackupEvent): Promise<void> {
@@ -103,17 +147,18 @@ export class DirectorySink extends Writable {
         return this.prepareTablespaces(ev);
       case 'archive':
         this.isBase = ev.kind === 'base';
+        this.prefix = '';
         if (ev.kind === 'tablespace') {
-          const dir = this.tablespaceDirs.get(ev.name);
-          if (!dir) throw new PgbbError('protocol', `archive for unknown tablespace ${ev.name}`);
-          this.root = dir;
+          const tree = this.tablespaceTrees.get(ev.name);
+          if (!tree) throw new PgbbError('protocol', `archive for unknown tablespace ${ev.name}`);
+          this.tree = tree;
         } else if (ev.kind === 'wal') {
-          this.root = path.join(this.prepared[0].path, 'pg_wal');
-          await fs.mkdir(this.root, { recursive: true, mode: 0o700 }).catch((err) => {
-            throw ioError('could not create directory', this.root, err);
-          });
+          // Streamed WAL: into base's pg_wal/ (made here if base.tar had none).
+          this.tree = this.baseTree!;
+          this.prefix = 'pg_wal/';
+          await this.tree.mkdir('pg_wal', (this.modes ?? OWNER_ONLY).dir);
         } else {
-          this.root = this.prepared[0].path;
+          this.tree = this.baseTree!;
         }
         return;
       case 'entry':
@@ -143,56 +188,67 @@ export class DirectorySink extends Writable {
   }
 
   private async prepareTablespaces(ev: StartEvent): Promise<void> {
-    const mapping = this.opts.tablespaceMapping;
-    for (const ts of ev.tablespaces) {
-      if (ts.oid === null) continue;
-      const dir = mapping[ts.location.replace(/\/+$/, '')] ?? ts.location;
-      if (!path.isAbsolute(dir)) throw new UsageError(`tablespace location "${dir}" is not absolute`);
-      this.prepared.push(await prepareEmptyDir(dir));
-      this.tablespaceDirs.set(ts.oid, path.resolve(dir));
+    const places = await placeTablespaces(ev.tablespaces, this.prepared[0].path, this.opts.tablespaceMapping, this.opts.unmappedTablespaces);
+    // All refused or accepted before any is created.
+    for (const p of places) await checkEmptyOrMissing(p.dir);
+    for (const p of places) {
+      this.opts.onTablespace?.(p);
+      const prepared = await prepareEmptyDir(p.dir);
+      this.prepared.push(prepared);
+      this.tablespaceTrees.set(p.oid, new SafeTree(prepared.path));
     }
   }
 
+  /** The cluster's modes, decided once by the first directory or file; the roots this sink made follow them. */
+  private async modesFor(ev: EntryEvent): Promise<DataModes> {
+    if (this.modes) return this.modes;
+    this.modes = modesFromMember(ev.kind, ev.mode);
+    if (this.modes.groupReadable) {
+      for (const d of this.prepared) {
+        if (d.created) await fs.chmod(d.path, this.modes.dir).catch((err) => {
+          throw ioError('could not set the mode of', d.path, err);
+        });
+      }
+    }
+    return this.modes;
+  }
+
   private async openEntry(ev: EntryEvent): Promise<void> {
-    const p = memberPath(this.root, ev.path);
+    const tree = this.tree;
+    if (!tree) throw new PgbbError('protocol', `archive member "${showPath(ev.path)}" outside an archive`);
+    const rel = this.prefix + ev.path;
     // Tablespace contents come in their own archives; in base they would be written through the link.
     if (this.isBase && /^pg_tblspc\/[^/]+\/./.test(ev.path)) {
-      throw new TarFormatError(`archive member "${ev.path}" lies inside a tablespace link`);
+      throw new TarFormatError(`archive member "${showPath(ev.path)}" lies inside a tablespace link`);
     }
-    try {
-      switch (ev.kind) {
-        case 'directory':
-          try {
-            await fs.mkdir(fsPath(p), { mode: ev.mode & 0o7777 || 0o700 });
-          } catch (err) {
-            // As tar does: a directory met again (pg_wal/ and pg_wal/archive_status/
-            // come with base and with the WAL) is fine — but not a symlink posing as one.
-            if (!((err as NodeJS.ErrnoException).code === 'EEXIST' && (await fs.lstat(fsPath(p))).isDirectory())) throw err;
-          }
-          return;
-        case 'symlink': {
-          const ts = this.isBase && /^pg_tblspc\/(\d+)$/.exec(ev.path);
-          let target = ev.linkTarget ?? '';
-          if (ts) {
-            // Tablespace links point where this sink put the tablespace, never where the archive says.
-            const dir = this.tablespaceDirs.get(ts[1]);
-            if (!dir) throw new TarFormatError(`symlink "${ev.path}" names tablespace ${ts[1]}, which the backup does not declare`);
-            target = dir;
-          } else {
-            checkSymlinkTarget(ev.path, target);
-          }
-          await fs.symlink(fsPath(target), fsPath(p));
-          return;
-        }
-        case 'file':
-          this.filePath = p;
-          this.file = await fs.open(fsPath(p), 'wx', ev.mode & 0o7777 || 0o600);
-          this.batcher = new WriteBatcher(this.file, p);
-          return;
-      }
-    } catch (err) {
-      throw ioError(`could not create ${ev.kind}`, showPath(p), err);
+    if (ev.kind === 'symlink') return this.link(tree, ev);
+    const modes = await this.modesFor(ev);
+    if (ev.kind === 'directory') {
+      // A directory met again (pg_wal/ comes with base and with the WAL) is fine, if this run made it.
+      await tree.mkdir(rel, modes.dir);
+      return;
     }
+    this.filePath = tree.abs(rel);
+    this.file = await tree.createFile(rel, ev.secret ? SECRET_FILE_MODE : modes.file);
+    this.batcher = new WriteBatcher(this.file, this.filePath);
+  }
+
+  private async link(tree: SafeTree, ev: EntryEvent): Promise<void> {
+    const ts = this.isBase && /^pg_tblspc\/(\d+)$/.exec(ev.path);
+    if (ts) {
+      // Tablespace links point where this sink put the tablespace, never where the archive says.
+      const dir = this.tablespaceTrees.get(ts[1]);
+      if (!dir) throw new TarFormatError(`symlink "${showPath(ev.path)}" names tablespace ${ts[1]}, which the backup does not declare`);
+      return tree.symlink(ev.path, dir.root);
+    }
+    if (this.isBase && ev.path === 'pg_wal') {
+      // WAL relocated on the server (initdb -X): restored in place, as a directory.
+      return tree.mkdir('pg_wal', (this.modes ?? OWNER_ONLY).dir);
+    }
+    throw new TarFormatError(
+      `archive member "${showPath(ev.path)}" is a symbolic link (to "${showPath(ev.linkTarget ?? '')}"): ` +
+        'a data directory holds links only at pg_tblspc/<oid>, refusing it',
+    );
   }
 
   override _final(callback: (err?: Error | null) => void): void {
@@ -202,6 +258,7 @@ export class DirectorySink extends Writable {
   private async commit(): Promise<void> {
     if (!this.sawEnd) throw new PgbbError('incomplete', 'backup stream ended before the backup was complete');
     const root = this.prepared[0].path;
+    await this.opts.beforeCommit?.();
     if (this.opts.sync) {
       for (const d of this.prepared) await syncTree(d.path);
     }
@@ -210,11 +267,21 @@ export class DirectorySink extends Writable {
     await releaseHeldLock(root);
     if (this.manifest) {
       // Last, and atomically: a backup_manifest means the backup is whole.
-      const tmp = path.join(root, 'backup_manifest.tmp');
-      const final = path.join(root, 'backup_manifest');
+      // Created O_EXCL|O_NOFOLLOW after removing any member of that name.
+      const tree = this.baseTree!;
+      const tmp = tree.abs('backup_manifest.tmp');
+      const final = tree.abs('backup_manifest');
+      await fs.unlink(tmp).catch(() => {});
+      const fh = await tree.createFile('backup_manifest.tmp', (this.modes ?? OWNER_ONLY).file);
       try {
-        await fs.writeFile(tmp, this.manifest, { mode: 0o600 });
-        if (this.opts.sync) await syncPaths([tmp]);
+        await fh.writeFile(this.manifest);
+        if (this.opts.sync) await fh.sync();
+      } catch (err) {
+        throw ioError('could not write manifest', tmp, err);
+      } finally {
+        await fh.close().catch(() => {});
+      }
+      try {
         await fs.rename(tmp, final);
         if (this.opts.sync) await syncPaths([root]);
       } catch (err) {
@@ -226,6 +293,7 @@ export class DirectorySink extends Writable {
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     const cleanup = async () => {
+      await this.inflight?.catch(() => {});
       await this.file?.close().catch(() => {});
       this.file = null;
       if (!this.committed) {

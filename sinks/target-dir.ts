@@ -15,13 +15,19 @@
  * ends, which then also removes the directory if the run created it and
  * left it empty.
  *
- * Errors: TargetNotEmptyError, TargetLockedError, IoError naming the path.
+ * A directory a PostgreSQL server runs on is refused first, before anything
+ * else is looked at (LiveDataDirectoryError, code live_data_directory): a
+ * mistyped `-D $PGDATA` gets that message rather than "not empty".
+ *
+ * Errors: LiveDataDirectoryError, TargetNotEmptyError, TargetLockedError,
+ * IoError naming the path.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { IoError, TargetLockedError, TargetNotEmptyError, TarFormatError, ioError } from '../src/errors';
 import { fsPath, pathFromBytes, showPath } from '../src/path-bytes';
 import { heldLock, isLockFileName, lockDir, lockHolder, LOCK_FILE, releaseHeldLock } from '../src/io/target-lock';
+import { refuseLiveDataDirectory } from '../src/io/live-cluster';
 
 export { ioError };
 
@@ -88,7 +94,17 @@ export async function lockTarget(dir: string): Promise<TargetLock> {
   };
 }
 
+/** Refuses a live data directory; a path that is not a directory is left to the checks that follow. */
+async function refuseLive(abs: string): Promise<void> {
+  try {
+    await refuseLiveDataDirectory(abs, 'write into it');
+  } catch (err) {
+    if (((err as IoError).cause as NodeJS.ErrnoException | undefined)?.code !== 'ENOTDIR') throw err;
+  }
+}
+
 async function checkEmpty(abs: string): Promise<void> {
+  await refuseLive(abs);
   let st;
   try {
     st = await fs.stat(abs);
@@ -127,6 +143,7 @@ export async function checkEmptyOrMissing(dir: string): Promise<void> {
 /** Makes sure `dir` exists and is empty; creates it (mode 0700) with its parents if missing. */
 export async function prepareEmptyDir(dir: string): Promise<PreparedDir> {
   const abs = path.resolve(dir);
+  await refuseLive(abs);
   const lock = heldLock(abs);
   if (lock) {
     // lockTarget made and checked it; only our own lock file may be in it.

@@ -23,6 +23,7 @@ import { createReporter, type Reporter } from './reporters';
 import { JsonReporter } from './report/json-reporter';
 import { parseCompressSpec } from './compression';
 import { clientConfig } from './conninfo';
+import { showPath } from './path-bytes';
 
 const VERSION = '0.1.0';
 
@@ -148,6 +149,8 @@ export function buildProgram(): Command {
     .argument('<source>', 'backup directory, or - to read a tar stream from stdin')
     .requiredOption('-D, --pgdata <datadir>', 'data directory to create (must be missing or empty)')
     .option('-T, --tablespace-mapping <OLD=NEW>', 'relocate tablespace in OLD to NEW (repeatable)', (v, acc: Record<string, string>) => parseTablespaceMapping(v, acc), {})
+    .option('--tablespaces-at-recorded-locations', 'restore tablespaces -T does not map at the locations the backup records (else refused)')
+    .option('--no-manifest', 'restore a backup that has no backup_manifest (its files are then not checked)')
     .option('-R, --write-recovery-conf', 'write standby.signal (and primary_conninfo with --primary-conninfo)')
     .option('--primary-conninfo <conninfo>', 'connection string the standby streams from (with -R)')
     .option('-S, --slot <name>', 'primary_slot_name for the standby (with -R)')
@@ -163,9 +166,16 @@ export function buildProgram(): Command {
       target: opts.pgdata,
       tablespaceMapping: opts.tablespaceMapping,
       sync: opts.sync,
+      tablespacesAtRecordedLocations: Boolean(opts.tablespacesAtRecordedLocations),
+      noManifest: opts.manifest === false,
+      // Named before anything is written there: the user accepted the backup's word for these.
+      onTablespace: (p) => {
+        if (!p.mapped) process.stderr.write(`pgbb: restoring tablespace ${p.oid} at its recorded location "${showPath(p.dir)}"\n`);
+      },
       standby: opts.writeRecoveryConf ? { primaryConninfo: opts.primaryConninfo, slot: opts.slot } : undefined,
       signal: ac.signal,
     });
+    if (!r.manifestChecked) process.stderr.write('pgbb: warning: the backup has no backup_manifest: files were not checked\n');
     if (opts.verbose) {
       process.stderr.write(
         `pgbb: restored ${r.files} files, ${r.bytes} bytes from a ${r.format} backup in ${r.seconds.toFixed(2)} s ` +

@@ -159,3 +159,17 @@ export class CompressionError extends PgbbError {
     super('compression', message, options);
   }
 }
+
+/** A tablespace would go where pgbb must not write it: unmapped by the user, relative, nested in the target or in another tablespace. */
+export class TablespaceLocationError extends PgbbError {
+  constructor(message: string) {
+    super('tablespace_location', message);
+  }
+}
+
+/** A backup lacks what a restore needs (backup_label, global/pg_control, backup_manifest). */
+export class IncompleteBackupError extends PgbbError {
+  constructor(message: string) {
+    super('incomplete_backup', message);
+  }
+}

@@ -92,6 +92,12 @@ export interface EntryEvent {
    * refuse such entries; absent, every byte follows from offset 0.
    */
   inPlace?: boolean;
+  /**
+   * The file holds a password (postgresql.auto.conf once recovery-config has
+   * added primary_conninfo): sinks write it owner-only (0600), whatever the
+   * modes of the rest of the backup.
+   */
+  secret?: boolean;
 }
 
 export interface DataEvent {

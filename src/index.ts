@@ -38,6 +38,7 @@ export { walVerify, type WalVerify, type WalVerifyResult } from '../transforms/w
 export { throttle, throttleBytes, ThrottleTransform, ThrottleBytesTransform } from '../transforms/throttle';
 export { progress, ProgressTransform, type ProgressInfo, type ProgressOptions } from '../transforms/progress';
 export { recoveryConfig, type RecoveryConfigOptions } from '../transforms/recovery-config';
+export { requireComplete, RequireComplete, type RequireCompleteOptions } from '../transforms/require-complete';
 // Transforms (bytes)
 export { zstdCompress, ZstdCompress, checkZstdOptions, type ZstdCompressOptions, type ZstdCompressResult } from '../transforms/zstd-compress';
 export { zstdDecompress, ZstdDecompress, type ZstdDecompressOptions, type ZstdDecompressResult } from '../transforms/zstd-decompress';

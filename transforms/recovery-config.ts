@@ -7,7 +7,10 @@
  * In: member events. postgresql.auto.conf of the base archive is held (it is
  * small), rewritten and re-emitted; standby.signal (and postgresql.auto.conf
  * when the backup had none) are added at the end of the base archive.
- * Everything else passes through unchanged. Put it after manifest-verify:
+ * Everything else passes through unchanged. With primary_conninfo (which
+ * may hold a password) postgresql.auto.conf goes out with mode 0600 and
+ * `secret` set, whatever mode the archive gave it: sinks keep it owner-only.
+ * Put it after manifest-verify:
  * the files it changes no longer match the server's manifest (pg_verifybackup
  * ignores both by default).
  */
@@ -43,6 +46,9 @@ export function recoveryConfig(opts: RecoveryConfigOptions): Transform {
     throw new UsageError(`invalid replication slot name "${opts.slot}"`);
   }
   const extra = Buffer.from(recoveryLines(opts));
+  /** The rewritten postgresql.auto.conf: owner-only once it holds a connection string. */
+  const autoConf = (entry: EntryEvent): EntryEvent =>
+    opts.primaryConninfo === undefined ? entry : { ...entry, mode: 0o600, secret: true };
   let inBase = false;
   let held: { entry: EntryEvent; chunks: Buffer[] } | null = null;
   let sawAutoConf = false;
@@ -64,7 +70,7 @@ export function recoveryConfig(opts: RecoveryConfigOptions): Transform {
         else if (ev.type === 'entry-end') {
           let body = Buffer.concat(held.chunks);
           if (body.length && body[body.length - 1] !== 0x0a) body = Buffer.concat([body, Buffer.from('\n')]);
-          emitFile(this, held.entry, Buffer.concat([body, extra]));
+          emitFile(this, autoConf(held.entry), Buffer.concat([body, extra]));
           held = null;
         }
         return cb();
@@ -79,7 +85,7 @@ export function recoveryConfig(opts: RecoveryConfigOptions): Transform {
       }
       if (inBase && ev.type === 'archive-end') {
         const now = new Date();
-        if (!sawAutoConf) emitFile(this, { type: 'entry', path: 'postgresql.auto.conf', kind: 'file', size: 0, mode: 0o600, mtime: now }, extra);
+        if (!sawAutoConf) emitFile(this, autoConf({ type: 'entry', path: 'postgresql.auto.conf', kind: 'file', size: 0, mode: 0o600, mtime: now }), extra);
         if (!sawSignal) emitFile(this, { type: 'entry', path: 'standby.signal', kind: 'file', size: 0, mode: 0o600, mtime: now }, Buffer.alloc(0));
         inBase = false;
       }

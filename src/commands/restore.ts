@@ -2,18 +2,24 @@
  * `pgbb restore SOURCE -D DATADIR`: any backup pgbb writes, back into a data
  * directory that starts.
  *
- *   backup ─► manifest-verify ─► recovery-config (-R) ─► directory sink
+ *   backup ─► require-complete ─► manifest-verify ─► recovery-config (-R) ─► directory sink
  *
  * The backup is checked against its manifest while it is restored, so a
  * damaged backup fails (and the half-restored directory is removed) instead
- * of starting with bad data. Tablespaces go back to their recorded location
- * or where -T maps them, with pg_tblspc symlinks pointing there.
+ * of starting with bad data. A backup without a manifest is refused unless
+ * `noManifest`; one without backup_label or global/pg_control always is.
+ * Restore writes outside the target only where the user said: tablespaces
+ * go where -T maps them, or to their recorded location with
+ * `tablespacesAtRecordedLocations` (each named through `onTablespace` first);
+ * otherwise the restore is refused before anything is written.
  */
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
 import { runPipeline } from '../pipeline';
 import { DirectorySink } from '../../sinks/directory';
+import type { TablespacePlace } from '../../sinks/tablespace-places';
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { recoveryConfig } from '../../transforms/recovery-config';
+import { requireComplete } from '../../transforms/require-complete';
 import { tap } from '../../transforms/tap';
 import type { EndEvent, StartEvent } from '../events';
 
@@ -22,6 +28,12 @@ export interface RestoreOptions {
   target: string;
   tablespaceMapping: Record<string, string>;
   sync: boolean;
+  /** --tablespaces-at-recorded-locations: unmapped tablespaces go where the backup recorded them (else refused). */
+  tablespacesAtRecordedLocations?: boolean;
+  /** --no-manifest: restore a backup that has no backup_manifest (its files then go unchecked). */
+  noManifest?: boolean;
+  /** Told where each tablespace goes, before anything is written there. */
+  onTablespace?: (place: TablespacePlace) => void;
   /** -R: write standby.signal (and primary_conninfo when given). */
   standby?: { primaryConninfo?: string; slot?: string };
   signal?: AbortSignal;
@@ -34,11 +46,21 @@ export interface RestoreResult {
   files: number;
   bytes: number;
   seconds: number;
+  /** False when there was no manifest to check the files against (--no-manifest). */
+  manifestChecked: boolean;
 }
 
 export async function restoreCommand(o: RestoreOptions): Promise<RestoreResult> {
   const began = process.hrtime.bigint();
-  const sink = new DirectorySink({ target: o.target, tablespaceMapping: o.tablespaceMapping, sync: o.sync });
+  const complete = requireComplete({ manifest: !o.noManifest });
+  const sink = new DirectorySink({
+    target: o.target,
+    tablespaceMapping: o.tablespaceMapping,
+    unmappedTablespaces: o.tablespacesAtRecordedLocations ? 'recorded' : 'refuse',
+    onTablespace: o.onTablespace,
+    beforeCommit: () => complete.check(),
+    sync: o.sync,
+  });
   await sink.ready();
   let opened;
   try {
@@ -58,7 +80,8 @@ export async function restoreCommand(o: RestoreOptions): Promise<RestoreResult> 
     else if (ev.type === 'entry' && ev.kind === 'file') files++;
     else if (ev.type === 'data') bytes += ev.chunk.length;
   });
-  const stages = [manifestVerify(), observe];
+  const verify = manifestVerify();
+  const stages = [complete, verify, observe];
   if (o.standby) stages.push(recoveryConfig(o.standby));
   await runPipeline(opened.stream, stages, sink, o.signal);
   return {
@@ -68,5 +91,6 @@ export async function restoreCommand(o: RestoreOptions): Promise<RestoreResult> 
     files,
     bytes,
     seconds: Number(process.hrtime.bigint() - began) / 1e9,
+    manifestChecked: verify.result?.checked ?? false,
   };
 }

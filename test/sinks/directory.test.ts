@@ -98,3 +98,27 @@ test('a source failing inside the wal archive leaves no target behind', async ()
     await fs.rm(root, { recursive: true, force: true });
   }
 });
+
+test('a sink destroyed while it prepares a tablespace directory removes that directory too', async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'pgbb-dirsink-'));
+  try {
+    // A race: repeated so that a sink that cleans up without waiting for its write loses it at least once.
+    for (let i = 0; i < 10; i++) {
+      const target = join(root, `data${i}`);
+      const ts = join(root, `ts${i}`);
+      const sink = new DirectorySink({ target, tablespaceMapping: { '/srv/ts': ts }, sync: false });
+      await sink.ready();
+      await new Promise((r) => setImmediate(r)); // construct has called back: writes go straight to _write
+      sink.write({ ...start, tablespaces: [{ oid: '16385', location: '/srv/ts', size: null }, ...start.tablespaces] });
+      sink.on('error', () => {});
+      sink.destroy(new Error('aborted'));
+      await new Promise((r) => sink.once('close', r));
+      // Time for a preparation still running after 'close' to land (without the wait in _destroy, it does).
+      await new Promise((r) => setTimeout(r, 50));
+      assert.ok(!existsSync(target), 'target removed');
+      assert.ok(!existsSync(ts), `tablespace directory removed, not made after the cleanup (round ${i})`);
+    }
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});

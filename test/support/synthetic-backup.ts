@@ -45,14 +45,14 @@ export function sampleControlFile(): Buffer {
   return b;
 }
 
-function file(path: string, data: Buffer, mode = 0o600): BackupEvent[] {
+export function file(path: string, data: Buffer, mode = 0o600): BackupEvent[] {
   const evs: BackupEvent[] = [{ type: 'entry', path, kind: 'file', size: data.length, mode, mtime: MTIME }];
   for (let off = 0; off < data.length; off += 3000) evs.push({ type: 'data', offset: off, chunk: data.subarray(off, off + 3000) });
   evs.push({ type: 'entry-end' });
   return evs;
 }
-const dir = (path: string): BackupEvent[] => [{ type: 'entry', path, kind: 'directory', size: 0, mode: 0o700, mtime: MTIME }, { type: 'entry-end' }];
-const link = (path: string, target: string): BackupEvent[] => [{ type: 'entry', path, kind: 'symlink', size: 0, mode: 0o777, mtime: MTIME, linkTarget: target }, { type: 'entry-end' }];
+export const dir = (path: string): BackupEvent[] => [{ type: 'entry', path, kind: 'directory', size: 0, mode: 0o700, mtime: MTIME }, { type: 'entry-end' }];
+export const link = (path: string, target: string): BackupEvent[] => [{ type: 'entry', path, kind: 'symlink', size: 0, mode: 0o777, mtime: MTIME, linkTarget: target }, { type: 'entry-end' }];
 
 export function sampleStart(tablespace = '/srv/pgbb-fuzz-ts'): StartEvent {
   return {
