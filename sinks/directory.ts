@@ -50,6 +50,7 @@ export class DirectorySink extends Writable {
   private tablespaceDirs = new Map<string, string>();
   private root = '';
   private isBase = false;
+  private walInPlace = false;
   private file: fs.FileHandle | null = null;
   private batcher: WriteBatcher | null = null;
   private filePath = '';
@@ -84,6 +85,7 @@ export class DirectorySink extends Writable {
 
 
   override _write(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (this.walInPlace && (ev.type === 'entry' || ev.type === 'data' || ev.type === 'entry-end')) return callback();
     if (ev.type === 'data') {
       // The hot path: chunks gather into large positioned writes.
       const b = this.batcher;
@@ -103,6 +105,8 @@ export class DirectorySink extends Writable {
         return this.prepareTablespaces(ev);
       case 'archive':
         this.isBase = ev.kind === 'base';
+        // Streamed WAL already written into this target's pg_wal/ (src/wal/wal-spool.ts): not written twice.
+        this.walInPlace = ev.kind === 'wal' && ev.writtenIn !== undefined && path.resolve(ev.writtenIn) === path.resolve(this.prepared[0].path, 'pg_wal');
         if (ev.kind === 'tablespace') {
           const dir = this.tablespaceDirs.get(ev.name);
           if (!dir) throw new PgbbError('protocol', `archive for unknown tablespace ${ev.name}`);
@@ -130,6 +134,9 @@ export class DirectorySink extends Writable {
             throw ioError('could not close file', this.filePath, err);
           }
         }
+        return;
+      case 'archive-end':
+        this.walInPlace = false;
         return;
       case 'manifest':
         this.manifest = ev.data;

@@ -38,7 +38,7 @@ import { incrementalApply } from '../../transforms/incremental-apply';
 import * as path from 'node:path';
 
 /** Everything `backup` takes but the output format and compression (a refresh writes a plain directory in place). */
-export interface RefreshCommandOptions extends Omit<BackupCommandOptions, 'format' | 'compress'> {
+export interface RefreshCommandOptions extends Omit<BackupCommandOptions, 'format' | 'compress' | 'walSpool'> {
   /** The plain backup to refresh in place. */
   target: string;
   /** -T OLD=NEW, for tablespaces that are new since the backup. */
@@ -111,7 +111,12 @@ class NotStarted extends Error {
 
 async function run(o: RefreshCommandOptions, prior: PriorState, reporter: Reporter, incrementalFrom: Buffer | null): Promise<RunResult> {
   const limiter = o.maxRate !== undefined ? new RateLimiter(o.maxRate * 1024) : null;
-  const source = replicationSourceFor(o, incrementalFrom ? { incrementalFrom } : {});
+  // Streamed WAL goes straight into DIR's pg_wal/ (written once; the sink keeps it, see sinks/refresh-directory.ts).
+  const source = replicationSourceFor(o, {
+    walDir: path.join(prior.dir, 'pg_wal'),
+    ...(limiter ? { rateLimiter: limiter } : {}),
+    ...(incrementalFrom ? { incrementalFrom } : {}),
+  });
   let start: StartEvent | null = null;
   let end: EndEvent | null = null;
   let bytesReceived = 0;

@@ -43,6 +43,10 @@ import {
   validateSlotName,
 } from './replication-commands';
 import { WalSpool, type SpoolSummary } from './wal-spool';
+import { timerDelay, type RateLimiter } from '../rate-limiter';
+
+/** Debts shorter than this are left in the bucket for the next message (as transforms/throttle.ts does). */
+const MIN_PAUSE_MS = 4;
 
 export interface WalReceiverOptions {
   /** The same connection settings as the base backup's; `replication` is forced to physical. */
@@ -56,8 +60,19 @@ export interface WalReceiverOptions {
   slot?: string;
   /** Stream without any slot (--no-slot): the server may recycle WAL we still need. */
   noSlot?: boolean;
-  /** Parent directory of the spool (default os.tmpdir()). */
+  /**
+   * Write the WAL straight into this directory (a plain backup's own
+   * `pg_wal/`), where it stays: see WalSpool.inPlace.
+   */
+  walDir?: string;
+  /** Else: parent directory of a spool that is removed after (default defaultSpoolParent()). */
   spoolDir?: string;
+  /**
+   * The backup's one token bucket (-r): each XLogData message draws from it,
+   * and the socket is not read while the bucket is in debt, so the server
+   * is held back rather than our memory filled.
+   */
+  limiter?: RateLimiter;
   /** Milliseconds between status updates (default 10 s, pg_basebackup's -s). */
   statusInterval?: number;
   /**
@@ -84,6 +99,9 @@ export class WalReceiver {
   private target: bigint | null = null;
   private copyDoneSent = false;
   private timer: NodeJS.Timeout | null = null;
+  /** Set while the socket is not read because the rate limiter is in debt. */
+  private pacing: NodeJS.Timeout | null = null;
+  private discarded = false;
   private waiter: { resolve: (s: SpoolSummary) => void; reject: (e: Error) => void } | null = null;
   private stopped: Promise<SpoolSummary> | null = null;
 
@@ -114,7 +132,9 @@ export class WalReceiver {
     }).catch((err) => {
       throw this.mapError(err);
     });
-    this.spool = await WalSpool.create(o.spoolDir);
+    if (this.discarded) throw new PgbbError('aborted', 'WAL streaming was stopped before it began');
+    // Synchronous: discard() cannot run in between, so no spool outlives it.
+    this.spool = o.walDir !== undefined ? WalSpool.inPlace(o.walDir) : WalSpool.create(o.spoolDir);
     const id = await this.conn.query('IDENTIFY_SYSTEM').catch((err) => {
       throw this.mapError(err);
     });
@@ -160,12 +180,33 @@ export class WalReceiver {
     return this.stopped;
   }
 
+  /** The spool is where the backup keeps its WAL (in place, streaming done): destroy() leaves it. */
+  keep(): void {
+    this.spool?.keep();
+  }
+
+  /** The spool's filesystem when it is memory-backed ('tmpfs', 'ramfs'), else null. */
+  get memoryBacked(): string | null {
+    return this.spool && !this.spool.inPlace ? this.spool.memoryBacked : null;
+  }
+
+  /**
+   * Removes the spool now, synchronously (from a stream's destroy(), so that
+   * nothing is left once a pipeline settles, even if its caller exits at
+   * once); destroy() still ends the session.
+   */
+  discard(): void {
+    this.discarded = true;
+    this.spool?.remove();
+  }
+
   /** Drops the connection (a temporary slot goes with the session) and removes the spool. */
   async destroy(): Promise<void> {
     if (this.state === 'destroyed') return;
     const wasFailed = this.state === 'failed';
     this.state = 'destroyed';
     this.clearTimer();
+    this.stopPacing();
     this.waiter?.reject(this.failure ?? new PgbbError('aborted', 'WAL streaming was stopped before the backup ended'));
     this.waiter = null;
     const conn = this.conn;
@@ -174,7 +215,7 @@ export class WalReceiver {
     // temporary slot is dropped before the backend exits.
     if (conn && !conn.isClosed && !wasFailed) await conn.close();
     else conn?.destroy();
-    await this.spool?.remove().catch(() => {});
+    this.spool?.remove();
   }
 
   private async checkSlot(name: string): Promise<void> {
@@ -199,7 +240,7 @@ export class WalReceiver {
       const h = await conn.query(timelineHistoryCommand(timeline));
       const row = h.rows[0];
       const file = checkHistoryRow(timeline, row?.[0] ?? null, row?.[1] ?? null);
-      await this.spool!.writeHistory(file.name, file.content);
+      this.spool!.writeHistory(file.name, file.content);
     }
     if (this.state !== 'streaming') return;
     let serverEnded = false;
@@ -224,6 +265,7 @@ export class WalReceiver {
       },
     });
     this.clearTimer();
+    this.stopPacing();
     if (serverEnded || (this.state as State) !== 'stopping') {
       const at = formatLsn(this.spool!.position);
       throw new PgbbError('wal_stream', `server ended WAL streaming at ${at} on timeline ${timeline} before the backup's end`);
@@ -231,6 +273,7 @@ export class WalReceiver {
     await conn.close();
     this.conn = null;
     this.state = 'done';
+    this.spool!.finish();
     const summary = this.spool!.summary();
     this.waiter?.resolve(summary);
     this.waiter = null;
@@ -245,7 +288,28 @@ export class WalReceiver {
     // After our CopyDone the server may still send what was in flight: not needed.
     if (this.copyDoneSent) return;
     this.spool!.write(msg.dataStart, msg.data);
+    this.pace(msg.data.length);
     this.maybeStop();
+  }
+
+  /** -r: pays for the bytes just received; while in debt the socket is not read (the server blocks in send()). */
+  private pace(bytes: number): void {
+    const limiter = this.opts.limiter;
+    if (!limiter) return;
+    const ms = limiter.take(bytes);
+    if (ms < MIN_PAUSE_MS || this.pacing || !this.conn) return;
+    this.conn.pause();
+    this.pacing = setTimeout(() => {
+      this.pacing = null;
+      this.conn?.resume();
+    }, timerDelay(ms));
+  }
+
+  private stopPacing(): void {
+    if (!this.pacing) return;
+    clearTimeout(this.pacing);
+    this.pacing = null;
+    this.conn?.resume();
   }
 
   private maybeStop(): void {
@@ -255,6 +319,8 @@ export class WalReceiver {
     this.state = 'stopping';
     this.copyDoneSent = true;
     this.clearTimer();
+    // The end is reached: read the server's answer at once, whatever is owed.
+    this.stopPacing();
     this.conn?.sendCopyDone();
   }
 
@@ -279,6 +345,7 @@ export class WalReceiver {
     this.state = 'failed';
     this.failure = err;
     this.clearTimer();
+    this.stopPacing();
     this.conn?.destroy(err);
     this.waiter?.reject(err);
     this.waiter = null;
