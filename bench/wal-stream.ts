@@ -10,7 +10,8 @@
  * each backup: wall time, WAL bytes in the backup, peak RSS, and what the
  * pgbb process wrote (/proc/self/io read at exit: write_bytes, the bytes it
  * dirtied in the page cache; cancelled, those of files it removed before
- * writeback; wchar, bytes passed to write calls, sockets included).
+ * writeback; wchar, bytes passed to write calls, sockets included), and the
+ * event loop's delay (p99 and max, monitorEventLoopDelay).
  * Numbers on a shared 2-core machine are noisy: run it twice.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -27,10 +28,12 @@ function arg(name: string, fallback: string): string {
 /** Loaded into the pgbb process with --require: its own I/O counters and peak RSS at exit. */
 const PROBE = `
 const fs = require('fs');
+const delay = require('perf_hooks').monitorEventLoopDelay({ resolution: 10 });
+delay.enable();
 process.on('exit', () => {
   const io = Object.fromEntries(fs.readFileSync('/proc/self/io', 'utf8').trim().split('\\n').map((l) => l.split(': ')).map(([k, v]) => [k, Number(v)]));
   const hwm = /VmHWM:\\s+(\\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
-  fs.writeFileSync(process.env.PGBB_BENCH_OUT, JSON.stringify({ ...io, rssKb: Number(hwm[1]) }));
+  fs.writeFileSync(process.env.PGBB_BENCH_OUT, JSON.stringify({ ...io, rssKb: Number(hwm[1]), loopP99Ms: delay.percentile(99) / 1e6, loopMaxMs: delay.max / 1e6 }));
 });
 `;
 
@@ -39,6 +42,8 @@ interface Probe {
   cancelled_write_bytes: number;
   wchar: number;
   rssKb: number;
+  loopP99Ms: number;
+  loopMaxMs: number;
 }
 
 async function walBytes(format: string, target: string): Promise<number> {
@@ -66,7 +71,7 @@ async function main(): Promise<void> {
   try {
     await cluster.pgbench(['-i', '-q', '-s', scale, 'postgres']);
     console.log(`cli ${cli}, pgbench scale ${scale}`);
-    console.log('format  seconds  WAL MiB  RSS MiB  write_bytes MiB  cancelled MiB  wchar MiB');
+    console.log('format  seconds  WAL MiB  RSS MiB  write_bytes MiB  cancelled MiB  wchar MiB  loop p99/max ms');
     for (let r = 0; r < runs; r++) {
       for (const format of ['plain', 'tar', 'stdout']) {
         const target = join(root, `${format}-${r}`);
@@ -93,7 +98,7 @@ async function main(): Promise<void> {
         const mib = (n: number) => (n / 1048576).toFixed(1).padStart(8);
         console.log(
           `${format.padEnd(7)} ${seconds.toFixed(2).padStart(7)} ${mib(await walBytes(format, target))} ${(p.rssKb / 1024).toFixed(0).padStart(8)} ` +
-            `${mib(p.write_bytes)}         ${mib(p.cancelled_write_bytes)}      ${mib(p.wchar)}`,
+            `${mib(p.write_bytes)}         ${mib(p.cancelled_write_bytes)}      ${mib(p.wchar)}  ${p.loopP99Ms.toFixed(1)}/${p.loopMaxMs.toFixed(1)}`,
         );
         await fs.rm(target, { recursive: true, force: true });
       }

@@ -58,7 +58,7 @@ export interface RefreshResult {
   mode: 'incremental' | 'full';
   /** Data bytes that came from the server. */
   bytesReceived: number;
-  /** Bytes written into DIR (changed chunks, new files, WAL, chunk map, manifest). */
+  /** Bytes the sink wrote into DIR (changed chunks, new files, chunk map, manifest); streamed WAL is written once, straight into pg_wal/ by the WAL receiver, and not counted here. */
   bytesWritten: number;
   chunksChanged: number;
   chunksUnchanged: number;

@@ -9,9 +9,11 @@
  * Backpressure: when the consumer is full we stop reading the socket, so the
  * server blocks in send() and memory stays bounded by one socket read.
  * With `wal: 'stream'` (-X stream) a StreamedWal (src/wal/streamed-wal.ts)
- * streams WAL on a second connection into a spool from the moment BASE_BACKUP
- * reports its start; after the server's end position and CommandComplete it
- * is stopped at the end LSN and the spool is emitted as the `pg_wal` archive:
+ * streams WAL on a second connection from the moment BASE_BACKUP reports its
+ * start — straight into the target's pg_wal/ (`walDir`) or into a spool
+ * (`walSpool`) — paced by `rateLimiter` when given; after the server's end
+ * position and CommandComplete it is stopped at the end LSN and its files are
+ * emitted as the `pg_wal` archive (read back; `writtenIn` when in place):
  *
  *   start, tablespace and base archives … │ WAL: pg_wal archive │ manifest │ end
  *                 (socket-paced)           │  (pulled by _read)  │   held until here
@@ -23,8 +25,9 @@
  * the archives), a dropped connection, or a malformed archive destroy the
  * stream; so does any failure of the WAL receiver (slot missing, too few
  * max_wal_senders, its connection lost), at once. Destroying the source
- * stops the receiver, ends its session (dropping a temporary slot) and
- * removes the spool. `end` is emitted only after the server's
+ * removes the spool at once, synchronously (so nothing is left when any
+ * pipeline built on it settles), then stops the receiver and ends its session
+ * (dropping a temporary slot). `end` is emitted only after the server's
  * CommandComplete and, when streaming, after the WAL archive.
  *
  * A dead server: `timeout` (default 60 s) bounds connecting and any silence

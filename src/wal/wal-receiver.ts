@@ -1,14 +1,17 @@
 /**
  * WAL receiver: the second replication connection of a `-X stream` backup.
- * It streams WAL from the backup's start into a spool while BASE_BACKUP runs
- * on the first connection, and stops once the backup's end LSN is on disk.
+ * It streams WAL from the backup's start into a WalSpool (the backup's own
+ * pg_wal/ with `walDir`, else a spool directory) while BASE_BACKUP runs on
+ * the first connection, and stops once the backup's end LSN is on disk.
  *
- *   prepare()          connect, IDENTIFY_SYSTEM (same system?), spool dir,
+ *   prepare()          connect, IDENTIFY_SYSTEM (same system?), spool,
  *                      slot: CREATE_REPLICATION_SLOT … TEMPORARY (default),
  *                      READ_REPLICATION_SLOT for -S on 15+, none for noSlot
  *   start(lsn, tli)    TIMELINE_HISTORY (tli > 1), START_REPLICATION from
  *                      the start LSN rounded down to a segment boundary
- *   'w' XLogData  ───► WalSpool.write (segments at their offsets)
+ *   'w' XLogData  ───► WalSpool.write (segments at their offsets); with a
+ *                      limiter (-r) the bytes are debited from the backup's
+ *                      bucket and the socket is paused while it is in debt
  *   'k' keepalive ───► status update at once when the server asks
  *   at start, then
  *   every 10 s    ───► status update: write = received, flush = end of the
@@ -18,8 +21,10 @@
  *                      asking for a reply: an idle server then still
  *                      answers (a keepalive), so silence means trouble
  *   stopAt(end)        once received ≥ end: CopyDone, wait for the server's
- *                      CopyDone / CommandComplete / ReadyForQuery, close;
- *                      resolves with the spool's summary
+ *                      CopyDone / CommandComplete / ReadyForQuery, close,
+ *                      the last segment renamed; resolves with the summary
+ *   keep()             in place: the WAL stays (the backup has it)
+ *   discard()          removes the spool now, synchronously
  *   destroy()          Terminate (the server drops a temporary slot when the
  *                      session ends; close waits for that), remove the spool
  *
@@ -31,7 +36,7 @@
  */
 import type { ClientConfig } from 'pg';
 import { ReplicationConnection } from '../replication-connection';
-import { ConnectionError, PgbbError, ProtocolError, ServerError } from '../errors';
+import { PgbbError, ProtocolError, ServerError } from '../errors';
 import { formatLsn, parseLsn } from '../lsn';
 import { decodeStreamingMessage, encodeStatusUpdate, pgTimestamp } from './streaming-messages';
 import {
@@ -43,10 +48,9 @@ import {
   validateSlotName,
 } from './replication-commands';
 import { WalSpool, type SpoolSummary } from './wal-spool';
-import { timerDelay, type RateLimiter } from '../rate-limiter';
-
-/** Debts shorter than this are left in the bucket for the next message (as transforms/throttle.ts does). */
-const MIN_PAUSE_MS = 4;
+import type { RateLimiter } from '../rate-limiter';
+import { ReadPacer } from './read-pacer';
+import { walStreamError } from './wal-stream-error';
 
 export interface WalReceiverOptions {
   /** The same connection settings as the base backup's; `replication` is forced to physical. */
@@ -99,8 +103,8 @@ export class WalReceiver {
   private target: bigint | null = null;
   private copyDoneSent = false;
   private timer: NodeJS.Timeout | null = null;
-  /** Set while the socket is not read because the rate limiter is in debt. */
-  private pacing: NodeJS.Timeout | null = null;
+  /** -r: the socket is not read while the rate limiter is in debt. */
+  private pacer: ReadPacer | null = null;
   private discarded = false;
   private waiter: { resolve: (s: SpoolSummary) => void; reject: (e: Error) => void } | null = null;
   private stopped: Promise<SpoolSummary> | null = null;
@@ -130,13 +134,15 @@ export class WalReceiver {
       timeoutMs: o.timeoutMs,
       signal: o.signal,
     }).catch((err) => {
-      throw this.mapError(err);
+      throw walStreamError(err);
     });
+    const conn = this.conn;
+    if (o.limiter) this.pacer = new ReadPacer(o.limiter, { pause: () => conn.pause(), resume: () => conn.resume() });
     if (this.discarded) throw new PgbbError('aborted', 'WAL streaming was stopped before it began');
     // Synchronous: discard() cannot run in between, so no spool outlives it.
     this.spool = o.walDir !== undefined ? WalSpool.inPlace(o.walDir) : WalSpool.create(o.spoolDir);
     const id = await this.conn.query('IDENTIFY_SYSTEM').catch((err) => {
-      throw this.mapError(err);
+      throw walStreamError(err);
     });
     const row = id.rows[0];
     if (!row || row[0] !== o.systemIdentifier) {
@@ -150,7 +156,7 @@ export class WalReceiver {
       // As pg_basebackup names it: the backend pid is unique on the server while the session lives.
       const name = `pgbb_${this.conn.backendPid ?? `${process.pid}_${Date.now()}`}`;
       await this.conn.query(createTemporarySlotCommand(name, o.serverVersion)).catch((err) => {
-        throw this.mapError(err);
+        throw walStreamError(err);
       });
       this.slotName = name;
       this.temporary = true;
@@ -165,7 +171,7 @@ export class WalReceiver {
   start(startLsn: string, timeline: number): void {
     if (this.state !== 'prepared') return;
     this.state = 'streaming';
-    this.stream(startLsn, timeline).catch((err) => this.fail(this.mapError(err)));
+    this.stream(startLsn, timeline).catch((err) => this.fail(walStreamError(err)));
   }
 
   /** Resolves once WAL up to `endLsn` is in the spool and the stream has ended cleanly. */
@@ -206,7 +212,7 @@ export class WalReceiver {
     const wasFailed = this.state === 'failed';
     this.state = 'destroyed';
     this.clearTimer();
-    this.stopPacing();
+    this.pacer?.stop();
     this.waiter?.reject(this.failure ?? new PgbbError('aborted', 'WAL streaming was stopped before the backup ended'));
     this.waiter = null;
     const conn = this.conn;
@@ -220,7 +226,7 @@ export class WalReceiver {
 
   private async checkSlot(name: string): Promise<void> {
     const r = await this.conn!.query(readSlotCommand(name)).catch((err) => {
-      throw this.mapError(err);
+      throw walStreamError(err);
     });
     const type = r.rows[0]?.[0] ?? null;
     if (type === null) throw new ServerError(`replication slot "${name}" does not exist`, '42704', 'slot');
@@ -265,7 +271,7 @@ export class WalReceiver {
       },
     });
     this.clearTimer();
-    this.stopPacing();
+    this.pacer?.stop();
     if (serverEnded || (this.state as State) !== 'stopping') {
       const at = formatLsn(this.spool!.position);
       throw new PgbbError('wal_stream', `server ended WAL streaming at ${at} on timeline ${timeline} before the backup's end`);
@@ -288,29 +294,10 @@ export class WalReceiver {
     // After our CopyDone the server may still send what was in flight: not needed.
     if (this.copyDoneSent) return;
     this.spool!.write(msg.dataStart, msg.data);
-    this.pace(msg.data.length);
+    this.pacer?.paid(msg.data.length);
     this.maybeStop();
   }
 
-  /** -r: pays for the bytes just received; while in debt the socket is not read (the server blocks in send()). */
-  private pace(bytes: number): void {
-    const limiter = this.opts.limiter;
-    if (!limiter) return;
-    const ms = limiter.take(bytes);
-    if (ms < MIN_PAUSE_MS || this.pacing || !this.conn) return;
-    this.conn.pause();
-    this.pacing = setTimeout(() => {
-      this.pacing = null;
-      this.conn?.resume();
-    }, timerDelay(ms));
-  }
-
-  private stopPacing(): void {
-    if (!this.pacing) return;
-    clearTimeout(this.pacing);
-    this.pacing = null;
-    this.conn?.resume();
-  }
 
   private maybeStop(): void {
     if (this.state !== 'streaming' || this.target === null || this.copyDoneSent) return;
@@ -320,7 +307,7 @@ export class WalReceiver {
     this.copyDoneSent = true;
     this.clearTimer();
     // The end is reached: read the server's answer at once, whatever is owed.
-    this.stopPacing();
+    this.pacer?.stop();
     this.conn?.sendCopyDone();
   }
 
@@ -345,7 +332,7 @@ export class WalReceiver {
     this.state = 'failed';
     this.failure = err;
     this.clearTimer();
-    this.stopPacing();
+    this.pacer?.stop();
     this.conn?.destroy(err);
     this.waiter?.reject(err);
     this.waiter = null;
@@ -355,32 +342,5 @@ export class WalReceiver {
   private clearTimer(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-  }
-
-  /** Names the part that failed; slot problems get their own code. */
-  private mapError(err: unknown): Error {
-    if (!(err instanceof Error)) return new PgbbError('wal_stream', `WAL streaming failed: ${String(err)}`);
-    if (err instanceof PgbbError && err.code === 'wal_senders') {
-      return new PgbbError(
-        'wal_senders',
-        `${err.message}; -X stream needs a second replication connection (raise max_wal_senders or use -X fetch)`,
-        { cause: err },
-      );
-    }
-    if (err instanceof ServerError && err.code !== 'slot') {
-      const slotProblem = ['42704', '55006', '53400'].includes(err.sqlstate ?? '') || /replication slot/.test(err.message);
-      if (slotProblem) return new ServerError(err.message, err.sqlstate, 'slot', { cause: err });
-      // 57P01 terminated by an administrator, 57P03 shutting down, 08xxx: the session is gone.
-      if (/^(57|08)/.test(err.sqlstate ?? '')) {
-        return new ConnectionError(`WAL streaming connection lost: ${err.message}`, { cause: err });
-      }
-      return new ServerError(`WAL streaming failed: ${err.message}`, err.sqlstate, err.code, { cause: err });
-    }
-    if (err instanceof ConnectionError && !/^WAL streaming/.test(err.message)) {
-      // "connection to server at … lost: why" (src/replication-connection.ts) → "WAL streaming connection lost: why"
-      const lost = /^connection to server at "[^"]*" lost: (.*)$/s.exec(err.message);
-      return new ConnectionError(lost ? `WAL streaming connection lost: ${lost[1]}` : `WAL streaming: ${err.message}`, { cause: err });
-    }
-    return err;
   }
 }

@@ -30,16 +30,19 @@
  * Cleanup: `remove()` deletes what the spool made — the whole directory of
  *      a spool; in place, every file it created (a name that existed before
  *      and was replaced by the same WAL, streamed further, stays), and the
- *      directories it created if empty. `keep()` (in place, once the backup
- *      has its WAL) makes remove() a no-op.
+ *      directories it created if empty. It is synchronous, so that it can
+ *      run inside a stream's destroy() and the spool is gone before any
+ *      pipeline settles. `keep()` (in place, once the backup has its WAL)
+ *      makes remove() a no-op.
  * Errors: ProtocolError when WAL arrives out of order (a gap or overlap
  *      would make a segment silently wrong); IoError naming the file.
  */
-import { closeSync, constants, ftruncateSync, lstatSync, mkdirSync, mkdtempSync, openSync, renameSync, rmdirSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, rmSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { ioError, IoError, ProtocolError } from '../errors';
 import { formatLsn, walFileName } from '../lsn';
 import { checkRoom, defaultSpoolParent, memoryFilesystem, spoolBudget } from './spool-place';
+import { OwnFiles } from './own-files';
 
 export interface SpoolSegment {
   /** `<timeline><log><seg>`, 24 uppercase hex digits. */
@@ -66,7 +69,6 @@ export interface SpoolSummary {
   bytes: number;
 }
 
-const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 export const STATUS_DIR = 'archive_status';
 const EMPTY = Buffer.alloc(0);
 
@@ -79,8 +81,8 @@ export class WalSpool {
   private current: SpoolSegment | null = null;
   private readonly segments: SpoolSegment[] = [];
   private history: { name: string; path: string } | null = null;
-  /** In place: files and directories this spool created, in order (remove() undoes them). */
-  private readonly made: { path: string; dir: boolean }[] = [];
+  /** What this spool created, so that remove() takes back exactly that (in place). */
+  private readonly files = new OwnFiles();
   private removed = false;
   private readonly budget: number;
 
@@ -95,8 +97,8 @@ export class WalSpool {
   /** Writes into `walDir`, the backup's own pg_wal/, where the WAL stays. */
   static inPlace(walDir: string): WalSpool {
     const s = new WalSpool(path.resolve(walDir), true);
-    s.ensureDir(s.dir);
-    s.ensureDir(path.join(s.dir, STATUS_DIR));
+    s.files.ensureDir(s.dir);
+    s.files.ensureDir(path.join(s.dir, STATUS_DIR));
     return s;
   }
 
@@ -171,8 +173,8 @@ export class WalSpool {
   /** Stores a timeline history file (`00000002.history`) as the server sent it, marked done. */
   writeHistory(name: string, content: string): void {
     const p = path.join(this.dir, name);
-    this.createFile(p, Buffer.from(content));
-    this.createFile(path.join(this.dir, STATUS_DIR, `${name}.done`), EMPTY);
+    this.files.create(p, Buffer.from(content));
+    this.files.create(path.join(this.dir, STATUS_DIR, `${name}.done`), EMPTY);
     this.history = { name, path: p };
   }
 
@@ -180,7 +182,7 @@ export class WalSpool {
   finish(): void {
     this.closeSegment();
     const last = this.current;
-    if (last && !last.complete && last.path.endsWith('.partial')) last.path = this.rename(last.path, path.join(this.dir, last.name));
+    if (last && !last.complete && last.path.endsWith('.partial')) last.path = this.files.rename(last.path, path.join(this.dir, last.name));
   }
 
   /** What was received so far, in LSN order. */
@@ -221,57 +223,7 @@ export class WalSpool {
       rmSync(this.dir, { recursive: true, force: true });
       return;
     }
-    for (const m of this.made.reverse()) {
-      try {
-        if (m.dir) rmdirSync(m.path);
-        else unlinkSync(m.path);
-      } catch {
-        // Gone already (a sink discarding the target), or a directory not empty: not ours to force.
-      }
-    }
-  }
-
-  private ensureDir(dir: string): void {
-    let st;
-    try {
-      st = lstatSync(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('could not stat', dir, err);
-      try {
-        mkdirSync(dir, { mode: 0o700 });
-      } catch (e) {
-        throw ioError('could not create directory', dir, e);
-      }
-      this.made.push({ path: dir, dir: true });
-      return;
-    }
-    // Never write WAL through a link someone else made.
-    if (!st.isDirectory()) throw new IoError(`"${dir}" is not a directory (a symlink or file is in the way of streamed WAL)`);
-  }
-
-  /** Creates `p` afresh (a leftover of that name unlinked first): writes `content` and closes, or (null) returns the open fd. */
-  private createFile(p: string, content: Buffer | null): number {
-    try {
-      unlinkSync(p);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('could not remove leftover', p, err);
-    }
-    let fd: number;
-    try {
-      fd = openSync(p, CREATE, 0o600);
-    } catch (err) {
-      throw ioError('could not create WAL file', p, err);
-    }
-    this.made.push({ path: p, dir: false });
-    if (content === null) return fd;
-    try {
-      writeSync(fd, content);
-    } catch (err) {
-      throw ioError('could not write WAL file', p, err);
-    } finally {
-      closeSync(fd);
-    }
-    return -1;
+    this.files.removeAll();
   }
 
   private openSegment(): number {
@@ -286,7 +238,7 @@ export class WalSpool {
           `spool WAL on disk with --wal-spool DIR`,
       );
     }
-    const fd = this.createFile(p, null);
+    const fd = this.files.create(p, null);
     this.fd = fd;
     this.current = { name, path: p, complete: false };
     this.segments.push(this.current);
@@ -303,30 +255,8 @@ export class WalSpool {
     const seg = this.current!;
     seg.complete = true;
     this.closeSegment();
-    seg.path = this.rename(seg.path, path.join(this.dir, seg.name));
-    this.createFile(path.join(this.dir, STATUS_DIR, `${seg.name}.done`), EMPTY);
-  }
-
-  /** Renames a finished `.partial`; returns the new path. */
-  private rename(from: string, to: string): string {
-    let existed = false;
-    try {
-      existed = lstatSync(to).isFile();
-    } catch {
-      // Not there: ours from now on.
-    }
-    try {
-      renameSync(from, to);
-    } catch (err) {
-      throw ioError('could not rename WAL file into place', to, err);
-    }
-    const m = this.made.find((x) => x.path === from);
-    // A segment of the same name (a refreshed backup's last one) now holds the same WAL and more: it stays on failure.
-    if (m) {
-      if (existed) this.made.splice(this.made.indexOf(m), 1);
-      else m.path = to;
-    }
-    return to;
+    seg.path = this.files.rename(seg.path, path.join(this.dir, seg.name));
+    this.files.create(path.join(this.dir, STATUS_DIR, `${seg.name}.done`), EMPTY);
   }
 
   private closeSegment(): void {
