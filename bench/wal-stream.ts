@@ -1,12 +1,14 @@
 /**
  * -X stream under write load: what a backup costs while pgbench runs.
  *
- *   node dist/bench/wal-stream.js [--cli PATH] [--scale N] [--runs N]
+ *   node dist/bench/wal-stream.js [--cli PATH] [--compare PATH] [--formats plain,tar,stdout] [--scale N] [--runs N]
  *
  * Starts a PostgreSQL 15, fills pgbench scale N (default 10), then for each
  * format (plain, tar, stdout) and run: starts `pgbench -c 2 -T 20`, waits
  * 2 s, and takes `pgbb backup -X stream -c fast` (the CLI at --cli, default
- * this tree's, so that an older build can be measured the same way). For
+ * this tree's, so that an older build can be measured the same way; with
+ * --compare, each backup is taken by both, alternately, so that a busy
+ * machine's noise falls on both alike). For
  * each backup: wall time, WAL bytes in the backup, peak RSS, and what the
  * pgbb process wrote (/proc/self/io read at exit: write_bytes, the bytes it
  * dirtied in the page cache; cancelled, those of files it removed before
@@ -61,7 +63,8 @@ async function walBytes(format: string, target: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const cli = arg('cli', PGBB_CLI);
+  const clis = [arg('cli', PGBB_CLI), ...(arg('compare', '') ? [arg('compare', '')] : [])];
+  const formats = arg('formats', 'plain,tar,stdout').split(',');
   const scale = arg('scale', '10');
   const runs = Number(arg('runs', '1'));
   const root = await makeTempDir('pgbb-bench-wal-');
@@ -70,10 +73,11 @@ async function main(): Promise<void> {
   const cluster = await Cluster.create({ conf: { max_wal_size: '1GB' } });
   try {
     await cluster.pgbench(['-i', '-q', '-s', scale, 'postgres']);
-    console.log(`cli ${cli}, pgbench scale ${scale}`);
-    console.log('format  seconds  WAL MiB  RSS MiB  write_bytes MiB  cancelled MiB  wchar MiB  loop p99/max ms');
+    clis.forEach((c, i) => console.log(`cli ${i}: ${c}`));
+    console.log(`pgbench scale ${scale}`);
+    console.log('cli format  seconds  WAL MiB  RSS MiB  write_bytes MiB  cancelled MiB  wchar MiB  loop p99/max ms');
     for (let r = 0; r < runs; r++) {
-      for (const format of ['plain', 'tar', 'stdout']) {
+      for (const format of formats) for (const [ci, cli] of clis.entries()) {
         const target = join(root, `${format}-${r}`);
         const out = join(root, `${format}-${r}.json`);
         const load = cluster.pgbench(['-c', '2', '-T', '20', 'postgres']);
@@ -97,7 +101,7 @@ async function main(): Promise<void> {
         const p = JSON.parse(readFileSync(out, 'utf8')) as Probe;
         const mib = (n: number) => (n / 1048576).toFixed(1).padStart(8);
         console.log(
-          `${format.padEnd(7)} ${seconds.toFixed(2).padStart(7)} ${mib(await walBytes(format, target))} ${(p.rssKb / 1024).toFixed(0).padStart(8)} ` +
+          `${String(ci).padEnd(3)} ${format.padEnd(7)} ${seconds.toFixed(2).padStart(7)} ${mib(await walBytes(format, target))} ${(p.rssKb / 1024).toFixed(0).padStart(8)} ` +
             `${mib(p.write_bytes)}         ${mib(p.cancelled_write_bytes)}      ${mib(p.wchar)}  ${p.loopP99Ms.toFixed(1)}/${p.loopMaxMs.toFixed(1)}`,
         );
         await fs.rm(target, { recursive: true, force: true });

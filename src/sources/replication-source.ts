@@ -202,7 +202,8 @@ export class ReplicationSource extends Readable {
         onFailure: (err) => this.destroy(err),
       });
       await this.wal.prepare();
-      const memory = this.wal.memoryBacked;
+      // Only where pgbb chose the place (no target, no --wal-spool): both candidates were memory-backed.
+      const memory = this.streamOptions.walSpool === undefined ? this.wal.memoryBacked : null;
       if (memory) {
         this.emitEvent({ type: 'warning', code: 'wal_spool', message: `WAL is spooled on a memory-backed filesystem (${memory}); it is held to a limit, choose a directory on disk with --wal-spool` });
       }

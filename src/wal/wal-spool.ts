@@ -235,7 +235,7 @@ export class WalSpool {
       const where = this.memoryBacked ? ` is on a memory-backed filesystem (${this.memoryBacked}) and` : '';
       throw new IoError(
         `WAL spool "${this.dir}"${where} would grow past its limit of ${(this.budget / 1048576).toFixed(1)} MiB: ` +
-          `spool WAL on disk with --wal-spool DIR`,
+          `put it on disk (--wal-spool DIR with -D -, or a target on disk)`,
       );
     }
     const fd = this.files.create(p, null);
