@@ -30,6 +30,7 @@
  */
 import { Writable } from 'node:stream';
 import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import type { BackupEvent, EntryEvent, StartEvent } from '../src/events';
 import { IoError, PgbbError, TarFormatError, UsageError } from '../src/errors';
 import { WriteBatcher } from '../src/io/file-writer';
@@ -47,6 +48,9 @@ import {
   syncTree,
   type PreparedDir,
 } from './target-dir';
+
+/** Directories of base that the WAL receiver writing into `<target>/pg_wal` makes itself. */
+const WAL_RECEIVER_DIRS = new Set(['pg_wal', 'pg_wal/archive_status']);
 
 export interface DirectorySinkOptions {
   /** The data directory to create (must be missing or empty). */
@@ -83,6 +87,7 @@ export class DirectorySink extends Writable {
   private isBase = false;
   /** Decided by the first directory or file member (data-modes.ts). */
   private modes: DataModes | null = null;
+  private walInPlace = false;
   private file: fs.FileHandle | null = null;
   private batcher: WriteBatcher | null = null;
   private filePath = '';
@@ -121,6 +126,7 @@ export class DirectorySink extends Writable {
 
 
   override _write(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (this.walInPlace && (ev.type === 'entry' || ev.type === 'data' || ev.type === 'entry-end')) return callback();
     if (ev.type === 'data') {
       // The hot path: chunks gather into large positioned writes.
       const b = this.batcher;
@@ -148,6 +154,8 @@ export class DirectorySink extends Writable {
       case 'archive':
         this.isBase = ev.kind === 'base';
         this.prefix = '';
+        // Streamed WAL already written into this target's pg_wal/ (src/wal/wal-spool.ts): not written twice.
+        this.walInPlace = ev.kind === 'wal' && ev.writtenIn !== undefined && path.resolve(ev.writtenIn) === path.resolve(this.prepared[0].path, 'pg_wal');
         if (ev.kind === 'tablespace') {
           const tree = this.tablespaceTrees.get(ev.name);
           if (!tree) throw new PgbbError('protocol', `archive for unknown tablespace ${ev.name}`);
@@ -156,7 +164,7 @@ export class DirectorySink extends Writable {
           // Streamed WAL: into base's pg_wal/ (made here if base.tar had none).
           this.tree = this.baseTree!;
           this.prefix = 'pg_wal/';
-          await this.tree.mkdir('pg_wal', (this.modes ?? OWNER_ONLY).dir);
+          await this.tree.mkdir('pg_wal', (this.modes ?? OWNER_ONLY).dir, true);
         } else {
           this.tree = this.baseTree!;
         }
@@ -175,6 +183,9 @@ export class DirectorySink extends Writable {
             throw ioError('could not close file', this.filePath, err);
           }
         }
+        return;
+      case 'archive-end':
+        this.walInPlace = false;
         return;
       case 'manifest':
         this.manifest = ev.data;
@@ -224,8 +235,9 @@ export class DirectorySink extends Writable {
     if (ev.kind === 'symlink') return this.link(tree, ev);
     const modes = await this.modesFor(ev);
     if (ev.kind === 'directory') {
-      // A directory met again (pg_wal/ comes with base and with the WAL) is fine, if this run made it.
-      await tree.mkdir(rel, modes.dir);
+      // A directory met again (pg_wal/ comes with base and with the WAL) is fine, if this run made it;
+      // pg_wal/ and its archive_status/ may come from this run's WAL receiver (src/wal/wal-spool.ts), before base.tar has them.
+      await tree.mkdir(rel, modes.dir, tree === this.baseTree && WAL_RECEIVER_DIRS.has(rel));
       return;
     }
     this.filePath = tree.abs(rel);
@@ -243,7 +255,7 @@ export class DirectorySink extends Writable {
     }
     if (this.isBase && ev.path === 'pg_wal') {
       // WAL relocated on the server (initdb -X): restored in place, as a directory.
-      return tree.mkdir('pg_wal', (this.modes ?? OWNER_ONLY).dir);
+      return tree.mkdir('pg_wal', (this.modes ?? OWNER_ONLY).dir, true);
     }
     throw new TarFormatError(
       `archive member "${showPath(ev.path)}" is a symbolic link (to "${showPath(ev.linkTarget ?? '')}"): ` +

@@ -96,6 +96,7 @@ export class RefreshDirectorySink extends Writable {
   private readonly tree: SafeTree;
   private readonly tablespaceTrees = new Map<string, SafeTree>();
   private kind: 'base' | 'tablespace' | 'wal' = 'base';
+  private walInPlace = false;
   private archiveName = 'base';
   private archiveTree: SafeTree;
   private file: OpenFile | null = null;
@@ -152,6 +153,8 @@ export class RefreshDirectorySink extends Writable {
         await this.closeFile();
         this.kind = ev.kind;
         this.archiveName = ev.name;
+        // Streamed WAL already written into DIR's pg_wal/ (src/wal/wal-spool.ts): its members are kept, not written twice.
+        this.walInPlace = ev.kind === 'wal' && ev.writtenIn !== undefined && path.resolve(ev.writtenIn) === path.resolve(this.dir, 'pg_wal');
         if (ev.kind === 'tablespace') {
           const t = this.tablespaceTrees.get(ev.name);
           if (!t) throw new PgbbError('protocol', `archive for unknown tablespace ${ev.name}`);
@@ -163,6 +166,7 @@ export class RefreshDirectorySink extends Writable {
         await this.closeFile();
         return this.entry(ev);
       case 'data':
+        if (this.walInPlace) return;
         if (this.capture) {
           this.capture.push(ev.chunk);
           return;
@@ -201,6 +205,7 @@ export class RefreshDirectorySink extends Writable {
     if (!this.journal) throw new PgbbError('protocol', 'member before the start of the backup');
     const key = chunkKey(this.kind, this.archiveName, ev.path);
     this.seen.add(key);
+    if (this.walInPlace) return;
     if (key === CHUNK_MAP_FILE) {
       this.capture = [];
       return;

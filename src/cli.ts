@@ -107,6 +107,7 @@ export function buildProgram(): Command {
     .option('-F, --format <format>', 'output format: plain (p) or tar (t); default plain, tar for -D -')
     .option('--compress <method>', 'compress tar output: zstd[:LEVEL] or zstd:level=N,workers=N, or none')
     .option('--chunk-size <size>', 'chunk size of the chunk map a plain backup records, 64k to 1M (default 1M)')
+    .option('--wal-spool <dir>', 'with -D -: where streamed WAL waits until the base backup is over (default: $TMPDIR or /var/tmp, on disk)')
     .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)');
   backupOptions(backup, 'relocate tablespace in OLD to NEW (repeatable)');
   backup.action(async (opts) => {
@@ -121,7 +122,8 @@ export function buildProgram(): Command {
     const ac = abortOnSignals();
     const verbose = Boolean(opts.verbose);
     const { reporter } = common;
-    const result = await backupCommand({ ...common, target: opts.pgdata, format: fmt, compress, signal: ac.signal });
+    const walSpool = opts.walSpool === undefined ? undefined : String(opts.walSpool);
+    const result = await backupCommand({ ...common, target: opts.pgdata, format: fmt, compress, walSpool, signal: ac.signal });
     reporter.close();
     activeReporter = null;
     if (verbose) {

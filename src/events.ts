@@ -64,6 +64,20 @@ export interface ArchiveEvent {
   name: string;
   /** Tablespace location on the server ('' for base and WAL). */
   location: string;
+  /**
+   * Its bytes already drew from the backup's rate limiter as they arrived
+   * (WAL streamed with -r, src/wal/wal-receiver.ts): throttles let its data
+   * pass at once rather than charge it twice.
+   */
+  paced?: boolean;
+  /**
+   * The archive's files are already on disk under these names, in this
+   * absolute directory (streamed WAL written straight into a plain target's
+   * `pg_wal/`). Its `data` events carry the same bytes, read back, for
+   * observers (chunk map, WAL checks); a sink whose own directory for the
+   * archive is `writtenIn` writes nothing for it, any other sink writes it.
+   */
+  writtenIn?: string;
 }
 
 export type EntryKind = 'file' | 'directory' | 'symlink';

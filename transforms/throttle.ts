@@ -3,7 +3,10 @@
  *
  *   throttle(limiter | kB/s)       member stream (object mode): each `data`
  *                                  event waits for its chunk's bytes; every
- *                                  other event passes at once, unchanged.
+ *                                  other event passes at once, unchanged,
+ *                                  and so does the data of a `paced` archive
+ *                                  (streamed WAL the receiver paid for from
+ *                                  the same limiter as it arrived).
  *   throttleBytes(limiter | kB/s)  byte stream (Buffers): the same for raw
  *                                  bytes (WAL, tar, S3 parts); chunks over
  *                                  64 KiB are passed on in 64 KiB slices so
@@ -58,6 +61,8 @@ class Pacer {
 
 export class ThrottleTransform extends Transform {
   private readonly pacer: Pacer;
+  /** In a `paced` archive: its bytes drew from the limiter as they arrived (src/wal/wal-receiver.ts). */
+  private paid = false;
   readonly limiter: RateLimiter;
 
   constructor(limiter: RateLimiter | number) {
@@ -67,7 +72,9 @@ export class ThrottleTransform extends Transform {
   }
 
   override _transform(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null, ev?: BackupEvent) => void): void {
-    if (ev.type !== 'data') return callback(null, ev);
+    if (ev.type === 'archive') this.paid = ev.paced === true;
+    else if (ev.type === 'archive-end') this.paid = false;
+    if (ev.type !== 'data' || this.paid) return callback(null, ev);
     this.pacer.pace(ev.chunk.length, () => callback(null, ev));
   }
 

@@ -4,7 +4,10 @@
  *
  * In:  member events. WAL segment files (`pg_wal/<24 hex>` in the base
  *      archive, or `<24 hex>` in a `wal` archive) are copied to a spool
- *      directory as they pass; nothing else is kept.
+ *      directory as they pass; nothing else is kept. The spool goes where
+ *      `spoolDir` says, by default os.tmpdir() or /var/tmp, whichever is not
+ *      memory-backed (src/wal/spool-place.ts); on a memory-backed filesystem
+ *      it is held to spoolBudget() and fails with a clear message past it.
  * At `end`: the ranges to check are the manifest's WAL-Ranges when a
  *      manifest passed, else start LSN → end LSN on the start timeline; each
  *      is walked record by record (src/verify/wal-continuity.ts). `end` is
@@ -16,12 +19,13 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { BackupEvent, StartEvent } from '../src/events';
 import { parseLsn } from '../src/lsn';
 import { checkWalRange, WalError } from '../src/verify/wal-continuity';
 import { parseManifest } from '../src/manifest/manifest';
+import { IoError } from '../src/errors';
+import { defaultSpoolParent, spoolBudget } from '../src/wal/spool-place';
 
 const SEGMENT = /^[0-9A-F]{24}$/;
 
@@ -42,6 +46,8 @@ export function walVerify(opts: { spoolDir?: string } = {}): WalVerify {
   let manifest: Buffer | null = null;
   let walArchive = false;
   const segments = new Set<string>();
+  let budget = Infinity;
+  let spooled = 0;
   const result: WalVerifyResult = { segments: 0, records: 0, ranges: 0 };
 
   const closeFd = () => {
@@ -89,7 +95,14 @@ export function walVerify(opts: { spoolDir?: string } = {}): WalVerify {
           case 'entry': {
             const name = walArchive ? ev.path : ev.path.startsWith('pg_wal/') ? ev.path.slice(7) : '';
             if (ev.kind === 'file' && SEGMENT.test(name)) {
-              spool ??= mkdtempSync(path.join(opts.spoolDir ?? tmpdir(), 'pgbb-walcheck-'));
+              if (!spool) {
+                spool = mkdtempSync(path.join(opts.spoolDir ?? defaultSpoolParent(), 'pgbb-walcheck-'));
+                budget = spoolBudget(spool);
+              }
+              spooled += ev.size;
+              if (spooled > budget) {
+                throw new IoError(`WAL check spool "${spool}" is on a memory-backed filesystem and would grow past ${(budget / 1048576).toFixed(1)} MiB: set TMPDIR to a directory on disk`);
+              }
               fd = openSync(path.join(spool, name), 'w', 0o600);
               segments.add(name);
             }

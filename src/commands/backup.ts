@@ -32,6 +32,7 @@ import { checkEmptyOrMissing, lockTarget } from '../../sinks/target-dir';
 import { checkZstdOptions } from '../../transforms/zstd-compress';
 import type { ConnectionOptions } from '../conninfo';
 import type { EndEvent, StartEvent } from '../events';
+import * as path from 'node:path';
 
 export interface BackupCommandOptions {
   connection: ConnectionOptions;
@@ -47,6 +48,13 @@ export interface BackupCommandOptions {
   noSlot?: boolean;
   /** -r: kB/s, one token bucket for everything the backup transfers. */
   maxRate?: number;
+  /**
+   * --wal-spool, -D - only: where streamed WAL waits until the base backup is
+   * over (default: os.tmpdir() or /var/tmp, whichever is on disk). A plain
+   * backup writes its WAL straight into its pg_wal/, a tar backup spools
+   * inside its target.
+   */
+  walSpool?: string;
   /** --compress, for tar and stdout targets. */
   compress?: CompressSpec;
   /** Ask the server for size estimates and report progress (-P, --json). */
@@ -71,13 +79,23 @@ export interface BackupResult {
 }
 
 /** Refuses option combinations the sinks cannot take; touches nothing. */
-export function checkSinkOptions(o: Pick<BackupCommandOptions, 'target' | 'format' | 'tablespaceMapping' | 'compress'>): void {
+export function checkSinkOptions(o: Pick<BackupCommandOptions, 'target' | 'format' | 'tablespaceMapping' | 'compress' | 'walSpool' | 'wal'>): void {
   const compressed = o.compress !== undefined && o.compress.method !== 'none';
   const mapped = Object.keys(o.tablespaceMapping).length > 0;
   if (o.target === '-' && o.format === 'plain') throw new UsageError('-D - (stdout) requires tar format (-F tar)');
   if ((o.target === '-' || o.format === 'tar') && mapped) throw new UsageError('-T/--tablespace-mapping is only allowed with plain format');
   if (o.target !== '-' && o.format === 'plain' && compressed) throw new UsageError('--compress is only allowed with tar format or -D -');
   if (o.compress?.method === 'zstd') checkZstdOptions(o.compress);
+  if (o.walSpool !== undefined && (o.target !== '-' || o.wal !== 'stream')) {
+    throw new UsageError('--wal-spool is only for -X stream to -D - (other targets keep their WAL inside the target)');
+  }
+}
+
+/** Where a backup's streamed WAL is written: straight into a plain target's pg_wal/, a spool inside a tar target, else --wal-spool. */
+function walPlace(o: Pick<BackupCommandOptions, 'target' | 'walSpool'>, sink: ReturnType<typeof makeSink>): Partial<ReplicationSourceOptions> {
+  if (sink instanceof DirectorySink) return { walDir: path.join(path.resolve(o.target), 'pg_wal') };
+  if (sink instanceof TarFilesSink) return { walSpool: path.resolve(o.target) };
+  return o.walSpool !== undefined ? { walSpool: path.resolve(o.walSpool) } : {};
 }
 
 /** The replication source the backup-taking commands (backup, refresh) share. */
@@ -101,7 +119,7 @@ export function replicationSourceFor(
 }
 
 export function makeSink(
-  o: Pick<BackupCommandOptions, 'target' | 'format' | 'tablespaceMapping' | 'sync' | 'compress'>,
+  o: Pick<BackupCommandOptions, 'target' | 'format' | 'tablespaceMapping' | 'sync' | 'compress' | 'walSpool' | 'wal'>,
 ): DirectorySink | TarFilesSink | StdoutSink {
   checkSinkOptions(o);
   if (o.target === '-') return new StdoutSink({ compress: o.compress });
@@ -141,7 +159,7 @@ async function runBackup(
   // Client-side, so that one bucket covers the WAL stream too (and later parallel workers):
   // the server's MAX_RATE only paces its own connection, in bursts.
   const limiter = o.maxRate !== undefined ? new RateLimiter(o.maxRate * 1024) : null;
-  const source = replicationSourceFor(o);
+  const source = replicationSourceFor(o, { ...walPlace(o, sink), ...(limiter ? { rateLimiter: limiter } : {}) });
   let start: StartEvent | null = null;
   let end: EndEvent | null = null;
   let bytes = 0;

@@ -43,7 +43,7 @@ import { checkRefreshServer } from '../refresh/server-check';
 import * as path from 'node:path';
 
 /** Everything `backup` takes but the output format and compression (a refresh writes a plain directory in place). */
-export interface RefreshCommandOptions extends Omit<BackupCommandOptions, 'format' | 'compress'> {
+export interface RefreshCommandOptions extends Omit<BackupCommandOptions, 'format' | 'compress' | 'walSpool'> {
   /** The plain backup to refresh in place. */
   target: string;
   /** -T OLD=NEW, for tablespaces that are new since the backup. */
@@ -63,7 +63,7 @@ export interface RefreshResult {
   mode: 'incremental' | 'full';
   /** Data bytes that came from the server. */
   bytesReceived: number;
-  /** Bytes written into DIR (changed chunks, new files, WAL, chunk map, manifest). */
+  /** Bytes the sink wrote into DIR (changed chunks, new files, chunk map, manifest); streamed WAL is written once, straight into pg_wal/ by the WAL receiver, and not counted here. */
   bytesWritten: number;
   chunksChanged: number;
   chunksUnchanged: number;
@@ -119,7 +119,12 @@ class NotStarted extends Error {
 
 async function run(o: RefreshCommandOptions, prior: PriorState, reporter: Reporter, incrementalFrom: Buffer | null): Promise<RunResult> {
   const limiter = o.maxRate !== undefined ? new RateLimiter(o.maxRate * 1024) : null;
-  const source = replicationSourceFor(o, incrementalFrom ? { incrementalFrom } : {});
+  // Streamed WAL goes straight into DIR's pg_wal/ (written once; the sink keeps it, see sinks/refresh-directory.ts).
+  const source = replicationSourceFor(o, {
+    walDir: path.join(prior.dir, 'pg_wal'),
+    ...(limiter ? { rateLimiter: limiter } : {}),
+    ...(incrementalFrom ? { incrementalFrom } : {}),
+  });
   let start: StartEvent | null = null;
   let end: EndEvent | null = null;
   let bytesReceived = 0;

@@ -87,16 +87,18 @@ export class SafeTree {
   /**
    * Creates directory `rel` (its parent must be verified). A directory met
    * again is fine only if it is one this tree verified: never a link or a
-   * file posing as one.
+   * file posing as one. `adopt`: an existing real directory is taken as this
+   * run's (one another part of this run made, such as the WAL receiver's
+   * pg_wal/); lstat decides, so a link is still refused.
    */
-  async mkdir(rel: string, mode: number): Promise<void> {
+  async mkdir(rel: string, mode: number, adopt = false): Promise<void> {
     const r = await this.parentOf(rel);
     try {
       await fs.mkdir(fsPath(this.abs(r)), { mode });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('could not create directory', showPath(this.abs(r)), err);
       if (this.verified.has(r)) return;
-      const st = this.existing ? await fs.lstat(fsPath(this.abs(r))).catch(() => null) : null;
+      const st = this.existing || adopt ? await fs.lstat(fsPath(this.abs(r))).catch(() => null) : null;
       if (!st?.isDirectory()) throw new IoError(`could not create directory "${showPath(this.abs(r))}": something that is not a directory this run made is in the way`);
     }
     this.verified.add(r);

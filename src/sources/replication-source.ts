@@ -9,9 +9,11 @@
  * Backpressure: when the consumer is full we stop reading the socket, so the
  * server blocks in send() and memory stays bounded by one socket read.
  * With `wal: 'stream'` (-X stream) a StreamedWal (src/wal/streamed-wal.ts)
- * streams WAL on a second connection into a spool from the moment BASE_BACKUP
- * reports its start; after the server's end position and CommandComplete it
- * is stopped at the end LSN and the spool is emitted as the `pg_wal` archive:
+ * streams WAL on a second connection from the moment BASE_BACKUP reports its
+ * start — straight into the target's pg_wal/ (`walDir`) or into a spool
+ * (`walSpool`) — paced by `rateLimiter` when given; after the server's end
+ * position and CommandComplete it is stopped at the end LSN and its files are
+ * emitted as the `pg_wal` archive (read back; `writtenIn` when in place):
  *
  *   start, tablespace and base archives … │ WAL: pg_wal archive │ manifest │ end
  *                 (socket-paced)           │  (pulled by _read)  │   held until here
@@ -23,8 +25,9 @@
  * the archives), a dropped connection, or a malformed archive destroy the
  * stream; so does any failure of the WAL receiver (slot missing, too few
  * max_wal_senders, its connection lost), at once. Destroying the source
- * stops the receiver, ends its session (dropping a temporary slot) and
- * removes the spool. `end` is emitted only after the server's
+ * removes the spool at once, synchronously (so nothing is left when any
+ * pipeline built on it settles), then stops the receiver and ends its session
+ * (dropping a temporary slot). `end` is emitted only after the server's
  * CommandComplete and, when streaming, after the WAL archive.
  *
  * A dead server: `timeout` (default 60 s) bounds connecting and any silence
@@ -45,6 +48,7 @@ import type { ArchiveEvent, BackupEvent, StartEvent, Tablespace } from '../event
 import { readServerSettings, type ServerSettings } from './server-settings';
 import { checkWalOptions, StreamedWal } from '../wal/streamed-wal';
 import { incrementalAvailable, uploadManifest } from '../protocol/upload-manifest';
+import type { RateLimiter } from '../rate-limiter';
 
 export interface ReplicationSourceOptions {
   /** Connection settings (conninfo / host / port / user), or a ready pg ClientConfig. */
@@ -63,8 +67,26 @@ export interface ReplicationSourceOptions {
   slot?: string;
   /** --no-slot: stream without a slot (the server may remove WAL before it is streamed). */
   noSlot?: boolean;
-  /** Parent directory for the WAL spool (default os.tmpdir()). */
+  /**
+   * wal 'stream': write the WAL straight into this directory — a plain
+   * target's `pg_wal/` — as `<segment>.partial` renamed once complete, where
+   * it stays (each WAL byte written once). The `pg_wal` archive then says so
+   * (`writtenIn`): its data, read back, is for observers; the sink whose
+   * pg_wal this is writes nothing for it.
+   */
+  walDir?: string;
+  /**
+   * Else: the parent directory of a spool (`pgbb-wal-XXXXXX`), read back
+   * into the archive and removed before the manifest; default: os.tmpdir()
+   * or /var/tmp, whichever is not memory-backed (src/wal/spool-place.ts).
+   */
   walSpool?: string;
+  /**
+   * -r shared by everything the backup moves: the WAL connection draws from
+   * it as it receives (the socket is not read while it is in debt). Give the
+   * same limiter to the throttle transform for the base backup's data.
+   */
+  rateLimiter?: RateLimiter;
   manifest?: boolean;
   manifestChecksums?: BaseBackupOptions['manifestChecksums'];
   tablespaceMap?: boolean;
@@ -113,7 +135,7 @@ export class ReplicationSource extends Readable {
   private totalBytes: number | null = null;
   private paused = false;
   private readonly walMethod: 'stream' | 'fetch' | 'none';
-  private readonly streamOptions: { slot?: string; noSlot: boolean; walSpool?: string };
+  private readonly streamOptions: { slot?: string; noSlot: boolean; walDir?: string; walSpool?: string; limiter?: RateLimiter };
   private wal: StreamedWal | null = null;
   /** pg_wal archive and manifest of a streamed backup, pulled by _read. */
   private tail: AsyncGenerator<BackupEvent> | null = null;
@@ -131,7 +153,7 @@ export class ReplicationSource extends Readable {
     this.incrementalFrom = opts.incrementalFrom ?? null;
     this.timeoutMs = opts.timeout ?? DEFAULT_TIMEOUT_MS;
     if (!Number.isFinite(this.timeoutMs) || this.timeoutMs < 0) throw new UsageError(`invalid timeout ${opts.timeout}`);
-    this.streamOptions = { slot: opts.slot, noSlot: opts.noSlot ?? false, walSpool: opts.walSpool };
+    this.streamOptions = { slot: opts.slot, noSlot: opts.noSlot ?? false, walDir: opts.walDir, walSpool: opts.walSpool, limiter: opts.rateLimiter };
     this.backupOptions = {
       label: opts.label ?? 'pgbb base backup',
       progress: opts.progress ?? false,
@@ -159,6 +181,8 @@ export class ReplicationSource extends Readable {
   override destroy(err?: Error): this {
     // Node runs _destroy only once _construct is done: cut a pending connect short.
     this.opening.abort(err ?? new PgbbError('aborted', 'backup source destroyed'));
+    // The spool goes now, not in _destroy: a caller that exits as soon as its pipeline rejects leaves nothing behind.
+    if (!this.destroyed) this.wal?.discard();
     return super.destroy(err);
   }
 
@@ -178,6 +202,11 @@ export class ReplicationSource extends Readable {
         onFailure: (err) => this.destroy(err),
       });
       await this.wal.prepare();
+      // Only where pgbb chose the place (no target, no --wal-spool): both candidates were memory-backed.
+      const memory = this.streamOptions.walSpool === undefined ? this.wal.memoryBacked : null;
+      if (memory) {
+        this.emitEvent({ type: 'warning', code: 'wal_spool', message: `WAL is spooled on a memory-backed filesystem (${memory}); it is held to a limit, choose a directory on disk with --wal-spool` });
+      }
     }
     if (this.destroyed) return;
     if (this.incrementalFrom && (await incrementalAvailable(this.conn, this.settings.serverVersion))) {

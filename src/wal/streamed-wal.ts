@@ -14,6 +14,8 @@
  *                          (waits until WAL up to endLsn is spooled)
  *                          archive pg_wal … archive-end   (src/wal/wal-archive.ts)
  *                          manifest                        (if the server sent one)
+ *   discard()            removes the spool now (synchronously, from the
+ *                        source's destroy())
  *   destroy()            ends the streaming session, removes the spool
  *
  * Errors: the receiver's failures go to `onFailure` at once (the source
@@ -29,6 +31,7 @@ import { walArchiveEvents } from './wal-archive';
 import { checkWalCoverage, parseWalRanges } from './wal-ranges';
 import { validateSlotName } from './replication-commands';
 import { UsageError } from '../errors';
+import type { RateLimiter } from '../rate-limiter';
 
 /** Refuses WAL options that do not go together; the CLI calls it before touching the target. */
 export function checkWalOptions(opts: { wal?: string; slot?: string; noSlot?: boolean }): void {
@@ -48,8 +51,12 @@ export interface StreamedWalOptions {
   settings: ServerSettings;
   slot?: string;
   noSlot?: boolean;
-  /** Parent directory for the spool (default os.tmpdir()). */
+  /** Write WAL straight into this directory (a plain target's pg_wal/), where it stays. */
+  walDir?: string;
+  /** Else: parent directory of a spool removed after (default defaultSpoolParent()). */
   walSpool?: string;
+  /** -r: the backup's token bucket, which the WAL connection draws from too. */
+  limiter?: RateLimiter;
   /** The receiver's limit on the server's silence, ms (see WalReceiverOptions). */
   timeoutMs?: number;
   /** Aborting gives up connecting. */
@@ -61,8 +68,10 @@ export class StreamedWal {
   private readonly receiver: WalReceiver;
   private manifest: Buffer | null = null;
   private stopped: Promise<SpoolSummary> | null = null;
+  private readonly paced: boolean;
 
   constructor(o: StreamedWalOptions) {
+    this.paced = o.limiter !== undefined;
     this.receiver = new WalReceiver({
       clientConfig: o.clientConfig,
       serverVersion: o.settings.serverVersion,
@@ -70,7 +79,9 @@ export class StreamedWal {
       segmentSize: o.settings.walSegmentSize,
       slot: o.slot,
       noSlot: o.noSlot,
+      walDir: o.walDir,
       spoolDir: o.walSpool,
+      limiter: o.limiter,
       timeoutMs: o.timeoutMs,
       signal: o.signal,
       onFailure: o.onFailure,
@@ -105,9 +116,23 @@ export class StreamedWal {
     this.stopAt(endLsn);
     const spool = await this.stopped!;
     if (this.manifest) checkWalCoverage(parseWalRanges(this.manifest), spool);
-    yield* walArchiveEvents(spool);
-    await this.receiver.destroy(); // read: the spool can go
+    yield* walArchiveEvents(spool, { paced: this.paced });
+    // A spool has been read back: it goes before the manifest marks the backup whole.
+    if (!spool.inPlace) await this.receiver.destroy();
     if (this.manifest) yield { type: 'manifest', data: this.manifest };
+    // In place, the WAL belongs to the backup once the whole stream was handed on.
+    this.receiver.keep();
+    await this.receiver.destroy();
+  }
+
+  /** A spool on tmpfs or ramfs: its name, for a warning (it is held to a budget). */
+  get memoryBacked(): string | null {
+    return this.receiver.memoryBacked;
+  }
+
+  /** Removes the spool at once (see WalReceiver.discard); destroy() ends the session. */
+  discard(): void {
+    this.receiver.discard();
   }
 
   destroy(): Promise<void> {

@@ -3,10 +3,12 @@
  * member events — what `pg_basebackup -X stream` puts in `pg_wal/` (plain)
  * or `pg_wal.tar` (tar).
  *
- * In:  a SpoolSummary (src/wal/wal-spool.ts).
+ * In:  a SpoolSummary (src/wal/wal-spool.ts), after the spool's finish().
  * Out: an async generator of events, pulled one at a time so the consumer's
  *      pace sets the reads (backpressure without buffering):
- *        archive {kind: 'wal', name: 'pg_wal'}
+ *        archive {kind: 'wal', name: 'pg_wal', paced?, writtenIn?}
+ *                                              writtenIn: the spool was the
+ *                                              target's pg_wal/ (in place)
  *        archive_status/                       directory
  *        <segment>                             whole segment, zero-padded
  *        archive_status/<segment>.done         only for complete segments
@@ -30,6 +32,8 @@ export interface WalArchiveOptions {
   readSize?: number;
   /** mtime of every member (default now). */
   mtime?: Date;
+  /** The WAL drew from the backup's rate limiter as it arrived (ArchiveEvent.paced). */
+  paced?: boolean;
 }
 
 export async function* walArchiveEvents(spool: SpoolSummary, opts: WalArchiveOptions = {}): AsyncGenerator<BackupEvent> {
@@ -38,7 +42,15 @@ export async function* walArchiveEvents(spool: SpoolSummary, opts: WalArchiveOpt
   const mtime = opts.mtime ?? new Date();
   const file = (p: string, size: number): EntryEvent => ({ type: 'entry', path: p, kind: 'file', size, mode: 0o600, mtime });
 
-  yield { type: 'archive', kind: 'wal', name: 'pg_wal', location: '' };
+  // In place (a plain target's pg_wal/), the files are read back for observers only: see ArchiveEvent.writtenIn.
+  yield {
+    type: 'archive',
+    kind: 'wal',
+    name: 'pg_wal',
+    location: '',
+    ...(opts.paced ? { paced: true } : {}),
+    ...(spool.inPlace ? { writtenIn: spool.dir } : {}),
+  };
   yield { type: 'entry', path: 'archive_status', kind: 'directory', size: 0, mode: 0o700, mtime };
   yield { type: 'entry-end' };
   for (const seg of spool.segments) {

@@ -1,14 +1,17 @@
 /**
  * WAL receiver: the second replication connection of a `-X stream` backup.
- * It streams WAL from the backup's start into a spool while BASE_BACKUP runs
- * on the first connection, and stops once the backup's end LSN is on disk.
+ * It streams WAL from the backup's start into a WalSpool (the backup's own
+ * pg_wal/ with `walDir`, else a spool directory) while BASE_BACKUP runs on
+ * the first connection, and stops once the backup's end LSN is on disk.
  *
- *   prepare()          connect, IDENTIFY_SYSTEM (same system?), spool dir,
+ *   prepare()          connect, IDENTIFY_SYSTEM (same system?), spool,
  *                      slot: CREATE_REPLICATION_SLOT … TEMPORARY (default),
  *                      READ_REPLICATION_SLOT for -S on 15+, none for noSlot
  *   start(lsn, tli)    TIMELINE_HISTORY (tli > 1), START_REPLICATION from
  *                      the start LSN rounded down to a segment boundary
- *   'w' XLogData  ───► WalSpool.write (segments at their offsets)
+ *   'w' XLogData  ───► WalSpool.write (segments at their offsets); with a
+ *                      limiter (-r) the bytes are debited from the backup's
+ *                      bucket and the socket is paused while it is in debt
  *   'k' keepalive ───► status update at once when the server asks
  *   at start, then
  *   every 10 s    ───► status update: write = received, flush = end of the
@@ -18,8 +21,10 @@
  *                      asking for a reply: an idle server then still
  *                      answers (a keepalive), so silence means trouble
  *   stopAt(end)        once received ≥ end: CopyDone, wait for the server's
- *                      CopyDone / CommandComplete / ReadyForQuery, close;
- *                      resolves with the spool's summary
+ *                      CopyDone / CommandComplete / ReadyForQuery, close,
+ *                      the last segment renamed; resolves with the summary
+ *   keep()             in place: the WAL stays (the backup has it)
+ *   discard()          removes the spool now, synchronously
  *   destroy()          Terminate (the server drops a temporary slot when the
  *                      session ends; close waits for that), remove the spool
  *
@@ -31,7 +36,7 @@
  */
 import type { ClientConfig } from 'pg';
 import { ReplicationConnection } from '../replication-connection';
-import { ConnectionError, PgbbError, ProtocolError, ServerError } from '../errors';
+import { PgbbError, ProtocolError, ServerError } from '../errors';
 import { formatLsn, parseLsn } from '../lsn';
 import { decodeStreamingMessage, encodeStatusUpdate, pgTimestamp } from './streaming-messages';
 import {
@@ -43,6 +48,9 @@ import {
   validateSlotName,
 } from './replication-commands';
 import { WalSpool, type SpoolSummary } from './wal-spool';
+import type { RateLimiter } from '../rate-limiter';
+import { ReadPacer } from './read-pacer';
+import { walStreamError } from './wal-stream-error';
 
 export interface WalReceiverOptions {
   /** The same connection settings as the base backup's; `replication` is forced to physical. */
@@ -56,8 +64,19 @@ export interface WalReceiverOptions {
   slot?: string;
   /** Stream without any slot (--no-slot): the server may recycle WAL we still need. */
   noSlot?: boolean;
-  /** Parent directory of the spool (default os.tmpdir()). */
+  /**
+   * Write the WAL straight into this directory (a plain backup's own
+   * `pg_wal/`), where it stays: see WalSpool.inPlace.
+   */
+  walDir?: string;
+  /** Else: parent directory of a spool that is removed after (default defaultSpoolParent()). */
   spoolDir?: string;
+  /**
+   * The backup's one token bucket (-r): each XLogData message draws from it,
+   * and the socket is not read while the bucket is in debt, so the server
+   * is held back rather than our memory filled.
+   */
+  limiter?: RateLimiter;
   /** Milliseconds between status updates (default 10 s, pg_basebackup's -s). */
   statusInterval?: number;
   /**
@@ -84,6 +103,9 @@ export class WalReceiver {
   private target: bigint | null = null;
   private copyDoneSent = false;
   private timer: NodeJS.Timeout | null = null;
+  /** -r: the socket is not read while the rate limiter is in debt. */
+  private pacer: ReadPacer | null = null;
+  private discarded = false;
   private waiter: { resolve: (s: SpoolSummary) => void; reject: (e: Error) => void } | null = null;
   private stopped: Promise<SpoolSummary> | null = null;
 
@@ -112,11 +134,15 @@ export class WalReceiver {
       timeoutMs: o.timeoutMs,
       signal: o.signal,
     }).catch((err) => {
-      throw this.mapError(err);
+      throw walStreamError(err);
     });
-    this.spool = await WalSpool.create(o.spoolDir);
+    const conn = this.conn;
+    if (o.limiter) this.pacer = new ReadPacer(o.limiter, { pause: () => conn.pause(), resume: () => conn.resume() });
+    if (this.discarded) throw new PgbbError('aborted', 'WAL streaming was stopped before it began');
+    // Synchronous: discard() cannot run in between, so no spool outlives it.
+    this.spool = o.walDir !== undefined ? WalSpool.inPlace(o.walDir) : WalSpool.create(o.spoolDir);
     const id = await this.conn.query('IDENTIFY_SYSTEM').catch((err) => {
-      throw this.mapError(err);
+      throw walStreamError(err);
     });
     const row = id.rows[0];
     if (!row || row[0] !== o.systemIdentifier) {
@@ -130,7 +156,7 @@ export class WalReceiver {
       // As pg_basebackup names it: the backend pid is unique on the server while the session lives.
       const name = `pgbb_${this.conn.backendPid ?? `${process.pid}_${Date.now()}`}`;
       await this.conn.query(createTemporarySlotCommand(name, o.serverVersion)).catch((err) => {
-        throw this.mapError(err);
+        throw walStreamError(err);
       });
       this.slotName = name;
       this.temporary = true;
@@ -145,7 +171,7 @@ export class WalReceiver {
   start(startLsn: string, timeline: number): void {
     if (this.state !== 'prepared') return;
     this.state = 'streaming';
-    this.stream(startLsn, timeline).catch((err) => this.fail(this.mapError(err)));
+    this.stream(startLsn, timeline).catch((err) => this.fail(walStreamError(err)));
   }
 
   /** Resolves once WAL up to `endLsn` is in the spool and the stream has ended cleanly. */
@@ -160,12 +186,33 @@ export class WalReceiver {
     return this.stopped;
   }
 
+  /** The spool is where the backup keeps its WAL (in place, streaming done): destroy() leaves it. */
+  keep(): void {
+    this.spool?.keep();
+  }
+
+  /** The spool's filesystem when it is memory-backed ('tmpfs', 'ramfs'), else null. */
+  get memoryBacked(): string | null {
+    return this.spool && !this.spool.inPlace ? this.spool.memoryBacked : null;
+  }
+
+  /**
+   * Removes the spool now, synchronously (from a stream's destroy(), so that
+   * nothing is left once a pipeline settles, even if its caller exits at
+   * once); destroy() still ends the session.
+   */
+  discard(): void {
+    this.discarded = true;
+    this.spool?.remove();
+  }
+
   /** Drops the connection (a temporary slot goes with the session) and removes the spool. */
   async destroy(): Promise<void> {
     if (this.state === 'destroyed') return;
     const wasFailed = this.state === 'failed';
     this.state = 'destroyed';
     this.clearTimer();
+    this.pacer?.stop();
     this.waiter?.reject(this.failure ?? new PgbbError('aborted', 'WAL streaming was stopped before the backup ended'));
     this.waiter = null;
     const conn = this.conn;
@@ -174,12 +221,12 @@ export class WalReceiver {
     // temporary slot is dropped before the backend exits.
     if (conn && !conn.isClosed && !wasFailed) await conn.close();
     else conn?.destroy();
-    await this.spool?.remove().catch(() => {});
+    this.spool?.remove();
   }
 
   private async checkSlot(name: string): Promise<void> {
     const r = await this.conn!.query(readSlotCommand(name)).catch((err) => {
-      throw this.mapError(err);
+      throw walStreamError(err);
     });
     const type = r.rows[0]?.[0] ?? null;
     if (type === null) throw new ServerError(`replication slot "${name}" does not exist`, '42704', 'slot');
@@ -199,7 +246,7 @@ export class WalReceiver {
       const h = await conn.query(timelineHistoryCommand(timeline));
       const row = h.rows[0];
       const file = checkHistoryRow(timeline, row?.[0] ?? null, row?.[1] ?? null);
-      await this.spool!.writeHistory(file.name, file.content);
+      this.spool!.writeHistory(file.name, file.content);
     }
     if (this.state !== 'streaming') return;
     let serverEnded = false;
@@ -224,6 +271,7 @@ export class WalReceiver {
       },
     });
     this.clearTimer();
+    this.pacer?.stop();
     if (serverEnded || (this.state as State) !== 'stopping') {
       const at = formatLsn(this.spool!.position);
       throw new PgbbError('wal_stream', `server ended WAL streaming at ${at} on timeline ${timeline} before the backup's end`);
@@ -231,6 +279,7 @@ export class WalReceiver {
     await conn.close();
     this.conn = null;
     this.state = 'done';
+    this.spool!.finish();
     const summary = this.spool!.summary();
     this.waiter?.resolve(summary);
     this.waiter = null;
@@ -245,8 +294,10 @@ export class WalReceiver {
     // After our CopyDone the server may still send what was in flight: not needed.
     if (this.copyDoneSent) return;
     this.spool!.write(msg.dataStart, msg.data);
+    this.pacer?.paid(msg.data.length);
     this.maybeStop();
   }
+
 
   private maybeStop(): void {
     if (this.state !== 'streaming' || this.target === null || this.copyDoneSent) return;
@@ -255,6 +306,8 @@ export class WalReceiver {
     this.state = 'stopping';
     this.copyDoneSent = true;
     this.clearTimer();
+    // The end is reached: read the server's answer at once, whatever is owed.
+    this.pacer?.stop();
     this.conn?.sendCopyDone();
   }
 
@@ -279,6 +332,7 @@ export class WalReceiver {
     this.state = 'failed';
     this.failure = err;
     this.clearTimer();
+    this.pacer?.stop();
     this.conn?.destroy(err);
     this.waiter?.reject(err);
     this.waiter = null;
@@ -288,32 +342,5 @@ export class WalReceiver {
   private clearTimer(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-  }
-
-  /** Names the part that failed; slot problems get their own code. */
-  private mapError(err: unknown): Error {
-    if (!(err instanceof Error)) return new PgbbError('wal_stream', `WAL streaming failed: ${String(err)}`);
-    if (err instanceof PgbbError && err.code === 'wal_senders') {
-      return new PgbbError(
-        'wal_senders',
-        `${err.message}; -X stream needs a second replication connection (raise max_wal_senders or use -X fetch)`,
-        { cause: err },
-      );
-    }
-    if (err instanceof ServerError && err.code !== 'slot') {
-      const slotProblem = ['42704', '55006', '53400'].includes(err.sqlstate ?? '') || /replication slot/.test(err.message);
-      if (slotProblem) return new ServerError(err.message, err.sqlstate, 'slot', { cause: err });
-      // 57P01 terminated by an administrator, 57P03 shutting down, 08xxx: the session is gone.
-      if (/^(57|08)/.test(err.sqlstate ?? '')) {
-        return new ConnectionError(`WAL streaming connection lost: ${err.message}`, { cause: err });
-      }
-      return new ServerError(`WAL streaming failed: ${err.message}`, err.sqlstate, err.code, { cause: err });
-    }
-    if (err instanceof ConnectionError && !/^WAL streaming/.test(err.message)) {
-      // "connection to server at … lost: why" (src/replication-connection.ts) → "WAL streaming connection lost: why"
-      const lost = /^connection to server at "[^"]*" lost: (.*)$/s.exec(err.message);
-      return new ConnectionError(lost ? `WAL streaming connection lost: ${lost[1]}` : `WAL streaming: ${err.message}`, { cause: err });
-    }
-    return err;
   }
 }

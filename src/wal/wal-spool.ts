@@ -1,29 +1,53 @@
 /**
- * WAL spool: where streamed WAL waits, as segment files, until the base
- * backup is over and the WAL archive can follow it in the member stream.
+ * WAL spool: where streamed WAL is written as it arrives, as segment files.
  *
+ * Two places, one layout (pg_receivewal's): `<dir>/<24 hex>.partial` while a
+ * segment fills, pre-sized to the segment size (so an unreceived tail reads
+ * back as zeros, as pg_basebackup pads it), renamed to `<24 hex>` once
+ * complete, with an empty `<dir>/archive_status/<24 hex>.done` beside it.
+ *   WalSpool.inPlace(dir)     `dir` is the backup's own `pg_wal/` (created if
+ *                             missing; refused if it is not a real directory):
+ *                             each WAL byte is written once, where it stays.
+ *   WalSpool.create(parent)   a new directory `<parent>/pgbb-wal-XXXXXX` (a tar
+ *                             target, or a place for `-D -`), read back into
+ *                             the archive and removed after.
  * In:  `begin(start, timeline, segmentSize)` with a segment-aligned start,
  *      then `write(dataStart, bytes)` for each XLogData message, in order,
- *      and `writeHistory(name, content)` for a timeline > 1.
- * Out: files `<dir>/<24 hex>` pre-sized to the segment size (so the tail of
- *      the last segment reads back as zeros, as pg_basebackup pads it), and a
- *      `summary()` listing each segment and whether it is complete.
- * Writes are synchronous positioned writes, like src/io/file-writer.ts: a
- *      ≤ 128 KiB write into the page cache costs less than a thread-pool
- *      round trip. Nothing is fsynced: the sink syncs the final copy.
+ *      and `writeHistory(name, content)` for a timeline > 1; `finish()` once
+ *      streaming stopped: the last, incomplete segment gets its final name
+ *      too (restore needs it), without a `.done`.
+ * Out: `summary()` lists each segment (final path) and whether it is complete.
+ * Files are created O_EXCL|O_NOFOLLOW after unlinking a leftover of the same
+ *      name (a killed run's `.partial`). Writes are synchronous positioned
+ *      writes, like src/io/file-writer.ts: WAL arrives in ≤ 128 KiB messages,
+ *      far slower than base backup data, and a write into the page cache
+ *      costs less than a thread-pool round trip. Nothing is fsynced: the sink
+ *      syncs the backup.
+ * Room: before each segment, its size must be free on the filesystem; a
+ *      spool (not in place) on a memory-backed filesystem is also held to
+ *      spoolBudget() (src/wal/spool-place.ts), so it fails with a clear
+ *      message instead of filling RAM.
+ * Cleanup: `remove()` deletes what the spool made — the whole directory of
+ *      a spool; in place, every file it created (a name that existed before
+ *      and was replaced by the same WAL, streamed further, stays), and the
+ *      directories it created if empty. It is synchronous, so that it can
+ *      run inside a stream's destroy() and the spool is gone before any
+ *      pipeline settles. `keep()` (in place, once the backup has its WAL)
+ *      makes remove() a no-op.
  * Errors: ProtocolError when WAL arrives out of order (a gap or overlap
  *      would make a segment silently wrong); IoError naming the file.
- *      `remove()` deletes the spool directory and everything in it.
  */
-import { closeSync, ftruncateSync, openSync, promises as fs, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, rmSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
-import { ioError, ProtocolError } from '../errors';
+import { ioError, IoError, ProtocolError } from '../errors';
 import { formatLsn, walFileName } from '../lsn';
+import { checkRoom, defaultSpoolParent, memoryFilesystem, spoolBudget } from './spool-place';
+import { OwnFiles } from './own-files';
 
 export interface SpoolSegment {
   /** `<timeline><log><seg>`, 24 uppercase hex digits. */
   name: string;
+  /** Where the segment is (its final name once finish() ran or it is complete). */
   path: string;
   /** Every byte of the segment was received (it gets a `.done`). */
   complete: boolean;
@@ -31,6 +55,8 @@ export interface SpoolSegment {
 
 export interface SpoolSummary {
   dir: string;
+  /** True when `dir` is the backup's own pg_wal: the files are already in place. */
+  inPlace: boolean;
   timeline: number;
   segmentSize: number;
   /** First LSN streamed (a segment boundary). */
@@ -43,6 +69,9 @@ export interface SpoolSummary {
   bytes: number;
 }
 
+export const STATUS_DIR = 'archive_status';
+const EMPTY = Buffer.alloc(0);
+
 export class WalSpool {
   private timeline = 0;
   private segmentSize = 0;
@@ -52,19 +81,46 @@ export class WalSpool {
   private current: SpoolSegment | null = null;
   private readonly segments: SpoolSegment[] = [];
   private history: { name: string; path: string } | null = null;
+  /** What this spool created, so that remove() takes back exactly that (in place). */
+  private readonly files = new OwnFiles();
   private removed = false;
+  private readonly budget: number;
 
-  private constructor(readonly dir: string) {}
+  private constructor(
+    readonly dir: string,
+    readonly inPlace: boolean,
+    maxBytes?: number,
+  ) {
+    this.budget = maxBytes ?? (inPlace ? Infinity : spoolBudget(dir));
+  }
 
-  /** A new directory: mkdtemp `pgbb-wal-*` under `parent` (default os.tmpdir()). */
-  static async create(parent?: string): Promise<WalSpool> {
-    const base = parent ?? tmpdir();
+  /** Writes into `walDir`, the backup's own pg_wal/, where the WAL stays. */
+  static inPlace(walDir: string): WalSpool {
+    const s = new WalSpool(path.resolve(walDir), true);
+    s.files.ensureDir(s.dir);
+    s.files.ensureDir(path.join(s.dir, STATUS_DIR));
+    return s;
+  }
+
+  /**
+   * A new directory `<parent>/pgbb-wal-XXXXXX` (parent created if missing;
+   * default: defaultSpoolParent()). `maxBytes`: the most it may hold
+   * (default spoolBudget(): unbounded on disk).
+   */
+  static create(parent = defaultSpoolParent(), opts: { maxBytes?: number } = {}): WalSpool {
     try {
-      await fs.mkdir(base, { recursive: true, mode: 0o700 });
-      return new WalSpool(await fs.mkdtemp(path.join(base, 'pgbb-wal-')));
+      mkdirSync(parent, { recursive: true, mode: 0o700 });
+      const s = new WalSpool(mkdtempSync(path.join(parent, 'pgbb-wal-')), false, opts.maxBytes);
+      mkdirSync(path.join(s.dir, STATUS_DIR), { mode: 0o700 });
+      return s;
     } catch (err) {
-      throw ioError('could not create WAL spool directory in', base, err);
+      throw ioError('could not create WAL spool directory in', parent, err);
     }
+  }
+
+  /** 'tmpfs' or 'ramfs' when the spool lives in memory, else null. */
+  get memoryBacked(): string | null {
+    return memoryFilesystem(this.dir);
   }
 
   begin(start: bigint, timeline: number, segmentSize: number): void {
@@ -91,6 +147,7 @@ export class WalSpool {
 
   /** Writes WAL bytes that start at `dataStart`, which must be where the last write ended. */
   write(dataStart: bigint, data: Buffer): void {
+    if (this.removed) return;
     if (this.pos < 0n) throw new ProtocolError('WAL data before streaming began');
     if (dataStart !== this.pos) {
       throw new ProtocolError(`WAL stream jumped: got data at ${formatLsn(dataStart)}, expected ${formatLsn(this.pos)}`);
@@ -109,29 +166,30 @@ export class WalSpool {
       }
       done += take;
       this.pos += BigInt(take);
-      if (this.pos % size === 0n) {
-        this.current!.complete = true;
-        this.closeSegment();
-      }
+      if (this.pos % size === 0n) this.completeSegment();
     }
   }
 
-  /** Stores a timeline history file (`00000002.history`) as the server sent it. */
-  async writeHistory(name: string, content: string): Promise<void> {
+  /** Stores a timeline history file (`00000002.history`) as the server sent it, marked done. */
+  writeHistory(name: string, content: string): void {
     const p = path.join(this.dir, name);
-    try {
-      await fs.writeFile(p, content, { mode: 0o600 });
-    } catch (err) {
-      throw ioError('could not write timeline history file', p, err);
-    }
+    this.files.create(p, Buffer.from(content));
+    this.files.create(path.join(this.dir, STATUS_DIR, `${name}.done`), EMPTY);
     this.history = { name, path: p };
   }
 
-  /** Closes the open segment; what was received so far, in LSN order. */
-  summary(): SpoolSummary {
+  /** Streaming is over: closes the open segment and gives it its final name (its tail stays zero). */
+  finish(): void {
     this.closeSegment();
+    const last = this.current;
+    if (last && !last.complete && last.path.endsWith('.partial')) last.path = this.files.rename(last.path, path.join(this.dir, last.name));
+  }
+
+  /** What was received so far, in LSN order. */
+  summary(): SpoolSummary {
     return {
       dir: this.dir,
+      inPlace: this.inPlace,
       timeline: this.timeline,
       segmentSize: this.segmentSize,
       start: this.start,
@@ -142,27 +200,63 @@ export class WalSpool {
     };
   }
 
-  async remove(): Promise<void> {
+  /** In place: the WAL is now part of the backup, remove() leaves it. */
+  keep(): void {
+    this.closeSegment();
+    this.removed = true;
+  }
+
+  /**
+   * Synchronous, so that it can run inside a stream's destroy(): the spool is
+   * gone before any pipeline built on the source settles. Later writes are
+   * dropped.
+   */
+  remove(): void {
     if (this.removed) return;
     this.removed = true;
-    this.closeSegment();
-    await fs.rm(this.dir, { recursive: true, force: true });
+    try {
+      this.closeSegment();
+    } catch {
+      // Removed anyway.
+    }
+    if (!this.inPlace) {
+      rmSync(this.dir, { recursive: true, force: true });
+      return;
+    }
+    this.files.removeAll();
   }
 
   private openSegment(): number {
     const name = walFileName(this.timeline, this.pos, this.segmentSize);
-    const p = path.join(this.dir, name);
+    const p = path.join(this.dir, `${name}.partial`);
+    checkRoom(this.dir, this.segmentSize);
+    const held = this.segments.length * this.segmentSize;
+    if (held + this.segmentSize > this.budget) {
+      const where = this.memoryBacked ? ` is on a memory-backed filesystem (${this.memoryBacked}) and` : '';
+      throw new IoError(
+        `WAL spool "${this.dir}"${where} would grow past its limit of ${(this.budget / 1048576).toFixed(1)} MiB: ` +
+          `put it on disk (--wal-spool DIR with -D -, or a target on disk)`,
+      );
+    }
+    const fd = this.files.create(p, null);
+    this.fd = fd;
+    this.current = { name, path: p, complete: false };
+    this.segments.push(this.current);
     try {
-      const fd = openSync(p, 'wx', 0o600);
       // Pre-sized (sparse): an unreceived tail reads back as zeros.
       ftruncateSync(fd, this.segmentSize);
-      this.fd = fd;
     } catch (err) {
       throw ioError('could not create WAL file', p, err);
     }
-    this.current = { name, path: p, complete: false };
-    this.segments.push(this.current);
-    return this.fd;
+    return fd;
+  }
+
+  private completeSegment(): void {
+    const seg = this.current!;
+    seg.complete = true;
+    this.closeSegment();
+    seg.path = this.files.rename(seg.path, path.join(this.dir, seg.name));
+    this.files.create(path.join(this.dir, STATUS_DIR, `${seg.name}.done`), EMPTY);
   }
 
   private closeSegment(): void {

@@ -141,3 +141,15 @@ test('throttleBytes: one 1 MiB buffer goes out in 64 KiB slices at the rate, byt
   const mid = pieces[Math.floor(pieces.length / 2)].t / 1000;
   assert.ok(mid > expected * 0.3 && mid < expected * 0.7, `middle slice at ${mid.toFixed(3)} s`);
 });
+
+test('a paced archive (streamed WAL the receiver already paid for) passes at once; the archive after it is charged again', async () => {
+  const wal = events(MiB).map((ev): BackupEvent => (ev.type === 'archive' ? { ...ev, kind: 'wal', name: 'pg_wal', paced: true } : ev));
+  const limiter = new RateLimiter(MiB, { burstBytes: 64 * 1024 });
+  const got: { ev: BackupEvent; t: number }[] = [];
+  const t0 = performance.now();
+  await pipeline(Readable.from(wal), throttle(limiter), collector(got));
+  assert.ok(performance.now() - t0 < 150, `1 MiB at 1 MiB/s passed in ${performance.now() - t0} ms: not charged twice`);
+  const t1 = performance.now();
+  await pipeline(Readable.from(events(256 * 1024)), throttle(limiter), collector(got));
+  assert.ok(performance.now() - t1 > 150, `an unpaced archive waits for its bytes (${performance.now() - t1} ms)`);
+});

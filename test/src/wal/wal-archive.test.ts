@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { WalSpool } from '../../../src/wal/wal-spool';
 import { walArchiveEvents } from '../../../src/wal/wal-archive';
 import type { BackupEvent } from '../../../src/events';
@@ -14,7 +16,7 @@ async function collect(gen: AsyncGenerator<BackupEvent>): Promise<BackupEvent[]>
 }
 
 test('pg_wal archive: status dir, segments whole, .done only for complete ones, history last', async () => {
-  const s = await WalSpool.create();
+  const s = WalSpool.create();
   try {
     await s.writeHistory('00000002.history', '1\t0/20000\tno recovery target specified\n');
     s.begin(BigInt(2 * SEG), 2, SEG);
@@ -63,12 +65,12 @@ test('pg_wal archive: status dir, segments whole, .done only for complete ones, 
     assert.ok(seg3.subarray(300).every((b) => b === 0));
     assert.equal(Buffer.concat(files.get('00000002.history')!).toString(), '1\t0/20000\tno recovery target specified\n');
   } finally {
-    await s.remove();
+    s.remove();
   }
 });
 
 test('pulled one event at a time: nothing is read ahead of the consumer', async () => {
-  const s = await WalSpool.create();
+  const s = WalSpool.create();
   try {
     s.begin(0n, 1, SEG);
     s.write(0n, Buffer.alloc(SEG, 1));
@@ -82,6 +84,23 @@ test('pulled one event at a time: nothing is read ahead of the consumer', async 
       for (;;) if ((await gen.next()).done) break;
     }, /ended at 1024 bytes, expected 65536/);
   } finally {
-    await s.remove();
+    s.remove();
+  }
+});
+
+test('in place: the archive says where its files already are, and that -r already paid for them', async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'pgbb-walarchive-'));
+  try {
+    const s = WalSpool.inPlace(join(root, 'pg_wal'));
+    s.begin(0n, 1, SEG);
+    s.write(0n, Buffer.alloc(SEG + 1, 3));
+    s.finish();
+    const events = await collect(walArchiveEvents(s.summary(), { paced: true }));
+    assert.deepEqual(events[0], { type: 'archive', kind: 'wal', name: 'pg_wal', location: '', paced: true, writtenIn: join(root, 'pg_wal') });
+    // Observers still get every byte, read back from where the files are.
+    const bytes = events.reduce((n, e) => n + (e.type === 'data' ? e.chunk.length : 0), 0);
+    assert.equal(bytes, 2 * SEG);
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
   }
 });

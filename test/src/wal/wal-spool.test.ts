@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync, promises as fs, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WalSpool } from '../../../src/wal/wal-spool';
+import { defaultSpoolParent, memoryFilesystem, spoolBudget } from '../../../src/wal/spool-place';
 import { ProtocolError } from '../../../src/errors';
 
 /** Small segments keep the files small; the spool takes any size. */
@@ -18,11 +19,11 @@ function walBytes(from: bigint, length: number): Buffer {
 
 async function withSpool(fn: (s: WalSpool) => Promise<void>): Promise<void> {
   const parent = await fs.mkdtemp(join(tmpdir(), 'pgbb-spool-test-'));
-  const s = await WalSpool.create(parent);
+  const s = WalSpool.create(parent);
   try {
     await fn(s);
   } finally {
-    await s.remove();
+    s.remove();
     await fs.rm(parent, { recursive: true, force: true });
   }
 }
@@ -76,7 +77,8 @@ test('a message ending exactly at a boundary completes the segment without openi
     const sum = s.summary();
     assert.equal(sum.segments.length, 1);
     assert.equal(sum.segments[0].complete, true);
-    assert.deepEqual(await fs.readdir(s.dir), ['000000010000000000000000']);
+    assert.deepEqual((await fs.readdir(s.dir)).sort(), ['000000010000000000000000', 'archive_status']);
+    assert.deepEqual(await fs.readdir(join(s.dir, 'archive_status')), ['000000010000000000000000.done']);
   }));
 
 test('gaps, overlaps and unaligned starts are refused', () =>
@@ -90,14 +92,116 @@ test('gaps, overlaps and unaligned starts are refused', () =>
   }));
 
 test('history file and remove()', async () => {
-  const s = await WalSpool.create();
-  await s.writeHistory('00000002.history', '1\t0/3000060\tno recovery target specified\n');
+  const s = WalSpool.create();
+  s.writeHistory('00000002.history', '1\t0/3000060\tno recovery target specified\n');
   s.begin(0n, 2, SEG);
   s.write(0n, Buffer.alloc(10, 1));
   const sum = s.summary();
   assert.equal(sum.history?.name, '00000002.history');
   assert.equal(await fs.readFile(sum.history!.path, 'utf8'), '1\t0/3000060\tno recovery target specified\n');
-  await s.remove();
+  s.remove();
   assert.ok(!existsSync(s.dir));
-  await s.remove(); // twice is fine
+  s.remove(); // twice is fine
+  s.write(10n, Buffer.alloc(10, 1)); // a message still in flight: dropped, nothing recreated
+  assert.ok(!existsSync(s.dir));
+});
+
+async function scratch(): Promise<string> {
+  return fs.mkdtemp(join(tmpdir(), 'pgbb-spool-test-'));
+}
+
+test('in place: .partial while a segment fills, renamed when complete, the last one renamed at finish', async () => {
+  const root = await scratch();
+  try {
+    const walDir = join(root, 'pg_wal');
+    const s = WalSpool.inPlace(walDir);
+    s.begin(0n, 1, SEG);
+    s.write(0n, walBytes(0n, SEG - 1));
+    assert.deepEqual((await fs.readdir(walDir)).sort(), ['000000010000000000000000.partial', 'archive_status']);
+    s.write(BigInt(SEG - 1), walBytes(BigInt(SEG - 1), 2));
+    assert.deepEqual((await fs.readdir(walDir)).sort(), ['000000010000000000000000', '000000010000000000000001.partial', 'archive_status']);
+    assert.deepEqual(await fs.readdir(join(walDir, 'archive_status')), ['000000010000000000000000.done']);
+    s.finish();
+    const sum = s.summary();
+    assert.equal(sum.inPlace, true);
+    assert.deepEqual(sum.segments.map((x) => [x.path, x.complete]), [
+      [join(walDir, '000000010000000000000000'), true],
+      [join(walDir, '000000010000000000000001'), false],
+    ]);
+    assert.deepEqual((await fs.readdir(walDir)).sort(), ['000000010000000000000000', '000000010000000000000001', 'archive_status']);
+    const last = await fs.readFile(join(walDir, '000000010000000000000001'));
+    assert.equal(last.length, SEG);
+    assert.equal(last[0], walBytes(BigInt(SEG), 1)[0]);
+    assert.ok(last.subarray(1).every((b) => b === 0));
+    s.keep();
+    s.remove();
+    assert.equal((await fs.readdir(walDir)).length, 3, 'kept: remove() after keep() leaves the WAL');
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});
+
+test('in place: remove() takes back what it made, keeps what was there, never follows a planted link', async () => {
+  const root = await scratch();
+  try {
+    const walDir = join(root, 'pg_wal');
+    await fs.mkdir(join(walDir, 'archive_status'), { recursive: true });
+    // A backup being refreshed: its own last segment, which the new stream's first one is (same WAL, more of it).
+    writeFileSync(join(walDir, '000000010000000000000000'), Buffer.alloc(SEG, 7));
+    writeFileSync(join(walDir, 'other'), 'x');
+    // A killed run's leftover .partial, here a symlink pointing out: it must be replaced, not written through.
+    const outside = join(root, 'outside');
+    writeFileSync(outside, 'keep me');
+    symlinkSync(outside, join(walDir, '000000010000000000000001.partial'));
+    const s = WalSpool.inPlace(walDir);
+    s.begin(0n, 1, SEG);
+    s.write(0n, walBytes(0n, SEG + 100));
+    assert.equal(await fs.readFile(outside, 'utf8'), 'keep me', 'the link was not followed');
+    assert.ok((await fs.readFile(join(walDir, '000000010000000000000000'))).equals(walBytes(0n, SEG)));
+    s.remove();
+    assert.deepEqual((await fs.readdir(walDir)).sort(), ['000000010000000000000000', 'archive_status', 'other']);
+    assert.deepEqual(await fs.readdir(join(walDir, 'archive_status')), []);
+    assert.equal(await fs.readFile(outside, 'utf8'), 'keep me');
+
+    // Directories it created go too; a pg_wal that is a symlink is refused before anything is written.
+    const fresh = join(root, 'fresh');
+    await fs.mkdir(fresh);
+    const s2 = WalSpool.inPlace(join(fresh, 'pg_wal'));
+    s2.begin(0n, 1, SEG);
+    s2.write(0n, Buffer.alloc(10));
+    s2.remove();
+    assert.deepEqual(await fs.readdir(fresh), []);
+    const linked = join(root, 'linked');
+    await fs.mkdir(linked);
+    symlinkSync(outside, join(linked, 'pg_wal'));
+    assert.throws(() => WalSpool.inPlace(join(linked, 'pg_wal')), /is not a directory/);
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});
+
+test('a spool is bounded: memory-backed filesystems are recognized, the default avoids them, a full budget fails clearly', async () => {
+  assert.equal(memoryFilesystem(tmpdir()), null, 'the test machine keeps os.tmpdir() on disk');
+  assert.equal(spoolBudget(tmpdir()), Infinity);
+  assert.equal(memoryFilesystem('/dev/shm'), 'tmpfs', 'the test needs the usual tmpfs at /dev/shm');
+  const budget = spoolBudget('/dev/shm');
+  assert.ok(Number.isFinite(budget) && budget > 0, `${budget}`);
+  const saved = process.env.TMPDIR;
+  process.env.TMPDIR = '/dev/shm';
+  try {
+    assert.equal(defaultSpoolParent(), '/var/tmp');
+  } finally {
+    if (saved === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = saved;
+  }
+  const s = WalSpool.create('/dev/shm', { maxBytes: 2 * SEG });
+  try {
+    assert.equal(s.memoryBacked, 'tmpfs');
+    s.begin(0n, 1, SEG);
+    s.write(0n, Buffer.alloc(2 * SEG));
+    assert.throws(() => s.write(BigInt(2 * SEG), Buffer.alloc(1)), /WAL spool "\/dev\/shm\/pgbb-wal-\w+" is on a memory-backed filesystem \(tmpfs\) and would grow past its limit of 0\.1 MiB: put it on disk \(--wal-spool DIR with -D -, or a target on disk\)/);
+  } finally {
+    s.remove();
+  }
+  assert.ok(!existsSync(s.dir));
 });
