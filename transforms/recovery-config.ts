@@ -16,7 +16,8 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import type { BackupEvent, EntryEvent } from '../src/events';
-import { UsageError } from '../src/errors';
+import { IoError, UsageError } from '../src/errors';
+import { LIMITS } from '../src/io/read-limited';
 
 export interface RecoveryConfigOptions {
   /** A libpq connection string for the standby to stream from; omitted: only standby.signal. */
@@ -50,7 +51,7 @@ export function recoveryConfig(opts: RecoveryConfigOptions): Transform {
   const autoConf = (entry: EntryEvent): EntryEvent =>
     opts.primaryConninfo === undefined ? entry : { ...entry, mode: 0o600, secret: true };
   let inBase = false;
-  let held: { entry: EntryEvent; chunks: Buffer[] } | null = null;
+  let held: { entry: EntryEvent; chunks: Buffer[]; bytes: number } | null = null;
   let sawAutoConf = false;
   let sawSignal = false;
 
@@ -66,8 +67,14 @@ export function recoveryConfig(opts: RecoveryConfigOptions): Transform {
     transform(ev: BackupEvent, _enc, cb: TransformCallback) {
       if (ev.type === 'archive') inBase = ev.kind === 'base';
       if (held) {
-        if (ev.type === 'data') held.chunks.push(ev.chunk);
-        else if (ev.type === 'entry-end') {
+        if (ev.type === 'data') {
+          // Held in memory to be rewritten: capped, whatever the archive claims.
+          held.bytes += ev.chunk.length;
+          if (held.bytes > LIMITS.autoConf.maxBytes) {
+            return cb(new IoError(`postgresql.auto.conf in the backup is larger than ${LIMITS.autoConf.maxBytes} bytes: refusing to rewrite it for -R`));
+          }
+          held.chunks.push(ev.chunk);
+        } else if (ev.type === 'entry-end') {
           let body = Buffer.concat(held.chunks);
           if (body.length && body[body.length - 1] !== 0x0a) body = Buffer.concat([body, Buffer.from('\n')]);
           emitFile(this, autoConf(held.entry), Buffer.concat([body, extra]));
@@ -78,7 +85,7 @@ export function recoveryConfig(opts: RecoveryConfigOptions): Transform {
       if (inBase && ev.type === 'entry' && ev.kind === 'file') {
         if (ev.path === 'postgresql.auto.conf') {
           sawAutoConf = true;
-          held = { entry: ev, chunks: [] };
+          held = { entry: ev, chunks: [], bytes: 0 };
           return cb();
         }
         if (ev.path === 'standby.signal') sawSignal = true;

@@ -9,7 +9,7 @@ import { parseConninfo } from '../../src/conninfo-parse';
 import { tlsPlan } from '../../src/tls-options';
 import { parseMaxRate, parseTablespaceMapping } from '../../src/commands/options';
 import { formatLsn, parseLsn, walFileName } from '../../src/lsn';
-import { AuthError, UsageError, ioError, systemReason } from '../../src/errors';
+import { AuthError, ProtocolError, UsageError, ioError, systemReason } from '../../src/errors';
 import { LIMITS } from '../../src/io/read-limited';
 import { plant } from '../support/hostile-files';
 
@@ -61,7 +61,7 @@ test('LSN text and WAL file names', () => {
   assert.equal(parseLsn('16/B374D848'), 0x16b374d848n);
   assert.equal(formatLsn(0x16b374d848n), '16/B374D848');
   assert.equal(formatLsn(0n), '0/0');
-  assert.throws(() => parseLsn('16B374D848'));
+  assert.throws(() => parseLsn('16B374D848'), (e: unknown) => e instanceof ProtocolError && /invalid LSN "16B374D848"/.test(e.message));
   assert.equal(walFileName(1, 0x0a000028n, 16 * 1024 * 1024), '00000001000000000000000A');
   assert.equal(walFileName(2, 0x1_0000_0000n, 16 * 1024 * 1024), '000000020000000100000000');
 });
