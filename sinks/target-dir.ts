@@ -22,7 +22,7 @@
  * Errors: LiveDataDirectoryError, TargetNotEmptyError, TargetLockedError,
  * IoError naming the path.
  */
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { IoError, TargetLockedError, TargetNotEmptyError, TarFormatError, ioError } from '../src/errors';
 import { fsPath, pathFromBytes, showPath } from '../src/path-bytes';
@@ -241,7 +241,8 @@ export async function syncPaths(paths: string[], concurrency = 8): Promise<void>
       const p = paths[next++];
       let fh;
       try {
-        fh = await fs.open(fsPath(p), 'r');
+        // O_NONBLOCK: a FIFO swapped in mid-run must not hang the fsync pass (an fsync through a link changes nothing).
+        fh = await fs.open(fsPath(p), constants.O_RDONLY | constants.O_NONBLOCK);
         await fh.sync();
       } catch (err) {
         throw ioError('could not fsync', showPath(p), err);

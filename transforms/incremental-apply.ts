@@ -28,7 +28,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ArchiveKind, BackupEvent, EntryEvent } from '../src/events';
 import { ioError, PgbbError } from '../src/errors';
-import { fsPath } from '../src/path-bytes';
+import { openRegular } from '../src/io/read-limited';
 import { chunkCount, chunkKey, chunkLength, type ChunkMap, type ChunkMapFile } from '../src/chunkmap/chunk-map';
 import { IncrementalFileParser, incrementalTarget, rebuiltBlockCount, type IncrementalHeader } from '../src/chunkmap/incremental-file';
 
@@ -228,7 +228,8 @@ export class IncrementalApply extends Transform {
     if (want <= 0) return buf;
     const file = path.join(this.target, f.key);
     try {
-      f.fh ??= await fs.open(fsPath(file), 'r');
+      // Not through a link, never blocking: the prior directory may have been tampered with.
+      f.fh ??= await openRegular(file, 'prior file');
       const { bytesRead } = await f.fh.read(buf, 0, want, k * C);
       if (bytesRead !== want) throw new PgbbError('incremental', `prior file "${file}" is shorter than its chunk map says`);
     } catch (err) {
