@@ -38,7 +38,7 @@ export interface TablespacePlace {
 export type UnmappedTablespaces = 'recorded' | 'refuse';
 
 /** `p` with the links in its existing part resolved, the rest joined on. */
-async function canonical(p: string): Promise<string> {
+export async function canonical(p: string): Promise<string> {
   const rest: string[] = [];
   let head = path.resolve(p);
   for (;;) {
@@ -51,7 +51,7 @@ async function canonical(p: string): Promise<string> {
   }
 }
 
-function within(inner: string, outer: string): boolean {
+export function within(inner: string, outer: string): boolean {
   return inner === outer || inner.startsWith(outer.endsWith('/') ? outer : `${outer}/`);
 }
 

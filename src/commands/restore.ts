@@ -13,10 +13,14 @@
  * `tablespacesAtRecordedLocations` (each named through `onTablespace` first);
  * otherwise the restore is refused before anything is written.
  */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { UsageError } from '../errors';
+import { showPath } from '../path-bytes';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
 import { runPipeline } from '../pipeline';
 import { DirectorySink } from '../../sinks/directory';
-import type { TablespacePlace } from '../../sinks/tablespace-places';
+import { canonical, within, type TablespacePlace } from '../../sinks/tablespace-places';
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { recoveryConfig } from '../../transforms/recovery-config';
 import { requireComplete } from '../../transforms/require-complete';
@@ -52,6 +56,7 @@ export interface RestoreResult {
 
 export async function restoreCommand(o: RestoreOptions): Promise<RestoreResult> {
   const began = process.hrtime.bigint();
+  await refuseTargetsInSource(o.source, [o.target, ...Object.values(o.tablespaceMapping)]);
   const complete = requireComplete({ manifest: !o.noManifest });
   const sink = new DirectorySink({
     target: o.target,
@@ -93,4 +98,25 @@ export async function restoreCommand(o: RestoreOptions): Promise<RestoreResult> 
     seconds: Number(process.hrtime.bigint() - began) / 1e9,
     manifestChecked: verify.result?.checked ?? false,
   };
+}
+
+/**
+ * A target inside the backup directory (or inside one of the tablespaces its
+ * pg_tblspc links lead to) would be read back while it is written: the
+ * restore copies itself into itself, level after level, until the disk is
+ * full, and changes the backup. Refused before anything is created.
+ */
+async function refuseTargetsInSource(source: string, targets: string[]): Promise<void> {
+  if (source === '-') return;
+  const roots = [await canonical(source)];
+  const links = await fs.readdir(path.join(source, 'pg_tblspc')).catch(() => [] as string[]);
+  for (const oid of links.filter((n) => /^\d+$/.test(n))) roots.push(await canonical(path.join(source, 'pg_tblspc', oid)));
+  for (const t of targets) {
+    const at = await canonical(t);
+    for (const r of roots) {
+      if (within(at, r) || within(r, at)) {
+        throw new UsageError(`"${showPath(path.resolve(t))}" lies inside the backup being restored ("${showPath(r)}"), or holds it: restore somewhere else`);
+      }
+    }
+  }
 }

@@ -16,6 +16,7 @@ import type { BackupEvent } from '../../src/events';
 import { runPgbb, type PgbbRun } from '../support/pgbb';
 import { completeBackup, snapshotTree, streamOf } from '../support/hostile-backup';
 import { dir, file, link } from '../support/synthetic-backup';
+import { tinyPlainBackup } from '../support/hostile-files';
 
 let root: string;
 const RECORDED = '/srv/pgbb-hostile-ts';
@@ -187,5 +188,28 @@ test('no backup_label or no global/pg_control: refused, naming what is missing, 
     const c = await restore(name, input, (c) => [...mapTs(c), '--no-manifest'], ['ts']);
     refused(c, new RegExp(`the backup holds no ${missing}: it is not a complete base backup`));
     assert.ok(!existsSync(join(c.dir, 'ts')), 'the tablespace directory is removed too');
+  }
+});
+
+test('a target inside the backup being read is refused: it would be read back as it is written, a copy of itself without end', async () => {
+  const bk = tinyPlainBackup(join(root, 'self-source'));
+  await fs.rm(join(bk, 'backup_manifest'));
+  const ts = join(root, 'self-source-ts');
+  await fs.mkdir(join(ts, 'PG_15_202209061'), { recursive: true });
+  await fs.mkdir(join(bk, 'pg_tblspc'));
+  await fs.symlink(ts, join(bk, 'pg_tblspc', '16385'));
+  const elsewhere = join(root, 'self-elsewhere');
+  const cases: [string, string[]][] = [
+    ['-D inside the backup', ['-D', join(bk, 'base', 'new'), '-T', `${ts}=${join(elsewhere, 'ts1')}`]],
+    ['-D inside its tablespace', ['-D', join(ts, 'new'), '-T', `${ts}=${join(elsewhere, 'ts2')}`]],
+    ['-T inside the backup', ['-D', join(elsewhere, 'data3'), '-T', `${ts}=${join(bk, 'global', 'ts')}`]],
+  ];
+  for (const [name, args] of cases) {
+    const before = await snapshotTree(root);
+    const r = await runPgbb(['restore', bk, '--no-manifest', '-N', ...args], { timeoutMs: 30_000 });
+    assert.equal(r.code, 2, `${name}: ${r.stderr}`);
+    assert.match(r.stderr, /^pgbb: error: .* lies inside the backup being restored/, name);
+    assert.equal(r.stderr.trimEnd().split('\n').length, 1, `${name}, one line: ${r.stderr}`);
+    assert.deepEqual(await snapshotTree(root), before, `${name}: nothing changed`);
   }
 });
