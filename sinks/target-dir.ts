@@ -27,7 +27,7 @@ import * as path from 'node:path';
 import { IoError, TargetLockedError, TargetNotEmptyError, TarFormatError, ioError } from '../src/errors';
 import { fsPath, pathFromBytes, showPath } from '../src/path-bytes';
 import { heldLock, isLockFileName, lockDir, lockHolder, LOCK_FILE, releaseHeldLock } from '../src/io/target-lock';
-import { refuseLiveDataDirectory } from '../src/io/live-cluster';
+import { refuseInsideLiveDataDirectory, refuseLiveDataDirectory } from '../src/io/live-cluster';
 
 export { ioError };
 
@@ -57,6 +57,7 @@ export interface TargetLock {
 export async function lockTarget(dir: string): Promise<TargetLock> {
   const abs = path.resolve(dir);
   if (heldLock(abs)) throw new TargetLockedError(abs, `pid ${process.pid}, this process`);
+  await refuseInsideLiveDataDirectory(abs, 'write into it');
   let created = false;
   try {
     await fs.mkdir(abs, { mode: 0o700 });
@@ -131,6 +132,7 @@ async function checkEmpty(abs: string): Promise<void> {
  */
 export async function checkEmptyOrMissing(dir: string): Promise<void> {
   const abs = path.resolve(dir);
+  await refuseInsideLiveDataDirectory(abs, 'write into it');
   try {
     await fs.stat(abs);
   } catch (err) {
@@ -143,6 +145,7 @@ export async function checkEmptyOrMissing(dir: string): Promise<void> {
 /** Makes sure `dir` exists and is empty; creates it (mode 0700) with its parents if missing. */
 export async function prepareEmptyDir(dir: string): Promise<PreparedDir> {
   const abs = path.resolve(dir);
+  await refuseInsideLiveDataDirectory(abs, 'write into it');
   await refuseLive(abs);
   const lock = heldLock(abs);
   if (lock) {

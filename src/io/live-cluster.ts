@@ -12,6 +12,10 @@
  * in another PID namespace, or its backends after the postmaster died).
  * A base backup never contains postmaster.pid (BASE_BACKUP excludes it).
  *
+ * A directory *inside* a live data directory is refused too (a new
+ * directory there changes the live cluster: its next base backup carries
+ * it, or fails on a directory the server may not read).
+ *
  * Errors: LiveDataDirectoryError; IoError for a postmaster.pid pgbb cannot
  * read safely (a FIFO, a link, huge).
  */
@@ -81,4 +85,37 @@ export async function refuseLiveDataDirectory(dir: string, doing: string): Promi
     );
   }
   return st;
+}
+
+/**
+ * Refuses `dir` (existing or not) when it lies below a running server's data
+ * directory: each directory above it is checked, from where its path really
+ * leads (links resolved), so another way into the same data directory counts.
+ * `dir` itself is refuseLiveDataDirectory's. An ancestor's postmaster.pid that
+ * cannot be read is no proof of a server and is passed over.
+ */
+export async function refuseInsideLiveDataDirectory(dir: string, doing: string): Promise<void> {
+  const abs = path.resolve(dir);
+  let cur = abs;
+  let real: string | null = null;
+  for (;;) {
+    real = await fs.realpath(cur).catch(() => null);
+    if (real !== null) break;
+    const up = path.dirname(cur);
+    if (up === cur) return;
+    cur = up;
+  }
+  // The deepest existing part: itself when `dir` exists (checked by refuseLiveDataDirectory), else it is above `dir`.
+  let at = cur === abs ? path.dirname(real) : real;
+  for (;;) {
+    const st = await postmasterState(at).catch(() => null);
+    if (st?.alive) {
+      throw new LiveDataDirectoryError(
+        `"${abs}" lies inside "${at}", the data directory of a running PostgreSQL server (${POSTMASTER_PID}: ${st.why}): refusing to ${doing}`,
+      );
+    }
+    const up = path.dirname(at);
+    if (up === at) return;
+    at = up;
+  }
 }
