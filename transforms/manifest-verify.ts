@@ -25,11 +25,11 @@
  * from the manifest itself.
  */
 import { Transform } from 'node:stream';
-import type { BackupEvent, EndEvent, StartEvent } from '../src/events';
+import type { ArchiveKind, BackupEvent, EndEvent, StartEvent } from '../src/events';
 import { ManifestError, UsageError } from '../src/errors';
 import { parseLsn } from '../src/lsn';
 import { CHECKSUM_ALGORITHMS, parseManifest, type ChecksumAlgorithm, type Manifest } from '../src/manifest/manifest';
-import { FileTracker } from '../src/manifest/file-tracker';
+import { FileTracker, manifestPathOf } from '../src/manifest/file-tracker';
 import { showPath } from '../src/path-bytes';
 
 export interface ManifestVerifyOptions {
@@ -41,6 +41,13 @@ export interface ManifestVerifyOptions {
   require?: boolean;
   /** How many problems the error message names before "and N more" (default 20). */
   maxListed?: number;
+  /**
+   * With `manifest` given: fail at a file's entry, before any of its bytes
+   * pass, when the manifest does not list it or gives it another size
+   * (restore: a sparse terabyte planted in a backup directory must not be
+   * written out in full before the check at `end` refuses it).
+   */
+  failFast?: boolean;
 }
 
 export interface ManifestVerifyResult {
@@ -62,6 +69,9 @@ export class ManifestVerify extends Transform {
   private start: StartEvent | null = null;
   private readonly require: boolean;
   private readonly maxListed: number;
+  private readonly failFast: boolean;
+  private archiveKind: ArchiveKind = 'base';
+  private archiveName = '';
   private done: ManifestVerifyResult | null = null;
 
   constructor(opts: ManifestVerifyOptions = {}) {
@@ -74,6 +84,7 @@ export class ManifestVerify extends Transform {
     this.tracker = new FileTracker(this.given ? (first?.checksumAlgorithm ?? 'NONE') : alg);
     this.require = opts.require ?? false;
     this.maxListed = opts.maxListed ?? 20;
+    this.failFast = opts.failFast ?? false;
   }
 
   /** Set once `end` has passed verification. */
@@ -88,6 +99,7 @@ export class ManifestVerify extends Transform {
           this.tracker.data(ev.offset, ev.chunk);
           break;
         case 'entry':
+          if (this.failFast && this.given && ev.kind === 'file') this.checkEntry(ev.path, ev.size);
           this.tracker.entry(ev.path, ev.kind, ev.mtime);
           break;
         case 'entry-end':
@@ -95,6 +107,8 @@ export class ManifestVerify extends Transform {
           this.tracker.entryEnd();
           break;
         case 'archive':
+          this.archiveKind = ev.kind;
+          this.archiveName = ev.name;
           this.tracker.archive(ev.kind, ev.name);
           break;
         case 'start':
@@ -111,6 +125,14 @@ export class ManifestVerify extends Transform {
       return cb(err as Error);
     }
     cb(null, ev);
+  }
+
+  private checkEntry(member: string, size: number): void {
+    const p = manifestPathOf(this.archiveKind, this.archiveName, member);
+    if (p === null || UNLISTED_OK.test(p)) return;
+    const f = this.given!.files.get(p);
+    if (!f) throw new ManifestError(`backup does not match its manifest: "${showPath(p)}" is not in the manifest, refusing it before reading it`);
+    if (f.size !== size) throw new ManifestError(`backup does not match its manifest: "${showPath(p)}" has size ${size} in the backup but ${f.size} in the manifest, refusing it before reading it`);
   }
 
   private verify(end: EndEvent): void {

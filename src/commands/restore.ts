@@ -17,6 +17,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors';
 import { showPath } from '../path-bytes';
+import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
 import { runPipeline } from '../pipeline';
 import { DirectorySink } from '../../sinks/directory';
@@ -57,6 +58,10 @@ export interface RestoreResult {
 export async function restoreCommand(o: RestoreOptions): Promise<RestoreResult> {
   const began = process.hrtime.bigint();
   await refuseTargetsInSource(o.source, [o.target, ...Object.values(o.tablespaceMapping)]);
+  // A backup directory's manifest is known before its files: each is refused at its entry, before
+  // its bytes are written, if the manifest does not list it at that size (a planted sparse terabyte).
+  const given = o.source === '-' ? null : await readLimited(path.join(o.source, 'backup_manifest'), LIMITS.manifest);
+  const verify = manifestVerify(given ? { manifest: given, failFast: true } : {});
   const complete = requireComplete({ manifest: !o.noManifest });
   const sink = new DirectorySink({
     target: o.target,
@@ -85,7 +90,6 @@ export async function restoreCommand(o: RestoreOptions): Promise<RestoreResult> 
     else if (ev.type === 'entry' && ev.kind === 'file') files++;
     else if (ev.type === 'data') bytes += ev.chunk.length;
   });
-  const verify = manifestVerify();
   const stages = [complete, verify, observe];
   if (o.standby) stages.push(recoveryConfig(o.standby));
   await runPipeline(opened.stream, stages, sink, o.signal);

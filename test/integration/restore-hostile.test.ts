@@ -213,3 +213,27 @@ test('a target inside the backup being read is refused: it would be read back as
     assert.deepEqual(await snapshotTree(root), before, `${name}: nothing changed`);
   }
 });
+
+test('a file of a backup directory that its manifest does not list, or lists at another size, is refused at its entry, not written out first', async () => {
+  const made = await restore('planted-source', await streamOf(backup()), mapTs, ['ts']);
+  assert.equal(made.r.code, 0, made.r.stderr);
+  const src = made.target;
+  // Sparse 8 GiB: no disk to plant, 8 GiB written out before a check at the end would refuse them.
+  const cases: [string, string, RegExp][] = [
+    ['unlisted', 'base/1/planted', /"base\/1\/planted" is not in the manifest, refusing it before reading it/],
+    ['resized', 'base/1/1259', /"base\/1\/1259" has size 8589934592 in the backup but \d+ in the manifest, refusing it before reading it/],
+  ];
+  for (const [name, rel, expected] of cases) {
+    const planted = join(src, rel);
+    const saved = existsSync(planted) ? await fs.readFile(planted) : null;
+    await fs.writeFile(planted, '');
+    await fs.truncate(planted, 8 * 1024 ** 3);
+    const dir = join(root, `planted-${name}`);
+    await fs.mkdir(dir);
+    const target = join(dir, 'data');
+    const r = await runPgbb(['restore', src, '-D', target, '-N', '-T', `${join(made.dir, 'ts')}=${join(dir, 'ts')}`], { timeoutMs: 120_000 });
+    refused({ dir, target, r }, expected);
+    if (saved) await fs.writeFile(planted, saved);
+    else await fs.rm(planted);
+  }
+});
