@@ -21,6 +21,7 @@ import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
 import { runPipeline } from '../pipeline';
 import { DirectorySink } from '../../sinks/directory';
+import { lockTarget } from '../../sinks/target-dir';
 import { canonical, within, type TablespacePlace } from '../../sinks/tablespace-places';
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { recoveryConfig } from '../../transforms/recovery-config';
@@ -61,47 +62,56 @@ export async function restoreCommand(o: RestoreOptions): Promise<RestoreResult> 
   // A backup directory's manifest is known before its files: each is refused at its entry, before
   // its bytes are written, if the manifest does not list it at that size (a planted sparse terabyte).
   const given = o.source === '-' ? null : await readLimited(path.join(o.source, 'backup_manifest'), LIMITS.manifest);
-  const verify = manifestVerify(given ? { manifest: given, failFast: true } : {});
-  const complete = requireComplete({ manifest: !o.noManifest });
-  const sink = new DirectorySink({
-    target: o.target,
-    tablespaceMapping: o.tablespaceMapping,
-    unmappedTablespaces: o.tablespacesAtRecordedLocations ? 'recorded' : 'refuse',
-    onTablespace: o.onTablespace,
-    beforeCommit: () => complete.check(),
-    sync: o.sync,
-  });
-  await sink.ready();
-  let opened;
+  const verify = earlyVerify(given);
+  // Locked as backup locks its target: a second restore aimed at it is refused, instead of
+  // racing this one and then, failing, removing what this one restored.
+  const lock = await lockTarget(o.target);
   try {
-    opened = await openBackupSource(o.source);
-  } catch (err) {
-    sink.destroy(err as Error);
-    await new Promise((r) => sink.once('close', r));
-    throw err;
+    const complete = requireComplete({ manifest: !o.noManifest });
+    const sink = new DirectorySink({
+      target: o.target,
+      tablespaceMapping: o.tablespaceMapping,
+      unmappedTablespaces: o.tablespacesAtRecordedLocations ? 'recorded' : 'refuse',
+      onTablespace: o.onTablespace,
+      beforeCommit: () => complete.check(),
+      sync: o.sync,
+    });
+    // A sink that cannot set up also emits 'error'; ready() reports it, the pipeline everything later.
+    sink.on('error', () => {});
+    await sink.ready();
+    let opened;
+    try {
+      opened = await openBackupSource(o.source);
+    } catch (err) {
+      sink.destroy(err as Error);
+      await new Promise((r) => sink.once('close', r));
+      throw err;
+    }
+    let start: StartEvent | null = null;
+    let end: EndEvent | null = null;
+    let files = 0;
+    let bytes = 0;
+    const observe = tap((ev) => {
+      if (ev.type === 'start') start = ev;
+      else if (ev.type === 'end') end = ev;
+      else if (ev.type === 'entry' && ev.kind === 'file') files++;
+      else if (ev.type === 'data') bytes += ev.chunk.length;
+    });
+    const stages = [complete, verify, observe];
+    if (o.standby) stages.push(recoveryConfig(o.standby));
+    await runPipeline(opened.stream, stages, sink, o.signal);
+    return {
+      format: opened.format,
+      start: start!,
+      end: end!,
+      files,
+      bytes,
+      seconds: Number(process.hrtime.bigint() - began) / 1e9,
+      manifestChecked: verify.result?.checked ?? false,
+    };
+  } finally {
+    await lock.release();
   }
-  let start: StartEvent | null = null;
-  let end: EndEvent | null = null;
-  let files = 0;
-  let bytes = 0;
-  const observe = tap((ev) => {
-    if (ev.type === 'start') start = ev;
-    else if (ev.type === 'end') end = ev;
-    else if (ev.type === 'entry' && ev.kind === 'file') files++;
-    else if (ev.type === 'data') bytes += ev.chunk.length;
-  });
-  const stages = [complete, verify, observe];
-  if (o.standby) stages.push(recoveryConfig(o.standby));
-  await runPipeline(opened.stream, stages, sink, o.signal);
-  return {
-    format: opened.format,
-    start: start!,
-    end: end!,
-    files,
-    bytes,
-    seconds: Number(process.hrtime.bigint() - began) / 1e9,
-    manifestChecked: verify.result?.checked ?? false,
-  };
 }
 
 /**
@@ -123,4 +133,16 @@ async function refuseTargetsInSource(source: string, targets: string[]): Promise
       }
     }
   }
+}
+
+/** Checking at entries needs a manifest that parses; one that does not is refused where it comes in the stream (after the label and control checks), as before. */
+function earlyVerify(given: Buffer | null): ReturnType<typeof manifestVerify> {
+  if (given) {
+    try {
+      return manifestVerify({ manifest: given, failFast: true });
+    } catch {
+      // Fall through: the stream's manifest event fails the same way, in its place.
+    }
+  }
+  return manifestVerify();
 }

@@ -237,3 +237,28 @@ test('a file of a backup directory that its manifest does not list, or lists at 
     else await fs.rm(planted);
   }
 });
+
+test('two restores racing for one target: one is refused, and it never removes what the other restored', async () => {
+  const made = await restore('race-source', await streamOf(backup()), mapTs, ['ts']);
+  assert.equal(made.r.code, 0, made.r.stderr);
+  const want = await snapshotTree(made.target);
+  want.delete('backup_manifest'); // written by each restore from the same bytes; compared below all the same
+  for (let round = 0; round < 8; round++) {
+    const dir = join(root, `race-${round}`);
+    await fs.mkdir(dir);
+    const target = join(dir, 'data');
+    const args = (ts: string) => ['restore', made.target, '-D', target, '-N', '-T', `${join(made.dir, 'ts')}=${join(dir, ts)}`];
+    const runs = await Promise.all([runPgbb(args('ts1')), runPgbb(args('ts2'))]);
+    const ok = runs.filter((r) => r.code === 0);
+    assert.ok(ok.length <= 1, `round ${round}: both succeeded`);
+    for (const r of runs.filter((r) => r.code !== 0)) assert.match(r.stderr, /^pgbb: error: directory ".*" (is locked by another pgbb run|exists but is not empty)/, `round ${round}`);
+    if (ok.length) {
+      const got = await snapshotTree(target);
+      got.delete('backup_manifest');
+      // The tablespace link points at the winner's own tablespace directory.
+      got.delete('pg_tblspc/16385');
+      want.delete('pg_tblspc/16385');
+      assert.deepEqual(got, want, `round ${round}: the winner's restore is whole`);
+    }
+  }
+});
