@@ -42,11 +42,13 @@ import {
   checkEmptyOrMissing,
   discardDir,
   ioError,
+  lockTarget,
   prepareEmptyDir,
   releaseHeldLock,
   syncPaths,
   syncTree,
   type PreparedDir,
+  type TargetLock,
 } from './target-dir';
 
 /** Directories of base that the WAL receiver writing into `<target>/pg_wal` makes itself. */
@@ -78,6 +80,8 @@ export interface DirectorySinkOptions {
 export class DirectorySink extends Writable {
   private readonly opts: Required<Omit<DirectorySinkOptions, 'onTablespace' | 'beforeCommit'>> & Pick<DirectorySinkOptions, 'onTablespace' | 'beforeCommit'>;
   private prepared: PreparedDir[] = [];
+  /** Each tablespace directory is locked as the target is: a second run aimed at it is refused, never empties it. */
+  private tablespaceLocks: TargetLock[] = [];
   /** The tree of each tablespace OID. */
   private tablespaceTrees = new Map<string, SafeTree>();
   private baseTree: SafeTree | null = null;
@@ -204,6 +208,7 @@ export class DirectorySink extends Writable {
     for (const p of places) await checkEmptyOrMissing(p.dir);
     for (const p of places) {
       this.opts.onTablespace?.(p);
+      this.tablespaceLocks.push(await lockTarget(p.dir));
       const prepared = await prepareEmptyDir(p.dir);
       this.prepared.push(prepared);
       this.tablespaceTrees.set(p.oid, new SafeTree(prepared.path));
@@ -277,6 +282,8 @@ export class DirectorySink extends Writable {
     // A finished backup holds no lock file (pg_verifybackup would list it);
     // the directory is not empty any more, which keeps other runs out.
     await releaseHeldLock(root);
+    for (const l of this.tablespaceLocks) await releaseHeldLock(l.path);
+    this.tablespaceLocks = []; // released: nothing for a later destroy to remove
     if (this.manifest) {
       // Last, and atomically: a backup_manifest means the backup is whole.
       // Created O_EXCL|O_NOFOLLOW after removing any member of that name.
@@ -311,6 +318,8 @@ export class DirectorySink extends Writable {
       if (!this.committed) {
         for (const d of this.prepared.reverse()) await discardDir(d).catch(() => {});
       }
+      // After the cleanup: removes each lock, and the directory when this run made it.
+      for (const l of this.tablespaceLocks) await l.release().catch(() => {});
     };
     cleanup().then(() => callback(err), () => callback(err));
   }

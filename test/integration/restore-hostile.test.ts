@@ -262,3 +262,18 @@ test('two restores racing for one target: one is refused, and it never removes w
     }
   }
 });
+
+test('two restores racing for one tablespace directory: the loser never empties the winner\'s tablespace', async () => {
+  const made = await restore('race-ts-source', await streamOf(backup()), mapTs, ['ts']);
+  assert.equal(made.r.code, 0, made.r.stderr);
+  const want = await snapshotTree(join(made.dir, 'ts'));
+  for (let round = 0; round < 6; round++) {
+    const dir = join(root, `race-ts-${round}`);
+    await fs.mkdir(dir);
+    const args = (data: string) => ['restore', made.target, '-D', join(dir, data), '-N', '-T', `${join(made.dir, 'ts')}=${join(dir, 'ts')}`];
+    const runs = await Promise.all([runPgbb(args('data1')), runPgbb(args('data2'))]);
+    assert.ok(runs.filter((r) => r.code === 0).length <= 1, `round ${round}: both succeeded`);
+    for (const r of runs.filter((r) => r.code !== 0)) assert.match(r.stderr, /^pgbb: error: directory ".*\/ts" (is locked by another pgbb run|exists but is not empty)/, `round ${round}`);
+    if (runs.some((r) => r.code === 0)) assert.deepEqual(await snapshotTree(join(dir, 'ts')), want, `round ${round}: the winner's tablespace is whole`);
+  }
+});
