@@ -33,7 +33,7 @@ import * as path from 'node:path';
 import { IoError, TarFormatError, ioError } from '../errors';
 import { fsPath, showPath } from '../path-bytes';
 
-const { O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW, O_TRUNC } = constants;
+const { O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
 
 /** The components of a relative member path, refusing anything that could climb or start elsewhere. */
 export function pathComponents(rel: string): string[] {
@@ -116,20 +116,33 @@ export class SafeTree {
 
   /**
    * Opens a file to rewrite in a tree that already holds it (refresh):
-   * O_NOFOLLOW, and only a regular file; `truncate` empties it first.
+   * O_NOFOLLOW, and only a regular file with no other hard link (a write
+   * would change the other name too: a `cp -al` snapshot, or a file outside
+   * the tree); `truncate` empties it, once that is checked.
    */
   async openExisting(rel: string, truncate = false): Promise<fs.FileHandle> {
     const r = await this.parentOf(rel);
     let fh: fs.FileHandle;
     try {
-      fh = await fs.open(fsPath(this.abs(r)), O_RDWR | O_NOFOLLOW | (truncate ? O_TRUNC : 0));
+      fh = await fs.open(fsPath(this.abs(r)), O_RDWR | O_NOFOLLOW);
     } catch (err) {
       throw ioError('could not open for update', showPath(this.abs(r)), err);
     }
     const st = await fh.stat().catch(() => null);
-    if (!st?.isFile()) {
+    const refuse = !st?.isFile()
+      ? `"${showPath(this.abs(r))}" is not a regular file: refusing to write to it`
+      : st.nlink > 1
+        ? `"${showPath(this.abs(r))}" has ${st.nlink} hard links: refusing to update it in place (that would change the other names too); copy the directory without hard links`
+        : null;
+    if (refuse) {
       await fh.close().catch(() => {});
-      throw new IoError(`"${showPath(this.abs(r))}" is not a regular file: refusing to write to it`);
+      throw new IoError(refuse);
+    }
+    if (truncate) {
+      await fh.truncate(0).catch(async (err) => {
+        await fh.close().catch(() => {});
+        throw ioError('could not truncate', showPath(this.abs(r)), err);
+      });
     }
     return fh;
   }

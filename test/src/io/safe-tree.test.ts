@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IoError, TarFormatError } from '../../../src/errors';
@@ -57,6 +57,21 @@ test('existing tree: a planted directory link is refused, a real directory verif
     const fh = await t.openExisting('base/f');
     await fh.close();
     assert.equal(existsSync(join(elsewhere, 'new')), false);
+  } finally {
+    rmSync(outer, { recursive: true, force: true });
+  }
+});
+
+test('existing tree: a file with another hard link is not updated in place (the other name, maybe outside, would change too)', async () => {
+  const { outer, root } = sandbox();
+  try {
+    mkdirSync(join(root, 'base'));
+    writeFileSync(join(outer, 'other-copy'), 'keep');
+    linkSync(join(outer, 'other-copy'), join(root, 'base', 'f')); // cp -al, or someone's file
+    const t = new SafeTree(root, true);
+    await assert.rejects(t.openExisting('base/f'), (e: unknown) => e instanceof IoError && /"[^"]*base\/f" has 2 hard links: refusing to update it in place/.test(e.message));
+    await assert.rejects(t.openExisting('base/f', true), IoError);
+    assert.equal(readFileSync(join(outer, 'other-copy'), 'utf8'), 'keep');
   } finally {
     rmSync(outer, { recursive: true, force: true });
   }
