@@ -38,9 +38,10 @@ import { LIMITS, readLimited } from './read-limited';
 
 export const LOCK_FILE = '.pgbb-lock';
 
-/** The lock and the files its creation and takeover use for a moment (`.pgbb-lock.*`). */
+/** The lock and the files its creation and takeover use for a moment (`.pgbb-lock.<token>.tmp`, `.pgbb-lock.takeover-<key>`). */
 export function isLockFileName(name: string): boolean {
-  return name === LOCK_FILE || name.startsWith(`${LOCK_FILE}.`);
+  // Exactly the names acquire() makes (a 32-hex token or takeover key): anything else is someone's content.
+  return name === LOCK_FILE || /^\.pgbb-lock\.(?:[0-9a-f]{32}\.tmp|takeover-[0-9a-f]{32})$/.test(name);
 }
 
 interface Held {

@@ -134,3 +134,15 @@ test('the fsync pass does not hang on a FIFO swapped in where a file was', async
     await fs.rm(dir, { recursive: true, force: true });
   }
 });
+
+test('a name that only starts like the lock\'s passing files is content: the directory holding it is not empty', async () => {
+  for (const name of ['.pgbb-lock.keep', '.pgbb-lock.tmp', `.pgbb-lock.${'a'.repeat(32)}.tmp.bak`]) {
+    const target = await root();
+    await fs.mkdir(join(target, name));
+    await fs.writeFile(join(target, name, 'file'), 'precious');
+    await assert.rejects(lockTarget(target), TargetNotEmptyError, name);
+    await assert.rejects(prepareEmptyDir(target), TargetNotEmptyError, name);
+    await assert.rejects(checkEmptyOrMissing(target), TargetNotEmptyError, name);
+    assert.equal(await fs.readFile(join(target, name, 'file'), 'utf8'), 'precious');
+  }
+});
