@@ -88,9 +88,10 @@ export class RefreshJournal {
         return fs.open(file, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
       });
       const st = await fh.stat();
-      if (!st.isFile()) {
+      if (!st.isFile() || st.nlink > 1) {
         await fh.close();
-        throw new IoError(`refresh marker "${file}" is not a regular file: refusing to write to it`);
+        // A hard link would carry the appended journal into a file elsewhere.
+        throw new IoError(`refresh marker "${file}" is ${st.isFile() ? `a file with ${st.nlink} hard links` : 'not a regular file'}: refusing to write to it`);
       }
       if (st.size === 0) await fh.write(`${FIRST_LINE}\n`);
       if (sync) {

@@ -147,3 +147,15 @@ test('the lock: one holder; a dead holder is taken over, a live one refused', as
   await again.release();
   await assert.rejects(fs.access(path.join(dir, '.pgbb-lock')));
 });
+
+test('the refresh marker is never appended through a hard link to a file elsewhere', async () => {
+  const outer = await fs.mkdtemp(path.join(tmpdir(), 'pgbb-marker-link-'));
+  roots.push(outer);
+  const dir = path.join(outer, 'backup');
+  await fs.mkdir(dir);
+  const victim = path.join(outer, 'victim');
+  await fs.writeFile(victim, 'keep\n');
+  await fs.link(victim, path.join(dir, REFRESH_MARKER));
+  await assert.rejects(RefreshJournal.open(dir, false), (e: unknown) => e instanceof IoError && /2 hard links: refusing to write to it/.test(e.message));
+  assert.equal(await fs.readFile(victim, 'utf8'), 'keep\n');
+});
