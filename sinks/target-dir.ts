@@ -145,8 +145,8 @@ export async function checkEmptyOrMissing(dir: string): Promise<void> {
 /** Makes sure `dir` exists and is empty; creates it (mode 0700) with its parents if missing. */
 export async function prepareEmptyDir(dir: string): Promise<PreparedDir> {
   const abs = path.resolve(dir);
+  // The directory itself is checked by checkEmpty, below, when it exists and no lock of ours vouches for it.
   await refuseInsideLiveDataDirectory(abs, 'write into it');
-  await refuseLive(abs);
   const lock = heldLock(abs);
   if (lock) {
     // lockTarget made and checked it; only our own lock file may be in it.
@@ -193,18 +193,6 @@ export async function discardDir(dir: PreparedDir): Promise<void> {
   }
   if (lock) entries = entries.filter((e) => e !== LOCK_FILE);
   await Promise.all(entries.map((e) => fs.rm(fsPath(path.join(dir.path, e)), { recursive: true, force: true })));
-}
-
-
-/**
- * Joins an archive member path under `root`, refusing absolute paths and any
- * `..` that would climb out: a hostile archive must not write elsewhere.
- */
-export function memberPath(root: string, member: string): string {
-  if (member.startsWith('/') || member.split('/').some((p) => p === '..')) {
-    throw new TarFormatError(`archive member "${member}" has an unsafe path`);
-  }
-  return path.join(root, member);
 }
 
 /**

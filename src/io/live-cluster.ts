@@ -40,7 +40,8 @@ export interface PostmasterState {
   why: string;
 }
 
-function pidAlive(pid: number): boolean {
+/** kill(pid, 0): the process exists (EPERM: it does, and is another user's). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

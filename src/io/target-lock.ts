@@ -35,6 +35,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { IoError, ioError, TargetLockedError } from '../errors';
 import { LIMITS, readLimited } from './read-limited';
+import { pidAlive } from './live-cluster';
 
 export const LOCK_FILE = '.pgbb-lock';
 
@@ -89,12 +90,7 @@ let ownStart: Promise<string | null> | undefined;
 
 /** Is the lock's holder still running? A live pid with another start time is another process. */
 async function holderAlive(h: Holder): Promise<boolean> {
-  if (h.pid <= 0) return false;
-  try {
-    process.kill(h.pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (h.pid <= 0 || !pidAlive(h.pid)) return false;
   if (h.start === null) return true;
   const now = await processStartTime(h.pid);
   // Without /proc (or hidden from us) we cannot tell: the pid decides.
