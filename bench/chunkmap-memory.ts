@@ -1,5 +1,5 @@
 /**
- * Memory of decoding a large chunk map (src/chunkmap/chunk-map.ts), printed,
+ * Memory of decoding a large chunk map (src/codec/chunkmap/chunk-map.ts), printed,
  * not asserted.
  *
  * Builds a map of about 3 million chunks (as a 3 TB cluster at 1 MiB chunks,
@@ -17,8 +17,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { randomFillSync } from 'node:crypto';
-import { decodeChunkMap, encodeChunkMap, HASH_BYTES, type ChunkMap } from '../src/chunkmap/chunk-map';
-import { ChunkListBuilder } from '../src/chunkmap/chunk-hasher';
+import { decodeChunkMap, encodeChunkMap, HASH_BYTES, type ChunkMap } from '../src/codec/chunkmap/chunk-map';
+import { ChunkListBuilder } from '../src/codec/chunkmap/chunk-hasher';
 
 const CHUNK_SIZE = 1024 * 1024;
 

@@ -14,7 +14,7 @@
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupEvent } from '../src/events';
-import { buildManifest, type ChecksumAlgorithm } from '../src/manifest/manifest';
+import { buildManifest, type ChecksumAlgorithm } from '../src/codec/manifest';
 import { FileDigest } from '../src/manifest/file-tracker';
 import { manifestVerify } from '../transforms/manifest-verify';
 import { tap } from '../transforms/tap';

@@ -27,7 +27,7 @@
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupEvent } from '../src/events';
-import { pageChecksum } from '../src/page/page-checksum';
+import { pageChecksum } from '../src/codec/page-checksum';
 import { pageChecksumVerify } from '../transforms/page-checksum-verify';
 
 const BS = 8192;

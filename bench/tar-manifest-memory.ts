@@ -16,7 +16,7 @@ import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { encodeHeader } from '../src/tar/encode-header';
+import { encodeHeader } from '../src/codec/tar/encode-header';
 import { sampleStream } from '../test/support/synthetic-backup';
 import { PGBB_CLI } from '../test/support/pgbb';
 

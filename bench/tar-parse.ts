@@ -1,5 +1,5 @@
 /**
- * Throughput of TarParser (src/tar/tar-parser.ts), printed, not asserted.
+ * Throughput of TarParser (src/codec/tar/tar-parser.ts), printed, not asserted.
  *
  * Feeds a synthetic archive in 32 KiB chunks (PostgreSQL's CopyData size, so
  * chunks are not aligned to members) to a parser whose handler only counts
@@ -10,7 +10,7 @@
  *   node dist/bench/tar-parse.js
  */
 
-import { TarParser, TarParserHandler } from '../src/tar/tar-parser';
+import { TarParser, TarParserHandler } from '../src/codec/tar/tar-parser';
 
 const CHUNK = 32 * 1024;
 

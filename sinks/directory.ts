@@ -35,7 +35,7 @@ import type { BackupEvent, EntryEvent, StartEvent } from '../src/events';
 import { IoError, PgbbError, TarFormatError, UsageError } from '../src/errors';
 import { WriteBatcher } from '../src/io/file-writer';
 import { SafeTree } from '../src/io/safe-tree';
-import { showPath } from '../src/path-bytes';
+import { showPath } from '../src/codec/path-bytes';
 import { modesFromMember, OWNER_ONLY, SECRET_FILE_MODE, type DataModes } from './data-modes';
 import { placeTablespaces, type TablespacePlace, type UnmappedTablespaces } from './tablespace-places';
 import {

@@ -13,7 +13,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ioError, PgbbError } from '../src/errors';
-import { fsPath, showPath } from '../src/path-bytes';
+import { fsPath, showPath } from '../src/codec/path-bytes';
 import type { SafeTree } from '../src/io/safe-tree';
 import { isOwnFile, walkTarget, type TargetEntry } from '../src/refresh/walk-target';
 import { syncPaths } from './target-dir';

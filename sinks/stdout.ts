@@ -15,10 +15,10 @@
 import { Writable } from 'node:stream';
 import type { BackupEvent } from '../src/events';
 import { PgbbError } from '../src/errors';
-import { TarWriter } from '../src/tar/tar-writer';
-import { descriptorFromStart, encodeDescriptor } from '../src/backup-descriptor';
+import { TarWriter } from '../src/codec/tar/tar-writer';
+import { descriptorFromStart, encodeDescriptor } from '../src/codec/backup-descriptor';
 import { coalesce } from '../src/io/file-writer';
-import type { CompressSpec } from '../src/compression';
+import type { CompressSpec } from '../src/codec/compression';
 import { checkZstdOptions, zstdCompress } from '../transforms/zstd-compress';
 
 export interface StdoutSinkOptions {

@@ -23,7 +23,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { Tablespace } from '../src/events';
 import { TablespaceLocationError } from '../src/errors';
-import { showPath } from '../src/path-bytes';
+import { showPath } from '../src/codec/path-bytes';
 
 export interface TablespacePlace {
   oid: string;

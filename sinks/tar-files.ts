@@ -18,10 +18,10 @@ import { FileWriter } from '../src/io/file-writer';
 import * as path from 'node:path';
 import type { BackupEvent } from '../src/events';
 import { PgbbError, UsageError } from '../src/errors';
-import { TarWriter } from '../src/tar/tar-writer';
-import { descriptorFromStart, encodeDescriptor } from '../src/backup-descriptor';
+import { TarWriter } from '../src/codec/tar/tar-writer';
+import { descriptorFromStart, encodeDescriptor } from '../src/codec/backup-descriptor';
 import { discardDir, ioError, prepareEmptyDir, releaseHeldLock, syncPaths, type PreparedDir } from './target-dir';
-import { compressSuffix, type CompressSpec } from '../src/compression';
+import { compressSuffix, type CompressSpec } from '../src/codec/compression';
 import { checkZstdOptions, zstdCompress } from '../transforms/zstd-compress';
 
 export interface TarFilesSinkOptions {

@@ -25,7 +25,7 @@
 import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { IoError, TargetLockedError, TargetNotEmptyError, TarFormatError, ioError } from '../src/errors';
-import { fsPath, pathFromBytes, showPath } from '../src/path-bytes';
+import { fsPath, pathFromBytes, showPath } from '../src/codec/path-bytes';
 import { heldLock, isLockFileName, lockDir, lockHolder, LOCK_FILE, releaseHeldLock } from '../src/io/target-lock';
 import { refuseInsideLiveDataDirectory, refuseLiveDataDirectory } from '../src/io/live-cluster';
 
@@ -186,7 +186,7 @@ export async function discardDir(dir: PreparedDir): Promise<void> {
   }
   let entries: string[] = [];
   try {
-    // Names as bytes (src/path-bytes.ts): a name that is not UTF-8 must go too.
+    // Names as bytes (src/codec/path-bytes.ts): a name that is not UTF-8 must go too.
     entries = (await fs.readdir(dir.path, { encoding: 'buffer' })).map((b) => pathFromBytes(b));
   } catch {
     return;
@@ -213,7 +213,7 @@ export async function syncTree(root: string): Promise<void> {
   const files: string[] = [];
   const walk = async (dir: string) => {
     dirs.push(dir);
-    // Names as bytes (src/path-bytes.ts): a file whose name is not UTF-8 is synced too.
+    // Names as bytes (src/codec/path-bytes.ts): a file whose name is not UTF-8 is synced too.
     for (const ent of await fs.readdir(fsPath(dir), { withFileTypes: true, encoding: 'buffer' })) {
       const p = path.join(dir, pathFromBytes(ent.name));
       if (ent.isDirectory()) await walk(p);

@@ -14,16 +14,16 @@ import { backupCommand } from './commands/backup';
 import { restoreCommand } from './commands/restore';
 import { verifyCommand } from './commands/verify';
 import { checkIncrementalFrom, refreshCommand, refreshResultJson, refreshSummary } from './commands/refresh';
-import { parseChunkSize } from './chunkmap/chunk-map';
+import { parseChunkSize } from './codec/chunkmap/chunk-map';
 import { checkWalOptions } from './wal/streamed-wal';
 import { parseMaxRate, parseTablespaceMapping } from './commands/options';
 import { constants as osConstants } from 'node:os';
 import { describeError, InterruptedError, PgbbError, UsageError } from './errors';
-import { createReporter, type Reporter } from './reporters';
+import { createReporter, type Reporter } from './report/reporters';
 import { JsonReporter } from './report/json-reporter';
-import { parseCompressSpec } from './compression';
-import { clientConfig } from './conninfo';
-import { showPath } from './path-bytes';
+import { parseCompressSpec } from './codec/compression';
+import { clientConfig } from './net/conninfo';
+import { showPath } from './codec/path-bytes';
 
 const VERSION = '0.1.0';
 

@@ -12,7 +12,7 @@
  *
  * Paths and link targets are file names as the server has them, which are
  * bytes: they are carried as strings that hold those bytes losslessly
- * (src/path-bytes.ts) — UTF-8 as usual, and each byte that is not part of
+ * (src/codec/path-bytes.ts) — UTF-8 as usual, and each byte that is not part of
  * valid UTF-8 as one lone surrogate U+DC80–U+DCFF. String operations (join,
  * slice, compare, Map keys) stay exact; where bytes leave pgbb, use
  * `fsPath(path)` for node:fs and `pathToBytes(path)` for archives and

@@ -19,8 +19,8 @@ export { ReplicationSource, type ReplicationSourceOptions } from './sources/repl
 export { openBackupSource, detectBackupFormat, type BackupFormat } from './sources/open-backup';
 export { plainBackupSource } from './sources/plain-backup-source';
 export { tarDirectorySource, tarStreamSource } from './sources/tar-backup-source';
-export { ReplicationConnection } from './replication-connection';
-export { clientConfig, type ConnectionOptions } from './conninfo';
+export { ReplicationConnection } from './net/replication-connection';
+export { clientConfig, type ConnectionOptions } from './net/conninfo';
 export { checkWalOptions } from './wal/streamed-wal';
 
 // Transforms (member stream)
@@ -57,14 +57,14 @@ export { tee, teeSettled, Tee } from '../sinks/tee';
 // Helpers and codecs
 export { runPipeline } from './pipeline';
 export { RateLimiter, type RateLimiterOptions } from './rate-limiter';
-export { createReporter, plainReporter, type Reporter, type ReporterOptions, type BackupSummary } from './reporters';
-export { parseCompressSpec, formatCompressSpec, type CompressSpec } from './compression';
-export { parseManifest, buildManifest, crc32cHex, type Manifest, type ManifestFile } from './manifest/manifest';
-export { pageChecksum, isRelationFile } from './page/page-checksum';
-export { checkWalRange, WalError } from './verify/wal-continuity';
-export { parseControlFile, type ControlData } from './pg-control';
-export { parseLsn, formatLsn, walFileName } from './lsn';
-export { encodeChunkMap, decodeChunkMap, parseChunkSize } from './chunkmap/chunk-map';
+export { createReporter, plainReporter, type Reporter, type ReporterOptions, type BackupSummary } from './report/reporters';
+export { parseCompressSpec, formatCompressSpec, type CompressSpec } from './codec/compression';
+export { parseManifest, buildManifest, crc32cHex, type Manifest, type ManifestFile } from './codec/manifest';
+export { pageChecksum, isRelationFile } from './codec/page-checksum';
+export { checkWalRange, WalError } from './codec/wal-continuity';
+export { parseControlFile, type ControlData } from './codec/pg-control';
+export { parseLsn, formatLsn, walFileName } from './codec/lsn';
+export { encodeChunkMap, decodeChunkMap, parseChunkSize } from './codec/chunkmap/chunk-map';
 export { loadPriorState } from './refresh/prior-state';
 export { refreshCommand, type RefreshResult } from './commands/refresh';
-export { pathFromBytes, pathToBytes, fsPath, showPath, isRawPath } from './path-bytes';
+export { pathFromBytes, pathToBytes, fsPath, showPath, isRawPath } from './codec/path-bytes';

@@ -35,13 +35,13 @@ import { PgbbError } from '../src/errors';
 import {
   CHUNK_MAP_FILE, checkChunkSize, chunkCount, chunkKey, chunkLength, DEFAULT_CHUNK_SIZE, encodeChunkMap, sameChunk,
   type ChunkMap, type ChunkMapFile,
-} from '../src/chunkmap/chunk-map';
-import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/chunkmap/chunk-hasher';
-import { crc32cOfChunks } from '../src/chunkmap/crc32c-combine';
+} from '../src/codec/chunkmap/chunk-map';
+import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
+import { crc32cOfChunks } from '../src/codec/chunkmap/crc32c-combine';
 import { manifestPathOf } from '../src/manifest/file-tracker';
-import { buildManifest, crc32cHex, walRangesFor } from '../src/manifest/manifest';
+import { buildManifest, crc32cHex, walRangesFor } from '../src/codec/manifest';
 import { chunkMapMember } from './chunk-map-build';
-import { tablespaceLocations } from '../src/chunkmap/tablespace-locations';
+import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
 
 export interface ChunkDiffOptions {
   /** What the target holds now (see src/refresh/prior-state.ts); null: everything is new. */

@@ -21,9 +21,9 @@
 import { Transform } from 'node:stream';
 import type { ArchiveKind, BackupEvent, EntryEvent } from '../src/events';
 import { PgbbError } from '../src/errors';
-import { CHUNK_MAP_FILE, checkChunkSize, chunkKey, DEFAULT_CHUNK_SIZE, encodeChunkMap, type ChunkMap } from '../src/chunkmap/chunk-map';
-import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/chunkmap/chunk-hasher';
-import { tablespaceLocations } from '../src/chunkmap/tablespace-locations';
+import { CHUNK_MAP_FILE, checkChunkSize, chunkKey, DEFAULT_CHUNK_SIZE, encodeChunkMap, type ChunkMap } from '../src/codec/chunkmap/chunk-map';
+import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
+import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
 
 export interface ChunkMapBuildOptions {
   /** Bytes per chunk: a power of two from 64 KiB to 1 MiB (default 1 MiB). */

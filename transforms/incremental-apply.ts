@@ -13,7 +13,7 @@
  *      holds a sent block or whose bytes otherwise differ from the prior file
  *      (zeroed blocks, a changed length); the other chunks are left out and
  *      chunk-diff takes them from `prior`. A chunk is assembled the way
- *      pg_combinebackup rebuilds a file (src/chunkmap/incremental-file.ts):
+ *      pg_combinebackup rebuilds a file (src/codec/chunkmap/incremental-file.ts):
  *      sent blocks, else the prior's block below truncation_block_length,
  *      else zeros — the prior's part read from `target` (reads only; the
  *      sink writes that chunk only after this stage has passed it on), and
@@ -29,8 +29,8 @@ import * as path from 'node:path';
 import type { ArchiveKind, BackupEvent, EntryEvent } from '../src/events';
 import { ioError, PgbbError } from '../src/errors';
 import { openRegular } from '../src/io/read-limited';
-import { chunkCount, chunkKey, chunkLength, type ChunkMap, type ChunkMapFile } from '../src/chunkmap/chunk-map';
-import { IncrementalFileParser, incrementalTarget, rebuiltBlockCount, type IncrementalHeader } from '../src/chunkmap/incremental-file';
+import { chunkCount, chunkKey, chunkLength, type ChunkMap, type ChunkMapFile } from '../src/codec/chunkmap/chunk-map';
+import { IncrementalFileParser, incrementalTarget, rebuiltBlockCount, type IncrementalHeader } from '../src/codec/chunkmap/incremental-file';
 
 export interface IncrementalApplyOptions {
   /** The prior backup's directory. */

@@ -22,7 +22,7 @@
 import { Transform } from 'node:stream';
 import type { BackupEvent, EndEvent, ManifestEvent, StartEvent } from '../src/events';
 import { ManifestError, UsageError } from '../src/errors';
-import { buildManifest, CHECKSUM_ALGORITHMS, walRangesFor, type ChecksumAlgorithm } from '../src/manifest/manifest';
+import { buildManifest, CHECKSUM_ALGORITHMS, walRangesFor, type ChecksumAlgorithm } from '../src/codec/manifest';
 import { FileTracker } from '../src/manifest/file-tracker';
 
 export interface ManifestBuildOptions {

@@ -27,10 +27,10 @@
 import { Transform } from 'node:stream';
 import type { ArchiveKind, BackupEvent, EndEvent, StartEvent } from '../src/events';
 import { ManifestError, UsageError } from '../src/errors';
-import { parseLsn } from '../src/lsn';
-import { CHECKSUM_ALGORITHMS, parseManifest, type ChecksumAlgorithm, type Manifest } from '../src/manifest/manifest';
+import { parseLsn } from '../src/codec/lsn';
+import { CHECKSUM_ALGORITHMS, parseManifest, type ChecksumAlgorithm, type Manifest } from '../src/codec/manifest';
 import { FileTracker, manifestPathOf } from '../src/manifest/file-tracker';
-import { showPath } from '../src/path-bytes';
+import { showPath } from '../src/codec/path-bytes';
 
 export interface ManifestVerifyOptions {
   /** The manifest to check against; otherwise the stream's `manifest` event. */

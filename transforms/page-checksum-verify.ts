@@ -7,7 +7,7 @@
  *      events. Options win; what they leave out comes from `start` (startLsn,
  *      blockSize, segmentBlocks, serverVersion); `start` saying the cluster
  *      has no data checksums turns checking off.
- * Checked (basebackup.c; src/page/page-checksum.ts; PROTOCOL.md §6): files
+ * Checked (basebackup.c; src/codec/page-checksum.ts; PROTOCOL.md §6): files
  *      isRelationFile() accepts for the server version. Skipped: new pages
  *      (pd_upper == 0; no all-zero check, as the server and pg_checksums),
  *      pages with LSN ≥ start LSN (written during the backup; WAL replay
@@ -35,9 +35,9 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { BackupEvent, DataEvent, EntryEvent, StartEvent } from '../src/events';
 import { ChecksumError, IoError, UsageError } from '../src/errors';
-import { parseLsn } from '../src/lsn';
-import { DEFAULT_BLOCK_SIZE, DEFAULT_SEGMENT_BLOCKS, isNewPage, isRelationFile } from '../src/page/page-checksum';
-import { pageChecksum, pageChecksumField, pageLsnHigh, pageLsnLow } from '../src/page/page-checksum';
+import { parseLsn } from '../src/codec/lsn';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_SEGMENT_BLOCKS, isNewPage, isRelationFile } from '../src/codec/page-checksum';
+import { pageChecksum, pageChecksumField, pageLsnHigh, pageLsnLow } from '../src/codec/page-checksum';
 
 export interface PageChecksumVerifyOptions {
   /** Pages with an LSN at or after this (`X/X`) are skipped. Default: the `start` event's. */

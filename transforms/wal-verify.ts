@@ -10,7 +10,7 @@
  *      it is held to spoolBudget() and fails with a clear message past it.
  * At `end`: the ranges to check are the manifest's WAL-Ranges when a
  *      manifest passed, else start LSN → end LSN on the start timeline; each
- *      is walked record by record (src/verify/wal-continuity.ts). `end` is
+ *      is walked record by record (src/codec/wal-continuity.ts). `end` is
  *      passed on only if every range checks out.
  * Result: { segments, records, ranges } after end.
  * Errors: WalError naming the segment and LSN at fault; a backup without WAL
@@ -21,9 +21,9 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import type { BackupEvent, StartEvent } from '../src/events';
-import { parseLsn } from '../src/lsn';
-import { checkWalRange, WalError } from '../src/verify/wal-continuity';
-import { parseManifest } from '../src/manifest/manifest';
+import { parseLsn } from '../src/codec/lsn';
+import { checkWalRange, WalError } from '../src/codec/wal-continuity';
+import { parseManifest } from '../src/codec/manifest';
 import { IoError } from '../src/errors';
 import { defaultSpoolParent, spoolBudget } from '../src/wal/spool-place';
 

@@ -40,7 +40,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { availableParallelism } from 'node:os';
 import * as binding from 'zstd-napi/binding';
 import { CompressionError, UsageError } from '../src/errors';
-import { ZSTD_DEFAULT_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MAX_WORKERS, ZSTD_MIN_LEVEL } from '../src/compression';
+import { ZSTD_DEFAULT_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MAX_WORKERS, ZSTD_MIN_LEVEL } from '../src/codec/compression';
 
 export interface ZstdCompressOptions {
   /** 1..19, default 3 (zstd's and pg_basebackup's default). */

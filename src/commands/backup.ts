@@ -25,12 +25,12 @@ import { throttle } from '../../transforms/throttle';
 import { progress } from '../../transforms/progress';
 import { chunkMapBuild } from '../../transforms/chunk-map-build';
 import { RateLimiter } from '../rate-limiter';
-import { plainReporter, type Reporter } from '../reporters';
-import type { CompressSpec } from '../compression';
+import { plainReporter, type Reporter } from '../report/reporters';
+import type { CompressSpec } from '../codec/compression';
 import { IoError, PgbbError, UsageError } from '../errors';
 import { checkEmptyOrMissing, lockTarget } from '../../sinks/target-dir';
 import { checkZstdOptions } from '../../transforms/zstd-compress';
-import type { ConnectionOptions } from '../conninfo';
+import type { ConnectionOptions } from '../net/conninfo';
 import type { EndEvent, StartEvent } from '../events';
 import * as path from 'node:path';
 

@@ -32,7 +32,7 @@ import { progress } from '../../transforms/progress';
 import { chunkDiff } from '../../transforms/chunk-diff';
 import { RefreshDirectorySink, type RefreshDirectorySinkOptions } from '../../sinks/refresh-directory';
 import { RateLimiter } from '../rate-limiter';
-import { plainReporter, type Reporter } from '../reporters';
+import { plainReporter, type Reporter } from '../report/reporters';
 import type { EndEvent, StartEvent } from '../events';
 import { loadPriorState, type PriorState } from '../refresh/prior-state';
 import { lockForRefresh } from '../io/target-lock';

@@ -16,7 +16,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors';
-import { showPath } from '../path-bytes';
+import { showPath } from '../codec/path-bytes';
 import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
 import { runPipeline } from '../pipeline';

@@ -20,7 +20,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, promises as fs, readSync } from 'node:fs';
 import { IoError, ioError } from '../errors';
-import { fsPath, showPath } from '../path-bytes';
+import { fsPath, showPath } from '../codec/path-bytes';
 
 const OPEN_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 

@@ -31,7 +31,7 @@
 import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { IoError, TarFormatError, ioError } from '../errors';
-import { fsPath, showPath } from '../path-bytes';
+import { fsPath, showPath } from '../codec/path-bytes';
 
 const { O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
 

@@ -11,7 +11,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { calculate as crc32c } from 'fast-crc32c';
 import { ManifestError } from '../errors';
 import type { ArchiveKind, EntryKind } from '../events';
-import { crc32cHex, type ChecksumAlgorithm } from './manifest';
+import { crc32cHex, type ChecksumAlgorithm } from '../codec/manifest';
 
 const fail = (msg: string): never => {
   throw new ManifestError(`backup_manifest: ${msg}`);

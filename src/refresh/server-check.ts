@@ -21,11 +21,11 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { PgbbError, ServerError } from '../errors';
-import { clientConfig, type ConnectionOptions } from '../conninfo';
-import { ReplicationConnection } from '../replication-connection';
-import { readServerSettings } from '../sources/server-settings';
+import { clientConfig, type ConnectionOptions } from '../net/conninfo';
+import { ReplicationConnection } from '../net/replication-connection';
+import { readServerSettings } from '../net/server-settings';
 import { DEFAULT_TIMEOUT_MS } from '../sources/replication-source';
-import { parseControlFile } from '../pg-control';
+import { parseControlFile } from '../codec/pg-control';
 import { LIMITS, readLimited } from '../io/read-limited';
 import { LiveDataDirectoryError } from '../io/live-cluster';
 import { CONTROL_FILE } from './walk-target';

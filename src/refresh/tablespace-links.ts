@@ -13,7 +13,7 @@
  *   - that directory holds only `PG_<major>_<catversion>` directories, as a
  *     tablespace location does (major = the backup's PG_VERSION);
  *   - when the backup's chunk map records tablespace locations (pgbb writes
- *     them in its header, see src/chunkmap/tablespace-locations.ts), the
+ *     them in its header, see src/codec/chunkmap/tablespace-locations.ts), the
  *     link names exactly the location recorded for that OID, or the one an
  *     interrupted refresh journaled when it linked a new tablespace.
  * A link whose target does not exist is not followed (nothing there to
@@ -27,7 +27,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ioError, PgbbError } from '../errors';
-import { fsPath, pathFromBytes, showPath } from '../path-bytes';
+import { fsPath, pathFromBytes, showPath } from '../codec/path-bytes';
 
 export class UnsafeTablespaceLinkError extends PgbbError {
   constructor(message: string) {

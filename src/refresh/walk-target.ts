@@ -3,7 +3,7 @@
  * directory's tree (not following symlinks), then, for each trusted
  * `pg_tblspc/<oid>` symlink (see walkTarget), the tree at its target under
  * keys `pg_tblspc/<oid>/…` — the same keys chunk-diff gives the members of a
- * backup. Names are read as bytes and kept lossless (src/path-bytes.ts).
+ * backup. Names are read as bytes and kept lossless (src/codec/path-bytes.ts).
  *
  * Also the refresh's own files, which belong to no backup stream and are
  * never deleted nor mapped as data.
@@ -13,8 +13,8 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ioError } from '../errors';
-import { fsPath, pathFromBytes } from '../path-bytes';
-import { CHUNK_MAP_FILE } from '../chunkmap/chunk-map';
+import { fsPath, pathFromBytes } from '../codec/path-bytes';
+import { CHUNK_MAP_FILE } from '../codec/chunkmap/chunk-map';
 import { REFRESH_MARKER } from './refresh-journal';
 import { LOCK_FILE } from '../io/target-lock';
 import { isVersionDir } from './tablespace-links';

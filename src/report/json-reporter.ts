@@ -10,13 +10,13 @@
  * Sizes are bytes, rates bytes per second (integers), times seconds. The
  * error `code` is PgbbError.code ('interrupted' for an abort, 'internal' for
  * anything that is not a PgbbError). Each line is built from named fields
- * only, and no message pgbb makes carries a password (src/conninfo.ts), so
+ * only, and no message pgbb makes carries a password (src/net/conninfo.ts), so
  * there is nothing to blank afterwards.
  * Errors: none of its own; a failing stream is the stream's business.
  */
 import type { StartEvent } from '../events';
 import type { ProgressInfo } from '../../transforms/progress';
-import type { BackupSummary, Reporter } from '../reporters';
+import type { BackupSummary, Reporter } from './reporters';
 import { describeError, PgbbError } from '../errors';
 
 export class JsonReporter implements Reporter {

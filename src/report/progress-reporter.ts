@@ -15,7 +15,7 @@ import { Format, MultiBar, type GenericBar, type Options, type Params } from 'cl
 import { performance } from 'node:perf_hooks';
 import type { StartEvent } from '../events';
 import type { ProgressInfo } from '../../transforms/progress';
-import type { BackupSummary, Reporter } from '../reporters';
+import type { BackupSummary, Reporter } from './reporters';
 
 export interface ProgressReporterOptions {
   /** Draw a bar (the stream is a terminal) or write plain lines. */

@@ -12,7 +12,7 @@
  * (events may be held downstream). Errors name the file.
  *
  * Names are read as bytes and carried as pgbb path strings
- * (src/path-bytes.ts), so a file whose name is not UTF-8 (an admin's stray
+ * (src/codec/path-bytes.ts), so a file whose name is not UTF-8 (an admin's stray
  * file, say) is read, restored and listed in the manifest under its own bytes.
  */
 import { promises as fs } from 'node:fs';
@@ -21,9 +21,9 @@ import { Readable } from 'node:stream';
 import type { BackupEvent, StartEvent } from '../events';
 import { ioError, PgbbError } from '../errors';
 import { LIMITS, openRegular, readLimited, type ReadLimits } from '../io/read-limited';
-import { parseControlFile } from '../pg-control';
-import { fsPath, pathFromBytes, showPath } from '../path-bytes';
-import { manifestEnd, parseBackupLabel } from './backup-label';
+import { parseControlFile } from '../codec/pg-control';
+import { fsPath, pathFromBytes, showPath } from '../codec/path-bytes';
+import { manifestEnd, parseBackupLabel } from '../codec/backup-label';
 
 const CHUNK = 256 * 1024;
 

@@ -31,7 +31,7 @@
  * CommandComplete and, when streaming, after the WAL archive.
  *
  * A dead server: `timeout` (default 60 s) bounds connecting and any silence
- * of the server while we wait for data (src/replication-connection.ts),
+ * of the server while we wait for data (src/net/replication-connection.ts),
  * except during BASE_BACKUP's checkpoint and the wait for WAL archiving,
  * which may legitimately take longer (TCP keepalives still notice a vanished
  * host there). Destroying the source while it connects gives up the attempt;
@@ -39,15 +39,15 @@
  */
 import { Readable } from 'node:stream';
 import type { ClientConfig } from 'pg';
-import { ReplicationConnection } from '../replication-connection';
-import { baseBackupCommand, decodeCopyData, legacyBaseBackupCommand, type BaseBackupOptions } from '../protocol/base-backup';
-import { TarParser } from '../tar/tar-parser';
-import { clientConfig, type ConnectionOptions } from '../conninfo';
+import { ReplicationConnection } from '../net/replication-connection';
+import { baseBackupCommand, decodeCopyData, legacyBaseBackupCommand, type BaseBackupOptions } from '../codec/protocol/base-backup';
+import { TarParser } from '../codec/tar/tar-parser';
+import { clientConfig, type ConnectionOptions } from '../net/conninfo';
 import { ChecksumError, PgbbError, ProtocolError, ServerError, UsageError } from '../errors';
 import type { ArchiveEvent, BackupEvent, StartEvent, Tablespace } from '../events';
-import { readServerSettings, type ServerSettings } from './server-settings';
+import { readServerSettings, type ServerSettings } from '../net/server-settings';
 import { checkWalOptions, StreamedWal } from '../wal/streamed-wal';
-import { incrementalAvailable, uploadManifest } from '../protocol/upload-manifest';
+import { incrementalAvailable, uploadManifest } from '../net/upload-manifest';
 import type { RateLimiter } from '../rate-limiter';
 
 export interface ReplicationSourceOptions {

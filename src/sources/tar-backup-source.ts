@@ -9,7 +9,7 @@
  *   WAL under pg_wal/, backup_manifest last.
  *
  * The `start` event comes from the backup descriptor pgbb puts on the first
- * member of each archive (src/backup-descriptor.ts). In the single stream,
+ * member of each archive (src/codec/backup-descriptor.ts). In the single stream,
  * each tablespace's members become their own archive again, and base gets
  * its pg_tblspc/<oid> symlinks back (at its end, once pg_tblspc exists).
  * Everything is pulled: nothing is read ahead of the consumer.
@@ -22,11 +22,11 @@ import { Readable, type Duplex } from 'node:stream';
 import type { BackupEvent, EntryEvent } from '../events';
 import { IoError, ioError, PgbbError } from '../errors';
 import { LIMITS, openRegular, readLimited } from '../io/read-limited';
-import { decodeDescriptor, startFromDescriptor, type BackupDescriptor } from '../backup-descriptor';
+import { decodeDescriptor, startFromDescriptor, type BackupDescriptor } from '../codec/backup-descriptor';
 import { zstdDecompress } from '../../transforms/zstd-decompress';
 import { tarMembers } from './tar-members';
-import { manifestEnd } from './backup-label';
-import { showPath } from '../path-bytes';
+import { manifestEnd } from '../codec/backup-label';
+import { showPath } from '../codec/path-bytes';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 

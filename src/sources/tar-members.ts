@@ -9,7 +9,7 @@
  * TarFormatError naming the archive and member.
  */
 import type { Readable } from 'node:stream';
-import { TarParser, type TarMember } from '../tar/tar-parser';
+import { TarParser, type TarMember } from '../codec/tar/tar-parser';
 import type { BackupEvent } from '../events';
 
 export async function* tarMembers(

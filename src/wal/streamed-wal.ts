@@ -24,12 +24,12 @@
  */
 import type { ClientConfig } from 'pg';
 import type { BackupEvent } from '../events';
-import type { ServerSettings } from '../sources/server-settings';
+import type { ServerSettings } from '../net/server-settings';
 import { WalReceiver } from './wal-receiver';
 import type { SpoolSummary } from './wal-spool';
 import { walArchiveEvents } from './wal-archive';
-import { checkWalCoverage, parseWalRanges } from './wal-ranges';
-import { validateSlotName } from './replication-commands';
+import { checkWalCoverage, parseWalRanges } from '../codec/wal-ranges';
+import { validateSlotName } from '../codec/protocol/replication-commands';
 import { UsageError } from '../errors';
 import type { RateLimiter } from '../rate-limiter';
 

@@ -35,10 +35,10 @@
  * caller then destroys the receiver.
  */
 import type { ClientConfig } from 'pg';
-import { ReplicationConnection } from '../replication-connection';
+import { ReplicationConnection } from '../net/replication-connection';
 import { PgbbError, ProtocolError, ServerError } from '../errors';
-import { formatLsn, parseLsn } from '../lsn';
-import { decodeStreamingMessage, encodeStatusUpdate, pgTimestamp } from './streaming-messages';
+import { formatLsn, parseLsn } from '../codec/lsn';
+import { decodeStreamingMessage, encodeStatusUpdate, pgTimestamp } from '../codec/protocol/streaming-messages';
 import {
   checkHistoryRow,
   createTemporarySlotCommand,
@@ -46,7 +46,7 @@ import {
   startReplicationCommand,
   timelineHistoryCommand,
   validateSlotName,
-} from './replication-commands';
+} from '../codec/protocol/replication-commands';
 import { WalSpool, type SpoolSummary } from './wal-spool';
 import type { RateLimiter } from '../rate-limiter';
 import { ReadPacer } from './read-pacer';

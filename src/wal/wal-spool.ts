@@ -40,7 +40,7 @@
 import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, rmSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { ioError, IoError, ProtocolError } from '../errors';
-import { formatLsn, walFileName } from '../lsn';
+import { formatLsn, walFileName } from '../codec/lsn';
 import { checkRoom, defaultSpoolParent, memoryFilesystem, spoolBudget } from './spool-place';
 import { OwnFiles } from './own-files';
 

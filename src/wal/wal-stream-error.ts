@@ -24,7 +24,7 @@ export function walStreamError(err: unknown): Error {
     return new ServerError(`WAL streaming failed: ${err.message}`, err.sqlstate, err.code, { cause: err });
   }
   if (err instanceof ConnectionError && !/^WAL streaming/.test(err.message)) {
-    // "connection to server at … lost: why" (src/replication-connection.ts) → "WAL streaming connection lost: why"
+    // "connection to server at … lost: why" (src/net/replication-connection.ts) → "WAL streaming connection lost: why"
     const lost = /^connection to server at "[^"]*" lost: (.*)$/s.exec(err.message);
     return new ConnectionError(lost ? `WAL streaming connection lost: ${lost[1]}` : `WAL streaming: ${err.message}`, { cause: err });
   }

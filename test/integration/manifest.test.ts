@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import { Cluster, embeddedBinDir } from '../support/cluster';
 import { useSampleServer } from '../support/sample-server';
 import { DirectorySink, ManifestError, ReplicationSource, runPipeline, tap, type BackupEvent } from '../../src/index';
-import { parseManifest } from '../../src/manifest/manifest';
+import { parseManifest } from '../../src/codec/manifest';
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { manifestBuild } from '../../transforms/manifest-build';
 

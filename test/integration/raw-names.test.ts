@@ -103,7 +103,7 @@ test('-D - stream, plain and zstd: verify - passes; restore - keeps the bytes', 
 });
 
 // Regression: pg-protocol asks for client_encoding UTF8, and the walsender then failed converting
-// the WARNING that names this file; pgbb now sends libpq's startup packet (src/protocol/startup.ts).
+// the WARNING that names this file; pgbb now sends libpq's startup packet (src/codec/protocol/startup.ts).
 test('a non-UTF-8 name the server warns about (a short file in a tablespace, checked for page checksums)', async () => {
   const [ts] = await pg.cluster.query<{ loc: string }>(`SELECT pg_tablespace_location(oid) AS loc FROM pg_tablespace WHERE spcname = 'pgbb_ts'`);
   const name = at(join(ts.loc, catalogDir), Buffer.from([0x81, 0x7a]));

@@ -16,7 +16,7 @@ import { run } from '../support/run';
 import { connArgs, testScratch, verifybackup } from '../support/scratch';
 import { runPgbb } from '../support/pgbb';
 import { runKilledRefresh } from '../support/refresh-killed';
-import { decodeChunkMap } from '../../src/chunkmap/chunk-map';
+import { decodeChunkMap } from '../../src/codec/chunkmap/chunk-map';
 import { restoreAndCompare } from '../support/restore-compare';
 
 const scratchDirs = testScratch();

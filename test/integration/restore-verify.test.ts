@@ -13,7 +13,7 @@ import { pack } from 'tar-stream';
 import { dataFingerprint } from '../support/cluster';
 import { runPgbb } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
-import { descriptorFromStart, encodeDescriptor } from '../../src/backup-descriptor';
+import { descriptorFromStart, encodeDescriptor } from '../../src/codec/backup-descriptor';
 
 let root: string;
 const pg = useSampleServer({

@@ -19,7 +19,7 @@ import { throttle } from '../../transforms/throttle';
 import { progress, type ProgressInfo } from '../../transforms/progress';
 import { tap } from '../../transforms/tap';
 import { tee } from '../../sinks/tee';
-import { createReporter } from '../../src/reporters';
+import { createReporter } from '../../src/report/reporters';
 
 const MiB = 1024 * 1024;
 const pg = useSampleServer({ sampleData: { scale: 3 } });

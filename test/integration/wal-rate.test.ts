@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { runPgbb } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
-import { parseLsn } from '../../src/lsn';
+import { parseLsn } from '../../src/codec/lsn';
 
 const KiB = 1024;
 const SEG = 16n * 1024n * 1024n;

@@ -2,7 +2,7 @@
  * `pgbb backup --compress zstd…` from the command line, against a real
  * PostgreSQL 15: the files and streams a DBA would get, read by the system
  * zstd and tar, and accepted by pg_verifybackup. Exercises the CLI wiring of
- * src/compression.ts (parseCompressSpec) into the tar-files and stdout sinks;
+ * src/codec/compression.ts (parseCompressSpec) into the tar-files and stdout sinks;
  * the library-level tests are in zstd.test.ts.
  */
 import assert from 'node:assert/strict';

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { run } from '../support/run';
 import { useSampleServer } from '../support/sample-server';
 import { runPipeline, StdoutSink, TarFilesSink, UsageError, InterruptedError } from '../../src/index';
-import { parseCompressSpec } from '../../src/compression';
+import { parseCompressSpec } from '../../src/codec/compression';
 
 const pg = useSampleServer({ fingerprint: true });
 const { scratch, verify, startAndCompare } = pg;

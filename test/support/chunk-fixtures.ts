@@ -1,7 +1,7 @@
 /**
  * Synthetic backups for chunk-map, chunk-diff and refresh tests (no server):
  *
- *   fakeControlFile(sysid)     a pg_control that src/pg-control.ts accepts
+ *   fakeControlFile(sysid)     a pg_control that src/codec/pg-control.ts accepts
  *   backupLabel(startLsn)      backup_label text
  *   backupEvents(spec)         a member stream: start, optional tablespace
  *                              archive, base archive, manifest?, end; data in

@@ -18,7 +18,7 @@ import { join, relative } from 'node:path';
 import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupEvent, EntryEvent } from '../../src/events';
-import { fsPath, pathFromBytes } from '../../src/path-bytes';
+import { fsPath, pathFromBytes } from '../../src/codec/path-bytes';
 import { manifestBuild } from '../../transforms/manifest-build';
 import { StdoutSink } from '../../sinks/stdout';
 import { sampleEvents } from './synthetic-backup';
@@ -64,7 +64,7 @@ export async function streamOf(events: BackupEvent[], opts: { manifest?: boolean
 export async function snapshotTree(root: string, skip: string[] = []): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const walk = async (dir: string): Promise<void> => {
-    // Names as bytes (src/path-bytes.ts): a restored non-UTF-8 name is walked too.
+    // Names as bytes (src/codec/path-bytes.ts): a restored non-UTF-8 name is walked too.
     for (const name of (await fs.readdir(fsPath(dir), { encoding: 'buffer' })).map((b) => pathFromBytes(b)).sort()) {
       const p = join(dir, name);
       if (skip.includes(p)) continue;

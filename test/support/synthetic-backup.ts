@@ -14,7 +14,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { calculate as crc32c } from 'fast-crc32c';
 import type { BackupEvent, StartEvent } from '../../src/events';
-import { pathFromBytes } from '../../src/path-bytes';
+import { pathFromBytes } from '../../src/codec/path-bytes';
 import { manifestBuild } from '../../transforms/manifest-build';
 import { StdoutSink } from '../../sinks/stdout';
 import { TarFilesSink } from '../../sinks/tar-files';

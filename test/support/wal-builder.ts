@@ -1,5 +1,5 @@
 /**
- * Synthetic WAL for unit and fuzz tests of src/verify/wal-continuity.ts: a
+ * Synthetic WAL for unit and fuzz tests of src/codec/wal-continuity.ts: a
  * chain of records laid out as PostgreSQL lays them out (access/xlogrecord.h,
  * access/xlog_internal.h) — a long page header at each segment start, short
  * ones elsewhere, records 8-byte aligned, a record that crosses a page
@@ -11,7 +11,7 @@
  * returns as endOfLastRecord).
  */
 import { calculate as crc32c } from 'fast-crc32c';
-import { walFileName } from '../../src/lsn';
+import { walFileName } from '../../src/codec/lsn';
 
 export const PAGE = 8192;
 export const SEGMENT = 1024 * 1024;

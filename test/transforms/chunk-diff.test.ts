@@ -11,9 +11,9 @@ import assert from 'node:assert/strict';
 import { chunkDiff } from '../../transforms/chunk-diff';
 import { chunkMapBuild } from '../../transforms/chunk-map-build';
 import { manifestBuild } from '../../transforms/manifest-build';
-import { digestChunk } from '../../src/chunkmap/chunk-hasher';
-import { decodeChunkMap, HASH_BYTES, type ChunkMap } from '../../src/chunkmap/chunk-map';
-import { parseManifest } from '../../src/manifest/manifest';
+import { digestChunk } from '../../src/codec/chunkmap/chunk-hasher';
+import { decodeChunkMap, HASH_BYTES, type ChunkMap } from '../../src/codec/chunkmap/chunk-map';
+import { parseManifest } from '../../src/codec/manifest';
 import type { BackupEvent, DataEvent, EntryEvent } from '../../src/events';
 import { backupEvents, bytes, collect, fakeControlFile, type Member } from '../support/chunk-fixtures';
 

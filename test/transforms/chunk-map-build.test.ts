@@ -9,8 +9,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { calculate as crc32c } from 'fast-crc32c';
 import { chunkMapBuild } from '../../transforms/chunk-map-build';
-import { decodeChunkMap } from '../../src/chunkmap/chunk-map';
-import { digestChunk } from '../../src/chunkmap/chunk-hasher';
+import { decodeChunkMap } from '../../src/codec/chunkmap/chunk-map';
+import { digestChunk } from '../../src/codec/chunkmap/chunk-hasher';
 import type { BackupEvent } from '../../src/events';
 import { backupEvents, bytes, collect, fakeControlFile, type Member } from '../support/chunk-fixtures';
 

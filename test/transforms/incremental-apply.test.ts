@@ -17,10 +17,10 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { incrementalApply } from '../../transforms/incremental-apply';
 import { chunkDiff } from '../../transforms/chunk-diff';
-import { encodeIncrementalFile } from '../../src/chunkmap/incremental-file';
+import { encodeIncrementalFile } from '../../src/codec/chunkmap/incremental-file';
 import { digestFile } from '../../src/refresh/prior-state';
-import { digestChunk } from '../../src/chunkmap/chunk-hasher';
-import type { ChunkMap } from '../../src/chunkmap/chunk-map';
+import { digestChunk } from '../../src/codec/chunkmap/chunk-hasher';
+import type { ChunkMap } from '../../src/codec/chunkmap/chunk-map';
 import type { BackupEvent, EntryEvent } from '../../src/events';
 import { backupEvents, bytes, collect, startEvent } from '../support/chunk-fixtures';
 

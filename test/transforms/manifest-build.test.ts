@@ -13,7 +13,7 @@ import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupEvent, StartEvent } from '../../src/events';
 import { ManifestError } from '../../src/errors';
-import { parseManifest } from '../../src/manifest/manifest';
+import { parseManifest } from '../../src/codec/manifest';
 import { manifestBuild } from '../../transforms/manifest-build';
 import { manifestVerify } from '../../transforms/manifest-verify';
 

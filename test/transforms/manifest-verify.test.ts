@@ -11,7 +11,7 @@ import { Readable, Writable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupEvent } from '../../src/events';
 import { ManifestError } from '../../src/errors';
-import { buildManifest, crc32cHex, type ChecksumAlgorithm } from '../../src/manifest/manifest';
+import { buildManifest, crc32cHex, type ChecksumAlgorithm } from '../../src/codec/manifest';
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { createHash } from 'node:crypto';
 

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { describe, test } from 'node:test';
 import type { BackupEvent, StartEvent, WarningEvent } from '../../src/events';
 import { ChecksumError, IoError, UsageError } from '../../src/errors';
-import { pageChecksum } from '../../src/page/page-checksum';
+import { pageChecksum } from '../../src/codec/page-checksum';
 import { pageChecksumVerify, type PageChecksumResult, type PageChecksumVerifyOptions } from '../../transforms/page-checksum-verify';
 
 const BS = 8192;

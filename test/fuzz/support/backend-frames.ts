@@ -1,7 +1,7 @@
 /**
  * A reference for the framing of PostgreSQL backend messages, written here
  * rather than taken from pgbb, so the protocol fuzz target checks
- * src/protocol/backend-parser.ts against an independent reading of the
+ * src/codec/protocol/backend-parser.ts against an independent reading of the
  * protocol (PostgreSQL docs, "Message Formats": a type byte, then an int32
  * length that counts itself but not the type byte, then the body).
  *
@@ -20,7 +20,7 @@
  *                             much Buffer memory the parser took meanwhile
  */
 import assert from 'node:assert/strict';
-import { BackendParser } from '../../../src/protocol/backend-parser';
+import { BackendParser } from '../../../src/codec/protocol/backend-parser';
 import { ProtocolError } from '../../../src/errors';
 import { chunked, type Rng } from './random';
 

@@ -1,13 +1,13 @@
 /**
  * Fuzz targets for the small binary and JSON formats pgbb reads from backups:
- *   controlFile  parseControlFile (src/pg-control.ts) on a pg_control laid
+ *   controlFile  parseControlFile (src/codec/pg-control.ts) on a pg_control laid
  *                out as PostgreSQL 15 writes it, mutated (half the time with
  *                the CRC fixed, so the field checks behind it are reached);
  *                one bit flipped under an unfixed CRC must be refused
- *   descriptor   decodeDescriptor (src/backup-descriptor.ts) on mutated
+ *   descriptor   decodeDescriptor (src/codec/backup-descriptor.ts) on mutated
  *                comments, then what tar-backup-source does with a descriptor
  *                (startFromDescriptor, the tablespace map)
- *   wal          checkWalRange (src/verify/wal-continuity.ts) on synthetic
+ *   wal          checkWalRange (src/codec/wal-continuity.ts) on synthetic
  *                WAL (test/support/wal-builder.ts) with bytes changed at
  *                record and page headers or anywhere, and with length fields
  *                set to huge values; one bit of a record's data flipped must
@@ -15,11 +15,11 @@
  */
 import assert from 'node:assert/strict';
 import { calculate as crc32c } from 'fast-crc32c';
-import { parseControlFile } from '../../../src/pg-control';
-import { decodeDescriptor, descriptorFromStart, encodeDescriptor, startFromDescriptor } from '../../../src/backup-descriptor';
-import { checkWalRange, WalError } from '../../../src/verify/wal-continuity';
+import { parseControlFile } from '../../../src/codec/pg-control';
+import { decodeDescriptor, descriptorFromStart, encodeDescriptor, startFromDescriptor } from '../../../src/codec/backup-descriptor';
+import { checkWalRange, WalError } from '../../../src/codec/wal-continuity';
 import type { StartEvent } from '../../../src/events';
-import { formatLsn, walFileName } from '../../../src/lsn';
+import { formatLsn, walFileName } from '../../../src/codec/lsn';
 import { buildWal, PAGE, SEGMENT, type BuiltWal } from '../../support/wal-builder';
 import { sampleControlFile } from '../../support/synthetic-backup';
 import { mutate, mutateOnce, type Rng } from '../support/random';

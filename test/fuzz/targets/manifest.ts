@@ -1,5 +1,5 @@
 /**
- * Fuzz target for parseManifest (src/manifest/manifest.ts). Seeds come from
+ * Fuzz target for parseManifest (src/codec/manifest.ts). Seeds come from
  * buildManifest (versions 1 and 2, Path and Encoded-Path, several checksum
  * algorithms, WAL ranges). Three kinds of input:
  *   - the bytes mutated (most fail the Manifest-Checksum, as they should);
@@ -15,9 +15,9 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { buildManifest, parseManifest } from '../../../src/manifest/manifest';
+import { buildManifest, parseManifest } from '../../../src/codec/manifest';
 import { ManifestError } from '../../../src/errors';
-import { pathFromBytes } from '../../../src/path-bytes';
+import { pathFromBytes } from '../../../src/codec/path-bytes';
 import { mutate, type Rng } from '../support/random';
 import type { FuzzTarget } from '../support/target';
 

@@ -1,6 +1,6 @@
 /**
- * Fuzz targets for the replication protocol codecs (src/protocol/*,
- * src/wal/streaming-messages.ts):
+ * Fuzz targets for the replication protocol codecs (src/codec/protocol/*,
+ * src/codec/protocol/streaming-messages.ts):
  *   stream   a realistic BASE_BACKUP response and a START_REPLICATION
  *            stream, mutated and cut at random points, through
  *            BackendParser — which must frame exactly what a reference
@@ -15,9 +15,9 @@
  *            never arrives allocates about what did arrive, not what it says.
  */
 import assert from 'node:assert/strict';
-import { parseDataRow, parseNotice, parseRowDescription } from '../../../src/protocol/backend-parser';
-import { decodeCopyData } from '../../../src/protocol/base-backup';
-import { decodeStreamingMessage } from '../../../src/wal/streaming-messages';
+import { parseDataRow, parseNotice, parseRowDescription } from '../../../src/codec/protocol/backend-parser';
+import { decodeCopyData } from '../../../src/codec/protocol/base-backup';
+import { decodeStreamingMessage } from '../../../src/codec/protocol/streaming-messages';
 import { encodeFrame, frameWithParser, MAX_BODY, referenceFrames } from '../support/backend-frames';
 import { mutate, Rng } from '../support/random';
 import { MiB, type FuzzTarget } from '../support/target';
@@ -155,7 +155,7 @@ export const stream: FuzzTarget<Ctx> = {
 const BAD_LENGTHS = [0, 1, 2, 3, MAX_BODY + 5, 0x7fffffff, 0x80000000, 0xffffffff];
 /** Declared lengths the parser must accept but not allocate before the bytes come. */
 const HUGE_LENGTHS = [8 * MiB, 32 * MiB, MAX_BODY + 4];
-/** The parser's first buffer for a split message (src/protocol/backend-parser.ts); beyond it, it grows as bytes arrive. */
+/** The parser's first buffer for a split message (src/codec/protocol/backend-parser.ts); beyond it, it grows as bytes arrive. */
 const FIRST_BUFFER = 256 * 1024;
 
 /** Seeded noise, four bytes per step (Rng.bytes costs a call per byte; bodies here run to megabytes per case). */

@@ -1,5 +1,5 @@
 /**
- * Fuzz targets for the tar codecs (src/tar/*): header blocks, pax payloads,
+ * Fuzz targets for the tar codecs (src/codec/tar/*): header blocks, pax payloads,
  * and whole archives through TarParser, cut at random points. Seeds come from
  * pgbb's own TarWriter (long names, long link targets, non-UTF-8 names, the
  * backup descriptor comment), from tar-stream, and PostgreSQL-style ustar
@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pack } from 'tar-stream';
-import { decodeHeader, decodePax, decodePaxOverrides } from '../../../src/tar/header';
-import { encodeHeader, paxRecord } from '../../../src/tar/encode-header';
-import { TarParser } from '../../../src/tar/tar-parser';
-import { TarWriter, type TarMemberHeader } from '../../../src/tar/tar-writer';
-import { pathFromBytes } from '../../../src/path-bytes';
+import { decodeHeader, decodePax, decodePaxOverrides } from '../../../src/codec/tar/header';
+import { encodeHeader, paxRecord } from '../../../src/codec/tar/encode-header';
+import { TarParser } from '../../../src/codec/tar/tar-parser';
+import { TarWriter, type TarMemberHeader } from '../../../src/codec/tar/tar-writer';
+import { pathFromBytes } from '../../../src/codec/path-bytes';
 import { PgbbError } from '../../../src/errors';
 import { chunked, mutate, Rng } from '../support/random';
 import type { FuzzTarget } from '../support/target';

@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DirectorySink } from '../../../sinks/directory';
 import { chunkMapBuild } from '../../../transforms/chunk-map-build';
 import { runPipeline } from '../../../src/pipeline';
-import { digestChunk } from '../../../src/chunkmap/chunk-hasher';
+import { digestChunk } from '../../../src/codec/chunkmap/chunk-hasher';
 import { loadPriorState } from '../../../src/refresh/prior-state';
 import { readJournal, RefreshJournal, REFRESH_MARKER } from '../../../src/refresh/refresh-journal';
 import { lockForRefresh } from '../../../src/io/target-lock';

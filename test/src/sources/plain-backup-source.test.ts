@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupEvent } from '../../../src/events';
-import { pathToBytes } from '../../../src/path-bytes';
+import { pathToBytes } from '../../../src/codec/path-bytes';
 import { plainBackupEvents, plainBackupSource } from '../../../src/sources/plain-backup-source';
 import { DirectorySink } from '../../../sinks/directory';
 import { manifestBuild } from '../../../transforms/manifest-build';

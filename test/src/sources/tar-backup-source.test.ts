@@ -15,12 +15,12 @@ import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BackupEvent } from '../../../src/events';
-import { pathToBytes } from '../../../src/path-bytes';
+import { pathToBytes } from '../../../src/codec/path-bytes';
 import { tarDirectorySource, tarStreamSource } from '../../../src/sources/tar-backup-source';
 import { manifestVerify } from '../../../transforms/manifest-verify';
 import { IoError } from '../../../src/errors';
 import { LIMITS } from '../../../src/io/read-limited';
-import { encodeHeader } from '../../../src/tar/encode-header';
+import { encodeHeader } from '../../../src/codec/tar/encode-header';
 import { LONG_NAME, LONG_TARGET, RAW_NAME, sampleEvents, sampleStream, sampleTarDirectory } from '../../support/synthetic-backup';
 import { plant, releaseFifos, within, type Hostile } from '../../support/hostile-files';
 

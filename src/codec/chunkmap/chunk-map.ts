@@ -1,0 +1,238 @@
+/**
+ * The chunk map (pure codec, no streams): what a plain backup records so that
+ * a later refresh can tell, chunk by chunk, which parts of each file changed.
+ *
+ * For every regular file of the backup (tablespace members under
+ * `pg_tblspc/<oid>/`, WAL under `pg_wal/`): its size and, per fixed-size
+ * chunk (the last one may be shorter), a CRC32C and the first 16 bytes of a
+ * SHA-256. A chunk is "unchanged" only when its length, CRC32C and hash all
+ * agree (see README, "Incremental refresh", for why both).
+ *
+ * Stored as `pg_wal/pgbb.chunkmap`: pg_verifybackup ignores everything under
+ * pg_wal/, the server never sends pg_wal's contents in a later BASE_BACKUP,
+ * and PostgreSQL skips names in pg_wal that are not WAL segment names.
+ *
+ * Layout (integers little-endian):
+ *   "PGBBCMAP"  u32 format version (1)  u32 chunk size  u32 hash bytes (16)
+ *   u32 header length, header JSON (system identifier, timeline, start LSN,
+ *       server version of the backup the map describes; `tablespaces`, OID →
+ *       the absolute location the backup wrote it to, which is what a refresh
+ *       will follow a pg_tblspc/<oid> link to; absent in older maps)
+ *   u32 file count, then per file:
+ *     u32 path length, path bytes (raw: src/codec/path-bytes.ts), u64 size,
+ *     n × u32 CRC32C, n × 16-byte hash       n = ceil(size / chunk size)
+ *   SHA-256 of every byte before it (32 bytes)
+ *
+ * Decoded, the files stay in the map's bytes (packed-files.ts): memory is
+ * the map's size plus ~12 bytes per file, and a file count or chunk count is
+ * checked against the bytes that remain before anything is sized by it.
+ *
+ * Errors: PgbbError code 'chunk_map' naming the file and what is wrong
+ * (truncated, bad magic, checksum mismatch, duplicate path); UsageError for
+ * a chunk size outside 64 KiB–1 MiB or not a power of two.
+ */
+import { createHash } from 'node:crypto';
+import { PgbbError, UsageError } from '../../errors';
+import type { ArchiveKind } from '../../events';
+import { pathFromBytes, pathToBytes } from '../path-bytes';
+import { PackedChunkFiles } from './packed-files';
+
+/** Where the map lives, relative to the data directory. */
+export const CHUNK_MAP_FILE = 'pg_wal/pgbb.chunkmap';
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+export const MIN_CHUNK_SIZE = 64 * 1024;
+export const MAX_CHUNK_SIZE = 1024 * 1024;
+/** Bytes of SHA-256 kept per chunk. */
+export const HASH_BYTES = 16;
+
+const MAGIC = Buffer.from('PGBBCMAP', 'latin1');
+const FORMAT_VERSION = 1;
+const TRAILER = 32;
+/** No PostgreSQL path comes near this; a larger length means a corrupt map. */
+const MAX_PATH_BYTES = 4096;
+/** The smallest file record: path length, one path byte, size. */
+const MIN_RECORD = 4 + 1 + 8;
+
+export interface ChunkMapHeader {
+  /** uint64 as a decimal string. */
+  systemIdentifier: string;
+  timeline: number;
+  /** `X/X` */
+  startLsn: string;
+  serverVersion: number;
+  /** OID → absolute location the backup wrote that tablespace to. */
+  tablespaces?: Record<string, string>;
+}
+
+export interface ChunkMapFile {
+  path: string;
+  size: number;
+  /** One CRC32C per chunk. */
+  crcs: Uint32Array;
+  /** HASH_BYTES per chunk, chunk k at k * HASH_BYTES. */
+  hashes: Buffer;
+}
+
+/**
+ * A map's files by key: a Map for maps being built, a PackedChunkFiles for
+ * a decoded one (its entries live in the map's bytes; `get` builds each).
+ */
+export interface ChunkFiles {
+  readonly size: number;
+  get(key: string): ChunkMapFile | undefined;
+  has(key: string): boolean;
+  set(key: string, file: ChunkMapFile): unknown;
+  keys(): IterableIterator<string>;
+  values(): IterableIterator<ChunkMapFile>;
+  entries(): IterableIterator<[string, ChunkMapFile]>;
+  [Symbol.iterator](): IterableIterator<[string, ChunkMapFile]>;
+}
+
+export interface ChunkMap {
+  chunkSize: number;
+  header: ChunkMapHeader;
+  files: ChunkFiles;
+}
+
+const fail = (where: string, why: string): never => {
+  throw new PgbbError('chunk_map', `chunk map "${where}": ${why}`);
+};
+
+/** 64 KiB to 1 MiB, a power of two (so chunks hold whole 8 KiB pages and align with INCREMENTAL blocks). */
+export function checkChunkSize(n: number): number {
+  if (!Number.isInteger(n) || n < MIN_CHUNK_SIZE || n > MAX_CHUNK_SIZE || (n & (n - 1)) !== 0) {
+    throw new UsageError(`invalid chunk size ${n}: must be a power of two from 64 KiB to 1 MiB`);
+  }
+  return n;
+}
+
+/** `--chunk-size`: bytes, or with a k/K (KiB) or M (MiB) suffix. */
+export function parseChunkSize(text: string): number {
+  const m = /^\s*(\d+)\s*(k|K|KiB|kB|M|MiB|MB)?\s*$/.exec(text);
+  if (!m) throw new UsageError(`invalid chunk size "${text}"`);
+  const unit = m[2] ? (m[2].startsWith('M') ? 1024 * 1024 : 1024) : 1;
+  return checkChunkSize(Number(m[1]) * unit);
+}
+
+export function chunkCount(size: number, chunkSize: number): number {
+  return Math.ceil(size / chunkSize);
+}
+
+/** Length of chunk `k` of a file of `size` bytes. */
+export function chunkLength(size: number, chunkSize: number, k: number): number {
+  return Math.max(0, Math.min(chunkSize, size - k * chunkSize));
+}
+
+/**
+ * The map key of a member: the path relative to the data directory, as the
+ * manifest writes it for base and tablespaces; the streamed WAL archive's
+ * members go under `pg_wal/`.
+ */
+export function chunkKey(kind: ArchiveKind, archiveName: string, path: string): string {
+  if (kind === 'tablespace') return `pg_tblspc/${archiveName}/${path}`;
+  if (kind === 'wal') return `pg_wal/${path}`;
+  return path;
+}
+
+/** True when chunk `k` of `a` has this CRC32C and hash (the caller checks the lengths agree). */
+export function sameChunk(a: ChunkMapFile, k: number, crc: number, hash: Buffer): boolean {
+  if (a.crcs[k] !== crc >>> 0) return false;
+  return a.hashes.compare(hash, 0, HASH_BYTES, k * HASH_BYTES, (k + 1) * HASH_BYTES) === 0;
+}
+
+export function encodeChunkMap(map: ChunkMap): Buffer {
+  checkChunkSize(map.chunkSize);
+  const header = Buffer.from(JSON.stringify(map.header), 'utf8');
+  const parts: Buffer[] = [];
+  const head = Buffer.alloc(24);
+  MAGIC.copy(head, 0);
+  head.writeUInt32LE(FORMAT_VERSION, 8);
+  head.writeUInt32LE(map.chunkSize, 12);
+  head.writeUInt32LE(HASH_BYTES, 16);
+  head.writeUInt32LE(header.length, 20);
+  const count = Buffer.alloc(4);
+  count.writeUInt32LE(map.files.size);
+  parts.push(head, header, count);
+  for (const f of map.files.values()) {
+    const n = chunkCount(f.size, map.chunkSize);
+    if (f.crcs.length !== n || f.hashes.length !== n * HASH_BYTES) {
+      throw new PgbbError('chunk_map', `cannot encode chunk map: "${f.path}" has ${f.crcs.length} chunks, its size ${f.size} needs ${n}`);
+    }
+    const path = pathToBytes(f.path);
+    const fixed = Buffer.alloc(12);
+    fixed.writeUInt32LE(path.length, 0);
+    fixed.writeBigUInt64LE(BigInt(f.size), 4);
+    const crcs = Buffer.alloc(4 * n);
+    for (let k = 0; k < n; k++) crcs.writeUInt32LE(f.crcs[k], 4 * k);
+    parts.push(fixed.subarray(0, 4), path, fixed.subarray(4), crcs, f.hashes);
+  }
+  const body = Buffer.concat(parts);
+  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+}
+
+/** The map in `buf`, which the result keeps (not a copy): do not reuse `buf` while the map is in use. */
+export function decodeChunkMap(buf: Buffer, where = CHUNK_MAP_FILE): ChunkMap {
+  if (buf.length < MAGIC.length + 16 + TRAILER || !buf.subarray(0, MAGIC.length).equals(MAGIC)) fail(where, 'not a pgbb chunk map (bad magic or too short)');
+  const bodyEnd = buf.length - TRAILER;
+  const sum = createHash('sha256').update(buf.subarray(0, bodyEnd)).digest();
+  if (!sum.equals(buf.subarray(bodyEnd))) fail(where, 'checksum mismatch (truncated or damaged)');
+  let at = MAGIC.length;
+  const need = (n: number) => {
+    if (at + n > bodyEnd) fail(where, `truncated at byte ${at}`);
+  };
+  const u32 = () => {
+    need(4);
+    const v = buf.readUInt32LE(at);
+    at += 4;
+    return v;
+  };
+  const version = u32();
+  if (version !== FORMAT_VERSION) fail(where, `format version ${version} (this pgbb reads ${FORMAT_VERSION})`);
+  const chunkSize = u32();
+  try {
+    checkChunkSize(chunkSize);
+  } catch {
+    fail(where, `invalid chunk size ${chunkSize}`);
+  }
+  const hashBytes = u32();
+  if (hashBytes !== HASH_BYTES) fail(where, `${hashBytes} hash bytes per chunk (expected ${HASH_BYTES})`);
+  const headerLength = u32();
+  need(headerLength);
+  let header: ChunkMapHeader;
+  try {
+    header = JSON.parse(buf.toString('utf8', at, at + headerLength));
+  } catch {
+    return fail(where, 'header is not valid JSON');
+  }
+  at += headerLength;
+  if (typeof header?.systemIdentifier !== 'string' || typeof header.startLsn !== 'string') fail(where, 'header lacks system identifier or start LSN');
+  const ts = header.tablespaces;
+  if (ts !== undefined && (ts === null || typeof ts !== 'object' || Object.entries(ts).some(([oid, loc]) => !/^\d+$/.test(oid) || typeof loc !== 'string' || !loc.startsWith('/')))) {
+    fail(where, 'header has invalid tablespace locations');
+  }
+  const count = u32();
+  // Every record holds at least a path length, one path byte and a size: a count the bytes
+  // cannot hold is refused before anything is allocated for it.
+  if (count > Math.floor((bodyEnd - at) / MIN_RECORD)) fail(where, `claims ${count} files, more than its ${bodyEnd - at} bytes can hold`);
+  const records = new Uint32Array(count);
+  for (let i = 0; i < count; i++) {
+    records[i] = at;
+    const pathLength = u32();
+    if (pathLength === 0 || pathLength > MAX_PATH_BYTES) fail(where, `invalid path length ${pathLength} at byte ${at - 4}`);
+    need(pathLength + 8);
+    const pathAt = at;
+    at += pathLength;
+    const size64 = buf.readBigUInt64LE(at);
+    at += 8;
+    if (size64 > BigInt(Number.MAX_SAFE_INTEGER)) fail(where, `"${pathFromBytes(buf, pathAt, pathAt + pathLength)}" has an impossible size ${size64}`);
+    const n = chunkCount(Number(size64), chunkSize);
+    need(n * (4 + HASH_BYTES));
+    at += n * (4 + HASH_BYTES);
+  }
+  if (at !== bodyEnd) fail(where, `${bodyEnd - at} unexpected bytes after the last file`);
+  // Entries stay in `buf`: memory is the map's size plus a lookup table, not objects per file.
+  const files = new PackedChunkFiles(buf, records, chunkSize, HASH_BYTES);
+  const dup = files.duplicate();
+  if (dup >= 0) fail(where, `"${files.pathOf(dup)}" is listed twice`);
+  return { chunkSize, header, files };
+}

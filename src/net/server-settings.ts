@@ -1,0 +1,48 @@
+/**
+ * What a backup needs to know about the server before it starts: identity
+ * (IDENTIFY_SYSTEM), version and the sizes that shape WAL and relation files.
+ */
+import type { ReplicationConnection } from './replication-connection';
+import { PgbbError, ProtocolError } from '../errors';
+
+export interface ServerSettings {
+  serverVersion: number;
+  systemIdentifier: string;
+  timeline: number;
+  /** Current WAL insert position at IDENTIFY_SYSTEM. */
+  xlogpos: string;
+  walSegmentSize: number;
+  blockSize: number;
+  segmentBlocks: number;
+  dataChecksums: boolean;
+}
+
+const UNITS: Record<string, number> = { B: 1, kB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
+
+/** Parses a size as SHOW prints it: `16MB`, `1GB`, `8192`. */
+export function parseShowSize(text: string): number {
+  const m = /^(\d+)\s*(B|kB|MB|GB|TB)?$/.exec(text.trim());
+  if (!m) throw new ProtocolError(`unexpected size "${text}" from server`);
+  return Number(m[1]) * (m[2] ? UNITS[m[2]] : 1);
+}
+
+export async function readServerSettings(conn: ReplicationConnection): Promise<ServerSettings> {
+  const serverVersion = Number(await conn.show('server_version_num'));
+  if (!(serverVersion >= 130000)) {
+    throw new PgbbError('unsupported', `server version ${serverVersion} is not supported (PostgreSQL 13 or later is required)`);
+  }
+  const id = await conn.query('IDENTIFY_SYSTEM');
+  const row = id.rows[0];
+  if (!row || row.length < 3) throw new ProtocolError('IDENTIFY_SYSTEM returned no row');
+  const blockSize = parseShowSize(await conn.show('block_size'));
+  return {
+    serverVersion,
+    systemIdentifier: row[0] ?? '',
+    timeline: Number(row[1]),
+    xlogpos: row[2] ?? '',
+    walSegmentSize: parseShowSize(await conn.show('wal_segment_size')),
+    blockSize,
+    segmentBlocks: parseShowSize(await conn.show('segment_size')) / blockSize,
+    dataChecksums: (await conn.show('data_checksums')) === 'on',
+  };
+}

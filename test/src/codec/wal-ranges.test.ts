@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkWalCoverage, parseWalRanges } from '../../../src/codec/wal-ranges';
+import { ManifestError } from '../../../src/errors';
+
+/** Shaped as backup_manifest.c writes it (PostgreSQL 15). */
+const manifest15 = `{ "PostgreSQL-Backup-Manifest-Version": 1,
+"Files": [
+{ "Path": "backup_label", "Size": 225, "Last-Modified": "2024-01-01 00:00:00 GMT", "Checksum-Algorithm": "CRC32C", "Checksum": "9a2f1c3d" },
+{ "Path": "odd \\"WAL-Ranges\\" name", "Size": 0, "Last-Modified": "2024-01-01 00:00:00 GMT", "Checksum-Algorithm": "CRC32C", "Checksum": "00000000" }
+],
+"WAL-Ranges": [
+{ "Timeline": 1, "Start-LSN": "0/3000028", "End-LSN": "0/3000100" }
+],
+"Manifest-Checksum": "${'0'.repeat(64)}"}
+`;
+
+const twoTimelines = `{ "PostgreSQL-Backup-Manifest-Version": 1,
+"Files": [
+],
+"WAL-Ranges": [
+{ "Timeline": 2, "Start-LSN": "0/5000060", "End-LSN": "0/6000100" },
+{ "Timeline": 1, "Start-LSN": "0/4000028", "End-LSN": "0/5000060" }
+],
+"Manifest-Checksum": "${'0'.repeat(64)}"}
+`;
+
+test('WAL-Ranges are read from the manifest, newest timeline first', () => {
+  assert.deepEqual(parseWalRanges(Buffer.from(manifest15)), [{ timeline: 1, start: 0x3000028n, end: 0x3000100n }]);
+  assert.deepEqual(
+    parseWalRanges(twoTimelines).map((r) => r.timeline),
+    [2, 1],
+  );
+  assert.throws(() => parseWalRanges('{ "Files": [] }'), ManifestError);
+  assert.throws(() => parseWalRanges('"WAL-Ranges": [\n],'), /lists no WAL range/);
+});
+
+test('coverage: every range on the streamed timeline within the streamed LSNs', () => {
+  const ranges = parseWalRanges(manifest15);
+  checkWalCoverage(ranges, { timeline: 1, start: 0x3000000n, end: 0x4000000n });
+  checkWalCoverage(ranges, { timeline: 1, start: 0x3000000n, end: 0x3000100n });
+  assert.throws(
+    () => checkWalCoverage(ranges, { timeline: 1, start: 0x3000000n, end: 0x30000ffn }),
+    /needs WAL of timeline 1 from 0\/3000028 to 0\/3000100, but streaming covered timeline 1 from 0\/3000000 to 0\/30000FF/,
+  );
+  assert.throws(() => checkWalCoverage(ranges, { timeline: 1, start: 0x3000030n, end: 0x4000000n }), ManifestError);
+  assert.throws(() => checkWalCoverage(parseWalRanges(twoTimelines), { timeline: 2, start: 0x4000000n, end: 0x7000000n }), /timeline 1/);
+});
