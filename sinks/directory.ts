@@ -50,6 +50,7 @@ import {
   type PreparedDir,
   type TargetLock,
 } from './target-dir';
+import type { BackupSink, WalPlace } from '../src/sink';
 
 /** Directories of base that the WAL receiver writing into `<target>/pg_wal` makes itself. */
 const WAL_RECEIVER_DIRS = new Set(['pg_wal', 'pg_wal/archive_status']);
@@ -77,7 +78,7 @@ export interface DirectorySinkOptions {
   sync?: boolean;
 }
 
-export class DirectorySink extends Writable {
+export class DirectorySink extends Writable implements BackupSink {
   private readonly opts: Required<Omit<DirectorySinkOptions, 'onTablespace' | 'beforeCommit'>> & Pick<DirectorySinkOptions, 'onTablespace' | 'beforeCommit'>;
   private prepared: PreparedDir[] = [];
   /** Each tablespace directory is locked as the target is: a second run aimed at it is refused, never empties it. */
@@ -128,6 +129,11 @@ export class DirectorySink extends Writable {
     this.ready().then(() => callback(), callback);
   }
 
+
+  /** Streamed WAL goes straight into the target's pg_wal/ (written once). */
+  walPlace(): WalPlace {
+    return { walDir: path.join(path.resolve(this.opts.target), 'pg_wal') };
+  }
 
   override _write(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
     if (this.walInPlace && (ev.type === 'entry' || ev.type === 'data' || ev.type === 'entry-end')) return callback();

@@ -52,6 +52,7 @@ import { checkSymlinkTarget, ioError, syncPaths } from './target-dir';
 import { beginRefresh } from './refresh-begin';
 import { removeUnseen, renameDurably, writeDurably } from './refresh-commit';
 import { ensureDirectory, ensureSymlink, removeLeftover } from './refresh-entries';
+import type { BackupSink, WalPlace } from '../src/sink';
 
 export interface RefreshDirectorySinkOptions {
   prior: PriorState;
@@ -84,7 +85,7 @@ interface OpenFile {
   mode: number;
 }
 
-export class RefreshDirectorySink extends Writable {
+export class RefreshDirectorySink extends Writable implements BackupSink {
   private readonly prior: PriorState;
   private readonly dir: string;
   private readonly sync: boolean;
@@ -121,6 +122,16 @@ export class RefreshDirectorySink extends Writable {
     this.onStep = opts.onStep;
     this.tree = new SafeTree(this.dir, true);
     this.archiveTree = this.tree;
+  }
+
+  /** The directory was checked, locked and read when its prior state was loaded (src/refresh/prior-state.ts). */
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Streamed WAL goes straight into DIR's pg_wal/; the sink keeps it. */
+  walPlace(): WalPlace {
+    return { walDir: path.join(this.dir, 'pg_wal') };
   }
 
   get result(): RefreshDirectoryResult {

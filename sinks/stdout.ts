@@ -20,6 +20,7 @@ import { descriptorFromStart, encodeDescriptor } from '../src/codec/backup-descr
 import { coalesce } from '../src/io/file-writer';
 import type { CompressSpec } from '../src/codec/compression';
 import { checkZstdOptions, zstdCompress } from '../transforms/zstd-compress';
+import type { BackupSink } from '../src/sink';
 
 export interface StdoutSinkOptions {
   /** Where the tar bytes go (default process.stdout). */
@@ -28,7 +29,7 @@ export interface StdoutSinkOptions {
   compress?: CompressSpec;
 }
 
-export class StdoutSink extends Writable {
+export class StdoutSink extends Writable implements BackupSink {
   private readonly writer: TarWriter;
   private prefix = '';
   private isBase = false;
@@ -50,6 +51,11 @@ export class StdoutSink extends Writable {
   /** Nothing to check before the backup starts. */
   ready(): Promise<void> {
     return Promise.resolve();
+  }
+
+  /** No directory of its own: the source spools WAL where it is told (--wal-spool) or in a temporary directory. */
+  walPlace(): null {
+    return null;
   }
 
   override _write(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {

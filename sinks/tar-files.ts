@@ -23,6 +23,7 @@ import { descriptorFromStart, encodeDescriptor } from '../src/codec/backup-descr
 import { discardDir, ioError, prepareEmptyDir, releaseHeldLock, syncPaths, type PreparedDir } from './target-dir';
 import { compressSuffix, type CompressSpec } from '../src/codec/compression';
 import { checkZstdOptions, zstdCompress } from '../transforms/zstd-compress';
+import type { BackupSink, WalPlace } from '../src/sink';
 
 export interface TarFilesSinkOptions {
   target: string;
@@ -31,7 +32,7 @@ export interface TarFilesSinkOptions {
   compress?: CompressSpec;
 }
 
-export class TarFilesSink extends Writable {
+export class TarFilesSink extends Writable implements BackupSink {
   private readonly opts: Required<Omit<TarFilesSinkOptions, 'compress'>>;
   private readonly compress: CompressSpec;
   private dir: PreparedDir | null = null;
@@ -68,6 +69,11 @@ export class TarFilesSink extends Writable {
     this.ready().then(() => callback(), callback);
   }
 
+
+  /** Streamed WAL is spooled inside the target, then packed into pg_wal.tar. */
+  walPlace(): WalPlace {
+    return { walSpool: path.resolve(this.opts.target) };
+  }
 
   override _write(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
     switch (ev.type) {

@@ -4,7 +4,7 @@
  *
  *   start
  *   (archive (entry data* entry-end)* archive-end)*    one archive per tablespace, base last, then pg_wal
- *   manifest?                                          the server's backup_manifest bytes
+ *   manifest*                                          the backup_manifest bytes, in one or more pieces
  *   end                                                the backup is complete only after this
  *
  * `progress` and `warning` may appear anywhere. Transforms pass through every
@@ -136,6 +136,13 @@ export interface ArchiveEndEvent {
   type: 'archive-end';
 }
 
+/**
+ * A piece of the backup_manifest. A manifest may come as several `manifest`
+ * events in a row (as the server sends it, or read back in chunks), so that
+ * no stage has to hold a large one whole; the manifest is their
+ * concatenation, complete when `end` follows. Consumers must not assume a
+ * single event.
+ */
 export interface ManifestEvent {
   type: 'manifest';
   data: Buffer;
