@@ -96,7 +96,11 @@ export class DirectorySink extends Writable implements BackupSink {
   private file: fs.FileHandle | null = null;
   private batcher: WriteBatcher | null = null;
   private filePath = '';
-  private manifest: Buffer | null = null;
+  /** The manifest's pieces as they came (src/events.ts). */
+  private manifestPieces: Buffer[] | null = null;
+  private get manifest(): Buffer | null {
+    return this.manifestPieces && Buffer.concat(this.manifestPieces);
+  }
   private sawEnd = false;
   private committed = false;
   /** The write in progress: a destroy waits for it, lest it create something after the cleanup. */
@@ -198,7 +202,7 @@ export class DirectorySink extends Writable implements BackupSink {
         this.walInPlace = false;
         return;
       case 'manifest':
-        this.manifest = ev.data;
+        (this.manifestPieces ??= []).push(ev.data);
         return;
       case 'end':
         this.sawEnd = true;

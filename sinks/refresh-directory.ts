@@ -103,7 +103,11 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
   private file: OpenFile | null = null;
   private capture: Buffer[] | null = null;
   private map: Buffer | null = null;
-  private manifest: Buffer | null = null;
+  /** The manifest's pieces as they came (src/events.ts). */
+  private manifestPieces: Buffer[] | null = null;
+  private get manifest(): Buffer | null {
+    return this.manifestPieces && Buffer.concat(this.manifestPieces);
+  }
   private readonly seen = new Set<string>();
   private readonly written = new Set<string>();
   private readonly dirty = new Set<string>();
@@ -191,7 +195,7 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
         }
         return this.closeFile();
       case 'manifest':
-        this.manifest = ev.data;
+        (this.manifestPieces ??= []).push(ev.data);
         return;
       case 'end':
         this.sawEnd = true;

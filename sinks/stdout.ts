@@ -34,7 +34,11 @@ export class StdoutSink extends Writable implements BackupSink {
   private prefix = '';
   private isBase = false;
   private skipping = false;
-  private manifest: Buffer | null = null;
+  /** The manifest's pieces as they came (src/events.ts). */
+  private manifestPieces: Buffer[] | null = null;
+  private get manifest(): Buffer | null {
+    return this.manifestPieces && Buffer.concat(this.manifestPieces);
+  }
   private sawEnd = false;
   private finished = false;
 
@@ -85,7 +89,7 @@ export class StdoutSink extends Writable implements BackupSink {
         }
         return this.writer.endEntry(callback);
       case 'manifest':
-        this.manifest = ev.data;
+        (this.manifestPieces ??= []).push(ev.data);
         return callback();
       case 'end':
         this.sawEnd = true;

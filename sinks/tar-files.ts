@@ -38,7 +38,11 @@ export class TarFilesSink extends Writable implements BackupSink {
   private dir: PreparedDir | null = null;
   private writer: TarWriter | null = null;
   private written: { partial: string; final: string }[] = [];
-  private manifest: Buffer | null = null;
+  /** The manifest's pieces as they came (src/events.ts). */
+  private manifestPieces: Buffer[] | null = null;
+  private get manifest(): Buffer | null {
+    return this.manifestPieces && Buffer.concat(this.manifestPieces);
+  }
   private descriptor: string | null = null;
   private sawEnd = false;
   private committed = false;
@@ -109,7 +113,7 @@ export class TarFilesSink extends Writable implements BackupSink {
         return;
       }
       case 'manifest':
-        this.manifest = ev.data;
+        (this.manifestPieces ??= []).push(ev.data);
         return callback();
       case 'end':
         this.sawEnd = true;

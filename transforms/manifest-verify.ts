@@ -66,6 +66,8 @@ export class ManifestVerify extends Transform {
   private readonly tracker: FileTracker;
   private readonly given: Manifest | null;
   private manifest: Manifest | null;
+  /** The manifest's pieces as they came (src/events.ts), parsed at end. */
+  private readonly pieces: Buffer[] = [];
   private start: StartEvent | null = null;
   private readonly require: boolean;
   private readonly maxListed: number;
@@ -115,7 +117,7 @@ export class ManifestVerify extends Transform {
           this.start = ev;
           break;
         case 'manifest':
-          if (!this.given) this.manifest = parseManifest(ev.data);
+          if (!this.given) this.pieces.push(ev.data);
           break;
         case 'end':
           this.verify(ev);
@@ -138,6 +140,7 @@ export class ManifestVerify extends Transform {
   private verify(end: EndEvent): void {
     const t = this.tracker;
     t.entryEnd();
+    if (!this.given && this.pieces.length) this.manifest = parseManifest(Buffer.concat(this.pieces));
     const m = this.manifest;
     if (!m) {
       if (this.require) throw new ManifestError('no backup_manifest to verify the backup against');

@@ -43,7 +43,7 @@ export function walVerify(opts: { spoolDir?: string } = {}): WalVerify {
   let spool: string | null = null;
   let fd: number | null = null;
   let start: StartEvent | null = null;
-  let manifest: Buffer | null = null;
+  const manifestPieces: Buffer[] = [];
   let walArchive = false;
   const segments = new Set<string>();
   let budget = Infinity;
@@ -63,8 +63,8 @@ export function walVerify(opts: { spoolDir?: string } = {}): WalVerify {
   const check = (endLsn: string, endTli: number) => {
     if (!start) throw new WalError('backup stream has no start event');
     if (segments.size === 0) throw new WalError('the backup holds no WAL (taken with -X none?): nothing to check');
-    const ranges = manifest
-      ? parseManifest(manifest).walRanges.map((r) => ({ timeline: r.timeline, start: r.startLsn, end: r.endLsn }))
+    const ranges = manifestPieces.length
+      ? parseManifest(Buffer.concat(manifestPieces)).walRanges.map((r) => ({ timeline: r.timeline, start: r.startLsn, end: r.endLsn }))
       : [{ timeline: endTli || start.timeline, start: start.startLsn, end: endLsn }];
     for (const r of ranges) {
       const res = checkWalRange({
@@ -115,7 +115,7 @@ export function walVerify(opts: { spoolDir?: string } = {}): WalVerify {
             closeFd();
             break;
           case 'manifest':
-            manifest = ev.data;
+            manifestPieces.push(ev.data);
             break;
           case 'end':
             check(ev.endLsn, ev.timeline);
