@@ -25,7 +25,7 @@
  * from the manifest itself.
  */
 import { Transform } from 'node:stream';
-import type { ArchiveKind, BackupEvent, EndEvent, StartEvent } from '../src/events';
+import type { ArchiveKind, BackupEvent, EndEvent, ManifestEvent, StartEvent } from '../src/events';
 import { ManifestError, UsageError } from '../src/errors';
 import { parseLsn } from '../src/codec/lsn';
 import { CHECKSUM_ALGORITHMS, parseManifest, type ChecksumAlgorithm, type Manifest } from '../src/codec/manifest';
@@ -67,7 +67,7 @@ export class ManifestVerify extends Transform {
   private readonly given: Manifest | null;
   private manifest: Manifest | null;
   /** The manifest's pieces as they came (src/events.ts), parsed at end. */
-  private readonly pieces: Buffer[] = [];
+  private readonly pieces: ManifestEvent[] = [];
   private start: StartEvent | null = null;
   private readonly require: boolean;
   private readonly maxListed: number;
@@ -117,9 +117,14 @@ export class ManifestVerify extends Transform {
           this.start = ev;
           break;
         case 'manifest':
-          if (!this.given) this.pieces.push(ev.data);
+          // Held until whole and checked: a manifest that fails its own checksum never reaches a sink.
+          if (!this.given) return void (this.pieces.push(ev), cb());
           break;
         case 'end':
+          if (!this.given && this.pieces.length) {
+            this.manifest = parseManifest(Buffer.concat(this.pieces.map((p) => p.data)));
+            for (const piece of this.pieces) this.push(piece);
+          }
           this.verify(ev);
           break;
       }
@@ -140,7 +145,6 @@ export class ManifestVerify extends Transform {
   private verify(end: EndEvent): void {
     const t = this.tracker;
     t.entryEnd();
-    if (!this.given && this.pieces.length) this.manifest = parseManifest(Buffer.concat(this.pieces));
     const m = this.manifest;
     if (!m) {
       if (this.require) throw new ManifestError('no backup_manifest to verify the backup against');
