@@ -26,13 +26,9 @@ import { throttle } from '../transforms/throttle';
 import { progress } from '../transforms/progress';
 import { RateLimiter } from '../src/rate-limiter';
 import { tee } from '../sinks/tee';
+import { arg } from './support/args';
 
 const CHUNK = 32 * 1024;
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
 
 interface CorpusFile {
   path: string;

@@ -21,11 +21,7 @@ import { promises as fs, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, makeTempDir } from '../test/support/cluster';
 import { PGBB_CLI } from '../test/support/pgbb';
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
+import { arg } from './support/args';
 
 /** Loaded into the pgbb process with --require: its own I/O counters and peak RSS at exit. */
 const PROBE = `

@@ -32,19 +32,10 @@ import { zstdCompress } from '../transforms/zstd-compress';
 import { ReplicationSource } from '../src/sources/replication-source';
 import { TarFilesSink } from '../sinks/tar-files';
 import { runPipeline } from '../src/pipeline';
+import { arg, flag } from './support/args';
+import { median } from './support/stats';
 
 const CHUNK = 32 * 1024;
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
-const flag = (name: string) => process.argv.includes(`--${name}`);
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 /** Every regular file under dir (relation files, FSM/VM, catalogs), concatenated. */
 async function readTree(dir: string): Promise<Buffer> {
