@@ -45,6 +45,8 @@ child.on('close', (code, signal) => {
   const lines = stderr.split('\n');
   const ours = lines.findIndex((l) => l.startsWith(MARK));
   const m = ours >= 0 ? new RegExp(`^${MARK} ([\\d.]+) ([\\d.]+) (\\d+)`).exec(lines.splice(ours, 1)[0]) : null;
+  // GNU time's own note on a failed command ("Command exited with non-zero status N") goes too.
+  if (ours > 0 && /^Command (exited|terminated)/.test(lines[ours - 1])) lines.splice(ours - 1, 1);
   process.stderr.write(lines.join('\n'));
   const result = {
     wall,

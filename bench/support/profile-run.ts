@@ -18,8 +18,11 @@ export async function profileMode(mode: Mode, target: Omit<Target, 'dir'>, scrat
   const profDir = join(scratch, `prof-${mode.key}`);
   await fs.mkdir(profDir, { recursive: true });
   log(`profiling pgbb ${mode.key}…`);
-  const sample = await fresh(scratch, 'profiled', (dir) =>
-    measure(...pgbbCommand(mode.pgbb({ ...target, dir }), ['--cpu-prof', `--cpu-prof-dir=${profDir}`])),
+  const sample = await fresh(scratch, 'profiled-ts', (mapped) =>
+    fresh(scratch, 'profiled', (dir) => {
+      const t: Target = { ...target, dir, tablespace: target.tablespace && { ...target.tablespace, mapped } };
+      return measure(...pgbbCommand(mode.pgbb(t), ['--cpu-prof', `--cpu-prof-dir=${profDir}`]));
+    }),
   );
   const root = resolve(__dirname, '..', '..');
   const out: string[] = [
