@@ -5,6 +5,7 @@
  *
  *   node dist/bench/suite.js [--scale 150] [--files 0] [--runs 5] [--modes stdout,tar,...]
  *                            [--no-tablespace] [--skip-refresh] [--no-sync] [--profile MODE[,MODE]]
+ *                            [--profile-dir DIR]
  *                            [--out DIR]
  *
  * See bench/README.md for what each column means and how it is measured.
@@ -32,6 +33,7 @@ interface Options {
   refresh: boolean;
   sync: boolean;
   profile: Mode[];
+  profileDir?: string;
   out: string;
 }
 
@@ -53,6 +55,7 @@ function options(): Options {
     refresh: !flag('skip-refresh'),
     sync: !flag('no-sync'),
     profile: pickModes(arg('profile', '')),
+    profileDir: arg('profile-dir', '') || undefined,
     out: arg('out', join(__dirname, '..', '..', 'bench', 'results')),
   };
 }
@@ -101,7 +104,7 @@ async function main(): Promise<void> {
     const location = o.tablespace ? await addTablespace(server) : undefined;
     const t = { ...base, tablespace: location ? { location, mapped: '' } : undefined };
     if (o.profile.length) {
-      for (const m of o.profile) console.log(`${await profileMode(m, m.stdout ? base : t, scratch)}\n`);
+      for (const m of o.profile) console.log(`${await profileMode(m, m.stdout ? base : t, scratch, o.profileDir)}\n`);
       return;
     }
     for (const m of o.modes.filter((x) => !x.stdout)) results.push(await pairs(m, t, o.runs, scratch));

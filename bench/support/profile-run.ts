@@ -14,8 +14,9 @@ import { fresh } from './scratch';
 
 const TOP = 25;
 
-export async function profileMode(mode: Mode, target: Omit<Target, 'dir'>, scratch: string): Promise<string> {
-  const profDir = join(scratch, `prof-${mode.key}`);
+/** keepIn: a directory to leave the .cpuprofile files in (for Chrome DevTools), else they are removed. */
+export async function profileMode(mode: Mode, target: Omit<Target, 'dir'>, scratch: string, keepIn?: string): Promise<string> {
+  const profDir = keepIn ? resolve(keepIn, mode.key) : join(scratch, `prof-${mode.key}`);
   await fs.mkdir(profDir, { recursive: true });
   log(`profiling pgbb ${mode.key}…`);
   const sample = await fresh(scratch, 'profiled-ts', (mapped) =>
@@ -46,6 +47,7 @@ export async function profileMode(mode: Mode, target: Omit<Target, 'dir'>, scrat
       markdownTable(['self ms', '%', 'script'], p.files.slice(0, 12).map((e) => [e.ms.toFixed(0), pct(e.ms), e.where])),
     );
   }
-  await fs.rm(profDir, { recursive: true, force: true });
+  if (!keepIn) await fs.rm(profDir, { recursive: true, force: true });
+  else out.push('', `profiles kept in ${profDir}`);
   return out.join('\n');
 }
