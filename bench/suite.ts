@@ -124,7 +124,9 @@ async function writeResults(o: Options, results: ModeResult[], refresh: RefreshR
     `${(db.size / 1e9).toFixed(2)} GB${o.tablespace ? ` (${(db.sizeNoTs / 1e9).toFixed(2)} GB before the tablespace copy)` : ''}, ` +
     `${o.runs} alternating pair(s), medians, \`-c fast\`; ${cpus().length} × ${cpus()[0]?.model.trim()}, ` +
     `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} at the end, node ${process.version}`;
+  const busy = loadavg()[0] > cpus().length;
   const parts = [`# pgbb bench ${name}`, '', setup, ''];
+  if (busy) parts.push(`**The machine was busy** (load ${loadavg()[0].toFixed(1)} on ${cpus().length} cores): these numbers are noisy.`, '');
   if (results.length) parts.push(backupTable(results), '', `![wall time per mode](${name}.svg)`, '');
   if (refresh) parts.push(`Refresh (${o.sync ? 'fsync' : '-N'}); ${fullLine(refresh)}`, '', refreshTable(refresh), '');
   parts.push('Columns and how they are measured: bench/README.md.', '');
