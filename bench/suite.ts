@@ -14,7 +14,7 @@ import { rmSync, promises as fs } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { makeTempDir } from '../test/support/cluster';
-import { arg, flag, numArg } from './support/args';
+import { arg, flag, numArg, onlyKnown } from './support/args';
 import { MODES, PG_BASEBACKUP, pgbbCommand, type Mode, type Target } from './support/backup-modes';
 import { addTablespace, databaseBytes, fill, log, startBenchServer, type BenchServer } from './support/bench-server';
 import { measure, type Sample } from './support/measure';
@@ -45,7 +45,10 @@ function pickModes(list: string): Mode[] {
   });
 }
 
+const KNOWN = ['scale', 'files', 'runs', 'modes', 'no-tablespace', 'skip-refresh', 'no-sync', 'profile', 'profile-dir', 'out'];
+
 function options(): Options {
+  onlyKnown(KNOWN);
   return {
     scale: numArg('scale', 150),
     files: numArg('files', 0),

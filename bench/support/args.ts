@@ -14,3 +14,10 @@ export function numArg(name: string, fallback: number): number {
 export function flag(name: string): boolean {
   return process.argv.includes(`--${name}`);
 }
+
+/** Refuses a `--name` that is not in known (a typo would otherwise run the long default). */
+export function onlyKnown(known: string[]): void {
+  for (const a of process.argv.slice(2)) {
+    if (a.startsWith('--') && !known.includes(a.slice(2))) throw new Error(`unknown option ${a} (known: --${known.join(', --')})`);
+  }
+}
