@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { markdownTable } from '../support/markdown';
-import { median } from '../support/stats';
-import { barChart } from '../support/svg-chart';
+import { markdownTable } from '../../bench/support/markdown';
+import { median } from '../../bench/support/stats';
+import { barChart } from '../../bench/support/svg-chart';
 
 test('median of odd and even counts', () => {
   assert.equal(median([3, 1, 2]), 2);

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { measure } from '../support/measure';
+import { measure } from '../../bench/support/measure';
 
 const node = process.execPath;
 

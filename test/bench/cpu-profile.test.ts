@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { summarize } from '../support/cpu-profile';
+import { summarize } from '../../bench/support/cpu-profile';
 
 test('self time per function name + url:line, summed over nodes, from each sample\'s interval', async () => {
   const dir = await fs.mkdtemp(join(tmpdir(), 'pgbb-bench-prof-'));

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { changedBytes, snapshot } from '../support/changed-pages';
+import { changedBytes, snapshot } from '../../bench/support/changed-pages';
 
 const PAGE = 8192;
 const pages = (...fills: number[]) => Buffer.concat(fills.map((f) => Buffer.alloc(PAGE, f)));
