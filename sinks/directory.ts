@@ -44,12 +44,10 @@ import {
   ioError,
   lockTarget,
   prepareEmptyDir,
-  releaseHeldLock,
-  syncPaths,
-  syncTree,
   type PreparedDir,
-  type TargetLock,
 } from './target-dir';
+import { releaseHeldLock, type TargetLock } from '../src/io/target-lock';
+import { syncPaths, syncTree } from '../src/io/durable';
 import type { BackupSink, WalPlace } from '../src/sink';
 
 /** Directories of base that the WAL receiver writing into `<target>/pg_wal` makes itself. */
