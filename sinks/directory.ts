@@ -44,12 +44,10 @@ import {
   ioError,
   lockTarget,
   prepareEmptyDir,
-  releaseHeldLock,
-  syncPaths,
-  syncTree,
   type PreparedDir,
-  type TargetLock,
 } from './target-dir';
+import { releaseHeldLock, type TargetLock } from '../src/io/target-lock';
+import { syncTree, writeDurably } from '../src/io/durable';
 import type { BackupSink, WalPlace } from '../src/sink';
 
 /** Directories of base that the WAL receiver writing into `<target>/pg_wal` makes itself. */
@@ -297,25 +295,7 @@ export class DirectorySink extends Writable implements BackupSink {
     if (this.manifest) {
       // Last, and atomically: a backup_manifest means the backup is whole.
       // Created O_EXCL|O_NOFOLLOW after removing any member of that name.
-      const tree = this.baseTree!;
-      const tmp = tree.abs('backup_manifest.tmp');
-      const final = tree.abs('backup_manifest');
-      await fs.unlink(tmp).catch(() => {});
-      const fh = await tree.createFile('backup_manifest.tmp', (this.modes ?? OWNER_ONLY).file);
-      try {
-        await fh.writeFile(this.manifest);
-        if (this.opts.sync) await fh.sync();
-      } catch (err) {
-        throw ioError('could not write manifest', tmp, err);
-      } finally {
-        await fh.close().catch(() => {});
-      }
-      try {
-        await fs.rename(tmp, final);
-        if (this.opts.sync) await syncPaths([root]);
-      } catch (err) {
-        throw ioError('could not write manifest', final, err);
-      }
+      await writeDurably(this.baseTree!, 'backup_manifest', this.manifest, this.opts.sync, { mode: (this.modes ?? OWNER_ONLY).file, what: 'could not write manifest' });
     }
     this.committed = true;
   }

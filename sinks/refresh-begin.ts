@@ -31,7 +31,8 @@ import { within } from '../src/refresh/tablespace-links';
 import { LiveDataDirectoryError } from '../src/io/live-cluster';
 import { CONTROL_FILE } from '../src/refresh/walk-target';
 import type { PriorState } from '../src/refresh/prior-state';
-import { ioError, prepareEmptyDir, syncPaths } from './target-dir';
+import { ioError, prepareEmptyDir } from './target-dir';
+import { syncPaths } from '../src/io/durable';
 
 export interface BegunRefresh {
   journal: RefreshJournal;

@@ -5,19 +5,17 @@
  *   removeUnseen   files, links and directories the new backup does not have
  *   (fsync what was written and the directories whose entries changed)
  *   publish        pg_control, then the chunk map, then backup_manifest, each
- *                  fsynced and renamed into place; the caller then removes
+ *                  fsynced and renamed into place (src/io/durable.ts
+ *                  renameDurably, writeDurably); the caller then removes
  *                  the refresh marker, which is what makes it a backup again
  *
  * Errors: IoError naming the path.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ioError, PgbbError } from '../src/errors';
+import { ioError } from '../src/errors';
 import { fsPath, showPath } from '../src/codec/path-bytes';
-import type { SafeTree } from '../src/io/safe-tree';
 import { isOwnFile, walkTarget, type TargetEntry } from '../src/refresh/walk-target';
-import { syncPaths } from './target-dir';
-import { removeLeftover } from './refresh-entries';
 
 export interface RemovedCounts {
   files: number;
@@ -60,38 +58,4 @@ export async function removeUnseen(dir: string, tablespaces: ReadonlyMap<string,
     dirty.add(path.dirname(e.abs));
   }
   return counts;
-}
-
-/** Writes `data` to `rel` through a new temporary file (O_EXCL, no link followed): fsync, rename, fsync the directory. */
-export async function writeDurably(tree: SafeTree, rel: string, data: Buffer, sync: boolean): Promise<void> {
-  const tmp = `${rel}.tmp`;
-  const abs = tree.abs(rel);
-  try {
-    await removeLeftover(tree, tmp);
-    const fh = await tree.createFile(tmp, 0o600);
-    try {
-      await fh.writeFile(data);
-      if (sync) await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.rename(fsPath(tree.abs(tmp)), fsPath(abs));
-    if (sync) await syncPaths([path.dirname(abs)]);
-  } catch (err) {
-    throw err instanceof PgbbError ? err : ioError('could not write', showPath(abs), err);
-  }
-}
-
-/** Renames a fully written file into place, durably (rename replaces a link at `to`, never writes through it). */
-export async function renameDurably(tree: SafeTree, from: string, to: string, sync: boolean): Promise<void> {
-  const abs = tree.abs(to);
-  try {
-    await tree.parentOf(from);
-    await tree.parentOf(to);
-    if (sync) await syncPaths([tree.abs(from)]);
-    await fs.rename(fsPath(tree.abs(from)), fsPath(abs));
-    if (sync) await syncPaths([path.dirname(abs)]);
-  } catch (err) {
-    throw err instanceof PgbbError ? err : ioError('could not rename into place', showPath(abs), err);
-  }
 }

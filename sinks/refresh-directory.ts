@@ -45,12 +45,13 @@ import { showPath } from '../src/codec/path-bytes';
 import { pathComponents, SafeTree } from '../src/io/safe-tree';
 import { isVersionDir } from '../src/refresh/tablespace-links';
 import { CHUNK_MAP_FILE, chunkKey } from '../src/codec/chunkmap/chunk-map';
-import { syncDir, type RefreshJournal } from '../src/refresh/refresh-journal';
+import type { RefreshJournal } from '../src/refresh/refresh-journal';
+import { renameDurably, syncDir, syncPaths, writeDurably } from '../src/io/durable';
 import { CONTROL_FILE, PENDING_CONTROL } from '../src/refresh/walk-target';
 import type { PriorState } from '../src/refresh/prior-state';
-import { checkSymlinkTarget, ioError, syncPaths } from './target-dir';
+import { checkSymlinkTarget, ioError } from './target-dir';
 import { beginRefresh } from './refresh-begin';
-import { removeUnseen, renameDurably, writeDurably } from './refresh-commit';
+import { removeUnseen } from './refresh-commit';
 import { ensureDirectory, ensureSymlink, removeLeftover } from './refresh-entries';
 import type { BackupSink, WalPlace } from '../src/sink';
 

@@ -15,26 +15,15 @@ import * as path from 'node:path';
 import { ioError } from '../src/errors';
 import { fsPath, showPath } from '../src/codec/path-bytes';
 import type { SafeTree } from '../src/io/safe-tree';
+import { clearName } from '../src/io/durable';
 
 /**
  * Removes whatever is at `rel` (a leftover of an interrupted run, or
  * something planted there: a link is removed, never followed), so that the
  * name can be created O_EXCL. Returns what was there.
  */
-export async function removeLeftover(tree: SafeTree, rel: string): Promise<'none' | 'file' | 'other'> {
-  const r = await tree.parentOf(rel);
-  const abs = tree.abs(r);
-  const st = await fs.lstat(fsPath(abs)).catch(() => null);
-  if (!st) return 'none';
-  try {
-    if (st.isDirectory()) {
-      tree.forget(r);
-      await fs.rm(fsPath(abs), { recursive: true, force: true });
-    } else await fs.unlink(fsPath(abs));
-  } catch (err) {
-    throw ioError('could not remove', showPath(abs), err);
-  }
-  return st.isFile() ? 'file' : 'other';
+export function removeLeftover(tree: SafeTree, rel: string): Promise<'none' | 'file' | 'other'> {
+  return clearName(tree, rel);
 }
 
 export async function ensureDirectory(tree: SafeTree, rel: string, mode: number): Promise<string | null> {

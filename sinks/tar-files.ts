@@ -20,7 +20,10 @@ import type { BackupEvent } from '../src/events';
 import { PgbbError, UsageError } from '../src/errors';
 import { TarWriter } from '../src/codec/tar/tar-writer';
 import { descriptorFromStart, encodeDescriptor } from '../src/codec/backup-descriptor';
-import { discardDir, ioError, prepareEmptyDir, releaseHeldLock, syncPaths, type PreparedDir } from './target-dir';
+import { discardDir, ioError, prepareEmptyDir, type PreparedDir } from './target-dir';
+import { releaseHeldLock } from '../src/io/target-lock';
+import { syncDir, syncPaths, writeDurably } from '../src/io/durable';
+import { SafeTree } from '../src/io/safe-tree';
 import { compressSuffix, type CompressSpec } from '../src/codec/compression';
 import { checkZstdOptions, zstdCompress } from '../transforms/zstd-compress';
 import type { BackupSink, WalPlace } from '../src/sink';
@@ -135,16 +138,9 @@ export class TarFilesSink extends Writable implements BackupSink {
     // The lock goes before the manifest marks the backup whole.
     await releaseHeldLock(root);
     if (this.manifest) {
-      const final = path.join(root, 'backup_manifest');
-      try {
-        await fs.writeFile(`${final}.tmp`, this.manifest, { mode: 0o600 });
-        if (this.opts.sync) await syncPaths([`${final}.tmp`]);
-        await fs.rename(`${final}.tmp`, final);
-      } catch (err) {
-        throw ioError('could not write manifest', final, err);
-      }
-    }
-    if (this.opts.sync) await syncPaths([root]);
+      // Through `backup_manifest.tmp`, created O_EXCL|O_NOFOLLOW; then the directory is synced.
+      await writeDurably(new SafeTree(root), 'backup_manifest', this.manifest, this.opts.sync, { what: 'could not write manifest' });
+    } else if (this.opts.sync) await syncDir(root);
     this.committed = true;
   }
 

@@ -9,11 +9,12 @@
  * TargetLockedError before it contacts the server. The lock lives as long as
  * the run: prepareEmptyDir does not count the lock this process holds,
  * discardDir leaves it in place (the run still owns the directory while it
- * cleans up), and `releaseHeldLock` removes it — from the directory sink just
- * before `backup_manifest` is written (so a finished backup never holds it,
- * and pg_verifybackup sees no stray file), at the latest when the command
- * ends, which then also removes the directory if the run created it and
- * left it empty.
+ * cleans up), and `releaseHeldLock` removes it — from the directory sink
+ * just before `backup_manifest` is written (so a finished backup never holds
+ * it, and pg_verifybackup sees no stray file), at the latest when the
+ * command ends, which then also removes the directory if the run created it
+ * and left it empty. The lock itself, its file and its API are
+ * src/io/target-lock.ts's; this file only creates and checks the directory.
  *
  * A directory a PostgreSQL server runs on is refused first, before anything
  * else is looked at (LiveDataDirectoryError, code live_data_directory): a
@@ -22,11 +23,11 @@
  * Errors: LiveDataDirectoryError, TargetNotEmptyError, TargetLockedError,
  * IoError naming the path.
  */
-import { constants, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { IoError, TargetLockedError, TargetNotEmptyError, TarFormatError, ioError } from '../src/errors';
-import { fsPath, pathFromBytes, showPath } from '../src/codec/path-bytes';
-import { heldLock, isLockFileName, lockDir, lockHolder, LOCK_FILE, releaseHeldLock } from '../src/io/target-lock';
+import { fsPath, pathFromBytes } from '../src/codec/path-bytes';
+import { heldLock, isLockFileName, lockDir, lockHolder, LOCK_FILE, type TargetLock } from '../src/io/target-lock';
 import { refuseInsideLiveDataDirectory, refuseLiveDataDirectory } from '../src/io/live-cluster';
 
 export { ioError };
@@ -37,18 +38,7 @@ export interface PreparedDir {
   created: boolean;
 }
 
-export { LOCK_FILE, releaseHeldLock };
-
-export interface TargetLock {
-  path: string;
-  /** True when lockTarget created the directory. */
-  created: boolean;
-  /**
-   * Removes the lock (if still held) and, when the run created the directory
-   * and nothing else is in it (a failed run), the directory itself.
-   */
-  release(): Promise<void>;
-}
+export type { TargetLock };
 
 /**
  * Creates `dir` if missing (mode 0700, parents too), refuses it if it is not
@@ -78,18 +68,17 @@ export async function lockTarget(dir: string): Promise<TargetLock> {
     }
   }
   if (!created) await checkEmpty(abs);
-  await lockDir(abs, created);
+  const lock = await lockDir(abs, created);
   // Checked again now that we hold the lock: another run may have written between our two steps.
   const others = (await fs.readdir(abs).catch(() => [] as string[])).filter((e) => !isLockFileName(e));
   if (others.length) {
-    await releaseHeldLock(abs);
+    await lock.release();
     throw new TargetNotEmptyError(abs);
   }
   return {
-    path: abs,
-    created,
+    ...lock,
     release: async () => {
-      await releaseHeldLock(abs);
+      await lock.release();
       if (created) await fs.rmdir(abs).catch(() => {}); // only if empty: a failed run's leftovers are gone by now
     },
   };
@@ -205,42 +194,4 @@ export function checkSymlinkTarget(member: string, target: string): void {
   if (!target || target.startsWith('/') || resolved === '..' || resolved.startsWith('../')) {
     throw new TarFormatError(`symlink "${member}" points outside the data directory ("${target}")`);
   }
-}
-
-/** fsyncs every file and directory below `root` (as initdb and pg_basebackup do), a few at a time. */
-export async function syncTree(root: string): Promise<void> {
-  const dirs: string[] = [];
-  const files: string[] = [];
-  const walk = async (dir: string) => {
-    dirs.push(dir);
-    // Names as bytes (src/codec/path-bytes.ts): a file whose name is not UTF-8 is synced too.
-    for (const ent of await fs.readdir(fsPath(dir), { withFileTypes: true, encoding: 'buffer' })) {
-      const p = path.join(dir, pathFromBytes(ent.name));
-      if (ent.isDirectory()) await walk(p);
-      else if (ent.isFile()) files.push(p);
-    }
-  };
-  await walk(root);
-  await syncPaths(files);
-  await syncPaths(dirs.reverse());
-}
-
-export async function syncPaths(paths: string[], concurrency = 8): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < paths.length) {
-      const p = paths[next++];
-      let fh;
-      try {
-        // O_NONBLOCK: a FIFO swapped in mid-run must not hang the fsync pass (an fsync through a link changes nothing).
-        fh = await fs.open(fsPath(p), constants.O_RDONLY | constants.O_NONBLOCK);
-        await fh.sync();
-      } catch (err) {
-        throw ioError('could not fsync', showPath(p), err);
-      } finally {
-        await fh?.close();
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, paths.length) }, worker));
 }

@@ -1,6 +1,8 @@
 /**
- * One pgbb run per directory: `<dir>/.pgbb-lock`, for backup (sinks/target-dir.ts
- * lockTarget) and refresh (lockForRefresh) alike, so the two exclude each other.
+ * One pgbb run per directory: `<dir>/.pgbb-lock`, for backup and restore
+ * (sinks/target-dir.ts lockTarget, which creates and checks the directory,
+ * then calls lockDir) and refresh (lockForRefresh) alike, so that they
+ * exclude each other. The only lock pgbb has: every lock is a TargetLock.
  *
  * The file holds one line, `<pid> <start> <token>\n`: the holder's pid, its
  * start time (field 22 of /proc/<pid>/stat, `-` where there is no /proc) so
@@ -222,16 +224,26 @@ async function takeOver(dir: string, file: string, tmp: string, seen: SeenLock, 
   }
 }
 
-/** Locks `dir` (which exists) for this run; refuses any existing lock, stale or not. */
-export async function lockDir(dir: string, created: boolean): Promise<void> {
-  const abs = path.resolve(dir);
-  if (held.has(abs)) throw new TargetLockedError(abs, `pid ${process.pid}, this process`);
-  const content = await acquire(abs, false);
-  held.set(abs, { file: path.join(abs, LOCK_FILE), content, created });
+/** A run's hold on a directory, from lockDir, lockForRefresh or lockTarget (sinks/target-dir.ts). */
+export interface TargetLock {
+  path: string;
+  /** True when the run created the directory. */
+  created: boolean;
+  /** Removes the lock, if still held (lockTarget: and the directory it created, if left empty). */
+  release(): Promise<void>;
 }
 
-export interface RefreshLock {
-  release(): Promise<void>;
+async function lock(dir: string, created: boolean, takeOverDead: boolean): Promise<TargetLock> {
+  const abs = path.resolve(dir);
+  if (held.has(abs)) throw new TargetLockedError(abs, `pid ${process.pid}, this process`);
+  const content = await acquire(abs, takeOverDead);
+  held.set(abs, { file: path.join(abs, LOCK_FILE), content, created });
+  return { path: abs, created, release: () => releaseHeldLock(abs) };
+}
+
+/** Locks `dir` (which exists) for this run; refuses any existing lock, stale or not. */
+export function lockDir(dir: string, created: boolean): Promise<TargetLock> {
+  return lock(dir, created, false);
 }
 
 /**
@@ -239,12 +251,8 @@ export interface RefreshLock {
  * committed or failed. A lock whose holder is dead is taken over (the marker
  * and journal, not the lock, carry what the dead run left unfinished).
  */
-export async function lockForRefresh(dir: string): Promise<RefreshLock> {
-  const abs = path.resolve(dir);
-  if (held.has(abs)) throw new TargetLockedError(abs, `pid ${process.pid}, this process`);
-  const content = await acquire(abs, true);
-  held.set(abs, { file: path.join(abs, LOCK_FILE), content, created: false });
-  return { release: () => releaseHeldLock(abs) };
+export function lockForRefresh(dir: string): Promise<TargetLock> {
+  return lock(dir, false, true);
 }
 
 /** Removes this process's lock on `dir`, if it holds one (and the file is still its own). */

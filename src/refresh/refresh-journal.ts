@@ -17,17 +17,20 @@
  * The marker is opened without following links (a link planted at its name
  * is refused, never appended through).
  *
- * Errors: IoError naming the file; PgbbError 'incomplete_refresh' from
- * assertComplete.
+ * The marker's name, and the check that refuses a directory holding it, are
+ * src/io/refresh-marker.ts's (readers of a backup need them, not refresh).
+ *
+ * Errors: IoError naming the file.
  */
 import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { IoError, ioError, PgbbError } from '../errors';
 import { LIMITS, readLimited } from '../io/read-limited';
+import { syncDir } from '../io/durable';
+import { REFRESH_MARKER } from '../io/refresh-marker';
 
 const { O_WRONLY, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 
-export const REFRESH_MARKER = 'pgbb_refresh_incomplete';
 const FIRST_LINE = 'pgbb refresh in progress: this directory is not a usable backup until a refresh completes';
 
 export interface JournalState {
@@ -58,16 +61,6 @@ export async function readJournal(dir: string): Promise<JournalState> {
     }
   }
   return { present: true, keys, tablespaces };
-}
-
-/** Fails when `dir` holds the marker of an interrupted refresh. */
-export async function assertComplete(dir: string): Promise<void> {
-  try {
-    await fs.access(path.join(dir, REFRESH_MARKER));
-  } catch {
-    return;
-  }
-  throw new PgbbError('incomplete_refresh', `"${path.resolve(dir)}": incomplete refresh, run refresh again`);
 }
 
 export class RefreshJournal {
@@ -141,14 +134,5 @@ export class RefreshJournal {
     } catch (err) {
       throw ioError('could not remove refresh marker', this.file, err);
     }
-  }
-}
-
-export async function syncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }

@@ -12,10 +12,10 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ioError } from '../errors';
 import { fsPath, pathFromBytes } from '../codec/path-bytes';
+import { walkTree, type TreeEntry, type TreeKind } from '../io/walk-tree';
 import { CHUNK_MAP_FILE } from '../codec/chunkmap/chunk-map';
-import { REFRESH_MARKER } from './refresh-journal';
+import { REFRESH_MARKER } from '../io/refresh-marker';
 import { LOCK_FILE } from '../io/target-lock';
 import { isVersionDir } from './tablespace-links';
 
@@ -30,7 +30,7 @@ export function isOwnFile(key: string): boolean {
   return OWN.has(key);
 }
 
-export type TargetKind = 'file' | 'directory' | 'symlink' | 'other';
+export type TargetKind = TreeKind;
 
 export interface TargetEntry {
   key: string;
@@ -43,35 +43,14 @@ export interface TargetEntry {
   tablespace?: string;
 }
 
-async function lstat(abs: string) {
-  try {
-    return await fs.lstat(fsPath(abs), { bigint: true });
-  } catch (err) {
-    throw ioError('could not stat', abs, err);
-  }
-}
-
-function kindOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): TargetKind {
-  return st.isFile() ? 'file' : st.isDirectory() ? 'directory' : st.isSymbolicLink() ? 'symlink' : 'other';
-}
-
+/** The tree at `root` as entries under `prefix`; a `pg_tblspc/<oid>` link is marked when `stopAtTablespaces`. */
 async function* tree(root: string, prefix: string, tablespace: string | undefined, stopAtTablespaces: boolean, versionDirsOnly = false): AsyncGenerator<TargetEntry> {
-  let names: Buffer[];
-  try {
-    names = await fs.readdir(fsPath(root), { encoding: 'buffer' });
-  } catch (err) {
-    throw ioError('could not read directory', root, err);
-  }
-  for (const raw of names.sort(Buffer.compare)) {
-    const name = pathFromBytes(raw);
-    const abs = path.join(root, name);
-    const key = prefix ? `${prefix}/${name}` : name;
-    const st = await lstat(abs);
-    const kind = kindOf(st);
-    if (versionDirsOnly && (kind !== 'directory' || !isVersionDir(name))) continue;
-    const ts = stopAtTablespaces && kind === 'symlink' && /^pg_tblspc\/\d+$/.test(key) ? key.slice('pg_tblspc/'.length) : tablespace;
-    yield { key, abs, kind, size: Number(st.size), ctimeNs: st.ctimeNs, tablespace: ts };
-    if (kind === 'directory') yield* tree(abs, key, tablespace, stopAtTablespaces);
+  // Inside a tablespace location, only its PG_<major>_<catversion> directories.
+  const skip = versionDirsOnly ? (e: TreeEntry) => !e.rel.includes('/') && (e.kind !== 'directory' || !isVersionDir(e.rel)) : undefined;
+  for await (const e of walkTree(root, { skip })) {
+    const key = prefix ? `${prefix}/${e.rel}` : e.rel;
+    const ts = stopAtTablespaces && e.kind === 'symlink' && /^pg_tblspc\/\d+$/.test(key) ? key.slice('pg_tblspc/'.length) : tablespace;
+    yield { key, abs: e.abs, kind: e.kind, size: Number(e.stats!.size), ctimeNs: e.stats!.ctimeNs, tablespace: ts };
   }
 }
 

@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { PgbbError } from '../errors';
-import { REFRESH_MARKER } from '../refresh/refresh-journal';
+import { incompleteRefresh, REFRESH_MARKER } from '../io/refresh-marker';
 import { plainBackupSource } from './plain-backup-source';
 import { tarDirectorySource, tarStreamSource } from './tar-backup-source';
 
@@ -24,7 +24,7 @@ export async function detectBackupFormat(source: string): Promise<BackupFormat> 
   }
   if (names.includes('base.tar') || names.includes('base.tar.zst')) return 'tar';
   // A directory a refresh was interrupted in is a mix of old and new: never read it as a backup.
-  if (names.includes(REFRESH_MARKER)) throw new PgbbError('incomplete_refresh', `"${path.resolve(source)}": incomplete refresh, run refresh again`);
+  if (names.includes(REFRESH_MARKER)) throw incompleteRefresh(source);
   if (names.includes('PG_VERSION')) return 'plain';
   if (names.includes('backup_manifest') && !names.includes('backup_label')) {
     throw new PgbbError('not_a_backup', `"${path.resolve(source)}" has a backup_manifest but no base.tar or data files`);

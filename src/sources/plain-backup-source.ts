@@ -21,6 +21,7 @@ import { Readable } from 'node:stream';
 import type { BackupEvent, StartEvent } from '../events';
 import { ioError, PgbbError } from '../errors';
 import { LIMITS, openRegular, readLimited, type ReadLimits } from '../io/read-limited';
+import { walkTree } from '../io/walk-tree';
 import { parseControlFile } from '../codec/pg-control';
 import { fsPath, pathFromBytes, showPath } from '../codec/path-bytes';
 import { manifestEnd, parseBackupLabel } from '../codec/backup-label';
@@ -72,36 +73,24 @@ export async function readPlainStart(dir: string): Promise<{ start: StartEvent; 
   };
 }
 
-/** Walks `root`; `skip(rel)` leaves out an entry (and what is under it). */
-async function* walk(root: string, rel: string, skip: (rel: string) => boolean): AsyncGenerator<BackupEvent> {
-  const dir = path.join(root, rel);
-  let names: string[];
-  try {
-    // As bytes: a name that is not UTF-8 must not be decoded lossily.
-    names = (await fs.readdir(fsPath(dir), { encoding: 'buffer' })).map((b) => pathFromBytes(b)).sort();
-  } catch (err) {
-    throw ioError('could not read directory', showPath(dir), err);
-  }
-  for (const name of names) {
-    const r = rel ? `${rel}/${name}` : name;
-    if (skip(r)) continue;
-    const p = path.join(root, r);
-    const st = await fs.lstat(fsPath(p)).catch((err) => {
-      throw ioError('could not stat', showPath(p), err);
-    });
-    const base = { path: r, mode: st.mode & 0o7777, mtime: st.mtime };
-    if (st.isSymbolicLink()) {
-      yield { type: 'entry', kind: 'symlink', size: 0, linkTarget: pathFromBytes(await fs.readlink(fsPath(p), { encoding: 'buffer' })), ...base };
+/** Walks `root` (src/io/walk-tree.ts: links are entries, never followed); `skip(rel)` leaves out an entry (and what is under it). */
+async function* walk(root: string, skip: (rel: string) => boolean): AsyncGenerator<BackupEvent> {
+  for await (const e of walkTree(root, { skip: (e) => skip(e.rel) })) {
+    const st = e.stats!;
+    const base = { path: e.rel, mode: Number(st.mode) & 0o7777, mtime: st.mtime };
+    if (e.kind === 'symlink') {
+      yield { type: 'entry', kind: 'symlink', size: 0, linkTarget: pathFromBytes(await fs.readlink(fsPath(e.abs), { encoding: 'buffer' })), ...base };
       yield { type: 'entry-end' };
-    } else if (st.isDirectory()) {
+    } else if (e.kind === 'directory') {
       yield { type: 'entry', kind: 'directory', size: 0, ...base };
       yield { type: 'entry-end' };
-      yield* walk(root, r, skip);
-    } else if (st.isFile()) {
-      yield { type: 'entry', kind: 'file', size: st.size, ...base };
-      yield* readFile(p, st.size);
+    } else if (e.kind === 'file') {
+      const size = Number(st.size);
+      yield { type: 'entry', kind: 'file', size, ...base };
+      yield* readFile(e.abs, size);
       yield { type: 'entry-end' };
     }
+    // FIFOs, sockets, devices: not data, never opened.
   }
 }
 
@@ -130,13 +119,13 @@ export async function* plainBackupEvents(dir: string): AsyncGenerator<BackupEven
   const { start, manifest } = await readPlainStart(root);
   yield start;
   yield { type: 'archive', kind: 'base', name: 'base', location: '' };
-  yield* walk(root, '', (rel) => NOT_DATA.has(rel));
+  yield* walk(root, (rel) => NOT_DATA.has(rel));
   yield { type: 'archive-end' };
   for (const ts of start.tablespaces) {
     if (ts.oid === null) continue;
     const location = path.resolve(root, 'pg_tblspc', ts.location);
     yield { type: 'archive', kind: 'tablespace', name: ts.oid, location: ts.location };
-    yield* walk(location, '', () => false);
+    yield* walk(location, () => false);
     yield { type: 'archive-end' };
   }
   if (manifest) yield { type: 'manifest', data: manifest };

@@ -49,6 +49,7 @@ import { readServerSettings, type ServerSettings } from '../net/server-settings'
 import { checkWalOptions, StreamedWal } from '../wal/streamed-wal';
 import { incrementalAvailable, uploadManifest } from '../net/upload-manifest';
 import type { RateLimiter } from '../rate-limiter';
+import { DEFAULT_TIMEOUT_MS } from '../net/timeouts';
 
 export interface ReplicationSourceOptions {
   /** Connection settings (conninfo / host / port / user), or a ready pg ClientConfig. */
@@ -111,7 +112,7 @@ export interface ReplicationSourceOptions {
   signal?: AbortSignal;
 }
 
-export const DEFAULT_TIMEOUT_MS = 60_000;
+export { DEFAULT_TIMEOUT_MS };
 
 type Phase = 'start' | 'tablespaces' | 'copy' | 'end';
 

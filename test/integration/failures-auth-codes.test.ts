@@ -23,7 +23,7 @@ import { Cluster, makeTempDir } from '../support/cluster';
 import { run } from '../support/run';
 import { DEBIAN_PG15_BIN } from '../support/cluster';
 import { backupStreaming, jsonError, jsonEvents, reapChildren, serverClean, spawnPgbb, waitFor } from '../support/failure-helpers';
-import { LOCK_FILE } from '../../sinks/target-dir';
+import { LOCK_FILE } from '../../src/io/target-lock';
 
 /** A colon and a space: both need escaping in .pgpass or quoting in a conninfo. */
 const PASSWORD = 'pw:Secret 42';

@@ -22,7 +22,7 @@ import { mountSmallFs } from '../support/small-fs';
 import { DEBIAN_PG15_BIN } from '../support/cluster';
 import { backupStreaming, jsonError, reapChildren, serverClean, serverSide, spawnPgbb, waitFor } from '../support/failure-helpers';
 import { runPipeline } from '../../src/pipeline';
-import { LOCK_FILE } from '../../sinks/target-dir';
+import { LOCK_FILE } from '../../src/io/target-lock';
 import type { BackupEvent } from '../../src/index';
 
 const pg = useSampleServer({ sampleData: { scale: 3 } });

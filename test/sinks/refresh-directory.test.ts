@@ -24,7 +24,7 @@ import { manifestBuild } from '../../transforms/manifest-build';
 import { runPipeline } from '../../src/pipeline';
 import { loadPriorState } from '../../src/refresh/prior-state';
 import { CHUNK_MAP_FILE, decodeChunkMap, encodeChunkMap } from '../../src/codec/chunkmap/chunk-map';
-import { assertComplete, REFRESH_MARKER } from '../../src/refresh/refresh-journal';
+import { assertComplete, REFRESH_MARKER } from '../../src/io/refresh-marker';
 import type { BackupEvent } from '../../src/events';
 import { backupEvents, backupLabel, bytes, fakeControlFile, treeOf, type BackupSpec, type Member } from '../support/chunk-fixtures';
 

@@ -8,16 +8,8 @@ import { existsSync, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import {
-  LOCK_FILE,
-  checkEmptyOrMissing,
-  discardDir,
-  lockTarget,
-  prepareEmptyDir,
-  releaseHeldLock,
-  syncPaths,
-} from '../../sinks/target-dir';
-import { execFileSync } from 'node:child_process';
+import { checkEmptyOrMissing, discardDir, lockTarget, prepareEmptyDir } from '../../sinks/target-dir';
+import { LOCK_FILE, releaseHeldLock } from '../../src/io/target-lock';
 import { TargetLockedError, TargetNotEmptyError } from '../../src/errors';
 
 const roots: string[] = [];
@@ -118,21 +110,6 @@ test('two runs racing for one missing target: exactly one gets it', async () => 
   await (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof lockTarget>>>).value.release();
   // Removed if the winner made it; left empty if the loser did (then it is nobody's to remove).
   assert.ok(!existsSync(target) || (await fs.readdir(target)).length === 0);
-});
-
-test('the fsync pass does not hang on a FIFO swapped in where a file was', async () => {
-  const dir = await fs.mkdtemp(join(tmpdir(), 'pgbb-sync-fifo-'));
-  try {
-    execFileSync('mkfifo', [join(dir, 'was-a-file')]);
-    const settled = syncPaths([join(dir, 'was-a-file'), dir]).then(
-      () => 'done',
-      () => 'failed',
-    );
-    const timeout = new Promise((r) => setTimeout(() => r('hung'), 2000).unref());
-    assert.notEqual(await Promise.race([settled, timeout]), 'hung');
-  } finally {
-    await fs.rm(dir, { recursive: true, force: true });
-  }
 });
 
 test('a name that only starts like the lock\'s passing files is content: the directory holding it is not empty', async () => {
