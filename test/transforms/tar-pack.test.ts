@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -116,13 +116,14 @@ test('a manifest over 8 MiB goes through an unlinked 0600 temporary file, closed
     if (saved === undefined) delete process.env.TMPDIR;
     rmSync(dir, { recursive: true, force: true });
   });
-  const openInDir = () => readdirSync('/proc/self/fd').filter((fd) => {
+  const fdsInDir = () => readdirSync('/proc/self/fd').filter((fd) => {
     try {
       return readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir);
     } catch {
       return false;
     }
-  }).length;
+  });
+  const openInDir = () => fdsInDir().length;
   const piece = Buffer.alloc(1 << 20);
   for (let i = 0; i < piece.length; i++) piece[i] = i % 251;
   const pieces = Array.from({ length: 10 }, () => ({ type: 'manifest', data: piece }) as BackupEvent);
@@ -131,7 +132,11 @@ test('a manifest over 8 MiB goes through an unlinked 0600 temporary file, closed
   // Whole: the member holds every piece, in order.
   let during = 0;
   const p = tarPack();
-  p.on('data', () => (during = Math.max(during, openInDir())));
+  let mode = 0;
+  p.on('data', () => {
+    during = Math.max(during, openInDir());
+    for (const fd of fdsInDir()) mode = statSync(`/proc/self/fd/${fd}`).mode & 0o777;
+  });
   const chunks: Buffer[] = [];
   await pipeline(Readable.from(events), p, new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }));
   const members = await readTar(Buffer.concat(chunks));
@@ -140,6 +145,7 @@ test('a manifest over 8 MiB goes through an unlinked 0600 temporary file, closed
   assert.equal(m.size, 10 << 20);
   assert.ok(m.data.equals(Buffer.concat(Array(10).fill(piece))));
   assert.equal(during, 1, 'the manifest went to a file in TMPDIR');
+  assert.equal(mode, 0o600);
   assert.deepEqual(readdirSync(dir), [], 'no name left in TMPDIR');
   assert.equal(openInDir(), 0, 'closed at the end');
 
