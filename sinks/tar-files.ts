@@ -14,19 +14,18 @@
  */
 import { Writable } from 'node:stream';
 import { promises as fs } from 'node:fs';
-import { FileWriter } from '../src/io/file-writer';
 import * as path from 'node:path';
+import { FileWriter } from '../src/io/file-writer';
 import type { BackupEvent } from '../src/events';
 import { PgbbError, UsageError } from '../src/errors';
-import { TarWriter } from '../src/codec/tar/tar-writer';
 import { descriptorFromStart, encodeDescriptor } from '../src/codec/backup-descriptor';
 import { discardDir, ioError, prepareEmptyDir, type PreparedDir } from './target-dir';
 import { releaseHeldLock } from '../src/io/target-lock';
-import { syncDir, syncPaths, writeDurably } from '../src/io/durable';
-import { SafeTree } from '../src/io/safe-tree';
+import { syncDir, syncPaths } from '../src/io/durable';
 import { compressSuffix, type CompressSpec } from '../src/codec/compression';
-import { checkZstdOptions, zstdCompress } from '../transforms/zstd-compress';
+import type { ZstdCompress } from '../transforms/zstd-compress';
 import type { BackupSink, WalPlace } from '../src/sink';
+import { compressorFor, PackedOutput } from './packed-output';
 
 export interface TarFilesSinkOptions {
   target: string;
@@ -35,17 +34,17 @@ export interface TarFilesSinkOptions {
   compress?: CompressSpec;
 }
 
+type Callback = (err?: Error | null) => void;
+
 export class TarFilesSink extends Writable implements BackupSink {
   private readonly opts: Required<Omit<TarFilesSinkOptions, 'compress'>>;
   private readonly compress: CompressSpec;
   private dir: PreparedDir | null = null;
-  private writer: TarWriter | null = null;
+  /** The archive being written: its pack → [zstd] → file pipeline. */
+  private archive: PackedOutput | null = null;
   private written: { partial: string; final: string }[] = [];
-  /** The manifest's pieces as they came (src/events.ts). */
-  private manifestPieces: Buffer[] | null = null;
-  private get manifest(): Buffer | null {
-    return this.manifestPieces && Buffer.concat(this.manifestPieces);
-  }
+  /** backup_manifest.tmp, written piece by piece as the manifest comes. */
+  private manifest: FileWriter | null = null;
   private descriptor: string | null = null;
   private sawEnd = false;
   private committed = false;
@@ -55,9 +54,13 @@ export class TarFilesSink extends Writable implements BackupSink {
     if (!opts.target) throw new UsageError('no target directory given');
     this.opts = { sync: true, ...opts };
     this.compress = opts.compress ?? { method: 'none' };
-    // A bad level fails here, before the server is contacted.
-    if (this.compress.method === 'zstd') checkZstdOptions(this.compress);
+    // The first archive's compressor is made now: a bad level fails here
+    // (zstdCompress()'s own check), before the server is contacted.
+    this.firstCompressor = compressorFor(this.compress);
   }
+
+  /** Made by the constructor, used by the first archive (or destroyed with the sink). */
+  private firstCompressor: ZstdCompress | null;
 
   private opened: Promise<void> | null = null;
 
@@ -72,52 +75,50 @@ export class TarFilesSink extends Writable implements BackupSink {
     return this.opened;
   }
 
-  override _construct(callback: (err?: Error | null) => void): void {
+  override _construct(callback: Callback): void {
     this.ready().then(() => callback(), callback);
   }
-
 
   /** Streamed WAL is spooled inside the target, then packed into pg_wal.tar. */
   walPlace(): WalPlace {
     return { walSpool: path.resolve(this.opts.target) };
   }
 
-  override _write(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
+  override _write(ev: BackupEvent, _enc: BufferEncoding, callback: Callback): void {
     switch (ev.type) {
+      case 'entry':
       case 'data':
-        return this.writer!.write(ev.chunk, callback);
+      case 'entry-end':
+        return this.archive!.write(ev, callback);
       case 'archive': {
         const final = path.join(this.dir!.path, `${ev.name}.tar${compressSuffix(this.compress)}`);
         const partial = `${final}.partial`;
         this.written.push({ partial, final });
-        const file = new FileWriter(partial, { mode: 0o600 });
-        const c = this.compress;
-        this.writer = c.method === 'zstd' ? new TarWriter(zstdCompress(c), file) : new TarWriter(file);
         // Every archive carries the descriptor, so that restore can read it from base.tar first.
-        if (this.descriptor) this.writer.commentNext(this.descriptor);
+        const z = this.firstCompressor;
+        this.firstCompressor = null;
+        this.archive = new PackedOutput(new FileWriter(partial, { mode: 0o600 }), this.compress, { layout: 'archive', comment: this.descriptor ?? undefined }, z);
         return callback();
       }
       case 'start':
         this.descriptor = encodeDescriptor(descriptorFromStart(ev));
         return callback();
-      case 'entry':
-        return this.writer!.add({ ...ev, name: ev.path }, callback);
-      case 'entry-end':
-        return this.writer!.endEntry(callback);
       case 'archive-end': {
-        const w = this.writer!;
-        this.writer = null;
+        const a = this.archive!;
+        this.archive = null;
         const file = this.written[this.written.length - 1].partial;
-        w.finalize().then(
-          () => callback(),
-          // The file writer's and the compressor's errors already name what failed.
-          (err) => callback(err instanceof PgbbError ? err : ioError('could not write archive', file, err)),
-        );
+        a.write(ev, (err) => {
+          if (err) return callback(err);
+          a.finish().then(
+            () => callback(),
+            // The file writer's and the compressor's errors already name what failed.
+            (e) => callback(e instanceof PgbbError ? e : ioError('could not write archive', file, e)),
+          );
+        });
         return;
       }
       case 'manifest':
-        (this.manifestPieces ??= []).push(ev.data);
-        return callback();
+        return this.writeManifest(ev.data, callback);
       case 'end':
         this.sawEnd = true;
         return callback();
@@ -126,30 +127,74 @@ export class TarFilesSink extends Writable implements BackupSink {
     }
   }
 
-  override _final(callback: (err?: Error | null) => void): void {
+  /** Straight into backup_manifest.tmp: never held whole; renamed into place last, in commit(). */
+  private writeManifest(piece: Buffer, callback: Callback): void {
+    const m = (this.manifest ??= new FileWriter(this.manifestPath() + '.tmp', { mode: 0o600 }));
+    const fail = (err: unknown) => callback(err instanceof PgbbError ? err : ioError('could not write manifest', this.manifestPath(), err));
+    if (m.write(piece)) return callback();
+    const onDrain = () => (m.off('error', onError), callback());
+    const onError = (err: Error) => (m.off('drain', onDrain), fail(err));
+    m.once('drain', onDrain).once('error', onError);
+  }
+
+  private manifestPath(): string {
+    return path.join(this.dir!.path, 'backup_manifest');
+  }
+
+  override _final(callback: Callback): void {
     this.commit().then(() => callback(), callback);
   }
 
   private async commit(): Promise<void> {
     if (!this.sawEnd) throw new PgbbError('incomplete', 'backup stream ended before the backup was complete');
     const root = this.dir!.path;
+    const m = this.manifest;
+    if (m) await endWriter(m, this.manifestPath());
     if (this.opts.sync) await syncPaths(this.written.map((w) => w.partial));
     for (const w of this.written) await fs.rename(w.partial, w.final);
     // The lock goes before the manifest marks the backup whole.
     await releaseHeldLock(root);
-    if (this.manifest) {
-      // Through `backup_manifest.tmp`, created O_EXCL|O_NOFOLLOW; then the directory is synced.
-      await writeDurably(new SafeTree(root), 'backup_manifest', this.manifest, this.opts.sync, { what: 'could not write manifest' });
-    } else if (this.opts.sync) await syncDir(root);
+    if (m) {
+      const final = this.manifestPath();
+      try {
+        if (this.opts.sync) await syncPaths([`${final}.tmp`]);
+        await fs.rename(`${final}.tmp`, final);
+      } catch (err) {
+        throw ioError('could not write manifest', final, err);
+      }
+    }
+    if (this.opts.sync) await syncDir(root);
     this.committed = true;
   }
 
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    this.writer?.destroy();
-    this.writer = null;
-    if (this.committed || !this.dir) return callback(err);
-    discardDir(this.dir).then(() => callback(err), () => callback(err));
+  override _destroy(err: Error | null, callback: Callback): void {
+    const a = this.archive;
+    const m = this.manifest;
+    this.archive = null;
+    this.manifest = null;
+    this.firstCompressor?.destroy();
+    this.firstCompressor = null;
+    // Inner writers first (the compressor's context goes with its pipeline), then what the sink made.
+    const writers = Promise.all([a?.abort(), m && !m.destroyed ? closed(m) : undefined]);
+    writers.then(() => {
+      if (this.committed || !this.dir) return callback(err);
+      discardDir(this.dir).then(() => callback(err), () => callback(err));
+    });
   }
+}
+
+function endWriter(w: FileWriter, file: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    w.once('error', (err) => reject(err instanceof PgbbError ? err : ioError('could not write manifest', file, err)));
+    w.end(() => resolve());
+  });
+}
+
+function closed(w: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    w.once('close', () => resolve());
+    w.destroy();
+  });
 }
 
 export function tarFilesSink(opts: TarFilesSinkOptions): TarFilesSink {

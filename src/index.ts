@@ -42,6 +42,10 @@ export { requireComplete, RequireComplete, type RequireCompleteOptions } from '.
 // Transforms (bytes)
 export { zstdCompress, ZstdCompress, checkZstdOptions, type ZstdCompressOptions, type ZstdCompressResult } from '../transforms/zstd-compress';
 export { zstdDecompress, ZstdDecompress, type ZstdDecompressOptions, type ZstdDecompressResult } from '../transforms/zstd-decompress';
+// Between the two: member events → tar bytes, and back
+export { tarPack, TarPack, type TarPackOptions } from '../transforms/tar-pack';
+export { tarUnpack, TarUnpack, type TarUnpackOptions } from '../transforms/tar-unpack';
+export type { Stage, StreamKind } from '../transforms/stream-kinds';
 
 export { chunkMapBuild, ChunkMapBuild } from '../transforms/chunk-map-build';
 export { chunkDiff, ChunkDiff } from '../transforms/chunk-diff';

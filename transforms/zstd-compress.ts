@@ -10,7 +10,8 @@
  *      flipped bit is caught by every decoder, not only by the tar layer.
  * Result: `result` = { bytesIn, bytesOut } once the stream has ended.
  * Errors: UsageError for a level or workers value out of range (at once, in
- *   the factory); CompressionError if libzstd reports a failure.
+ *   the factory), and for member events written to it (put tarPack() before
+ *   it; see ./stream-kinds.ts); CompressionError if libzstd reports a failure.
  *
  * Cores: `workers` is libzstd's own nbWorkers — the bundled libzstd of
  * zstd-napi is built with ZSTD_MULTITHREAD (bound 0..256), the same machinery
@@ -41,6 +42,7 @@ import { availableParallelism } from 'node:os';
 import * as binding from 'zstd-napi/binding';
 import { CompressionError, UsageError } from '../src/errors';
 import { ZSTD_DEFAULT_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MAX_WORKERS, ZSTD_MIN_LEVEL } from '../src/codec/compression';
+import { guardBytes, type Stage } from './stream-kinds';
 
 export interface ZstdCompressOptions {
   /** 1..19, default 3 (zstd's and pg_basebackup's default). */
@@ -65,8 +67,10 @@ export function defaultZstdWorkers(): number {
 }
 
 /**
- * The options with defaults applied; UsageError when out of range. Sinks call
- * it up front so that a bad level fails before the server is contacted.
+ * The options with defaults applied; UsageError when out of range. The one
+ * validator: the constructor calls it (so a sink that builds its compressor
+ * up front fails before the server is contacted), and a caller that wants
+ * the check earlier still (the CLI's option parsing) calls it itself.
  */
 export function checkZstdOptions(opts: ZstdCompressOptions): Required<ZstdCompressOptions> {
   const level = opts.level ?? ZSTD_DEFAULT_LEVEL;
@@ -80,8 +84,11 @@ export function checkZstdOptions(opts: ZstdCompressOptions): Required<ZstdCompre
   return { level, workers };
 }
 
-export class ZstdCompress extends Transform {
+export class ZstdCompress extends Transform implements Stage<'bytes', 'bytes'> {
   readonly type = 'zstd-compress';
+  readonly takes = 'bytes' as const;
+  readonly gives = 'bytes' as const;
+  readonly stageName = 'zstdCompress()';
   readonly level: number;
   readonly workers: number;
   private cctx: binding.CCtx | null;
@@ -105,6 +112,7 @@ export class ZstdCompress extends Transform {
       throw new CompressionError(`zstd: could not set up compression (level ${level}, ${workers} workers): ${message(err)}`, { cause: err });
     }
     this.cctx = cctx;
+    guardBytes(this);
   }
 
   /** { bytesIn, bytesOut } after the stream ended; null before. */

@@ -7,7 +7,8 @@
  *      as pgbb, pg_basebackup or the zstd CLI write them.
  * Out: the decompressed bytes, in chunks of about 128 KiB.
  * Result: `result` = { bytesIn, bytesOut, frames } once the stream has ended.
- * Errors (CompressionError, code 'compression', naming `name` when given):
+ * Errors: UsageError for member events written to it (./stream-kinds.ts);
+ * CompressionError (code 'compression', naming `name` when given):
  *   - input that is not zstd or is corrupt (libzstd's reason, and how far
  *     into the compressed bytes it was found);
  *   - input that ends inside a frame (a truncated file or stream);
@@ -26,6 +27,7 @@
 import { Duplex } from 'node:stream';
 import * as binding from 'zstd-napi/binding';
 import { CompressionError } from '../src/errors';
+import { guardBytes, type Stage } from './stream-kinds';
 
 export interface ZstdDecompressOptions {
   /** What the bytes are (a file or object name), for error messages. */
@@ -43,8 +45,11 @@ type Callback = (err?: Error | null) => void;
 const OUT_BYTES = binding.dStreamOutSize();
 const EMPTY = Buffer.alloc(0);
 
-export class ZstdDecompress extends Duplex {
+export class ZstdDecompress extends Duplex implements Stage<'bytes', 'bytes'> {
   readonly type = 'zstd-decompress';
+  readonly takes = 'bytes' as const;
+  readonly gives = 'bytes' as const;
+  readonly stageName = 'zstdDecompress()';
   private dctx: binding.DCtx | null = new binding.DCtx();
   private readonly what: string;
   /** The chunk being decoded and its write callback. */
@@ -64,6 +69,7 @@ export class ZstdDecompress extends Duplex {
   constructor(opts: ZstdDecompressOptions = {}) {
     super({ writableHighWaterMark: 64 * 1024, readableHighWaterMark: 2 * OUT_BYTES });
     this.what = opts.name ? `zstd data in "${opts.name}"` : 'zstd data';
+    guardBytes(this, 'it reads zstd bytes (a file, a download)');
   }
 
   get result(): ZstdDecompressResult | null {

@@ -12,20 +12,23 @@
  * member of each archive (src/codec/backup-descriptor.ts). In the single stream,
  * each tablespace's members become their own archive again, and base gets
  * its pg_tblspc/<oid> symlinks back (at its end, once pg_tblspc exists).
+ * The stream's layout is transforms/tar-unpack.ts's (this file adds the zstd
+ * detection); a directory's archives are parsed one by one (./tar-members.ts).
+ * The manifest comes as `manifest` events of at most 256 KiB, never read whole.
  * Everything is pulled: nothing is read ahead of the consumer.
  * Errors: a missing descriptor, a truncated archive or zstd frame, a member
  * outside the expected layout — each names the archive or member.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { Readable, type Duplex } from 'node:stream';
-import type { BackupEvent, EntryEvent } from '../events';
+import { pipeline, Readable, type Duplex } from 'node:stream';
+import type { BackupEvent } from '../events';
 import { IoError, ioError, PgbbError } from '../errors';
-import { LIMITS, openRegular, readLimited } from '../io/read-limited';
+import { LIMITS, openRegular } from '../io/read-limited';
 import { decodeDescriptor, startFromDescriptor, type BackupDescriptor } from '../codec/backup-descriptor';
 import { zstdDecompress } from '../../transforms/zstd-decompress';
+import { ManifestEndScanner, MANIFEST_PIECE_BYTES, tarUnpack } from '../../transforms/tar-unpack';
 import { tarMembers } from './tar-members';
-import { manifestEnd } from '../codec/backup-label';
 import { showPath } from '../codec/path-bytes';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
@@ -96,10 +99,47 @@ export async function* tarDirectoryEvents(dir: string): AsyncGenerator<BackupEve
     yield* tarMembers(openArchive(path.join(root, walFile)), walFile);
     yield { type: 'archive-end' };
   }
-  const manifest = await readLimited(path.join(root, 'backup_manifest'), LIMITS.manifest);
-  if (manifest) yield { type: 'manifest', data: manifest };
-  const end = manifestEnd(manifest);
+  const scanner = new ManifestEndScanner();
+  yield* manifestPieces(path.join(root, 'backup_manifest'), scanner);
+  const end = scanner.result();
   yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
+}
+
+/**
+ * backup_manifest as `manifest` events of at most MANIFEST_PIECE_BYTES, none
+ * when it does not exist; opened as openRegular() does, capped as
+ * readLimited() caps it (by fstat, and by what is read).
+ */
+async function* manifestPieces(file: string, scanner: ManifestEndScanner): AsyncGenerator<BackupEvent> {
+  const { maxBytes, what } = LIMITS.manifest;
+  let fh: Awaited<ReturnType<typeof openRegular>>;
+  try {
+    fh = await openRegular(file, what);
+  } catch (err) {
+    if (((err as IoError).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return;
+    throw err;
+  }
+  const tooLarge = () => new IoError(`${what} "${showPath(file)}" is larger than ${maxBytes} bytes, the most it can hold: refusing to read it`);
+  try {
+    if ((await fh.stat()).size > maxBytes) throw tooLarge();
+    for (let at = 0; ; ) {
+      const buf = Buffer.allocUnsafe(MANIFEST_PIECE_BYTES);
+      let got: number;
+      try {
+        got = (await fh.read(buf, 0, buf.length, at)).bytesRead;
+      } catch (err) {
+        throw ioError(`could not read ${what}`, showPath(file), err);
+      }
+      if (got === 0) return;
+      at += got;
+      if (at > maxBytes) throw tooLarge();
+      const piece = got === buf.length ? buf : buf.subarray(0, got);
+      scanner.feed(piece);
+      yield { type: 'manifest', data: piece };
+    }
+  } finally {
+    await fh.close().catch(() => {});
+  }
 }
 
 /** Peeks at the first bytes to choose between plain tar and zstd. */
@@ -122,112 +162,19 @@ async function* maybeDecompress(input: Readable): AsyncGenerator<Buffer> {
   }
 }
 
-export async function* tarStreamEvents(input: Readable, name = 'standard input'): AsyncGenerator<BackupEvent> {
-  let descriptor: BackupDescriptor | null = null;
-  const members = tarMembers(maybeDecompress(input), name, (m) => {
-    descriptor ??= decodeDescriptor(m.comment);
-  });
-  const first = await members.next();
-  if (first.done) throw new PgbbError('not_a_backup', `${name} is empty`);
-  if (!descriptor) throw notPgbb(name);
-  const d = descriptor as BackupDescriptor;
-  yield startFromDescriptor(d);
-  const locations = new Map(d.tablespaces.map((t) => [t.oid, t.location]));
-  let current: string | null = null; // archive name now open
-  let prefixLen = 0;
-  let manifest: Buffer | null = null;
-  let manifestBytes = 0;
-  let inManifest = false;
-  /** The member being left out (a tablespace's own directory): its entry-end goes too. */
-  let skipping = false;
-  for await (const ev of prefetchFirst(members, first)) {
-    if (ev.type === 'entry') {
-      if (inManifest) throw new PgbbError('tar_format', `member "${showPath(ev.path)}" after backup_manifest in ${name}`);
-      const ts = /^pg_tblspc\/(\d+)(?:\/(.*))?$/.exec(ev.path);
-      let target: string;
-      if (ev.path === 'backup_manifest') {
-        // Held in memory until the end: refuse at its header what no manifest can be. Within
-        // the cap, one buffer of the member's size, filled as its bytes come: the pages
-        // never written cost nothing, and there is no second copy (chunks, then a concat).
-        if (ev.size > LIMITS.manifest.maxBytes) throw manifestTooLarge(name, ev.size);
-        if (current) yield* closeArchive(current);
-        current = null;
-        inManifest = true;
-        manifest = Buffer.allocUnsafe(ev.size);
-        continue;
-      } else if (ts && locations.has(ts[1])) {
-        target = ts[1];
-        if (ts[2] === undefined) {
-          // The tablespace's own directory entry opens its archive.
-          if (current !== target) {
-            if (current) yield* closeArchive(current);
-            current = target;
-            yield { type: 'archive', kind: 'tablespace', name: target, location: locations.get(target)! };
-          }
-          skipping = true;
-          continue;
-        }
-        prefixLen = `pg_tblspc/${target}/`.length;
-      } else {
-        target = 'base';
-        prefixLen = 0;
-      }
-      if (current !== target) {
-        if (current) yield* closeArchive(current);
-        current = target;
-        yield target === 'base'
-          ? { type: 'archive', kind: 'base', name: 'base', location: '' }
-          : { type: 'archive', kind: 'tablespace', name: target, location: locations.get(target)! };
-      }
-      yield prefixLen ? ({ ...ev, path: ev.path.slice(prefixLen) } as EntryEvent) : ev;
-    } else if (inManifest) {
-      if (ev.type === 'data') {
-        // The parser gives a member exactly its header's size; checked anyway, it is cheap.
-        if (manifestBytes + ev.chunk.length > manifest!.length) throw manifestTooLarge(name, manifestBytes + ev.chunk.length);
-        manifestBytes += ev.chunk.copy(manifest!, manifestBytes);
-      }
-      else if (ev.type === 'entry-end') inManifest = false;
-    } else if (skipping) {
-      // Entry events come as entry, data*, entry-end; the skipped one may be a file in a damaged stream.
-      if (ev.type === 'entry-end') skipping = false;
-    } else {
-      yield ev;
-    }
-  }
-  if (current) yield* closeArchive(current);
-  const m = manifest ? manifest.subarray(0, manifestBytes) : null;
-  if (m) yield { type: 'manifest', data: m };
-  const end = manifestEnd(m);
-  yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
-
-  /** Ends an archive; base gets its tablespace links back first, whichever archive follows it. */
-  function* closeArchive(archive: string): Generator<BackupEvent> {
-    if (archive === 'base') {
-      for (const t of d.tablespaces) {
-        yield { type: 'entry', path: `pg_tblspc/${t.oid}`, kind: 'symlink', size: 0, mode: 0o777, mtime: new Date(), linkTarget: t.location };
-        yield { type: 'entry-end' };
-      }
-    }
-    yield { type: 'archive-end' };
-  }
-}
-
-function manifestTooLarge(name: string, size: number): IoError {
-  return new IoError(`backup_manifest member of ${name} holds ${size} bytes, more than ${LIMITS.manifest.maxBytes}, the most a manifest can: refusing to read it`);
-}
-
 export function tarDirectorySource(dir: string): Readable {
   return Readable.from(tarDirectoryEvents(dir), { objectMode: true, highWaterMark: 16 });
 }
 
-export function tarStreamSource(input: Readable, name?: string): Readable {
-  const out = Readable.from(tarStreamEvents(input, name), { objectMode: true, highWaterMark: 16 });
+/**
+ * A `-D -` stream (plain or zstd, told by its magic) → the member stream:
+ * [zstdDecompress()] → tarUnpack().
+ */
+export function tarStreamSource(input: Readable, name = 'standard input'): Readable {
+  const unpack = tarUnpack({ name });
+  pipeline(Readable.from(maybeDecompress(input), { objectMode: false }), unpack, () => {});
   // Destroying the source (an abort, SIGTERM) must end a wait on input that never comes, an
-  // idle pipe say: the generator cannot return while it awaits, and the destroy would never finish.
-  const destroy = out._destroy;
-  out._destroy = function (err, cb) {
-    input.destroy();
-    destroy.call(this, err, cb);
-  };
-  return out;
+  // idle pipe say: the generator cannot return while it awaits, so the input goes too.
+  unpack.once('close', () => input.destroy());
+  return unpack;
 }

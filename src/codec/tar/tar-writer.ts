@@ -1,6 +1,7 @@
 /**
- * Writes members as tar bytes into a byte pipeline (e.g. [coalesce(),
- * process.stdout] or [zstdCompress(), file]).
+ * Writes members as tar bytes into a byte pipeline (e.g. [zstdCompress(),
+ * file]): ./tar-encoder.ts's output with a Node pipeline behind it. The
+ * member stream's own encoder is transforms/tar-pack.ts (same TarEncoder).
  *
  *   add(header, cb?)      a member's header (./encode-header.ts: ustar, pax
  *                         for names or link targets over 100 bytes, raw bytes
@@ -23,37 +24,21 @@
  */
 import { pipeline, Readable } from 'node:stream';
 import type { Duplex, Writable } from 'node:stream';
-import type { EntryKind } from '../../events';
-import { TarFormatError } from '../../errors';
-import { showPath } from '../path-bytes';
-import { BLOCK_SIZE } from './header';
-import { encodeHeader } from './encode-header';
+import { TarEncoder, type TarMemberHeader } from './tar-encoder';
 
-export interface TarMemberHeader {
-  name: string;
-  kind: EntryKind;
-  size: number;
-  mode: number;
-  mtime: Date;
-  linkTarget?: string;
-}
+export type { TarMemberHeader } from './tar-encoder';
 
 type Callback = (err?: Error | null) => void;
 
-const TYPES = { file: '0', symlink: '2', directory: '5' } as const;
-const ZEROS = Buffer.alloc(2 * BLOCK_SIZE);
 /** As tar-stream's pack: enough to keep the next stage busy, small enough not to matter. */
 const HIGH_WATER_MARK = 64 * 1024;
 
 export class TarWriter {
   private readonly out: Readable;
+  private readonly encoder = new TarEncoder();
   private error: Error | null = null;
   /** A callback waiting for the Readable to drain. */
   private waiting: Callback | null = null;
-  /** The open file member. */
-  private member: { name: string; size: number; written: number } | null = null;
-  /** A pax comment for the next member (the backup descriptor, see src/codec/backup-descriptor.ts). */
-  private comment: string | null = null;
   private finalized = false;
   private readonly finished: Promise<void>;
 
@@ -74,69 +59,58 @@ export class TarWriter {
 
   /** Attaches `comment` (a pax record extractors ignore) to the next member added. */
   commentNext(comment: string): void {
-    this.comment = comment;
+    this.encoder.commentNext(comment);
   }
 
   /** Starts a member; directories and symlinks are complete at once. */
   add(h: TarMemberHeader, callback: Callback = this.keep): void {
     if (this.error) return callback(this.error);
-    if (this.member) return void this.fail(new TarFormatError(`tar member "${showPath(h.name)}" added before "${showPath(this.member.name)}" ended`), callback);
     let header: Buffer;
     try {
-      header = encodeHeader({
-        name: h.name,
-        type: TYPES[h.kind],
-        size: h.kind === 'file' ? h.size : 0,
-        mode: h.mode,
-        mtime: h.mtime,
-        linkname: h.kind === 'symlink' ? (h.linkTarget ?? '') : undefined,
-        pax: this.comment !== null ? { comment: this.comment } : undefined,
-      });
+      header = this.encoder.add(h);
     } catch (err) {
       return void this.fail(err as Error, callback);
     }
-    this.comment = null;
-    if (h.kind === 'file') this.member = { name: h.name, size: h.size, written: 0 };
     this.push(header, callback);
   }
 
   /** Writes member bytes (kept by reference); calls back once the pipeline can take more. */
   write(chunk: Buffer, callback: Callback): void {
-    const m = this.member;
     if (this.error) return callback(this.error);
-    if (!m) return void this.fail(new TarFormatError('tar data outside a member'), callback);
-    m.written += chunk.length;
-    if (m.written > m.size) {
-      return void this.fail(new TarFormatError(`tar member "${showPath(m.name)}" got ${m.written} bytes but its header says ${m.size}`), callback);
+    try {
+      this.encoder.data(chunk);
+    } catch (err) {
+      return void this.fail(err as Error, callback);
     }
     this.push(chunk, callback);
   }
 
   /** Ends the open file member (no-op for directories and symlinks). */
   endEntry(callback: Callback = this.keep): void {
-    const m = this.member;
     if (this.error) return callback(this.error);
-    if (!m) return callback();
-    this.member = null;
-    if (m.written !== m.size) {
-      return void this.fail(new TarFormatError(`tar member "${showPath(m.name)}" ended after ${m.written} of the ${m.size} bytes its header says`), callback);
+    let pad: Buffer | null;
+    try {
+      pad = this.encoder.endEntry();
+    } catch (err) {
+      return void this.fail(err as Error, callback);
     }
-    const pad = (BLOCK_SIZE - (m.size % BLOCK_SIZE)) % BLOCK_SIZE;
-    if (pad) this.push(ZEROS.subarray(0, pad), callback);
+    if (pad) this.push(pad, callback);
     else callback();
   }
 
   /** Writes the end-of-archive marker and waits until the last stage has everything. */
   async finalize(): Promise<void> {
     if (this.error) throw this.error;
-    if (this.member) {
-      const err = new TarFormatError(`tar archive finalized inside member "${showPath(this.member.name)}"`);
-      this.fail(err, this.keep);
-      throw err;
-    }
     if (!this.finalized) {
+      let marker: Buffer;
+      try {
+        marker = this.encoder.end();
+      } catch (err) {
+        this.fail(err as Error, this.keep);
+        throw err;
+      }
       this.finalized = true;
-      this.out.push(ZEROS);
+      this.out.push(marker);
       this.out.push(null);
     }
     await this.finished;

@@ -9,7 +9,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
@@ -177,4 +177,24 @@ test('destroying a -D - source that waits on input nobody writes ends the wait: 
   source.destroy(new Error('aborted'));
   await within(closed, 1000);
   assert.ok(input.destroyed);
+});
+
+test('a tar directory\'s backup_manifest comes in pieces of at most 256 KiB, never read whole; the end LSN from it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgbb-tar-pieces-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const b = join(dir, 'b');
+  await sampleTarDirectory(b);
+  const real = readFileSync(join(b, 'backup_manifest'));
+  // Padding before the WAL ranges puts them across a piece boundary.
+  const at = real.indexOf('"WAL-Ranges"');
+  const padded = Buffer.concat([real.subarray(0, at), Buffer.alloc(256 * 1024 - at - 40, 0x20), real.subarray(at)]);
+  writeFileSync(join(b, 'backup_manifest'), padded);
+  const events: BackupEvent[] = [];
+  for await (const ev of tarDirectorySource(b)) events.push(ev as BackupEvent);
+  const pieces = events.filter((e) => e.type === 'manifest') as { data: Buffer }[];
+  assert.equal(pieces.length, 2);
+  for (const p of pieces) assert.ok(p.data.length <= 256 * 1024);
+  assert.ok(Buffer.concat(pieces.map((p) => p.data)).equals(padded));
+  const end = events[events.length - 1]!;
+  assert.ok(end.type === 'end' && end.endLsn === '0/2000100' && end.timeline === 1, JSON.stringify(end));
 });

@@ -1,0 +1,55 @@
+/**
+ * Tests for TarFilesSink over tarPack({ layout: 'archive' }) (sinks/tar-files.ts):
+ * the manifest's pieces go into backup_manifest.tmp as they come and it is
+ * renamed last; destroyed mid-archive it removes what it made.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import type { BackupEvent } from '../../src/events';
+import { TarFilesSink } from '../../sinks/tar-files';
+import { sampleEvents } from '../support/synthetic-backup';
+
+function write(w: Writable, ev: BackupEvent): Promise<void> {
+  return new Promise((resolve, reject) => w.write(ev, (err) => (err ? reject(err) : resolve())));
+}
+
+test('TarFilesSink: the manifest goes to backup_manifest.tmp piece by piece, renamed only at the commit', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgbb-tarfiles-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const target = join(dir, 'b');
+  const sink = new TarFilesSink({ target, sync: false });
+  await sink.ready();
+  const events = sampleEvents();
+  const end = events.pop()!;
+  for (const ev of events) await write(sink, ev);
+  const piece = Buffer.alloc(1 << 20, 0x7b);
+  for (let i = 1; i <= 3; i++) {
+    await write(sink, { type: 'manifest', data: piece });
+    // FileWriter batches 256 KiB: each 1 MiB piece is on disk once its write has called back.
+    assert.equal(statSync(join(target, 'backup_manifest.tmp')).size, i << 20);
+    assert.ok(!existsSync(join(target, 'backup_manifest')));
+  }
+  await write(sink, end);
+  await new Promise<void>((r, j) => sink.end((err?: Error | null) => (err ? j(err) : r())));
+  assert.deepEqual(readdirSync(target).sort(), ['16385.tar', 'backup_manifest', 'base.tar']);
+  assert.equal(readFileSync(join(target, 'backup_manifest')).length, 3 << 20);
+});
+
+test('TarFilesSink destroyed mid-archive (zstd) removes what it made, and closes only after its writers', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgbb-tarfiles-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const target = join(dir, 'b');
+  const sink = new TarFilesSink({ target, sync: false, compress: { method: 'zstd', level: 1, workers: 2 } });
+  await sink.ready();
+  const events = sampleEvents();
+  for (const ev of events.slice(0, 12)) await write(sink, ev);
+  assert.ok(existsSync(join(target, 'base.tar.zst.partial')));
+  sink.destroy();
+  await new Promise((r) => sink.once('close', r));
+  assert.ok(!existsSync(target), 'the target the sink made is gone');
+});
+
