@@ -17,7 +17,8 @@
  *      JSON, version) as soon as it arrives; otherwise one ManifestError at
  *      `end` listing every file at fault (size, checksum, missing, extra),
  *      capped with "and N more". Without any manifest nothing is compared,
- *      unless `require` is set.
+ *      unless `require` is set. In mode 'report' none of these fail the
+ *      stream: every event passes and outcome() lists them (src/verifier.ts).
  *
  * Checksums are computed while data flows, before a late manifest says which
  * algorithm it used: `checksumAlgorithm` must match what the server was asked
@@ -31,6 +32,10 @@ import { parseLsn } from '../src/codec/lsn';
 import { CHECKSUM_ALGORITHMS, parseManifest, type ChecksumAlgorithm, type Manifest } from '../src/codec/manifest';
 import { FileTracker, manifestPathOf } from '../src/manifest/file-tracker';
 import { showPath } from '../src/codec/path-bytes';
+import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
+import { ProblemList, verifierMode } from '../src/verify/problem-list';
+
+const MISMATCH = 'backup does not match its manifest: ';
 
 export interface ManifestVerifyOptions {
   /** The manifest to check against; otherwise the stream's `manifest` event. */
@@ -48,6 +53,14 @@ export interface ManifestVerifyOptions {
    * written out in full before the check at `end` refuses it).
    */
   failFast?: boolean;
+  /**
+   * 'fail' (default): problems fail the stream as described above.
+   * 'report': problems in the backup (the manifest not parsing, files at
+   * fault, no manifest when required) never fail it; every event passes
+   * and outcome() lists them after end (src/verifier.ts). failFast applies
+   * only in 'fail' mode.
+   */
+  mode?: VerifierMode;
 }
 
 export interface ManifestVerifyResult {
@@ -62,7 +75,7 @@ export interface ManifestVerifyResult {
  */
 const UNLISTED_OK = /^pg_wal\//;
 
-export class ManifestVerify extends Transform {
+export class ManifestVerify extends Transform implements Verifier {
   private readonly tracker: FileTracker;
   private readonly given: Manifest | null;
   private manifest: Manifest | null;
@@ -74,7 +87,11 @@ export class ManifestVerify extends Transform {
   private readonly failFast: boolean;
   private archiveKind: ArchiveKind = 'base';
   private archiveName = '';
+  /** Report mode: a manifest came but did not parse. */
+  private unparsed = false;
   private done: ManifestVerifyResult | null = null;
+  private readonly mode: VerifierMode;
+  private readonly problems: ProblemList;
 
   constructor(opts: ManifestVerifyOptions = {}) {
     super({ objectMode: true, highWaterMark: 16 });
@@ -86,10 +103,17 @@ export class ManifestVerify extends Transform {
     this.tracker = new FileTracker(this.given ? (first?.checksumAlgorithm ?? 'NONE') : alg);
     this.require = opts.require ?? false;
     this.maxListed = opts.maxListed ?? 20;
-    this.failFast = opts.failFast ?? false;
+    this.mode = verifierMode(opts.mode, 'manifest');
+    this.failFast = (opts.failFast ?? false) && this.mode === 'fail';
+    this.problems = new ProblemList('manifest', this.maxListed);
   }
 
-  /** Set once `end` has passed verification. */
+  /** What the check found (src/verifier.ts); each problem as its error's message says it. */
+  outcome(): VerifierOutcome {
+    return this.problems.outcome();
+  }
+
+  /** Set once `end` has passed verification (report mode: once `end` came, whatever was found). */
   get result(): ManifestVerifyResult | null {
     return this.done;
   }
@@ -122,7 +146,7 @@ export class ManifestVerify extends Transform {
           break;
         case 'end':
           if (!this.given && this.pieces.length) {
-            this.manifest = parseManifest(Buffer.concat(this.pieces.map((p) => p.data)));
+            this.manifest = this.parseStreamed();
             for (const piece of this.pieces) this.push(piece);
           }
           this.verify(ev);
@@ -132,6 +156,19 @@ export class ManifestVerify extends Transform {
       return cb(err as Error);
     }
     cb(null, ev);
+  }
+
+  /** The streamed manifest; in report mode a manifest that does not parse is a problem, and nothing is compared. */
+  private parseStreamed(): Manifest | null {
+    try {
+      return parseManifest(Buffer.concat(this.pieces.map((p) => p.data)));
+    } catch (err) {
+      if (!(err instanceof ManifestError)) throw err;
+      this.problems.add(err.message);
+      if (this.mode === 'fail') throw err;
+      this.unparsed = true;
+      return null;
+    }
   }
 
   private checkEntry(member: string, size: number): void {
@@ -147,7 +184,11 @@ export class ManifestVerify extends Transform {
     t.entryEnd();
     const m = this.manifest;
     if (!m) {
-      if (this.require) throw new ManifestError('no backup_manifest to verify the backup against');
+      if (this.require && !this.unparsed) {
+        const missing = 'no backup_manifest to verify the backup against';
+        this.problems.add(missing);
+        if (this.mode === 'fail') throw new ManifestError(missing);
+      }
       this.done = { files: t.files.size, bytes: t.bytes, checked: false };
       return;
     }
@@ -181,10 +222,11 @@ export class ManifestVerify extends Transform {
     if (last && (last.timeline !== end.timeline || parseLsn(last.endLsn) !== parseLsn(end.endLsn))) {
       problems.unshift(`the manifest's WAL ends at ${last.endLsn} on timeline ${last.timeline}, the backup at ${end.endLsn} on timeline ${end.timeline}`);
     }
-    if (problems.length) {
+    for (const p of problems) this.problems.add(MISMATCH + p);
+    if (problems.length && this.mode === 'fail') {
       const shown = problems.slice(0, this.maxListed);
       const more = problems.length - shown.length;
-      throw new ManifestError(`backup does not match its manifest: ${shown.join('; ')}${more ? `; and ${more} more` : ''}`);
+      throw new ManifestError(`${MISMATCH}${shown.join('; ')}${more ? `; and ${more} more` : ''}`);
     }
     this.done = { files: matched, bytes: t.bytes, checked: true };
   }

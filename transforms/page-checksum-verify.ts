@@ -31,6 +31,9 @@
  * Errors: ChecksumError listing failures (10, then "and N more") in place of
  *      `end`, so a backup with a corrupt page never looks complete; bad
  *      options: UsageError at once; a failing `reread` fails the stream.
+ *      Mode 'report' (src/verifier.ts): corrupt pages never fail the stream;
+ *      `end` passes and outcome() lists each failure's message (the first
+ *      1000, then the count of the rest).
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import type { BackupEvent, DataEvent, EntryEvent, StartEvent } from '../src/events';
@@ -38,6 +41,8 @@ import { ChecksumError, IoError, UsageError } from '../src/errors';
 import { parseLsn } from '../src/codec/lsn';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_SEGMENT_BLOCKS, isNewPage, isRelationFile } from '../src/codec/page-checksum';
 import { pageChecksum, pageChecksumField, pageLsnHigh, pageLsnLow } from '../src/codec/page-checksum';
+import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
+import { verifierMode } from '../src/verify/problem-list';
 
 export interface PageChecksumVerifyOptions {
   /** Pages with an LSN at or after this (`X/X`) are skipped. Default: the `start` event's. */
@@ -50,6 +55,8 @@ export interface PageChecksumVerifyOptions {
   serverVersion?: number;
   /** Read block `blockIndex` of `path` (relative to the data directory) again; null when it is gone. */
   reread?: (path: string, blockIndex: number) => Promise<Buffer | null>;
+  /** 'fail' (default): a corrupt page fails the stream at end; 'report': outcome() lists them instead. */
+  mode?: VerifierMode;
 }
 
 export interface ChecksumFailure {
@@ -74,7 +81,7 @@ export interface PageChecksumResult {
   failures: ChecksumFailure[];
 }
 
-export interface PageChecksumVerify extends Transform {
+export interface PageChecksumVerify extends Transform, Verifier {
   readonly result: PageChecksumResult;
 }
 
@@ -115,7 +122,7 @@ class PageChecksumVerifier extends Transform implements PageChecksumVerify {
 
   constructor(opts: PageChecksumVerifyOptions) {
     super({ objectMode: true, highWaterMark: 16 });
-    this.given = opts;
+    this.given = { ...opts, mode: verifierMode(opts.mode, 'page checksum') };
     if (opts.startLsn !== undefined) this.setStartLsn(opts.startLsn);
     this.blockSize = checkBlockSize(opts.blockSize ?? DEFAULT_BLOCK_SIZE);
     this.segmentBlocks = checkPositive('segmentBlocks', opts.segmentBlocks ?? DEFAULT_SEGMENT_BLOCKS);
@@ -150,7 +157,7 @@ class PageChecksumVerifier extends Transform implements PageChecksumVerify {
         this.closeFile();
         break;
       case 'end':
-        if (this.result.failureCount > 0) return cb(this.failure());
+        if (this.result.failureCount > 0 && this.given.mode !== 'report') return cb(this.failure());
         break;
     }
     cb(null, ev);
@@ -158,7 +165,13 @@ class PageChecksumVerifier extends Transform implements PageChecksumVerify {
 
   override _flush(cb: TransformCallback): void {
     // A stream that stops without `end` still must not pass for verified.
-    cb(this.result.failureCount > 0 && !this.reported ? this.failure() : null);
+    cb(this.result.failureCount > 0 && !this.reported && this.given.mode !== 'report' ? this.failure() : null);
+  }
+
+  /** Each failure in the server's words (src/verifier.ts). */
+  outcome(): VerifierOutcome {
+    const { failureCount, failures } = this.result;
+    return { check: 'page checksums', problems: failures.map((f) => f.message), more: failureCount - failures.length };
   }
 
   private setStartLsn(text: string): void {

@@ -15,6 +15,9 @@
  * Result: { segments, records, ranges } after end.
  * Errors: WalError naming the segment and LSN at fault; a backup without WAL
  *      fails ("-X none backups need a WAL archive: nothing to check").
+ *      Mode 'report' (src/verifier.ts): these never fail the stream; each
+ *      range is checked, `end` passes, and outcome() lists what failed. The
+ *      spool's own limits (IoError) fail the stream in either mode.
  * The spool is removed at the end and on error or abort.
  */
 import { Transform, type TransformCallback } from 'node:stream';
@@ -24,7 +27,9 @@ import type { BackupEvent, StartEvent } from '../src/events';
 import { parseLsn } from '../src/codec/lsn';
 import { checkWalRange, WalError } from '../src/codec/wal-continuity';
 import { parseManifest } from '../src/codec/manifest';
-import { IoError } from '../src/errors';
+import { IoError, ManifestError } from '../src/errors';
+import type { Verifier, VerifierMode } from '../src/verifier';
+import { ProblemList, verifierMode } from '../src/verify/problem-list';
 import { defaultSpoolParent, spoolBudget } from '../src/wal/spool-place';
 
 const SEGMENT = /^[0-9A-F]{24}$/;
@@ -35,11 +40,23 @@ export interface WalVerifyResult {
   ranges: number;
 }
 
-export interface WalVerify extends Transform {
+export interface WalVerify extends Transform, Verifier {
   readonly result: WalVerifyResult;
 }
 
-export function walVerify(opts: { spoolDir?: string } = {}): WalVerify {
+export interface WalVerifyOptions {
+  spoolDir?: string;
+  /** 'fail' (default): the first WAL problem fails the stream at end; 'report': outcome() lists them. */
+  mode?: VerifierMode;
+}
+
+/** What is wrong with the backup's WAL (or the manifest naming it), as opposed to the machine. */
+const aboutBackup = (err: unknown) => err instanceof WalError || err instanceof ManifestError;
+
+export function walVerify(opts: WalVerifyOptions = {}): WalVerify {
+  const mode = verifierMode(opts.mode, 'WAL');
+  const problems = new ProblemList('WAL');
+  const recorded = new WeakSet<Error>();
   let spool: string | null = null;
   let fd: number | null = null;
   let start: StartEvent | null = null;
@@ -60,6 +77,18 @@ export function walVerify(opts: { spoolDir?: string } = {}): WalVerify {
     spool = null;
   };
 
+  /** Records a problem with the backup once; fail mode throws it on, report mode goes on. */
+  const judged = (run: () => void) => {
+    try {
+      run();
+    } catch (err) {
+      if (!aboutBackup(err)) throw err;
+      if (!recorded.has(err as Error)) problems.add((err as Error).message);
+      recorded.add(err as Error);
+      if (mode === 'fail') throw err;
+    }
+  };
+
   const check = (endLsn: string, endTli: number) => {
     if (!start) throw new WalError('backup stream has no start event');
     if (segments.size === 0) throw new WalError('the backup holds no WAL (taken with -X none?): nothing to check');
@@ -67,14 +96,16 @@ export function walVerify(opts: { spoolDir?: string } = {}): WalVerify {
       ? parseManifest(Buffer.concat(manifestPieces)).walRanges.map((r) => ({ timeline: r.timeline, start: r.startLsn, end: r.endLsn }))
       : [{ timeline: endTli || start.timeline, start: start.startLsn, end: endLsn }];
     for (const r of ranges) {
-      const res = checkWalRange({
-        timeline: r.timeline,
-        startLsn: parseLsn(r.start),
-        endLsn: parseLsn(r.end),
-        segmentSize: start.walSegmentSize,
-        readSegment: (name) => (segments.has(name) ? readFileSync(path.join(spool!, name)) : null),
+      judged(() => {
+        const res = checkWalRange({
+          timeline: r.timeline,
+          startLsn: parseLsn(r.start),
+          endLsn: parseLsn(r.end),
+          segmentSize: start!.walSegmentSize,
+          readSegment: (name) => (segments.has(name) ? readFileSync(path.join(spool!, name)) : null),
+        });
+        result.records += res.records;
       });
-      result.records += res.records;
     }
     result.ranges = ranges.length;
     result.segments = segments.size;
@@ -118,7 +149,7 @@ export function walVerify(opts: { spoolDir?: string } = {}): WalVerify {
             manifestPieces.push(ev.data);
             break;
           case 'end':
-            check(ev.endLsn, ev.timeline);
+            judged(() => check(ev.endLsn, ev.timeline));
             cleanup();
             break;
         }
@@ -134,5 +165,6 @@ export function walVerify(opts: { spoolDir?: string } = {}): WalVerify {
     },
   }) as WalVerify;
   Object.defineProperty(t, 'result', { get: () => result });
+  t.outcome = () => problems.outcome();
   return t;
 }
