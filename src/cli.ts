@@ -15,14 +15,12 @@ import { restoreCommand } from './commands/restore';
 import { verifyCommand } from './commands/verify';
 import { checkIncrementalFrom, refreshCommand, refreshResultJson, refreshSummary } from './commands/refresh';
 import { parseChunkSize } from './codec/chunkmap/chunk-map';
-import { checkWalOptions } from './wal/streamed-wal';
 import { parseMaxRate, parseTablespaceMapping } from './commands/options';
 import { constants as osConstants } from 'node:os';
 import { describeError, InterruptedError, PgbbError, UsageError } from './errors';
 import { createReporter, type Reporter } from './report/reporters';
 import { JsonReporter } from './report/json-reporter';
 import { parseCompressSpec } from './codec/compression';
-import { clientConfig } from './net/conninfo';
 import { showPath } from './codec/path-bytes';
 
 const VERSION = '0.1.0';
@@ -199,7 +197,7 @@ export function buildProgram(): Command {
       const r = await verifyCommand({ source, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, signal: ac.signal });
       if (!r.ok) {
         for (const p of r.problems) process.stderr.write(`pgbb: ${p}\n`);
-        throw new PgbbError('verify', `backup "${source}" failed verification (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'})`);
+        throw new PgbbError('verify', `backup "${source}" failed verification (${r.problemCount} problem${r.problemCount === 1 ? '' : 's'})`);
       }
       if (!opts.quiet) {
         const wal = opts.parseWal ? `, WAL ${r.start?.startLsn}–${r.end?.endLsn} (${r.walSegments} segments, ${r.walRecords} records)` : '';
@@ -218,13 +216,11 @@ function backupSettings(opts: Record<string, any>) {
   // -S NAME and --no-slot share commander's `slot` key: a string, false, or unset.
   const slot = typeof opts.slot === 'string' ? opts.slot : undefined;
   const noSlot = opts.slot === false;
-  checkWalOptions({ wal, slot, noSlot });
   const connection = { conninfo: opts.dbname, host: opts.host, port: opts.port, user: opts.username };
   const timeout = parseTimeout(String(opts.timeout));
   const reporter = createReporter({ json: Boolean(opts.json), progress: Boolean(opts.progress), stream: process.stderr });
   activeReporter = reporter;
-  // Every connection setting (conninfo, -h/-p/-U, PG* variables, TLS files) checked now, before anything is created or locked.
-  clientConfig(connection);
+  // Checked with every other setting by the builder's plan (src/pipeline/backup-plan.ts), before anything is created or locked.
   return {
     connection,
     checkpoint: opts.checkpoint as 'fast' | 'spread',

@@ -52,7 +52,7 @@ export { RefreshDirectorySink, refreshDirectorySink } from '../sinks/refresh-dir
 export { DirectorySink, directorySink, type DirectorySinkOptions } from '../sinks/directory';
 export { TarFilesSink, tarFilesSink, type TarFilesSinkOptions } from '../sinks/tar-files';
 export { StdoutSink, stdoutSink, type StdoutSinkOptions } from '../sinks/stdout';
-export { tee, teeSettled, Tee } from '../sinks/tee';
+export { tee, Tee } from '../sinks/tee';
 
 // Helpers and codecs
 export { runPipeline } from './pipeline';
