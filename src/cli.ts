@@ -10,14 +10,14 @@
  * the process at once.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { backupCommand } from './commands/backup';
-import { restoreCommand } from './commands/restore';
-import { verifyCommand } from './commands/verify';
+import { backupCommand, backupSummary } from './commands/backup';
+import { restoreCommand, restoreSummary } from './commands/restore';
+import { verifyCommand, verifyFailure, verifySummary } from './commands/verify';
 import { checkIncrementalFrom, refreshCommand, refreshResultJson, refreshSummary } from './commands/refresh';
 import { parseChunkSize } from './codec/chunkmap/chunk-map';
 import { parseMaxRate, parseTablespaceMapping } from './commands/options';
 import { constants as osConstants } from 'node:os';
-import { describeError, InterruptedError, PgbbError, UsageError } from './errors';
+import { describeError, InterruptedError, UsageError } from './errors';
 import { createReporter, type Reporter } from './report/reporters';
 import { JsonReporter } from './report/json-reporter';
 import { parseCompressSpec } from './codec/compression';
@@ -124,12 +124,7 @@ export function buildProgram(): Command {
     const result = await backupCommand({ ...common, target: opts.pgdata, format: fmt, compress, walSpool, signal: ac.signal });
     reporter.close();
     activeReporter = null;
-    if (verbose) {
-      process.stderr.write(
-        `pgbb: backup complete: ${result.bytes} bytes in ${result.seconds.toFixed(2)} s, ` +
-          `start ${result.start.startLsn} end ${result.end.endLsn} on timeline ${result.end.timeline}\n`,
-      );
-    }
+    if (verbose) process.stderr.write(`${backupSummary(result)}\n`);
   });
 
   const refresh = program
@@ -176,12 +171,7 @@ export function buildProgram(): Command {
       signal: ac.signal,
     });
     if (!r.manifestChecked) process.stderr.write('pgbb: warning: the backup has no backup_manifest: files were not checked\n');
-    if (opts.verbose) {
-      process.stderr.write(
-        `pgbb: restored ${r.files} files, ${r.bytes} bytes from a ${r.format} backup in ${r.seconds.toFixed(2)} s ` +
-          `(start ${r.start.startLsn}, end ${r.end.endLsn}, timeline ${r.end.timeline})\n`,
-      );
-    }
+    if (opts.verbose) process.stderr.write(`${restoreSummary(r)}\n`);
   });
 
   program
@@ -197,11 +187,10 @@ export function buildProgram(): Command {
       const r = await verifyCommand({ source, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, signal: ac.signal });
       if (!r.ok) {
         for (const p of r.problems) process.stderr.write(`pgbb: ${p}\n`);
-        throw new PgbbError('verify', `backup "${source}" failed verification (${r.problemCount} problem${r.problemCount === 1 ? '' : 's'})`);
+        throw verifyFailure(source, r);
       }
       if (!opts.quiet) {
-        const wal = opts.parseWal ? `, WAL ${r.start?.startLsn}–${r.end?.endLsn} (${r.walSegments} segments, ${r.walRecords} records)` : '';
-        process.stdout.write(`backup successfully verified: ${r.files} files, ${r.bytes} bytes, ${r.pagesChecked} pages${wal}\n`);
+        process.stdout.write(`${verifySummary(r, Boolean(opts.parseWal))}\n`);
       }
     });
   return program;

@@ -16,3 +16,11 @@ export async function backupCommand(o: BackupCommandOptions): Promise<BackupResu
   reporter.result({ startLsn: result.start.startLsn, endLsn: result.end.endLsn, timeline: result.end.timeline, bytes: result.bytes, files: result.files, seconds: result.seconds });
   return result;
 }
+
+/** `-v`: one line for people. */
+export function backupSummary(r: BackupResult): string {
+  return (
+    `pgbb: backup complete: ${r.bytes} bytes in ${r.seconds.toFixed(2)} s, ` +
+    `start ${r.start.startLsn} end ${r.end.endLsn} on timeline ${r.end.timeline}`
+  );
+}

@@ -9,3 +9,11 @@ export type { RestoreOptions, RestoreResult };
 export function restoreCommand(o: RestoreOptions): Promise<RestoreResult> {
   return restore(o);
 }
+
+/** `-v`: one line for people. */
+export function restoreSummary(r: RestoreResult): string {
+  return (
+    `pgbb: restored ${r.files} files, ${r.bytes} bytes from a ${r.format} backup in ${r.seconds.toFixed(2)} s ` +
+    `(start ${r.start.startLsn}, end ${r.end.endLsn}, timeline ${r.end.timeline})`
+  );
+}

@@ -1,11 +1,25 @@
 /**
  * `pgbb verify SOURCE`: the CLI's options onto the builder
- * (src/pipeline/verify.ts): the checks in series, in report mode.
+ * (src/pipeline/verify.ts: the checks in series, in report mode), and the
+ * report as the CLI says it.
  */
 import { verify, type VerifyOptions, type VerifyReport } from '../pipeline/verify';
+import { PgbbError } from '../errors';
 
 export type { VerifyOptions, VerifyReport };
 
 export function verifyCommand(o: VerifyOptions): Promise<VerifyReport> {
   return verify(o);
+}
+
+/** The error a failed verification ends with (each problem is printed before it). */
+export function verifyFailure(source: string, r: VerifyReport): PgbbError {
+  const n = r.problemCount;
+  return new PgbbError('verify', `backup "${source}" failed verification (${n} problem${n === 1 ? '' : 's'})`);
+}
+
+/** The line a good backup gets (unless -q). */
+export function verifySummary(r: VerifyReport, checkedWal: boolean): string {
+  const wal = checkedWal ? `, WAL ${r.start?.startLsn}–${r.end?.endLsn} (${r.walSegments} segments, ${r.walRecords} records)` : '';
+  return `backup successfully verified: ${r.files} files, ${r.bytes} bytes, ${r.pagesChecked} pages${wal}`;
 }

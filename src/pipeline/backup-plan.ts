@@ -20,6 +20,7 @@
  * builder before the server is contacted.
  */
 import * as path from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { ClientConfig } from 'pg';
 import { UsageError } from '../errors';
 import type { CompressSpec } from '../codec/compression';
@@ -74,6 +75,12 @@ export interface BackupOptions {
   chunkSize?: number;
   /** Target '-': where the tar stream goes (default process.stdout). */
   output?: NodeJS.WritableStream;
+  /**
+   * Your own stages (transforms of the member stream that pass every event
+   * on), after pgbb's (manifest check, throttle, progress) and before the
+   * sink. Streams, not settings: the builder takes them, the plan does not.
+   */
+  observers?: Duplex[];
   signal?: AbortSignal;
 }
 

@@ -3,7 +3,7 @@
  * one tar stream — what `pgbb backup` runs, and what a script calls.
  *
  *   settleBackup(options) ─► lock the target ─► sink ─► compose:
- *   ReplicationSource ─► manifest-verify ─► tally ─► throttle (-r) ─► progress ─► [chunk-map-build] ─► sink
+ *   ReplicationSource ─► manifest-verify ─► tally ─► throttle (-r) ─► progress ─► [yours] ─► [chunk-map-build] ─► sink
  *
  * The plan (src/pipeline/backup-plan.ts) is settled before anything is
  * touched; then the target is locked (a second run aimed at it is refused
@@ -48,7 +48,7 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
   const reporter = options.reporter ?? plainReporter();
   const lock = plan.sink === 'stdout' ? null : await lockTarget(plan.target);
   try {
-    return await runBackup(plan, reporter, options.signal, began);
+    return await runBackup(plan, reporter, options, began);
   } catch (err) {
     throw plan.sink === 'stdout' && (err as NodeJS.ErrnoException).code === 'EPIPE' && !(err instanceof PgbbError)
       ? new IoError('could not write to standard output: broken pipe (the reader went away)', { cause: err })
@@ -104,11 +104,12 @@ export function rateLimiterFor(plan: Pick<BackupPlan, 'maxRate'>): RateLimiter |
   return plan.maxRate !== null ? new RateLimiter(plan.maxRate * 1024) : null;
 }
 
-async function runBackup(plan: BackupPlan, reporter: Reporter, signal: AbortSignal | undefined, began: bigint): Promise<BackupResult> {
+async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own = [], signal }: BackupOptions, began: bigint): Promise<BackupResult> {
   const limiter = rateLimiterFor(plan);
   const tally = newTally();
   const observers = [
     ...takingStages({ manifest: plan.manifest, limiter, progress: plan.progress, reporter, tally }),
+    ...own,
     ...(plan.chunkMap ? [chunkMapBuild({ chunkSize: plan.chunkSize, tablespaceMapping: plan.tablespaceMapping })] : []),
   ];
   await compose({

@@ -7,8 +7,12 @@ import { UsageError } from '../errors';
 import type { RefreshDirectorySinkOptions } from '../../sinks/refresh-directory';
 import { settleBackup, type BackupOptions, type BackupPlan } from './backup-plan';
 
-/** Everything `backup` takes but the output format and compression (a refresh writes a plain directory in place). */
-export interface RefreshOptions extends Omit<BackupOptions, 'format' | 'compress' | 'walSpool' | 'output'> {
+/**
+ * Everything `backup` takes but the output format and compression (a refresh
+ * writes a plain directory in place), and your own observers (a refresh may
+ * run twice — incremental, then full — and a stream runs once).
+ */
+export interface RefreshOptions extends Omit<BackupOptions, 'format' | 'compress' | 'walSpool' | 'output' | 'observers'> {
   /** The plain backup to refresh in place. */
   target: string;
   /** -T OLD=NEW, for tablespaces that are new since the backup. */
