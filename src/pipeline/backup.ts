@@ -16,21 +16,20 @@
  * goes, and with it the target if this run created it. A reader of the tar
  * stream that goes away (EPIPE) is an IoError.
  */
-import { ReplicationSource } from '../sources/replication-source';
 import { DirectorySink } from '../../sinks/directory';
 import { TarFilesSink } from '../../sinks/tar-files';
 import { StdoutSink } from '../../sinks/stdout';
 import { chunkMapBuild } from '../../transforms/chunk-map-build';
 import { lockTarget } from '../../sinks/target-dir';
-import { RateLimiter } from '../rate-limiter';
 import { plainReporter } from '../report/reporters';
 import type { Reporter } from '../report/types';
 import { IoError, PgbbError } from '../errors';
 import type { EndEvent, StartEvent } from '../events';
-import type { BackupSink, WalPlace } from '../sink';
+import type { BackupSink } from '../sink';
 import { settleBackup, type BackupOptions, type BackupPlan } from './backup-plan';
 import { compose } from './compose';
 import { newTally, takingStages } from './observers';
+import { rateLimiterFor, replicationSourceFor } from './live-source';
 
 export interface BackupResult {
   start: StartEvent;
@@ -68,40 +67,6 @@ export function backupSink(plan: BackupPlan): BackupSink {
     case 'directory':
       return new DirectorySink({ target: plan.target, tablespaceMapping: plan.tablespaceMapping, sync: plan.sync });
   }
-}
-
-/**
- * The live source of a plan (backup's and refresh's), writing streamed WAL
- * where the sink said; a sink with no place of its own gets --wal-spool, else
- * the source's default spool.
- */
-export function replicationSourceFor(
-  plan: BackupPlan,
-  place: WalPlace | null,
-  extra: { rateLimiter?: RateLimiter; incrementalFrom?: Buffer } = {},
-): ReplicationSource {
-  const wal = place ?? (plan.walSpool !== null ? { walSpool: plan.walSpool } : {});
-  return new ReplicationSource({
-    clientConfig: plan.clientConfig,
-    label: plan.label,
-    checkpoint: plan.checkpoint,
-    // Explicit: the source's own default is not the CLI's.
-    wal: plan.wal,
-    slot: plan.slot,
-    noSlot: plan.noSlot,
-    manifest: plan.manifest,
-    verifyChecksums: plan.verifyChecksums,
-    progress: plan.progress,
-    timeout: plan.timeout,
-    ...wal,
-    ...(extra.rateLimiter ? { rateLimiter: extra.rateLimiter } : {}),
-    ...(extra.incrementalFrom ? { incrementalFrom: extra.incrementalFrom } : {}),
-  });
-}
-
-/** Client-side, so that one bucket covers the WAL stream too (the server's MAX_RATE paces only its own connection, in bursts). */
-export function rateLimiterFor(plan: Pick<BackupPlan, 'maxRate'>): RateLimiter | null {
-  return plan.maxRate !== null ? new RateLimiter(plan.maxRate * 1024) : null;
 }
 
 async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own = [], signal }: BackupOptions, began: bigint): Promise<BackupResult> {

@@ -36,7 +36,7 @@ import type { Reporter } from '../report/types';
 import { settleRefresh, type RefreshOptions, type RefreshPlan } from './refresh-plan';
 import { compose } from './compose';
 import { newTally, takingStages } from './observers';
-import { rateLimiterFor, replicationSourceFor } from './backup';
+import { rateLimiterFor, replicationSourceFor } from './live-source';
 
 export interface RefreshResult {
   start: StartEvent;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Transform } from 'node:stream';
 import { Cluster, makeTempDir } from '../support/cluster';
-import { backup, restore, verify, type BackupEvent } from '../../src/index';
+import { backup, compose, DirectorySink, ReplicationSource, restore, TarFilesSink, tee, verify, type BackupEvent } from '../../src/index';
 
 let pg: Cluster;
 let root: string;
@@ -71,4 +71,21 @@ test('verify() in report mode gathers the problems of every check from one read'
   if (size >= 8192) assert.ok(report.problems.some((p) => p.startsWith('page checksums: ')), report.problems.join('\n'));
   assert.ok(report.walSegments >= 1, 'the WAL check still read the whole backup');
   assert.equal(report.problemCount, report.problems.length);
+});
+
+test('tee of a plain directory and tar files with streamed WAL: written in place into the directory\'s pg_wal/, the tar sink writes it from the read-back data; both verify', async () => {
+  const connection = { host: pg.host, port: String(pg.port), user: 'postgres' };
+  const plain = join(root, 'tee-plain');
+  const tar = join(root, 'tee-tar');
+  const sink = tee(new TarFilesSink({ target: tar, sync: false }), new DirectorySink({ target: plain, sync: false }));
+  let place: unknown;
+  await compose({ sink, source: (p) => ((place = p), new ReplicationSource({ connection, wal: 'stream', checkpoint: 'fast', ...p })) });
+  assert.deepEqual(place, { walDir: join(plain, 'pg_wal') }, 'the directory takes WAL in place, though it comes second');
+  assert.ok((await fs.readdir(tar)).includes('pg_wal.tar'));
+  assert.ok(!(await fs.readdir(tar)).some((n) => n.startsWith('pgbb-wal-')), 'no spool in the tar target');
+  for (const source of [plain, tar]) {
+    const r = await verify({ source });
+    assert.deepEqual(r.problems, [], source);
+    assert.ok(r.walSegments >= 1, source);
+  }
 });
