@@ -12,7 +12,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
-import { formatLsn, parseLsn } from './lsn';
+import { walRangeLine } from './wal-ranges';
 import { pathFromBytes, pathToBytes } from './path-bytes';
 import { escapeJson, fail, formatLastModified, show, type BuildManifestInput, type ManifestFileInput, type WalRange } from './manifest-format';
 
@@ -62,9 +62,7 @@ export class ManifestWriter {
   /** The whole manifest, in pieces of at most pieceSize bytes. */
   finish(walRanges: WalRange[]): Buffer[] {
     this.pending += '\n],\n"WAL-Ranges": [\n';
-    this.pending += walRanges
-      .map((r) => `{ "Timeline": ${r.timeline}, "Start-LSN": "${formatLsn(parseLsn(r.startLsn))}", "End-LSN": "${formatLsn(parseLsn(r.endLsn))}" }`)
-      .join(',\n');
+    this.pending += walRanges.map(walRangeLine).join(',\n');
     this.pending += '\n],\n';
     const body = Buffer.from(this.pending, 'utf8');
     this.pending = '';

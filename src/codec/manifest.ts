@@ -32,61 +32,16 @@ import { isUtf8 } from 'node:buffer';
 import { ManifestError } from '../errors';
 import { formatLsn, parseLsn } from './lsn';
 import { pathFromBytes } from './path-bytes';
+import { unsigned, walRangeFromJson } from './wal-ranges';
 import { CHECKSUM_ALGORITHMS, fail, show, type ChecksumAlgorithm, type Manifest, type ManifestFile, type WalRange } from './manifest-format';
 
 export * from './manifest-format';
 export { buildManifest, ManifestWriter, MANIFEST_PIECE_SIZE, type ManifestWriterOptions } from './manifest-writer';
-
-/**
- * WAL-Ranges as AddWALInfoToBackupManifest computes them, newest timeline
- * first. A backup that ends on another timeline than it started needs the end
- * timeline's history file (`pg_wal/<tli>.history`) text.
- */
-export function walRangesFor(startLsn: string, startTli: number, endLsn: string, endTli: number, history?: string): WalRange[] {
-  if (startTli === endTli) return [{ timeline: endTli, startLsn: formatLsn(parseLsn(startLsn)), endLsn: formatLsn(parseLsn(endLsn)) }];
-  if (history === undefined) {
-    fail(`the backup spans timelines ${startTli} to ${endTli} and the history file "pg_wal/${endTli.toString(16).toUpperCase().padStart(8, '0')}.history" was not seen`);
-  }
-  // readTimeLineHistory: parent lines oldest first; the end timeline itself has no end.
-  const entries: Array<{ tli: number; begin: bigint; end: bigint }> = [];
-  let prevEnd = 0n;
-  for (const line of history!.split('\n')) {
-    const t = line.trim();
-    if (!t || t.startsWith('#')) continue;
-    const [tli, lsn] = t.split(/\s+/);
-    if (!/^\d+$/.test(tli) || lsn === undefined) fail(`invalid line in timeline history file: "${t}"`);
-    const switchpoint = parseLsn(lsn);
-    entries.unshift({ tli: Number(tli), begin: prevEnd, end: switchpoint });
-    prevEnd = switchpoint;
-  }
-  entries.unshift({ tli: endTli, begin: prevEnd, end: 0n });
-
-  const start = parseLsn(startLsn);
-  let end = parseLsn(endLsn);
-  const out: WalRange[] = [];
-  for (const e of entries) {
-    if (e.end !== 0n && e.end < start) continue;
-    if (out.length === 0 && e.tli !== endTli) fail(`expected end timeline ${endTli} but found timeline ${e.tli}`);
-    const begin = e.tli === startTli ? start : e.begin;
-    if (e.tli !== startTli && begin === 0n) fail(`expected start timeline ${startTli} but found timeline ${e.tli}`);
-    out.push({ timeline: e.tli, startLsn: formatLsn(begin), endLsn: formatLsn(end) });
-    if (e.tli === startTli) return out;
-    end = e.begin;
-  }
-  return fail(`start timeline ${startTli} not found in history of timeline ${endTli}`);
-}
+export { walRangesFor } from './wal-ranges';
 
 const TOP_KEYS = new Set(['PostgreSQL-Backup-Manifest-Version', 'System-Identifier', 'Files', 'WAL-Ranges', 'Manifest-Checksum']);
 const FILE_KEYS = new Set(['Path', 'Encoded-Path', 'Size', 'Last-Modified', 'Checksum-Algorithm', 'Checksum']);
-const RANGE_KEYS = new Set(['Timeline', 'Start-LSN', 'End-LSN']);
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** PostgreSQL reads these with strtoul on the token text: a JSON number or a digit string. */
-function unsigned(v: unknown, what: string): number {
-  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) fail(`${what} is not an integer`);
-  return n as number;
-}
 
 export function parseManifest(buf: Buffer): Manifest {
   if (!isUtf8(buf)) fail('not valid UTF-8');
@@ -117,16 +72,7 @@ export function parseManifest(buf: Buffer): Manifest {
   }
   const ranges = doc['WAL-Ranges'] ?? [];
   if (!Array.isArray(ranges)) fail('"WAL-Ranges" is not an array');
-  for (const r of ranges as unknown[]) {
-    if (!isObject(r)) return fail('a WAL range is not an object');
-    for (const k of Object.keys(r)) if (!RANGE_KEYS.has(k)) fail(`unexpected WAL range field "${show(k)}"`);
-    const lsn = (v: unknown, what: string) => {
-      if (typeof v !== 'string' || !/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/.test(v)) fail(`could not parse ${what} "${show(v)}"`);
-      return v as string;
-    };
-    if (r.Timeline === undefined) fail('missing timeline in a WAL range');
-    manifest.walRanges.push({ timeline: unsigned(r.Timeline, 'timeline'), startLsn: lsn(r['Start-LSN'], 'start LSN'), endLsn: lsn(r['End-LSN'], 'end LSN') });
-  }
+  for (const r of ranges as unknown[]) manifest.walRanges.push(walRangeFromJson(r));
   return manifest;
 }
 
