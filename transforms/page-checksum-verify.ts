@@ -35,14 +35,15 @@
  *      `end` passes and outcome() lists each failure's message (the first
  *      1000, then the count of the rest).
  */
-import { Transform, type TransformCallback } from 'node:stream';
-import type { BackupEvent, DataEvent, EntryEvent, StartEvent } from '../src/events';
+import type { Transform, TransformCallback } from 'node:stream';
+import type { ArchiveEvent, DataEvent, EntryEvent, StartEvent } from '../src/events';
 import { ChecksumError, IoError, UsageError } from '../src/errors';
 import { parseLsn } from '../src/codec/lsn';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_SEGMENT_BLOCKS, isNewPage, isRelationFile } from '../src/codec/page-checksum';
 import { pageChecksum, pageChecksumField, pageLsnHigh, pageLsnLow } from '../src/codec/page-checksum';
 import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
 import { verifierMode } from '../src/verify/problem-list';
+import { Observer } from './observer';
 
 export interface PageChecksumVerifyOptions {
   /** Pages with an LSN at or after this (`X/X`) are skipped. Default: the `start` event's. */
@@ -99,7 +100,7 @@ export function pageChecksumVerify(opts: PageChecksumVerifyOptions = {}): PageCh
   return new PageChecksumVerifier(opts);
 }
 
-class PageChecksumVerifier extends Transform implements PageChecksumVerify {
+class PageChecksumVerifier extends Observer implements PageChecksumVerify {
   readonly result: PageChecksumResult = { enabled: true, filesChecked: 0, pagesChecked: 0, pagesSkipped: 0, failureCount: 0, failures: [] };
   private readonly given: PageChecksumVerifyOptions;
   private blockSize: number;
@@ -121,7 +122,7 @@ class PageChecksumVerifier extends Transform implements PageChecksumVerify {
   private reported = false;
 
   constructor(opts: PageChecksumVerifyOptions) {
-    super({ objectMode: true, highWaterMark: 16 });
+    super();
     this.given = { ...opts, mode: verifierMode(opts.mode, 'page checksum') };
     if (opts.startLsn !== undefined) this.setStartLsn(opts.startLsn);
     this.blockSize = checkBlockSize(opts.blockSize ?? DEFAULT_BLOCK_SIZE);
@@ -130,37 +131,36 @@ class PageChecksumVerifier extends Transform implements PageChecksumVerify {
     this.partial = Buffer.allocUnsafe(this.blockSize);
   }
 
-  override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: TransformCallback): void {
-    switch (ev.type) {
-      case 'start':
-        try {
-          this.onStart(ev);
-        } catch (err) {
-          return cb(err as Error); // a block size or LSN we cannot work with
-        }
-        break;
-      case 'archive':
-        this.prefix = ev.kind === 'wal' ? null : ev.kind === 'tablespace' ? `pg_tblspc/${ev.name}/` : '';
-        this.location = ev.location;
-        break;
-      case 'archive-end':
-        this.prefix = '';
-        this.location = '';
-        break;
-      case 'entry':
-        this.openFile(ev);
-        break;
-      case 'data':
-        if (this.file) return this.onData(ev, cb);
-        break;
-      case 'entry-end':
-        this.closeFile();
-        break;
-      case 'end':
-        if (this.result.failureCount > 0 && this.given.mode !== 'report') return cb(this.failure());
-        break;
-    }
-    cb(null, ev);
+  protected override onStart(ev: StartEvent): void {
+    this.configure(ev); // a block size or LSN we cannot work with fails the stream
+  }
+
+  protected override onArchive(ev: ArchiveEvent): void {
+    this.prefix = ev.kind === 'wal' ? null : ev.kind === 'tablespace' ? `pg_tblspc/${ev.name}/` : '';
+    this.location = ev.location;
+  }
+
+  protected override onArchiveEnd(): void {
+    this.prefix = '';
+    this.location = '';
+  }
+
+  protected override onEntry(ev: EntryEvent): void {
+    this.openFile(ev);
+  }
+
+  protected override onData(ev: DataEvent): Promise<void> | void {
+    if (!this.file) return;
+    const suspects = this.scan(ev.chunk, ev.offset);
+    if (suspects.length) return this.judge(suspects);
+  }
+
+  protected override onEntryEnd(): void {
+    this.closeFile();
+  }
+
+  protected override onEnd(): void {
+    if (this.result.failureCount > 0 && this.given.mode !== 'report') throw this.failure();
   }
 
   override _flush(cb: TransformCallback): void {
@@ -185,7 +185,7 @@ class PageChecksumVerifier extends Transform implements PageChecksumVerify {
   }
 
   /** Options win; a source that does not know a value leaves it empty (0 or ''). */
-  private onStart(ev: StartEvent): void {
+  private configure(ev: StartEvent): void {
     const g = this.given;
     if (g.startLsn === undefined && ev.startLsn) this.setStartLsn(ev.startLsn);
     if (g.blockSize === undefined && ev.blockSize && ev.blockSize !== this.blockSize) {
@@ -221,17 +221,6 @@ class PageChecksumVerifier extends Transform implements PageChecksumVerify {
     if (f.failures > 1) this.warn('checksum', `file "${f.shown}" has a total of ${f.failures} checksum verification failures`);
     this.file = null;
     this.partialLen = 0;
-  }
-
-  private onData(ev: DataEvent, cb: TransformCallback): void {
-    const suspects = this.scan(ev.chunk, ev.offset);
-    if (suspects.length === 0) return cb(null, ev);
-    this.judge(suspects).then(
-      () => {
-        if (!this.destroyed) cb(null, ev);
-      },
-      (err) => cb(err as Error),
-    );
   }
 
   /** Checks every page completed by this chunk; returns those whose checksum does not match. */

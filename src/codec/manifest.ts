@@ -7,7 +7,8 @@
  *   buildManifest(input) -> bytes         what src/backend/backup/backup_manifest.c
  *                                         writes, byte for byte
  *   walRangesFor                          the WAL-Ranges PostgreSQL computes
- * (Per-file digests while events flow: ./file-tracker.ts.)
+ * (Types and shared pieces: ./manifest-format.ts; the writer: ./manifest-writer.ts;
+ * per-file digests while events flow: src/manifest/file-tracker.ts.)
  *
  * Layout PostgreSQL writes (13–16 version 1; 17+ version 2 with line 2):
  *   { "PostgreSQL-Backup-Manifest-Version": 1,\n
@@ -30,203 +31,17 @@ import { createHash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { ManifestError } from '../errors';
 import { formatLsn, parseLsn } from './lsn';
-import { pathFromBytes, pathToBytes, showPath } from './path-bytes';
+import { pathFromBytes } from './path-bytes';
+import { unsigned, walRangeFromJson } from './wal-ranges';
+import { CHECKSUM_ALGORITHMS, fail, show, type ChecksumAlgorithm, type Manifest, type ManifestFile, type WalRange } from './manifest-format';
 
-export type ChecksumAlgorithm = 'NONE' | 'CRC32C' | 'SHA224' | 'SHA256' | 'SHA384' | 'SHA512';
-export const CHECKSUM_ALGORITHMS: readonly ChecksumAlgorithm[] = ['NONE', 'CRC32C', 'SHA224', 'SHA256', 'SHA384', 'SHA512'];
-
-export interface WalRange {
-  timeline: number;
-  /** `X/X`, as PostgreSQL prints LSNs. */
-  startLsn: string;
-  endLsn: string;
-}
-
-export interface ManifestFile {
-  /** Relative to the data directory, '/'-separated (tablespaces under pg_tblspc/<oid>/). */
-  path: string;
-  /** The raw bytes when the manifest gave an Encoded-Path; buildManifest then writes Encoded-Path again. */
-  rawPath?: Buffer;
-  size: number;
-  /** As written, `YYYY-MM-DD HH:MM:SS GMT` ('' when absent: PostgreSQL ignores it). */
-  lastModified: string;
-  /** Absent (or 'NONE'): no checksum. */
-  checksumAlgorithm?: ChecksumAlgorithm;
-  /** Lowercase hex. */
-  checksum?: string;
-}
-
-export interface Manifest {
-  version: 1 | 2;
-  /** uint64 as a decimal string (version 2): it does not fit a JS number. */
-  systemIdentifier?: string;
-  files: Map<string, ManifestFile>;
-  walRanges: WalRange[];
-}
-
-export interface ManifestFileInput extends Omit<ManifestFile, 'path' | 'lastModified'> {
-  /** A pgbb path string or raw bytes: "Encoded-Path" when its bytes are not valid UTF-8, else "Path". */
-  path: string | Buffer;
-  lastModified: Date | string;
-}
-
-export interface BuildManifestInput {
-  version: 1 | 2;
-  /** Required for version 2. */
-  systemIdentifier?: string;
-  /** In the order to write them (the server writes them in the order it sends them). */
-  files: Iterable<ManifestFileInput> | Map<string, ManifestFileInput>;
-  /** Newest timeline first, as walRangesFor returns them. */
-  walRanges: WalRange[];
-  /** Encoded-Path for every file, as MANIFEST 'force-encode' does. */
-  forceEncode?: boolean;
-}
-
-const fail = (msg: string): never => {
-  throw new ManifestError(`backup_manifest: ${msg}`);
-};
-
-/**
- * A manifest value for a message: strings escaped (one line) and cut at 100
- * characters, other JSON values named by type — never String(v), which
- * recurses through a deeply nested array until the stack overflows.
- */
-function show(v: unknown): string {
-  if (typeof v === 'string') {
-    const s = showPath(v);
-    return s.length > 100 ? `${s.slice(0, 100)}…` : s;
-  }
-  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
-  return Array.isArray(v) ? 'an array' : `a${typeof v === 'object' ? 'n object' : ` ${typeof v}`}`;
-}
-
-/** CRC32C as PostgreSQL writes it: the uint32 in little-endian byte order, hex. */
-export function crc32cHex(crc: number): string {
-  const b = Buffer.allocUnsafe(4);
-  b.writeUInt32LE(crc >>> 0);
-  return b.toString('hex');
-}
-
-/** `YYYY-MM-DD HH:MM:SS GMT`, whole seconds (pg_strftime of pg_gmtime). */
-export function formatLastModified(d: Date): string {
-  if (Number.isNaN(d.getTime())) fail('invalid Last-Modified date');
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${p(d.getUTCFullYear(), 4)}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} GMT`;
-}
-
-/** escape_json() of src/backend/utils/adt/json.c: \b \f \n \r \t \" \\, other controls \u00xx. */
-export function escapeJson(s: string): string {
-  let out = '"';
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0x22) out += '\\"';
-    else if (c === 0x5c) out += '\\\\';
-    else if (c >= 0x20) out += s[i];
-    else if (c === 8) out += '\\b';
-    else if (c === 12) out += '\\f';
-    else if (c === 10) out += '\\n';
-    else if (c === 13) out += '\\r';
-    else if (c === 9) out += '\\t';
-    else out += '\\u' + c.toString(16).padStart(4, '0');
-  }
-  return out + '"';
-}
-
-/**
- * WAL-Ranges as AddWALInfoToBackupManifest computes them, newest timeline
- * first. A backup that ends on another timeline than it started needs the end
- * timeline's history file (`pg_wal/<tli>.history`) text.
- */
-export function walRangesFor(startLsn: string, startTli: number, endLsn: string, endTli: number, history?: string): WalRange[] {
-  if (startTli === endTli) return [{ timeline: endTli, startLsn: formatLsn(parseLsn(startLsn)), endLsn: formatLsn(parseLsn(endLsn)) }];
-  if (history === undefined) {
-    fail(`the backup spans timelines ${startTli} to ${endTli} and the history file "pg_wal/${endTli.toString(16).toUpperCase().padStart(8, '0')}.history" was not seen`);
-  }
-  // readTimeLineHistory: parent lines oldest first; the end timeline itself has no end.
-  const entries: Array<{ tli: number; begin: bigint; end: bigint }> = [];
-  let prevEnd = 0n;
-  for (const line of history!.split('\n')) {
-    const t = line.trim();
-    if (!t || t.startsWith('#')) continue;
-    const [tli, lsn] = t.split(/\s+/);
-    if (!/^\d+$/.test(tli) || lsn === undefined) fail(`invalid line in timeline history file: "${t}"`);
-    const switchpoint = parseLsn(lsn);
-    entries.unshift({ tli: Number(tli), begin: prevEnd, end: switchpoint });
-    prevEnd = switchpoint;
-  }
-  entries.unshift({ tli: endTli, begin: prevEnd, end: 0n });
-
-  const start = parseLsn(startLsn);
-  let end = parseLsn(endLsn);
-  const out: WalRange[] = [];
-  for (const e of entries) {
-    if (e.end !== 0n && e.end < start) continue;
-    if (out.length === 0 && e.tli !== endTli) fail(`expected end timeline ${endTli} but found timeline ${e.tli}`);
-    const begin = e.tli === startTli ? start : e.begin;
-    if (e.tli !== startTli && begin === 0n) fail(`expected start timeline ${startTli} but found timeline ${e.tli}`);
-    out.push({ timeline: e.tli, startLsn: formatLsn(begin), endLsn: formatLsn(end) });
-    if (e.tli === startTli) return out;
-    end = e.begin;
-  }
-  return fail(`start timeline ${startTli} not found in history of timeline ${endTli}`);
-}
-
-export function buildManifest(input: BuildManifestInput): Buffer {
-  const { version } = input;
-  let text = `{ "PostgreSQL-Backup-Manifest-Version": ${version},\n`;
-  if (version === 2) {
-    if (!input.systemIdentifier || !/^\d+$/.test(input.systemIdentifier)) fail('version 2 needs a decimal System-Identifier');
-    text += `"System-Identifier": ${input.systemIdentifier},\n`;
-  } else if (version !== 1) {
-    fail(`cannot write manifest version ${version}`);
-  }
-  text += '"Files": [';
-  const files = input.files instanceof Map ? input.files.values() : input.files;
-  let first = true;
-  for (const f of files) {
-    text += first ? '\n' : ',\n';
-    first = false;
-    text += fileLine(f, input.forceEncode ?? false);
-  }
-  text += '\n],\n"WAL-Ranges": [\n';
-  text += input.walRanges
-    .map((r) => `{ "Timeline": ${r.timeline}, "Start-LSN": "${formatLsn(parseLsn(r.startLsn))}", "End-LSN": "${formatLsn(parseLsn(r.endLsn))}" }`)
-    .join(',\n');
-  text += '\n],\n';
-  const body = Buffer.from(text, 'utf8');
-  const sum = createHash('sha256').update(body).digest('hex');
-  return Buffer.concat([body, Buffer.from(`"Manifest-Checksum": "${sum}"}\n`)]);
-}
-
-function fileLine(f: ManifestFileInput, forceEncode: boolean): string {
-  const bytes = f.rawPath ?? (typeof f.path === 'string' ? pathToBytes(f.path) : f.path);
-  const path = typeof f.path === 'string' ? f.path : pathFromBytes(f.path);
-  const shown = show(path);
-  if (!Number.isSafeInteger(f.size) || f.size < 0) fail(`invalid size ${f.size} for "${shown}"`);
-  // pg_verify_mbstr(PG_UTF8) and isUtf8 reject the same byte sequences.
-  const encode = f.rawPath !== undefined || forceEncode || !isUtf8(bytes);
-  let s = encode ? `{ "Encoded-Path": "${bytes.toString('hex')}", ` : `{ "Path": ${escapeJson(bytes.toString('utf8'))}, `;
-  const lm = typeof f.lastModified === 'string' ? f.lastModified : formatLastModified(f.lastModified);
-  s += `"Size": ${f.size}, "Last-Modified": "${lm}"`;
-  const alg = f.checksumAlgorithm;
-  if (alg && alg !== 'NONE') {
-    if (!f.checksum || !/^(?:[0-9a-f]{2})+$/.test(f.checksum)) fail(`file "${shown}" has ${alg} but no lowercase hex checksum`);
-    s += `, "Checksum-Algorithm": "${alg}", "Checksum": "${f.checksum}"`;
-  }
-  return s + ' }';
-}
+export * from './manifest-format';
+export { buildManifest, ManifestWriter, MANIFEST_PIECE_SIZE, type ManifestWriterOptions } from './manifest-writer';
+export { walRangesFor } from './wal-ranges';
 
 const TOP_KEYS = new Set(['PostgreSQL-Backup-Manifest-Version', 'System-Identifier', 'Files', 'WAL-Ranges', 'Manifest-Checksum']);
 const FILE_KEYS = new Set(['Path', 'Encoded-Path', 'Size', 'Last-Modified', 'Checksum-Algorithm', 'Checksum']);
-const RANGE_KEYS = new Set(['Timeline', 'Start-LSN', 'End-LSN']);
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** PostgreSQL reads these with strtoul on the token text: a JSON number or a digit string. */
-function unsigned(v: unknown, what: string): number {
-  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) fail(`${what} is not an integer`);
-  return n as number;
-}
 
 export function parseManifest(buf: Buffer): Manifest {
   if (!isUtf8(buf)) fail('not valid UTF-8');
@@ -257,16 +72,7 @@ export function parseManifest(buf: Buffer): Manifest {
   }
   const ranges = doc['WAL-Ranges'] ?? [];
   if (!Array.isArray(ranges)) fail('"WAL-Ranges" is not an array');
-  for (const r of ranges as unknown[]) {
-    if (!isObject(r)) return fail('a WAL range is not an object');
-    for (const k of Object.keys(r)) if (!RANGE_KEYS.has(k)) fail(`unexpected WAL range field "${show(k)}"`);
-    const lsn = (v: unknown, what: string) => {
-      if (typeof v !== 'string' || !/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/.test(v)) fail(`could not parse ${what} "${show(v)}"`);
-      return v as string;
-    };
-    if (r.Timeline === undefined) fail('missing timeline in a WAL range');
-    manifest.walRanges.push({ timeline: unsigned(r.Timeline, 'timeline'), startLsn: lsn(r['Start-LSN'], 'start LSN'), endLsn: lsn(r['End-LSN'], 'end LSN') });
-  }
+  for (const r of ranges as unknown[]) manifest.walRanges.push(walRangeFromJson(r));
   return manifest;
 }
 

@@ -39,3 +39,24 @@ export function verifierMode(mode: string | undefined, check: string): 'fail' | 
   if (mode === undefined || mode === 'fail' || mode === 'report') return mode ?? 'fail';
   throw new UsageError(`invalid ${check} verifier mode "${mode}": must be "fail" or "report"`);
 }
+
+/** Problems of one kind, in the order found: the first `limit` kept, the rest counted. */
+export class Bounded {
+  readonly kept: string[] = [];
+  more = 0;
+
+  constructor(private readonly limit: number) {}
+
+  add(problem: string): void {
+    if (this.kept.length < this.limit) this.kept.push(problem);
+    else this.more++;
+  }
+}
+
+/** Several kinds in turn, as one list: the first `limit` problems and how many follow them. */
+export function joinBounded(kinds: Bounded[], limit: number): { shown: string[]; more: number } {
+  const all = kinds.flatMap((k) => k.kept);
+  const shown = all.slice(0, limit);
+  const more = all.length - shown.length + kinds.reduce((n, k) => n + k.more, 0);
+  return { shown, more };
+}
