@@ -30,7 +30,7 @@ import { ManifestError, UsageError } from '../src/errors';
 import { parseLsn } from '../src/codec/lsn';
 import { CHECKSUM_ALGORITHMS, parseManifest, type ChecksumAlgorithm, type Manifest, type ManifestFile } from '../src/codec/manifest';
 import { digestBytes, FileTracker, manifestPathOf } from '../src/manifest/file-tracker';
-import { FileTable } from '../src/manifest/file-table';
+import { FileTable } from '../src/codec/file-table';
 import { showPath } from '../src/codec/path-bytes';
 import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
 import { Bounded, joinBounded, ProblemList, verifierMode } from '../src/verify/problem-list';
