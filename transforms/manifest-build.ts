@@ -28,7 +28,7 @@ import type { ArchiveEvent, DataEvent, EndEvent, EntryEvent, ManifestEvent, Star
 import { ManifestError, UsageError } from '../src/errors';
 import { CHECKSUM_ALGORITHMS, ManifestWriter, walRangesFor, type ChecksumAlgorithm } from '../src/codec/manifest';
 import { FileTracker } from '../src/manifest/file-tracker';
-import { FileTable } from '../src/manifest/file-table';
+import { FileTable } from '../src/codec/file-table';
 import { HOLD, Observer, type Verdict } from './observer';
 
 export interface ManifestBuildOptions {

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FileTable } from '../../../src/manifest/file-table';
+import { FileTable } from '../../../src/codec/file-table';
 import { pathFromBytes } from '../../../src/codec/path-bytes';
 
 test('100,000 paths: each found again with its size, digest and flags; unknown paths are not', () => {
