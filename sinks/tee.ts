@@ -21,43 +21,44 @@
  *      the tee and every other sink with that error, so each removes what it
  *      half-wrote; destroying the tee (a pipeline failure or abort) destroys
  *      all sinks. The tee closes only after every sink has closed, so when
- *      the pipeline rejects, all cleanup is done.
- * settle: with `{ settle: true }` a failing sink is set aside instead (its
- *      error kept in `failures`) and the others go on to the end — how
- *      `pgbb verify` runs independent checks over one read of a backup.
- * ready(): awaits every sink's ready() (see sinks/directory.ts) so a bad
- *      target is refused before the server is contacted; if one fails, the
- *      others are destroyed (removing what they created) before it rejects.
+ *      the pipeline rejects, all cleanup is done. (Independent checks that
+ *      must all see a whole backup run in series in report mode instead:
+ *      src/verifier.ts, src/pipeline/verify.ts.)
+ *
+ * The tee is a sink (src/sink.ts, BackupSink) over sinks that are:
+ * ready(): readies every sink that implements the contract (isBackupSink;
+ *      a plain Writable has nothing to ready) so a bad target is refused
+ *      before the server is contacted; if one fails, the others are
+ *      destroyed (removing what they created) before it rejects.
+ * walPlace(): streamed WAL can be written in place only once, into one
+ *      directory: the first sink that takes it in place (`walDir`, a plain
+ *      target's pg_wal/) gets it there. Every other sink then writes the
+ *      WAL from the `pg_wal` archive's data, read back (ArchiveEvent
+ *      .writtenIn names another directory than theirs: src/events.ts), so
+ *      each target holds the whole backup. Without such a sink, the first
+ *      sink's spool (`walSpool`, inside a tar target) is used — a spool is
+ *      read back and removed, so any sink's will do and the first is as
+ *      good as any; with neither, null: the source picks a temporary spool.
  */
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { PgbbError, UsageError } from '../src/errors';
+import { isBackupSink, type BackupSink, type WalPlace } from '../src/sink';
 
-type MaybeReady = Writable & { ready?: () => Promise<void> };
-
-export class Tee extends Writable {
+export class Tee extends Writable implements BackupSink {
   readonly sinks: readonly Writable[];
   /** 'drain' listeners of the write in progress, removed on destroy. */
   private waits: { sink: Writable; fn: () => void }[] = [];
-  /** With settle: the sinks that failed, and why. */
-  readonly failures = new Map<Writable, Error>();
-  private readonly settle: boolean;
 
-  constructor(sinks: Writable[], opts: { settle?: boolean } = {}) {
+  constructor(sinks: Writable[]) {
     super({ objectMode: true, highWaterMark: 16 });
     if (sinks.length === 0) throw new UsageError('tee needs at least one sink');
     if (new Set(sinks).size !== sinks.length) throw new UsageError('tee was given the same sink twice');
     this.sinks = sinks;
-    this.settle = opts.settle ?? false;
     sinks.forEach((sink, i) => {
-      sink.on('error', (err: Error) => {
-        if (!this.settle) return void this.destroy(err);
-        if (!this.failures.has(sink)) this.failures.set(sink, err);
-        // A write waiting on this sink's 'drain' must not wait forever.
-        for (const w of this.waits) if (w.sink === sink) w.fn();
-      });
+      sink.on('error', (err: Error) => void this.destroy(err));
       sink.on('close', () => {
-        if (!this.destroyed && !sink.writableFinished && !this.failures.has(sink)) {
+        if (!this.destroyed && !sink.writableFinished) {
           this.destroy(new PgbbError('incomplete', `tee: sink ${i + 1} (${sink.constructor.name}) closed before the backup ended`));
         }
       });
@@ -65,12 +66,18 @@ export class Tee extends Writable {
   }
 
   async ready(): Promise<void> {
-    const settled = await Promise.allSettled(this.sinks.map((s) => (s as MaybeReady).ready?.()));
+    const settled = await Promise.allSettled(this.sinks.map((s) => (isBackupSink(s) ? s.ready() : undefined)));
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (!failed) return;
     if (!this.destroyed) this.destroy(failed.reason as Error);
     await closed(this);
     throw failed.reason;
+  }
+
+  /** See the file comment: the first in-place directory, else the first spool, else null. */
+  walPlace(): WalPlace | null {
+    const places = this.sinks.map((s) => (isBackupSink(s) ? s.walPlace() : null));
+    return places.find((p) => p !== null && 'walDir' in p) ?? places.find((p) => p !== null) ?? null;
   }
 
   override _write(chunk: unknown, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -80,13 +87,12 @@ export class Tee extends Writable {
       this.waits = [];
       callback();
     };
-    const live = this.sinks.filter((s) => !this.failures.has(s));
-    for (const sink of live) {
+    for (const sink of this.sinks) {
       if (sink.destroyed || sink.writableEnded) {
         return callback(new PgbbError('incomplete', `tee: sink ${sink.constructor.name} is no longer writable`));
       }
     }
-    for (const sink of live) {
+    for (const sink of this.sinks) {
       if (!sink.write(chunk)) {
         pending++;
         let done = false;
@@ -104,18 +110,8 @@ export class Tee extends Writable {
   }
 
   override _final(callback: (err?: Error | null) => void): void {
-    const live = this.sinks.filter((s) => !this.failures.has(s));
-    for (const sink of live) sink.end();
-    if (this.settle) {
-      Promise.allSettled(live.map((s) => finished(s))).then((results) => {
-        results.forEach((r, i) => {
-          if (r.status === 'rejected' && !this.failures.has(live[i])) this.failures.set(live[i], r.reason as Error);
-        });
-        callback();
-      });
-      return;
-    }
-    Promise.all(live.map((s) => finished(s))).then(
+    for (const sink of this.sinks) sink.end();
+    Promise.all(this.sinks.map((s) => finished(s))).then(
       () => callback(),
       (err) => callback(err),
     );
@@ -138,9 +134,4 @@ function closed(s: Writable): Promise<void> {
 /** Writes every event to all `sinks`; see the file comment. */
 export function tee(...sinks: Writable[]): Tee {
   return new Tee(sinks);
-}
-
-/** A tee whose failing sinks are set aside (see `settle` above). */
-export function teeSettled(...sinks: Writable[]): Tee {
-  return new Tee(sinks, { settle: true });
 }

@@ -10,19 +10,17 @@
  * the process at once.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { backupCommand } from './commands/backup';
-import { restoreCommand } from './commands/restore';
-import { verifyCommand } from './commands/verify';
+import { backupCommand, backupSummary } from './commands/backup';
+import { restoreCommand, restoreSummary } from './commands/restore';
+import { verifyCommand, verifyFailure, verifySummary } from './commands/verify';
 import { checkIncrementalFrom, refreshCommand, refreshResultJson, refreshSummary } from './commands/refresh';
 import { parseChunkSize } from './codec/chunkmap/chunk-map';
-import { checkWalOptions } from './wal/streamed-wal';
 import { parseMaxRate, parseTablespaceMapping } from './commands/options';
 import { constants as osConstants } from 'node:os';
-import { describeError, InterruptedError, PgbbError, UsageError } from './errors';
+import { describeError, InterruptedError, UsageError } from './errors';
 import { createReporter, type Reporter } from './report/reporters';
 import { JsonReporter } from './report/json-reporter';
 import { parseCompressSpec } from './codec/compression';
-import { clientConfig } from './net/conninfo';
 import { showPath } from './codec/path-bytes';
 
 const VERSION = '0.1.0';
@@ -126,12 +124,7 @@ export function buildProgram(): Command {
     const result = await backupCommand({ ...common, target: opts.pgdata, format: fmt, compress, walSpool, signal: ac.signal });
     reporter.close();
     activeReporter = null;
-    if (verbose) {
-      process.stderr.write(
-        `pgbb: backup complete: ${result.bytes} bytes in ${result.seconds.toFixed(2)} s, ` +
-          `start ${result.start.startLsn} end ${result.end.endLsn} on timeline ${result.end.timeline}\n`,
-      );
-    }
+    if (verbose) process.stderr.write(`${backupSummary(result)}\n`);
   });
 
   const refresh = program
@@ -178,12 +171,7 @@ export function buildProgram(): Command {
       signal: ac.signal,
     });
     if (!r.manifestChecked) process.stderr.write('pgbb: warning: the backup has no backup_manifest: files were not checked\n');
-    if (opts.verbose) {
-      process.stderr.write(
-        `pgbb: restored ${r.files} files, ${r.bytes} bytes from a ${r.format} backup in ${r.seconds.toFixed(2)} s ` +
-          `(start ${r.start.startLsn}, end ${r.end.endLsn}, timeline ${r.end.timeline})\n`,
-      );
-    }
+    if (opts.verbose) process.stderr.write(`${restoreSummary(r)}\n`);
   });
 
   program
@@ -199,11 +187,10 @@ export function buildProgram(): Command {
       const r = await verifyCommand({ source, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, signal: ac.signal });
       if (!r.ok) {
         for (const p of r.problems) process.stderr.write(`pgbb: ${p}\n`);
-        throw new PgbbError('verify', `backup "${source}" failed verification (${r.problems.length} problem${r.problems.length === 1 ? '' : 's'})`);
+        throw verifyFailure(source, r);
       }
       if (!opts.quiet) {
-        const wal = opts.parseWal ? `, WAL ${r.start?.startLsn}–${r.end?.endLsn} (${r.walSegments} segments, ${r.walRecords} records)` : '';
-        process.stdout.write(`backup successfully verified: ${r.files} files, ${r.bytes} bytes, ${r.pagesChecked} pages${wal}\n`);
+        process.stdout.write(`${verifySummary(r, Boolean(opts.parseWal))}\n`);
       }
     });
   return program;
@@ -218,13 +205,11 @@ function backupSettings(opts: Record<string, any>) {
   // -S NAME and --no-slot share commander's `slot` key: a string, false, or unset.
   const slot = typeof opts.slot === 'string' ? opts.slot : undefined;
   const noSlot = opts.slot === false;
-  checkWalOptions({ wal, slot, noSlot });
   const connection = { conninfo: opts.dbname, host: opts.host, port: opts.port, user: opts.username };
   const timeout = parseTimeout(String(opts.timeout));
   const reporter = createReporter({ json: Boolean(opts.json), progress: Boolean(opts.progress), stream: process.stderr });
   activeReporter = reporter;
-  // Every connection setting (conninfo, -h/-p/-U, PG* variables, TLS files) checked now, before anything is created or locked.
-  clientConfig(connection);
+  // Checked with every other setting by the builder's plan (src/pipeline/backup-plan.ts), before anything is created or locked.
   return {
     connection,
     checkpoint: opts.checkpoint as 'fast' | 'spread',

@@ -1,6 +1,11 @@
 /**
  * pgbb's library API: sources, transforms, sinks, events and errors.
- * Compose them with `stream.pipeline`:
+ *
+ *   backup({ connection, target })   a whole backup, as `pgbb backup` takes it
+ *   refresh / restore / verify       likewise for the other commands
+ *   compose({ source, observers, sink })  your own pipeline, run the way pgbb runs its own
+ *
+ * or compose the streams yourself with `stream.pipeline`:
  *
  *   source ──► transform ──► … ──► sink
  *
@@ -36,7 +41,7 @@ export {
 } from '../transforms/page-checksum-verify';
 export { walVerify, type WalVerify, type WalVerifyResult } from '../transforms/wal-verify';
 export { throttle, throttleBytes, ThrottleTransform, ThrottleBytesTransform } from '../transforms/throttle';
-export { progress, ProgressTransform, type ProgressInfo, type ProgressOptions } from '../transforms/progress';
+export { progress, ProgressTransform, type ProgressOptions } from '../transforms/progress';
 export { recoveryConfig, type RecoveryConfigOptions } from '../transforms/recovery-config';
 export { requireComplete, RequireComplete, type RequireCompleteOptions } from '../transforms/require-complete';
 // Transforms (bytes)
@@ -56,12 +61,20 @@ export { RefreshDirectorySink, refreshDirectorySink } from '../sinks/refresh-dir
 export { DirectorySink, directorySink, type DirectorySinkOptions } from '../sinks/directory';
 export { TarFilesSink, tarFilesSink, type TarFilesSinkOptions } from '../sinks/tar-files';
 export { StdoutSink, stdoutSink, type StdoutSinkOptions } from '../sinks/stdout';
-export { tee, teeSettled, Tee } from '../sinks/tee';
+export { tee, Tee } from '../sinks/tee';
+
+// The pipeline builder (defaults as the CLI's: wal 'stream', -r client-side, timeout in ms)
+export {
+  backup, refresh, restore, verify, compose, runPipeline, settleBackup, settleRefresh, backupSink, tallyStage, newTally,
+  type BackupOptions, type BackupPlan, type BackupResult, type RefreshOptions, type RefreshPlan,
+  type RestoreOptions, type RestoreResult, type VerifyOptions, type VerifyReport, type Composition, type Tally,
+} from './pipeline';
+export { isBackupSink, type BackupSink, type WalPlace } from './sink';
+export type { Verifier, VerifierMode, VerifierOutcome } from './verifier';
 
 // Helpers and codecs
-export { runPipeline } from './pipeline';
 export { RateLimiter, type RateLimiterOptions } from './rate-limiter';
-export { createReporter, plainReporter, type Reporter, type ReporterOptions, type BackupSummary } from './report/reporters';
+export { createReporter, plainReporter, type Reporter, type ReporterOptions, type BackupSummary, type ProgressInfo } from './report/reporters';
 export { parseCompressSpec, formatCompressSpec, type CompressSpec } from './codec/compression';
 export { parseManifest, buildManifest, crc32cHex, type Manifest, type ManifestFile } from './codec/manifest';
 export { pageChecksum, isRelationFile } from './codec/page-checksum';
@@ -70,5 +83,5 @@ export { parseControlFile, type ControlData } from './codec/pg-control';
 export { parseLsn, formatLsn, walFileName } from './codec/lsn';
 export { encodeChunkMap, decodeChunkMap, parseChunkSize } from './codec/chunkmap/chunk-map';
 export { loadPriorState } from './refresh/prior-state';
-export { refreshCommand, type RefreshResult } from './commands/refresh';
+export { refreshCommand } from './commands/refresh';
 export { pathFromBytes, pathToBytes, fsPath, showPath, isRawPath } from './codec/path-bytes';

@@ -7,30 +7,43 @@
  *      members become `pg_tblspc/<oid>/…`, WAL segments and a streamed WAL
  *      archive are not listed). The manifest is `opts.manifest`, or else the
  *      `manifest` event, which normally comes after every archive.
- * Out: the same events. The comparison runs when `end` arrives and `end` is
- *      passed on only if it succeeds, so a sink never commits a backup that
- *      failed verification.
+ * Out: the same events. Manifest entries are compared as they stream by;
+ *      the manifest's pieces pass as they come, except that the latest is
+ *      held until the next arrives or `end` has checked the manifest's own
+ *      SHA-256 (a single-piece manifest that fails it never goes on). The
+ *      verdict comes at `end`, which is passed on only if it succeeds, so a
+ *      sink never commits a backup that failed verification.
+ * Memory: per listed file its path, size and digest in one compact table
+ *      (src/manifest/manifest-comparison.ts), the manifest piece held, and
+ *      the entry being read (src/codec/manifest-reader.ts) — no object per
+ *      file, and never the manifest whole.
  * Result (after end): { files: files compared (without a manifest: listed
  *      files seen), bytes: bytes digested, checked: whether a manifest was
  *      there to compare against }.
  * Errors: ManifestError for a manifest that does not parse (bad checksum,
- *      JSON, version) as soon as it arrives; otherwise one ManifestError at
+ *      JSON, version) once it is whole; otherwise one ManifestError at
  *      `end` listing every file at fault (size, checksum, missing, extra),
  *      capped with "and N more". Without any manifest nothing is compared,
- *      unless `require` is set.
+ *      unless `require` is set. In mode 'report' none of these fail the
+ *      stream: every event passes and outcome() lists them (src/verifier.ts).
  *
  * Checksums are computed while data flows, before a late manifest says which
  * algorithm it used: `checksumAlgorithm` must match what the server was asked
  * for (MANIFEST_CHECKSUMS, default CRC32C). With `opts.manifest` it is taken
  * from the manifest itself.
  */
-import { Transform } from 'node:stream';
-import type { ArchiveKind, BackupEvent, EndEvent, ManifestEvent, StartEvent } from '../src/events';
+import type { ArchiveEvent, DataEvent, EndEvent, EntryEvent, ManifestEvent } from '../src/events';
 import { ManifestError, UsageError } from '../src/errors';
-import { parseLsn } from '../src/codec/lsn';
-import { CHECKSUM_ALGORITHMS, parseManifest, type ChecksumAlgorithm, type Manifest } from '../src/codec/manifest';
+import { CHECKSUM_ALGORITHMS, ManifestReader, type ChecksumAlgorithm, type ManifestSummary } from '../src/codec/manifest';
 import { FileTracker, manifestPathOf } from '../src/manifest/file-tracker';
+import { ManifestComparison, UNLISTED_OK } from '../src/manifest/manifest-comparison';
+import { FileTable } from '../src/codec/file-table';
 import { showPath } from '../src/codec/path-bytes';
+import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
+import { ProblemList, verifierMode } from '../src/verify/problem-list';
+import { HOLD, Observer, type Verdict } from './observer';
+
+const MISMATCH = 'backup does not match its manifest: ';
 
 export interface ManifestVerifyOptions {
   /** The manifest to check against; otherwise the stream's `manifest` event. */
@@ -48,6 +61,14 @@ export interface ManifestVerifyOptions {
    * written out in full before the check at `end` refuses it).
    */
   failFast?: boolean;
+  /**
+   * 'fail' (default): problems fail the stream as described above.
+   * 'report': problems in the backup (the manifest not parsing, files at
+   * fault, no manifest when required) never fail it; every event passes
+   * and outcome() lists them after end (src/verifier.ts). failFast applies
+   * only in 'fail' mode.
+   */
+  mode?: VerifierMode;
 }
 
 export interface ManifestVerifyResult {
@@ -56,137 +77,155 @@ export interface ManifestVerifyResult {
   checked: boolean;
 }
 
-/**
- * Paths pg_verifybackup also leaves alone when present but unlisted: WAL
- * fetched by streaming brings its own archive_status files.
- */
-const UNLISTED_OK = /^pg_wal\//;
-
-export class ManifestVerify extends Transform {
+export class ManifestVerify extends Observer implements Verifier {
   private readonly tracker: FileTracker;
-  private readonly given: Manifest | null;
-  private manifest: Manifest | null;
-  /** The manifest's pieces as they came (src/events.ts), parsed at end. */
-  private readonly pieces: ManifestEvent[] = [];
-  private start: StartEvent | null = null;
+  private readonly comparison: ManifestComparison;
+  /** The manifest given up front, read again at end; its listed sizes when failing fast. */
+  private readonly given: Buffer | null;
+  private readonly givenSizes: FileTable | null = null;
+  /** The streamed manifest, read as its pieces come; the latest piece, held. */
+  private reader: ManifestReader | null = null;
+  private held: ManifestEvent | null = null;
   private readonly require: boolean;
   private readonly maxListed: number;
   private readonly failFast: boolean;
-  private archiveKind: ArchiveKind = 'base';
-  private archiveName = '';
+  private readonly mode: VerifierMode;
+  private readonly problems: ProblemList;
+  /** A manifest came but did not parse (report mode). */
+  private unparsed = false;
   private done: ManifestVerifyResult | null = null;
 
   constructor(opts: ManifestVerifyOptions = {}) {
-    super({ objectMode: true, highWaterMark: 16 });
+    super();
     const alg = opts.checksumAlgorithm ?? 'CRC32C';
     if (!CHECKSUM_ALGORITHMS.includes(alg)) throw new UsageError(`invalid manifest checksum algorithm "${alg}"`);
-    this.given = opts.manifest ? parseManifest(opts.manifest) : null;
-    this.manifest = this.given;
-    const first = this.given && [...this.given.files.values()].find((f) => f.checksumAlgorithm);
-    this.tracker = new FileTracker(this.given ? (first?.checksumAlgorithm ?? 'NONE') : alg);
     this.require = opts.require ?? false;
     this.maxListed = opts.maxListed ?? 20;
-    this.failFast = opts.failFast ?? false;
+    this.mode = verifierMode(opts.mode, 'manifest');
+    this.failFast = (opts.failFast ?? false) && this.mode === 'fail';
+    this.problems = new ProblemList('manifest', this.maxListed);
+    this.given = opts.manifest ?? null;
+    let algorithm: ChecksumAlgorithm = alg;
+    if (this.given) {
+      // Read once now: it must parse, it names the algorithm, and failing fast needs its sizes.
+      let first: ChecksumAlgorithm | undefined;
+      const sizes = this.failFast ? new FileTable(0) : null;
+      const r = new ManifestReader({
+        onFile: (f) => {
+          first ??= f.checksumAlgorithm;
+          if (sizes) sizes.setSize(sizes.add(f.path).index, f.size);
+        },
+      });
+      r.write(this.given);
+      r.end();
+      algorithm = first ?? 'NONE';
+      this.givenSizes = sizes;
+    }
+    this.tracker = new FileTracker(algorithm);
+    this.comparison = new ManifestComparison(algorithm, this.maxListed);
   }
 
-  /** Set once `end` has passed verification. */
+  /** Set once `end` has passed verification (report mode: once `end` came, whatever was found). */
   get result(): ManifestVerifyResult | null {
     return this.done;
   }
 
-  override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: (err?: Error | null, ev?: BackupEvent) => void): void {
-    try {
-      switch (ev.type) {
-        case 'data':
-          this.tracker.data(ev.offset, ev.chunk);
-          break;
-        case 'entry':
-          if (this.failFast && this.given && ev.kind === 'file') this.checkEntry(ev.path, ev.size);
-          this.tracker.entry(ev.path, ev.kind, ev.mtime);
-          break;
-        case 'entry-end':
-        case 'archive-end':
-          this.tracker.entryEnd();
-          break;
-        case 'archive':
-          this.archiveKind = ev.kind;
-          this.archiveName = ev.name;
-          this.tracker.archive(ev.kind, ev.name);
-          break;
-        case 'start':
-          this.start = ev;
-          break;
-        case 'manifest':
-          // Held until whole and checked: a manifest that fails its own checksum never reaches a sink.
-          if (!this.given) return void (this.pieces.push(ev), cb());
-          break;
-        case 'end':
-          if (!this.given && this.pieces.length) {
-            this.manifest = parseManifest(Buffer.concat(this.pieces.map((p) => p.data)));
-            for (const piece of this.pieces) this.push(piece);
-          }
-          this.verify(ev);
-          break;
-      }
-    } catch (err) {
-      return cb(err as Error);
+  /** What the check found (src/verifier.ts); each problem as its error's message says it. */
+  outcome(): VerifierOutcome {
+    return this.problems.outcome();
+  }
+
+  protected override onArchive(ev: ArchiveEvent): void {
+    this.tracker.archive(ev.kind, ev.name);
+  }
+
+  protected override onEntry(ev: EntryEvent): void {
+    if (this.givenSizes && ev.kind === 'file') this.checkEntry(ev.path, ev.size);
+    this.tracker.entry(ev.path, ev.kind, ev.mtime);
+  }
+
+  protected override onData(ev: DataEvent): void {
+    this.tracker.data(ev.offset, ev.chunk);
+  }
+
+  protected override onEntryEnd(): void {
+    const f = this.tracker.entryEnd();
+    if (f) this.comparison.record(f);
+  }
+
+  protected override onManifest(ev: ManifestEvent): Verdict {
+    if (this.given) return;
+    if (this.unparsed) {
+      // Report mode, after a fault: passed on in order, no longer read.
+      if (this.held) this.push(this.held);
+      this.held = null;
+      return;
     }
-    cb(null, ev);
+    const c = this.comparison;
+    this.reader ??= new ManifestReader({ paths: c.paths, onFile: (f) => c.compare(f) });
+    // Held one piece behind: the last must wait for the checksum at end.
+    if (this.held) this.push(this.held);
+    this.held = ev;
+    try {
+      this.reader.write(ev.data);
+    } catch (err) {
+      this.manifestFault(err);
+    }
+    return HOLD;
+  }
+
+  protected override onEnd(end: EndEvent): void {
+    let summary: ManifestSummary | null = null;
+    if (this.given) {
+      const c = this.comparison;
+      const r = new ManifestReader({ paths: c.paths, onFile: (f) => c.compare(f) });
+      r.write(this.given);
+      summary = r.end();
+    } else if (this.reader && !this.unparsed) {
+      try {
+        summary = this.reader.end();
+      } catch (err) {
+        this.manifestFault(err);
+      }
+    }
+    if (this.held) this.push(this.held);
+    this.held = null;
+    this.verify(end, summary);
+  }
+
+  /** A streamed manifest that does not parse: the stream fails, or (report mode) it is the one problem. */
+  private manifestFault(err: unknown): void {
+    if (!(err instanceof ManifestError)) throw err;
+    this.problems.add(err.message);
+    if (this.mode === 'fail') throw err;
+    this.unparsed = true;
   }
 
   private checkEntry(member: string, size: number): void {
-    const p = manifestPathOf(this.archiveKind, this.archiveName, member);
+    const p = manifestPathOf(this.archive?.kind ?? 'base', this.archive?.name ?? '', member);
     if (p === null || UNLISTED_OK.test(p)) return;
-    const f = this.given!.files.get(p);
-    if (!f) throw new ManifestError(`backup does not match its manifest: "${showPath(p)}" is not in the manifest, refusing it before reading it`);
-    if (f.size !== size) throw new ManifestError(`backup does not match its manifest: "${showPath(p)}" has size ${size} in the backup but ${f.size} in the manifest, refusing it before reading it`);
+    const sizes = this.givenSizes!;
+    const i = sizes.find(p);
+    if (i < 0) throw new ManifestError(`${MISMATCH}"${showPath(p)}" is not in the manifest, refusing it before reading it`);
+    if (sizes.size(i) !== size) throw new ManifestError(`${MISMATCH}"${showPath(p)}" has size ${size} in the backup but ${sizes.size(i)} in the manifest, refusing it before reading it`);
   }
 
-  private verify(end: EndEvent): void {
-    const t = this.tracker;
-    t.entryEnd();
-    const m = this.manifest;
+  private verify(end: EndEvent, m: ManifestSummary | null): void {
+    const c = this.comparison;
     if (!m) {
-      if (this.require) throw new ManifestError('no backup_manifest to verify the backup against');
-      this.done = { files: t.files.size, bytes: t.bytes, checked: false };
+      if (this.require && !this.unparsed) {
+        const missing = 'no backup_manifest to verify the backup against';
+        this.problems.add(missing);
+        if (this.mode === 'fail') throw new ManifestError(missing);
+      }
+      this.done = { files: c.files, bytes: this.tracker.bytes, checked: false };
       return;
     }
-    const problems: string[] = [];
-    let otherAlgorithm: string | null = null;
-    let matched = 0;
-    for (const f of m.files.values()) {
-      const seen = t.files.get(f.path);
-      if (seen) matched++;
-      if (!seen) {
-        problems.push(`"${showPath(f.path)}" is in the manifest but not in the backup`);
-      } else if (seen.size !== f.size) {
-        problems.push(`"${showPath(f.path)}" has size ${seen.size} in the backup but ${f.size} in the manifest`);
-      } else if (f.checksumAlgorithm && f.checksumAlgorithm !== 'NONE' && f.checksum) {
-        if (f.checksumAlgorithm !== t.algorithm) otherAlgorithm ??= f.checksumAlgorithm;
-        else if (seen.checksum !== f.checksum) problems.push(`"${showPath(f.path)}" has ${f.checksumAlgorithm} ${seen.checksum} in the backup but ${f.checksum} in the manifest`);
-      }
-    }
-    for (const path of t.files.keys()) {
-      if (!m.files.has(path) && !UNLISTED_OK.test(path)) problems.push(`"${showPath(path)}" is in the backup but not in the manifest`);
-    }
-    for (const path of new Set(t.duplicates)) problems.push(`"${showPath(path)}" appears more than once in the backup`);
-    if (otherAlgorithm) {
-      problems.unshift(`the manifest's checksums are ${otherAlgorithm} but ${t.algorithm} was computed (set checksumAlgorithm to match MANIFEST_CHECKSUMS)`);
-    }
-    const s = this.start;
-    if (s && m.systemIdentifier !== undefined && m.systemIdentifier !== s.systemIdentifier) {
-      problems.unshift(`the manifest is for system ${m.systemIdentifier}, the server is ${s.systemIdentifier}`);
-    }
-    const last = m.walRanges[0];
-    if (last && (last.timeline !== end.timeline || parseLsn(last.endLsn) !== parseLsn(end.endLsn))) {
-      problems.unshift(`the manifest's WAL ends at ${last.endLsn} on timeline ${last.timeline}, the backup at ${end.endLsn} on timeline ${end.timeline}`);
-    }
-    if (problems.length) {
-      const shown = problems.slice(0, this.maxListed);
-      const more = problems.length - shown.length;
-      throw new ManifestError(`backup does not match its manifest: ${shown.join('; ')}${more ? `; and ${more} more` : ''}`);
-    }
-    this.done = { files: matched, bytes: t.bytes, checked: true };
+    const { shown, more } = c.finish(m, this.startEvent, end);
+    for (const p of shown) this.problems.add(MISMATCH + p);
+    this.problems.addUnlisted(more);
+    if (shown.length && this.mode === 'fail') throw new ManifestError(`${MISMATCH}${shown.join('; ')}${more ? `; and ${more} more` : ''}`);
+    this.done = { files: c.matched, bytes: this.tracker.bytes, checked: true };
   }
 }
 

@@ -36,16 +36,10 @@ import { Transform } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { BackupEvent } from '../src/events';
 import { UsageError } from '../src/errors';
+import type { ProgressInfo } from '../src/report/types';
 
-export interface ProgressInfo {
-  done: number;
-  total: number | null;
-  rateBytesPerSec: number;
-  etaSeconds: number | null;
-  elapsedSeconds: number;
-  phase: 'backup' | 'wal' | 'done';
-  currentFile?: string;
-}
+// Defined beside the reporters' interface, which imports no transform.
+export type { ProgressInfo };
 
 export interface ProgressOptions {
   onProgress: (p: ProgressInfo) => void;

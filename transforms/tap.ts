@@ -1,7 +1,8 @@
 /**
  * tap: passes every member event through unchanged and shows each one to a
- * callback first. The simplest observer; the command uses it to collect the
- * result (LSNs, bytes) without a second consumer on the source.
+ * callback first. The simplest observer; the pipeline builder's tally
+ * (src/pipeline/observers.ts) uses it to collect the result (LSNs, bytes)
+ * without a second consumer on the source.
  */
 import { Transform } from 'node:stream';
 import type { BackupEvent } from '../src/events';

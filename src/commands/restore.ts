@@ -1,148 +1,19 @@
 /**
- * `pgbb restore SOURCE -D DATADIR`: any backup pgbb writes, back into a data
- * directory that starts.
- *
- *   backup ─► require-complete ─► manifest-verify ─► recovery-config (-R) ─► directory sink
- *
- * The backup is checked against its manifest while it is restored, so a
- * damaged backup fails (and the half-restored directory is removed) instead
- * of starting with bad data. A backup without a manifest is refused unless
- * `noManifest`; one without backup_label or global/pg_control always is.
- * Restore writes outside the target only where the user said: tablespaces
- * go where -T maps them, or to their recorded location with
- * `tablespacesAtRecordedLocations` (each named through `onTablespace` first);
- * otherwise the restore is refused before anything is written.
+ * `pgbb restore SOURCE -D DATADIR`: the CLI's options onto the builder
+ * (src/pipeline/restore.ts).
  */
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
-import { UsageError } from '../errors';
-import { showPath } from '../codec/path-bytes';
-import { LIMITS, readLimited } from '../io/read-limited';
-import { openBackupSource, type BackupFormat } from '../sources/open-backup';
-import { runPipeline } from '../pipeline';
-import { DirectorySink } from '../../sinks/directory';
-import { lockTarget } from '../../sinks/target-dir';
-import { canonical, within, type TablespacePlace } from '../../sinks/tablespace-places';
-import { manifestVerify } from '../../transforms/manifest-verify';
-import { recoveryConfig } from '../../transforms/recovery-config';
-import { requireComplete } from '../../transforms/require-complete';
-import { tap } from '../../transforms/tap';
-import type { EndEvent, StartEvent } from '../events';
+import { restore, type RestoreOptions, type RestoreResult } from '../pipeline/restore';
 
-export interface RestoreOptions {
-  source: string;
-  target: string;
-  tablespaceMapping: Record<string, string>;
-  sync: boolean;
-  /** --tablespaces-at-recorded-locations: unmapped tablespaces go where the backup recorded them (else refused). */
-  tablespacesAtRecordedLocations?: boolean;
-  /** --no-manifest: restore a backup that has no backup_manifest (its files then go unchecked). */
-  noManifest?: boolean;
-  /** Told where each tablespace goes, before anything is written there. */
-  onTablespace?: (place: TablespacePlace) => void;
-  /** -R: write standby.signal (and primary_conninfo when given). */
-  standby?: { primaryConninfo?: string; slot?: string };
-  signal?: AbortSignal;
+export type { RestoreOptions, RestoreResult };
+
+export function restoreCommand(o: RestoreOptions): Promise<RestoreResult> {
+  return restore(o);
 }
 
-export interface RestoreResult {
-  format: BackupFormat;
-  start: StartEvent;
-  end: EndEvent;
-  files: number;
-  bytes: number;
-  seconds: number;
-  /** False when there was no manifest to check the files against (--no-manifest). */
-  manifestChecked: boolean;
-}
-
-export async function restoreCommand(o: RestoreOptions): Promise<RestoreResult> {
-  const began = process.hrtime.bigint();
-  await refuseTargetsInSource(o.source, [o.target, ...Object.values(o.tablespaceMapping)]);
-  // A backup directory's manifest is known before its files: each is refused at its entry, before
-  // its bytes are written, if the manifest does not list it at that size (a planted sparse terabyte).
-  const given = o.source === '-' ? null : await readLimited(path.join(o.source, 'backup_manifest'), LIMITS.manifest);
-  const verify = earlyVerify(given);
-  // Locked as backup locks its target: a second restore aimed at it is refused, instead of
-  // racing this one and then, failing, removing what this one restored.
-  const lock = await lockTarget(o.target);
-  try {
-    const complete = requireComplete({ manifest: !o.noManifest });
-    const sink = new DirectorySink({
-      target: o.target,
-      tablespaceMapping: o.tablespaceMapping,
-      unmappedTablespaces: o.tablespacesAtRecordedLocations ? 'recorded' : 'refuse',
-      onTablespace: o.onTablespace,
-      beforeCommit: () => complete.check(),
-      sync: o.sync,
-    });
-    // A sink that cannot set up also emits 'error'; ready() reports it, the pipeline everything later.
-    sink.on('error', () => {});
-    await sink.ready();
-    let opened;
-    try {
-      opened = await openBackupSource(o.source);
-    } catch (err) {
-      sink.destroy(err as Error);
-      await new Promise((r) => sink.once('close', r));
-      throw err;
-    }
-    let start: StartEvent | null = null;
-    let end: EndEvent | null = null;
-    let files = 0;
-    let bytes = 0;
-    const observe = tap((ev) => {
-      if (ev.type === 'start') start = ev;
-      else if (ev.type === 'end') end = ev;
-      else if (ev.type === 'entry' && ev.kind === 'file') files++;
-      else if (ev.type === 'data') bytes += ev.chunk.length;
-    });
-    const stages = [complete, verify, observe];
-    if (o.standby) stages.push(recoveryConfig(o.standby));
-    await runPipeline(opened.stream, stages, sink, o.signal);
-    return {
-      format: opened.format,
-      start: start!,
-      end: end!,
-      files,
-      bytes,
-      seconds: Number(process.hrtime.bigint() - began) / 1e9,
-      manifestChecked: verify.result?.checked ?? false,
-    };
-  } finally {
-    await lock.release();
-  }
-}
-
-/**
- * A target inside the backup directory (or inside one of the tablespaces its
- * pg_tblspc links lead to) would be read back while it is written: the
- * restore copies itself into itself, level after level, until the disk is
- * full, and changes the backup. Refused before anything is created.
- */
-async function refuseTargetsInSource(source: string, targets: string[]): Promise<void> {
-  if (source === '-') return;
-  const roots = [await canonical(source)];
-  const links = await fs.readdir(path.join(source, 'pg_tblspc')).catch(() => [] as string[]);
-  for (const oid of links.filter((n) => /^\d+$/.test(n))) roots.push(await canonical(path.join(source, 'pg_tblspc', oid)));
-  for (const t of targets) {
-    const at = await canonical(t);
-    for (const r of roots) {
-      if (within(at, r) || within(r, at)) {
-        throw new UsageError(`"${showPath(path.resolve(t))}" lies inside the backup being restored ("${showPath(r)}"), or holds it: restore somewhere else`);
-      }
-    }
-  }
-}
-
-/** Checking at entries needs a manifest that parses; one that does not is refused where it comes in the stream (after the label and control checks), as before. */
-function earlyVerify(given: Buffer | null): ReturnType<typeof manifestVerify> {
-  if (given) {
-    try {
-      return manifestVerify({ manifest: given, failFast: true });
-    } catch {
-      // Fall through: the stream's manifest event fails the same way, in its place.
-    }
-  }
-  return manifestVerify();
+/** `-v`: one line for people. */
+export function restoreSummary(r: RestoreResult): string {
+  return (
+    `pgbb: restored ${r.files} files, ${r.bytes} bytes from a ${r.format} backup in ${r.seconds.toFixed(2)} s ` +
+    `(start ${r.start.startLsn}, end ${r.end.endLsn}, timeline ${r.end.timeline})`
+  );
 }

@@ -15,8 +15,7 @@
  * Errors: none of its own; a failing stream is the stream's business.
  */
 import type { StartEvent } from '../events';
-import type { ProgressInfo } from '../../transforms/progress';
-import type { BackupSummary, Reporter } from './reporters';
+import type { BackupSummary, ProgressInfo, Reporter } from './types';
 import { describeError, PgbbError } from '../errors';
 
 export class JsonReporter implements Reporter {

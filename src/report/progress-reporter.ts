@@ -14,8 +14,7 @@
 import { Format, MultiBar, type GenericBar, type Options, type Params } from 'cli-progress';
 import { performance } from 'node:perf_hooks';
 import type { StartEvent } from '../events';
-import type { ProgressInfo } from '../../transforms/progress';
-import type { BackupSummary, Reporter } from './reporters';
+import type { BackupSummary, ProgressInfo, Reporter } from './types';
 
 export interface ProgressReporterOptions {
   /** Draw a bar (the stream is a terminal) or write plain lines. */

@@ -19,31 +19,11 @@
  * password cannot reach their output. Nothing is masked after the fact:
  * masking garbled messages (a password `p` made "must be su********eruser").
  */
-import type { StartEvent } from '../events';
-import type { ProgressInfo } from '../../transforms/progress';
+import type { Reporter } from './types';
 import { JsonReporter } from './json-reporter';
 import { ProgressReporter } from './progress-reporter';
 
-export interface BackupSummary {
-  startLsn: string;
-  endLsn: string;
-  timeline: number;
-  /** Bytes of file data written. */
-  bytes: number;
-  /** Regular files written. */
-  files: number;
-  seconds: number;
-}
-
-export interface Reporter {
-  start(ev: StartEvent): void;
-  progress(p: ProgressInfo): void;
-  warning(code: string, message: string): void;
-  result(r: BackupSummary): void;
-  error(err: unknown): void;
-  /** Stops timers and leaves the terminal on a fresh line; safe to call twice. */
-  close(): void;
-}
+export type { BackupSummary, ProgressInfo, Reporter } from './types';
 
 export interface ReporterOptions {
   /** --json */

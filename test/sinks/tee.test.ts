@@ -5,17 +5,18 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tee } from '../../sinks/tee';
 import { UsageError } from '../../src/errors';
+import { isBackupSink, type WalPlace } from '../../src/sink';
 
-/** A sink that records what it got, optionally slow, failing, or with a ready(). */
+/** A sink that records what it got, optionally slow, failing, or a BackupSink (src/sink.ts) with a ready() and a walPlace(). */
 class Recorder extends Writable {
   got: unknown[] = [];
   destroyedWith: Error | null | undefined = undefined;
   finals = 0;
   constructor(
-    private readonly opts: { delayMs?: number; failAt?: number; finalDelayMs?: number; hwm?: number; ready?: () => Promise<void> } = {},
+    private readonly opts: { delayMs?: number; failAt?: number; finalDelayMs?: number; hwm?: number; ready?: () => Promise<void>; walPlace?: WalPlace | null } = {},
   ) {
     super({ objectMode: true, highWaterMark: opts.hwm ?? 16 });
-    if (opts.ready) (this as unknown as { ready: () => Promise<void> }).ready = opts.ready;
+    if (opts.ready) Object.assign(this, { ready: opts.ready, walPlace: () => opts.walPlace ?? null });
   }
   override _write(ev: unknown, _e: BufferEncoding, cb: (err?: Error | null) => void) {
     if (this.opts.failAt !== undefined && this.got.length === this.opts.failAt) return cb(new Error(`sink failed at event ${this.opts.failAt}`));
@@ -138,4 +139,26 @@ test('tee needs distinct sinks', () => {
   assert.throws(() => tee(), UsageError);
   const a = new Recorder();
   assert.throws(() => tee(a, a), UsageError);
+});
+
+test('the tee is a BackupSink; ready() readies only sinks that implement the contract, not a Writable that merely has a ready()', async () => {
+  let called = false;
+  const lookalike = new Recorder();
+  Object.assign(lookalike, { ready: async () => void (called = true) });
+  const real = new Recorder({ ready: async () => {} });
+  const t = tee(real, lookalike);
+  assert.ok(isBackupSink(t));
+  assert.ok(!isBackupSink(lookalike));
+  await t.ready();
+  assert.equal(called, false, 'no duck typing on ready() alone');
+});
+
+test('walPlace(): the first sink that takes WAL in place, else the first spool, else null', () => {
+  const ready = async () => {};
+  const spool = (d: string) => new Recorder({ ready, walPlace: { walSpool: d } });
+  const inPlace = (d: string) => new Recorder({ ready, walPlace: { walDir: d } });
+  // WAL can be written in place into one directory only: a later plain target gets it from the read-back data.
+  assert.deepEqual(tee(spool('/t1'), inPlace('/p1/pg_wal'), inPlace('/p2/pg_wal')).walPlace(), { walDir: '/p1/pg_wal' });
+  assert.deepEqual(tee(new Recorder({ ready }), spool('/t1'), spool('/t2')).walPlace(), { walSpool: '/t1' });
+  assert.equal(tee(new Recorder(), new Recorder({ ready })).walPlace(), null);
 });

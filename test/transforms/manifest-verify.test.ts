@@ -228,3 +228,110 @@ test('problems name non-UTF-8 and control-character paths on one line, as \\xNN 
     },
   );
 });
+
+test('report mode: files at fault never fail the stream; every event passes and outcome() names each, bounded', async () => {
+  const base = [...flipped(BASE, 'backup_label', 0), { path: 'base/5/1', data: Buffer.from('a') }].filter((f) => f.path !== 'PG_VERSION');
+  const events = backup({ base, manifest: manifestFor(listed()) });
+  const v = manifestVerify({ mode: 'report' });
+  const { out, err } = await run(v, events);
+  assert.equal(err, undefined);
+  assert.equal(out.length, events.length);
+  out.forEach((ev, i) => assert.equal(ev, events[i]));
+  const o = v.outcome();
+  assert.equal(o.check, 'manifest');
+  assert.equal(o.more, 0);
+  assert.deepEqual(o.problems.sort(), [
+    'backup does not match its manifest: "PG_VERSION" is in the manifest but not in the backup',
+    'backup does not match its manifest: "backup_label" has CRC32C ' + digest('CRC32C', base[0].data) + ' in the backup but ' + digest('CRC32C', BASE[0].data) + ' in the manifest',
+    'backup does not match its manifest: "base/5/1" is in the backup but not in the manifest',
+  ].sort());
+  assert.equal(v.result?.checked, true);
+
+  const capped = manifestVerify({ mode: 'report', maxListed: 1 });
+  assert.equal((await run(capped, events)).err, undefined);
+  assert.equal(capped.outcome().problems.length, 1);
+  assert.equal(capped.outcome().more, 2);
+});
+
+test('report mode: a manifest failing its checksum, or none when required, is a problem, not a failure', async () => {
+  const m = Buffer.from(manifestFor(listed()));
+  m[m.indexOf('"Size": ') + 8] ^= 0x01;
+  const v = manifestVerify({ mode: 'report', require: true });
+  const { out, err } = await run(v, backup({ manifest: m }));
+  assert.equal(err, undefined);
+  assert.ok(out.some((e) => e.type === 'manifest') && out[out.length - 1].type === 'end');
+  assert.equal(v.outcome().problems.length, 1);
+  assert.match(v.outcome().problems[0], /^backup_manifest: manifest checksum mismatch/);
+  assert.equal(v.result?.checked, false);
+
+  const none = manifestVerify({ mode: 'report', require: true });
+  assert.equal((await run(none, backup({ manifest: null }))).err, undefined);
+  assert.deepEqual(none.outcome(), { check: 'manifest', problems: ['no backup_manifest to verify the backup against'], more: 0 });
+});
+
+test('fail mode: outcome() after the failure holds what the error named; a clean backup has no problems', async () => {
+  const v = manifestVerify();
+  const { err } = await run(v, backup({ base: flipped(BASE, 'base/5/16390', 3), manifest: manifestFor(listed()) }));
+  assert.ok(err instanceof ManifestError);
+  assert.equal(v.outcome().problems.length, 1);
+  assert.equal(v.outcome().problems[0], err.message);
+  const ok = manifestVerify({ mode: 'report' });
+  await run(ok, backup());
+  assert.deepEqual(ok.outcome(), { check: 'manifest', problems: [], more: 0 });
+  assert.throws(() => manifestVerify({ mode: 'loud' as 'fail' }), /invalid manifest verifier mode "loud"/);
+});
+
+/** The manifest cut into `n` pieces, as `manifest` events. */
+function inPieces(m: Buffer, n: number): BackupEvent[] {
+  const size = Math.ceil(m.length / n);
+  const out: BackupEvent[] = [];
+  for (let at = 0; at < m.length; at += size) out.push({ type: 'manifest', data: m.subarray(at, at + size) });
+  return out;
+}
+
+test('a manifest in pieces: each piece passes once the next has come, the last after end checked it; entries compared as they stream', async () => {
+  const m = manifestFor(listed());
+  const pieces = inPieces(m, 4);
+  const events = backup({ manifest: null });
+  const endEv = events.pop()!;
+  const v = manifestVerify();
+  const out: BackupEvent[] = [];
+  v.on('data', (ev: BackupEvent) => out.push(ev));
+  const write = (ev: BackupEvent) => new Promise<void>((res, rej) => v.write(ev, (err) => (err ? rej(err) : res())));
+  for (const ev of events) await write(ev);
+  for (let i = 0; i < pieces.length; i++) {
+    await write(pieces[i]);
+    await new Promise((r) => setImmediate(r));
+    const passed = out.filter((e) => e.type === 'manifest');
+    assert.equal(passed.length, i, `after piece ${i + 1}, ${i} passed`);
+  }
+  await write(endEv);
+  v.end();
+  await new Promise((r) => v.on('end', r));
+  assert.deepEqual(out.filter((e) => e.type === 'manifest'), pieces);
+  assert.equal(out[out.length - 1], endEv);
+  assert.deepEqual(v.result, { files: 7, bytes: listed().reduce((n, f) => n + f.data.length, 0), checked: true });
+
+  // The same file problems as whole, and a bad checksum in the last piece keeps that piece back.
+  const flippedRun = await run(manifestVerify(), [...backup({ base: flipped(BASE, 'base/5/16390', 5), manifest: null }).slice(0, -1), ...inPieces(m, 5), endEv]);
+  assert.match(String(flippedRun.err), /^ManifestError: backup does not match its manifest: "base\/5\/16390" has CRC32C/);
+  const bad = Buffer.from(m);
+  bad[bad.indexOf('"Size": ') + 8] ^= 0x01;
+  const badRun = await run(manifestVerify(), [...events, ...inPieces(bad, 3), endEv]);
+  assert.match(String(badRun.err), /manifest checksum mismatch/);
+  assert.equal(badRun.out.filter((e) => e.type === 'manifest').length, 2, 'the last piece never passed');
+  assert.ok(!badRun.out.some((e) => e.type === 'end'));
+});
+
+test('report mode, a manifest in pieces that does not parse: every piece passes, in order, and the fault is the one problem', async () => {
+  const m = Buffer.from(manifestFor(listed()));
+  m[m.indexOf('"Size": ') + 8] = 0xff; // not UTF-8: refused as it arrives
+  const events = backup({ manifest: null });
+  const endEv = events.pop()!;
+  const pieces = inPieces(m, 3);
+  const v = manifestVerify({ mode: 'report' });
+  const r = await run(v, [...events, ...pieces, endEv]);
+  assert.equal(r.err, undefined);
+  assert.deepEqual(r.out.filter((e) => e.type === 'manifest'), pieces);
+  assert.deepEqual(v.outcome().problems, ['backup_manifest: not valid UTF-8']);
+});

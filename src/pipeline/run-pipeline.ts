@@ -11,7 +11,7 @@
 import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
 import type { Readable, Writable, Duplex } from 'node:stream';
-import { InterruptedError } from './errors';
+import { InterruptedError } from '../errors';
 
 export async function runPipeline(
   source: Readable,

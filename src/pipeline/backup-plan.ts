@@ -1,0 +1,180 @@
+/**
+ * A backup's options, settled once, up front: every check that needs no
+ * I/O, and every default, so that what the builder (src/pipeline/backup.ts)
+ * consumes is a plain object nobody checks again.
+ *
+ *   BackupOptions (CLI or script) ─► settleBackup ─► BackupPlan ─► builder
+ *
+ * Defaults are the CLI's: plain format (tar for `-D -`), spread checkpoint,
+ * WAL streamed (`wal: 'stream'`) with a temporary slot, manifest and page
+ * checksums on, fsync on, timeout 60 000 ms, rate unlimited (`maxRate`, in
+ * kB/s, is paced client-side by one RateLimiter for data and WAL alike).
+ *
+ * Checked here (UsageError, one line, before anything is created, locked or
+ * contacted): format, target and -T combinations, compression (the zstd
+ * transform's own validator, once), --wal-spool, the WAL method and slot, the
+ * rate, the timeout and every connection setting (conninfo, PG* variables,
+ * TLS files: resolved once into the client config the source connects with).
+ * What needs the file system — the target and -T directories empty or
+ * missing, not a live cluster's — is the sink's ready(), called once by the
+ * builder before the server is contacted.
+ */
+import * as path from 'node:path';
+import type { Duplex } from 'node:stream';
+import type { ClientConfig } from 'pg';
+import { UsageError } from '../errors';
+import type { CompressSpec } from '../codec/compression';
+import { clientConfig, type ConnectionOptions } from '../net/conninfo';
+import { checkWalOptions } from '../wal/streamed-wal';
+import { checkZstdOptions } from '../../transforms/zstd-compress';
+import type { Reporter } from '../report/types';
+
+/** What a backup takes (the CLI's options, parsed). Only `connection` and `target` are required. */
+export interface BackupOptions {
+  connection: ConnectionOptions;
+  /** A directory, or '-' for one tar stream on `output` (default process.stdout). */
+  target: string;
+  /** Default 'plain'; 'tar' for '-'. */
+  format?: 'plain' | 'tar';
+  /** Default 'spread'. */
+  checkpoint?: 'fast' | 'spread';
+  /** Default 'pgbb base backup'. */
+  label?: string;
+  /** -T OLD=NEW (plain format only). */
+  tablespaceMapping?: Record<string, string>;
+  /** Default 'stream' (as pg_basebackup and the CLI). */
+  wal?: 'stream' | 'fetch' | 'none';
+  /** -S: stream from this existing slot. */
+  slot?: string;
+  /** --no-slot: stream without a temporary slot. */
+  noSlot?: boolean;
+  /** -r: kB/s (32 – 1048576), one client-side token bucket for everything the backup transfers. */
+  maxRate?: number;
+  /**
+   * --wal-spool, '-' only: where streamed WAL waits until the base backup is
+   * over (default: os.tmpdir() or /var/tmp, whichever is on disk). A plain
+   * backup writes its WAL straight into its pg_wal/, a tar backup spools
+   * inside its target.
+   */
+  walSpool?: string;
+  /** --compress, for tar and '-' targets. */
+  compress?: CompressSpec;
+  /** Ask the server for size estimates and report progress (-P, --json). */
+  progress?: boolean;
+  /** Hears start, warnings and progress (default: warnings as lines on stderr). */
+  reporter?: Reporter;
+  /** Default true (-N: false). */
+  sync?: boolean;
+  /** Default true (--no-manifest: false). */
+  manifest?: boolean;
+  /** Default true (-k: false). */
+  verifyChecksums?: boolean;
+  /** --timeout, in milliseconds: server silence while data is due before giving up; 0: never. Default 60 000. */
+  timeout?: number;
+  /** --chunk-size of the chunk map a plain backup records (transforms/chunk-map-build.ts); default 1 MiB. */
+  chunkSize?: number;
+  /** Target '-': where the tar stream goes (default process.stdout). */
+  output?: NodeJS.WritableStream;
+  /**
+   * Your own stages (transforms of the member stream that pass every event
+   * on), after pgbb's (manifest check, throttle, progress) and before the
+   * sink. Streams, not settings: the builder takes them, the plan does not.
+   */
+  observers?: Duplex[];
+  signal?: AbortSignal;
+}
+
+export type SinkKind = 'directory' | 'tar-files' | 'stdout';
+
+/** Everything settled: no field is optional that the builder would default. */
+export interface BackupPlan {
+  connection: ConnectionOptions;
+  /** Resolved once from `connection`; the source connects with it. */
+  clientConfig: ClientConfig;
+  target: string;
+  format: 'plain' | 'tar';
+  sink: SinkKind;
+  checkpoint: 'fast' | 'spread';
+  label: string;
+  tablespaceMapping: Record<string, string>;
+  wal: 'stream' | 'fetch' | 'none';
+  slot: string | undefined;
+  noSlot: boolean;
+  /** kB/s, or null: unlimited. */
+  maxRate: number | null;
+  /** Absolute, or null: the sink's place (src/sink.ts walPlace), else the source's default. */
+  walSpool: string | null;
+  /** With zstd: level and workers filled in. */
+  compress: CompressSpec;
+  progress: boolean;
+  sync: boolean;
+  manifest: boolean;
+  verifyChecksums: boolean;
+  timeout: number;
+  /** Record a chunk map (every plain backup to a directory, so that `pgbb refresh` can write only what changed). */
+  chunkMap: boolean;
+  chunkSize: number | undefined;
+  output: NodeJS.WritableStream | undefined;
+}
+
+export const DEFAULT_TIMEOUT_MS = 60_000;
+
+/** Validates `o` once and fills in the defaults; throws UsageError naming the option at fault. */
+export function settleBackup(o: BackupOptions): BackupPlan {
+  if (typeof o.target !== 'string' || o.target === '') throw new UsageError('no target directory given');
+  const toStdout = o.target === '-';
+  const format = o.format ?? (toStdout ? 'tar' : 'plain');
+  if (format !== 'plain' && format !== 'tar') throw new UsageError(`invalid output format "${String(format)}", must be "plain" or "tar"`);
+  const tablespaceMapping = { ...(o.tablespaceMapping ?? {}) };
+  // In the order the CLI always checked them: WAL method and slot, connection, then the target's options.
+  const wal = o.wal ?? 'stream';
+  checkWalOptions({ wal, slot: o.slot, noSlot: o.noSlot });
+  // Every connection setting checked now, before anything is created or locked.
+  const config = clientConfig(o.connection ?? {}, true);
+  const compress = settleCompress(o.compress);
+  if (toStdout && format === 'plain') throw new UsageError('-D - (stdout) requires tar format (-F tar)');
+  if ((toStdout || format === 'tar') && Object.keys(tablespaceMapping).length > 0) {
+    throw new UsageError('-T/--tablespace-mapping is only allowed with plain format');
+  }
+  if (!toStdout && format === 'plain' && compress.method !== 'none') throw new UsageError('--compress is only allowed with tar format or -D -');
+  if (o.walSpool !== undefined && (!toStdout || wal !== 'stream')) {
+    throw new UsageError('--wal-spool is only for -X stream to -D - (other targets keep their WAL inside the target)');
+  }
+  const timeout = o.timeout ?? DEFAULT_TIMEOUT_MS;
+  if (!Number.isFinite(timeout) || timeout < 0) throw new UsageError(`invalid timeout ${o.timeout} (milliseconds, 0: never)`);
+  if (o.maxRate !== undefined && !(Number.isFinite(o.maxRate) && o.maxRate >= 32 && o.maxRate <= 1024 * 1024)) {
+    throw new UsageError(`transfer rate "${o.maxRate}" is out of range (must be between 32 kB/s and 1 GB/s)`);
+  }
+  const sink: SinkKind = toStdout ? 'stdout' : format === 'tar' ? 'tar-files' : 'directory';
+  return {
+    connection: o.connection,
+    clientConfig: config,
+    target: o.target,
+    format,
+    sink,
+    checkpoint: o.checkpoint ?? 'spread',
+    label: o.label ?? 'pgbb base backup',
+    tablespaceMapping,
+    wal,
+    slot: o.slot,
+    noSlot: o.noSlot ?? false,
+    maxRate: o.maxRate ?? null,
+    walSpool: o.walSpool === undefined ? null : path.resolve(o.walSpool),
+    compress,
+    progress: o.progress ?? false,
+    sync: o.sync ?? true,
+    manifest: o.manifest ?? true,
+    verifyChecksums: o.verifyChecksums ?? true,
+    timeout,
+    chunkMap: sink === 'directory',
+    chunkSize: o.chunkSize,
+    output: o.output,
+  };
+}
+
+/** zstd's level and workers settled by the transform's own validator, once for the whole run. */
+function settleCompress(c: CompressSpec | undefined): CompressSpec {
+  if (c === undefined || c.method === 'none') return { method: 'none' };
+  if (c.method !== 'zstd') throw new UsageError(`invalid compression method "${String((c as { method: unknown }).method)}", must be "zstd" or "none"`);
+  return { method: 'zstd', ...checkZstdOptions(c) };
+}

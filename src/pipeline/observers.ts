@@ -1,0 +1,57 @@
+/**
+ * The observer stages the builders share, each a plain transform that
+ * passes every event on:
+ *
+ *   [manifest-verify] ─► tally ─► [throttle -r] ─► [progress -P/--json]
+ *
+ * manifest-verify comes first: the server's manifest is checked against
+ * every byte received (size and CRC32C) before any later stage could change
+ * a file. The tally collects what the result reports (start and end events,
+ * bytes, files) and passes start and warnings on to the reporter.
+ */
+import type { Duplex } from 'node:stream';
+import type { EndEvent, StartEvent } from '../events';
+import type { Reporter } from '../report/types';
+import type { RateLimiter } from '../rate-limiter';
+import { tap } from '../../transforms/tap';
+import { throttle } from '../../transforms/throttle';
+import { progress } from '../../transforms/progress';
+import { manifestVerify } from '../../transforms/manifest-verify';
+
+export interface Tally {
+  start: StartEvent | null;
+  end: EndEvent | null;
+  /** Data bytes seen. */
+  bytes: number;
+  /** Regular files seen. */
+  files: number;
+}
+
+/** A tap that counts into `tally` and tells `reporter` (if any) of the start and of warnings. */
+export function tallyStage(tally: Tally, reporter?: Reporter): Duplex {
+  return tap((ev) => {
+    if (ev.type === 'data') tally.bytes += ev.chunk.length;
+    else if (ev.type === 'entry') {
+      if (ev.kind === 'file') tally.files++;
+    } else if (ev.type === 'start') {
+      tally.start = ev;
+      reporter?.start(ev);
+    } else if (ev.type === 'end') tally.end = ev;
+    // Checksum failures are listed in the error that ends the backup.
+    else if (ev.type === 'warning' && ev.code !== 'checksum') reporter?.warning(ev.code, ev.message);
+  });
+}
+
+export function newTally(): Tally {
+  return { start: null, end: null, bytes: 0, files: 0 };
+}
+
+/** What every backup-taking builder (backup, refresh) puts between the source and its own stages. */
+export function takingStages(o: { manifest: boolean; limiter: RateLimiter | null; progress: boolean; reporter: Reporter; tally: Tally }): Duplex[] {
+  return [
+    ...(o.manifest ? [manifestVerify()] : []),
+    tallyStage(o.tally, o.reporter),
+    ...(o.limiter ? [throttle(o.limiter)] : []),
+    ...(o.progress ? [progress({ onProgress: (p) => o.reporter.progress(p) })] : []),
+  ];
+}

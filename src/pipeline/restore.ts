@@ -1,0 +1,142 @@
+/**
+ * restore: any backup pgbb writes, back into a data directory that starts —
+ * what `pgbb restore` runs, and what a script calls.
+ *
+ *   backup ─► require-complete ─► manifest-verify ─► tally ─► recovery-config (-R) ─► directory sink
+ *
+ * The backup is checked against its manifest while it is restored, so a
+ * damaged backup fails (and the half-restored directory is removed) instead
+ * of starting with bad data. A backup without a manifest is refused unless
+ * `noManifest`; one without backup_label or global/pg_control always is.
+ * Restore writes outside the target only where the user said: tablespaces
+ * go where -T maps them, or to their recorded location with
+ * `tablespacesAtRecordedLocations` (each named through `onTablespace` first);
+ * otherwise the restore is refused before anything is written. The sink is
+ * readied (target and -T directories checked and created) before the backup
+ * is opened.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { UsageError } from '../errors';
+import { showPath } from '../codec/path-bytes';
+import { LIMITS, readLimited } from '../io/read-limited';
+import { openBackupSource, type BackupFormat } from '../sources/open-backup';
+import { DirectorySink } from '../../sinks/directory';
+import { lockTarget } from '../../sinks/target-dir';
+import { canonical, within, type TablespacePlace } from '../../sinks/tablespace-places';
+import { manifestVerify } from '../../transforms/manifest-verify';
+import { recoveryConfig } from '../../transforms/recovery-config';
+import { requireComplete } from '../../transforms/require-complete';
+import type { EndEvent, StartEvent } from '../events';
+import { compose } from './compose';
+import { newTally, tallyStage } from './observers';
+
+export interface RestoreOptions {
+  /** A backup directory, or '-' for a tar stream on stdin. */
+  source: string;
+  target: string;
+  tablespaceMapping?: Record<string, string>;
+  /** Default true (-N: false). */
+  sync?: boolean;
+  /** --tablespaces-at-recorded-locations: unmapped tablespaces go where the backup recorded them (else refused). */
+  tablespacesAtRecordedLocations?: boolean;
+  /** --no-manifest: restore a backup that has no backup_manifest (its files then go unchecked). */
+  noManifest?: boolean;
+  /** Told where each tablespace goes, before anything is written there. */
+  onTablespace?: (place: TablespacePlace) => void;
+  /** -R: write standby.signal (and primary_conninfo when given). */
+  standby?: { primaryConninfo?: string; slot?: string };
+  signal?: AbortSignal;
+}
+
+export interface RestoreResult {
+  format: BackupFormat;
+  start: StartEvent;
+  end: EndEvent;
+  files: number;
+  bytes: number;
+  seconds: number;
+  /** False when there was no manifest to check the files against (--no-manifest). */
+  manifestChecked: boolean;
+}
+
+export async function restore(o: RestoreOptions): Promise<RestoreResult> {
+  const began = process.hrtime.bigint();
+  if (typeof o.target !== 'string' || o.target === '') throw new UsageError('no target directory given');
+  const mapping = o.tablespaceMapping ?? {};
+  await refuseTargetsInSource(o.source, [o.target, ...Object.values(mapping)]);
+  // A backup directory's manifest is known before its files: each is refused at its entry, before
+  // its bytes are written, if the manifest does not list it at that size (a planted sparse terabyte).
+  const given = o.source === '-' ? null : await readLimited(path.join(o.source, 'backup_manifest'), LIMITS.manifest);
+  const verify = earlyVerify(given);
+  // Locked as backup locks its target: a second restore aimed at it is refused, instead of
+  // racing this one and then, failing, removing what this one restored.
+  const lock = await lockTarget(o.target);
+  try {
+    const complete = requireComplete({ manifest: !o.noManifest });
+    const sink = new DirectorySink({
+      target: o.target,
+      tablespaceMapping: mapping,
+      unmappedTablespaces: o.tablespacesAtRecordedLocations ? 'recorded' : 'refuse',
+      onTablespace: o.onTablespace,
+      beforeCommit: () => complete.check(),
+      sync: o.sync ?? true,
+    });
+    const tally = newTally();
+    let format: BackupFormat | null = null;
+    await compose({
+      sink,
+      source: async () => {
+        const opened = await openBackupSource(o.source);
+        format = opened.format;
+        return opened.stream;
+      },
+      observers: [complete, verify, tallyStage(tally), ...(o.standby ? [recoveryConfig(o.standby)] : [])],
+      signal: o.signal,
+    });
+    return {
+      format: format!,
+      start: tally.start!,
+      end: tally.end!,
+      files: tally.files,
+      bytes: tally.bytes,
+      seconds: Number(process.hrtime.bigint() - began) / 1e9,
+      manifestChecked: verify.result?.checked ?? false,
+    };
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * A target inside the backup directory (or inside one of the tablespaces its
+ * pg_tblspc links lead to) would be read back while it is written: the
+ * restore copies itself into itself, level after level, until the disk is
+ * full, and changes the backup. Refused before anything is created.
+ */
+async function refuseTargetsInSource(source: string, targets: string[]): Promise<void> {
+  if (source === '-') return;
+  const roots = [await canonical(source)];
+  const links = await fs.readdir(path.join(source, 'pg_tblspc')).catch(() => [] as string[]);
+  for (const oid of links.filter((n) => /^\d+$/.test(n))) roots.push(await canonical(path.join(source, 'pg_tblspc', oid)));
+  for (const t of targets) {
+    const at = await canonical(t);
+    for (const r of roots) {
+      if (within(at, r) || within(r, at)) {
+        throw new UsageError(`"${showPath(path.resolve(t))}" lies inside the backup being restored ("${showPath(r)}"), or holds it: restore somewhere else`);
+      }
+    }
+  }
+}
+
+/** Checking at entries needs a manifest that parses; one that does not is refused where it comes in the stream (after the label and control checks), as before. */
+function earlyVerify(given: Buffer | null): ReturnType<typeof manifestVerify> {
+  if (given) {
+    try {
+      return manifestVerify({ manifest: given, failFast: true });
+    } catch {
+      // Fall through: the stream's manifest event fails the same way, in its place.
+    }
+  }
+  return manifestVerify();
+}

@@ -1,0 +1,91 @@
+/**
+ * The library as a script uses it (src/index.ts, `import … from 'pgbb'`):
+ * backup() with nothing but a connection and a target takes what `pgbb
+ * backup -D` takes (WAL streamed straight into pg_wal/, chunk map, manifest
+ * last), a custom observer plugged into it sees every byte, and verify()
+ * and restore() read it back.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Transform } from 'node:stream';
+import { Cluster, makeTempDir } from '../support/cluster';
+import { backup, compose, DirectorySink, ReplicationSource, restore, TarFilesSink, tee, verify, type BackupEvent } from '../../src/index';
+
+let pg: Cluster;
+let root: string;
+before(async () => {
+  pg = await Cluster.create({ conf: { fsync: false } });
+  root = await makeTempDir('pgbb-lib-');
+});
+after(async () => {
+  await pg?.destroy();
+  if (root) await fs.rm(root, { recursive: true, force: true });
+});
+
+test('README: a custom observer transform counting bytes per archive, plugged into backup()', async () => {
+  const connection = { host: pg.host, port: String(pg.port), user: 'postgres' };
+  const target = join(root, 'db1');
+  // --- the README example, as it reads there (connection and target from above) ---
+  const perArchive = new Map<string, number>();
+  let archive = '';
+  const countBytes = new Transform({
+    objectMode: true,
+    transform(ev: BackupEvent, _enc, done) {
+      if (ev.type === 'archive') archive = ev.name;
+      if (ev.type === 'data') perArchive.set(archive, (perArchive.get(archive) ?? 0) + ev.chunk.length);
+      done(null, ev); // an observer passes every event on, unchanged
+    },
+  });
+  const result = await backup({ connection, target, checkpoint: 'fast', observers: [countBytes] });
+  // --- end of the example ---
+  assert.deepEqual([...perArchive.keys()].sort(), ['base', 'pg_wal']);
+  assert.equal([...perArchive.values()].reduce((a, b) => a + b, 0), result.bytes, 'the observer saw every byte the result counts');
+  // The CLI's defaults: WAL streamed straight into pg_wal/ (the sink's walPlace), chunk map, manifest.
+  assert.ok((await fs.readdir(join(target, 'pg_wal'))).some((n) => /^[0-9A-F]{24}$/.test(n)));
+  assert.ok(existsSync(join(target, 'pg_wal', 'pgbb.chunkmap')));
+  assert.ok(existsSync(join(target, 'backup_manifest')));
+  assert.ok(!existsSync(join(target, '.pgbb-lock')));
+
+  const report = await verify({ source: target });
+  assert.deepEqual(report.problems, []);
+  assert.equal(report.ok, true);
+  assert.ok(report.walSegments >= 1);
+  const restored = await restore({ source: target, target: join(root, 'restored'), sync: false });
+  assert.equal(restored.files, result.files + 1, 'and the chunk map the backup recorded after the observers');
+});
+
+test('verify() in report mode gathers the problems of every check from one read', async () => {
+  const target = join(root, 'db1');
+  const [rel] = (await fs.readdir(join(target, 'base', '5'))).filter((n) => /^\d+$/.test(n)).sort((a, b) => Number(a) - Number(b));
+  const file = join(target, 'base', '5', rel);
+  const fh = await fs.open(file, 'r+');
+  const { size } = await fh.stat();
+  if (size >= 8192) await fh.write(Buffer.from([0xa5]), 0, 1, 4000);
+  await fh.close();
+  await fs.rm(join(target, 'pg_ident.conf'));
+  const report = await verify({ source: target });
+  assert.equal(report.ok, false);
+  assert.ok(report.problems.some((p) => p.startsWith('manifest: ') && p.includes('pg_ident.conf')), report.problems.join('\n'));
+  if (size >= 8192) assert.ok(report.problems.some((p) => p.startsWith('page checksums: ')), report.problems.join('\n'));
+  assert.ok(report.walSegments >= 1, 'the WAL check still read the whole backup');
+  assert.equal(report.problemCount, report.problems.length);
+});
+
+test('tee of a plain directory and tar files with streamed WAL: written in place into the directory\'s pg_wal/, the tar sink writes it from the read-back data; both verify', async () => {
+  const connection = { host: pg.host, port: String(pg.port), user: 'postgres' };
+  const plain = join(root, 'tee-plain');
+  const tar = join(root, 'tee-tar');
+  const sink = tee(new TarFilesSink({ target: tar, sync: false }), new DirectorySink({ target: plain, sync: false }));
+  let place: unknown;
+  await compose({ sink, source: (p) => ((place = p), new ReplicationSource({ connection, wal: 'stream', checkpoint: 'fast', ...p })) });
+  assert.deepEqual(place, { walDir: join(plain, 'pg_wal') }, 'the directory takes WAL in place, though it comes second');
+  assert.ok((await fs.readdir(tar)).includes('pg_wal.tar'));
+  assert.ok(!(await fs.readdir(tar)).some((n) => n.startsWith('pgbb-wal-')), 'no spool in the tar target');
+  for (const source of [plain, tar]) {
+    const r = await verify({ source });
+    assert.deepEqual(r.problems, [], source);
+    assert.ok(r.walSegments >= 1, source);
+  }
+});
