@@ -21,7 +21,10 @@
  *      upstream manifest is dropped and one is built from the new map
  *      (whole-file CRC32C combined from the chunk CRCs) and sent right
  *      before `end` — for incremental backups, whose server manifest lists
- *      INCREMENTAL.* files instead of the files rebuilt.
+ *      INCREMENTAL.* files instead of the files rebuilt. The map and the
+ *      rebuilt manifest go out in ≤ 64 KiB pieces encoded as they are read
+ *      (paced by the reader: paced-push.ts), never whole; files are held as
+ *      encoded records (src/codec/chunkmap/packed-files.ts).
  * Result (after end): { chunksChanged, chunksUnchanged, bytesIn, bytesOut,
  *      filesAdded, filesChanged, filesUnchanged, filesRemoved, map, manifest }.
  * Errors: PgbbError 'chunk_map' for data out of order or disagreeing with its
@@ -29,18 +32,19 @@
  *      skips a chunk `prior` cannot vouch for; ManifestError from the
  *      rebuilt manifest (a backup spanning timelines is not supported there).
  */
-import { Transform } from 'node:stream';
 import type { ArchiveKind, BackupEvent, DataEvent, EndEvent, EntryEvent, StartEvent } from '../src/events';
 import { PgbbError } from '../src/errors';
 import {
-  CHUNK_MAP_FILE, checkChunkSize, chunkCount, chunkKey, chunkLength, DEFAULT_CHUNK_SIZE, encodeChunkMap, sameChunk,
+  CHUNK_MAP_FILE, checkChunkSize, chunkCount, chunkKey, chunkLength, DEFAULT_CHUNK_SIZE, sameChunk,
   type ChunkMap, type ChunkMapFile,
 } from '../src/codec/chunkmap/chunk-map';
 import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
-import { crc32cOfChunks } from '../src/codec/chunkmap/crc32c-combine';
 import { manifestPathOf } from '../src/manifest/file-tracker';
-import { buildManifest, crc32cHex, walRangesFor } from '../src/codec/manifest';
-import { chunkMapMember } from './chunk-map-build';
+import { buildManifest } from '../src/codec/manifest';
+import { buildManifestPieces } from '../src/codec/manifest-pieces';
+import { manifestOfMap } from '../src/codec/chunkmap/manifest-of-map';
+import { chunkMapMember, emptyChunkMap } from './chunk-map-build';
+import { PacedTransform } from './paced-push';
 import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
 
 export interface ChunkDiffOptions {
@@ -67,8 +71,8 @@ export interface ChunkDiffResult {
   /** Files of `prior` the new backup does not have. */
   filesRemoved: number;
   map: ChunkMap;
-  /** The rebuilt manifest, with rebuildManifest. */
-  manifest: Buffer | null;
+  /** The rebuilt manifest, with rebuildManifest: built again on each read (the stream carried it in pieces). */
+  readonly manifest: Buffer | null;
 }
 
 interface FileState {
@@ -84,7 +88,7 @@ interface FileState {
   changed: boolean;
 }
 
-export class ChunkDiff extends Transform {
+export class ChunkDiff extends PacedTransform {
   private readonly prior: ChunkMap | null;
   private readonly chunkSize: number;
   private readonly rebuildOption: boolean | 'incremental';
@@ -113,7 +117,7 @@ export class ChunkDiff extends Transform {
     this.rebuildOption = opts.rebuildManifest ?? false;
     this.rebuild = this.rebuildOption === true;
     this.tablespaces = opts.tablespaces;
-    this.newMap = { chunkSize: this.chunkSize, header: { systemIdentifier: '0', timeline: 0, startLsn: '0/0', serverVersion: 0 }, files: new Map() };
+    this.newMap = emptyChunkMap(this.chunkSize);
   }
 
   get result(): ChunkDiffResult | null {
@@ -122,14 +126,16 @@ export class ChunkDiff extends Transform {
 
   override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     try {
-      this.handle(ev);
+      const later = this.handle(ev);
+      if (later) return void later.then(() => cb(), cb);
     } catch (err) {
       return cb(err as Error);
     }
     cb();
   }
 
-  private handle(ev: BackupEvent): void {
+  /** Returns a promise when the event sends the map or the rebuilt manifest (paced: see paced-push.ts). */
+  private handle(ev: BackupEvent): Promise<void> | void {
     switch (ev.type) {
       case 'data':
         if (this.skipping) return;
@@ -164,13 +170,11 @@ export class ChunkDiff extends Transform {
         };
         break;
       case 'manifest':
-        this.sendMap();
+        if (!this.mapSent) return this.sendMap().then(() => void (this.rebuild || this.push(ev)));
         if (this.rebuild) return;
         break;
       case 'end':
-        this.sendMap();
-        this.finish(ev);
-        break;
+        return this.sendMap().then(() => this.finish(ev));
     }
     this.push(ev);
   }
@@ -273,34 +277,32 @@ export class ChunkDiff extends Transform {
     else this.stats.filesUnchanged++;
   }
 
-  private sendMap(): void {
+  private async sendMap(): Promise<void> {
     if (this.mapSent) return;
     this.endFile();
     this.mapSent = true;
-    for (const ev of chunkMapMember(encodeChunkMap(this.newMap))) this.push(ev);
+    await this.pushPaced(chunkMapMember(this.newMap));
   }
 
-  private finish(end: EndEvent): void {
-    let manifest: Buffer | null = null;
-    if (this.rebuild) {
-      const s = this.start;
-      if (!s) throw new PgbbError('chunk_map', 'cannot build backup_manifest: the stream had no start event');
-      const files = [...this.listed].map(([key, mtime]) => {
-        const f = this.newMap.files.get(key)!;
-        return { path: key, size: f.size, lastModified: mtime, checksumAlgorithm: 'CRC32C' as const, checksum: crc32cHex(crc32cOfChunks(f.crcs, f.size, this.chunkSize)) };
-      });
-      manifest = buildManifest({
-        version: s.serverVersion >= 170000 ? 2 : 1,
-        systemIdentifier: s.systemIdentifier,
-        walRanges: walRangesFor(s.startLsn, s.timeline, end.endLsn, end.timeline),
-        files,
-      });
-      this.push({ type: 'manifest', data: manifest });
-    }
+  private async finish(end: EndEvent): Promise<void> {
+    const s = this.start;
+    if (this.rebuild && !s) throw new PgbbError('chunk_map', 'cannot build backup_manifest: the stream had no start event');
+    const input = this.rebuild ? manifestOfMap(s!, end, this.listed, this.newMap) : null;
+    if (input) await this.pushPaced(manifestEvents(buildManifestPieces(input)));
     let removed = 0;
     for (const key of this.prior?.files.keys() ?? []) if (!this.newMap.files.has(key)) removed++;
-    this.done = { ...this.stats, filesRemoved: removed, map: this.newMap, manifest };
+    this.done = {
+      ...this.stats, filesRemoved: removed, map: this.newMap,
+      get manifest() {
+        return input && buildManifest(input);
+      },
+    };
+    this.push(end);
   }
+}
+
+function* manifestEvents(pieces: Iterable<Buffer>): Generator<BackupEvent> {
+  for (const data of pieces) yield { type: 'manifest', data };
 }
 
 export function chunkDiff(opts: ChunkDiffOptions): ChunkDiff {

@@ -9,19 +9,26 @@
  *      streamed WAL archive under `pg_wal/`).
  * Out: the same events. With `emit` (default true), right before the first
  *      `manifest` or `end` event: a `wal` archive holding one member,
- *      `pgbb.chunkmap` (the encoded map), so that the directory sink writes
+ *      `pgbb.chunkmap` (the encoded map, its data in ≤ 64 KiB pieces encoded
+ *      as they are read: the map is never held encoded whole, and each file
+ *      is held as its encoded record, src/codec/chunkmap/packed-files.ts,
+ *      from its end to the map's), so that the directory sink writes
  *      it to `pg_wal/pgbb.chunkmap` as the last file of the backup, before
  *      its manifest. Its timestamps then follow every file it describes,
  *      which is what a refresh relies on to notice later changes.
- * Result (after end): { files, chunks, bytes, map, encoded }.
+ * Result (after end): { files, chunks, bytes, size, map, encoded } (`encoded`
+ *      is built when asked for: the whole map in one buffer).
  * Errors: PgbbError 'chunk_map' for data out of order, a file whose data
  *      disagrees with its size, or an upstream member already at
  *      pg_wal/pgbb.chunkmap (two maps would collide in the target).
  */
-import { Transform } from 'node:stream';
 import type { ArchiveKind, BackupEvent, EntryEvent } from '../src/events';
 import { PgbbError } from '../src/errors';
-import { CHUNK_MAP_FILE, checkChunkSize, chunkKey, DEFAULT_CHUNK_SIZE, encodeChunkMap, type ChunkMap } from '../src/codec/chunkmap/chunk-map';
+import {
+  CHUNK_MAP_FILE, checkChunkSize, chunkKey, DEFAULT_CHUNK_SIZE, encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, HASH_BYTES, type ChunkMap,
+} from '../src/codec/chunkmap/chunk-map';
+import { PackedChunkFiles } from '../src/codec/chunkmap/packed-files';
+import { PacedTransform } from './paced-push';
 import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
 import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
 
@@ -38,19 +45,32 @@ export interface ChunkMapBuildResult {
   files: number;
   chunks: number;
   bytes: number;
+  /** The encoded map's length. */
+  size: number;
   map: ChunkMap;
-  encoded: Buffer;
+  /** The whole encoded map, built on each read (the stream carried it in pieces). */
+  readonly encoded: Buffer;
 }
 
-/** The events that carry an encoded map as `pg_wal/pgbb.chunkmap`, in ≤ 1 MiB data events. */
-export function chunkMapMember(encoded: Buffer, mtime = new Date()): BackupEvent[] {
-  const out: BackupEvent[] = [
-    { type: 'archive', kind: 'wal', name: 'pg_wal', location: '' },
-    { type: 'entry', path: CHUNK_MAP_FILE.slice('pg_wal/'.length), kind: 'file', size: encoded.length, mode: 0o600, mtime },
-  ];
-  for (let off = 0; off < encoded.length; off += 1 << 20) out.push({ type: 'data', offset: off, chunk: encoded.subarray(off, off + (1 << 20)) });
-  out.push({ type: 'entry-end' }, { type: 'archive-end' });
-  return out;
+/**
+ * The events that carry `map` as `pg_wal/pgbb.chunkmap`, its data encoded
+ * piece by piece as the events are taken (see encodeChunkMapPieces).
+ */
+export function* chunkMapMember(map: ChunkMap, mtime = new Date()): Generator<BackupEvent> {
+  yield { type: 'archive', kind: 'wal', name: 'pg_wal', location: '' };
+  yield { type: 'entry', path: CHUNK_MAP_FILE.slice('pg_wal/'.length), kind: 'file', size: encodedChunkMapSize(map), mode: 0o600, mtime };
+  let offset = 0;
+  for (const chunk of encodeChunkMapPieces(map)) {
+    yield { type: 'data', offset, chunk };
+    offset += chunk.length;
+  }
+  yield { type: 'entry-end' };
+  yield { type: 'archive-end' };
+}
+
+/** A map to build: its files packed as they end (memory: their encoded records). */
+export function emptyChunkMap(chunkSize: number): ChunkMap {
+  return { chunkSize, header: { systemIdentifier: '0', timeline: 0, startLsn: '0/0', serverVersion: 0 }, files: new PackedChunkFiles(chunkSize, HASH_BYTES) };
 }
 
 /**
@@ -69,7 +89,7 @@ export class ChunkMapRecorder {
   private readonly hasher = new ChunkHasher();
 
   constructor(readonly chunkSize: number) {
-    this.map = { chunkSize, header: { systemIdentifier: '0', timeline: 0, startLsn: '0/0', serverVersion: 0 }, files: new Map() };
+    this.map = emptyChunkMap(chunkSize);
   }
 
   archive(kind: ArchiveKind, name: string): void {
@@ -118,7 +138,7 @@ export class ChunkMapRecorder {
   }
 }
 
-export class ChunkMapBuild extends Transform {
+export class ChunkMapBuild extends PacedTransform {
   private readonly recorder: ChunkMapRecorder;
   private readonly emitMap: boolean;
   private readonly mapping: Record<string, string>;
@@ -161,7 +181,10 @@ export class ChunkMapBuild extends Transform {
           break;
         case 'manifest':
         case 'end':
-          this.finish();
+          if (!this.emitted) {
+            this.finish().then(() => cb(null, ev), cb);
+            return;
+          }
           break;
       }
     } catch (err) {
@@ -170,14 +193,18 @@ export class ChunkMapBuild extends Transform {
     cb(null, ev);
   }
 
-  private finish(): void {
-    if (this.emitted) return;
+  private async finish(): Promise<void> {
     this.emitted = true;
     const r = this.recorder;
     r.entryEnd();
-    const encoded = encodeChunkMap(r.map);
-    this.done = { files: r.map.files.size, chunks: r.chunks, bytes: r.bytes, map: r.map, encoded };
-    if (this.emitMap) for (const ev of chunkMapMember(encoded)) this.push(ev);
+    const map = r.map;
+    this.done = {
+      files: map.files.size, chunks: r.chunks, bytes: r.bytes, size: encodedChunkMapSize(map), map,
+      get encoded() {
+        return encodeChunkMap(map);
+      },
+    };
+    if (this.emitMap) await this.pushPaced(chunkMapMember(map));
   }
 }
 

@@ -198,7 +198,7 @@ export function buildManifest(input: BuildManifestInput): Buffer {
   return Buffer.concat([body, Buffer.from(`"Manifest-Checksum": "${sum}"}\n`)]);
 }
 
-function fileLine(f: ManifestFileInput, forceEncode: boolean): string {
+export function fileLine(f: ManifestFileInput, forceEncode: boolean): string {
   const bytes = f.rawPath ?? (typeof f.path === 'string' ? pathToBytes(f.path) : f.path);
   const path = typeof f.path === 'string' ? f.path : pathFromBytes(f.path);
   const shown = show(path);
