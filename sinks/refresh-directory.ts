@@ -38,10 +38,11 @@
  *      refresh completes it (nothing is rolled back, nothing looks valid).
  */
 import { Writable } from 'node:stream';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { BackupEvent, EntryEvent, StartEvent } from '../src/events';
 import { PgbbError, TarFormatError, UsageError } from '../src/errors';
-import { showPath } from '../src/codec/path-bytes';
+import { fsPath, showPath } from '../src/codec/path-bytes';
 import { pathComponents, SafeTree } from '../src/io/safe-tree';
 import { isVersionDir } from '../src/refresh/tablespace-links';
 import { CHUNK_MAP_FILE, chunkKey } from '../src/codec/chunkmap/chunk-map';
@@ -298,8 +299,10 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
     const cleanup = async () => {
       await this.inFlight;
       await this.files.abort();
-      await this.map?.discard();
-      await this.manifest?.discard();
+      // Its temporary files are of no use to the next refresh (which would remove them): gone now.
+      for (const [f, rel] of [[this.map, MAP_TMP], [this.manifest, MANIFEST_TMP]] as const) {
+        if (f) await f.discard().then(() => fs.unlink(fsPath(this.tree.abs(rel)))).catch(() => {});
+      }
       await this.journal?.close().catch(() => {});
     };
     cleanup().then(() => callback(err), () => callback(err));

@@ -96,6 +96,8 @@ export class ChunkDiff extends PacedTransform {
   private readonly newMap: ChunkMap;
   private readonly tablespaces: ChunkDiffOptions['tablespaces'];
   private readonly hasher = new ChunkHasher();
+  /** One builder for every file (each is packed into newMap as it ends). */
+  private readonly list: ChunkListBuilder;
   /** Manifest facts per key, for rebuildManifest. */
   private readonly listed = new Map<string, Date>();
   private kind: ArchiveKind = 'base';
@@ -118,6 +120,7 @@ export class ChunkDiff extends PacedTransform {
     this.rebuild = this.rebuildOption === true;
     this.tablespaces = opts.tablespaces;
     this.newMap = emptyChunkMap(this.chunkSize);
+    this.list = new ChunkListBuilder('', this.chunkSize);
   }
 
   get result(): ChunkDiffResult | null {
@@ -195,7 +198,7 @@ export class ChunkDiff extends PacedTransform {
       held: prior ? [] : null,
       gaps: ev.inPlace ?? false,
       pos: 0,
-      list: new ChunkListBuilder(key, this.chunkSize, ev.size),
+      list: this.list.reset(key),
       changed: false,
     };
     this.push(prior && !ev.inPlace ? { ...ev, inPlace: true } : ev);
@@ -271,7 +274,7 @@ export class ChunkDiff extends PacedTransform {
     if (this.hasher.length) throw new PgbbError('chunk_map', `"${f.key}" ends inside chunk ${Math.floor(f.pos / this.chunkSize)} (${f.pos} of ${f.size} bytes)`);
     if (f.gaps) this.keepPrior(f, chunkCount(f.size, this.chunkSize));
     else if (f.pos !== f.size) throw new PgbbError('chunk_map', `"${f.key}" has ${f.pos} bytes of data but its size is ${f.size}`);
-    this.newMap.files.set(f.key, f.list.finish(f.size));
+    this.newMap.files.set(f.key, f.list.view(f.size)); // packed: copied, the builder is reused
     if (!f.prior) this.stats.filesAdded++;
     else if (f.changed || f.size !== f.prior.size) this.stats.filesChanged++;
     else this.stats.filesUnchanged++;

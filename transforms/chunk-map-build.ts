@@ -87,9 +87,11 @@ export class ChunkMapRecorder {
   private archiveName = 'base';
   private file: { key: string; size: number; pos: number; list: ChunkListBuilder } | null = null;
   private readonly hasher = new ChunkHasher();
+  private readonly list: ChunkListBuilder;
 
   constructor(readonly chunkSize: number) {
     this.map = emptyChunkMap(chunkSize);
+    this.list = new ChunkListBuilder('', chunkSize);
   }
 
   archive(kind: ArchiveKind, name: string): void {
@@ -104,7 +106,7 @@ export class ChunkMapRecorder {
     if (ev.kind !== 'file') return null;
     const key = chunkKey(this.kind, this.archiveName, ev.path);
     if (key === CHUNK_MAP_FILE) throw new PgbbError('chunk_map', `the backup stream already carries "${CHUNK_MAP_FILE}"`);
-    this.file = { key, size: ev.size, pos: 0, list: new ChunkListBuilder(key, this.chunkSize, ev.size) };
+    this.file = { key, size: ev.size, pos: 0, list: this.list.reset(key) };
     return key;
   }
 
@@ -129,7 +131,8 @@ export class ChunkMapRecorder {
     this.file = null;
     if (this.hasher.length) this.closeChunk(f);
     if (f.pos !== f.size) throw new PgbbError('chunk_map', `"${f.key}" has ${f.pos} bytes of data but its size is ${f.size}`);
-    this.map.files.set(f.key, f.list.finish(f.size));
+    // Packed (copied into the map's records): the builder is reused for the next file.
+    this.map.files.set(f.key, f.list.view(f.size));
   }
 
   private closeChunk(f: { list: ChunkListBuilder }): void {
