@@ -37,7 +37,7 @@ import { showPath } from '../src/codec/path-bytes';
 import { modesFromMember, OWNER_ONLY, SECRET_FILE_MODE, type DataModes } from './data-modes';
 import { placeTablespaces, type TablespacePlace, type UnmappedTablespaces } from './tablespace-places';
 import {
-  checkEmptyOrMissing, discardDir, ioError, lockTarget, prepareEmptyDir, releaseHeldLock, syncPaths, syncTree, type PreparedDir, type TargetLock,
+  checkEmptyOrMissing, discardDir, ioError, lockTarget, prepareEmptyDir, releaseHeldLock, syncTree, type PreparedDir, type TargetLock,
 } from './target-dir';
 import type { BackupSink, WalPlace } from '../src/sink';
 import { PendingFile } from './pending-file';
@@ -248,11 +248,7 @@ export class DirectorySink extends Writable implements BackupSink {
     this.batcher = new WriteBatcher(this.file, this.filePath);
   }
 
-  /**
-   * The manifest comes after every member: its pieces go straight to
-   * backup_manifest.tmp, created O_EXCL|O_NOFOLLOW (after removing any
-   * member of that name) at the first piece.
-   */
+  /** The manifest comes after every member; its first piece creates backup_manifest.tmp (any member of that name removed first). */
   private async manifestPiece(data: Buffer): Promise<void> {
     if (!this.manifest) {
       const tree = this.baseTree!;
@@ -278,18 +274,8 @@ export class DirectorySink extends Writable implements BackupSink {
     await releaseHeldLock(root);
     for (const l of this.tablespaceLocks) await releaseHeldLock(l.path);
     this.tablespaceLocks = []; // released: nothing for a later destroy to remove
-    if (this.manifest) {
-      // Last, and atomically: a backup_manifest means the backup is whole.
-      const tree = this.baseTree!;
-      const final = tree.abs('backup_manifest');
-      await this.manifest.close(this.opts.sync);
-      try {
-        await fs.rename(this.manifest.abs, final);
-        if (this.opts.sync) await syncPaths([root]);
-      } catch (err) {
-        throw ioError('could not write manifest', final, err);
-      }
-    }
+    // Last, and atomically: a backup_manifest means the backup is whole.
+    await this.manifest?.publish(this.baseTree!.abs('backup_manifest'), this.opts.sync);
     this.committed = true;
   }
 

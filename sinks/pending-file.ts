@@ -6,15 +6,18 @@
  *
  * Created O_EXCL|O_NOFOLLOW through the sink's SafeTree, like every other
  * file the sink writes (the caller clears any leftover of the name first);
- * `close` writes what is gathered and, with `sync`, fsyncs; the caller
- * renames. `discard` (abort) closes without writing more.
+ * `close` writes what is gathered and, with `sync`, fsyncs; `publish`
+ * closes, renames it to its final name and (sync) fsyncs that directory.
+ * `discard` (abort) closes without writing more.
  * Errors: IoError naming the file.
  */
-import type { promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import { IoError, ioError, PgbbError } from '../src/errors';
-import { showPath } from '../src/codec/path-bytes';
+import { fsPath, showPath } from '../src/codec/path-bytes';
 import { WriteBatcher } from '../src/io/file-writer';
 import type { SafeTree } from '../src/io/safe-tree';
+import { syncPaths } from './target-dir';
 
 export class PendingFile {
   /** Bytes written so far. */
@@ -53,6 +56,16 @@ export class PendingFile {
       throw err instanceof PgbbError ? err : ioError('could not write', showPath(this.abs), err);
     } finally {
       await fh.close().catch(() => {});
+    }
+  }
+
+  async publish(finalAbs: string, sync: boolean): Promise<void> {
+    await this.close(sync);
+    try {
+      await fs.rename(fsPath(this.abs), fsPath(finalAbs));
+      if (sync) await syncPaths([path.dirname(finalAbs)]);
+    } catch (err) {
+      throw ioError('could not rename into place', showPath(finalAbs), err);
     }
   }
 

@@ -4,9 +4,10 @@
  *
  *   removeUnseen   files, links and directories the new backup does not have
  *   (fsync what was written and the directories whose entries changed)
- *   publish        pg_control, then the chunk map, then backup_manifest, each
- *                  fsynced and renamed into place; the caller then removes
- *                  the refresh marker, which is what makes it a backup again
+ *   renameDurably  pg_control, then the chunk map, then backup_manifest
+ *                  (written to temporary files as they came), each fsynced
+ *                  and renamed into place; the caller then removes the
+ *                  refresh marker, which is what makes it a backup again
  *
  * Errors: IoError naming the path.
  */
@@ -17,7 +18,6 @@ import { fsPath, showPath } from '../src/codec/path-bytes';
 import type { SafeTree } from '../src/io/safe-tree';
 import { isOwnFile, walkTarget, type TargetEntry } from '../src/refresh/walk-target';
 import { syncPaths } from './target-dir';
-import { removeLeftover } from './refresh-entries';
 
 export interface RemovedCounts {
   files: number;
@@ -60,26 +60,6 @@ export async function removeUnseen(dir: string, tablespaces: ReadonlyMap<string,
     dirty.add(path.dirname(e.abs));
   }
   return counts;
-}
-
-/** Writes `data` to `rel` through a new temporary file (O_EXCL, no link followed): fsync, rename, fsync the directory. */
-export async function writeDurably(tree: SafeTree, rel: string, data: Buffer, sync: boolean): Promise<void> {
-  const tmp = `${rel}.tmp`;
-  const abs = tree.abs(rel);
-  try {
-    await removeLeftover(tree, tmp);
-    const fh = await tree.createFile(tmp, 0o600);
-    try {
-      await fh.writeFile(data);
-      if (sync) await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await fs.rename(fsPath(tree.abs(tmp)), fsPath(abs));
-    if (sync) await syncPaths([path.dirname(abs)]);
-  } catch (err) {
-    throw err instanceof PgbbError ? err : ioError('could not write', showPath(abs), err);
-  }
 }
 
 /** Renames a fully written file into place, durably (rename replaces a link at `to`, never writes through it). */

@@ -49,10 +49,10 @@ import { CHUNK_MAP_FILE, chunkKey } from '../src/codec/chunkmap/chunk-map';
 import { syncDir, type RefreshJournal } from '../src/refresh/refresh-journal';
 import { CONTROL_FILE, PENDING_CONTROL } from '../src/refresh/walk-target';
 import type { PriorState } from '../src/refresh/prior-state';
-import { checkSymlinkTarget, ioError, syncPaths } from './target-dir';
+import { ioError, syncPaths } from './target-dir';
 import { beginRefresh } from './refresh-begin';
 import { removeUnseen, renameDurably } from './refresh-commit';
-import { ensureDirectory, ensureSymlink, removeLeftover } from './refresh-entries';
+import { ensureDirectory, ensureMemberLink, removeLeftover } from './refresh-entries';
 import { RefreshFiles } from './refresh-files';
 import { PendingFile } from './pending-file';
 import type { BackupSink, WalPlace } from '../src/sink';
@@ -238,24 +238,12 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
     try {
       if (ev.kind === 'file') return await this.files.open(ev, key, tree, rel);
       // A directory or link already right is kept; anything else in its place (a link, a file) is replaced.
-      const changed = ev.kind === 'directory' ? await ensureDirectory(tree, rel, ev.mode & 0o7777 || 0o700) : await this.symlink(ev, tree, rel);
+      const changed = ev.kind === 'directory' ? await ensureDirectory(tree, rel, ev.mode & 0o7777 || 0o700) : await ensureMemberLink(tree, rel, ev, this.kind === 'base', this.tablespaceDirs);
       if (changed) this.dirty.add(changed);
     } catch (err) {
       if (err instanceof PgbbError) throw err;
       throw ioError(`could not update ${ev.kind}`, showPath(abs), err);
     }
-  }
-
-  /** A link of the backup: a pg_tblspc/<oid> link points where this refresh keeps that tablespace; others must stay inside. */
-  private async symlink(ev: EntryEvent, tree: SafeTree, rel: string): Promise<string | null> {
-    const ts = this.kind === 'base' && /^pg_tblspc\/(\d+)$/.exec(ev.path);
-    let target = ev.linkTarget ?? '';
-    if (ts) {
-      const dir = this.tablespaceDirs.get(ts[1]);
-      if (!dir) throw new TarFormatError(`symlink "${ev.path}" names tablespace ${ts[1]}, which the backup does not declare`);
-      target = dir;
-    } else checkSymlinkTarget(ev.path, target);
-    return ensureSymlink(tree, rel, target);
   }
 
   override _final(callback: (err?: Error | null) => void): void {

@@ -18,13 +18,14 @@
  *      or `end`: the new chunk map as member `pg_wal/pgbb.chunkmap` (see
  *      chunk-map-build); an upstream member of that name is dropped. With
  *      `rebuildManifest` (or 'incremental' and an incremental backup), the
- *      upstream manifest is dropped and one is built from the new map
- *      (whole-file CRC32C combined from the chunk CRCs) and sent right
- *      before `end` — for incremental backups, whose server manifest lists
- *      INCREMENTAL.* files instead of the files rebuilt. The map and the
- *      rebuilt manifest go out in ≤ 64 KiB pieces encoded as they are read
- *      (paced by the reader: paced-push.ts), never whole; files are held as
- *      encoded records (src/codec/chunkmap/packed-files.ts).
+ *      upstream manifest is dropped and one is built from the new map (a
+ *      line as each file ends, whole-file CRC32C combined from the chunk
+ *      CRCs: src/codec/manifest-writer.ts) and sent right before `end` — for
+ *      incremental backups, whose server manifest lists INCREMENTAL.* files
+ *      instead of the files rebuilt. The map goes out in ≤ 64 KiB pieces
+ *      encoded as they are read, the manifest in the writer's pieces, both
+ *      paced by the reader (paced-push.ts); files are held as encoded
+ *      records meanwhile (src/codec/chunkmap/packed-files.ts).
  * Result (after end): { chunksChanged, chunksUnchanged, bytesIn, bytesOut,
  *      filesAdded, filesChanged, filesUnchanged, filesRemoved, map, manifest }.
  * Errors: PgbbError 'chunk_map' for data out of order or disagreeing with its
@@ -40,9 +41,8 @@ import {
 } from '../src/codec/chunkmap/chunk-map';
 import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
 import { manifestPathOf } from '../src/manifest/file-tracker';
-import { buildManifest } from '../src/codec/manifest';
-import { buildManifestPieces } from '../src/codec/manifest-pieces';
-import { manifestOfMap } from '../src/codec/chunkmap/manifest-of-map';
+import { crc32cHex, ManifestWriter, walRangesFor } from '../src/codec/manifest';
+import { crc32cOfChunks } from '../src/codec/chunkmap/crc32c-combine';
 import { chunkMapMember, emptyChunkMap } from './chunk-map-build';
 import { PacedTransform } from './paced-push';
 import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
@@ -71,7 +71,7 @@ export interface ChunkDiffResult {
   /** Files of `prior` the new backup does not have. */
   filesRemoved: number;
   map: ChunkMap;
-  /** The rebuilt manifest, with rebuildManifest: built again on each read (the stream carried it in pieces). */
+  /** The rebuilt manifest, with rebuildManifest (the stream carried it in pieces; this joins them). */
   readonly manifest: Buffer | null;
 }
 
@@ -86,6 +86,8 @@ interface FileState {
   pos: number;
   list: ChunkListBuilder;
   changed: boolean;
+  /** Listed in the rebuilt manifest, with this modification time. */
+  listed: Date | null;
 }
 
 export class ChunkDiff extends PacedTransform {
@@ -98,8 +100,8 @@ export class ChunkDiff extends PacedTransform {
   private readonly hasher = new ChunkHasher();
   /** One builder for every file (each is packed into newMap as it ends). */
   private readonly list: ChunkListBuilder;
-  /** Manifest facts per key, for rebuildManifest. */
-  private readonly listed = new Map<string, Date>();
+  /** The rebuilt manifest, a line written as each file it lists ends (rebuildManifest, from `start`). */
+  private manifest: ManifestWriter | null = null;
   private kind: ArchiveKind = 'base';
   private archiveName = 'base';
   private file: FileState | null = null;
@@ -167,6 +169,7 @@ export class ChunkDiff extends PacedTransform {
       case 'start':
         this.start = ev;
         if (this.rebuildOption === 'incremental') this.rebuild = ev.incremental === true;
+        if (this.rebuild) this.manifest = new ManifestWriter({ version: ev.serverVersion >= 170000 ? 2 : 1, systemIdentifier: ev.systemIdentifier });
         this.newMap.header = {
           systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion,
           tablespaces: tablespaceLocations(ev.tablespaces, this.tablespaces?.mapping, this.tablespaces?.existing),
@@ -190,7 +193,6 @@ export class ChunkDiff extends PacedTransform {
     }
     const prior = this.prior?.files.get(key);
     if (ev.inPlace && !prior) throw new PgbbError('chunk_map', `"${key}" arrives as an in-place update but the target has no such file`);
-    if (this.rebuild && manifestPathOf(this.kind, this.archiveName, ev.path) !== null) this.listed.set(key, ev.mtime);
     this.file = {
       key,
       size: ev.size,
@@ -200,6 +202,7 @@ export class ChunkDiff extends PacedTransform {
       pos: 0,
       list: this.list.reset(key),
       changed: false,
+      listed: this.manifest && manifestPathOf(this.kind, this.archiveName, ev.path) !== null ? ev.mtime : null,
     };
     this.push(prior && !ev.inPlace ? { ...ev, inPlace: true } : ev);
   }
@@ -274,7 +277,13 @@ export class ChunkDiff extends PacedTransform {
     if (this.hasher.length) throw new PgbbError('chunk_map', `"${f.key}" ends inside chunk ${Math.floor(f.pos / this.chunkSize)} (${f.pos} of ${f.size} bytes)`);
     if (f.gaps) this.keepPrior(f, chunkCount(f.size, this.chunkSize));
     else if (f.pos !== f.size) throw new PgbbError('chunk_map', `"${f.key}" has ${f.pos} bytes of data but its size is ${f.size}`);
-    this.newMap.files.set(f.key, f.list.view(f.size)); // packed: copied, the builder is reused
+    const entry = f.list.view(f.size);
+    this.newMap.files.set(f.key, entry); // packed: copied, the builder is reused
+    if (f.listed) {
+      // Whole-file CRC32C combined from the chunk CRCs.
+      const checksum = crc32cHex(crc32cOfChunks(entry.crcs, f.size, this.chunkSize));
+      this.manifest!.file({ path: f.key, size: f.size, lastModified: f.listed, checksumAlgorithm: 'CRC32C', checksum });
+    }
     if (!f.prior) this.stats.filesAdded++;
     else if (f.changed || f.size !== f.prior.size) this.stats.filesChanged++;
     else this.stats.filesUnchanged++;
@@ -290,14 +299,14 @@ export class ChunkDiff extends PacedTransform {
   private async finish(end: EndEvent): Promise<void> {
     const s = this.start;
     if (this.rebuild && !s) throw new PgbbError('chunk_map', 'cannot build backup_manifest: the stream had no start event');
-    const input = this.rebuild ? manifestOfMap(s!, end, this.listed, this.newMap) : null;
-    if (input) await this.pushPaced(manifestEvents(buildManifestPieces(input)));
+    const pieces = this.manifest?.finish(walRangesFor(s!.startLsn, s!.timeline, end.endLsn, end.timeline)) ?? null;
+    if (pieces) await this.pushPaced(manifestEvents(pieces));
     let removed = 0;
     for (const key of this.prior?.files.keys() ?? []) if (!this.newMap.files.has(key)) removed++;
     this.done = {
       ...this.stats, filesRemoved: removed, map: this.newMap,
       get manifest() {
-        return input && buildManifest(input);
+        return pieces && Buffer.concat(pieces);
       },
     };
     this.push(end);

@@ -1,7 +1,7 @@
 /**
  * chunk-map-build: records the chunk map of a backup while it flows
- * (observer: every event passes through unchanged; with `emit`, the map is
- * added as one more member).
+ * (an Observer, transforms/observer.ts: every event passes through
+ * unchanged; with `emit`, the map is added as one more member).
  *
  * In:  member events; every regular file's `data` must come in order from
  *      offset 0 (put this stage before anything that skips or reorders data).
@@ -22,13 +22,14 @@
  *      disagrees with its size, or an upstream member already at
  *      pg_wal/pgbb.chunkmap (two maps would collide in the target).
  */
-import type { ArchiveKind, BackupEvent, EntryEvent } from '../src/events';
+import type { ArchiveEvent, ArchiveKind, BackupEvent, DataEvent, EntryEvent, StartEvent } from '../src/events';
 import { PgbbError } from '../src/errors';
 import {
   CHUNK_MAP_FILE, checkChunkSize, chunkKey, DEFAULT_CHUNK_SIZE, encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, HASH_BYTES, type ChunkMap,
 } from '../src/codec/chunkmap/chunk-map';
 import { PackedChunkFiles } from '../src/codec/chunkmap/packed-files';
-import { PacedTransform } from './paced-push';
+import { Pacer } from './paced-push';
+import { Observer } from './observer';
 import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
 import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
 
@@ -141,15 +142,17 @@ export class ChunkMapRecorder {
   }
 }
 
-export class ChunkMapBuild extends PacedTransform {
+/** The recorder as an observer (transforms/observer.ts): every event passes on; the map member goes out before the first manifest piece or end. */
+export class ChunkMapBuild extends Observer {
   private readonly recorder: ChunkMapRecorder;
   private readonly emitMap: boolean;
   private readonly mapping: Record<string, string>;
+  private readonly pacer = new Pacer(this);
   private emitted = false;
   private done: ChunkMapBuildResult | null = null;
 
   constructor(opts: ChunkMapBuildOptions = {}) {
-    super({ objectMode: true, highWaterMark: 16 });
+    super();
     this.recorder = new ChunkMapRecorder(checkChunkSize(opts.chunkSize ?? DEFAULT_CHUNK_SIZE));
     this.emitMap = opts.emit ?? true;
     this.mapping = opts.tablespaceMapping ?? {};
@@ -159,41 +162,46 @@ export class ChunkMapBuild extends PacedTransform {
     return this.done;
   }
 
-  override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: (err?: Error | null, ev?: BackupEvent) => void): void {
-    const r = this.recorder;
-    try {
-      switch (ev.type) {
-        case 'data':
-          r.data(ev.offset, ev.chunk);
-          break;
-        case 'entry':
-          r.entry(ev);
-          break;
-        case 'entry-end':
-        case 'archive-end':
-          r.entryEnd();
-          break;
-        case 'archive':
-          r.archive(ev.kind, ev.name);
-          break;
-        case 'start':
-          r.map.header = {
-            systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion,
-            tablespaces: tablespaceLocations(ev.tablespaces, this.mapping),
-          };
-          break;
-        case 'manifest':
-        case 'end':
-          if (!this.emitted) {
-            this.finish().then(() => cb(null, ev), cb);
-            return;
-          }
-          break;
-      }
-    } catch (err) {
-      return cb(err as Error);
-    }
-    cb(null, ev);
+  protected override onStart(ev: StartEvent): void {
+    this.recorder.map.header = {
+      systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion,
+      tablespaces: tablespaceLocations(ev.tablespaces, this.mapping),
+    };
+  }
+
+  protected override onArchive(ev: ArchiveEvent): void {
+    this.recorder.archive(ev.kind, ev.name);
+  }
+
+  protected override onEntry(ev: EntryEvent): void {
+    this.recorder.entry(ev);
+  }
+
+  protected override onData(ev: DataEvent): void {
+    this.recorder.data(ev.offset, ev.chunk);
+  }
+
+  protected override onEntryEnd(): void {
+    this.recorder.entryEnd();
+  }
+
+  protected override onManifest(): Promise<void> | void {
+    if (!this.emitted) return this.finish();
+  }
+
+  protected override onEnd(): Promise<void> | void {
+    if (!this.emitted) return this.finish();
+  }
+
+  // The map member is paced by the reader (paced-push.ts).
+  override _read(size: number): void {
+    this.pacer.resume();
+    super._read(size);
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.pacer.resume();
+    super._destroy(err, callback);
   }
 
   private async finish(): Promise<void> {
@@ -207,7 +215,7 @@ export class ChunkMapBuild extends PacedTransform {
         return encodeChunkMap(map);
       },
     };
-    if (this.emitMap) await this.pushPaced(chunkMapMember(map));
+    if (this.emitMap) await this.pacer.push(chunkMapMember(map));
   }
 }
 

@@ -31,13 +31,19 @@
  * Errors: ChecksumError listing failures (10, then "and N more") in place of
  *      `end`, so a backup with a corrupt page never looks complete; bad
  *      options: UsageError at once; a failing `reread` fails the stream.
+ *      Mode 'report' (src/verifier.ts): corrupt pages never fail the stream;
+ *      `end` passes and outcome() lists each failure's message (the first
+ *      1000, then the count of the rest).
  */
-import { Transform, type TransformCallback } from 'node:stream';
-import type { BackupEvent, DataEvent, EntryEvent, StartEvent } from '../src/events';
+import type { Transform, TransformCallback } from 'node:stream';
+import type { ArchiveEvent, DataEvent, EntryEvent, StartEvent } from '../src/events';
 import { ChecksumError, IoError, UsageError } from '../src/errors';
 import { parseLsn } from '../src/codec/lsn';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_SEGMENT_BLOCKS, isNewPage, isRelationFile } from '../src/codec/page-checksum';
 import { pageChecksum, pageChecksumField, pageLsnHigh, pageLsnLow } from '../src/codec/page-checksum';
+import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
+import { verifierMode } from '../src/verify/problem-list';
+import { Observer } from './observer';
 
 export interface PageChecksumVerifyOptions {
   /** Pages with an LSN at or after this (`X/X`) are skipped. Default: the `start` event's. */
@@ -50,6 +56,8 @@ export interface PageChecksumVerifyOptions {
   serverVersion?: number;
   /** Read block `blockIndex` of `path` (relative to the data directory) again; null when it is gone. */
   reread?: (path: string, blockIndex: number) => Promise<Buffer | null>;
+  /** 'fail' (default): a corrupt page fails the stream at end; 'report': outcome() lists them instead. */
+  mode?: VerifierMode;
 }
 
 export interface ChecksumFailure {
@@ -74,7 +82,7 @@ export interface PageChecksumResult {
   failures: ChecksumFailure[];
 }
 
-export interface PageChecksumVerify extends Transform {
+export interface PageChecksumVerify extends Transform, Verifier {
   readonly result: PageChecksumResult;
 }
 
@@ -92,7 +100,7 @@ export function pageChecksumVerify(opts: PageChecksumVerifyOptions = {}): PageCh
   return new PageChecksumVerifier(opts);
 }
 
-class PageChecksumVerifier extends Transform implements PageChecksumVerify {
+class PageChecksumVerifier extends Observer implements PageChecksumVerify {
   readonly result: PageChecksumResult = { enabled: true, filesChecked: 0, pagesChecked: 0, pagesSkipped: 0, failureCount: 0, failures: [] };
   private readonly given: PageChecksumVerifyOptions;
   private blockSize: number;
@@ -114,8 +122,8 @@ class PageChecksumVerifier extends Transform implements PageChecksumVerify {
   private reported = false;
 
   constructor(opts: PageChecksumVerifyOptions) {
-    super({ objectMode: true, highWaterMark: 16 });
-    this.given = opts;
+    super();
+    this.given = { ...opts, mode: verifierMode(opts.mode, 'page checksum') };
     if (opts.startLsn !== undefined) this.setStartLsn(opts.startLsn);
     this.blockSize = checkBlockSize(opts.blockSize ?? DEFAULT_BLOCK_SIZE);
     this.segmentBlocks = checkPositive('segmentBlocks', opts.segmentBlocks ?? DEFAULT_SEGMENT_BLOCKS);
@@ -123,42 +131,47 @@ class PageChecksumVerifier extends Transform implements PageChecksumVerify {
     this.partial = Buffer.allocUnsafe(this.blockSize);
   }
 
-  override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: TransformCallback): void {
-    switch (ev.type) {
-      case 'start':
-        try {
-          this.onStart(ev);
-        } catch (err) {
-          return cb(err as Error); // a block size or LSN we cannot work with
-        }
-        break;
-      case 'archive':
-        this.prefix = ev.kind === 'wal' ? null : ev.kind === 'tablespace' ? `pg_tblspc/${ev.name}/` : '';
-        this.location = ev.location;
-        break;
-      case 'archive-end':
-        this.prefix = '';
-        this.location = '';
-        break;
-      case 'entry':
-        this.openFile(ev);
-        break;
-      case 'data':
-        if (this.file) return this.onData(ev, cb);
-        break;
-      case 'entry-end':
-        this.closeFile();
-        break;
-      case 'end':
-        if (this.result.failureCount > 0) return cb(this.failure());
-        break;
-    }
-    cb(null, ev);
+  protected override onStart(ev: StartEvent): void {
+    this.configure(ev); // a block size or LSN we cannot work with fails the stream
+  }
+
+  protected override onArchive(ev: ArchiveEvent): void {
+    this.prefix = ev.kind === 'wal' ? null : ev.kind === 'tablespace' ? `pg_tblspc/${ev.name}/` : '';
+    this.location = ev.location;
+  }
+
+  protected override onArchiveEnd(): void {
+    this.prefix = '';
+    this.location = '';
+  }
+
+  protected override onEntry(ev: EntryEvent): void {
+    this.openFile(ev);
+  }
+
+  protected override onData(ev: DataEvent): Promise<void> | void {
+    if (!this.file) return;
+    const suspects = this.scan(ev.chunk, ev.offset);
+    if (suspects.length) return this.judge(suspects);
+  }
+
+  protected override onEntryEnd(): void {
+    this.closeFile();
+  }
+
+  protected override onEnd(): void {
+    if (this.result.failureCount > 0 && this.given.mode !== 'report') throw this.failure();
   }
 
   override _flush(cb: TransformCallback): void {
     // A stream that stops without `end` still must not pass for verified.
-    cb(this.result.failureCount > 0 && !this.reported ? this.failure() : null);
+    cb(this.result.failureCount > 0 && !this.reported && this.given.mode !== 'report' ? this.failure() : null);
+  }
+
+  /** Each failure in the server's words (src/verifier.ts). */
+  outcome(): VerifierOutcome {
+    const { failureCount, failures } = this.result;
+    return { check: 'page checksums', problems: failures.map((f) => f.message), more: failureCount - failures.length };
   }
 
   private setStartLsn(text: string): void {
@@ -172,7 +185,7 @@ class PageChecksumVerifier extends Transform implements PageChecksumVerify {
   }
 
   /** Options win; a source that does not know a value leaves it empty (0 or ''). */
-  private onStart(ev: StartEvent): void {
+  private configure(ev: StartEvent): void {
     const g = this.given;
     if (g.startLsn === undefined && ev.startLsn) this.setStartLsn(ev.startLsn);
     if (g.blockSize === undefined && ev.blockSize && ev.blockSize !== this.blockSize) {
@@ -208,17 +221,6 @@ class PageChecksumVerifier extends Transform implements PageChecksumVerify {
     if (f.failures > 1) this.warn('checksum', `file "${f.shown}" has a total of ${f.failures} checksum verification failures`);
     this.file = null;
     this.partialLen = 0;
-  }
-
-  private onData(ev: DataEvent, cb: TransformCallback): void {
-    const suspects = this.scan(ev.chunk, ev.offset);
-    if (suspects.length === 0) return cb(null, ev);
-    this.judge(suspects).then(
-      () => {
-        if (!this.destroyed) cb(null, ev);
-      },
-      (err) => cb(err as Error),
-    );
   }
 
   /** Checks every page completed by this chunk; returns those whose checksum does not match. */

@@ -15,17 +15,23 @@
  * Result: { segments, records, ranges } after end.
  * Errors: WalError naming the segment and LSN at fault; a backup without WAL
  *      fails ("-X none backups need a WAL archive: nothing to check").
+ *      Mode 'report' (src/verifier.ts): these never fail the stream; each
+ *      range is checked, `end` passes, and outcome() lists what failed. The
+ *      spool's own limits (IoError) fail the stream in either mode.
  * The spool is removed at the end and on error or abort.
  */
-import { Transform, type TransformCallback } from 'node:stream';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
-import type { BackupEvent, StartEvent } from '../src/events';
+import type { Transform } from 'node:stream';
+import type { DataEvent, EndEvent, EntryEvent, ManifestEvent } from '../src/events';
 import { parseLsn } from '../src/codec/lsn';
 import { checkWalRange, WalError } from '../src/codec/wal-continuity';
 import { parseManifest } from '../src/codec/manifest';
-import { IoError } from '../src/errors';
+import { IoError, ManifestError } from '../src/errors';
 import { defaultSpoolParent, spoolBudget } from '../src/wal/spool-place';
+import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
+import { ProblemList, verifierMode } from '../src/verify/problem-list';
+import { Observer } from './observer';
 
 const SEGMENT = /^[0-9A-F]{24}$/;
 
@@ -35,104 +41,137 @@ export interface WalVerifyResult {
   ranges: number;
 }
 
-export interface WalVerify extends Transform {
+export interface WalVerify extends Transform, Verifier {
   readonly result: WalVerifyResult;
 }
 
-export function walVerify(opts: { spoolDir?: string } = {}): WalVerify {
-  let spool: string | null = null;
-  let fd: number | null = null;
-  let start: StartEvent | null = null;
-  const manifestPieces: Buffer[] = [];
-  let walArchive = false;
-  const segments = new Set<string>();
-  let budget = Infinity;
-  let spooled = 0;
-  const result: WalVerifyResult = { segments: 0, records: 0, ranges: 0 };
+export interface WalVerifyOptions {
+  spoolDir?: string;
+  /** 'fail' (default): the first WAL problem fails the stream at end; 'report': outcome() lists them. */
+  mode?: VerifierMode;
+}
 
-  const closeFd = () => {
-    if (fd !== null) closeSync(fd);
-    fd = null;
-  };
-  const cleanup = () => {
-    closeFd();
-    if (spool) rmSync(spool, { recursive: true, force: true });
-    spool = null;
-  };
+/** What is wrong with the backup's WAL (or the manifest naming it), as opposed to the machine. */
+const aboutBackup = (err: unknown) => err instanceof WalError || err instanceof ManifestError;
 
-  const check = (endLsn: string, endTli: number) => {
+export function walVerify(opts: WalVerifyOptions = {}): WalVerify {
+  return new WalVerifier(opts);
+}
+
+class WalVerifier extends Observer implements WalVerify {
+  readonly result: WalVerifyResult = { segments: 0, records: 0, ranges: 0 };
+  private readonly mode: VerifierMode;
+  private readonly problems = new ProblemList('WAL');
+  private readonly recorded = new WeakSet<Error>();
+  private spool: string | null = null;
+  private fd: number | null = null;
+  private readonly manifestPieces: Buffer[] = [];
+  private readonly segments = new Set<string>();
+  private budget = Infinity;
+  private spooled = 0;
+
+  constructor(private readonly opts: WalVerifyOptions) {
+    super();
+    this.mode = verifierMode(opts.mode, 'WAL');
+  }
+
+  outcome(): VerifierOutcome {
+    return this.problems.outcome();
+  }
+
+  protected override onEntry(ev: EntryEvent): void {
+    const name = this.archive?.kind === 'wal' ? ev.path : ev.path.startsWith('pg_wal/') ? ev.path.slice(7) : '';
+    if (ev.kind !== 'file' || !SEGMENT.test(name)) return;
+    this.guard(() => {
+      if (!this.spool) {
+        this.spool = mkdtempSync(path.join(this.opts.spoolDir ?? defaultSpoolParent(), 'pgbb-walcheck-'));
+        this.budget = spoolBudget(this.spool);
+      }
+      this.spooled += ev.size;
+      if (this.spooled > this.budget) {
+        throw new IoError(`WAL check spool "${this.spool}" is on a memory-backed filesystem and would grow past ${(this.budget / 1048576).toFixed(1)} MiB: set TMPDIR to a directory on disk`);
+      }
+      this.fd = openSync(path.join(this.spool, name), 'w', 0o600);
+      this.segments.add(name);
+    });
+  }
+
+  protected override onData(ev: DataEvent): void {
+    const fd = this.fd;
+    if (fd !== null) this.guard(() => writeSync(fd, ev.chunk, 0, ev.chunk.length, ev.offset));
+  }
+
+  protected override onEntryEnd(): void {
+    this.closeFd();
+  }
+
+  protected override onManifest(ev: ManifestEvent): void {
+    this.manifestPieces.push(ev.data);
+  }
+
+  protected override onEnd(ev: EndEvent): void {
+    this.guard(() => this.judged(() => this.check(ev.endLsn, ev.timeline)));
+    this.cleanup();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.cleanup();
+    cb(err);
+  }
+
+  /** Any error removes the spool before it fails the stream. */
+  private guard(run: () => void): void {
+    try {
+      run();
+    } catch (err) {
+      this.cleanup();
+      throw err;
+    }
+  }
+
+  /** Records a problem with the backup once; fail mode throws it on, report mode goes on. */
+  private judged(run: () => void): void {
+    try {
+      run();
+    } catch (err) {
+      if (!aboutBackup(err)) throw err;
+      if (!this.recorded.has(err as Error)) this.problems.add((err as Error).message);
+      this.recorded.add(err as Error);
+      if (this.mode === 'fail') throw err;
+    }
+  }
+
+  private check(endLsn: string, endTli: number): void {
+    const start = this.startEvent;
     if (!start) throw new WalError('backup stream has no start event');
-    if (segments.size === 0) throw new WalError('the backup holds no WAL (taken with -X none?): nothing to check');
-    const ranges = manifestPieces.length
-      ? parseManifest(Buffer.concat(manifestPieces)).walRanges.map((r) => ({ timeline: r.timeline, start: r.startLsn, end: r.endLsn }))
+    if (this.segments.size === 0) throw new WalError('the backup holds no WAL (taken with -X none?): nothing to check');
+    const ranges = this.manifestPieces.length
+      ? parseManifest(Buffer.concat(this.manifestPieces)).walRanges.map((r) => ({ timeline: r.timeline, start: r.startLsn, end: r.endLsn }))
       : [{ timeline: endTli || start.timeline, start: start.startLsn, end: endLsn }];
     for (const r of ranges) {
-      const res = checkWalRange({
-        timeline: r.timeline,
-        startLsn: parseLsn(r.start),
-        endLsn: parseLsn(r.end),
-        segmentSize: start.walSegmentSize,
-        readSegment: (name) => (segments.has(name) ? readFileSync(path.join(spool!, name)) : null),
+      this.judged(() => {
+        const res = checkWalRange({
+          timeline: r.timeline,
+          startLsn: parseLsn(r.start),
+          endLsn: parseLsn(r.end),
+          segmentSize: start.walSegmentSize,
+          readSegment: (name) => (this.segments.has(name) ? readFileSync(path.join(this.spool!, name)) : null),
+        });
+        this.result.records += res.records;
       });
-      result.records += res.records;
     }
-    result.ranges = ranges.length;
-    result.segments = segments.size;
-  };
+    this.result.ranges = ranges.length;
+    this.result.segments = this.segments.size;
+  }
 
-  const t = new Transform({
-    objectMode: true,
-    highWaterMark: 16,
-    transform(ev: BackupEvent, _enc, cb: TransformCallback) {
-      try {
-        switch (ev.type) {
-          case 'start':
-            start = ev;
-            break;
-          case 'archive':
-            walArchive = ev.kind === 'wal';
-            break;
-          case 'entry': {
-            const name = walArchive ? ev.path : ev.path.startsWith('pg_wal/') ? ev.path.slice(7) : '';
-            if (ev.kind === 'file' && SEGMENT.test(name)) {
-              if (!spool) {
-                spool = mkdtempSync(path.join(opts.spoolDir ?? defaultSpoolParent(), 'pgbb-walcheck-'));
-                budget = spoolBudget(spool);
-              }
-              spooled += ev.size;
-              if (spooled > budget) {
-                throw new IoError(`WAL check spool "${spool}" is on a memory-backed filesystem and would grow past ${(budget / 1048576).toFixed(1)} MiB: set TMPDIR to a directory on disk`);
-              }
-              fd = openSync(path.join(spool, name), 'w', 0o600);
-              segments.add(name);
-            }
-            break;
-          }
-          case 'data':
-            if (fd !== null) writeSync(fd, ev.chunk, 0, ev.chunk.length, ev.offset);
-            break;
-          case 'entry-end':
-            closeFd();
-            break;
-          case 'manifest':
-            manifestPieces.push(ev.data);
-            break;
-          case 'end':
-            check(ev.endLsn, ev.timeline);
-            cleanup();
-            break;
-        }
-      } catch (err) {
-        cleanup();
-        return cb(err as Error);
-      }
-      cb(null, ev);
-    },
-    destroy(err, cb) {
-      cleanup();
-      cb(err);
-    },
-  }) as WalVerify;
-  Object.defineProperty(t, 'result', { get: () => result });
-  return t;
+  private closeFd(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+  }
+
+  private cleanup(): void {
+    this.closeFd();
+    if (this.spool) rmSync(this.spool, { recursive: true, force: true });
+    this.spool = null;
+  }
 }

@@ -4,7 +4,11 @@
  *
  *   FileDigest       running size + CRC32C / SHA-2 of one file
  *   manifestPathOf   which member the manifest lists, under which path
- *   FileTracker      follows archive / entry / data / entry-end events
+ *   FileTracker      the digest of the listed file being read (an observer,
+ *                    transforms/observer.ts, feeds it archive / entry /
+ *                    data / entry-end); each finished file is handed back,
+ *                    for the caller to keep as compactly as it likes
+ *                    (./file-table.ts)
  */
 import { createHash, type Hash } from 'node:crypto';
 // calculate(buf, crc) continues a running CRC (types: src/types/fast-crc32c.d.ts).
@@ -64,14 +68,10 @@ export interface DigestedFile {
 }
 
 /**
- * Follows archive / entry / data / entry-end events and digests every file the
- * manifest lists, in stream order (the order the server writes its entries).
- * Memory: one small record per listed file.
+ * The listed file being read: its manifest path, mtime and running digest.
+ * entryEnd() hands it back finished; nothing is kept per file.
  */
 export class FileTracker {
-  readonly files = new Map<string, DigestedFile>();
-  /** Manifest paths seen more than once. */
-  readonly duplicates: string[] = [];
   bytes = 0;
   private kind: ArchiveKind = 'base';
   private archiveName = 'base';
@@ -80,16 +80,15 @@ export class FileTracker {
   constructor(readonly algorithm: ChecksumAlgorithm) {}
 
   archive(kind: ArchiveKind, name: string): void {
-    this.entryEnd();
+    this.current = null;
     this.kind = kind;
     this.archiveName = name;
   }
 
   /** Starts a member; returns its manifest path when the manifest lists it. */
   entry(path: string, kind: EntryKind, mtime: Date): string | null {
-    this.entryEnd();
     const mpath = kind === 'file' ? manifestPathOf(this.kind, this.archiveName, path) : null;
-    if (mpath !== null) this.current = { path: mpath, mtime, digest: new FileDigest(this.algorithm) };
+    this.current = mpath === null ? null : { path: mpath, mtime, digest: new FileDigest(this.algorithm) };
     return mpath;
   }
 
@@ -102,12 +101,16 @@ export class FileTracker {
     this.bytes += chunk.length;
   }
 
-  entryEnd(): void {
+  /** The file just finished, when it is listed. */
+  entryEnd(): DigestedFile | null {
     const cur = this.current;
-    if (!cur) return;
+    if (!cur) return null;
     this.current = null;
-    if (this.files.has(cur.path)) this.duplicates.push(cur.path);
-    this.files.set(cur.path, { path: cur.path, size: cur.digest.size, mtime: cur.mtime, checksum: cur.digest.digest() });
+    return { path: cur.path, size: cur.digest.size, mtime: cur.mtime, checksum: cur.digest.digest() };
   }
 }
 
+/** Bytes of one digest: CRC32C 4, SHA-n n/8, NONE 0. */
+export function digestBytes(algorithm: ChecksumAlgorithm): number {
+  return algorithm === 'CRC32C' ? 4 : algorithm === 'NONE' ? 0 : Number(algorithm.slice(3)) / 8;
+}

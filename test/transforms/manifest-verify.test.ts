@@ -228,3 +228,55 @@ test('problems name non-UTF-8 and control-character paths on one line, as \\xNN 
     },
   );
 });
+
+test('report mode: files at fault never fail the stream; every event passes and outcome() names each, bounded', async () => {
+  const base = [...flipped(BASE, 'backup_label', 0), { path: 'base/5/1', data: Buffer.from('a') }].filter((f) => f.path !== 'PG_VERSION');
+  const events = backup({ base, manifest: manifestFor(listed()) });
+  const v = manifestVerify({ mode: 'report' });
+  const { out, err } = await run(v, events);
+  assert.equal(err, undefined);
+  assert.equal(out.length, events.length);
+  out.forEach((ev, i) => assert.equal(ev, events[i]));
+  const o = v.outcome();
+  assert.equal(o.check, 'manifest');
+  assert.equal(o.more, 0);
+  assert.deepEqual(o.problems.sort(), [
+    'backup does not match its manifest: "PG_VERSION" is in the manifest but not in the backup',
+    'backup does not match its manifest: "backup_label" has CRC32C ' + digest('CRC32C', base[0].data) + ' in the backup but ' + digest('CRC32C', BASE[0].data) + ' in the manifest',
+    'backup does not match its manifest: "base/5/1" is in the backup but not in the manifest',
+  ].sort());
+  assert.equal(v.result?.checked, true);
+
+  const capped = manifestVerify({ mode: 'report', maxListed: 1 });
+  assert.equal((await run(capped, events)).err, undefined);
+  assert.equal(capped.outcome().problems.length, 1);
+  assert.equal(capped.outcome().more, 2);
+});
+
+test('report mode: a manifest failing its checksum, or none when required, is a problem, not a failure', async () => {
+  const m = Buffer.from(manifestFor(listed()));
+  m[m.indexOf('"Size": ') + 8] ^= 0x01;
+  const v = manifestVerify({ mode: 'report', require: true });
+  const { out, err } = await run(v, backup({ manifest: m }));
+  assert.equal(err, undefined);
+  assert.ok(out.some((e) => e.type === 'manifest') && out[out.length - 1].type === 'end');
+  assert.equal(v.outcome().problems.length, 1);
+  assert.match(v.outcome().problems[0], /^backup_manifest: manifest checksum mismatch/);
+  assert.equal(v.result?.checked, false);
+
+  const none = manifestVerify({ mode: 'report', require: true });
+  assert.equal((await run(none, backup({ manifest: null }))).err, undefined);
+  assert.deepEqual(none.outcome(), { check: 'manifest', problems: ['no backup_manifest to verify the backup against'], more: 0 });
+});
+
+test('fail mode: outcome() after the failure holds what the error named; a clean backup has no problems', async () => {
+  const v = manifestVerify();
+  const { err } = await run(v, backup({ base: flipped(BASE, 'base/5/16390', 3), manifest: manifestFor(listed()) }));
+  assert.ok(err instanceof ManifestError);
+  assert.equal(v.outcome().problems.length, 1);
+  assert.equal(v.outcome().problems[0], err.message);
+  const ok = manifestVerify({ mode: 'report' });
+  await run(ok, backup());
+  assert.deepEqual(ok.outcome(), { check: 'manifest', problems: [], more: 0 });
+  assert.throws(() => manifestVerify({ mode: 'loud' as 'fail' }), /invalid manifest verifier mode "loud"/);
+});

@@ -375,3 +375,38 @@ test('bad options are refused up front', () => {
   assert.throws(() => pageChecksumVerify({ blockSize: 1000 }), UsageError);
   assert.throws(() => pageChecksumVerify({ segmentBlocks: 0 }), UsageError);
 });
+
+describe('report mode', () => {
+  const bad = pages([{ blockNo: 0 }, { blockNo: 1, corrupt: true }, { blockNo: 2, corrupt: true }]);
+
+  test('a corrupt page never fails the stream: end passes, outcome() names each failure as the server words it', async () => {
+    const events = backup(file('base/5/16384', bad));
+    const r = await verify(events, { mode: 'report' });
+    assert.equal(r.error, null);
+    assert.equal(r.out[r.out.length - 1].type, 'end');
+    assert.equal(r.out.filter((e) => e.type !== 'warning').length, events.length);
+    const t = pageChecksumVerify({ mode: 'report' });
+    await pipeline(Readable.from(events), t, new Writable({ objectMode: true, write: (_e, _c, cb) => cb() }));
+    const o = t.outcome();
+    assert.equal(o.check, 'page checksums');
+    assert.equal(o.more, 0);
+    assert.equal(o.problems.length, 2);
+    assert.match(o.problems[0], /^checksum verification failed in file "\.\/base\/5\/16384", block 1: calculated [0-9A-F]+ but expected [0-9A-F]+$/);
+  });
+
+  test('fail mode (the default) still fails in place of end, and outcome() lists the same', async () => {
+    const t = pageChecksumVerify();
+    await assert.rejects(
+      pipeline(Readable.from(backup(file('base/5/16384', bad))), t, new Writable({ objectMode: true, write: (_e, _c, cb) => cb() })),
+      ChecksumError,
+    );
+    assert.equal(t.outcome().problems.length, 2);
+    assert.throws(() => pageChecksumVerify({ mode: 'quiet' as 'fail' }), UsageError);
+  });
+
+  test('a failing re-read still fails the stream in report mode', async () => {
+    const boom = new IoError('disk on fire');
+    const r = await verify(backup(file('base/5/16384', bad)), { mode: 'report', reread: async () => Promise.reject(boom) });
+    assert.equal(r.error, boom);
+  });
+});

@@ -11,14 +11,19 @@
  * Whatever parses must be well typed: files keyed by path, sizes safe
  * integers, LSNs in X/X form — and agree with its own text: the right
  * checksum, every file listed with its size. A file's size changed without
- * fixing the checksum must be a checksum mismatch.
+ * fixing the checksum must be a checksum mismatch. The streaming reader
+ * (src/codec/manifest-reader.ts), fed the input cut at random points, must
+ * agree with parseManifest and with the JSON.parse-based parser it replaced
+ * (test/support/manifest-reference.ts): the same manifest, or the same
+ * message (for JSON syntax errors, the same kind).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { buildManifest, parseManifest } from '../../../src/codec/manifest';
+import { buildManifest, ManifestReader, parseManifest, type Manifest, type ManifestFile } from '../../../src/codec/manifest';
+import { parseManifestReference } from '../../support/manifest-reference';
 import { ManifestError } from '../../../src/errors';
 import { pathFromBytes } from '../../../src/codec/path-bytes';
-import { mutate, type Rng } from '../support/random';
+import { chunked, mutate, type Rng } from '../support/random';
 import type { FuzzTarget } from '../support/target';
 
 interface Ctx {
@@ -48,6 +53,36 @@ function setup(): Ctx {
   ];
   for (const seed of seeds) parseManifest(seed); // the seeds themselves parse
   return { seeds };
+}
+
+/** What a parser made of an input: the manifest as plain data, or its message. */
+function outcome(parse: () => Manifest): { ok: unknown } | { error: string } {
+  try {
+    const m = parse();
+    return { ok: { ...m, files: [...m.files.entries()] } };
+  } catch (err) {
+    assert.ok(err instanceof ManifestError, `not a ManifestError: ${String(err)}`);
+    // V8 and the tokenizer word a syntax error each their own way.
+    return { error: err.message.replace(/^(backup_manifest: not valid JSON) \(.*\)$/, '$1') };
+  }
+}
+
+function readInPieces(rng: Rng, input: Buffer): Manifest {
+  const files = new Map<string, ManifestFile>();
+  const r = new ManifestReader({ onFile: (f) => void files.set(f.path, f) });
+  for (const piece of chunked(rng, input)) r.write(piece);
+  const { version, systemIdentifier, walRanges } = r.end();
+  return { version, files, walRanges, ...(systemIdentifier === undefined ? {} : { systemIdentifier }) };
+}
+
+function agree(rng: Rng, input: Buffer): void {
+  const reference = outcome(() => parseManifestReference(input));
+  const whole = outcome(() => parseManifest(input));
+  const pieces = outcome(() => readInPieces(rng, input));
+  assert.deepEqual(pieces, whole, 'the same in pieces as whole');
+  // Refused by design: a second Files or WAL-Ranges field (JSON.parse keeps the last).
+  if ('error' in whole && /duplicate top-level field/.test(whole.error)) return;
+  assert.deepEqual(whole, reference, 'the streaming reader agrees with the JSON.parse reader');
 }
 
 /** Replaces the Manifest-Checksum line with the right one for what precedes it. */
@@ -127,6 +162,7 @@ export const parse: FuzzTarget<Ctx> = {
       const at = rng.pick(sizes);
       const text = seed.toString('latin1');
       const changed = Buffer.from(text.slice(0, at.index) + `"Size": ${Number(at[1]) + 1 + rng.int(9)}` + text.slice(at.index! + at[0].length), 'latin1');
+      agree(rng, changed);
       let err: unknown = null;
       try {
         parseManifest(changed);
@@ -143,6 +179,7 @@ export const parse: FuzzTarget<Ctx> = {
       for (let i = 0, n = 1 + rng.int(3); i < n; i++) mutateTree(rng, doc);
       input = serialize(doc);
     }
+    agree(rng, input);
     const m = parseManifest(input);
     assert.ok(m.version === 1 || m.version === 2);
     for (const [key, f] of m.files) {

@@ -293,3 +293,17 @@ test('error messages are one line, with values cut at 100 characters (fuzz regre
     });
   }
 });
+
+test('ManifestWriter: a large manifest comes in pieces of at most pieceSize, which join to what buildManifest writes', async () => {
+  const { ManifestWriter } = await import('../../../src/codec/manifest-writer');
+  const files = Array.from({ length: 3000 }, (_, i) => ({ path: `base/5/${i}`, size: i, lastModified: '2025-03-01 10:00:00 GMT', checksumAlgorithm: 'CRC32C' as const, checksum: '0000000a' }));
+  const walRanges = [{ timeline: 1, startLsn: '0/2000028', endLsn: '0/2000100' }];
+  const w = new ManifestWriter({ version: 1, pieceSize: 16 * 1024 });
+  for (const f of files) w.file(f);
+  const pieces = w.finish(walRanges);
+  assert.ok(pieces.length > 10, `${pieces.length} pieces`);
+  for (const p of pieces) assert.ok(p.length <= 16 * 1024 && p.length > 0);
+  const whole = Buffer.concat(pieces);
+  assert.ok(whole.equals(buildManifest({ version: 1, files, walRanges })));
+  assert.equal(parseManifest(whole).files.size, 3000);
+});

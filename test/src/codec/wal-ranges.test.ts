@@ -46,3 +46,14 @@ test('coverage: every range on the streamed timeline within the streamed LSNs', 
   assert.throws(() => checkWalCoverage(ranges, { timeline: 1, start: 0x3000030n, end: 0x4000000n }), ManifestError);
   assert.throws(() => checkWalCoverage(parseWalRanges(twoTimelines), { timeline: 2, start: 0x4000000n, end: 0x7000000n }), /timeline 1/);
 });
+
+test('one reader for every layout: any valid JSON spacing; a range that does not parse is named as parseManifest names it', async () => {
+  const { walRangeFromJson, walRangeLine } = await import('../../../src/codec/wal-ranges');
+  const pretty = JSON.stringify({ 'WAL-Ranges': [{ Timeline: 2, 'Start-LSN': '0/5000060', 'End-LSN': '0/6000100' }] }, null, 4);
+  assert.deepEqual(parseWalRanges(pretty), [{ timeline: 2, start: 0x5000060n, end: 0x6000100n }]);
+  assert.throws(() => parseWalRanges('"WAL-Ranges": [{ "Timeline": 1, "Start-LSN": "zz", "End-LSN": "0/1" }]'), /backup_manifest: could not parse start LSN "zz"/);
+  assert.throws(() => parseWalRanges('"WAL-Ranges": [{ "Timeline": 1, "Start-LSN": "0/1"'), /not valid JSON/);
+  assert.throws(() => walRangeFromJson({ Timeline: 1, 'Start-LSN': '0/1', 'End-LSN': '0/2', Colour: 1 }), /unexpected WAL range field "Colour"/);
+  assert.throws(() => walRangeFromJson([]), /a WAL range is not an object/);
+  assert.equal(walRangeLine({ timeline: 1, startLsn: '0/02000028', endLsn: '0/2000100' }), '{ "Timeline": 1, "Start-LSN": "0/2000028", "End-LSN": "0/2000100" }');
+});

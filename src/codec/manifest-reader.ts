@@ -1,0 +1,352 @@
+/**
+ * backup_manifest reader, streaming: feed the manifest in pieces split
+ * anywhere, get each file entry as soon as it is complete; end() checks the
+ * whole and returns the header and WAL ranges. Pure. Memory: the entry being
+ * read, the last two lines (for the checksum), the WAL ranges, and one
+ * compact record per path to refuse duplicates (./file-table.ts, or the
+ * caller's own set) — never the text or an object per file.
+ *
+ *   const r = new ManifestReader({ onFile });
+ *   r.write(piece); …                  onFile(entry) as entries complete
+ *   const { version, systemIdentifier, walRanges, files } = r.end();
+ *
+ * Any JSON layout is read (a real tokenizer, ./json-tokenizer.ts), with the
+ * checks and messages of src/common/parse_manifest.c as pgbb words them; when
+ * a manifest has several faults, end() names the one parseManifest always
+ * named (UTF-8, JSON, layout, version, checksum, System-Identifier, files,
+ * WAL ranges, in that order). The SHA-256 Manifest-Checksum runs along over
+ * everything before the last line. Entries handed out before end() are
+ * provisional: when end() throws, the manifest is not to be trusted at all;
+ * after the first fault no further entries are handed out.
+ * Beyond JSON.parse's reading: a second "Files" or "WAL-Ranges" field is
+ * refused (it cannot be taken back once streamed).
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { ManifestError } from '../errors';
+import { JsonSyntaxError, JsonTokenizer, type JsonHandler } from './json-tokenizer';
+import { JsonValueBuilder } from './json-value';
+import { FileTable } from './file-table';
+import { show, type ManifestFile, type WalRange } from './manifest-format';
+import { unsigned, walRangeFromJson } from './wal-ranges';
+import { parseFileEntry } from './manifest-file-entry';
+
+const VERSION_KEY = 'PostgreSQL-Backup-Manifest-Version';
+const TOP_KEYS = new Set([VERSION_KEY, 'System-Identifier', 'Files', 'WAL-Ranges', 'Manifest-Checksum']);
+/** Object.keys lists array-index keys first, whatever their place: such a key is "first". */
+const ARRAY_INDEX = /^(?:0|[1-9][0-9]{0,9})$/;
+
+// Fault categories, in the order parseManifest reports them.
+const UTF8 = 0;
+const JSON_SYNTAX = 1;
+const NOT_OBJECT = 2;
+const FIRST_KEY = 3;
+const TOP_KEY = 4;
+const VERSION = 5;
+const LAST_KEY = 6;
+const CHECKSUM = 7;
+const SYSTEM_ID = 8;
+const FILES = 9;
+const RANGES = 10;
+
+export interface PathSet {
+  /** False when `path` was already added. */
+  add(path: string): boolean;
+}
+
+export interface ManifestReaderOptions {
+  /** Each file entry, checked, as it completes. */
+  onFile?: (file: ManifestFile) => void;
+  /** Where paths are remembered to refuse duplicates; default a compact table of its own. */
+  paths?: PathSet;
+}
+
+export interface ManifestSummary {
+  version: 1 | 2;
+  systemIdentifier?: string;
+  walRanges: WalRange[];
+  /** File entries read. */
+  files: number;
+}
+
+type Mode = 'none' | 'collect' | 'files' | 'ranges' | 'skip';
+
+export class ManifestReader {
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  private readonly tokens = new JsonTokenizer({
+    startObject: () => this.open(true),
+    startArray: () => this.open(false),
+    endObject: () => this.close(),
+    endArray: () => this.close(),
+    key: (name) => this.onKey(name),
+    scalar: (value, raw) => this.onScalar(value, raw),
+  } satisfies JsonHandler);
+  private readonly hash: Hash = createHash('sha256');
+  /** Bytes since the newline before the last one seen (the last line may be the checksum's). */
+  private heldParts: Buffer[] = [];
+  private hashedAny = false;
+  private fault: { rank: number; message: string } | null = null;
+  private readonly paths: PathSet;
+  private readonly onFile?: (file: ManifestFile) => void;
+
+  private depth = 0;
+  private rootIsObject = false;
+  /** Top-level keys seen (the known ones), how many, and the last new one: Object.keys' last. */
+  private readonly seenKeys = new Set<string>();
+  private keyCount = 0;
+  private lastKey = '';
+  private field = '';
+  private mode: Mode = 'none';
+  private builder: JsonValueBuilder | null = null;
+  private readonly top: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  private systemIdRaw = '';
+  private readonly walRanges: WalRange[] = [];
+  private files = 0;
+
+  constructor(opts: ManifestReaderOptions = {}) {
+    this.onFile = opts.onFile;
+    if (opts.paths) this.paths = opts.paths;
+    else {
+      const table = new FileTable(0);
+      this.paths = { add: (p) => table.add(p).added };
+    }
+  }
+
+  write(piece: Buffer): void {
+    let text: string;
+    try {
+      text = this.decoder.decode(piece, { stream: true });
+    } catch {
+      throw new ManifestError('backup_manifest: not valid UTF-8');
+    }
+    this.feed(text);
+    this.holdLastLines(piece);
+  }
+
+  end(): ManifestSummary {
+    try {
+      this.feed(this.decoder.decode());
+    } catch (err) {
+      if (err instanceof ManifestError) throw err;
+      throw new ManifestError('backup_manifest: not valid UTF-8');
+    }
+    if (this.fault === null || this.fault.rank > JSON_SYNTAX) {
+      try {
+        this.tokens.end();
+      } catch (err) {
+        this.syntax(err);
+      }
+    }
+    if (this.fault === null || this.fault.rank > VERSION) this.checkHeader();
+    if (this.fault === null || this.fault.rank > CHECKSUM) this.checkChecksum();
+    const version = this.top[VERSION_KEY] as 1 | 2;
+    let systemIdentifier: string | undefined;
+    if ('System-Identifier' in this.top && (this.fault === null || this.fault.rank > SYSTEM_ID)) systemIdentifier = this.systemIdentifier();
+    if (this.fault) throw new ManifestError(`backup_manifest: ${this.fault.message}`);
+    const out: ManifestSummary = { version, walRanges: this.walRanges, files: this.files };
+    if (systemIdentifier !== undefined) out.systemIdentifier = systemIdentifier;
+    return out;
+  }
+
+  // ---- the checks at end, each in parseManifest's order
+
+  private checkHeader(): void {
+    const version = this.top[VERSION_KEY];
+    this.judge(VERSION, () => {
+      const v = unsigned(version, 'manifest version');
+      if (v !== 1 && v !== 2) throw new ManifestError(`backup_manifest: unexpected manifest version ${v} (pgbb reads 1 and 2)`);
+    });
+    if (this.lastKey !== 'Manifest-Checksum') this.note(LAST_KEY, 'manifest has no checksum as its last field');
+  }
+
+  private checkChecksum(): void {
+    const held = Buffer.concat(this.heldParts);
+    if (held[held.length - 1] !== 0x0a) return this.note(CHECKSUM, 'last line not newline-terminated');
+    const penultimate = held.length >= 2 ? held.lastIndexOf(0x0a, held.length - 2) : -1;
+    if (penultimate < 0 && !this.hashedAny) return this.note(CHECKSUM, 'expected at least 2 lines');
+    const expected = this.top['Manifest-Checksum'];
+    if (typeof expected !== 'string' || !/^[0-9a-fA-F]{64}$/.test(expected)) return this.note(CHECKSUM, `invalid manifest checksum "${show(expected)}"`);
+    if (penultimate >= 0) this.hash.update(held.subarray(0, penultimate + 1));
+    const actual = this.hash.digest('hex');
+    if (actual !== expected.toLowerCase()) this.note(CHECKSUM, `manifest checksum mismatch: file says ${expected}, contents hash to ${actual}`);
+  }
+
+  /** The System-Identifier exceeds 2^53, so the number is taken from its token text. */
+  private systemIdentifier(): string | undefined {
+    const raw = this.systemIdRaw;
+    if (typeof this.top['System-Identifier'] !== 'number' || !/^[0-9]+$/.test(raw) || BigInt(raw) >= 1n << 64n) {
+      this.note(SYSTEM_ID, 'manifest system identifier not an unsigned 64-bit integer');
+      return undefined;
+    }
+    return BigInt(raw).toString();
+  }
+
+  // ---- bytes: UTF-8 text to the tokenizer, the last lines held for the checksum
+
+  private feed(text: string): void {
+    if (!text || (this.fault && this.fault.rank <= JSON_SYNTAX)) return;
+    try {
+      this.tokens.write(text);
+    } catch (err) {
+      this.syntax(err);
+    }
+  }
+
+  private syntax(err: unknown): void {
+    if (!(err instanceof JsonSyntaxError)) throw err;
+    this.note(JSON_SYNTAX, `not valid JSON (${show(err.message)})`);
+  }
+
+  /** Hashes all but the bytes after the newline before the last one; those may belong to the last line. */
+  private holdLastLines(piece: Buffer): void {
+    const last = piece.lastIndexOf(0x0a);
+    if (last < 0) {
+      // No newline: nothing more can be hashed yet (copied: the caller may reuse its buffer).
+      this.heldParts.push(Buffer.from(piece));
+      return;
+    }
+    const before = this.heldParts.length ? Buffer.concat(this.heldParts) : null;
+    this.heldParts = [];
+    const prevInPiece = last > 0 ? piece.lastIndexOf(0x0a, last - 1) : -1; // (a negative offset would count from the end)
+    if (prevInPiece >= 0) {
+      if (before) this.hash.update(before);
+      this.hash.update(piece.subarray(0, prevInPiece + 1));
+      this.hashedAny = true;
+      this.heldParts.push(Buffer.from(piece.subarray(prevInPiece + 1)));
+      return;
+    }
+    // The newline before the last one, if any, is in what was held.
+    const prev = before ? before.lastIndexOf(0x0a) : -1;
+    if (prev >= 0) {
+      this.hash.update(before!.subarray(0, prev + 1));
+      this.hashedAny = true;
+      this.heldParts.push(before!.subarray(prev + 1));
+    } else if (before) {
+      this.heldParts.push(before);
+    }
+    this.heldParts.push(Buffer.from(piece));
+  }
+
+  private note(rank: number, message: string): void {
+    if (this.fault === null || rank < this.fault.rank) this.fault = { rank, message };
+  }
+
+  private judge(rank: number, run: () => void): void {
+    try {
+      run();
+    } catch (err) {
+      if (!(err instanceof ManifestError)) throw err;
+      this.note(rank, err.message.replace(/^backup_manifest: /, ''));
+    }
+  }
+
+  // ---- JSON structure (JsonHandler)
+
+  private onKey(name: string): void {
+    if (this.depth === 1) return this.topKey(name);
+    if (this.rootIsObject) this.builder?.key(name);
+  }
+
+  private onScalar(value: string | number | boolean | null, raw: string): void {
+    const d = this.depth;
+    if (d === 0) return this.note(NOT_OBJECT, 'not a JSON object');
+    if (!this.rootIsObject) return;
+    if (d === 1) return this.topValue(value, raw);
+    if ((this.mode === 'files' || this.mode === 'ranges') && d === 2) return this.element(value);
+    this.builder?.scalar(value, raw);
+  }
+
+  private open(isObject: boolean): void {
+    const level = this.depth++;
+    if (level === 0) {
+      this.rootIsObject = isObject;
+      if (!isObject) this.note(NOT_OBJECT, 'not a JSON object');
+      return;
+    }
+    if (!this.rootIsObject || this.mode === 'skip') return;
+    if (level === 1) {
+      const listed = this.field === 'Files' || this.field === 'WAL-Ranges';
+      if (listed && !isObject) return void (this.mode = this.field === 'Files' ? 'files' : 'ranges');
+      if (listed) {
+        this.notArray();
+        return void (this.mode = 'skip');
+      }
+      this.mode = 'collect';
+      this.builder = new JsonValueBuilder(0);
+    } else if (level === 2 && (this.mode === 'files' || this.mode === 'ranges')) {
+      this.builder = new JsonValueBuilder(0);
+    }
+    if (isObject) this.builder?.startObject();
+    else this.builder?.startArray();
+  }
+
+  private close(): void {
+    const level = --this.depth;
+    if (level === 0 || !this.rootIsObject) return;
+    const mode = this.mode;
+    if (level === 1) {
+      if (mode === 'collect') {
+        this.builder!.endObject();
+        this.topValue(this.builder!.value, '');
+      }
+      this.builder = null;
+      this.mode = 'none';
+      return;
+    }
+    if (mode === 'skip' || !this.builder) return;
+    this.builder.endObject(); // ends arrays as well: the builder only counts
+    if (level === 2 && (mode === 'files' || mode === 'ranges')) {
+      const v = this.builder.value;
+      this.builder = null;
+      this.element(v);
+    }
+  }
+
+  private topKey(name: string): void {
+    this.field = name;
+    this.mode = 'none';
+    const seen = this.seenKeys.has(name);
+    if (this.keyCount++ === 0 && name !== VERSION_KEY) this.note(FIRST_KEY, 'expected version indicator as the first field');
+    if (ARRAY_INDEX.test(name) && Number(name) < 2 ** 32 - 1) this.note(FIRST_KEY, 'expected version indicator as the first field');
+    if (!TOP_KEYS.has(name)) this.note(TOP_KEY, `unrecognized top-level field "${show(name)}"`);
+    if (!seen) {
+      this.lastKey = name;
+      if (TOP_KEYS.has(name)) this.seenKeys.add(name);
+    } else if (name === 'Files' || name === 'WAL-Ranges') {
+      this.note(TOP_KEY, `duplicate top-level field "${name}"`);
+      this.mode = 'skip';
+    }
+  }
+
+  /** A top-level field's value, scalar or collected. */
+  private topValue(value: unknown, raw: string): void {
+    const k = this.field;
+    if (this.mode === 'skip') return;
+    if (k === 'Files' || k === 'WAL-Ranges') {
+      if (value !== null) this.notArray(); // JSON null reads as absent
+      return;
+    }
+    this.top[k] = value;
+    if (k === 'System-Identifier') this.systemIdRaw = raw;
+  }
+
+  private notArray(): void {
+    if (this.field === 'Files') this.note(FILES, '"Files" is not an array');
+    else this.note(RANGES, '"WAL-Ranges" is not an array');
+  }
+
+  /** One element of Files or WAL-Ranges. */
+  private element(v: unknown): void {
+    if (this.mode === 'files') {
+      if (this.fault && this.fault.rank <= FILES) return;
+      this.judge(FILES, () => {
+        const file = parseFileEntry(v);
+        if (!this.paths.add(file.path)) throw new ManifestError(`backup_manifest: duplicate path name "${show(file.path)}"`);
+        this.files++;
+        if (this.fault === null) this.onFile?.(file);
+      });
+    } else {
+      if (this.fault && this.fault.rank <= RANGES) return;
+      this.judge(RANGES, () => void this.walRanges.push(walRangeFromJson(v)));
+    }
+  }
+}
