@@ -248,7 +248,7 @@ export function decodeChunkMap(buf: Buffer, where = CHUNK_MAP_FILE): ChunkMap {
   }
   if (at !== bodyEnd) fail(where, `${bodyEnd - at} unexpected bytes after the last file`);
   // Entries stay in `buf`: memory is the map's size plus a lookup table, not objects per file.
-  const files = PackedChunkFiles.decoded(buf, records, chunkSize, HASH_BYTES);
+  const files = PackedChunkFiles.decoded(buf, records, chunkSize, HASH_BYTES, bodyEnd);
   const dup = files.duplicate();
   if (dup >= 0) fail(where, `"${files.pathOf(dup)}" is listed twice`);
   return { chunkSize, header, files };

@@ -6,9 +6,10 @@
  * for a map being built (records appended to 256 KiB blocks as files end).
  *
  *   new PackedChunkFiles(chunkSize, hashBytes)                 empty, grows by set()
- *   PackedChunkFiles.decoded(buf, records, chunkSize, hashBytes)
+ *   PackedChunkFiles.decoded(buf, records, chunkSize, hashBytes, recordsEnd)
  *       buf      the whole verified map, kept, not copied
- *       records  offset in buf of each file's record (its u32 path length)
+ *       records  offset in buf of each file's record (its u32 path length),
+ *                back to back up to recordsEnd
  *
  * Lookups hash the path's bytes into an open-addressing table of record
  * numbers; `get` builds a ChunkMapFile on each call (its CRCs copied out, its
@@ -59,14 +60,15 @@ export class PackedChunkFiles implements ChunkFiles {
   ) {}
 
   /** The files of a verified map `buf` whose records start at `records` (kept, not copied). */
-  static decoded(buf: Buffer, records: Uint32Array, chunkSize: number, hashBytes: number): PackedChunkFiles {
+  static decoded(buf: Buffer, records: Uint32Array, chunkSize: number, hashBytes: number, recordsEnd: number): PackedChunkFiles {
     const p = new PackedChunkFiles(chunkSize, hashBytes);
     p.blocks.push(buf);
     p.offsetOf = records;
     p.count = records.length;
+    // The records lie back to back up to recordsEnd.
+    p.recordBytes = records.length ? recordsEnd - records[0]! : 0;
     p.resize(records.length);
     for (let r = 0; r < records.length; r++) {
-      p.recordBytes += p.recordLength(r);
       const slot = p.slotOf(buf, p.pathStart(r), p.pathEnd(r));
       if (p.table[slot] !== 0) {
         if (p.firstDuplicate < 0) p.firstDuplicate = r;
