@@ -64,7 +64,7 @@ export { pageChecksum, isRelationFile } from './codec/page-checksum';
 export { checkWalRange, WalError } from './codec/wal-continuity';
 export { parseControlFile, type ControlData } from './codec/pg-control';
 export { parseLsn, formatLsn, walFileName } from './codec/lsn';
-export { encodeChunkMap, decodeChunkMap, parseChunkSize } from './codec/chunkmap/chunk-map';
+export { encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, decodeChunkMap, parseChunkSize } from './codec/chunkmap/chunk-map';
 export { loadPriorState } from './refresh/prior-state';
 export { refreshCommand, type RefreshResult } from './commands/refresh';
 export { pathFromBytes, pathToBytes, fsPath, showPath, isRawPath } from './codec/path-bytes';
