@@ -25,6 +25,7 @@ export { checkWalOptions } from './wal/streamed-wal';
 
 // Transforms (member stream)
 export { tap } from '../transforms/tap';
+export { Observer, HOLD, type Verdict } from '../transforms/observer';
 export { manifestVerify, type ManifestVerify, type ManifestVerifyOptions, type ManifestVerifyResult } from '../transforms/manifest-verify';
 export { manifestBuild, type ManifestBuild } from '../transforms/manifest-build';
 export {
@@ -34,7 +35,7 @@ export {
   type PageChecksumResult,
   type ChecksumFailure,
 } from '../transforms/page-checksum-verify';
-export { walVerify, type WalVerify, type WalVerifyResult } from '../transforms/wal-verify';
+export { walVerify, type WalVerify, type WalVerifyOptions, type WalVerifyResult } from '../transforms/wal-verify';
 export { throttle, throttleBytes, ThrottleTransform, ThrottleBytesTransform } from '../transforms/throttle';
 export { progress, ProgressTransform, type ProgressInfo, type ProgressOptions } from '../transforms/progress';
 export { recoveryConfig, type RecoveryConfigOptions } from '../transforms/recovery-config';
@@ -59,7 +60,7 @@ export { runPipeline } from './pipeline';
 export { RateLimiter, type RateLimiterOptions } from './rate-limiter';
 export { createReporter, plainReporter, type Reporter, type ReporterOptions, type BackupSummary } from './report/reporters';
 export { parseCompressSpec, formatCompressSpec, type CompressSpec } from './codec/compression';
-export { parseManifest, buildManifest, crc32cHex, type Manifest, type ManifestFile } from './codec/manifest';
+export { parseManifest, buildManifest, crc32cHex, ManifestReader, ManifestWriter, type Manifest, type ManifestFile, type ManifestSummary } from './codec/manifest';
 export { pageChecksum, isRelationFile } from './codec/page-checksum';
 export { checkWalRange, WalError } from './codec/wal-continuity';
 export { parseControlFile, type ControlData } from './codec/pg-control';

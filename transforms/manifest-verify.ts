@@ -7,14 +7,21 @@
  *      members become `pg_tblspc/<oid>/…`, WAL segments and a streamed WAL
  *      archive are not listed). The manifest is `opts.manifest`, or else the
  *      `manifest` event, which normally comes after every archive.
- * Out: the same events. The comparison runs when `end` arrives and `end` is
- *      passed on only if it succeeds, so a sink never commits a backup that
- *      failed verification.
+ * Out: the same events. Manifest entries are compared as they stream by;
+ *      the manifest's pieces pass as they come, except that the latest is
+ *      held until the next arrives or `end` has checked the manifest's own
+ *      SHA-256 (a single-piece manifest that fails it never goes on). The
+ *      verdict comes at `end`, which is passed on only if it succeeds, so a
+ *      sink never commits a backup that failed verification.
+ * Memory: per listed file its path, size and digest in one compact table
+ *      (src/manifest/manifest-comparison.ts), the manifest piece held, and
+ *      the entry being read (src/codec/manifest-reader.ts) — no object per
+ *      file, and never the manifest whole.
  * Result (after end): { files: files compared (without a manifest: listed
  *      files seen), bytes: bytes digested, checked: whether a manifest was
  *      there to compare against }.
  * Errors: ManifestError for a manifest that does not parse (bad checksum,
- *      JSON, version) as soon as it arrives; otherwise one ManifestError at
+ *      JSON, version) once it is whole; otherwise one ManifestError at
  *      `end` listing every file at fault (size, checksum, missing, extra),
  *      capped with "and N more". Without any manifest nothing is compared,
  *      unless `require` is set. In mode 'report' none of these fail the
@@ -27,13 +34,13 @@
  */
 import type { ArchiveEvent, DataEvent, EndEvent, EntryEvent, ManifestEvent } from '../src/events';
 import { ManifestError, UsageError } from '../src/errors';
-import { parseLsn } from '../src/codec/lsn';
-import { CHECKSUM_ALGORITHMS, parseManifest, type ChecksumAlgorithm, type Manifest, type ManifestFile } from '../src/codec/manifest';
-import { digestBytes, FileTracker, manifestPathOf } from '../src/manifest/file-tracker';
+import { CHECKSUM_ALGORITHMS, ManifestReader, type ChecksumAlgorithm, type ManifestSummary } from '../src/codec/manifest';
+import { FileTracker, manifestPathOf } from '../src/manifest/file-tracker';
+import { ManifestComparison, UNLISTED_OK } from '../src/manifest/manifest-comparison';
 import { FileTable } from '../src/codec/file-table';
 import { showPath } from '../src/codec/path-bytes';
 import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
-import { Bounded, joinBounded, ProblemList, verifierMode } from '../src/verify/problem-list';
+import { ProblemList, verifierMode } from '../src/verify/problem-list';
 import { HOLD, Observer, type Verdict } from './observer';
 
 const MISMATCH = 'backup does not match its manifest: ';
@@ -70,34 +77,21 @@ export interface ManifestVerifyResult {
   checked: boolean;
 }
 
-/**
- * Paths pg_verifybackup also leaves alone when present but unlisted: WAL
- * fetched by streaming brings its own archive_status files.
- */
-const UNLISTED_OK = /^pg_wal\//;
-/** FileTable flags: a manifest entry named the file; it was reported as seen twice. */
-const LISTED = 1;
-const TWICE = 2;
-
 export class ManifestVerify extends Observer implements Verifier {
   private readonly tracker: FileTracker;
-  /** Every listed file seen, compactly: size and digest. */
-  private readonly seen: FileTable;
-  private readonly given: Manifest | null;
-  private manifest: Manifest | null;
-  /** The manifest's pieces as they came (src/events.ts), parsed at end. */
-  private readonly pieces: ManifestEvent[] = [];
+  private readonly comparison: ManifestComparison;
+  /** The manifest given up front, read again at end; its listed sizes when failing fast. */
+  private readonly given: Buffer | null;
+  private readonly givenSizes: FileTable | null = null;
+  /** The streamed manifest, read as its pieces come; the latest piece, held. */
+  private reader: ManifestReader | null = null;
+  private held: ManifestEvent | null = null;
   private readonly require: boolean;
   private readonly maxListed: number;
   private readonly failFast: boolean;
   private readonly mode: VerifierMode;
   private readonly problems: ProblemList;
-  /** Found while comparing, each kind in order: manifest entries at fault, files seen twice. */
-  private readonly entryProblems: Bounded;
-  private readonly twice: Bounded;
-  private otherAlgorithm: string | null = null;
-  private matched = 0;
-  /** Report mode: a manifest came but did not parse. */
+  /** A manifest came but did not parse (report mode). */
   private unparsed = false;
   private done: ManifestVerifyResult | null = null;
 
@@ -105,18 +99,30 @@ export class ManifestVerify extends Observer implements Verifier {
     super();
     const alg = opts.checksumAlgorithm ?? 'CRC32C';
     if (!CHECKSUM_ALGORITHMS.includes(alg)) throw new UsageError(`invalid manifest checksum algorithm "${alg}"`);
-    this.given = opts.manifest ? parseManifest(opts.manifest) : null;
-    this.manifest = this.given;
-    const first = this.given && [...this.given.files.values()].find((f) => f.checksumAlgorithm);
-    this.tracker = new FileTracker(this.given ? (first?.checksumAlgorithm ?? 'NONE') : alg);
-    this.seen = new FileTable(digestBytes(this.tracker.algorithm));
     this.require = opts.require ?? false;
     this.maxListed = opts.maxListed ?? 20;
     this.mode = verifierMode(opts.mode, 'manifest');
     this.failFast = (opts.failFast ?? false) && this.mode === 'fail';
     this.problems = new ProblemList('manifest', this.maxListed);
-    this.entryProblems = new Bounded(this.maxListed);
-    this.twice = new Bounded(this.maxListed);
+    this.given = opts.manifest ?? null;
+    let algorithm: ChecksumAlgorithm = alg;
+    if (this.given) {
+      // Read once now: it must parse, it names the algorithm, and failing fast needs its sizes.
+      let first: ChecksumAlgorithm | undefined;
+      const sizes = this.failFast ? new FileTable(0) : null;
+      const r = new ManifestReader({
+        onFile: (f) => {
+          first ??= f.checksumAlgorithm;
+          if (sizes) sizes.setSize(sizes.add(f.path).index, f.size);
+        },
+      });
+      r.write(this.given);
+      r.end();
+      algorithm = first ?? 'NONE';
+      this.givenSizes = sizes;
+    }
+    this.tracker = new FileTracker(algorithm);
+    this.comparison = new ManifestComparison(algorithm, this.maxListed);
   }
 
   /** Set once `end` has passed verification (report mode: once `end` came, whatever was found). */
@@ -134,7 +140,7 @@ export class ManifestVerify extends Observer implements Verifier {
   }
 
   protected override onEntry(ev: EntryEvent): void {
-    if (this.failFast && this.given && ev.kind === 'file') this.checkEntry(ev.path, ev.size);
+    if (this.givenSizes && ev.kind === 'file') this.checkEntry(ev.path, ev.size);
     this.tracker.entry(ev.path, ev.kind, ev.mtime);
   }
 
@@ -144,105 +150,82 @@ export class ManifestVerify extends Observer implements Verifier {
 
   protected override onEntryEnd(): void {
     const f = this.tracker.entryEnd();
-    if (!f) return;
-    const { index, added } = this.seen.add(f.path);
-    if (!added && !this.seen.hasFlag(index, TWICE)) {
-      this.seen.setFlag(index, TWICE);
-      this.twice.add(`"${showPath(f.path)}" appears more than once in the backup`);
-    }
-    // The last copy counts, as it would in a target written in stream order.
-    this.seen.setSize(index, f.size);
-    if (f.checksum !== undefined) this.seen.setDigestHex(index, f.checksum);
+    if (f) this.comparison.record(f);
   }
 
   protected override onManifest(ev: ManifestEvent): Verdict {
-    // Held until whole and checked: a manifest that fails its own checksum never reaches a sink.
     if (this.given) return;
-    this.pieces.push(ev);
+    if (this.unparsed) {
+      // Report mode, after a fault: passed on in order, no longer read.
+      if (this.held) this.push(this.held);
+      this.held = null;
+      return;
+    }
+    const c = this.comparison;
+    this.reader ??= new ManifestReader({ paths: c.paths, onFile: (f) => c.compare(f) });
+    // Held one piece behind: the last must wait for the checksum at end.
+    if (this.held) this.push(this.held);
+    this.held = ev;
+    try {
+      this.reader.write(ev.data);
+    } catch (err) {
+      this.manifestFault(err);
+    }
     return HOLD;
   }
 
-  protected override onEnd(ev: EndEvent): void {
-    if (!this.given && this.pieces.length) {
-      this.manifest = this.parseStreamed();
-      for (const piece of this.pieces) this.push(piece);
+  protected override onEnd(end: EndEvent): void {
+    let summary: ManifestSummary | null = null;
+    if (this.given) {
+      const c = this.comparison;
+      const r = new ManifestReader({ paths: c.paths, onFile: (f) => c.compare(f) });
+      r.write(this.given);
+      summary = r.end();
+    } else if (this.reader && !this.unparsed) {
+      try {
+        summary = this.reader.end();
+      } catch (err) {
+        this.manifestFault(err);
+      }
     }
-    this.verify(ev);
+    if (this.held) this.push(this.held);
+    this.held = null;
+    this.verify(end, summary);
   }
 
-  /** The streamed manifest; in report mode a manifest that does not parse is a problem, and nothing is compared. */
-  private parseStreamed(): Manifest | null {
-    try {
-      return parseManifest(Buffer.concat(this.pieces.map((p) => p.data)));
-    } catch (err) {
-      if (!(err instanceof ManifestError)) throw err;
-      this.problems.add(err.message);
-      if (this.mode === 'fail') throw err;
-      this.unparsed = true;
-      return null;
-    }
+  /** A streamed manifest that does not parse: the stream fails, or (report mode) it is the one problem. */
+  private manifestFault(err: unknown): void {
+    if (!(err instanceof ManifestError)) throw err;
+    this.problems.add(err.message);
+    if (this.mode === 'fail') throw err;
+    this.unparsed = true;
   }
 
   private checkEntry(member: string, size: number): void {
     const p = manifestPathOf(this.archive?.kind ?? 'base', this.archive?.name ?? '', member);
     if (p === null || UNLISTED_OK.test(p)) return;
-    const f = this.given!.files.get(p);
-    if (!f) throw new ManifestError(`${MISMATCH}"${showPath(p)}" is not in the manifest, refusing it before reading it`);
-    if (f.size !== size) throw new ManifestError(`${MISMATCH}"${showPath(p)}" has size ${size} in the backup but ${f.size} in the manifest, refusing it before reading it`);
+    const sizes = this.givenSizes!;
+    const i = sizes.find(p);
+    if (i < 0) throw new ManifestError(`${MISMATCH}"${showPath(p)}" is not in the manifest, refusing it before reading it`);
+    if (sizes.size(i) !== size) throw new ManifestError(`${MISMATCH}"${showPath(p)}" has size ${size} in the backup but ${sizes.size(i)} in the manifest, refusing it before reading it`);
   }
 
-  /** One manifest entry against what the backup held. */
-  private compare(f: ManifestFile): void {
-    const i = this.seen.find(f.path);
-    if (i < 0) return this.entryProblems.add(`"${showPath(f.path)}" is in the manifest but not in the backup`);
-    this.seen.setFlag(i, LISTED);
-    this.matched++;
-    const size = this.seen.size(i);
-    if (size !== f.size) return this.entryProblems.add(`"${showPath(f.path)}" has size ${size} in the backup but ${f.size} in the manifest`);
-    if (!f.checksumAlgorithm || f.checksumAlgorithm === 'NONE' || !f.checksum) return;
-    const alg = this.tracker.algorithm;
-    if (f.checksumAlgorithm !== alg) this.otherAlgorithm ??= f.checksumAlgorithm;
-    else if (this.seen.digestHex(i) !== f.checksum) {
-      this.entryProblems.add(`"${showPath(f.path)}" has ${f.checksumAlgorithm} ${this.seen.digestHex(i)} in the backup but ${f.checksum} in the manifest`);
-    }
-  }
-
-  private verify(end: EndEvent): void {
-    const m = this.manifest;
-    const seen = this.seen;
+  private verify(end: EndEvent, m: ManifestSummary | null): void {
+    const c = this.comparison;
     if (!m) {
       if (this.require && !this.unparsed) {
         const missing = 'no backup_manifest to verify the backup against';
         this.problems.add(missing);
         if (this.mode === 'fail') throw new ManifestError(missing);
       }
-      this.done = { files: seen.count, bytes: this.tracker.bytes, checked: false };
+      this.done = { files: c.files, bytes: this.tracker.bytes, checked: false };
       return;
     }
-    for (const f of m.files.values()) this.compare(f);
-    const extras = new Bounded(this.maxListed);
-    for (let i = 0; i < seen.count; i++) {
-      if (seen.hasFlag(i, LISTED)) continue;
-      const path = seen.path(i);
-      if (!UNLISTED_OK.test(path)) extras.add(`"${showPath(path)}" is in the backup but not in the manifest`);
-    }
-    const front = new Bounded(3);
-    const last = m.walRanges[0];
-    if (last && (last.timeline !== end.timeline || parseLsn(last.endLsn) !== parseLsn(end.endLsn))) {
-      front.add(`the manifest's WAL ends at ${last.endLsn} on timeline ${last.timeline}, the backup at ${end.endLsn} on timeline ${end.timeline}`);
-    }
-    const s = this.startEvent;
-    if (s && m.systemIdentifier !== undefined && m.systemIdentifier !== s.systemIdentifier) {
-      front.add(`the manifest is for system ${m.systemIdentifier}, the server is ${s.systemIdentifier}`);
-    }
-    if (this.otherAlgorithm) {
-      front.add(`the manifest's checksums are ${this.otherAlgorithm} but ${this.tracker.algorithm} was computed (set checksumAlgorithm to match MANIFEST_CHECKSUMS)`);
-    }
-    const { shown, more } = joinBounded([front, this.entryProblems, extras, this.twice], this.maxListed);
+    const { shown, more } = c.finish(m, this.startEvent, end);
     for (const p of shown) this.problems.add(MISMATCH + p);
     this.problems.addUnlisted(more);
     if (shown.length && this.mode === 'fail') throw new ManifestError(`${MISMATCH}${shown.join('; ')}${more ? `; and ${more} more` : ''}`);
-    this.done = { files: this.matched, bytes: this.tracker.bytes, checked: true };
+    this.done = { files: c.matched, bytes: this.tracker.bytes, checked: true };
   }
 }
 

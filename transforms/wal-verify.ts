@@ -26,7 +26,8 @@ import type { Transform } from 'node:stream';
 import type { DataEvent, EndEvent, EntryEvent, ManifestEvent } from '../src/events';
 import { parseLsn } from '../src/codec/lsn';
 import { checkWalRange, WalError } from '../src/codec/wal-continuity';
-import { parseManifest } from '../src/codec/manifest';
+import { ManifestReader } from '../src/codec/manifest';
+import { lsnRange } from '../src/codec/wal-ranges';
 import { IoError, ManifestError } from '../src/errors';
 import { defaultSpoolParent, spoolBudget } from '../src/wal/spool-place';
 import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
@@ -65,7 +66,8 @@ class WalVerifier extends Observer implements WalVerify {
   private readonly recorded = new WeakSet<Error>();
   private spool: string | null = null;
   private fd: number | null = null;
-  private readonly manifestPieces: Buffer[] = [];
+  /** The streamed manifest, read for its WAL-Ranges only (its files are manifest-verify's to check). */
+  private manifest: ManifestReader | null = null;
   private readonly segments = new Set<string>();
   private budget = Infinity;
   private spooled = 0;
@@ -106,7 +108,9 @@ class WalVerifier extends Observer implements WalVerify {
   }
 
   protected override onManifest(ev: ManifestEvent): void {
-    this.manifestPieces.push(ev.data);
+    // Duplicate paths are manifest-verify's to refuse: no set of paths kept here.
+    this.manifest ??= new ManifestReader({ paths: { add: () => true } });
+    this.judged(() => this.manifest!.write(ev.data));
   }
 
   protected override onEnd(ev: EndEvent): void {
@@ -145,15 +149,15 @@ class WalVerifier extends Observer implements WalVerify {
     const start = this.startEvent;
     if (!start) throw new WalError('backup stream has no start event');
     if (this.segments.size === 0) throw new WalError('the backup holds no WAL (taken with -X none?): nothing to check');
-    const ranges = this.manifestPieces.length
-      ? parseManifest(Buffer.concat(this.manifestPieces)).walRanges.map((r) => ({ timeline: r.timeline, start: r.startLsn, end: r.endLsn }))
-      : [{ timeline: endTli || start.timeline, start: start.startLsn, end: endLsn }];
+    const ranges = this.manifest
+      ? this.manifest.end().walRanges.map(lsnRange)
+      : [{ timeline: endTli || start.timeline, start: parseLsn(start.startLsn), end: parseLsn(endLsn) }];
     for (const r of ranges) {
       this.judged(() => {
         const res = checkWalRange({
           timeline: r.timeline,
-          startLsn: parseLsn(r.start),
-          endLsn: parseLsn(r.end),
+          startLsn: r.start,
+          endLsn: r.end,
           segmentSize: start.walSegmentSize,
           readSegment: (name) => (this.segments.has(name) ? readFileSync(path.join(this.spool!, name)) : null),
         });

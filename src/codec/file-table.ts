@@ -11,12 +11,13 @@
  */
 const SURROGATE = /[\ud800-\udfff]/;
 
+/** The stored form of `path`; in a scratch buffer reused by every call, so copy what you keep. */
+let scratch = Buffer.allocUnsafe(4096);
 function keyOf(path: string): Buffer {
-  if (!SURROGATE.test(path)) return Buffer.from(path, 'utf8');
-  const b = Buffer.allocUnsafe(1 + path.length * 2);
-  b[0] = 0xff;
-  b.write(path, 1, 'utf16le');
-  return b;
+  if (path.length * 3 + 1 > scratch.length) scratch = Buffer.allocUnsafe(path.length * 3 + 1);
+  if (!SURROGATE.test(path)) return scratch.subarray(0, scratch.write(path, 0, 'utf8'));
+  scratch[0] = 0xff;
+  return scratch.subarray(0, 1 + scratch.write(path, 1, 'utf16le'));
 }
 
 function hashOf(b: Uint8Array): number {

@@ -85,6 +85,8 @@ export class ManifestReader {
   private heldParts: Buffer[] = [];
   private hashedAny = false;
   private fault: { rank: number; message: string } | null = null;
+  /** Not UTF-8: nothing more is read, and every call says so again. */
+  private broken: ManifestError | null = null;
   private readonly paths: PathSet;
   private readonly onFile?: (file: ManifestFile) => void;
 
@@ -112,22 +114,24 @@ export class ManifestReader {
   }
 
   write(piece: Buffer): void {
+    if (this.broken) throw this.broken;
     let text: string;
     try {
       text = this.decoder.decode(piece, { stream: true });
     } catch {
-      throw new ManifestError('backup_manifest: not valid UTF-8');
+      throw (this.broken = new ManifestError('backup_manifest: not valid UTF-8'));
     }
     this.feed(text);
     this.holdLastLines(piece);
   }
 
   end(): ManifestSummary {
+    if (this.broken) throw this.broken;
     try {
       this.feed(this.decoder.decode());
     } catch (err) {
-      if (err instanceof ManifestError) throw err;
-      throw new ManifestError('backup_manifest: not valid UTF-8');
+      if (!(err instanceof TypeError)) throw err;
+      throw (this.broken = new ManifestError('backup_manifest: not valid UTF-8'));
     }
     if (this.fault === null || this.fault.rank > JSON_SYNTAX) {
       try {

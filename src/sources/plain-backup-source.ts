@@ -19,18 +19,20 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { BackupEvent, StartEvent } from '../events';
-import { ioError, PgbbError } from '../errors';
+import { IoError, ioError, PgbbError } from '../errors';
 import { LIMITS, openRegular, readLimited, type ReadLimits } from '../io/read-limited';
+import { parseWalRanges } from '../codec/wal-ranges';
+import { formatLsn } from '../codec/lsn';
 import { parseControlFile } from '../codec/pg-control';
 import { fsPath, pathFromBytes, showPath } from '../codec/path-bytes';
-import { manifestEnd, parseBackupLabel } from '../codec/backup-label';
+import { parseBackupLabel } from '../codec/backup-label';
 
 const CHUNK = 256 * 1024;
 
 /** Files in a backup that are not part of the data directory's content. */
 const NOT_DATA = new Set(['backup_manifest']);
 
-export async function readPlainStart(dir: string): Promise<{ start: StartEvent; manifest: Buffer | null }> {
+export async function readPlainStart(dir: string): Promise<{ start: StartEvent }> {
   // Capped, not following links, not blocking on a FIFO: a backup directory may be anyone's.
   const need = async (rel: string, limits: ReadLimits) => {
     const b = await readLimited(path.join(dir, rel), limits);
@@ -54,7 +56,6 @@ export async function readPlainStart(dir: string): Promise<{ start: StartEvent; 
   }
   tablespaces.push({ oid: null, location: '', size: null });
   return {
-    manifest: await readLimited(path.join(dir, 'backup_manifest'), LIMITS.manifest),
     start: {
       type: 'start',
       serverVersion: major * 10000,
@@ -125,9 +126,54 @@ async function* readFile(file: string, size: number): AsyncGenerator<BackupEvent
   }
 }
 
+/**
+ * backup_manifest as `manifest` events of 256 KiB, read as the consumer
+ * wants them (never whole); returns where its WAL ends, read from its last
+ * pieces, where WAL-Ranges are (0/0 when it has none, or no manifest).
+ * Opened as readLimited opens what a backup directory holds, and capped the same.
+ */
+async function* readManifest(file: string): AsyncGenerator<BackupEvent, { endLsn: string; timeline: number }> {
+  const none = { endLsn: '0/0', timeline: 0 };
+  const { maxBytes, what } = LIMITS.manifest;
+  let fh: Awaited<ReturnType<typeof openRegular>>;
+  try {
+    fh = await openRegular(file, what);
+  } catch (err) {
+    if (((err as PgbbError).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return none;
+    throw err;
+  }
+  const tail: Buffer[] = [];
+  const tooLarge = () => new IoError(`${what} "${showPath(file)}" is larger than ${maxBytes} bytes, the most it can hold: refusing to read it`);
+  try {
+    if ((await fh.stat()).size > maxBytes) throw tooLarge();
+    for (let offset = 0; ; ) {
+      const buf = Buffer.allocUnsafe(CHUNK);
+      const { bytesRead } = await fh.read(buf, 0, CHUNK, offset);
+      if (bytesRead === 0) break;
+      offset += bytesRead;
+      if (offset > maxBytes) throw tooLarge(); // grew while read
+      const data = bytesRead === CHUNK ? buf : buf.subarray(0, bytesRead);
+      tail.push(data);
+      if (tail.length > 2) tail.shift();
+      yield { type: 'manifest', data };
+    }
+  } catch (err) {
+    throw err instanceof PgbbError ? err : ioError(`could not read ${what}`, showPath(file), err);
+  } finally {
+    await fh.close().catch(() => {});
+  }
+  if (!tail.length) return none;
+  try {
+    const [last] = parseWalRanges(Buffer.concat(tail));
+    return { endLsn: formatLsn(last.end), timeline: last.timeline };
+  } catch {
+    return none; // a manifest that does not say: manifest-verify names what is wrong with it
+  }
+}
+
 export async function* plainBackupEvents(dir: string): AsyncGenerator<BackupEvent> {
   const root = path.resolve(dir);
-  const { start, manifest } = await readPlainStart(root);
+  const { start } = await readPlainStart(root);
   yield start;
   yield { type: 'archive', kind: 'base', name: 'base', location: '' };
   yield* walk(root, '', (rel) => NOT_DATA.has(rel));
@@ -139,8 +185,7 @@ export async function* plainBackupEvents(dir: string): AsyncGenerator<BackupEven
     yield* walk(location, '', () => false);
     yield { type: 'archive-end' };
   }
-  if (manifest) yield { type: 'manifest', data: manifest };
-  const end = manifestEnd(manifest);
+  const end = yield* readManifest(path.join(root, 'backup_manifest'));
   yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || start.timeline };
 }
 

@@ -280,3 +280,58 @@ test('fail mode: outcome() after the failure holds what the error named; a clean
   assert.deepEqual(ok.outcome(), { check: 'manifest', problems: [], more: 0 });
   assert.throws(() => manifestVerify({ mode: 'loud' as 'fail' }), /invalid manifest verifier mode "loud"/);
 });
+
+/** The manifest cut into `n` pieces, as `manifest` events. */
+function inPieces(m: Buffer, n: number): BackupEvent[] {
+  const size = Math.ceil(m.length / n);
+  const out: BackupEvent[] = [];
+  for (let at = 0; at < m.length; at += size) out.push({ type: 'manifest', data: m.subarray(at, at + size) });
+  return out;
+}
+
+test('a manifest in pieces: each piece passes once the next has come, the last after end checked it; entries compared as they stream', async () => {
+  const m = manifestFor(listed());
+  const pieces = inPieces(m, 4);
+  const events = backup({ manifest: null });
+  const endEv = events.pop()!;
+  const v = manifestVerify();
+  const out: BackupEvent[] = [];
+  v.on('data', (ev: BackupEvent) => out.push(ev));
+  const write = (ev: BackupEvent) => new Promise<void>((res, rej) => v.write(ev, (err) => (err ? rej(err) : res())));
+  for (const ev of events) await write(ev);
+  for (let i = 0; i < pieces.length; i++) {
+    await write(pieces[i]);
+    await new Promise((r) => setImmediate(r));
+    const passed = out.filter((e) => e.type === 'manifest');
+    assert.equal(passed.length, i, `after piece ${i + 1}, ${i} passed`);
+  }
+  await write(endEv);
+  v.end();
+  await new Promise((r) => v.on('end', r));
+  assert.deepEqual(out.filter((e) => e.type === 'manifest'), pieces);
+  assert.equal(out[out.length - 1], endEv);
+  assert.deepEqual(v.result, { files: 7, bytes: listed().reduce((n, f) => n + f.data.length, 0), checked: true });
+
+  // The same file problems as whole, and a bad checksum in the last piece keeps that piece back.
+  const flippedRun = await run(manifestVerify(), [...backup({ base: flipped(BASE, 'base/5/16390', 5), manifest: null }).slice(0, -1), ...inPieces(m, 5), endEv]);
+  assert.match(String(flippedRun.err), /^ManifestError: backup does not match its manifest: "base\/5\/16390" has CRC32C/);
+  const bad = Buffer.from(m);
+  bad[bad.indexOf('"Size": ') + 8] ^= 0x01;
+  const badRun = await run(manifestVerify(), [...events, ...inPieces(bad, 3), endEv]);
+  assert.match(String(badRun.err), /manifest checksum mismatch/);
+  assert.equal(badRun.out.filter((e) => e.type === 'manifest').length, 2, 'the last piece never passed');
+  assert.ok(!badRun.out.some((e) => e.type === 'end'));
+});
+
+test('report mode, a manifest in pieces that does not parse: every piece passes, in order, and the fault is the one problem', async () => {
+  const m = Buffer.from(manifestFor(listed()));
+  m[m.indexOf('"Size": ') + 8] = 0xff; // not UTF-8: refused as it arrives
+  const events = backup({ manifest: null });
+  const endEv = events.pop()!;
+  const pieces = inPieces(m, 3);
+  const v = manifestVerify({ mode: 'report' });
+  const r = await run(v, [...events, ...pieces, endEv]);
+  assert.equal(r.err, undefined);
+  assert.deepEqual(r.out.filter((e) => e.type === 'manifest'), pieces);
+  assert.deepEqual(v.outcome().problems, ['backup_manifest: not valid UTF-8']);
+});

@@ -122,3 +122,22 @@ test("a data file replaced by a FIFO between the walk's lstat and its open is re
   })();
   await assert.rejects(within(run), (e: unknown) => e instanceof IoError && /^file ".*\/base\/1\/100" is a FIFO, not a regular file$/.test(e.message));
 });
+
+test('backup_manifest is read in pieces of at most 256 KiB, and end takes its WAL end from the last of them', async (t) => {
+  const { buildManifest } = await import('../../../src/codec/manifest');
+  const dir = tinyBackup();
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const files = Array.from({ length: 6000 }, (_, i) => ({ path: `base/1/${i}`, size: i, lastModified: '2025-03-01 10:00:00 GMT', checksumAlgorithm: 'CRC32C' as const, checksum: '0000000a' }));
+  const manifest = buildManifest({ version: 1, files, walRanges: [{ timeline: 3, startLsn: '0/2000028', endLsn: '1/2A000100' }] });
+  assert.ok(manifest.length > 2 * 256 * 1024);
+  await fs.writeFile(join(dir, 'backup_manifest'), manifest);
+  const pieces: Buffer[] = [];
+  let end: BackupEvent | undefined;
+  for await (const ev of plainBackupEvents(dir)) {
+    if (ev.type === 'manifest') pieces.push(ev.data);
+    if (ev.type === 'end') end = ev;
+  }
+  assert.ok(pieces.length >= 3 && pieces.every((p) => p.length <= 256 * 1024), `${pieces.length} pieces`);
+  assert.ok(Buffer.concat(pieces).equals(manifest));
+  assert.deepEqual(end, { type: 'end', endLsn: '1/2A000100', timeline: 3 });
+});
