@@ -184,7 +184,7 @@ test('the new map and the rebuilt manifest go out in pieces; their concatenation
   const d = chunkDiff({ prior: null, chunkSize: C, rebuildManifest: true });
   const out = await collect(backupEvents({ base: members, manifest: Buffer.from('server manifest') }), [d]);
   const manifests = out.filter((e): e is Extract<BackupEvent, { type: 'manifest' }> => e.type === 'manifest');
-  assert.ok(manifests.length > 3, `${manifests.length} manifest pieces`);
+  assert.ok(manifests.length > 1 && manifests.every((m) => m.data.length <= 256 * 1024), `${manifests.length} manifest pieces`);
   const manifest = Buffer.concat(manifests.map((m) => m.data));
   assert.ok(manifest.equals(d.result!.manifest!));
   assert.equal(parseManifest(manifest).files.size, 5000);
