@@ -162,7 +162,7 @@ export class ManifestReader {
   private checkChecksum(): void {
     const expected = this.top['Manifest-Checksum'];
     const r = this.sealed.end();
-    if (r.fault) return this.note(CHECKSUM, r.fault);
+    if ('fault' in r) return this.note(CHECKSUM, r.fault);
     if (typeof expected !== 'string' || !/^[0-9a-fA-F]{64}$/.test(expected)) return this.note(CHECKSUM, `invalid manifest checksum "${show(expected)}"`);
     if (r.sha256 !== expected.toLowerCase()) this.note(CHECKSUM, `manifest checksum mismatch: file says ${expected}, contents hash to ${r.sha256}`);
   }

@@ -44,7 +44,7 @@ export class SealedPart {
   }
 
   /** The SHA-256 of the sealed part, or what is wrong with the layout (parseManifest's words). */
-  end(): { sha256: string; fault?: undefined } | { fault: string } {
+  end(): { sha256: string } | { fault: string } {
     const held = Buffer.concat(this.heldParts);
     if (held[held.length - 1] !== 0x0a) return { fault: 'last line not newline-terminated' };
     const penultimate = held.length >= 2 ? held.lastIndexOf(0x0a, held.length - 2) : -1;
