@@ -9,17 +9,15 @@
  *      `<target>/pg_wal/`, whose directories base.tar has already created.
  * Out: files and directories with the cluster's modes (data-modes.ts:
  *      0600/0700, or 0640/0750 for a group-readable cluster; `secret`
- *      members 0600), `backup_manifest` written last under a temporary name
- *      and renamed once everything is fsynced.
+ *      members 0600), `backup_manifest` written under a temporary name as
+ *      its pieces come (never held whole) and renamed last, once everything
+ *      is fsynced.
  *
  * No write goes through a link. Each root (the target, each tablespace
  * directory) is a SafeTree: a member's parent must be a directory this run
  * created, and files are created O_EXCL|O_NOFOLLOW — checked in memory, no
- * extra system call per file. Links are made only where PostgreSQL has them:
- * base's `pg_tblspc/<oid>`, pointing wherever this sink put that tablespace
- * (never where the archive says). A `pg_wal` symlink member (a backup whose
- * WAL was relocated) becomes a real directory; any other symlink member is
- * refused, naming it.
+ * extra system call per file. Links are made only where PostgreSQL has them
+ * (directory-links.ts).
  *
  * Errors: a live, non-empty or misplaced target or tablespace directory
  *      before anything is written; TarFormatError naming a member that is
@@ -47,8 +45,12 @@ import {
   type PreparedDir,
 } from './target-dir';
 import { releaseHeldLock, type TargetLock } from '../src/io/target-lock';
-import { syncTree, writeDurably } from '../src/io/durable';
+import { syncTree } from '../src/io/durable';
 import type { BackupSink, WalPlace } from '../src/sink';
+import { PendingFile } from './pending-file';
+import { placeLink } from './directory-links';
+
+const MANIFEST_TMP = 'backup_manifest.tmp';
 
 /** Directories of base that the WAL receiver writing into `<target>/pg_wal` makes itself. */
 const WAL_RECEIVER_DIRS = new Set(['pg_wal', 'pg_wal/archive_status']);
@@ -94,11 +96,8 @@ export class DirectorySink extends Writable implements BackupSink {
   private file: fs.FileHandle | null = null;
   private batcher: WriteBatcher | null = null;
   private filePath = '';
-  /** The manifest's pieces as they came (src/events.ts). */
-  private manifestPieces: Buffer[] | null = null;
-  private get manifest(): Buffer | null {
-    return this.manifestPieces && Buffer.concat(this.manifestPieces);
-  }
+  /** backup_manifest.tmp, written piece by piece as the manifest comes (src/events.ts), renamed at commit. */
+  private manifest: PendingFile | null = null;
   private sawEnd = false;
   private committed = false;
   /** The write in progress: a destroy waits for it, lest it create something after the cleanup. */
@@ -130,7 +129,6 @@ export class DirectorySink extends Writable implements BackupSink {
   override _construct(callback: (err?: Error | null) => void): void {
     this.ready().then(() => callback(), callback);
   }
-
 
   /** Streamed WAL goes straight into the target's pg_wal/ (written once). */
   walPlace(): WalPlace {
@@ -200,8 +198,7 @@ export class DirectorySink extends Writable implements BackupSink {
         this.walInPlace = false;
         return;
       case 'manifest':
-        (this.manifestPieces ??= []).push(ev.data);
-        return;
+        return this.manifestPiece(ev.data);
       case 'end':
         this.sawEnd = true;
         return;
@@ -245,7 +242,7 @@ export class DirectorySink extends Writable implements BackupSink {
     if (this.isBase && /^pg_tblspc\/[^/]+\/./.test(ev.path)) {
       throw new TarFormatError(`archive member "${showPath(ev.path)}" lies inside a tablespace link`);
     }
-    if (ev.kind === 'symlink') return this.link(tree, ev);
+    if (ev.kind === 'symlink') return placeLink(tree, ev, this.isBase, this.tablespaceTrees, (this.modes ?? OWNER_ONLY).dir);
     const modes = await this.modesFor(ev);
     if (ev.kind === 'directory') {
       // A directory met again (pg_wal/ comes with base and with the WAL) is fine, if this run made it;
@@ -258,22 +255,14 @@ export class DirectorySink extends Writable implements BackupSink {
     this.batcher = new WriteBatcher(this.file, this.filePath);
   }
 
-  private async link(tree: SafeTree, ev: EntryEvent): Promise<void> {
-    const ts = this.isBase && /^pg_tblspc\/(\d+)$/.exec(ev.path);
-    if (ts) {
-      // Tablespace links point where this sink put the tablespace, never where the archive says.
-      const dir = this.tablespaceTrees.get(ts[1]);
-      if (!dir) throw new TarFormatError(`symlink "${showPath(ev.path)}" names tablespace ${ts[1]}, which the backup does not declare`);
-      return tree.symlink(ev.path, dir.root);
+  /** The manifest comes after every member; its first piece creates backup_manifest.tmp (any member of that name removed first). */
+  private async manifestPiece(data: Buffer): Promise<void> {
+    if (!this.manifest) {
+      const tree = this.baseTree!;
+      await fs.unlink(tree.abs(MANIFEST_TMP)).catch(() => {});
+      this.manifest = await PendingFile.create(tree, MANIFEST_TMP, (this.modes ?? OWNER_ONLY).file);
     }
-    if (this.isBase && ev.path === 'pg_wal') {
-      // WAL relocated on the server (initdb -X): restored in place, as a directory.
-      return tree.mkdir('pg_wal', (this.modes ?? OWNER_ONLY).dir, true);
-    }
-    throw new TarFormatError(
-      `archive member "${showPath(ev.path)}" is a symbolic link (to "${showPath(ev.linkTarget ?? '')}"): ` +
-        'a data directory holds links only at pg_tblspc/<oid>, refusing it',
-    );
+    await this.manifest.write(data);
   }
 
   override _final(callback: (err?: Error | null) => void): void {
@@ -292,11 +281,8 @@ export class DirectorySink extends Writable implements BackupSink {
     await releaseHeldLock(root);
     for (const l of this.tablespaceLocks) await releaseHeldLock(l.path);
     this.tablespaceLocks = []; // released: nothing for a later destroy to remove
-    if (this.manifest) {
-      // Last, and atomically: a backup_manifest means the backup is whole.
-      // Created O_EXCL|O_NOFOLLOW after removing any member of that name.
-      await writeDurably(this.baseTree!, 'backup_manifest', this.manifest, this.opts.sync, { mode: (this.modes ?? OWNER_ONLY).file, what: 'could not write manifest' });
-    }
+    // Last, and atomically: a backup_manifest means the backup is whole.
+    await this.manifest?.publish(this.baseTree!.abs('backup_manifest'), this.opts.sync);
     this.committed = true;
   }
 
@@ -305,6 +291,7 @@ export class DirectorySink extends Writable implements BackupSink {
       await this.inflight?.catch(() => {});
       await this.file?.close().catch(() => {});
       this.file = null;
+      await this.manifest?.discard();
       if (!this.committed) {
         for (const d of this.prepared.reverse()) await discardDir(d).catch(() => {});
       }

@@ -4,10 +4,10 @@
  *
  *   removeUnseen   files, links and directories the new backup does not have
  *   (fsync what was written and the directories whose entries changed)
- *   publish        pg_control, then the chunk map, then backup_manifest, each
- *                  fsynced and renamed into place (src/io/durable.ts
- *                  renameDurably, writeDurably); the caller then removes
- *                  the refresh marker, which is what makes it a backup again
+ *   renameDurably  pg_control, then the chunk map, then backup_manifest
+ *                  (written to temporary files as they came), each fsynced
+ *                  and renamed into place (src/io/durable.ts); the caller then removes the
+ *                  refresh marker, which is what makes it a backup again
  *
  * Errors: IoError naming the path.
  */

@@ -15,11 +15,13 @@
  *      when a byte of theirs changes (its key journaled and fsynced first),
  *      written at offsets, truncated or extended to the entry's size; new
  *      files created; pg_control written as global/pg_control.pgbb-new;
- *      directories and symlinks made to match. At the end (see
- *      refresh-commit.ts): everything the new backup lacks is removed,
- *      written files and changed directories fsynced, then pg_control, the
- *      chunk map and backup_manifest renamed into place, and the marker
- *      removed last.
+ *      directories and symlinks made to match (files: refresh-files.ts).
+ *      The chunk map and the manifest are written as their pieces come,
+ *      under temporary names (never held whole: pending-file.ts). At the
+ *      end (see refresh-commit.ts): everything the new backup lacks is
+ *      removed, written files and changed directories fsynced, then
+ *      pg_control, the chunk map and backup_manifest renamed into place,
+ *      and the marker removed last.
  * Result: { bytesWritten, filesWritten, filesCreated, filesRemoved,
  *      directoriesRemoved, linksRemoved }.
  * Where it writes: only inside the directory and the tablespace locations
@@ -39,20 +41,21 @@ import { Writable } from 'node:stream';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { BackupEvent, EntryEvent, StartEvent } from '../src/events';
-import { IoError, PgbbError, TarFormatError, UsageError } from '../src/errors';
-import { WriteBatcher } from '../src/io/file-writer';
-import { showPath } from '../src/codec/path-bytes';
+import { PgbbError, TarFormatError, UsageError } from '../src/errors';
+import { fsPath, showPath } from '../src/codec/path-bytes';
 import { pathComponents, SafeTree } from '../src/io/safe-tree';
 import { isVersionDir } from '../src/refresh/tablespace-links';
 import { CHUNK_MAP_FILE, chunkKey } from '../src/codec/chunkmap/chunk-map';
 import type { RefreshJournal } from '../src/refresh/refresh-journal';
-import { renameDurably, syncDir, syncPaths, writeDurably } from '../src/io/durable';
+import { renameDurably, syncDir, syncPaths } from '../src/io/durable';
 import { CONTROL_FILE, PENDING_CONTROL } from '../src/refresh/walk-target';
 import type { PriorState } from '../src/refresh/prior-state';
-import { checkSymlinkTarget, ioError } from './target-dir';
+import { ioError } from './target-dir';
 import { beginRefresh } from './refresh-begin';
 import { removeUnseen } from './refresh-commit';
-import { ensureDirectory, ensureSymlink, removeLeftover } from './refresh-entries';
+import { ensureDirectory, ensureMemberLink, removeLeftover } from './refresh-entries';
+import { RefreshFiles } from './refresh-files';
+import { PendingFile } from './pending-file';
 import type { BackupSink, WalPlace } from '../src/sink';
 
 export interface RefreshDirectorySinkOptions {
@@ -74,17 +77,8 @@ export interface RefreshDirectoryResult {
   linksRemoved: number;
 }
 
-interface OpenFile {
-  key: string;
-  tree: SafeTree;
-  rel: string;
-  abs: string;
-  inPlace: boolean;
-  size: number;
-  fh: fs.FileHandle | null;
-  batcher: WriteBatcher | null;
-  mode: number;
-}
+const MAP_TMP = `${CHUNK_MAP_FILE}.tmp`;
+const MANIFEST_TMP = 'backup_manifest.tmp';
 
 export class RefreshDirectorySink extends Writable implements BackupSink {
   private readonly prior: PriorState;
@@ -101,18 +95,14 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
   private walInPlace = false;
   private archiveName = 'base';
   private archiveTree: SafeTree;
-  private file: OpenFile | null = null;
-  private capture: Buffer[] | null = null;
-  private map: Buffer | null = null;
-  /** The manifest's pieces as they came (src/events.ts). */
-  private manifestPieces: Buffer[] | null = null;
-  private get manifest(): Buffer | null {
-    return this.manifestPieces && Buffer.concat(this.manifestPieces);
-  }
+  private readonly files: RefreshFiles;
+  /** The new chunk map, written to its temporary file as it comes; `capturing` while its member's data flows. */
+  private map: PendingFile | null = null;
+  private capturing = false;
+  /** backup_manifest.tmp, written as the manifest's pieces come (src/events.ts). */
+  private manifest: PendingFile | null = null;
   private readonly seen = new Set<string>();
-  private readonly written = new Set<string>();
   private readonly dirty = new Set<string>();
-  private controlWritten = false;
   private inFlight: Promise<void> = Promise.resolve();
   private sawEnd = false;
   private stats: RefreshDirectoryResult = { bytesWritten: 0, filesWritten: 0, filesCreated: 0, filesRemoved: 0, directoriesRemoved: 0, linksRemoved: 0 };
@@ -127,6 +117,10 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
     this.onStep = opts.onStep;
     this.tree = new SafeTree(this.dir, true);
     this.archiveTree = this.tree;
+    this.files = new RefreshFiles({
+      prior: this.prior, journal: () => this.journal!, dirty: this.dirty, stats: this.stats,
+      onWrite: this.onStep && (() => this.onStep!('write')), destroyed: () => this.destroyed,
+    });
   }
 
   /** The directory was checked, locked and read when its prior state was loaded (src/refresh/prior-state.ts). */
@@ -144,18 +138,9 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
   }
 
   override _write(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
-    if (ev.type === 'data' && this.file?.batcher && ev.offset === this.file.batcher.end) {
-      // The hot path: contiguous bytes of an open file gather into large writes.
-      this.onStep?.('write');
-      this.stats.bytesWritten += ev.chunk.length;
-      const due = this.file.batcher.add(ev.chunk);
-      if (due) {
-        this.inFlight = due.catch(() => {});
-        due.then(() => callback(), callback);
-      } else callback();
-      return;
-    }
-    const op = this.handle(ev);
+    const hot = ev.type === 'data' && !this.capturing && !this.walInPlace ? this.files.hot(ev.offset, ev.chunk) : false;
+    if (hot === null) return callback();
+    const op = hot || this.handle(ev);
     // _destroy waits for it: a write still in flight must not outlive the stream (nor leak a handle).
     this.inFlight = op.catch(() => {});
     op.then(() => callback(), callback);
@@ -166,7 +151,7 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
       case 'start':
         return this.begin(ev);
       case 'archive':
-        await this.closeFile();
+        await this.endEntry();
         this.kind = ev.kind;
         this.archiveName = ev.name;
         // Streamed WAL already written into DIR's pg_wal/ (src/wal/wal-spool.ts): its members are kept, not written twice.
@@ -179,25 +164,20 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
         if (ev.kind === 'wal') await this.tree.mkdir('pg_wal', 0o700);
         return;
       case 'entry':
-        await this.closeFile();
+        await this.endEntry();
         return this.entry(ev);
       case 'data':
         if (this.walInPlace) return;
-        if (this.capture) {
-          this.capture.push(ev.chunk);
-          return;
-        }
-        return this.data(ev.offset, ev.chunk);
+        if (this.capturing) return this.map!.write(ev.chunk);
+        return this.files.data(ev.offset, ev.chunk);
       case 'entry-end':
       case 'archive-end':
-        if (this.capture) {
-          this.map = Buffer.concat(this.capture);
-          this.capture = null;
-        }
-        return this.closeFile();
+        return this.endEntry();
       case 'manifest':
-        (this.manifestPieces ??= []).push(ev.data);
-        return;
+        // Nothing is written before the marker (begin), the manifest included.
+        if (!this.journal) throw new PgbbError('protocol', 'manifest before the start of the backup');
+        this.manifest ??= await this.pending(MANIFEST_TMP);
+        return this.manifest.write(ev.data);
       case 'end':
         this.sawEnd = true;
         return;
@@ -217,13 +197,33 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
     for (const d of b.dirty) this.dirty.add(d);
   }
 
+  private async endEntry(): Promise<void> {
+    if (this.capturing) {
+      this.capturing = false;
+      // fsynced when it is renamed into place (renameDurably).
+      await this.map!.close(false);
+    }
+    return this.files.close();
+  }
+
+  /** A temporary file of the base tree (any leftover of its name removed first, never followed). */
+  private async pending(rel: string): Promise<PendingFile> {
+    await removeLeftover(this.tree, rel);
+    const f = await PendingFile.create(this.tree, rel, 0o600);
+    if (!this.destroyed) return f;
+    await f.discard();
+    throw new PgbbError('interrupted', 'refresh sink destroyed');
+  }
+
   private async entry(ev: EntryEvent): Promise<void> {
     if (!this.journal) throw new PgbbError('protocol', 'member before the start of the backup');
     const key = chunkKey(this.kind, this.archiveName, ev.path);
     this.seen.add(key);
     if (this.walInPlace) return;
     if (key === CHUNK_MAP_FILE) {
-      this.capture = [];
+      await this.map?.discard();
+      this.map = await this.pending(MAP_TMP);
+      this.capturing = true;
       return;
     }
     if (this.kind === 'base' && /^pg_tblspc\/[^/]+\/./.test(ev.path)) {
@@ -237,93 +237,13 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
     const rel = key === CONTROL_FILE ? PENDING_CONTROL : this.kind === 'wal' ? `pg_wal/${parts.join('/')}` : parts.join('/');
     const abs = tree.abs(rel);
     try {
-      if (ev.kind === 'file') return await this.openEntry(ev, key, tree, rel);
+      if (ev.kind === 'file') return await this.files.open(ev, key, tree, rel);
       // A directory or link already right is kept; anything else in its place (a link, a file) is replaced.
-      const changed = ev.kind === 'directory' ? await ensureDirectory(tree, rel, ev.mode & 0o7777 || 0o700) : await this.symlink(ev, tree, rel);
+      const changed = ev.kind === 'directory' ? await ensureDirectory(tree, rel, ev.mode & 0o7777 || 0o700) : await ensureMemberLink(tree, rel, ev, this.kind === 'base', this.tablespaceDirs);
       if (changed) this.dirty.add(changed);
     } catch (err) {
       if (err instanceof PgbbError) throw err;
       throw ioError(`could not update ${ev.kind}`, showPath(abs), err);
-    }
-  }
-
-  /** A link of the backup: a pg_tblspc/<oid> link points where this refresh keeps that tablespace; others must stay inside. */
-  private async symlink(ev: EntryEvent, tree: SafeTree, rel: string): Promise<string | null> {
-    const ts = this.kind === 'base' && /^pg_tblspc\/(\d+)$/.exec(ev.path);
-    let target = ev.linkTarget ?? '';
-    if (ts) {
-      const dir = this.tablespaceDirs.get(ts[1]);
-      if (!dir) throw new TarFormatError(`symlink "${ev.path}" names tablespace ${ts[1]}, which the backup does not declare`);
-      target = dir;
-    } else checkSymlinkTarget(ev.path, target);
-    return ensureSymlink(tree, rel, target);
-  }
-
-  private async openEntry(ev: EntryEvent, key: string, tree: SafeTree, rel: string): Promise<void> {
-    const mode = ev.mode & 0o7777 || 0o600;
-    const abs = tree.abs(rel);
-    if (ev.inPlace) {
-      // Opened only if a byte changes (see data): an unchanged file is not touched at all.
-      this.file = { key, tree, rel, abs, inPlace: true, size: ev.size, fh: null, batcher: null, mode };
-      return;
-    }
-    if ((await removeLeftover(tree, rel)) !== 'file') this.stats.filesCreated++;
-    const fh = await this.adopt(await tree.createFile(rel, mode));
-    this.file = { key, tree, rel, abs, inPlace: false, size: ev.size, fh, batcher: new WriteBatcher(fh, abs), mode };
-    this.written.add(abs);
-    this.dirty.add(path.dirname(abs));
-    if (key === CONTROL_FILE) this.controlWritten = true;
-  }
-
-  /** Opens an in-place file for writing, its key journaled first. */
-  private async openInPlace(f: OpenFile): Promise<void> {
-    await this.journal!.record(f.key);
-    try {
-      f.fh = await this.adopt(await f.tree.openExisting(f.rel));
-    } catch (err) {
-      if (err instanceof PgbbError) throw err;
-      throw ioError('could not open for update', f.abs, err);
-    }
-    this.written.add(f.abs);
-  }
-
-  /** A handle opened while the stream was being destroyed would outlive _destroy: close it at once. */
-  private async adopt(fh: fs.FileHandle): Promise<fs.FileHandle> {
-    if (!this.destroyed) return fh;
-    await fh.close().catch(() => {});
-    throw new PgbbError('interrupted', 'refresh sink destroyed');
-  }
-
-  private async data(offset: number, chunk: Buffer): Promise<void> {
-    const f = this.file;
-    if (!f) throw new IoError('data without an open file in refresh sink');
-    if (f.inPlace && !f.fh) await this.openInPlace(f);
-    if (!f.batcher || f.batcher.end !== offset) {
-      if (!f.inPlace) throw new IoError(`data for "${f.abs}" at offset ${offset}, expected ${f.batcher?.end ?? 0}`);
-      await f.batcher?.flush();
-      f.batcher = new WriteBatcher(f.fh!, f.abs, offset);
-    }
-    this.onStep?.('write');
-    this.stats.bytesWritten += chunk.length;
-    await f.batcher.add(chunk);
-  }
-
-  private async closeFile(): Promise<void> {
-    const f = this.file;
-    if (!f) return;
-    this.file = null;
-    try {
-      await f.batcher?.flush();
-      const priorSize = this.prior.map.files.get(f.key)?.size;
-      if (f.inPlace && priorSize !== f.size) {
-        if (!f.fh) await this.openInPlace(f);
-        await f.fh!.truncate(f.size);
-      }
-      if (f.fh) this.stats.filesWritten++;
-    } catch (err) {
-      throw err instanceof PgbbError ? err : ioError('could not write', f.abs, err);
-    } finally {
-      await f.fh?.close().catch(() => {});
     }
   }
 
@@ -333,9 +253,9 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
 
   private async commit(): Promise<void> {
     if (!this.sawEnd) throw new PgbbError('incomplete', 'backup stream ended before the backup was complete');
-    await this.closeFile();
+    await this.endEntry();
     if (!this.map) throw new PgbbError('refresh', `the refresh stream carried no chunk map (chunk-diff must come before the refresh sink)`);
-    if (!this.controlWritten) throw new PgbbError('refresh', 'the backup carried no global/pg_control');
+    if (!this.files.controlWritten) throw new PgbbError('refresh', 'the backup carried no global/pg_control');
     this.onStep?.('remove');
     // A dropped tablespace's files go too when the backup recorded its location; otherwise (pg_basebackup) only its link.
     const walked = new Map([...(this.prior.tablespacesRecorded ? this.prior.tablespaces : []), ...this.tablespaceDirs]);
@@ -344,18 +264,19 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
     this.stats.directoriesRemoved = removed.directories;
     this.stats.linksRemoved = removed.links;
     if (this.sync) {
-      await syncPaths([...this.written].filter((f) => !f.endsWith(PENDING_CONTROL)));
+      await syncPaths([...this.files.written].filter((f) => !f.endsWith(PENDING_CONTROL)));
       await syncPaths([...this.dirty]);
     }
     this.onStep?.('control');
     await renameDurably(this.tree, PENDING_CONTROL, CONTROL_FILE, this.sync);
     this.onStep?.('map');
-    await writeDurably(this.tree, CHUNK_MAP_FILE, this.map, this.sync);
-    this.stats.bytesWritten += this.map.length;
+    await renameDurably(this.tree, MAP_TMP, CHUNK_MAP_FILE, this.sync);
+    this.stats.bytesWritten += this.map.bytes;
     if (this.manifest) {
       this.onStep?.('manifest');
-      await writeDurably(this.tree, 'backup_manifest', this.manifest, this.sync);
-      this.stats.bytesWritten += this.manifest.length;
+      await this.manifest.close(false);
+      await renameDurably(this.tree, MANIFEST_TMP, 'backup_manifest', this.sync);
+      this.stats.bytesWritten += this.manifest.bytes;
     }
     this.onStep?.('marker');
     await this.journal!.remove();
@@ -366,8 +287,11 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     const cleanup = async () => {
       await this.inFlight;
-      await this.file?.fh?.close().catch(() => {});
-      this.file = null;
+      await this.files.abort();
+      // Its temporary files are of no use to the next refresh (which would remove them): gone now.
+      for (const [f, rel] of [[this.map, MAP_TMP], [this.manifest, MANIFEST_TMP]] as const) {
+        if (f) await f.discard().then(() => fs.unlink(fsPath(this.tree.abs(rel)))).catch(() => {});
+      }
       await this.journal?.close().catch(() => {});
     };
     cleanup().then(() => callback(err), () => callback(err));

@@ -6,16 +6,21 @@
  *   removeLeftover   clear a name before creating a file there O_EXCL
  *   ensureDirectory  a real directory at the name (a link or file in its place is replaced)
  *   ensureSymlink    a link with this target at the name
+ *   ensureMemberLink a symlink member of the backup: pg_tblspc/<oid> points
+ *                    where this refresh keeps that tablespace; others must
+ *                    stay inside the directory
  *
  * ensure* return the directory whose entries changed, or null.
- * Errors: IoError naming the path.
+ * Errors: IoError naming the path; TarFormatError for a link pgbb does not make.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ioError } from '../src/errors';
-import { fsPath, showPath } from '../src/codec/path-bytes';
+import type { EntryEvent } from '../src/events';
+import { TarFormatError } from '../src/errors';
+import { fsPath } from '../src/codec/path-bytes';
 import type { SafeTree } from '../src/io/safe-tree';
 import { clearName } from '../src/io/durable';
+import { checkSymlinkTarget } from './target-dir';
 
 /**
  * Removes whatever is at `rel` (a leftover of an interrupted run, or
@@ -42,4 +47,15 @@ export async function ensureSymlink(tree: SafeTree, rel: string, target: string)
   if (st) await removeLeftover(tree, rel);
   await tree.symlink(rel, target);
   return path.dirname(abs);
+}
+
+export async function ensureMemberLink(tree: SafeTree, rel: string, ev: EntryEvent, isBase: boolean, tablespaceDirs: ReadonlyMap<string, string>): Promise<string | null> {
+  const ts = isBase && /^pg_tblspc\/(\d+)$/.exec(ev.path);
+  let target = ev.linkTarget ?? '';
+  if (ts) {
+    const dir = tablespaceDirs.get(ts[1]);
+    if (!dir) throw new TarFormatError(`symlink "${ev.path}" names tablespace ${ts[1]}, which the backup does not declare`);
+    target = dir;
+  } else checkSymlinkTarget(ev.path, target);
+  return ensureSymlink(tree, rel, target);
 }

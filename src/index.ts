@@ -30,6 +30,7 @@ export { checkWalOptions } from './wal/streamed-wal';
 
 // Transforms (member stream)
 export { tap } from '../transforms/tap';
+export { Observer, HOLD, type Verdict } from '../transforms/observer';
 export { manifestVerify, type ManifestVerify, type ManifestVerifyOptions, type ManifestVerifyResult } from '../transforms/manifest-verify';
 export { manifestBuild, type ManifestBuild } from '../transforms/manifest-build';
 export {
@@ -39,7 +40,7 @@ export {
   type PageChecksumResult,
   type ChecksumFailure,
 } from '../transforms/page-checksum-verify';
-export { walVerify, type WalVerify, type WalVerifyResult } from '../transforms/wal-verify';
+export { walVerify, type WalVerify, type WalVerifyOptions, type WalVerifyResult } from '../transforms/wal-verify';
 export { throttle, throttleBytes, ThrottleTransform, ThrottleBytesTransform } from '../transforms/throttle';
 export { progress, ProgressTransform, type ProgressOptions } from '../transforms/progress';
 export { recoveryConfig, type RecoveryConfigOptions } from '../transforms/recovery-config';
@@ -76,12 +77,12 @@ export type { Verifier, VerifierMode, VerifierOutcome } from './verifier';
 export { RateLimiter, type RateLimiterOptions } from './rate-limiter';
 export { createReporter, plainReporter, type Reporter, type ReporterOptions, type BackupSummary, type ProgressInfo } from './report/reporters';
 export { parseCompressSpec, formatCompressSpec, type CompressSpec } from './codec/compression';
-export { parseManifest, buildManifest, crc32cHex, type Manifest, type ManifestFile } from './codec/manifest';
+export { parseManifest, buildManifest, crc32cHex, ManifestReader, ManifestWriter, type Manifest, type ManifestFile, type ManifestSummary } from './codec/manifest';
 export { pageChecksum, isRelationFile } from './codec/page-checksum';
 export { checkWalRange, WalError } from './codec/wal-continuity';
 export { parseControlFile, type ControlData } from './codec/pg-control';
 export { parseLsn, formatLsn, walFileName } from './codec/lsn';
-export { encodeChunkMap, decodeChunkMap, parseChunkSize } from './codec/chunkmap/chunk-map';
+export { encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, decodeChunkMap, parseChunkSize } from './codec/chunkmap/chunk-map';
 export { loadPriorState } from './refresh/prior-state';
 export { refreshCommand } from './commands/refresh';
 export { pathFromBytes, pathToBytes, fsPath, showPath, isRawPath } from './codec/path-bytes';

@@ -18,10 +18,14 @@
  *      or `end`: the new chunk map as member `pg_wal/pgbb.chunkmap` (see
  *      chunk-map-build); an upstream member of that name is dropped. With
  *      `rebuildManifest` (or 'incremental' and an incremental backup), the
- *      upstream manifest is dropped and one is built from the new map
- *      (whole-file CRC32C combined from the chunk CRCs) and sent right
- *      before `end` — for incremental backups, whose server manifest lists
- *      INCREMENTAL.* files instead of the files rebuilt.
+ *      upstream manifest is dropped and one is built from the new map (a
+ *      line as each file ends, whole-file CRC32C combined from the chunk
+ *      CRCs: src/codec/manifest-writer.ts) and sent right before `end` — for
+ *      incremental backups, whose server manifest lists INCREMENTAL.* files
+ *      instead of the files rebuilt. The map goes out in ≤ 64 KiB pieces
+ *      encoded as they are read, the manifest in the writer's pieces, both
+ *      paced by the reader (paced-push.ts); files are held as encoded
+ *      records meanwhile (src/codec/chunkmap/packed-files.ts).
  * Result (after end): { chunksChanged, chunksUnchanged, bytesIn, bytesOut,
  *      filesAdded, filesChanged, filesUnchanged, filesRemoved, map, manifest }.
  * Errors: PgbbError 'chunk_map' for data out of order or disagreeing with its
@@ -29,18 +33,18 @@
  *      skips a chunk `prior` cannot vouch for; ManifestError from the
  *      rebuilt manifest (a backup spanning timelines is not supported there).
  */
-import { Transform } from 'node:stream';
 import type { ArchiveKind, BackupEvent, DataEvent, EndEvent, EntryEvent, StartEvent } from '../src/events';
 import { PgbbError } from '../src/errors';
 import {
-  CHUNK_MAP_FILE, checkChunkSize, chunkCount, chunkKey, chunkLength, DEFAULT_CHUNK_SIZE, encodeChunkMap, sameChunk,
+  CHUNK_MAP_FILE, checkChunkSize, chunkCount, chunkKey, chunkLength, DEFAULT_CHUNK_SIZE, sameChunk,
   type ChunkMap, type ChunkMapFile,
 } from '../src/codec/chunkmap/chunk-map';
 import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
-import { crc32cOfChunks } from '../src/codec/chunkmap/crc32c-combine';
 import { manifestPathOf } from '../src/manifest/file-tracker';
-import { buildManifest, crc32cHex, walRangesFor } from '../src/codec/manifest';
-import { chunkMapMember } from './chunk-map-build';
+import { crc32cHex, ManifestWriter, walRangesFor } from '../src/codec/manifest';
+import { crc32cOfChunks } from '../src/codec/chunkmap/crc32c-combine';
+import { chunkMapMember, emptyChunkMap } from './chunk-map-build';
+import { PacedTransform } from './paced-push';
 import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
 
 export interface ChunkDiffOptions {
@@ -67,8 +71,8 @@ export interface ChunkDiffResult {
   /** Files of `prior` the new backup does not have. */
   filesRemoved: number;
   map: ChunkMap;
-  /** The rebuilt manifest, with rebuildManifest. */
-  manifest: Buffer | null;
+  /** The rebuilt manifest, with rebuildManifest (the stream carried it in pieces; this joins them). */
+  readonly manifest: Buffer | null;
 }
 
 interface FileState {
@@ -82,9 +86,11 @@ interface FileState {
   pos: number;
   list: ChunkListBuilder;
   changed: boolean;
+  /** Listed in the rebuilt manifest, with this modification time. */
+  listed: Date | null;
 }
 
-export class ChunkDiff extends Transform {
+export class ChunkDiff extends PacedTransform {
   private readonly prior: ChunkMap | null;
   private readonly chunkSize: number;
   private readonly rebuildOption: boolean | 'incremental';
@@ -92,8 +98,10 @@ export class ChunkDiff extends Transform {
   private readonly newMap: ChunkMap;
   private readonly tablespaces: ChunkDiffOptions['tablespaces'];
   private readonly hasher = new ChunkHasher();
-  /** Manifest facts per key, for rebuildManifest. */
-  private readonly listed = new Map<string, Date>();
+  /** One builder for every file (each is packed into newMap as it ends). */
+  private readonly list: ChunkListBuilder;
+  /** The rebuilt manifest, a line written as each file it lists ends (rebuildManifest, from `start`). */
+  private manifest: ManifestWriter | null = null;
   private kind: ArchiveKind = 'base';
   private archiveName = 'base';
   private file: FileState | null = null;
@@ -113,7 +121,8 @@ export class ChunkDiff extends Transform {
     this.rebuildOption = opts.rebuildManifest ?? false;
     this.rebuild = this.rebuildOption === true;
     this.tablespaces = opts.tablespaces;
-    this.newMap = { chunkSize: this.chunkSize, header: { systemIdentifier: '0', timeline: 0, startLsn: '0/0', serverVersion: 0 }, files: new Map() };
+    this.newMap = emptyChunkMap(this.chunkSize);
+    this.list = new ChunkListBuilder('', this.chunkSize);
   }
 
   get result(): ChunkDiffResult | null {
@@ -122,14 +131,16 @@ export class ChunkDiff extends Transform {
 
   override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     try {
-      this.handle(ev);
+      const later = this.handle(ev);
+      if (later) return void later.then(() => cb(), cb);
     } catch (err) {
       return cb(err as Error);
     }
     cb();
   }
 
-  private handle(ev: BackupEvent): void {
+  /** Returns a promise when the event sends the map or the rebuilt manifest (paced: see paced-push.ts). */
+  private handle(ev: BackupEvent): Promise<void> | void {
     switch (ev.type) {
       case 'data':
         if (this.skipping) return;
@@ -158,19 +169,18 @@ export class ChunkDiff extends Transform {
       case 'start':
         this.start = ev;
         if (this.rebuildOption === 'incremental') this.rebuild = ev.incremental === true;
+        if (this.rebuild) this.manifest = new ManifestWriter({ version: ev.serverVersion >= 170000 ? 2 : 1, systemIdentifier: ev.systemIdentifier });
         this.newMap.header = {
           systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion,
           tablespaces: tablespaceLocations(ev.tablespaces, this.tablespaces?.mapping, this.tablespaces?.existing),
         };
         break;
       case 'manifest':
-        this.sendMap();
+        if (!this.mapSent) return this.sendMap().then(() => void (this.rebuild || this.push(ev)));
         if (this.rebuild) return;
         break;
       case 'end':
-        this.sendMap();
-        this.finish(ev);
-        break;
+        return this.sendMap().then(() => this.finish(ev));
     }
     this.push(ev);
   }
@@ -183,7 +193,6 @@ export class ChunkDiff extends Transform {
     }
     const prior = this.prior?.files.get(key);
     if (ev.inPlace && !prior) throw new PgbbError('chunk_map', `"${key}" arrives as an in-place update but the target has no such file`);
-    if (this.rebuild && manifestPathOf(this.kind, this.archiveName, ev.path) !== null) this.listed.set(key, ev.mtime);
     this.file = {
       key,
       size: ev.size,
@@ -191,8 +200,9 @@ export class ChunkDiff extends Transform {
       held: prior ? [] : null,
       gaps: ev.inPlace ?? false,
       pos: 0,
-      list: new ChunkListBuilder(key, this.chunkSize, ev.size),
+      list: this.list.reset(key),
       changed: false,
+      listed: this.manifest && manifestPathOf(this.kind, this.archiveName, ev.path) !== null ? ev.mtime : null,
     };
     this.push(prior && !ev.inPlace ? { ...ev, inPlace: true } : ev);
   }
@@ -267,40 +277,44 @@ export class ChunkDiff extends Transform {
     if (this.hasher.length) throw new PgbbError('chunk_map', `"${f.key}" ends inside chunk ${Math.floor(f.pos / this.chunkSize)} (${f.pos} of ${f.size} bytes)`);
     if (f.gaps) this.keepPrior(f, chunkCount(f.size, this.chunkSize));
     else if (f.pos !== f.size) throw new PgbbError('chunk_map', `"${f.key}" has ${f.pos} bytes of data but its size is ${f.size}`);
-    this.newMap.files.set(f.key, f.list.finish(f.size));
+    const entry = f.list.view(f.size);
+    this.newMap.files.set(f.key, entry); // packed: copied, the builder is reused
+    if (f.listed) {
+      // Whole-file CRC32C combined from the chunk CRCs.
+      const checksum = crc32cHex(crc32cOfChunks(entry.crcs, f.size, this.chunkSize));
+      this.manifest!.file({ path: f.key, size: f.size, lastModified: f.listed, checksumAlgorithm: 'CRC32C', checksum });
+    }
     if (!f.prior) this.stats.filesAdded++;
     else if (f.changed || f.size !== f.prior.size) this.stats.filesChanged++;
     else this.stats.filesUnchanged++;
   }
 
-  private sendMap(): void {
+  private async sendMap(): Promise<void> {
     if (this.mapSent) return;
     this.endFile();
     this.mapSent = true;
-    for (const ev of chunkMapMember(encodeChunkMap(this.newMap))) this.push(ev);
+    await this.pushPaced(chunkMapMember(this.newMap));
   }
 
-  private finish(end: EndEvent): void {
-    let manifest: Buffer | null = null;
-    if (this.rebuild) {
-      const s = this.start;
-      if (!s) throw new PgbbError('chunk_map', 'cannot build backup_manifest: the stream had no start event');
-      const files = [...this.listed].map(([key, mtime]) => {
-        const f = this.newMap.files.get(key)!;
-        return { path: key, size: f.size, lastModified: mtime, checksumAlgorithm: 'CRC32C' as const, checksum: crc32cHex(crc32cOfChunks(f.crcs, f.size, this.chunkSize)) };
-      });
-      manifest = buildManifest({
-        version: s.serverVersion >= 170000 ? 2 : 1,
-        systemIdentifier: s.systemIdentifier,
-        walRanges: walRangesFor(s.startLsn, s.timeline, end.endLsn, end.timeline),
-        files,
-      });
-      this.push({ type: 'manifest', data: manifest });
-    }
+  private async finish(end: EndEvent): Promise<void> {
+    const s = this.start;
+    if (this.rebuild && !s) throw new PgbbError('chunk_map', 'cannot build backup_manifest: the stream had no start event');
+    const pieces = this.manifest?.finish(walRangesFor(s!.startLsn, s!.timeline, end.endLsn, end.timeline)) ?? null;
+    if (pieces) await this.pushPaced(manifestEvents(pieces));
     let removed = 0;
     for (const key of this.prior?.files.keys() ?? []) if (!this.newMap.files.has(key)) removed++;
-    this.done = { ...this.stats, filesRemoved: removed, map: this.newMap, manifest };
+    this.done = {
+      ...this.stats, filesRemoved: removed, map: this.newMap,
+      get manifest() {
+        return pieces && Buffer.concat(pieces);
+      },
+    };
+    this.push(end);
   }
+}
+
+function* manifestEvents(pieces: Iterable<Buffer>): Generator<BackupEvent> {
+  for (const data of pieces) yield { type: 'manifest', data };
 }
 
 export function chunkDiff(opts: ChunkDiffOptions): ChunkDiff {

@@ -1,7 +1,7 @@
 /**
  * chunk-map-build: records the chunk map of a backup while it flows
- * (observer: every event passes through unchanged; with `emit`, the map is
- * added as one more member).
+ * (an Observer, transforms/observer.ts: every event passes through
+ * unchanged; with `emit`, the map is added as one more member).
  *
  * In:  member events; every regular file's `data` must come in order from
  *      offset 0 (put this stage before anything that skips or reorders data).
@@ -9,19 +9,27 @@
  *      streamed WAL archive under `pg_wal/`).
  * Out: the same events. With `emit` (default true), right before the first
  *      `manifest` or `end` event: a `wal` archive holding one member,
- *      `pgbb.chunkmap` (the encoded map), so that the directory sink writes
+ *      `pgbb.chunkmap` (the encoded map, its data in ≤ 64 KiB pieces encoded
+ *      as they are read: the map is never held encoded whole, and each file
+ *      is held as its encoded record, src/codec/chunkmap/packed-files.ts,
+ *      from its end to the map's), so that the directory sink writes
  *      it to `pg_wal/pgbb.chunkmap` as the last file of the backup, before
  *      its manifest. Its timestamps then follow every file it describes,
  *      which is what a refresh relies on to notice later changes.
- * Result (after end): { files, chunks, bytes, map, encoded }.
+ * Result (after end): { files, chunks, bytes, size, map, encoded } (`encoded`
+ *      is built when asked for: the whole map in one buffer).
  * Errors: PgbbError 'chunk_map' for data out of order, a file whose data
  *      disagrees with its size, or an upstream member already at
  *      pg_wal/pgbb.chunkmap (two maps would collide in the target).
  */
-import { Transform } from 'node:stream';
-import type { ArchiveKind, BackupEvent, EntryEvent } from '../src/events';
+import type { ArchiveEvent, ArchiveKind, BackupEvent, DataEvent, EntryEvent, StartEvent } from '../src/events';
 import { PgbbError } from '../src/errors';
-import { CHUNK_MAP_FILE, checkChunkSize, chunkKey, DEFAULT_CHUNK_SIZE, encodeChunkMap, type ChunkMap } from '../src/codec/chunkmap/chunk-map';
+import {
+  CHUNK_MAP_FILE, checkChunkSize, chunkKey, DEFAULT_CHUNK_SIZE, encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, HASH_BYTES, type ChunkMap,
+} from '../src/codec/chunkmap/chunk-map';
+import { PackedChunkFiles } from '../src/codec/chunkmap/packed-files';
+import { Pacer } from './paced-push';
+import { Observer } from './observer';
 import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
 import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
 
@@ -38,19 +46,32 @@ export interface ChunkMapBuildResult {
   files: number;
   chunks: number;
   bytes: number;
+  /** The encoded map's length. */
+  size: number;
   map: ChunkMap;
-  encoded: Buffer;
+  /** The whole encoded map, built on each read (the stream carried it in pieces). */
+  readonly encoded: Buffer;
 }
 
-/** The events that carry an encoded map as `pg_wal/pgbb.chunkmap`, in ≤ 1 MiB data events. */
-export function chunkMapMember(encoded: Buffer, mtime = new Date()): BackupEvent[] {
-  const out: BackupEvent[] = [
-    { type: 'archive', kind: 'wal', name: 'pg_wal', location: '' },
-    { type: 'entry', path: CHUNK_MAP_FILE.slice('pg_wal/'.length), kind: 'file', size: encoded.length, mode: 0o600, mtime },
-  ];
-  for (let off = 0; off < encoded.length; off += 1 << 20) out.push({ type: 'data', offset: off, chunk: encoded.subarray(off, off + (1 << 20)) });
-  out.push({ type: 'entry-end' }, { type: 'archive-end' });
-  return out;
+/**
+ * The events that carry `map` as `pg_wal/pgbb.chunkmap`, its data encoded
+ * piece by piece as the events are taken (see encodeChunkMapPieces).
+ */
+export function* chunkMapMember(map: ChunkMap, mtime = new Date()): Generator<BackupEvent> {
+  yield { type: 'archive', kind: 'wal', name: 'pg_wal', location: '' };
+  yield { type: 'entry', path: CHUNK_MAP_FILE.slice('pg_wal/'.length), kind: 'file', size: encodedChunkMapSize(map), mode: 0o600, mtime };
+  let offset = 0;
+  for (const chunk of encodeChunkMapPieces(map)) {
+    yield { type: 'data', offset, chunk };
+    offset += chunk.length;
+  }
+  yield { type: 'entry-end' };
+  yield { type: 'archive-end' };
+}
+
+/** A map to build: its files packed as they end (memory: their encoded records). */
+export function emptyChunkMap(chunkSize: number): ChunkMap {
+  return { chunkSize, header: { systemIdentifier: '0', timeline: 0, startLsn: '0/0', serverVersion: 0 }, files: new PackedChunkFiles(chunkSize, HASH_BYTES) };
 }
 
 /**
@@ -67,9 +88,11 @@ export class ChunkMapRecorder {
   private archiveName = 'base';
   private file: { key: string; size: number; pos: number; list: ChunkListBuilder } | null = null;
   private readonly hasher = new ChunkHasher();
+  private readonly list: ChunkListBuilder;
 
   constructor(readonly chunkSize: number) {
-    this.map = { chunkSize, header: { systemIdentifier: '0', timeline: 0, startLsn: '0/0', serverVersion: 0 }, files: new Map() };
+    this.map = emptyChunkMap(chunkSize);
+    this.list = new ChunkListBuilder('', chunkSize);
   }
 
   archive(kind: ArchiveKind, name: string): void {
@@ -84,7 +107,7 @@ export class ChunkMapRecorder {
     if (ev.kind !== 'file') return null;
     const key = chunkKey(this.kind, this.archiveName, ev.path);
     if (key === CHUNK_MAP_FILE) throw new PgbbError('chunk_map', `the backup stream already carries "${CHUNK_MAP_FILE}"`);
-    this.file = { key, size: ev.size, pos: 0, list: new ChunkListBuilder(key, this.chunkSize, ev.size) };
+    this.file = { key, size: ev.size, pos: 0, list: this.list.reset(key) };
     return key;
   }
 
@@ -109,7 +132,8 @@ export class ChunkMapRecorder {
     this.file = null;
     if (this.hasher.length) this.closeChunk(f);
     if (f.pos !== f.size) throw new PgbbError('chunk_map', `"${f.key}" has ${f.pos} bytes of data but its size is ${f.size}`);
-    this.map.files.set(f.key, f.list.finish(f.size));
+    // Packed (copied into the map's records): the builder is reused for the next file.
+    this.map.files.set(f.key, f.list.view(f.size));
   }
 
   private closeChunk(f: { list: ChunkListBuilder }): void {
@@ -118,15 +142,17 @@ export class ChunkMapRecorder {
   }
 }
 
-export class ChunkMapBuild extends Transform {
+/** The recorder as an observer (transforms/observer.ts): every event passes on; the map member goes out before the first manifest piece or end. */
+export class ChunkMapBuild extends Observer {
   private readonly recorder: ChunkMapRecorder;
   private readonly emitMap: boolean;
   private readonly mapping: Record<string, string>;
+  private readonly pacer = new Pacer(this);
   private emitted = false;
   private done: ChunkMapBuildResult | null = null;
 
   constructor(opts: ChunkMapBuildOptions = {}) {
-    super({ objectMode: true, highWaterMark: 16 });
+    super();
     this.recorder = new ChunkMapRecorder(checkChunkSize(opts.chunkSize ?? DEFAULT_CHUNK_SIZE));
     this.emitMap = opts.emit ?? true;
     this.mapping = opts.tablespaceMapping ?? {};
@@ -136,48 +162,60 @@ export class ChunkMapBuild extends Transform {
     return this.done;
   }
 
-  override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: (err?: Error | null, ev?: BackupEvent) => void): void {
-    const r = this.recorder;
-    try {
-      switch (ev.type) {
-        case 'data':
-          r.data(ev.offset, ev.chunk);
-          break;
-        case 'entry':
-          r.entry(ev);
-          break;
-        case 'entry-end':
-        case 'archive-end':
-          r.entryEnd();
-          break;
-        case 'archive':
-          r.archive(ev.kind, ev.name);
-          break;
-        case 'start':
-          r.map.header = {
-            systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion,
-            tablespaces: tablespaceLocations(ev.tablespaces, this.mapping),
-          };
-          break;
-        case 'manifest':
-        case 'end':
-          this.finish();
-          break;
-      }
-    } catch (err) {
-      return cb(err as Error);
-    }
-    cb(null, ev);
+  protected override onStart(ev: StartEvent): void {
+    this.recorder.map.header = {
+      systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion,
+      tablespaces: tablespaceLocations(ev.tablespaces, this.mapping),
+    };
   }
 
-  private finish(): void {
-    if (this.emitted) return;
+  protected override onArchive(ev: ArchiveEvent): void {
+    this.recorder.archive(ev.kind, ev.name);
+  }
+
+  protected override onEntry(ev: EntryEvent): void {
+    this.recorder.entry(ev);
+  }
+
+  protected override onData(ev: DataEvent): void {
+    this.recorder.data(ev.offset, ev.chunk);
+  }
+
+  protected override onEntryEnd(): void {
+    this.recorder.entryEnd();
+  }
+
+  protected override onManifest(): Promise<void> | void {
+    if (!this.emitted) return this.finish();
+  }
+
+  protected override onEnd(): Promise<void> | void {
+    if (!this.emitted) return this.finish();
+  }
+
+  // The map member is paced by the reader (paced-push.ts).
+  override _read(size: number): void {
+    this.pacer.resume();
+    super._read(size);
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.pacer.resume();
+    super._destroy(err, callback);
+  }
+
+  private async finish(): Promise<void> {
     this.emitted = true;
     const r = this.recorder;
     r.entryEnd();
-    const encoded = encodeChunkMap(r.map);
-    this.done = { files: r.map.files.size, chunks: r.chunks, bytes: r.bytes, map: r.map, encoded };
-    if (this.emitMap) for (const ev of chunkMapMember(encoded)) this.push(ev);
+    const map = r.map;
+    this.done = {
+      files: map.files.size, chunks: r.chunks, bytes: r.bytes, size: encodedChunkMapSize(map), map,
+      get encoded() {
+        return encodeChunkMap(map);
+      },
+    };
+    if (this.emitMap) await this.pacer.push(chunkMapMember(map));
   }
 }
 

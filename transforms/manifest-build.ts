@@ -20,7 +20,7 @@
  *      (joined when read).
  * Memory: the manifest text as it grows (its lines are written as each
  *      file ends, src/codec/manifest-writer.ts) and each listed path once,
- *      compactly, to catch a file seen twice (src/manifest/file-table.ts).
+ *      compactly, to catch a file seen twice (src/codec/file-table.ts).
  * Errors: ManifestError (no start event, data out of order, a file seen
  *      twice, a missing timeline history).
  */

@@ -14,9 +14,9 @@
  *      sink, which may still be writing the members buffered before it.)
  * Errors: IncompleteBackupError naming what is missing.
  */
-import { Transform, type TransformCallback } from 'node:stream';
-import type { BackupEvent } from '../src/events';
+import type { EntryEvent } from '../src/events';
 import { IncompleteBackupError } from '../src/errors';
+import { Observer } from './observer';
 
 export interface RequireCompleteOptions {
   /** Require a backup_manifest (default true; `restore --no-manifest` turns it off). */
@@ -25,22 +25,22 @@ export interface RequireCompleteOptions {
 
 const REQUIRED = ['backup_label', 'global/pg_control'];
 
-export class RequireComplete extends Transform {
+export class RequireComplete extends Observer {
   private readonly needManifest: boolean;
   private readonly seen = new Set<string>();
-  private inBase = false;
   private sawManifest = false;
 
   constructor(opts: RequireCompleteOptions = {}) {
-    super({ objectMode: true, highWaterMark: 16 });
+    super();
     this.needManifest = opts.manifest ?? true;
   }
 
-  override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (ev.type === 'archive') this.inBase = ev.kind === 'base';
-    else if (ev.type === 'entry' && this.inBase && ev.kind === 'file' && REQUIRED.includes(ev.path)) this.seen.add(ev.path);
-    else if (ev.type === 'manifest') this.sawManifest = true;
-    cb(null, ev);
+  protected override onEntry(ev: EntryEvent): void {
+    if (this.archive?.kind === 'base' && ev.kind === 'file' && REQUIRED.includes(ev.path)) this.seen.add(ev.path);
+  }
+
+  protected override onManifest(): void {
+    this.sawManifest = true;
   }
 
   /** Throws IncompleteBackupError unless everything required has passed. */

@@ -21,7 +21,6 @@
  * Beyond JSON.parse's reading: a second "Files" or "WAL-Ranges" field is
  * refused (it cannot be taken back once streamed).
  */
-import { createHash, type Hash } from 'node:crypto';
 import { ManifestError } from '../errors';
 import { JsonSyntaxError, JsonTokenizer, type JsonHandler } from './json-tokenizer';
 import { JsonValueBuilder } from './json-value';
@@ -29,6 +28,7 @@ import { FileTable } from './file-table';
 import { show, type ManifestFile, type WalRange } from './manifest-format';
 import { unsigned, walRangeFromJson } from './wal-ranges';
 import { parseFileEntry } from './manifest-file-entry';
+import { SealedPart } from './manifest-sealed-part';
 
 const VERSION_KEY = 'PostgreSQL-Backup-Manifest-Version';
 const TOP_KEYS = new Set([VERSION_KEY, 'System-Identifier', 'Files', 'WAL-Ranges', 'Manifest-Checksum']);
@@ -80,10 +80,7 @@ export class ManifestReader {
     key: (name) => this.onKey(name),
     scalar: (value, raw) => this.onScalar(value, raw),
   } satisfies JsonHandler);
-  private readonly hash: Hash = createHash('sha256');
-  /** Bytes since the newline before the last one seen (the last line may be the checksum's). */
-  private heldParts: Buffer[] = [];
-  private hashedAny = false;
+  private readonly sealed = new SealedPart();
   private fault: { rank: number; message: string } | null = null;
   /** Not UTF-8: nothing more is read, and every call says so again. */
   private broken: ManifestError | null = null;
@@ -122,7 +119,7 @@ export class ManifestReader {
       throw (this.broken = new ManifestError('backup_manifest: not valid UTF-8'));
     }
     this.feed(text);
-    this.holdLastLines(piece);
+    this.sealed.write(piece);
   }
 
   end(): ManifestSummary {
@@ -163,15 +160,11 @@ export class ManifestReader {
   }
 
   private checkChecksum(): void {
-    const held = Buffer.concat(this.heldParts);
-    if (held[held.length - 1] !== 0x0a) return this.note(CHECKSUM, 'last line not newline-terminated');
-    const penultimate = held.length >= 2 ? held.lastIndexOf(0x0a, held.length - 2) : -1;
-    if (penultimate < 0 && !this.hashedAny) return this.note(CHECKSUM, 'expected at least 2 lines');
     const expected = this.top['Manifest-Checksum'];
+    const r = this.sealed.end();
+    if ('fault' in r) return this.note(CHECKSUM, r.fault);
     if (typeof expected !== 'string' || !/^[0-9a-fA-F]{64}$/.test(expected)) return this.note(CHECKSUM, `invalid manifest checksum "${show(expected)}"`);
-    if (penultimate >= 0) this.hash.update(held.subarray(0, penultimate + 1));
-    const actual = this.hash.digest('hex');
-    if (actual !== expected.toLowerCase()) this.note(CHECKSUM, `manifest checksum mismatch: file says ${expected}, contents hash to ${actual}`);
+    if (r.sha256 !== expected.toLowerCase()) this.note(CHECKSUM, `manifest checksum mismatch: file says ${expected}, contents hash to ${r.sha256}`);
   }
 
   /** The System-Identifier exceeds 2^53, so the number is taken from its token text. */
@@ -198,36 +191,6 @@ export class ManifestReader {
   private syntax(err: unknown): void {
     if (!(err instanceof JsonSyntaxError)) throw err;
     this.note(JSON_SYNTAX, `not valid JSON (${show(err.message)})`);
-  }
-
-  /** Hashes all but the bytes after the newline before the last one; those may belong to the last line. */
-  private holdLastLines(piece: Buffer): void {
-    const last = piece.lastIndexOf(0x0a);
-    if (last < 0) {
-      // No newline: nothing more can be hashed yet (copied: the caller may reuse its buffer).
-      this.heldParts.push(Buffer.from(piece));
-      return;
-    }
-    const before = this.heldParts.length ? Buffer.concat(this.heldParts) : null;
-    this.heldParts = [];
-    const prevInPiece = last > 0 ? piece.lastIndexOf(0x0a, last - 1) : -1; // (a negative offset would count from the end)
-    if (prevInPiece >= 0) {
-      if (before) this.hash.update(before);
-      this.hash.update(piece.subarray(0, prevInPiece + 1));
-      this.hashedAny = true;
-      this.heldParts.push(Buffer.from(piece.subarray(prevInPiece + 1)));
-      return;
-    }
-    // The newline before the last one, if any, is in what was held.
-    const prev = before ? before.lastIndexOf(0x0a) : -1;
-    if (prev >= 0) {
-      this.hash.update(before!.subarray(0, prev + 1));
-      this.hashedAny = true;
-      this.heldParts.push(before!.subarray(prev + 1));
-    } else if (before) {
-      this.heldParts.push(before);
-    }
-    this.heldParts.push(Buffer.from(piece));
   }
 
   private note(rank: number, message: string): void {

@@ -6,8 +6,9 @@
  *   writer.file(f)              one file's line, in the order to list them
  *   writer.finish(walRanges)    the rest, SHA-256 Manifest-Checksum last
  *
- * Memory: the text so far, in pieces of at most `pieceSize` bytes (default
- * 256 KiB), never one string or object per file; the checksum runs along.
+ * Memory: the text so far, in pieces of `pieceSize` bytes (default 256 KiB;
+ * the last may be shorter, a small manifest is one piece), never a string or
+ * object per file; the checksum runs along.
  * buildManifest(input) is the same, returned as one Buffer.
  */
 import { createHash, type Hash } from 'node:crypto';
@@ -30,7 +31,10 @@ export interface ManifestWriterOptions {
 
 export class ManifestWriter {
   private readonly pieces: Buffer[] = [];
+  /** Text not yet encoded; then bytes not yet a whole piece. */
   private pending = '';
+  private parts: Buffer[] = [];
+  private partsLength = 0;
   private files = 0;
   private readonly hash: Hash = createHash('sha256');
   private readonly pieceSize: number;
@@ -48,15 +52,9 @@ export class ManifestWriter {
     this.pending = text + '"Files": [';
   }
 
-  /** Bytes written so far. */
-  get length(): number {
-    return this.pieces.reduce((n, p) => n + p.length, 0) + Buffer.byteLength(this.pending);
-  }
-
   file(f: ManifestFileInput): void {
     this.pending += (this.files++ === 0 ? '\n' : ',\n') + fileLine(f, this.opts.forceEncode ?? false);
-    // UTF-16 length ≤ UTF-8 length ≤ 3 × it: cut well before a piece could pass pieceSize.
-    if (this.pending.length * 3 >= this.pieceSize) this.cut();
+    if (this.pending.length >= 64 * 1024) this.cut();
   }
 
   /** The whole manifest, in pieces of at most pieceSize bytes. */
@@ -64,19 +62,27 @@ export class ManifestWriter {
     this.pending += '\n],\n"WAL-Ranges": [\n';
     this.pending += walRanges.map(walRangeLine).join(',\n');
     this.pending += '\n],\n';
-    const body = Buffer.from(this.pending, 'utf8');
-    this.pending = '';
-    this.hash.update(body);
-    // The checksum line goes with the rest: a small manifest stays one piece.
-    this.split(Buffer.concat([body, Buffer.from(`"Manifest-Checksum": "${this.hash.digest('hex')}"}\n`)]));
+    this.cut();
+    // The checksum line goes with the rest: a manifest of up to pieceSize stays one piece.
+    this.split(Buffer.concat([...this.parts, Buffer.from(`"Manifest-Checksum": "${this.hash.digest('hex')}"}\n`)]));
+    this.parts = [];
+    this.partsLength = 0;
     return this.pieces.splice(0);
   }
 
+  /** Encodes the pending text (hashing it) and hands out every whole piece. */
   private cut(): void {
     const b = Buffer.from(this.pending, 'utf8');
     this.pending = '';
     this.hash.update(b);
-    this.split(b);
+    this.parts.push(b);
+    this.partsLength += b.length;
+    if (this.partsLength < this.pieceSize) return;
+    const all = Buffer.concat(this.parts);
+    const whole = all.length - (all.length % this.pieceSize);
+    this.split(all.subarray(0, whole));
+    this.parts = whole < all.length ? [all.subarray(whole)] : [];
+    this.partsLength = all.length - whole;
   }
 
   private split(b: Buffer): void {

@@ -8,7 +8,7 @@
  *                    transforms/observer.ts, feeds it archive / entry /
  *                    data / entry-end); each finished file is handed back,
  *                    for the caller to keep as compactly as it likes
- *                    (./file-table.ts)
+ *                    (src/codec/file-table.ts)
  */
 import { createHash, type Hash } from 'node:crypto';
 // calculate(buf, crc) continues a running CRC (types: src/types/fast-crc32c.d.ts).

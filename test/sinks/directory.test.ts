@@ -122,3 +122,36 @@ test('a sink destroyed while it prepares a tablespace directory removes that dir
     await fs.rm(root, { recursive: true, force: true });
   }
 });
+
+test('the manifest goes to backup_manifest.tmp as its pieces come and is renamed last; a destroy mid-manifest removes it with the rest', async () => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'pgbb-dirsink-'));
+  try {
+    for (const abort of [false, true]) {
+      const target = join(root, `data-${abort}`);
+      const sink = new DirectorySink({ target, sync: false });
+      sink.on('error', () => {});
+      const write = (ev: BackupEvent) => new Promise<void>((resolve, reject) => sink.write(ev, (err) => (err ? reject(err) : resolve())));
+      await write(start);
+      for (const ev of baseArchive()) await write(ev);
+      const big = Buffer.alloc(300 * 1024, 0x20);
+      await write({ type: 'manifest', data: big });
+      // Past the write batch: on disk already, not held until commit.
+      assert.equal((await fs.stat(join(target, 'backup_manifest.tmp'))).size, big.length);
+      assert.ok(!existsSync(join(target, 'backup_manifest')));
+      await write({ type: 'manifest', data: Buffer.from('{}\n') });
+      if (abort) {
+        sink.destroy(new Error('aborted'));
+        await new Promise((r) => sink.once('close', r));
+        assert.ok(!existsSync(target), 'target removed');
+        continue;
+      }
+      await write({ type: 'end', endLsn: '0/30100', timeline: 1 });
+      await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      const m = await fs.readFile(join(target, 'backup_manifest'));
+      assert.ok(m.equals(Buffer.concat([big, Buffer.from('{}\n')])));
+      assert.ok(!existsSync(join(target, 'backup_manifest.tmp')));
+    }
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});

@@ -224,3 +224,33 @@ test('a backup of another system is refused before anything is written', async (
   await assert.rejects(refresh(other, dir), /is a backup of database system 7300000000000000001, the server is 7300000000000000999/);
   assert.deepEqual(await treeOf(dir), before);
 });
+
+test('the new chunk map and the manifest go to their temporary files as they come; a destroy removes them, the marker stays', async () => {
+  const { root, dir } = await setup();
+  const oldMap = await fs.readFile(path.join(dir, CHUNK_MAP_FILE));
+  const prior = await loadPriorState(dir);
+  const stream: BackupEvent[] = [];
+  await runPipeline(
+    Readable.from(backupEvents(v2(path.join(root, 'server-ts')))),
+    [manifestBuild(), chunkDiff({ prior: prior.map, tablespaces: { existing: prior.tablespaces, mapping: {} } })],
+    new (await import('node:stream')).Writable({ objectMode: true, write: (ev: BackupEvent, _e, cb) => (stream.push(ev), cb()) }),
+  );
+  const sink = new RefreshDirectorySink({ prior, sync: false });
+  sink.on('error', () => {});
+  const write = (ev: BackupEvent) => new Promise<void>((resolve, reject) => sink.write(ev, (err) => (err ? reject(err) : resolve())));
+  const at = stream.findIndex((e) => e.type === 'entry' && e.path === 'pgbb.chunkmap');
+  const mapEnd = stream.findIndex((e, i) => i > at && e.type === 'entry-end');
+  for (const ev of stream.slice(0, mapEnd + 1)) await write(ev);
+  const mapData = Buffer.concat(stream.slice(at + 1, mapEnd).map((e) => (e as { chunk: Buffer }).chunk));
+  assert.ok((await fs.readFile(path.join(dir, `${CHUNK_MAP_FILE}.tmp`))).equals(mapData), 'the map is on disk once its member ends');
+  assert.ok((await fs.readFile(path.join(dir, CHUNK_MAP_FILE))).equals(oldMap), 'the old map stays until commit');
+  // A manifest piece past the write batch is on disk before end.
+  for (const ev of stream.slice(mapEnd + 1)) if (ev.type === 'archive-end') await write(ev);
+  await write({ type: 'manifest', data: Buffer.alloc(300 * 1024, 0x20) });
+  assert.equal((await fs.stat(path.join(dir, 'backup_manifest.tmp'))).size, 300 * 1024);
+  sink.destroy(new Error('aborted'));
+  await new Promise((r) => sink.once('close', r));
+  assert.ok(!existsSync(path.join(dir, `${CHUNK_MAP_FILE}.tmp`)) && !existsSync(path.join(dir, 'backup_manifest.tmp')), 'temporary files removed');
+  assert.ok(existsSync(path.join(dir, REFRESH_MARKER)), 'still marked incomplete');
+  await assert.rejects(assertComplete(dir), /incomplete refresh/);
+});

@@ -177,3 +177,21 @@ test('an upstream chunk map member is dropped; a prior of another chunk size is 
   const prior = await mapOf(baseOf(relOld));
   assert.throws(() => chunkDiff({ prior, chunkSize: 2 * C }), /chunk size 131072 differs from the prior map's 65536/);
 });
+
+test('the new map and the rebuilt manifest go out in pieces; their concatenations are the result', async () => {
+  const members: Member[] = [{ path: 'base', kind: 'directory' }];
+  for (let i = 0; i < 5000; i++) members.push({ path: `base/5/${100000 + i}`, data: Buffer.from(String(i)) });
+  const d = chunkDiff({ prior: null, chunkSize: C, rebuildManifest: true });
+  const out = await collect(backupEvents({ base: members, manifest: Buffer.from('server manifest') }), [d]);
+  const manifests = out.filter((e): e is Extract<BackupEvent, { type: 'manifest' }> => e.type === 'manifest');
+  assert.ok(manifests.length > 1 && manifests.every((m) => m.data.length <= 256 * 1024), `${manifests.length} manifest pieces`);
+  const manifest = Buffer.concat(manifests.map((m) => m.data));
+  assert.ok(manifest.equals(d.result!.manifest!));
+  assert.equal(parseManifest(manifest).files.size, 5000);
+  const at = out.findIndex((e) => e.type === 'entry' && e.path === 'pgbb.chunkmap');
+  const pieces: Buffer[] = [];
+  for (let i = at + 1; out[i].type === 'data'; i++) pieces.push((out[i] as DataEvent).chunk);
+  assert.ok(pieces.length > 1 && pieces.every((p) => p.length <= 64 * 1024));
+  assert.equal(Buffer.concat(pieces).length, (out[at] as EntryEvent).size);
+  assert.deepEqual([...decodeChunkMap(Buffer.concat(pieces)).files.keys()], [...d.result!.map.files.keys()]);
+});

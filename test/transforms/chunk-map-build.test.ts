@@ -89,3 +89,53 @@ test('data out of order, short files and a second map fail', async () => {
 test('an invalid chunk size is refused at construction', () => {
   assert.throws(() => chunkMapBuild({ chunkSize: 4096 }), /invalid chunk size 4096/);
 });
+
+/** A backup of `n` small files (one chunk each): a map of about 60 bytes per file. */
+function manyFiles(n: number): Member[] {
+  const out: Member[] = [{ path: 'base', kind: 'directory' }];
+  for (let i = 0; i < n; i++) out.push({ path: `base/5/${100000 + i}`, data: Buffer.from(String(i)) });
+  return out;
+}
+
+test('a large map goes out in ≤ 64 KiB pieces at contiguous offsets, adding up to the size its entry announced', async () => {
+  const t = chunkMapBuild({ chunkSize: C });
+  const out = await collect(backupEvents({ base: manyFiles(20_000), manifest: Buffer.from('{}') }), [t]);
+  const at = out.findIndex((e) => e.type === 'entry' && e.path === 'pgbb.chunkmap');
+  const entry = out[at] as Extract<BackupEvent, { type: 'entry' }>;
+  const data: Buffer[] = [];
+  for (let i = at + 1; out[i].type === 'data'; i++) {
+    const d = out[i] as Extract<BackupEvent, { type: 'data' }>;
+    assert.equal(d.offset, data.reduce((n, b) => n + b.length, 0));
+    assert.ok(d.chunk.length <= 64 * 1024, `piece of ${d.chunk.length} bytes`);
+    data.push(d.chunk);
+  }
+  assert.ok(data.length > 10, `${data.length} pieces`);
+  const whole = Buffer.concat(data);
+  assert.equal(whole.length, entry.size);
+  assert.equal(t.result!.size, entry.size);
+  assert.ok(whole.equals(t.result!.encoded));
+  assert.equal(decodeChunkMap(whole).files.size, 20_000);
+});
+
+test('the map is paced by its reader: an unread stage holds a few pieces, not the whole map', async () => {
+  const t = chunkMapBuild({ chunkSize: C });
+  const input = backupEvents({ base: manyFiles(40_000) });
+  // Written without reading: the stage may hold at most its buffer of events.
+  let wrote = 0;
+  for (const ev of input) {
+    if (!t.write(ev)) await new Promise((r) => setImmediate(r));
+    wrote++;
+    while (t.readableLength > 0 && wrote < input.length - 1) t.read();
+  }
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  assert.ok(t.readableLength <= t.readableHighWaterMark + 1, `${t.readableLength} events buffered`);
+  assert.ok(t.result!.size > 20 * 64 * 1024, 'the map is larger than what is buffered');
+  // Reading on brings the rest, then end.
+  const rest: BackupEvent[] = [];
+  t.on('data', (ev: BackupEvent) => rest.push(ev));
+  t.end();
+  await new Promise((r) => t.on('end', r));
+  assert.equal(rest[rest.length - 1].type, 'end');
+  const data = rest.filter((e): e is Extract<BackupEvent, { type: 'data' }> => e.type === 'data');
+  assert.equal(data.reduce((n, d) => n + d.chunk.length, 0), t.result!.size);
+});

@@ -184,3 +184,21 @@ test('errors: no start event, a file twice, bad options', async () => {
   assert.throws(() => manifestBuild({ checksumAlgorithm: 'MD5' as 'NONE' }), /invalid manifest checksum algorithm/);
   assert.throws(() => manifestBuild({ version: 3 as 1 }), /invalid manifest version 3/);
 });
+
+test('a large manifest is emitted in pieces of 256 KiB (the last shorter), which join to the manifest built', async () => {
+  const { manifestBuild: mb } = await import('../../transforms/manifest-build');
+  const events: BackupEvent[] = [
+    { type: 'start', serverVersion: 150018, systemIdentifier: '1', timeline: 1, startLsn: '0/2000028', tablespaces: [], walSegmentSize: 16 << 20, blockSize: 8192, segmentBlocks: 131072, dataChecksums: true, label: 'x', totalBytes: null },
+    { type: 'archive', kind: 'base', name: 'base', location: '' },
+  ];
+  for (let i = 0; i < 6000; i++) events.push({ type: 'entry', path: `base/5/${100000 + i}`, kind: 'file', size: 0, mode: 0o600, mtime: new Date(0) }, { type: 'entry-end' });
+  events.push({ type: 'archive-end' }, { type: 'end', endLsn: '0/2000100', timeline: 1 });
+  const b = mb();
+  const { out } = await run(b, events);
+  const pieces = out.filter((e) => e.type === 'manifest').map((e) => (e.type === 'manifest' ? e.data : Buffer.alloc(0)));
+  assert.ok(pieces.length >= 3, `${pieces.length} pieces`);
+  pieces.slice(0, -1).forEach((p) => assert.equal(p.length, 256 * 1024));
+  assert.ok(pieces[pieces.length - 1].length <= 256 * 1024);
+  assert.ok(Buffer.concat(pieces).equals(b.result!.manifest!));
+  assert.equal(parseManifest(b.result!.manifest!).files.size, 6000);
+});

@@ -61,13 +61,24 @@ export class ChunkListBuilder {
   private n = 0;
 
   constructor(
-    readonly path: string,
+    public path: string,
     readonly chunkSize: number,
     expectedSize = 0,
   ) {
     const cap = Math.max(1, chunkCount(expectedSize, chunkSize));
     this.crcs = new Uint32Array(cap);
     this.hashes = Buffer.alloc(cap * HASH_BYTES);
+  }
+
+  /**
+   * Starts over for another file, keeping its arrays: a stage that packs
+   * each file's records as it ends (packed-files.ts) reuses one builder,
+   * rather than allocate (and free) buffers per file.
+   */
+  reset(path: string): this {
+    this.path = path;
+    this.n = 0;
+    return this;
   }
 
   get count(): number {
@@ -90,11 +101,17 @@ export class ChunkListBuilder {
   }
 
   finish(size: number): ChunkMapFile {
+    const v = this.view(size);
+    return { ...v, crcs: v.crcs.slice(), hashes: Buffer.from(v.hashes) };
+  }
+
+  /** As finish, but the records are views of this builder's arrays: copy them (PackedChunkFiles.set does) before a reset. */
+  view(size: number): ChunkMapFile {
     const want = chunkCount(size, this.chunkSize);
     if (want !== this.n) {
       throw new PgbbError('chunk_map', `"${this.path}": ${this.n} chunks digested for a size of ${size} bytes (expected ${want})`);
     }
-    return { path: this.path, size, crcs: this.crcs.slice(0, this.n), hashes: Buffer.from(this.hashes.subarray(0, this.n * HASH_BYTES)) };
+    return { path: this.path, size, crcs: this.crcs.subarray(0, this.n), hashes: this.hashes.subarray(0, this.n * HASH_BYTES) };
   }
 
   private grow(): void {

@@ -26,6 +26,10 @@
  * Decoded, the files stay in the map's bytes (packed-files.ts): memory is
  * the map's size plus ~12 bytes per file, and a file count or chunk count is
  * checked against the bytes that remain before anything is sized by it.
+ * Encoded, in pieces (encodeChunkMapPieces): every field is known from what
+ * is recorded (the count and trailer come from the files themselves), so the
+ * size is known before the first byte (encodedChunkMapSize) and the layout
+ * needed no change to be streamed: version 1 throughout.
  *
  * Errors: PgbbError code 'chunk_map' naming the file and what is wrong
  * (truncated, bad magic, checksum mismatch, duplicate path); UsageError for
@@ -36,6 +40,7 @@ import { PgbbError, UsageError } from '../../errors';
 import type { ArchiveKind } from '../../events';
 import { pathFromBytes, pathToBytes } from '../path-bytes';
 import { PackedChunkFiles } from './packed-files';
+import type { ChunkMap, ChunkMapFile, ChunkMapHeader } from './types';
 
 /** Where the map lives, relative to the data directory. */
 export const CHUNK_MAP_FILE = 'pg_wal/pgbb.chunkmap';
@@ -53,46 +58,7 @@ const MAX_PATH_BYTES = 4096;
 /** The smallest file record: path length, one path byte, size. */
 const MIN_RECORD = 4 + 1 + 8;
 
-export interface ChunkMapHeader {
-  /** uint64 as a decimal string. */
-  systemIdentifier: string;
-  timeline: number;
-  /** `X/X` */
-  startLsn: string;
-  serverVersion: number;
-  /** OID → absolute location the backup wrote that tablespace to. */
-  tablespaces?: Record<string, string>;
-}
-
-export interface ChunkMapFile {
-  path: string;
-  size: number;
-  /** One CRC32C per chunk. */
-  crcs: Uint32Array;
-  /** HASH_BYTES per chunk, chunk k at k * HASH_BYTES. */
-  hashes: Buffer;
-}
-
-/**
- * A map's files by key: a Map for maps being built, a PackedChunkFiles for
- * a decoded one (its entries live in the map's bytes; `get` builds each).
- */
-export interface ChunkFiles {
-  readonly size: number;
-  get(key: string): ChunkMapFile | undefined;
-  has(key: string): boolean;
-  set(key: string, file: ChunkMapFile): unknown;
-  keys(): IterableIterator<string>;
-  values(): IterableIterator<ChunkMapFile>;
-  entries(): IterableIterator<[string, ChunkMapFile]>;
-  [Symbol.iterator](): IterableIterator<[string, ChunkMapFile]>;
-}
-
-export interface ChunkMap {
-  chunkSize: number;
-  header: ChunkMapHeader;
-  files: ChunkFiles;
-}
+export type { ChunkFiles, ChunkMap, ChunkMapFile, ChunkMapHeader } from './types';
 
 const fail = (where: string, why: string): never => {
   throw new PgbbError('chunk_map', `chunk map "${where}": ${why}`);
@@ -140,34 +106,85 @@ export function sameChunk(a: ChunkMapFile, k: number, crc: number, hash: Buffer)
   return a.hashes.compare(hash, 0, HASH_BYTES, k * HASH_BYTES, (k + 1) * HASH_BYTES) === 0;
 }
 
-export function encodeChunkMap(map: ChunkMap): Buffer {
+/** Pieces of an encoded map are at most this long (see encodeChunkMapPieces). */
+export const CHUNK_MAP_PIECE = 64 * 1024;
+
+function headerBytes(map: ChunkMap): Buffer {
+  return Buffer.from(JSON.stringify(map.header), 'utf8');
+}
+
+function recordLength(pathBytes: number, chunks: number): number {
+  return 4 + pathBytes + 8 + chunks * (4 + HASH_BYTES);
+}
+
+/** The encoded map's length in bytes, from what it records (so that its member's header can precede its data). */
+export function encodedChunkMapSize(map: ChunkMap): number {
+  let n = 24 + headerBytes(map).length + 4 + TRAILER;
+  if (map.files instanceof PackedChunkFiles) return n + map.files.recordBytes;
+  for (const f of map.files.values()) n += recordLength(pathToBytes(f.path).length, chunkCount(f.size, map.chunkSize));
+  return n;
+}
+
+function encodeRecord(f: ChunkMapFile, chunkSize: number): Buffer {
+  const n = chunkCount(f.size, chunkSize);
+  if (f.crcs.length !== n || f.hashes.length !== n * HASH_BYTES) {
+    throw new PgbbError('chunk_map', `cannot encode chunk map: "${f.path}" has ${f.crcs.length} chunks, its size ${f.size} needs ${n}`);
+  }
+  const path = pathToBytes(f.path);
+  const out = Buffer.allocUnsafe(recordLength(path.length, n));
+  out.writeUInt32LE(path.length, 0);
+  path.copy(out, 4);
+  out.writeBigUInt64LE(BigInt(f.size), 4 + path.length);
+  let at = 12 + path.length;
+  for (let k = 0; k < n; k++, at += 4) out.writeUInt32LE(f.crcs[k]! >>> 0, at);
+  f.hashes.copy(out, at, 0, n * HASH_BYTES);
+  return out;
+}
+
+/**
+ * The encoded map, in pieces of at most `pieceSize` bytes (fresh buffers the
+ * caller may keep), `encodedChunkMapSize(map)` bytes in all: the map is never
+ * held encoded whole, and a packed map's records are copied once, into the
+ * pieces. The SHA-256 trailer is computed as the pieces go.
+ */
+export function* encodeChunkMapPieces(map: ChunkMap, pieceSize = CHUNK_MAP_PIECE): Generator<Buffer> {
   checkChunkSize(map.chunkSize);
-  const header = Buffer.from(JSON.stringify(map.header), 'utf8');
-  const parts: Buffer[] = [];
-  const head = Buffer.alloc(24);
+  const sha = createHash('sha256');
+  let piece = Buffer.allocUnsafe(pieceSize);
+  let used = 0;
+  function* put(src: Uint8Array, digest = true): Generator<Buffer> {
+    if (digest) sha.update(src);
+    for (let at = 0; at < src.length; ) {
+      const n = Math.min(src.length - at, pieceSize - used);
+      piece.set(src.subarray(at, at + n), used);
+      used += n;
+      at += n;
+      if (used === pieceSize) {
+        yield piece;
+        piece = Buffer.allocUnsafe(pieceSize);
+        used = 0;
+      }
+    }
+  }
+  const header = headerBytes(map);
+  const head = Buffer.alloc(24 + header.length + 4);
   MAGIC.copy(head, 0);
   head.writeUInt32LE(FORMAT_VERSION, 8);
   head.writeUInt32LE(map.chunkSize, 12);
   head.writeUInt32LE(HASH_BYTES, 16);
   head.writeUInt32LE(header.length, 20);
-  const count = Buffer.alloc(4);
-  count.writeUInt32LE(map.files.size);
-  parts.push(head, header, count);
-  for (const f of map.files.values()) {
-    const n = chunkCount(f.size, map.chunkSize);
-    if (f.crcs.length !== n || f.hashes.length !== n * HASH_BYTES) {
-      throw new PgbbError('chunk_map', `cannot encode chunk map: "${f.path}" has ${f.crcs.length} chunks, its size ${f.size} needs ${n}`);
-    }
-    const path = pathToBytes(f.path);
-    const fixed = Buffer.alloc(12);
-    fixed.writeUInt32LE(path.length, 0);
-    fixed.writeBigUInt64LE(BigInt(f.size), 4);
-    const crcs = Buffer.alloc(4 * n);
-    for (let k = 0; k < n; k++) crcs.writeUInt32LE(f.crcs[k], 4 * k);
-    parts.push(fixed.subarray(0, 4), path, fixed.subarray(4), crcs, f.hashes);
-  }
-  const body = Buffer.concat(parts);
-  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+  header.copy(head, 24);
+  head.writeUInt32LE(map.files.size, 24 + header.length);
+  yield* put(head);
+  if (map.files instanceof PackedChunkFiles) for (const r of map.files.records()) yield* put(r);
+  else for (const f of map.files.values()) yield* put(encodeRecord(f, map.chunkSize));
+  yield* put(sha.digest(), false);
+  if (used) yield piece.subarray(0, used);
+}
+
+/** The whole encoded map in one buffer (small maps, tests; a backup streams it: encodeChunkMapPieces). */
+export function encodeChunkMap(map: ChunkMap): Buffer {
+  return Buffer.concat([...encodeChunkMapPieces(map)]);
 }
 
 /** The map in `buf`, which the result keeps (not a copy): do not reuse `buf` while the map is in use. */
@@ -231,7 +248,7 @@ export function decodeChunkMap(buf: Buffer, where = CHUNK_MAP_FILE): ChunkMap {
   }
   if (at !== bodyEnd) fail(where, `${bodyEnd - at} unexpected bytes after the last file`);
   // Entries stay in `buf`: memory is the map's size plus a lookup table, not objects per file.
-  const files = new PackedChunkFiles(buf, records, chunkSize, HASH_BYTES);
+  const files = PackedChunkFiles.decoded(buf, records, chunkSize, HASH_BYTES, bodyEnd);
   const dup = files.duplicate();
   if (dup >= 0) fail(where, `"${files.pathOf(dup)}" is listed twice`);
   return { chunkSize, header, files };

@@ -1,24 +1,34 @@
 /**
- * The files of a decoded chunk map, kept in the map's own bytes (pure, no
- * streams): memory is the encoded map plus about 12 bytes per file, instead
- * of JS objects per file (a 66 MB map of small files took 1.7 GB as objects).
+ * A chunk map's files kept as encoded records (pure, no streams): memory is
+ * the records' own bytes (chunk-map.ts layout) plus about 20 bytes per file,
+ * instead of JS objects per file (a 66 MB map of small files took 1.7 GB as
+ * objects). Used for a decoded map (its records stay in the map's bytes) and
+ * for a map being built (records appended to 256 KiB blocks as files end).
  *
- *   new PackedChunkFiles(buf, records, chunkSize, hashBytes)
- *       buf      the whole verified map (chunk-map.ts layout), kept, not copied
- *       records  offset in buf of each file's record (its u32 path length)
+ *   new PackedChunkFiles(chunkSize, hashBytes)                 empty, grows by set()
+ *   PackedChunkFiles.decoded(buf, records, chunkSize, hashBytes, recordsEnd)
+ *       buf      the whole verified map, kept, not copied
+ *       records  offset in buf of each file's record (its u32 path length),
+ *                back to back up to recordsEnd
  *
  * Lookups hash the path's bytes into an open-addressing table of record
  * numbers; `get` builds a ChunkMapFile on each call (its CRCs copied out, its
- * hashes a view of buf), so callers that keep one pay for that one only.
- * Iteration is in the map's file order. `set` is supported (an overlay; the
- * packed entry it replaces is hidden) so a decoded map is a ChunkFiles like
- * any other, though nothing in pgbb edits one.
+ * hashes a view of the record), so callers that keep one pay for that one
+ * only. Iteration is in record order. `set` appends a record; one it
+ * replaces is hidden (so iteration and `records()` skip it).
+ * `records()` yields the live records' bytes, as the map encodes them, and
+ * `recordBytes` is their total: the encoder sizes and writes the map from
+ * them without building anything per file.
  *
- * `duplicate()` after construction: the first record whose path an earlier
+ * `duplicate()` after `decoded`: the first record whose path an earlier
  * record already has, or -1 (the decoder refuses such a map).
  */
-import type { ChunkFiles, ChunkMapFile } from './chunk-map';
+import { PgbbError } from '../../errors';
 import { pathFromBytes, pathToBytes } from '../path-bytes';
+import type { ChunkFiles, ChunkMapFile } from './types';
+
+/** Records are appended into blocks of this size (a larger record gets a block of its own). */
+const BLOCK = 256 * 1024;
 
 /** FNV-1a over buf[start, end). */
 function hashBytes(buf: Uint8Array, start: number, end: number): number {
@@ -28,34 +38,45 @@ function hashBytes(buf: Uint8Array, start: number, end: number): number {
 }
 
 export class PackedChunkFiles implements ChunkFiles {
-  /** Record number + 1 per slot; 0 is empty. */
-  private readonly table: Int32Array;
-  private readonly mask: number;
-  private overlay: Map<string, ChunkMapFile> | null = null;
-  /** Packed records replaced through `set`. */
+  private readonly blocks: Buffer[] = [];
+  /** Per record: the block holding it (null while every record is in block 0) and its offset there. */
+  private blockOf: Uint32Array | null = null;
+  private offsetOf: Uint32Array = new Uint32Array(16);
+  private count = 0;
+  /** Bytes used in the last block, when it is one of ours to append to (-1: it is not). */
+  private used = -1;
+  /** Live record number + 1 per slot; 0 is empty. */
+  private table = new Int32Array(16);
+  private mask = 15;
   private hidden: Uint8Array | null = null;
   private hiddenCount = 0;
   private firstDuplicate = -1;
+  /** Bytes of the live records, as the map encodes them. */
+  recordBytes = 0;
 
   constructor(
-    private readonly buf: Buffer,
-    private readonly records: Uint32Array,
     private readonly chunkSize: number,
     private readonly hashBytes: number,
-  ) {
-    // Load factor at most 3/4: ≤ 10.7 bytes per file, and every record holds at least 13.
-    let slots = 8;
-    while (slots * 3 < records.length * 4) slots *= 2;
-    this.table = new Int32Array(slots);
-    this.mask = slots - 1;
+  ) {}
+
+  /** The files of a verified map `buf` whose records start at `records` (kept, not copied). */
+  static decoded(buf: Buffer, records: Uint32Array, chunkSize: number, hashBytes: number, recordsEnd: number): PackedChunkFiles {
+    const p = new PackedChunkFiles(chunkSize, hashBytes);
+    p.blocks.push(buf);
+    p.offsetOf = records;
+    p.count = records.length;
+    // The records lie back to back up to recordsEnd.
+    p.recordBytes = records.length ? recordsEnd - records[0]! : 0;
+    p.resize(records.length);
     for (let r = 0; r < records.length; r++) {
-      const slot = this.slotOf(buf, this.pathStart(r), this.pathEnd(r));
-      if (this.table[slot] !== 0) {
-        if (this.firstDuplicate < 0) this.firstDuplicate = r;
+      const slot = p.slotOf(buf, p.pathStart(r), p.pathEnd(r));
+      if (p.table[slot] !== 0) {
+        if (p.firstDuplicate < 0) p.firstDuplicate = r;
         continue;
       }
-      this.table[slot] = r + 1;
+      p.table[slot] = r + 1;
     }
+    return p;
   }
 
   duplicate(): number {
@@ -64,43 +85,57 @@ export class PackedChunkFiles implements ChunkFiles {
 
   /** The path of record `r`, decoded (for messages and keys). */
   pathOf(r: number): string {
-    return pathFromBytes(this.buf, this.pathStart(r), this.pathEnd(r));
+    return pathFromBytes(this.blockAt(r), this.pathStart(r), this.pathEnd(r));
   }
 
   get size(): number {
-    return this.records.length - this.hiddenCount + (this.overlay?.size ?? 0);
+    return this.count - this.hiddenCount;
   }
 
   get(key: string): ChunkMapFile | undefined {
-    const o = this.overlay?.get(key);
-    if (o) return o;
     const r = this.find(key);
     return r < 0 ? undefined : this.fileAt(r, key);
   }
 
   has(key: string): boolean {
-    return (this.overlay?.has(key) ?? false) || this.find(key) >= 0;
+    return this.find(key) >= 0;
   }
 
+  /** Appends `file` as the record of `key`, hiding the one it replaces. */
   set(key: string, file: ChunkMapFile): this {
-    const r = this.overlay?.has(key) ? -1 : this.find(key);
-    if (r >= 0) {
-      this.hidden ??= new Uint8Array(this.records.length);
-      this.hidden[r] = 1;
-      this.hiddenCount++;
+    const n = Math.ceil(file.size / this.chunkSize);
+    if (file.crcs.length !== n || file.hashes.length !== n * this.hashBytes) {
+      throw new PgbbError('chunk_map', `cannot encode chunk map: "${file.path}" has ${file.crcs.length} chunks, its size ${file.size} needs ${n}`);
     }
-    (this.overlay ??= new Map()).set(key, file);
+    const path = pathToBytes(key);
+    const len = 4 + path.length + 8 + n * (4 + this.hashBytes);
+    const block = this.tail(len);
+    let at = this.used;
+    block.writeUInt32LE(path.length, at);
+    path.copy(block, at + 4);
+    block.writeBigUInt64LE(BigInt(file.size), at + 4 + path.length);
+    at += 12 + path.length;
+    for (let k = 0; k < n; k++) block.writeUInt32LE(file.crcs[k]! >>> 0, at + 4 * k);
+    file.hashes.copy(block, at + 4 * n, 0, n * this.hashBytes);
+    const r = this.count++;
+    this.resize(this.count);
+    this.blockOf![r] = this.blocks.length - 1;
+    this.offsetOf[r] = this.used;
+    this.used += len;
+    this.recordBytes += len;
+    const slot = this.slotOf(path, 0, path.length);
+    const old = this.table[slot]! - 1;
+    if (old >= 0) this.hide(old);
+    this.table[slot] = r + 1;
     return this;
   }
 
   *keys(): IterableIterator<string> {
-    for (let r = 0; r < this.records.length; r++) if (!this.hidden?.[r]) yield this.pathOf(r);
-    if (this.overlay) yield* this.overlay.keys();
+    for (let r = 0; r < this.count; r++) if (!this.hidden?.[r]) yield this.pathOf(r);
   }
 
   *values(): IterableIterator<ChunkMapFile> {
-    for (let r = 0; r < this.records.length; r++) if (!this.hidden?.[r]) yield this.fileAt(r, this.pathOf(r));
-    if (this.overlay) yield* this.overlay.values();
+    for (let r = 0; r < this.count; r++) if (!this.hidden?.[r]) yield this.fileAt(r, this.pathOf(r));
   }
 
   *entries(): IterableIterator<[string, ChunkMapFile]> {
@@ -111,11 +146,64 @@ export class PackedChunkFiles implements ChunkFiles {
     return this.entries();
   }
 
-  /** Record number of `key`, or -1 (a hidden one counts as absent). */
+  /** The live records' bytes in order (views, not copies), as the map encodes them. */
+  *records(): IterableIterator<Buffer> {
+    for (let r = 0; r < this.count; r++) {
+      if (this.hidden?.[r]) continue;
+      const at = this.offsetOf[r]!;
+      yield this.blockAt(r).subarray(at, at + this.recordLength(r));
+    }
+  }
+
+  private hide(r: number): void {
+    if (!this.hidden || this.hidden.length < this.offsetOf.length) {
+      const h = new Uint8Array(this.offsetOf.length);
+      if (this.hidden) h.set(this.hidden);
+      this.hidden = h;
+    }
+    this.hidden[r] = 1;
+    this.hiddenCount++;
+    this.recordBytes -= this.recordLength(r);
+  }
+
+  /** The block to append `len` bytes to (this.used is where). */
+  private tail(len: number): Buffer {
+    const last = this.blocks[this.blocks.length - 1];
+    if (last && this.used >= 0 && this.used + len <= last.length) return last;
+    const block = Buffer.allocUnsafe(Math.max(BLOCK, len));
+    this.blocks.push(block);
+    this.used = 0;
+    return block;
+  }
+
+  /** Room for `n` records: the per-record arrays grow by doubling, the table stays at most 3/4 full. */
+  private resize(n: number): void {
+    if (n > this.offsetOf.length) {
+      const cap = Math.max(n, this.offsetOf.length * 2);
+      const off = new Uint32Array(cap);
+      off.set(this.offsetOf.subarray(0, this.count));
+      this.offsetOf = off;
+    }
+    if (this.blocks.length > 1 || this.used >= 0) {
+      if (!this.blockOf || this.blockOf.length < this.offsetOf.length) {
+        const b = new Uint32Array(this.offsetOf.length);
+        if (this.blockOf) b.set(this.blockOf.subarray(0, Math.min(this.blockOf.length, b.length)));
+        this.blockOf = b;
+      }
+    }
+    if (n * 4 <= this.table.length * 3) return;
+    let slots = this.table.length;
+    while (slots * 3 < n * 4) slots *= 2;
+    const live = this.table;
+    this.table = new Int32Array(slots);
+    this.mask = slots - 1;
+    for (const v of live) if (v !== 0) this.table[this.slotOf(this.blockAt(v - 1), this.pathStart(v - 1), this.pathEnd(v - 1))] = v;
+  }
+
+  /** Live record number of `key`, or -1. */
   private find(key: string): number {
     const bytes = pathToBytes(key);
-    const r = this.table[this.slotOf(bytes, 0, bytes.length)]! - 1;
-    return r < 0 || this.hidden?.[r] ? -1 : r;
+    return this.table[this.slotOf(bytes, 0, bytes.length)]! - 1;
   }
 
   /** The slot holding these path bytes, or the empty slot where they would go. */
@@ -126,27 +214,38 @@ export class PackedChunkFiles implements ChunkFiles {
       if (r < 0) return slot;
       const s = this.pathStart(r);
       const e = this.pathEnd(r);
-      if (e - s === len && this.buf.compare(src, start, end, s, e) === 0) return slot;
+      if (e - s === len && this.blockAt(r).compare(src, start, end, s, e) === 0) return slot;
     }
   }
 
+  private blockAt(r: number): Buffer {
+    return this.blocks[this.blockOf ? this.blockOf[r]! : 0]!;
+  }
+
   private pathStart(r: number): number {
-    return this.records[r]! + 4;
+    return this.offsetOf[r]! + 4;
   }
 
   private pathEnd(r: number): number {
-    const at = this.records[r]!;
-    return at + 4 + this.buf.readUInt32LE(at);
+    const at = this.offsetOf[r]!;
+    return at + 4 + this.blockAt(r).readUInt32LE(at);
+  }
+
+  private recordLength(r: number): number {
+    const pathEnd = this.pathEnd(r);
+    const n = Math.ceil(Number(this.blockAt(r).readBigUInt64LE(pathEnd)) / this.chunkSize);
+    return pathEnd + 8 + n * (4 + this.hashBytes) - this.offsetOf[r]!;
   }
 
   private fileAt(r: number, path: string): ChunkMapFile {
+    const buf = this.blockAt(r);
     const pathEnd = this.pathEnd(r);
-    const size = Number(this.buf.readBigUInt64LE(pathEnd));
+    const size = Number(buf.readBigUInt64LE(pathEnd));
     const n = Math.ceil(size / this.chunkSize);
     const crcAt = pathEnd + 8;
     const crcs = new Uint32Array(n);
-    for (let k = 0; k < n; k++) crcs[k] = this.buf.readUInt32LE(crcAt + 4 * k);
+    for (let k = 0; k < n; k++) crcs[k] = buf.readUInt32LE(crcAt + 4 * k);
     const hashAt = crcAt + 4 * n;
-    return { path, size, crcs, hashes: this.buf.subarray(hashAt, hashAt + n * this.hashBytes) };
+    return { path, size, crcs, hashes: buf.subarray(hashAt, hashAt + n * this.hashBytes) };
   }
 }

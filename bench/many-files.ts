@@ -1,0 +1,120 @@
+/**
+ * Peak memory of `pgbb backup` (plain format) against the number of files
+ * the server lists: the goal is memory flat in file count — a backup of
+ * 100,000 small files within 10% of a 1,000-file one's peak RSS.
+ *
+ *   node dist/bench/many-files.js [--small 1000] [--large 100000] [--runs 1] [--size 64] [--cli dist/src/cli.js] [--args '--no-manifest']
+ *
+ * Starts a PostgreSQL 15 in a temp directory (test/support/cluster.ts) and
+ * adds small files (--size bytes each, 1,000 per directory) under
+ * `pgbb_bench/` in its data directory: BASE_BACKUP sends every file there,
+ * and the manifest lists each, as it would many small relations, without
+ * the minutes 100,000 CREATE TABLEs take. For each count: a fast-checkpoint
+ * plain backup with the CLI (dist/src/cli.js, WAL streamed, -N), its wall
+ * time and the pgbb process's peak RSS (/usr/bin/time -f %M when present,
+ * else VmHWM polled from /proc/<pid>/status). Prints both and the ratio.
+ * --cli runs another build of pgbb (e.g. one of an older commit), to compare;
+ * --args adds options to each backup (e.g. --no-manifest, to see what the manifest costs).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Cluster, chownToPostgres, makeTempDir } from '../test/support/cluster';
+import { PGBB_CLI } from '../test/support/pgbb';
+
+const PER_DIR = 1000;
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+interface Sample {
+  seconds: number;
+  peakKb: number;
+}
+
+/** Runs pgbb; peak RSS from /usr/bin/time, or VmHWM sampled every 20 ms until it exits. */
+function measure(args: string[]): Promise<Sample> {
+  const viaTime = existsSync('/usr/bin/time');
+  const t0 = process.hrtime.bigint();
+  const child = viaTime
+    ? spawn('/usr/bin/time', ['-f', '%M', process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  let hwm = 0;
+  child.stderr!.on('data', (d) => (err += d));
+  const poll = viaTime
+    ? null
+    : setInterval(() => {
+        try {
+          const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+          if (m) hwm = Math.max(hwm, Number(m[1]));
+        } catch {
+          // exited between polls
+        }
+      }, 20);
+  return new Promise((resolve, reject) => {
+    child.on('close', (code) => {
+      if (poll) clearInterval(poll);
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const last = err.trim().split('\n').pop() ?? '';
+      if (viaTime && /^\d+$/.test(last)) hwm = Number(last);
+      if (code !== 0 || !hwm) return reject(new Error(`pgbb ${args.join(' ')} failed (${code}): ${err.trim()}`));
+      resolve({ seconds, peakKb: hwm });
+    });
+  });
+}
+
+/** Makes `pgbb_bench/` hold `count` files of `size` bytes (adding to what is there). */
+async function fillTo(dataDir: string, count: number, size: number, have: number): Promise<void> {
+  const root = join(dataDir, 'pgbb_bench');
+  const body = Buffer.alloc(size, 0x61);
+  for (let i = have; i < count; i++) {
+    const dir = join(root, String(Math.floor(i / PER_DIR)).padStart(4, '0'));
+    if (i % PER_DIR === 0 || i === have) await fs.mkdir(dir, { recursive: true });
+    await fs.writeFile(join(dir, `f${i}`), body);
+  }
+  await chownToPostgres(root);
+}
+
+async function main(): Promise<void> {
+  const small = Number(arg('small', '1000'));
+  const large = Number(arg('large', '100000'));
+  const runs = Number(arg('runs', '1'));
+  const size = Number(arg('size', '64'));
+  const cli = arg('cli', PGBB_CLI);
+  const extra = arg('args', '').split(' ').filter(Boolean);
+  const scratch = await makeTempDir('pgbb-bench-files-');
+  const cluster = await Cluster.create({ conf: { fsync: false } });
+  try {
+    const conninfo = `host=127.0.0.1 port=${cluster.port} user=postgres`;
+    const rows: Array<{ files: number; s: Sample }> = [];
+    let have = 0;
+    for (const files of [small, large]) {
+      process.stderr.write(`adding files up to ${files}…\n`);
+      await fillTo(cluster.dataDir, files, size, have);
+      have = files;
+      const samples: Sample[] = [];
+      for (let r = 0; r < runs; r++) {
+        const target = join(scratch, `b${files}-${r}`);
+        samples.push(await measure([cli, 'backup', '-d', conninfo, '-c', 'fast', '-N', ...extra, '-D', target]));
+        await fs.rm(target, { recursive: true, force: true });
+      }
+      // The smallest peak of the runs: the least disturbed by the machine's other load.
+      rows.push({ files, s: samples.reduce((a, b) => (b.peakKb < a.peakKb ? b : a)) });
+    }
+    console.log('files added   wall time   peak RSS (pgbb)');
+    for (const { files, s } of rows) console.log(`${String(files).padStart(11)}   ${s.seconds.toFixed(1).padStart(7)} s   ${(s.peakKb / 1024).toFixed(1).padStart(8)} MB`);
+    const ratio = rows[1]!.s.peakKb / rows[0]!.s.peakKb;
+    console.log(`peak RSS ${large} / ${small} files: ${ratio.toFixed(3)}× (target: within 1.10×)`);
+  } finally {
+    await cluster.destroy();
+    await fs.rm(scratch, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
