@@ -82,6 +82,12 @@ export interface ReplicationSourceOptions {
    * Default 60 000 (DEFAULT_TIMEOUT_MS); 0: wait forever.
    */
   timeout?: number;
+  /**
+   * wal 'stream': bytes of the server's manifest held in memory while the
+   * pg_wal archive goes first; beyond that, its pieces wait in a file beside
+   * the WAL (src/sources/manifest-hold.ts). Default 1 MiB.
+   */
+  manifestMemory?: number;
   signal?: AbortSignal;
 }
 
@@ -111,7 +117,7 @@ export class ReplicationSource extends StreamedWalSource {
       source: (hooks) => new BaseBackupReader({ config, backup, timeoutMs, incrementalFrom: opts.incrementalFrom ?? null, hooks }),
       wal:
         walMethod === 'stream'
-          ? { clientConfig: config, slot: opts.slot, noSlot: opts.noSlot ?? false, walDir: opts.walDir, walSpool: opts.walSpool, limiter: opts.rateLimiter, timeoutMs }
+          ? { clientConfig: config, slot: opts.slot, noSlot: opts.noSlot ?? false, walDir: opts.walDir, walSpool: opts.walSpool, limiter: opts.rateLimiter, timeoutMs, manifestMemory: opts.manifestMemory }
           : null,
       signal: opts.signal,
     });
