@@ -46,7 +46,7 @@ export interface Position {
   tli: number;
 }
 
-type Phase = 'start-header' | 'start-row' | 'tablespaces' | 'copy' | 'end-header' | 'end-row' | 'done';
+type Phase = 'start-header' | 'start-row' | 'tablespaces' | 'copy' | 'end-row' | 'done';
 
 const MAX_LISTED = 10;
 
@@ -74,9 +74,8 @@ export class BaseBackupDecoder implements CommandHandler {
   rowDescription(): void {
     if (this.phase === 'start-header') this.phase = 'start-row';
     else if (this.phase === 'start-row' && this.startPos) this.phase = 'tablespaces';
-    else if (this.phase === 'copy' && !this.copying) this.phase = 'end-header';
+    else if (this.phase === 'copy' && !this.copying) this.phase = 'end-row';
     else throw new ProtocolError(`unexpected row description during BASE_BACKUP (${this.phase})`);
-    if (this.phase === 'end-header') this.phase = 'end-row';
   }
 
   dataRow(values: (string | null)[]): void {

@@ -246,3 +246,5 @@ malformed('no end position', FACTS15, [...s, m.copyOut(), ...tsArchive, m.copyDo
 malformed('a truncated archive ends the copy', FACTS15, [...s, m.copyOut(), m.newArchive('16385.tar', '/srv/ts'), m.archiveBytes(TS.subarray(0, 700)), m.copyDone(), ...e], /truncated tar archive "16385\.tar"/, TarFormatError);
 malformed('13/14: a copy after the manifest', FACTS14, [...s, m.copyOut(), m.copyData(TS), m.copyDone(), m.copyOut(), m.copyData(BASE), m.copyDone(), m.copyOut(), m.copyData(MANIFEST), m.copyDone(), m.copyOut(), m.copyDone(), ...e], /a copy response after the manifest/);
 malformed('13/14: a copy-both response', FACTS14, [...s, m.msg('W', Buffer.from([0, 0, 0])), ...e], /unexpected copy-both response/);
+malformed('a row description inside the copy', FACTS15, [...s, m.copyOut(), ...tsArchive, m.rowDescription(['x']), m.copyDone(), ...e], /unexpected row description during BASE_BACKUP \(copy\)/);
+malformed('the tablespace header before the start row', FACTS15, [s[0], s[3], ...s.slice(4)], /unexpected row description during BASE_BACKUP \(start-row\)/);
