@@ -20,7 +20,9 @@ export * from './events';
 export * from './errors';
 
 // Sources
-export { ReplicationSource, type ReplicationSourceOptions } from './sources/replication-source';
+export { ReplicationSource, DEFAULT_TIMEOUT_MS, type ReplicationSourceOptions } from './sources/replication-source';
+export { StreamedWalSource, type StreamedWalSourceOptions, type WalStreamPlan } from './sources/streamed-wal-source';
+export type { LiveSourceFactory, LiveSourceHooks } from './sources/live-source';
 export { openBackupSource, detectBackupFormat, type BackupFormat } from './sources/open-backup';
 export { plainBackupSource } from './sources/plain-backup-source';
 export { tarDirectorySource, tarStreamSource } from './sources/tar-backup-source';

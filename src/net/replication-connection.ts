@@ -1,45 +1,41 @@
 /**
- * A replication connection: `pg` opens it (authentication; TLS as libpq's
- * sslmode says, see connect()), then we take over the socket — the TLSSocket
- * pg put in place of the TCP one when the session is encrypted — and speak
- * the simple-query and copy sub-protocols ourselves, because pg-protocol
- * knows no CopyBoth and recycles the buffers its CopyData slices point into.
+ * A replication connection: `pg` opens it (src/net/pg-session.ts:
+ * authentication; TLS as libpq's sslmode says, see connect()), then we read
+ * the socket with our own parser and speak the simple-query and copy
+ * sub-protocols ourselves.
  *
  * One command at a time: `run(sql, handler)` feeds every message of the
- * command to the handler and resolves at ReadyForQuery, or rejects with the
- * server's error. `pause()`/`resume()` stop reading the socket, which is how
- * backpressure reaches the server.
+ * command to the handler (src/codec/protocol/command-messages.ts) and
+ * resolves at ReadyForQuery, or rejects with the server's error (ServerError
+ * with its SQLSTATE). `pause()`/`resume()` stop reading the socket, which is
+ * how backpressure reaches the server.
  *
  * A dead or stuck server must not hang a backup:
  * - `timeoutMs` bounds connecting (unless connect_timeout is set) and, while
  *   a command runs and we are reading, the time without a byte from the
- *   server (the watchdog; `allowSilence()` suspends it where the server may
- *   legitimately say nothing: BASE_BACKUP's checkpoint, the wait for WAL
- *   archiving). Time we spend paused does not count.
+ *   server (src/net/silence-watchdog.ts; `allowSilence()` suspends it).
  * - TCP keepalives (conninfo.ts: 10 s idle, then libuv's 1 s × 10 probes)
  *   notice a vanished host or network when nothing else would.
  * - A server that shuts down or crashes closes the socket: noticed as soon
  *   as we read on (a paused socket first yields what it had buffered), and
  *   the error names the shutdown when the server said so first.
- * `abort()` (destroying a backup mid-command) also sends a CancelRequest:
- * a walsender waiting for a checkpoint would otherwise notice the closed
- * socket only when the checkpoint is over.
+ * `abort()` (destroying a backup mid-command) also sends a CancelRequest
+ * (src/net/cancel-request.ts): a walsender waiting for a checkpoint would
+ * otherwise notice the closed socket only when the checkpoint is over.
  */
-import { Client, type ClientConfig } from 'pg';
-import { connect as netConnect, type Socket } from 'node:net';
-import {
-  BackendParser,
-  frontendMessage,
-  parseDataRow,
-  parseNotice,
-  parseRowDescription,
-  queryMessage,
-  type ServerNotice,
-} from '../codec/protocol/backend-parser';
-import { AuthError, ConnectionError, InterruptedError, PgbbError, ProtocolError, ServerError, systemReason } from '../errors';
-import { startupPacket } from '../codec/protocol/startup';
+import type { ClientConfig } from 'pg';
+import type { Socket } from 'node:net';
+import { BackendParser, frontendMessage, queryMessage, type ServerNotice } from '../codec/protocol/backend-parser';
+import { dispatchMessage, type CommandHandler } from '../codec/protocol/command-messages';
+import { ConnectionError, PgbbError, ProtocolError, ServerError } from '../errors';
 import { describeServer, type PgbbClientConfig } from './conninfo';
-import { retryWith, tlsReason } from './tls-options';
+import { retryWith } from './tls-options';
+import { openPgSession, type PgSession } from './pg-session';
+import { SilenceWatchdog } from './silence-watchdog';
+import { sendCancelRequest } from './cancel-request';
+import { abortReason, connectError, isSessionEnd, lostError, silenceError } from './connection-errors';
+
+export type { CommandHandler } from '../codec/protocol/command-messages';
 
 export interface ConnectOptions {
   /**
@@ -52,89 +48,44 @@ export interface ConnectOptions {
   signal?: AbortSignal;
 }
 
-export interface CommandHandler {
-  rowDescription?(columns: string[]): void;
-  dataRow?(values: (string | null)[]): void;
-  commandComplete?(tag: string): void;
-  /** CopyOutResponse ('H'), CopyBothResponse ('W') or CopyInResponse ('G'). */
-  copyStart?(kind: 'out' | 'both' | 'in'): void;
-  copyData?(payload: Buffer): void;
-  copyDone?(): void;
-  notice?(notice: ServerNotice): void;
-}
-
 export interface QueryResult {
   columns: string[];
   rows: (string | null)[][];
 }
 
-/** SQLSTATEs that mean "not allowed in", as opposed to "could not reach". */
-function connectError(err: unknown, where: string, timeoutMs: number): PgbbError {
-  const e = err as { code?: string; message?: string };
-  // Ours, from the password lookup (conninfo.ts).
-  if (err instanceof AuthError) return new AuthError(`connection to server at ${where} failed: ${err.message}`, { cause: err });
-  if (err instanceof PgbbError) return err;
-  let reason = e.code && /^E[A-Z]+$/.test(e.code) ? systemReason(err) : e.message ?? String(err);
-  reason = tlsReason(e.code, reason);
-  if (reason === 'timeout expired') reason = `timeout expired${timeoutMs ? ` after ${timeoutMs / 1000} s` : ''}`;
-  else if (reason === 'Connection terminated unexpectedly') reason = 'server closed the connection unexpectedly';
-  const msg = `connection to server at ${where} failed: ${reason}`;
-  if (e.code && /^28/.test(e.code)) return new AuthError(msg, { cause: err });
-  if (e.code === '42501') return new AuthError(msg, { cause: err });
-  if (e.code === '53300') return new PgbbError('wal_senders', msg, { cause: err });
-  if (e.code && /^[0-9A-Z]{5}$/.test(e.code)) return new ServerError(msg, e.code, 'connection', { cause: err });
-  return new ConnectionError(msg, { cause: err });
-}
-
-/** The abort's reason, or an InterruptedError. */
-function abortReason(signal: AbortSignal): Error {
-  return signal.reason instanceof Error ? signal.reason : new InterruptedError();
-}
-
-/** SQLSTATEs of a server that ends the session: operator intervention (57P0x) or a connection exception (08xxx). */
-function isSessionEnd(sqlstate: string): boolean {
-  return /^57P0/.test(sqlstate) || /^08/.test(sqlstate);
-}
-
 export class ReplicationConnection {
   private readonly parser: BackendParser;
+  private readonly socket: Socket;
   private handler: CommandHandler | null = null;
   private settle: ((err?: Error) => void) | null = null;
   private pendingError: ServerError | null = null;
   private closed = false;
   private lostError: Error | null = null;
-  /** Watchdog state: when we last heard from the server, and whether silence is expected now. */
-  private lastHeard = Date.now();
-  private paused = false;
-  private silenceAllowed = false;
-  private watchdog: NodeJS.Timeout | null = null;
+  private readonly watchdog: SilenceWatchdog;
   /** What the server said when it announced its shutdown (e.g. "terminating connection due to immediate shutdown command"). */
   private farewell: string | null = null;
 
   private constructor(
-    private readonly client: Client,
-    private readonly socket: Socket,
+    private readonly session: PgSession,
     readonly server: string,
     private readonly timeoutMs: number,
   ) {
+    this.socket = session.socket;
     this.parser = new BackendParser((code, body) => this.onMessage(code, body));
-    // Take the socket from pg's parser for good.
-    for (const l of socket.listeners('data')) socket.removeListener('data', l as (...a: unknown[]) => void);
-    socket.on('data', (chunk: Buffer) => {
-      this.lastHeard = Date.now();
+    this.socket.on('data', (chunk: Buffer) => {
+      this.watchdog.heard();
       try {
         this.parser.write(chunk);
       } catch (err) {
         this.fail(err as Error);
       }
     });
-    client.on('error', (err) => this.fail(this.lost(err)));
-    client.on('end', () => this.fail(this.lost()));
-    if (timeoutMs > 0) {
-      // A coarse tick: detection within timeoutMs plus a quarter of it, at most 5 s late.
-      this.watchdog = setInterval(() => this.checkSilence(), Math.min(5000, Math.max(50, timeoutMs / 4)));
-      this.watchdog.unref();
-    }
+    session.onLost((err) => this.fail(lostError(this.server, this.farewell, err)));
+    this.watchdog = new SilenceWatchdog(
+      timeoutMs,
+      () => this.handler !== null && !this.closed,
+      (silent) => this.fail(silenceError(this.server, silent, this.timeoutMs)),
+    );
   }
 
   /**
@@ -160,28 +111,20 @@ export class ReplicationConnection {
     const where = `"${describeServer(config)}"`;
     const timeoutMs = opts.timeoutMs ?? 0;
     const connectLimit = config.connectionTimeoutMillis || timeoutMs;
-    const client = new Client(connectLimit ? { ...config, connectionTimeoutMillis: connectLimit } : config);
-    // Send the startup packet pg_basebackup sends: no client_encoding (see protocol/startup.ts).
-    const connection = (client as unknown as { connection: { startup(p: Record<string, string>): void; stream: Socket } }).connection;
-    connection.startup = (params) => void connection.stream.write(startupPacket(params));
     const signal = opts.signal;
     if (signal?.aborted) throw abortReason(signal);
-    // pg emits 'error' on the client too; without a listener Node would throw.
-    const early = (_: unknown) => {};
-    client.on('error', early);
-    const socketOf = () => (client as unknown as { connection: { stream: Socket } }).connection.stream;
-    const onAbort = () => socketOf().destroy();
+    let socketOf: (() => Socket) | null = null;
+    const onAbort = () => socketOf?.().destroy();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      await client.connect();
+      const session = await openPgSession(connectLimit ? { ...config, connectionTimeoutMillis: connectLimit } : config, (s) => (socketOf = s));
+      return new ReplicationConnection(session, where, timeoutMs);
     } catch (err) {
       if (signal?.aborted) throw abortReason(signal);
       throw connectError(err, where, connectLimit);
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      client.removeListener('error', early);
     }
-    return new ReplicationConnection(client, socketOf(), where, timeoutMs);
   }
 
   /** Runs one command; resolves at ReadyForQuery. */
@@ -191,7 +134,7 @@ export class ReplicationConnection {
     return new Promise<void>((resolve, reject) => {
       this.handler = handler;
       this.pendingError = null;
-      this.lastHeard = Date.now();
+      this.watchdog.heard();
       this.settle = (err) => {
         this.handler = null;
         this.settle = null;
@@ -232,25 +175,21 @@ export class ReplicationConnection {
   }
 
   pause(): void {
-    this.paused = true;
+    this.watchdog.pause();
     this.socket.pause();
   }
 
   resume(): void {
-    // Our own pause is not the server's silence.
-    if (this.paused) this.lastHeard = Date.now();
-    this.paused = false;
+    this.watchdog.resume();
     this.socket.resume();
   }
 
   /**
    * While true, the watchdog lets the server stay silent (BASE_BACKUP's
-   * checkpoint, the wait for WAL archiving): the server answers when done,
-   * and only TCP keepalives watch the line meanwhile.
+   * checkpoint, the wait for WAL archiving).
    */
   allowSilence(on: boolean): void {
-    if (this.silenceAllowed && !on) this.lastHeard = Date.now();
-    this.silenceAllowed = on;
+    this.watchdog.allowSilence(on);
   }
 
   get isClosed(): boolean {
@@ -259,20 +198,17 @@ export class ReplicationConnection {
 
   /** The server process's pid (BackendKeyData), e.g. to name a temporary slot. */
   get backendPid(): number | undefined {
-    return (this.client as unknown as { processID: number | null }).processID ?? undefined;
+    return this.session.pid;
   }
 
   /** Ends the session politely (Terminate); the server aborts any backup still running. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.stopWatchdog();
+    this.watchdog.stop();
     this.lostError = new ConnectionError(`connection to ${this.server} is closed`);
     this.socket.resume();
-    await Promise.race([
-      this.client.end().catch(() => {}),
-      new Promise((r) => setTimeout(r, 2000).unref()),
-    ]);
+    await Promise.race([this.session.end(), new Promise((r) => setTimeout(r, 2000).unref())]);
     this.socket.destroy();
     this.abortCommand(this.lostError);
   }
@@ -283,7 +219,7 @@ export class ReplicationConnection {
       this.closed = true;
       this.lostError = err ?? new ConnectionError(`connection to ${this.server} is closed`);
     }
-    this.stopWatchdog();
+    this.watchdog.stop();
     this.socket.destroy();
     this.abortCommand(this.lostError!);
   }
@@ -297,66 +233,15 @@ export class ReplicationConnection {
   abort(err?: Error): Promise<void> {
     const running = this.handler !== null && !this.closed;
     this.destroy(err);
-    return running ? this.sendCancel() : Promise.resolve();
-  }
-
-  /** CancelRequest (protocol: length 16, code 80877102, pid, secret key) on a new connection, as libpq's PQcancel. */
-  private sendCancel(): Promise<void> {
-    const c = this.client as unknown as { processID: number | null; secretKey: number | null; host: string; port: number };
-    if (!c.processID || c.secretKey == null) return Promise.resolve();
-    const msg = Buffer.alloc(16);
-    msg.writeInt32BE(16, 0);
-    msg.writeInt32BE(80877102, 4);
-    msg.writeInt32BE(c.processID, 8);
-    msg.writeInt32BE(c.secretKey, 12);
-    return new Promise((resolve) => {
-      const sock = c.host?.startsWith('/') ? netConnect(`${c.host}/.s.PGSQL.${c.port}`) : netConnect(c.port, c.host);
-      const timer = setTimeout(() => sock.destroy(), 1000);
-      timer.unref();
-      sock.on('connect', () => sock.end(msg));
-      sock.on('error', () => {});
-      sock.on('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  private checkSilence(): void {
-    if (!this.handler || this.paused || this.silenceAllowed || this.closed) return;
-    const silent = Date.now() - this.lastHeard;
-    if (silent < this.timeoutMs) return;
-    this.fail(
-      new ConnectionError(
-        `no response from server at ${this.server} for ${Math.round(silent / 1000)} s (limit ${this.timeoutMs / 1000} s, --timeout); ` +
-          'the server or the network is not responding',
-      ),
-    );
-  }
-
-  private stopWatchdog(): void {
-    if (this.watchdog) clearInterval(this.watchdog);
-    this.watchdog = null;
-  }
-
-  /** The error for a socket that went away: the server's own words when it said why. */
-  private lost(err?: Error): ConnectionError {
-    let why = this.farewell;
-    if (!why && err) {
-      const e = err as NodeJS.ErrnoException;
-      why = e.code && /^E[A-Z]+$/.test(e.code) ? systemReason(err) : err.message;
-      if (why === 'Connection terminated unexpectedly') why = null;
-    }
-    return new ConnectionError(`connection to server at ${this.server} lost: ${why ?? 'server closed the connection unexpectedly (it probably shut down or crashed)'}`, {
-      cause: err,
-    });
+    const key = this.session.cancelKey;
+    return running && key ? sendCancelRequest(key) : Promise.resolve();
   }
 
   private fail(err: Error): void {
     if (this.closed) return;
     this.closed = true;
     this.lostError = err;
-    this.stopWatchdog();
+    this.watchdog.stop();
     this.socket.destroy();
     this.abortCommand(err);
   }
@@ -368,79 +253,51 @@ export class ReplicationConnection {
 
   private onMessage(code: number, body: Buffer): void {
     const h = this.handler;
-    switch (code) {
-      case 0x64: // 'd' CopyData
-        h?.copyData?.(body);
-        return;
-      case 0x44: // 'D' DataRow
-        h?.dataRow?.(parseDataRow(body));
-        return;
-      case 0x4e: {
-        // 'N' NoticeResponse: may come between CopyData messages
-        const n = parseNotice(body);
-        // A backend ended by an immediate shutdown or another process's crash may say goodbye with a
-        // WARNING (57P01/57P02) just before the socket closes (walsenders usually die silently):
-        // that is the error's cause, not a warning of its own.
-        if (/^57P0/.test(n.sqlstate)) {
-          this.farewell = n.message;
-          return;
-        }
-        h?.notice?.(n);
-        return;
-      }
-      case 0x54: // 'T'
-        h?.rowDescription?.(parseRowDescription(body));
-        return;
-      case 0x43: // 'C'
-        h?.commandComplete?.(body.toString('utf8', 0, Math.max(0, body.length - 1)));
-        return;
-      case 0x48: // 'H'
-        h?.copyStart?.('out');
-        return;
-      case 0x57: // 'W'
-        h?.copyStart?.('both');
-        return;
-      case 0x47: // 'G'
-        h?.copyStart?.('in');
-        return;
-      case 0x63: // 'c'
-        h?.copyDone?.();
-        return;
-      case 0x45: {
-        // 'E' ErrorResponse: the command is over; ReadyForQuery follows.
-        const n = parseNotice(body);
-        if ((n.severity === 'FATAL' || n.severity === 'PANIC') && isSessionEnd(n.sqlstate)) {
-          // Shutdown (fast or smart), pg_terminate_backend, …: the connection is what failed.
-          this.farewell = n.message;
-          this.fail(this.lost());
-          return;
-        }
-        const err = new ServerError(n.message + (n.detail ? ` (${n.detail})` : ''), n.sqlstate);
-        if (!this.settle) {
-          this.fail(err);
-          return;
-        }
-        if (n.severity === 'FATAL' || n.severity === 'PANIC') {
-          this.fail(err);
-          return;
-        }
-        this.pendingError ??= err;
-        return;
-      }
-      case 0x5a: {
-        // 'Z' ReadyForQuery
-        const settle = this.settle;
-        const err = this.pendingError;
-        this.pendingError = null;
-        settle?.(err ?? undefined);
-        return;
-      }
-      case 0x53: // 'S' ParameterStatus
-      case 0x41: // 'A' NotificationResponse
-      case 0x49: // 'I' EmptyQueryResponse
-        return;
-      default:
-        throw new ProtocolError(`unexpected message type '${String.fromCharCode(code)}' from server`);
+    dispatchMessage(code, body, {
+      copyData: h?.copyData?.bind(h),
+      dataRow: h?.dataRow?.bind(h),
+      rowDescription: h?.rowDescription?.bind(h),
+      commandComplete: h?.commandComplete?.bind(h),
+      copyStart: h?.copyStart?.bind(h),
+      copyDone: h?.copyDone?.bind(h),
+      notice: (n) => this.onNotice(n),
+      error: (n) => this.onError(n),
+      ready: () => this.onReady(),
+    });
+  }
+
+  private onNotice(n: ServerNotice): void {
+    // A backend ended by an immediate shutdown or another process's crash may say goodbye with a
+    // WARNING (57P01/57P02) just before the socket closes (walsenders usually die silently):
+    // that is the error's cause, not a warning of its own.
+    if (/^57P0/.test(n.sqlstate)) {
+      this.farewell = n.message;
+      return;
     }
+    this.handler?.notice?.(n);
+  }
+
+  /** ErrorResponse: the command is over, ReadyForQuery follows — unless the session is. */
+  private onError(n: ServerNotice): void {
+    const fatal = n.severity === 'FATAL' || n.severity === 'PANIC';
+    if (fatal && isSessionEnd(n.sqlstate)) {
+      // Shutdown (fast or smart), pg_terminate_backend, …: the connection is what failed.
+      this.farewell = n.message;
+      this.fail(lostError(this.server, this.farewell));
+      return;
+    }
+    const err = new ServerError(n.message + (n.detail ? ` (${n.detail})` : ''), n.sqlstate);
+    if (!this.settle || fatal) {
+      this.fail(err);
+      return;
+    }
+    this.pendingError ??= err;
+  }
+
+  private onReady(): void {
+    const settle = this.settle;
+    const err = this.pendingError;
+    this.pendingError = null;
+    settle?.(err ?? undefined);
   }
 }

@@ -24,7 +24,7 @@ import { PgbbError, ServerError } from '../errors';
 import { clientConfig, type ConnectionOptions } from '../net/conninfo';
 import { ReplicationConnection } from '../net/replication-connection';
 import { readServerSettings } from '../net/server-settings';
-import { DEFAULT_TIMEOUT_MS } from '../net/timeouts';
+import { DEFAULT_TIMEOUT_MS } from '../net/silence-watchdog';
 import { parseControlFile } from '../codec/pg-control';
 import { LIMITS, readLimited } from '../io/read-limited';
 import { LiveDataDirectoryError } from '../io/live-cluster';

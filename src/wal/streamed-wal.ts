@@ -9,11 +9,11 @@
  *                        stops as soon as WAL reaches it (not later, when the
  *                        source gets round to the tail, which would stream
  *                        WAL written meanwhile into the backup for nothing)
- *   holdManifest(bytes)  the server's manifest waits: it must follow the WAL
- *   tail(endLsn)         async generator, pulled by the source:
+ *   tail(endLsn, held)   async generator, pulled by the source:
  *                          (waits until WAL up to endLsn is spooled)
  *                          archive pg_wal … archive-end   (src/wal/wal-archive.ts)
- *                          manifest                        (if the server sent one)
+ *                          manifest*                       the held manifest's pieces
+ *                                                          (src/sources/manifest-hold.ts)
  *   discard()            removes the spool now (synchronously, from the
  *                        source's destroy())
  *   destroy()            ends the streaming session, removes the spool
@@ -35,7 +35,7 @@ import type { RateLimiter } from '../rate-limiter';
 
 /** Refuses WAL options that do not go together; the CLI calls it before touching the target. */
 export function checkWalOptions(opts: { wal?: string; slot?: string; noSlot?: boolean }): void {
-  const wal = opts.wal ?? 'fetch';
+  const wal = opts.wal ?? 'stream';
   if (!['stream', 'fetch', 'none'].includes(wal)) {
     throw new UsageError(`invalid WAL method "${wal}", must be "stream", "fetch" or "none"`);
   }
@@ -44,6 +44,17 @@ export function checkWalOptions(opts: { wal?: string; slot?: string; noSlot?: bo
     if (opts.noSlot) throw new UsageError('--no-slot cannot be used with a slot name');
     validateSlotName(opts.slot);
   }
+}
+
+/** The server's manifest, held until the WAL archive is out (src/sources/manifest-hold.ts implements it). */
+export interface HeldManifest {
+  /** Bytes held (0: the server sent none). */
+  readonly size: number;
+  /** Its last bytes, where WAL-Ranges are. */
+  tail(): Buffer;
+  /** Its file (if any) loses its name, staying readable: before the spool directory goes. */
+  detach(): void;
+  read(): AsyncIterable<Buffer>;
 }
 
 export interface StreamedWalOptions {
@@ -66,7 +77,6 @@ export interface StreamedWalOptions {
 
 export class StreamedWal {
   private readonly receiver: WalReceiver;
-  private manifest: Buffer | null = null;
   private stopped: Promise<SpoolSummary> | null = null;
   private readonly paced: boolean;
 
@@ -108,18 +118,21 @@ export class StreamedWal {
     this.stopped.catch(() => {});
   }
 
-  holdManifest(data: Buffer): void {
-    this.manifest = data;
+  /** Where the WAL is written (spool directory or walDir), once prepared: a held manifest's file goes there too. */
+  get dir(): string | null {
+    return this.receiver.dir;
   }
 
-  async *tail(endLsn: string): AsyncGenerator<BackupEvent> {
+  async *tail(endLsn: string, manifest: HeldManifest | null): AsyncGenerator<BackupEvent> {
     this.stopAt(endLsn);
     const spool = await this.stopped!;
-    if (this.manifest) checkWalCoverage(parseWalRanges(this.manifest), spool);
+    if (manifest?.size) checkWalCoverage(parseWalRanges(manifest.tail()), spool);
     yield* walArchiveEvents(spool, { paced: this.paced });
-    // A spool has been read back: it goes before the manifest marks the backup whole.
+    // A spool has been read back: it goes before the manifest marks the backup whole
+    // (a manifest spooled inside it stays readable: its name goes first).
+    manifest?.detach();
     if (!spool.inPlace) await this.receiver.destroy();
-    if (this.manifest) yield { type: 'manifest', data: this.manifest };
+    if (manifest) for await (const data of manifest.read()) yield { type: 'manifest', data };
     // In place, the WAL belongs to the backup once the whole stream was handed on.
     this.receiver.keep();
     await this.receiver.destroy();

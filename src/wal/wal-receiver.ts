@@ -191,6 +191,11 @@ export class WalReceiver {
     this.spool?.keep();
   }
 
+  /** Where the WAL is written (the spool directory, or walDir in place), once prepared. */
+  get dir(): string | null {
+    return this.spool?.dir ?? null;
+  }
+
   /** The spool's filesystem when it is memory-backed ('tmpfs', 'ramfs'), else null. */
   get memoryBacked(): string | null {
     return this.spool && !this.spool.inPlace ? this.spool.memoryBacked : null;

@@ -44,7 +44,8 @@ test('ReplicationSource → manifestBuild({ replace: true }) → DirectorySink: 
   const build = manifestBuild({ replace: true });
   let written = 0;
   const captureServer = tap((ev) => {
-    if (ev.type === 'manifest') server = ev.data;
+    // The server's manifest comes in pieces (src/events.ts).
+    if (ev.type === 'manifest') server = server ? Buffer.concat([server, ev.data]) : ev.data;
   });
   const countWritten = tap((ev) => {
     if (ev.type === 'manifest') written++;
@@ -97,7 +98,7 @@ test('PostgreSQL 17: the built version 2 manifest (System-Identifier line) is th
   let server = null as Buffer | null;
   const build = manifestBuild({ replace: true });
   const src = new ReplicationSource({ connection: { host: pg17.host, port: pg17.port, user: 'postgres' }, checkpoint: 'fast', wal: 'fetch' });
-  await runPipeline(src, [tap((ev) => void (ev.type === 'manifest' && (server = ev.data))), build], new DirectorySink({ target: join(root, 'data'), sync: false }));
+  await runPipeline(src, [tap((ev) => void (ev.type === 'manifest' && (server = server ? Buffer.concat([server, ev.data]) : ev.data))), build], new DirectorySink({ target: join(root, 'data'), sync: false }));
   const built = build.result!.manifest!;
   assert.match(built.toString('utf8'), /^\{ "PostgreSQL-Backup-Manifest-Version": 2,\n"System-Identifier": \d+,\n"Files": \[\n/);
   assert.equal(built.toString('utf8'), server!.toString('utf8'));

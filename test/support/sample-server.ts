@@ -54,7 +54,7 @@ export interface SampleServer {
   readonly tsLocation: string;
   /** pgbb's `-d` arguments for a server (default: this one). */
   conn(c?: Cluster): string[];
-  /** A ReplicationSource on this server with checkpoint 'fast'; `extra` wins. */
+  /** A ReplicationSource on this server with checkpoint 'fast' and WAL fetched (what these tests were written for; the library default is now stream); `extra` wins. */
   source(extra?: ReplicationSourceOptions): ReplicationSource;
   /** A DirectorySink writing root/data, the sample tablespace mapped to root/ts, no fsync. */
   directorySink(root: string): DirectorySink;
@@ -126,7 +126,7 @@ export function useSampleServer(opts: SampleServerOptions = {}): SampleServer {
     },
     conn: (c = server()) => ['-d', `host=${c.host} port=${c.port} user=postgres`],
     source: (extra = {}) =>
-      new ReplicationSource({ connection: { host: server().host, port: server().port, user: 'postgres' }, checkpoint: 'fast', ...extra }),
+      new ReplicationSource({ connection: { host: server().host, port: server().port, user: 'postgres' }, checkpoint: 'fast', wal: 'fetch', ...extra }),
     directorySink: (root) =>
       new DirectorySink({ target: join(root, 'data'), tablespaceMapping: { [set(ts, 'the sample tablespace').loc]: join(root, 'ts') }, sync: false }),
     scratch: async (prefix) => {

@@ -1,0 +1,190 @@
+/**
+ * The server's manifest, held while the streamed WAL's `pg_wal` archive goes
+ * first (the manifest lists that WAL and marks the backup whole, so it must
+ * come last). Pieces are kept as they came; never joined.
+ *
+ * Memory: up to `memoryLimit` bytes (default 1 MiB) in memory; beyond that
+ * the pieces go to a file `pgbb.manifest.partial` in `dir` (the WAL spool
+ * directory, or a plain target's pg_wal/ — beside the WAL, on the disk the
+ * backup is written to), created O_EXCL|O_NOFOLLOW, 0600, and read back in
+ * pieces of at most `readSize` (default 256 KiB). The file's name goes as
+ * soon as it is read back (`detach()`, before the spool directory is
+ * removed), and on discard().
+ *
+ * The manifest's WAL-Ranges (wanted before the WAL archive goes out) sit at
+ * its end: the last `tailSize` bytes (default 256 KiB) are kept in memory too.
+ */
+import { closeSync, constants, openSync, read, unlinkSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { IoError, ioError } from '../errors';
+
+export const MANIFEST_SPOOL_NAME = 'pgbb.manifest.partial';
+
+export interface ManifestHoldOptions {
+  /** Where the file goes once the manifest outgrows memory (null: always memory). */
+  dir: () => string | null;
+  memoryLimit?: number;
+  readSize?: number;
+  tailSize?: number;
+}
+
+export class ManifestHold {
+  private pieces: Buffer[] = [];
+  private held = 0;
+  private fd: number | null = null;
+  private file: string | null = null;
+  private named = false;
+  private written = 0;
+  /** A read is in flight on fd: discard() leaves the close to it (no fd reuse under a pending read). */
+  private reading = false;
+  private tailPieces: Buffer[] = [];
+  private tailHeld = 0;
+  private readonly memoryLimit: number;
+  private readonly readSize: number;
+  private readonly tailSize: number;
+
+  constructor(private readonly o: ManifestHoldOptions) {
+    this.memoryLimit = o.memoryLimit ?? 1024 * 1024;
+    this.readSize = o.readSize ?? 256 * 1024;
+    this.tailSize = o.tailSize ?? 256 * 1024;
+  }
+
+  /** Bytes held so far. */
+  get size(): number {
+    return this.held + this.written;
+  }
+
+  /** True once the pieces went to a file. */
+  get spooled(): boolean {
+    return this.fd !== null;
+  }
+
+  add(piece: Buffer): void {
+    this.keepTail(piece);
+    if (this.fd === null && this.held + piece.length > this.memoryLimit && this.o.dir() !== null) this.spool();
+    if (this.fd === null) {
+      this.pieces.push(piece);
+      this.held += piece.length;
+      return;
+    }
+    this.write(piece);
+  }
+
+  /** The manifest's last bytes (all of it when small): where WAL-Ranges are. */
+  tail(): Buffer {
+    if (this.fd === null) return Buffer.concat(this.pieces);
+    return Buffer.concat(this.tailPieces);
+  }
+
+  /** Removes the file's name; its bytes stay readable until the end of read(). */
+  detach(): void {
+    if (this.file && this.named) {
+      this.named = false;
+      try {
+        unlinkSync(this.file);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('could not remove', this.file, err);
+      }
+    }
+  }
+
+  /** The pieces, in order: as they came, or read back from the file. */
+  async *read(): AsyncGenerator<Buffer> {
+    if (this.fd === null) {
+      const pieces = this.pieces;
+      this.pieces = [];
+      yield* pieces;
+      return;
+    }
+    this.detach();
+    const fd = this.fd;
+    try {
+      for (let at = 0; at < this.written && this.fd !== null; ) {
+        const buf = Buffer.allocUnsafe(Math.min(this.readSize, this.written - at));
+        let got = 0;
+        this.reading = true;
+        try {
+          while (got < buf.length) got += await readAt(fd, buf, got, at + got, this.file!);
+        } finally {
+          this.reading = false;
+          // discarded meanwhile: the close was left to us
+          if (this.fd === null) closeSync(fd!);
+        }
+        if (this.fd === null) return;
+        at += buf.length;
+        yield buf;
+      }
+    } finally {
+      if (this.fd === fd) this.discard();
+    }
+  }
+
+  /** Synchronous: drops what is held, the file and its name (from a source's destroy()). */
+  discard(): void {
+    this.pieces = [];
+    this.tailPieces = [];
+    try {
+      this.detach();
+    } catch {
+      // Best effort while tearing down.
+    }
+    if (this.fd !== null) {
+      const fd = this.fd;
+      this.fd = null;
+      if (this.reading) return; // read() closes it
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  private keepTail(piece: Buffer): void {
+    this.tailPieces.push(piece);
+    this.tailHeld += piece.length;
+    while (this.tailPieces.length > 1 && this.tailHeld - this.tailPieces[0].length >= this.tailSize) {
+      this.tailHeld -= this.tailPieces.shift()!.length;
+    }
+  }
+
+  private spool(): void {
+    const file = path.join(this.o.dir()!, MANIFEST_SPOOL_NAME);
+    const flags = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+    try {
+      this.fd = openSync(file, flags, 0o600);
+    } catch (err) {
+      throw ioError('could not create manifest spool file', file, err);
+    }
+    this.file = file;
+    this.named = true;
+    const pieces = this.pieces;
+    this.pieces = [];
+    this.held = 0;
+    for (const p of pieces) this.write(p);
+  }
+
+  private write(piece: Buffer): void {
+    try {
+      let done = 0;
+      while (done < piece.length) done += writeSync(this.fd!, piece, done, piece.length - done, this.written + done);
+    } catch (err) {
+      throw ioError('could not write manifest spool file', this.file!, err);
+    }
+    this.written += piece.length;
+  }
+}
+
+const readAsync = promisify(read);
+
+async function readAt(fd: number, buf: Buffer, off: number, pos: number, file: string): Promise<number> {
+  let n: number;
+  try {
+    ({ bytesRead: n } = await readAsync(fd, buf, off, buf.length - off, pos));
+  } catch (err) {
+    throw ioError('could not read manifest spool file', file, err);
+  }
+  if (n === 0) throw new IoError(`manifest spool file "${file}" ended early`);
+  return n;
+}

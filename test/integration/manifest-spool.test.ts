@@ -1,0 +1,93 @@
+/**
+ * A streamed backup whose manifest outgrows memory (ReplicationSource's
+ * `manifestMemory`, here 4 KiB): the server's manifest waits in
+ * `pgbb.manifest.partial` beside the WAL — in the target's pg_wal/ (plain),
+ * in the spool inside a tar target — comes after the pg_wal archive in
+ * pieces of at most 256 KiB, and leaves nothing behind; pg_verifybackup
+ * accepts the backup.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { tap, TarFilesSink, type BackupEvent } from '../../src/index';
+import { MANIFEST_SPOOL_NAME } from '../../src/sources/manifest-hold';
+import { useSampleServer } from '../support/sample-server';
+
+const pg = useSampleServer();
+const { scratch, verify } = pg;
+
+/** Names seen under `dir` and one level below while `until` is pending. */
+async function watch<T>(dir: string, until: Promise<T>): Promise<Set<string>> {
+  const seen = new Set<string>();
+  let done = false;
+  const loop = (async () => {
+    while (!done) {
+      for (const n of await fs.readdir(dir).catch(() => [] as string[])) {
+        seen.add(n);
+        for (const m of await fs.readdir(join(dir, n)).catch(() => [] as string[])) seen.add(`${n}/${m}`);
+      }
+      await sleep(5);
+    }
+  })();
+  await until.finally(() => (done = true));
+  await loop;
+  return seen;
+}
+
+/** Event order around the manifest: pg_wal archive first, then every manifest piece, then end. */
+function orderCheck() {
+  const order: string[] = [];
+  const pieces: number[] = [];
+  const t = tap((ev: BackupEvent) => {
+    if (ev.type === 'archive') order.push(`archive ${ev.name}`);
+    else if (ev.type === 'manifest') {
+      pieces.push(ev.data.length);
+      if (order.at(-1) !== 'manifest') order.push('manifest');
+    } else if (ev.type === 'end') order.push('end');
+  });
+  return { t, order, pieces };
+}
+
+test('plain: the large manifest waits in pg_wal/, follows the WAL in pieces, is gone after; pg_verifybackup accepts the backup', async () => {
+  const root = await scratch('pgbb-mspool-plain-');
+  const walDir = join(root, 'data', 'pg_wal');
+  const { t, order, pieces } = orderCheck();
+  const run = pipeline(pg.source({ wal: 'stream', walDir, manifestMemory: 4096 }), t, pg.directorySink(root));
+  const seen = await watch(walDir, run);
+  assert.ok(seen.has(MANIFEST_SPOOL_NAME), `the manifest waited beside the WAL: ${[...seen]}`);
+  assert.ok(!existsSync(join(walDir, MANIFEST_SPOOL_NAME)), 'and is gone');
+  assert.deepEqual(order.slice(-3), ['archive pg_wal', 'manifest', 'end']);
+  assert.ok(pieces.reduce((a, n) => a + n, 0) > 4096 && pieces.every((n) => n <= 256 * 1024), `pieces ${pieces}`);
+  await verify(join(root, 'data'));
+});
+
+test('tar: the large manifest waits in the WAL spool inside the target; nothing but the archives and the manifest remain', async () => {
+  const root = await scratch('pgbb-mspool-tar-');
+  const target = join(root, 'tar');
+  const { t, order } = orderCheck();
+  const run = pipeline(pg.source({ wal: 'stream', walSpool: target, manifestMemory: 4096 }), t, new TarFilesSink({ target, sync: false }));
+  const seen = await watch(target, run);
+  assert.ok([...seen].some((n) => n.endsWith(`/${MANIFEST_SPOOL_NAME}`)), `the manifest waited in the spool: ${[...seen]}`);
+  assert.deepEqual((await fs.readdir(target)).sort(), [`${pg.tsOid}.tar`, 'backup_manifest', 'base.tar', 'pg_wal.tar'].sort());
+  assert.deepEqual(order.slice(-3), ['archive pg_wal', 'manifest', 'end']);
+});
+
+test('destroyed while the manifest waits in its file: the file goes with the spool, at once', async () => {
+  const root = await scratch('pgbb-mspool-destroy-');
+  const spool = join(root, 'spool');
+  await fs.mkdir(spool);
+  const src = pg.source({ wal: 'stream', walSpool: spool, manifestMemory: 4096 });
+  let destroyed = false;
+  const stop = tap((ev: BackupEvent) => {
+    if (ev.type === 'archive' && ev.name === 'pg_wal' && !destroyed) {
+      destroyed = true;
+      src.destroy(new Error('stopped by the test'));
+    }
+  });
+  await assert.rejects(pipeline(src, stop, new Writable({ objectMode: true, write: (_e, _n, cb) => cb() })), /stopped by the test/);
+  assert.deepEqual(await fs.readdir(spool), [], 'nothing left in the spool parent');
+});

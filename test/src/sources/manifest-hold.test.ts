@@ -1,0 +1,98 @@
+/**
+ * ManifestHold (src/sources/manifest-hold.ts): small manifests stay in
+ * memory as their pieces; large ones go to `pgbb.manifest.partial` (0600,
+ * exclusive) and come back in pieces of at most readSize; the file's name
+ * goes when it is read back and on discard.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MANIFEST_SPOOL_NAME, ManifestHold } from '../../../src/sources/manifest-hold';
+import { IoError } from '../../../src/errors';
+
+const dirOf = () => mkdtempSync(join(tmpdir(), 'pgbb-mhold-'));
+const collect = async (it: AsyncIterable<Buffer>) => {
+  const out: Buffer[] = [];
+  for await (const b of it) out.push(b);
+  return out;
+};
+
+test('small: the pieces as they came, in memory, no file', async () => {
+  const dir = dirOf();
+  try {
+    const h = new ManifestHold({ dir: () => dir, memoryLimit: 100 });
+    const pieces = [Buffer.from('{ "a": 1,'), Buffer.from(' "WAL-Ranges": [] }')];
+    for (const p of pieces) h.add(p);
+    assert.equal(h.spooled, false);
+    assert.equal(h.size, 28);
+    assert.equal(h.tail().toString(), '{ "a": 1, "WAL-Ranges": [] }');
+    const back = await collect(h.read());
+    assert.deepEqual(back, pieces);
+    assert.ok(back[0] === pieces[0], 'not copied');
+    assert.ok(!existsSync(join(dir, MANIFEST_SPOOL_NAME)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('large: spooled to a 0600 file beside the WAL, read back in bounded pieces, then gone', async () => {
+  const dir = dirOf();
+  try {
+    const h = new ManifestHold({ dir: () => dir, memoryLimit: 1000, readSize: 300, tailSize: 200 });
+    const whole: Buffer[] = [];
+    for (let i = 0; i < 50; i++) {
+      const p = Buffer.from(`piece ${i} `.padEnd(97, '.') + '\n');
+      whole.push(p);
+      h.add(p);
+    }
+    const file = join(dir, MANIFEST_SPOOL_NAME);
+    assert.ok(h.spooled);
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+    assert.equal(h.size, 50 * 98);
+    const tail = h.tail().toString();
+    assert.ok(tail.endsWith('piece 49 '.padEnd(97, '.') + '\n') && tail.length >= 200 && tail.length < 400, `tail of ${tail.length}`);
+    h.detach();
+    assert.ok(!existsSync(file), 'the name goes before the spool directory is removed');
+    const back = await collect(h.read());
+    assert.ok(back.every((b) => b.length <= 300));
+    assert.deepEqual(Buffer.concat(back), Buffer.concat(whole));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a file already there (or a symlink planted there) is refused, not followed', () => {
+  const dir = dirOf();
+  try {
+    writeFileSync(join(dir, MANIFEST_SPOOL_NAME), 'theirs');
+    const h = new ManifestHold({ dir: () => dir, memoryLimit: 4 });
+    assert.throws(() => h.add(Buffer.from('more than four')), (e: Error) => e instanceof IoError && /could not create manifest spool file/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('discard removes the file at once; a read under way stops', async () => {
+  const dir = dirOf();
+  try {
+    const h = new ManifestHold({ dir: () => dir, memoryLimit: 10, readSize: 10 });
+    h.add(Buffer.alloc(100, 0x61));
+    const file = join(dir, MANIFEST_SPOOL_NAME);
+    assert.ok(existsSync(file));
+    const it = h.read()[Symbol.asyncIterator]();
+    assert.equal((await it.next()).value?.length, 10);
+    h.discard();
+    assert.ok(!existsSync(file));
+    assert.equal((await it.next()).done, true);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('no place for a file (not streaming yet): memory', () => {
+  const h = new ManifestHold({ dir: () => null, memoryLimit: 4 });
+  h.add(Buffer.from('more than four'));
+  assert.equal(h.spooled, false);
+});
