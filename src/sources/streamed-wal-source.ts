@@ -25,24 +25,15 @@
  */
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import type { ClientConfig } from 'pg';
 import { PgbbError, ProtocolError } from '../errors';
 import type { BackupEvent, EndEvent } from '../events';
-import type { RateLimiter } from '../rate-limiter';
-import { StreamedWal } from '../wal/streamed-wal';
+import { StreamedWal, type StreamedWalOptions } from '../wal/streamed-wal';
 import type { LiveSourceFactory, LiveSourceHooks } from './live-source';
 import { NO_HOOKS } from './live-source';
 import { ManifestHold } from './manifest-hold';
 
-export interface WalStreamPlan {
-  clientConfig: ClientConfig;
-  slot?: string;
-  noSlot?: boolean;
-  walDir?: string;
-  walSpool?: string;
-  limiter?: RateLimiter;
-  /** The WAL connection's limit on silence, ms. */
-  timeoutMs?: number;
+/** Where and how to stream: the StreamedWal options a caller settles (the server's settings come from the source). */
+export interface WalStreamPlan extends Pick<StreamedWalOptions, 'clientConfig' | 'slot' | 'noSlot' | 'walDir' | 'walSpool' | 'limiter' | 'timeoutMs'> {
   /** Manifest bytes held in memory before they go to a file (default 1 MiB). */
   manifestMemory?: number;
 }
