@@ -1,0 +1,186 @@
+/**
+ * Cleanup, as a library user whose backup fails meets it: whatever ends a
+ * backup — an observer that throws, a sink refusing in ready(), one sink of a
+ * tee failing, an abort — the promise rejects only once every resource is
+ * released: no walsender and no slot left on the server, as many file
+ * descriptors and threads as before, nothing left in $TMPDIR, and the target
+ * removed.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, promises as fs, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Transform, Writable } from 'node:stream';
+import { after, test } from 'node:test';
+import { makeTempDir } from '../support/cluster';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { useSampleServer } from '../support/sample-server';
+import { serverClean } from '../support/failure-helpers';
+import { backup, compose, DirectorySink, tee, TarFilesSink, type BackupEvent } from '../../src/index';
+
+let tmp = '';
+// Setup in the sample server's own hook (node 20 runs root before() hooks together).
+const pg = useSampleServer({
+  sampleData: { scale: 1 },
+  setup: async (cluster) => {
+    tmp = await makeTempDir('pgbb-cleanup-tmp-');
+    // A whole backup first: libuv's thread pool and zstd's first use start lazily and stay.
+    const warm = join(tmp, 'warm');
+    const conninfo = `host=127.0.0.1 port=${cluster.port} user=postgres`;
+    await backup({ connection: { conninfo }, target: warm, format: 'tar', checkpoint: 'fast', sync: false, compress: { method: 'zstd', level: 3, workers: 2 } });
+    await fs.rm(warm, { recursive: true });
+    process.env.TMPDIR = tmp;
+  },
+});
+const { scratch } = pg;
+after(async () => {
+  delete process.env.TMPDIR;
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+const connection = () => ({ conninfo: `host=127.0.0.1 port=${pg.cluster.port} user=postgres` });
+
+interface Held {
+  fds: number;
+  threads: number;
+  tmp: string[];
+}
+// zstd-napi has no explicit free: a dropped compressor's worker threads are joined when V8 collects it.
+v8.setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+function held(): Held {
+  return { fds: readdirSync('/proc/self/fd').length, threads: readdirSync('/proc/self/task').length, tmp: readdirSync(tmp) };
+}
+
+/** After a failure: the server has nothing of ours, and no fd, thread or temp file is left. */
+async function assertReleased(before: Held, what: string): Promise<void> {
+  // At the rejection: every file and socket of ours is closed, every temp file gone.
+  const fds = held().fds;
+  assert.ok(fds <= before.fds, `${what}: ${fds - before.fds} file descriptors still open at the rejection`);
+  const left = (await fs.readdir(tmp)).filter((f) => !before.tmp.includes(f) && !f.startsWith('pgbb-cleanup-'));
+  assert.deepEqual(left, [], `${what}: nothing left in $TMPDIR`);
+  let threads = held().threads;
+  for (let i = 0; i < 20 && threads > before.threads; i++) {
+    gc();
+    await sleep(50);
+    threads = held().threads;
+  }
+  assert.ok(threads <= before.threads, `${what}: ${threads - before.threads} threads left running`);
+  // The server notices a closed connection by itself, a moment later.
+  await serverClean(pg.cluster, 5000);
+}
+
+/** A transform that throws on the n-th data event. */
+function throwingObserver(n: number): Transform {
+  let seen = 0;
+  return new Transform({
+    objectMode: true,
+    transform(ev: BackupEvent, _e, cb) {
+      if (ev.type === 'data' && ++seen === n) throw new Error('observer broke');
+      cb(null, ev);
+    },
+  });
+}
+
+function failingWritable(n: number): Writable {
+  let seen = 0;
+  return new Writable({
+    objectMode: true,
+    write(_ev: BackupEvent, _e, cb) {
+      cb(++seen === n ? new Error('upload failed') : null);
+    },
+  });
+}
+
+for (const format of ['plain', 'tar'] as const) {
+  test(`backup(${format}): an observer throwing mid-backup rejects with its error once everything is released; target removed`, async () => {
+    const root = await scratch('pgbb-cleanup-obs-');
+    const target = join(root, 'b');
+    const b = held();
+    await assert.rejects(
+      backup({ connection: connection(), target, format, ...(format === 'plain' ? { tablespaceMapping: { [pg.tsLocation]: join(root, 'ts') } } : {}), checkpoint: 'fast', sync: false, observers: [throwingObserver(50)], ...(format === 'tar' ? { compress: { method: 'zstd', level: 3, workers: 2 } } : {}) }),
+      /observer broke/,
+    );
+    assert.ok(!existsSync(target), 'target removed');
+    assert.ok(!existsSync(join(root, 'ts')), 'tablespace target removed');
+    await assertReleased(b, 'observer throwing');
+  });
+}
+
+test('backup(tar, zstd workers): aborted mid-backup rejects "interrupted" once everything is released; target removed', async () => {
+  const root = await scratch('pgbb-cleanup-abort-');
+  const target = join(root, 'b');
+  const b = held();
+  const ac = new AbortController();
+  let n = 0;
+  const trigger = new Transform({
+    objectMode: true,
+    transform(ev: BackupEvent, _e, cb) {
+      if (ev.type === 'data' && ++n === 50) ac.abort();
+      cb(null, ev);
+    },
+  });
+  await assert.rejects(
+    backup({ connection: connection(), target, format: 'tar', checkpoint: 'fast', sync: false, compress: { method: 'zstd', level: 3, workers: 2 }, observers: [trigger], signal: ac.signal }),
+    { code: 'interrupted' },
+  );
+  assert.ok(!existsSync(target), 'target removed');
+  await assertReleased(b, 'abort');
+});
+
+test('backup: a signal already aborted rejects "interrupted", contacts no server, creates no target', async () => {
+  const root = await scratch('pgbb-cleanup-preabort-');
+  const target = join(root, 'b');
+  const b = held();
+  await assert.rejects(backup({ connection: connection(), target, checkpoint: 'fast', sync: false, signal: AbortSignal.abort() }), { code: 'interrupted' });
+  assert.ok(!existsSync(target), 'target not created');
+  await assertReleased(b, 'pre-aborted');
+});
+
+test('stdout backup: the output failing mid-stream rejects once everything is released; no spool left', async () => {
+  const b = held();
+  const output = new Writable({
+    write(_c, _e, cb) {
+      cb(new Error('output broke'));
+    },
+  });
+  await assert.rejects(backup({ connection: connection(), target: '-', checkpoint: 'fast', sync: false, output, compress: { method: 'zstd', level: 3, workers: 2 } }), /output broke/);
+  await assertReleased(b, 'stdout output failing');
+});
+
+test('compose: a sink refusing in ready() — the source is never built, nothing contacts the server', async () => {
+  const b = held();
+  let built = false;
+  const sink = Object.assign(new Writable({ objectMode: true, write: (_c, _e, cb) => cb() }), {
+    ready: () => Promise.reject(new Error('bucket missing')),
+    walPlace: () => null,
+  });
+  await assert.rejects(compose({ sink, source: () => { built = true; return pg.source(); } }), /bucket missing/);
+  assert.equal(built, false);
+  assert.ok(sink.destroyed);
+  await assertReleased(b, 'ready refusing');
+});
+
+test('tee of tar files (zstd) and a failing sink: rejects with the failure once the tar target is removed and everything released', async () => {
+  const root = await scratch('pgbb-cleanup-tee-');
+  const target = join(root, 't');
+  const b = held();
+  const sink = tee(new TarFilesSink({ target, sync: false, compress: { method: 'zstd', level: 3, workers: 2 } }), failingWritable(300));
+  await assert.rejects(compose({ sink, source: (place) => pg.source({ wal: 'stream', ...(place ?? {}) }) }), /upload failed/);
+  assert.ok(!existsSync(target), 'tar target removed');
+  await assertReleased(b, 'tee failing sink');
+});
+
+test('tee whose second sink refuses in ready(): the first removes its target, nothing contacts the server', async () => {
+  const root = await scratch('pgbb-cleanup-tee-ready-');
+  const b = held();
+  await fs.mkdir(join(root, 'full'));
+  await fs.writeFile(join(root, 'full', 'x'), 'x');
+  const sink = tee(new DirectorySink({ target: join(root, 'd'), sync: false }), new DirectorySink({ target: join(root, 'full'), sync: false }));
+  await assert.rejects(compose({ sink, source: () => pg.source() }), /not empty/);
+  assert.ok(!existsSync(join(root, 'd')), 'first target removed');
+  assert.deepEqual(await fs.readdir(join(root, 'full')), ['x'], 'the refused target untouched');
+  await assertReleased(b, 'tee ready refusing');
+});
