@@ -17,7 +17,7 @@ import * as v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { useSampleServer } from '../support/sample-server';
 import { serverClean } from '../support/failure-helpers';
-import { backup, compose, DirectorySink, tee, TarFilesSink, type BackupEvent } from '../../src/index';
+import { backup, compose, DirectorySink, refresh, tee, TarFilesSink, verify, type BackupEvent, type Reporter } from '../../src/index';
 
 let tmp = '';
 // Setup in the sample server's own hook (node 20 runs root before() hooks together).
@@ -183,4 +183,74 @@ test('tee whose second sink refuses in ready(): the first removes its target, no
   assert.ok(!existsSync(join(root, 'd')), 'first target removed');
   assert.deepEqual(await fs.readdir(join(root, 'full')), ['x'], 'the refused target untouched');
   await assertReleased(b, 'tee ready refusing');
+});
+
+/** A transform that throws on the first event `pick` accepts. */
+function throwingAt(pick: (ev: BackupEvent, inWal: boolean) => boolean): Transform {
+  let inWal = false;
+  return new Transform({
+    objectMode: true,
+    transform(ev: BackupEvent, _e, cb) {
+      if (ev.type === 'archive') inWal = ev.name === 'pg_wal';
+      if (pick(ev, inWal)) throw new Error(`observer broke at ${ev.type}`);
+      cb(null, ev);
+    },
+  });
+}
+
+for (const [where, pick] of [
+  ['the pg_wal archive', (ev: BackupEvent, inWal: boolean) => inWal && ev.type === 'data'],
+  ['the manifest', (ev: BackupEvent) => ev.type === 'manifest'],
+  ['the end event', (ev: BackupEvent) => ev.type === 'end'],
+] as const) {
+  for (const format of ['plain', 'tar', 'stdout'] as const) {
+    test(`backup(${format}): an observer throwing at ${where} rejects once everything is released; target removed`, async () => {
+      const root = await scratch('pgbb-cleanup-late-');
+      const target = format === 'stdout' ? '-' : join(root, 'b');
+      const b = held();
+      const output = new Writable({ write: (_c, _e, cb) => cb() });
+      await assert.rejects(
+        backup({
+          connection: connection(),
+          target,
+          format: format === 'stdout' ? 'tar' : format,
+          ...(format === 'plain' ? { tablespaceMapping: { [pg.tsLocation]: join(root, 'ts') } } : {}),
+          ...(format === 'stdout' ? { output } : {}),
+          checkpoint: 'fast',
+          sync: false,
+          observers: [throwingAt(pick)],
+        }),
+        /observer broke/,
+      );
+      if (format !== 'stdout') assert.ok(!existsSync(target), 'target removed');
+      await assertReleased(b, `throwing at ${where}`);
+    });
+  }
+}
+
+test('refresh failing at each step (a write, removal, pg_control, map, manifest, marker, an abort): released, no temp file beside the backup, marked incomplete; the next refresh completes it', async () => {
+  const root = await scratch('pgbb-cleanup-refresh-');
+  const target = join(root, 'b');
+  const tablespaceMapping = { [pg.tsLocation]: join(root, 'ts') };
+  await backup({ connection: connection(), target, tablespaceMapping, checkpoint: 'fast', sync: false });
+  const quiet = { start() {}, warning() {}, progress() {}, result() {} } as unknown as Reporter;
+  for (const at of ['write:5', 'remove', 'control', 'map', 'manifest', 'marker', 'abort']) {
+    await pg.cluster.query(`CREATE TABLE IF NOT EXISTS cleanup_t AS SELECT 1 AS i; INSERT INTO cleanup_t SELECT generate_series(1, 2000)`);
+    const b = held();
+    const ac = new AbortController();
+    let writes = 0;
+    const onStep = (step: string) => {
+      if (at === 'abort' && step === 'write' && ++writes === 5) ac.abort();
+      else if (at === `${step}` || (at === 'write:5' && step === 'write' && ++writes === 5)) throw new Error(`failed at ${step}`);
+    };
+    await assert.rejects(refresh({ connection: connection(), target, checkpoint: 'fast', sync: false, reporter: quiet, onStep, signal: ac.signal }), at === 'abort' ? { code: 'interrupted' } : /failed at/, at);
+    await assertReleased(b, `refresh failing at ${at}`);
+    const names = await fs.readdir(target);
+    assert.deepEqual(names.filter((n) => /\.tmp$|\.partial$/.test(n)), [], `${at}: no temporary file left beside the backup`);
+    await assert.rejects(verify({ source: target }), { code: 'incomplete_refresh' }, at);
+  }
+  await refresh({ connection: connection(), target, checkpoint: 'fast', sync: false, reporter: quiet });
+  const report = await verify({ source: target });
+  assert.deepEqual(report.problems, []);
+  await pg.verify(target);
 });
