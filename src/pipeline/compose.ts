@@ -15,6 +15,7 @@
  * runPipeline's (every stage cleaned up before the promise rejects).
  */
 import type { Duplex, Readable, Writable } from 'node:stream';
+import { UsageError } from '../errors';
 import { isBackupSink, type WalPlace } from '../sink';
 import { runPipeline } from './run-pipeline';
 
@@ -29,6 +30,12 @@ export interface Composition {
 
 export async function compose(c: Composition): Promise<void> {
   const { sink } = c;
+  // A stream runs once: reused, it would fail as a bare "Premature close" (or pass on nothing at all).
+  if (sink.destroyed || sink.writableEnded) throw new UsageError(`compose: the sink (${sink.constructor.name}) was already used; a sink takes one backup, make a new one`);
+  if (typeof c.source !== 'function') checkFresh(c.source);
+  for (const o of c.observers ?? []) {
+    if (o.destroyed || o.writableEnded) throw new UsageError(`compose: an observer (${o.constructor.name}) was already used; a stage runs in one pipeline, make a new one`);
+  }
   let place: WalPlace | null = null;
   try {
     if (isBackupSink(sink)) {
@@ -44,11 +51,18 @@ export async function compose(c: Composition): Promise<void> {
   let source: Readable;
   try {
     source = typeof c.source === 'function' ? await c.source(place) : c.source;
+    checkFresh(source);
   } catch (err) {
     await discard(sink, err);
     throw err;
   }
   await runPipeline(source, c.observers ?? [], sink, c.signal);
+}
+
+function checkFresh(source: Readable): void {
+  if (source.destroyed || source.readableEnded || source.readableDidRead) {
+    throw new UsageError(`compose: the source (${source.constructor.name}) was already used; a source gives one backup, make a new one`);
+  }
 }
 
 /** Destroys the sink (it removes what it made) and waits until it has. */
