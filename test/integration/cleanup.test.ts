@@ -16,7 +16,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { useSampleServer } from '../support/sample-server';
-import { serverClean } from '../support/failure-helpers';
+import { serverClean, spawnPgbb } from '../support/failure-helpers';
+import { mountSmallFs } from '../support/small-fs';
+import { run } from '../support/run';
 import { backup, compose, DirectorySink, refresh, tee, TarFilesSink, verify, type BackupEvent, type Reporter } from '../../src/index';
 
 let tmp = '';
@@ -253,4 +255,47 @@ test('refresh failing at each step (a write, removal, pg_control, map, manifest,
   const report = await verify({ source: target });
   assert.deepEqual(report.problems, []);
   await pg.verify(target);
+});
+
+test('disk full: a refresh (left incomplete, resumable, no temp file, released) and -D - with --wal-spool on the full disk (CLI: exit 1, one line, spool gone)', async (t) => {
+  const root = await scratch('pgbb-cleanup-enospc-');
+  const mnt = join(root, 'mnt');
+  await fs.mkdir(mnt);
+  const size = Number((await run('du', ['-sm', pg.cluster.dataDir])).stdout.split('\t')[0]);
+  const small = await mountSmallFs(mnt, size + 64);
+  t.diagnostic(`an ${size + 64} MiB ${small.kind}`);
+  try {
+    const target = join(mnt, 'b');
+    const tablespaceMapping = { [pg.tsLocation]: join(mnt, 'ts') };
+    const quiet = { start() {}, warning() {}, progress() {}, result() {} } as unknown as Reporter;
+    await backup({ connection: connection(), target, tablespaceMapping, checkpoint: 'fast', sync: false, wal: 'fetch' });
+    // Leave ~2 MiB: the refresh's streamed WAL (16 MiB segments) cannot fit.
+    const { stdout } = await run('df', ['-B1', '--output=avail', mnt]);
+    const free = Number(stdout.trim().split('\n').pop());
+    await fs.writeFile(join(mnt, 'filler'), Buffer.alloc(Math.max(0, free - 2 * 1024 * 1024)));
+    await pg.cluster.query(`CREATE TABLE IF NOT EXISTS cleanup_full AS SELECT 1 AS i; INSERT INTO cleanup_full SELECT generate_series(1, 20000)`);
+    const b = held();
+    await assert.rejects(refresh({ connection: connection(), target, checkpoint: 'fast', sync: false, reporter: quiet }), /no space left on device|no room for streamed WAL/);
+    await assertReleased(b, 'refresh on a full disk');
+    assert.deepEqual((await fs.readdir(target)).filter((n) => /\.tmp$|\.partial$/.test(n)), [], 'no temporary file left beside the backup');
+    await assert.rejects(verify({ source: target }), /incomplete refresh|no room|manifest/);
+    await fs.rm(join(mnt, 'filler'));
+    await refresh({ connection: connection(), target, checkpoint: 'fast', sync: false, reporter: quiet });
+    await pg.verify(target);
+
+    // --wal-spool on the full disk: the tar stream goes to stdout, its WAL waits on the small disk.
+    await fs.rm(target, { recursive: true });
+    await fs.rm(join(mnt, 'ts'), { recursive: true });
+    const avail = Number((await run('df', ['-B1', '--output=avail', mnt])).stdout.trim().split('\n').pop());
+    await fs.writeFile(join(mnt, 'filler'), Buffer.alloc(Math.max(0, avail - 4 * 1024 * 1024)));
+    await fs.mkdir(join(mnt, 'spool'));
+    const r = await spawnPgbb(['backup', ...pg.conn(), '-D', '-', '-c', 'fast', '--wal-spool', join(mnt, 'spool')]).done;
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr.split('\n').length, 2, `one line: ${JSON.stringify(r.stderr)}`);
+    assert.match(r.stderr, /no space left on device|no room for streamed WAL/);
+    assert.deepEqual(await fs.readdir(join(mnt, 'spool')), [], 'the spool is gone');
+    await serverClean(pg.cluster, 5000);
+  } finally {
+    await small.unmount();
+  }
 });
