@@ -19,7 +19,7 @@ import { useSampleServer } from '../support/sample-server';
 import { serverClean, spawnPgbb } from '../support/failure-helpers';
 import { mountSmallFs } from '../support/small-fs';
 import { run } from '../support/run';
-import { backup, compose, DirectorySink, refresh, tee, TarFilesSink, verify, type BackupEvent, type Reporter } from '../../src/index';
+import { backup, compose, DirectorySink, refresh, restore, tee, TarFilesSink, verify, type BackupEvent, type Reporter } from '../../src/index';
 
 let tmp = '';
 // Setup in the sample server's own hook (node 20 runs root before() hooks together).
@@ -298,4 +298,24 @@ test('disk full: a refresh (left incomplete, resumable, no temp file, released) 
   } finally {
     await small.unmount();
   }
+});
+
+test('restore and verify of a truncated base.tar.zst: one clear error, the restore target removed, every file closed, before they reject', async () => {
+  const root = await scratch('pgbb-cleanup-restore-');
+  const backupDir = join(root, 'b');
+  await backup({ connection: connection(), target: backupDir, format: 'tar', checkpoint: 'fast', sync: false, compress: { method: 'zstd', level: 1, workers: 2 } });
+  const base = join(backupDir, 'base.tar.zst');
+  const { size } = await fs.stat(base);
+  await fs.truncate(base, Math.floor(size / 2));
+  const b = held();
+  const target = join(root, 'r');
+  await assert.rejects(
+    restore({ source: backupDir, target, tablespaceMapping: { [pg.tsLocation]: join(root, 'rts') }, sync: false }),
+    (e: Error) => /base\.tar\.zst/.test(e.message) && !e.message.includes('\n'),
+  );
+  assert.ok(!existsSync(target), 'restore target removed');
+  assert.ok(!existsSync(join(root, 'rts')), 'tablespace target removed');
+  // A backup that cannot be read to its end fails verify outright, naming the archive.
+  await assert.rejects(verify({ source: backupDir }), /^CompressionError: zstd data in ".*\/base\.tar\.zst" is truncated/);
+  await assertReleased(b, 'truncated base.tar.zst');
 });
