@@ -10,8 +10,9 @@
  * plain target's pg_wal/, or a spool inside a tar target). A plain Writable
  * that is not a BackupSink is neither readied nor asked.
  *
- * Failures: one that comes while the source is being built destroys the
- * sink, and compose rejects once it has cleaned up; later ones are
+ * Failures: one that comes while the sink is readied or the source built
+ * destroys the sink (and a source given as a stream), and compose rejects
+ * once they have cleaned up; later ones are
  * runPipeline's (every stage cleaned up before the promise rejects).
  */
 import type { Duplex, Readable, Writable } from 'node:stream';
@@ -45,7 +46,8 @@ export async function compose(c: Composition): Promise<void> {
       place = sink.walPlace();
     }
   } catch (err) {
-    await discard(sink, err);
+    // A source given as a stream may already be connecting: it goes too.
+    await Promise.all([discard(sink, err), typeof c.source === 'function' ? null : discard(c.source, err)]);
     throw err;
   }
   let source: Readable;
@@ -65,8 +67,10 @@ function checkFresh(source: Readable): void {
   }
 }
 
-/** Destroys the sink (it removes what it made) and waits until it has. */
-async function discard(sink: Writable, err: unknown): Promise<void> {
-  if (!sink.destroyed) sink.destroy(err as Error);
-  if (!sink.closed) await new Promise((resolve) => sink.once('close', resolve));
+/** Destroys a stream (a sink removes what it made, a source closes its connections) and waits until it has. */
+async function discard(stream: Writable | Readable, err: unknown): Promise<void> {
+  // 'error' is the caller's to report, from the rejection.
+  stream.on('error', () => {});
+  if (!stream.destroyed) stream.destroy(err as Error);
+  if (!stream.closed) await new Promise((resolve) => stream.once('close', resolve));
 }

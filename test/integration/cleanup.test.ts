@@ -319,3 +319,16 @@ test('restore and verify of a truncated base.tar.zst: one clear error, the resto
   await assert.rejects(verify({ source: backupDir }), /^CompressionError: zstd data in ".*\/base\.tar\.zst" is truncated/);
   await assertReleased(b, 'truncated base.tar.zst');
 });
+
+test('compose with a source stream (not a factory) and a sink refusing in ready(): the source is destroyed too — no connection, no backup left running on the server', async () => {
+  const b = held();
+  const source = pg.source({ wal: 'stream' });
+  const sink = Object.assign(new Writable({ objectMode: true, write: (_c, _e, cb) => cb() }), {
+    // Slow enough that the source has connected by then.
+    ready: () => sleep(1000).then(() => Promise.reject(new Error('bucket missing'))),
+    walPlace: () => null,
+  });
+  await assert.rejects(compose({ sink, source }), /bucket missing/);
+  assert.ok(source.destroyed, 'the source was destroyed');
+  await assertReleased(b, 'ready refusing, source given as a stream');
+});

@@ -103,3 +103,19 @@ test('a source, sink or observer used before is refused with a usage error namin
     /^UsageError: compose: an observer \(Transform\) was already used; a stage runs in one pipeline, make a new one$/,
   );
 });
+
+test('a sink that refuses its target, with the source given as a stream: the source is destroyed too (it may be connecting), before compose rejects', async () => {
+  const log: string[] = [];
+  const refused = new Error('target not empty');
+  const source = new Readable({
+    objectMode: true,
+    read() {},
+    destroy(err, cb) {
+      log.push('source destroyed');
+      setTimeout(() => (log.push('source closed'), cb(err)), 20);
+    },
+  });
+  await assert.rejects(compose({ sink: recordingSink(log, { refuse: refused }), source }), /target not empty/);
+  assert.ok(source.destroyed);
+  assert.deepEqual(log.filter((l) => l.startsWith('source')), ['source destroyed', 'source closed']);
+});
