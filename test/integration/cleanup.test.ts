@@ -225,6 +225,8 @@ for (const [where, pick] of [
         /observer broke/,
       );
       if (format !== 'stdout') assert.ok(!existsSync(target), 'target removed');
+      // An upload behind `output` is aborted, never ended as if the tar stream were whole.
+      else assert.ok(output.destroyed && !output.writableFinished, 'the output destroyed, not finished');
       await assertReleased(b, `throwing at ${where}`);
     });
   }
