@@ -3,7 +3,7 @@
  * the server lists: the goal is memory flat in file count — a backup of
  * 100,000 small files within 10% of a 1,000-file one's peak RSS.
  *
- *   node dist/bench/many-files.js [--small 1000] [--large 100000] [--runs 1] [--size 64] [--cli dist/src/cli.js] [--args '--no-manifest']
+ *   node dist/bench/many-files.js [--small 1000] [--large 100000] [--runs 1] [--size 64] [--cli dist/src/cli.js] [--args '--no-manifest'] [--stdout]
  *
  * Starts a PostgreSQL 15 in a temp directory (test/support/cluster.ts) and
  * adds small files (--size bytes each, 1,000 per directory) under
@@ -14,7 +14,8 @@
  * time and the pgbb process's peak RSS (/usr/bin/time -f %M when present,
  * else VmHWM polled from /proc/<pid>/status). Prints both and the ratio.
  * --cli runs another build of pgbb (e.g. one of an older commit), to compare;
- * --args adds options to each backup (e.g. --no-manifest, to see what the manifest costs).
+ * --args adds options to each backup (e.g. --no-manifest, to see what the manifest costs;
+ * -F t for tar files); --stdout backs up to `-D -` (the tar stream is discarded).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
@@ -85,6 +86,7 @@ async function main(): Promise<void> {
   const size = Number(arg('size', '64'));
   const cli = arg('cli', PGBB_CLI);
   const extra = arg('args', '').split(' ').filter(Boolean);
+  const toStdout = process.argv.includes('--stdout');
   const scratch = await makeTempDir('pgbb-bench-files-');
   const cluster = await Cluster.create({ conf: { fsync: false } });
   try {
@@ -98,7 +100,7 @@ async function main(): Promise<void> {
       const samples: Sample[] = [];
       for (let r = 0; r < runs; r++) {
         const target = join(scratch, `b${files}-${r}`);
-        samples.push(await measure([cli, 'backup', '-d', conninfo, '-c', 'fast', '-N', ...extra, '-D', target]));
+        samples.push(await measure([cli, 'backup', '-d', conninfo, '-c', 'fast', '-N', ...extra, '-D', toStdout ? '-' : target]));
         await fs.rm(target, { recursive: true, force: true });
       }
       // The smallest peak of the runs: the least disturbed by the machine's other load.

@@ -138,7 +138,13 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
   }
 
   override _write(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
-    const hot = ev.type === 'data' && !this.capturing && !this.walInPlace ? this.files.hot(ev.offset, ev.chunk) : false;
+    let hot: Promise<void> | null | false;
+    try {
+      hot = ev.type === 'data' && !this.capturing && !this.walInPlace ? this.files.hot(ev.offset, ev.chunk) : false;
+    } catch (err) {
+      // A throwing onStep (fault injection) fails the stream, like any failed write.
+      return callback(err as Error);
+    }
     if (hot === null) return callback();
     const op = hot || this.handle(ev);
     // _destroy waits for it: a write still in flight must not outlive the stream (nor leak a handle).

@@ -145,6 +145,9 @@ export function settleBackup(o: BackupOptions): BackupPlan {
   if (o.maxRate !== undefined && !(Number.isFinite(o.maxRate) && o.maxRate >= 32 && o.maxRate <= 1024 * 1024)) {
     throw new UsageError(`transfer rate "${o.maxRate}" is out of range (must be between 32 kB/s and 1 GB/s)`);
   }
+  if (o.checkpoint !== undefined && o.checkpoint !== 'fast' && o.checkpoint !== 'spread') {
+    throw new UsageError(`invalid checkpoint "${String(o.checkpoint)}", must be "fast" or "spread"`);
+  }
   const sink: SinkKind = toStdout ? 'stdout' : format === 'tar' ? 'tar-files' : 'directory';
   return {
     connection: o.connection,
@@ -174,7 +177,11 @@ export function settleBackup(o: BackupOptions): BackupPlan {
 
 /** zstd's level and workers settled by the transform's own validator, once for the whole run. */
 function settleCompress(c: CompressSpec | undefined): CompressSpec {
-  if (c === undefined || c.method === 'none') return { method: 'none' };
+  if (c === undefined) return { method: 'none' };
+  if (typeof c !== 'object' || c === null) {
+    throw new UsageError(`invalid compress ${JSON.stringify(c)}: give { method: 'zstd', level?, workers? } or { method: 'none' } (parseCompressSpec("zstd:3") reads the CLI's form)`);
+  }
+  if (c.method === 'none') return { method: 'none' };
   if (c.method !== 'zstd') throw new UsageError(`invalid compression method "${String((c as { method: unknown }).method)}", must be "zstd" or "none"`);
   return { method: 'zstd', ...checkZstdOptions(c) };
 }

@@ -10,11 +10,13 @@
  * plain target's pg_wal/, or a spool inside a tar target). A plain Writable
  * that is not a BackupSink is neither readied nor asked.
  *
- * Failures: one that comes while the source is being built destroys the
- * sink, and compose rejects once it has cleaned up; later ones are
+ * Failures: one that comes while the sink is readied or the source built
+ * destroys the sink (and a source given as a stream), and compose rejects
+ * once they have cleaned up; later ones are
  * runPipeline's (every stage cleaned up before the promise rejects).
  */
 import type { Duplex, Readable, Writable } from 'node:stream';
+import { UsageError } from '../errors';
 import { isBackupSink, type WalPlace } from '../sink';
 import { runPipeline } from './run-pipeline';
 
@@ -29,6 +31,12 @@ export interface Composition {
 
 export async function compose(c: Composition): Promise<void> {
   const { sink } = c;
+  // A stream runs once: reused, it would fail as a bare "Premature close" (or pass on nothing at all).
+  if (sink.destroyed || sink.writableEnded) throw new UsageError(`compose: the sink (${sink.constructor.name}) was already used; a sink takes one backup, make a new one`);
+  if (typeof c.source !== 'function') checkFresh(c.source);
+  for (const o of c.observers ?? []) {
+    if (o.destroyed || o.writableEnded) throw new UsageError(`compose: an observer (${o.constructor.name}) was already used; a stage runs in one pipeline, make a new one`);
+  }
   let place: WalPlace | null = null;
   try {
     if (isBackupSink(sink)) {
@@ -38,12 +46,14 @@ export async function compose(c: Composition): Promise<void> {
       place = sink.walPlace();
     }
   } catch (err) {
-    await discard(sink, err);
+    // A source given as a stream may already be connecting: it goes too.
+    await Promise.all([discard(sink, err), typeof c.source === 'function' ? null : discard(c.source, err)]);
     throw err;
   }
   let source: Readable;
   try {
     source = typeof c.source === 'function' ? await c.source(place) : c.source;
+    checkFresh(source);
   } catch (err) {
     await discard(sink, err);
     throw err;
@@ -51,8 +61,16 @@ export async function compose(c: Composition): Promise<void> {
   await runPipeline(source, c.observers ?? [], sink, c.signal);
 }
 
-/** Destroys the sink (it removes what it made) and waits until it has. */
-async function discard(sink: Writable, err: unknown): Promise<void> {
-  if (!sink.destroyed) sink.destroy(err as Error);
-  if (!sink.closed) await new Promise((resolve) => sink.once('close', resolve));
+function checkFresh(source: Readable): void {
+  if (source.destroyed || source.readableEnded || source.readableDidRead) {
+    throw new UsageError(`compose: the source (${source.constructor.name}) was already used; a source gives one backup, make a new one`);
+  }
+}
+
+/** Destroys a stream (a sink removes what it made, a source closes its connections) and waits until it has. */
+async function discard(stream: Writable | Readable, err: unknown): Promise<void> {
+  // 'error' is the caller's to report, from the rejection.
+  stream.on('error', () => {});
+  if (!stream.destroyed) stream.destroy(err as Error);
+  if (!stream.closed) await new Promise((resolve) => stream.once('close', resolve));
 }

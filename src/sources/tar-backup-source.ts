@@ -50,7 +50,8 @@ async function* openArchive(file: string): AsyncGenerator<Buffer> {
       yield* raw;
       return;
     }
-    const z: Duplex = zstdDecompress();
+    // Named, so that a truncated or corrupt frame says which archive it is in.
+    const z: Duplex = zstdDecompress({ name: showPath(file) });
     raw.on('error', (err) => z.destroy(ioError('could not read file', file, err)));
     yield* raw.pipe(z) as AsyncIterable<Buffer>;
   } finally {
@@ -143,7 +144,7 @@ async function* manifestPieces(file: string, scanner: ManifestEndScanner): Async
 }
 
 /** Peeks at the first bytes to choose between plain tar and zstd. */
-async function* maybeDecompress(input: Readable): AsyncGenerator<Buffer> {
+async function* maybeDecompress(input: Readable, name: string): AsyncGenerator<Buffer> {
   const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const first = await it.next();
   if (first.done) return;
@@ -156,7 +157,7 @@ async function* maybeDecompress(input: Readable): AsyncGenerator<Buffer> {
     }
   })();
   if (first.value.length >= 4 && first.value.subarray(0, 4).equals(ZSTD_MAGIC)) {
-    yield* Readable.from(rest, { objectMode: false }).pipe(zstdDecompress()) as AsyncIterable<Buffer>;
+    yield* Readable.from(rest, { objectMode: false }).pipe(zstdDecompress({ name })) as AsyncIterable<Buffer>;
   } else {
     yield* rest;
   }
@@ -172,7 +173,7 @@ export function tarDirectorySource(dir: string): Readable {
  */
 export function tarStreamSource(input: Readable, name = 'standard input'): Readable {
   const unpack = tarUnpack({ name });
-  pipeline(Readable.from(maybeDecompress(input), { objectMode: false }), unpack, () => {});
+  pipeline(Readable.from(maybeDecompress(input, name), { objectMode: false }), unpack, () => {});
   // Destroying the source (an abort, SIGTERM) must end a wait on input that never comes, an
   // idle pipe say: the generator cannot return while it awaits, so the input goes too.
   unpack.once('close', () => input.destroy());

@@ -34,7 +34,12 @@ export function quoteLiteral(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+const CHECKSUMS = new Set(['NONE', 'CRC32C', 'SHA224', 'SHA256', 'SHA384', 'SHA512']);
+
 function validate(o: BaseBackupOptions): void {
+  // Both go into the command quoted as they are: anything else would reach the server as its syntax.
+  if (o.checkpoint !== 'fast' && o.checkpoint !== 'spread') throw new UsageError(`invalid checkpoint "${String(o.checkpoint)}", must be "fast" or "spread"`);
+  if (!CHECKSUMS.has(o.manifestChecksums)) throw new UsageError(`invalid manifest checksum algorithm "${String(o.manifestChecksums)}", must be one of ${[...CHECKSUMS].join(', ')}`);
   if (Buffer.byteLength(o.label) > 1024) throw new UsageError('backup label is longer than 1024 bytes');
   if (/[\r\n]/.test(o.label)) throw new UsageError('backup label must not contain a newline');
   if (o.maxRate !== undefined && (!Number.isInteger(o.maxRate) || o.maxRate < 32 || o.maxRate > 1048576)) {

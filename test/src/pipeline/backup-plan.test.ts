@@ -71,3 +71,11 @@ test('--wal-spool is resolved once; refresh settles as a plain backup in place',
   assert.throws(() => checkIncrementalFrom('/a', '/a', 'tar'), /needs a plain backup/);
   assert.equal(checkIncrementalFrom('/a', '/a/', 'plain'), '/a/');
 });
+
+test('a library caller\'s checkpoint and compress are checked up front too (the CLI\'s parser never passes bad ones)', () => {
+  assert.throws(() => settleBackup({ connection, target: '/tmp/x', checkpoint: 'slow' as 'fast' }), /^UsageError: invalid checkpoint "slow", must be "fast" or "spread"$/);
+  assert.throws(
+    () => settleBackup({ connection, target: '-', compress: 'zstd' as unknown as BackupOptions['compress'] }),
+    /^UsageError: invalid compress "zstd": give \{ method: 'zstd', level\?, workers\? \} or \{ method: 'none' \}/,
+  );
+});

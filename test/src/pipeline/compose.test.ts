@@ -78,3 +78,44 @@ test('a plain Writable is no BackupSink: nothing to ready, the source chooses wh
   await compose({ sink, source: (p) => ((place = p), Readable.from(sampleEvents(), { objectMode: true })) });
   assert.equal(place, null);
 });
+
+test('a source, sink or observer used before is refused with a usage error naming it, before the sink is readied', async () => {
+  const used = Readable.from(sampleEvents(), { objectMode: true });
+  await compose({ sink: new Writable({ objectMode: true, write: (_ev, _e, cb) => cb() }), source: used });
+  const log: string[] = [];
+  await assert.rejects(compose({ sink: recordingSink(log), source: used }), /^UsageError: compose: the source \(Readable\) was already used; a source gives one backup, make a new one$/);
+  const destroyed = Readable.from(sampleEvents(), { objectMode: true });
+  destroyed.destroy();
+  await assert.rejects(compose({ sink: recordingSink(log), source: destroyed }), /the source \(Readable\) was already used/);
+  assert.deepEqual(log, [], 'no sink was readied');
+  // Built by a factory: the sink it was readied for is cleaned up.
+  await assert.rejects(compose({ sink: recordingSink(log), source: () => used }), /the source \(Readable\) was already used/);
+  assert.deepEqual(log, ['ready', 'walPlace', 'destroyed', 'cleaned up']);
+
+  const sink = recordingSink([]);
+  await compose({ sink, source: Readable.from(sampleEvents(), { objectMode: true }) });
+  await assert.rejects(compose({ sink, source: Readable.from(sampleEvents(), { objectMode: true }) }), /^UsageError: compose: the sink \(Writable\) was already used; a sink takes one backup, make a new one$/);
+
+  const observer = new Transform({ objectMode: true, transform: (ev, _e, cb) => cb(null, ev) });
+  await compose({ sink: recordingSink([]), source: Readable.from(sampleEvents(), { objectMode: true }), observers: [observer] });
+  await assert.rejects(
+    compose({ sink: recordingSink([]), source: Readable.from(sampleEvents(), { objectMode: true }), observers: [observer] }),
+    /^UsageError: compose: an observer \(Transform\) was already used; a stage runs in one pipeline, make a new one$/,
+  );
+});
+
+test('a sink that refuses its target, with the source given as a stream: the source is destroyed too (it may be connecting), before compose rejects', async () => {
+  const log: string[] = [];
+  const refused = new Error('target not empty');
+  const source = new Readable({
+    objectMode: true,
+    read() {},
+    destroy(err, cb) {
+      log.push('source destroyed');
+      setTimeout(() => (log.push('source closed'), cb(err)), 20);
+    },
+  });
+  await assert.rejects(compose({ sink: recordingSink(log, { refuse: refused }), source }), /target not empty/);
+  assert.ok(source.destroyed);
+  assert.deepEqual(log.filter((l) => l.startsWith('source')), ['source destroyed', 'source closed']);
+});

@@ -66,3 +66,11 @@ test('malformed CopyData sub-messages are protocol errors', () => {
   assert.throws(() => decodeCopyData(Buffer.from('p1234')), /progress message/);
   assert.throws(() => decodeCopyData(Buffer.from('mx')), ProtocolError);
 });
+
+test('a checkpoint or manifest checksum algorithm the server does not know is a usage error, never spliced into the command', () => {
+  for (const make of [baseBackupCommand, legacyBaseBackupCommand]) {
+    assert.throws(() => make({ ...defaults, checkpoint: 'slow' as 'fast' }), /^UsageError: invalid checkpoint "slow", must be "fast" or "spread"$/);
+    assert.throws(() => make({ ...defaults, checkpoint: "fast', WAL '1" as 'fast' }), UsageError);
+    assert.throws(() => make({ ...defaults, manifestChecksums: 'MD5' as 'CRC32C' }), /^UsageError: invalid manifest checksum algorithm "MD5"/);
+  }
+});
