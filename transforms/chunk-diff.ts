@@ -22,7 +22,7 @@
  *      line as each file ends, whole-file CRC32C combined from the chunk
  *      CRCs: src/codec/manifest-writer.ts) and sent right before `end` — for
  *      incremental backups, whose server manifest lists INCREMENTAL.* files
- *      instead of the files rebuilt. The map goes out in ≤ 64 KiB pieces
+ *      instead of the files rebuilt (chunk-diff-outputs.ts). The map goes out in ≤ 64 KiB pieces
  *      encoded as they are read, the manifest in the writer's pieces, both
  *      paced by the reader (paced-push.ts); files are held as encoded
  *      records meanwhile (src/codec/chunkmap/packed-files.ts).
@@ -41,11 +41,8 @@ import {
 } from '../src/codec/chunkmap/chunk-map';
 import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
 import { manifestPathOf } from '../src/manifest/file-tracker';
-import { crc32cHex, ManifestWriter, walRangesFor } from '../src/codec/manifest';
-import { crc32cOfChunks } from '../src/codec/chunkmap/crc32c-combine';
-import { chunkMapMember, emptyChunkMap } from './chunk-map-build';
 import { PacedTransform } from './paced-push';
-import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
+import { ChunkDiffOutputs, manifestEvents } from './chunk-diff-outputs';
 
 export interface ChunkDiffOptions {
   /** What the target holds now (see src/refresh/prior-state.ts); null: everything is new. */
@@ -95,13 +92,11 @@ export class ChunkDiff extends PacedTransform {
   private readonly chunkSize: number;
   private readonly rebuildOption: boolean | 'incremental';
   private rebuild = false;
-  private readonly newMap: ChunkMap;
-  private readonly tablespaces: ChunkDiffOptions['tablespaces'];
+  /** The new chunk map and the rebuilt manifest. */
+  private readonly out: ChunkDiffOutputs;
   private readonly hasher = new ChunkHasher();
   /** One builder for every file (each is packed into newMap as it ends). */
   private readonly list: ChunkListBuilder;
-  /** The rebuilt manifest, a line written as each file it lists ends (rebuildManifest, from `start`). */
-  private manifest: ManifestWriter | null = null;
   private kind: ArchiveKind = 'base';
   private archiveName = 'base';
   private file: FileState | null = null;
@@ -120,8 +115,7 @@ export class ChunkDiff extends PacedTransform {
     }
     this.rebuildOption = opts.rebuildManifest ?? false;
     this.rebuild = this.rebuildOption === true;
-    this.tablespaces = opts.tablespaces;
-    this.newMap = emptyChunkMap(this.chunkSize);
+    this.out = new ChunkDiffOutputs(this.chunkSize, opts.tablespaces);
     this.list = new ChunkListBuilder('', this.chunkSize);
   }
 
@@ -169,11 +163,7 @@ export class ChunkDiff extends PacedTransform {
       case 'start':
         this.start = ev;
         if (this.rebuildOption === 'incremental') this.rebuild = ev.incremental === true;
-        if (this.rebuild) this.manifest = new ManifestWriter({ version: ev.serverVersion >= 170000 ? 2 : 1, systemIdentifier: ev.systemIdentifier });
-        this.newMap.header = {
-          systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion,
-          tablespaces: tablespaceLocations(ev.tablespaces, this.tablespaces?.mapping, this.tablespaces?.existing),
-        };
+        this.out.begin(ev, this.rebuild);
         break;
       case 'manifest':
         if (!this.mapSent) return this.sendMap().then(() => void (this.rebuild || this.push(ev)));
@@ -202,7 +192,7 @@ export class ChunkDiff extends PacedTransform {
       pos: 0,
       list: this.list.reset(key),
       changed: false,
-      listed: this.manifest && manifestPathOf(this.kind, this.archiveName, ev.path) !== null ? ev.mtime : null,
+      listed: this.out.listing && manifestPathOf(this.kind, this.archiveName, ev.path) !== null ? ev.mtime : null,
     };
     this.push(prior && !ev.inPlace ? { ...ev, inPlace: true } : ev);
   }
@@ -277,13 +267,7 @@ export class ChunkDiff extends PacedTransform {
     if (this.hasher.length) throw new PgbbError('chunk_map', `"${f.key}" ends inside chunk ${Math.floor(f.pos / this.chunkSize)} (${f.pos} of ${f.size} bytes)`);
     if (f.gaps) this.keepPrior(f, chunkCount(f.size, this.chunkSize));
     else if (f.pos !== f.size) throw new PgbbError('chunk_map', `"${f.key}" has ${f.pos} bytes of data but its size is ${f.size}`);
-    const entry = f.list.view(f.size);
-    this.newMap.files.set(f.key, entry); // packed: copied, the builder is reused
-    if (f.listed) {
-      // Whole-file CRC32C combined from the chunk CRCs.
-      const checksum = crc32cHex(crc32cOfChunks(entry.crcs, f.size, this.chunkSize));
-      this.manifest!.file({ path: f.key, size: f.size, lastModified: f.listed, checksumAlgorithm: 'CRC32C', checksum });
-    }
+    this.out.addFile(f.key, f.size, f.list.view(f.size), f.listed);
     if (!f.prior) this.stats.filesAdded++;
     else if (f.changed || f.size !== f.prior.size) this.stats.filesChanged++;
     else this.stats.filesUnchanged++;
@@ -293,28 +277,22 @@ export class ChunkDiff extends PacedTransform {
     if (this.mapSent) return;
     this.endFile();
     this.mapSent = true;
-    await this.pushPaced(chunkMapMember(this.newMap));
+    await this.pushPaced(this.out.mapEvents());
   }
 
   private async finish(end: EndEvent): Promise<void> {
     const s = this.start;
     if (this.rebuild && !s) throw new PgbbError('chunk_map', 'cannot build backup_manifest: the stream had no start event');
-    const pieces = this.manifest?.finish(walRangesFor(s!.startLsn, s!.timeline, end.endLsn, end.timeline)) ?? null;
+    const pieces = this.out.finishManifest(s, end);
     if (pieces) await this.pushPaced(manifestEvents(pieces));
-    let removed = 0;
-    for (const key of this.prior?.files.keys() ?? []) if (!this.newMap.files.has(key)) removed++;
     this.done = {
-      ...this.stats, filesRemoved: removed, map: this.newMap,
+      ...this.stats, filesRemoved: this.out.removedSince(this.prior), map: this.out.map,
       get manifest() {
         return pieces && Buffer.concat(pieces);
       },
     };
     this.push(end);
   }
-}
-
-function* manifestEvents(pieces: Iterable<Buffer>): Generator<BackupEvent> {
-  for (const data of pieces) yield { type: 'manifest', data };
 }
 
 export function chunkDiff(opts: ChunkDiffOptions): ChunkDiff {

@@ -14,12 +14,9 @@
  *      rewrites them); with no start LSN at all every page is checked. A
  *      trailing partial page: warning 'checksum_unverified', not a failure.
  * Re-read: a failing page is read again once through `reread(path, index)`
- *      (a read can race a write) and judged on the new copy (new, LSN ≥ start,
- *      or matching: not a failure; null: truncated meanwhile, not a failure).
- *      Only the verdict changes, not the data passed on: WAL replay restores
- *      a page written during the backup from its full-page image.
- * Memory: one partial page between chunks, a 64 KiB scratch for pages at odd
- *      addresses (in place they are read byte by byte, at half the speed);
+ *      and judged on the new copy (page-reread.ts: new, LSN ≥ start, or
+ *      matching: not a failure; null: truncated meanwhile, not a failure).
+ * Memory: one partial page between chunks and a 64 KiB scratch (page-scan.ts);
  *      a data event is held only while its failing pages are re-read.
  * Warnings (code 'checksum') word it like the server, 5 per file, then
  *      "further … will not be reported" and the file's total:
@@ -37,13 +34,14 @@
  */
 import type { Transform, TransformCallback } from 'node:stream';
 import type { ArchiveEvent, DataEvent, EntryEvent, StartEvent } from '../src/events';
-import { ChecksumError, IoError, UsageError } from '../src/errors';
+import { ChecksumError, UsageError } from '../src/errors';
 import { parseLsn } from '../src/codec/lsn';
-import { DEFAULT_BLOCK_SIZE, DEFAULT_SEGMENT_BLOCKS, isNewPage, isRelationFile } from '../src/codec/page-checksum';
-import { pageChecksum, pageChecksumField, pageLsnHigh, pageLsnLow } from '../src/codec/page-checksum';
+import { DEFAULT_BLOCK_SIZE, DEFAULT_SEGMENT_BLOCKS, isRelationFile } from '../src/codec/page-checksum';
 import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
 import { verifierMode } from '../src/verify/problem-list';
 import { Observer } from './observer';
+import { PageScanner, type Suspect } from './page-scan';
+import { rereadVerdict } from './page-reread';
 
 export interface PageChecksumVerifyOptions {
   /** Pages with an LSN at or after this (`X/X`) are skipped. Default: the `start` event's. */
@@ -90,11 +88,9 @@ const MAX_KEPT_FAILURES = 1000;
 const MAX_LISTED_IN_ERROR = 10;
 /** The server reports this many failures per file, then only the total. */
 const MAX_WARNINGS_PER_FILE = 5;
-const ALIGNED_SCRATCH = 64 * 1024;
 
 /** `shown`: the file as the server names it in messages. */
 type CurrentFile = { path: string; shown: string; segno: number; failures: number };
-type Suspect = { index: number; calculated: number; expected: number };
 
 export function pageChecksumVerify(opts: PageChecksumVerifyOptions = {}): PageChecksumVerify {
   return new PageChecksumVerifier(opts);
@@ -103,32 +99,25 @@ export function pageChecksumVerify(opts: PageChecksumVerifyOptions = {}): PageCh
 class PageChecksumVerifier extends Observer implements PageChecksumVerify {
   readonly result: PageChecksumResult = { enabled: true, filesChecked: 0, pagesChecked: 0, pagesSkipped: 0, failureCount: 0, failures: [] };
   private readonly given: PageChecksumVerifyOptions;
-  private blockSize: number;
-  private segmentBlocks: number;
+  /** Block size, segment size, start LSN and the page carried between chunks. */
+  private readonly pages: PageScanner;
   private serverVersion: number;
-  /** Start LSN as two uint32 halves; 2^32 in the high half when unknown (no page is at or after it). */
-  private startHi = 2 ** 32;
-  private startLo = 0;
   /** Prefix turning archive paths into data-directory paths; null inside pg_wal. */
   private prefix: string | null = '';
   private location = '';
   private file: CurrentFile | null = null;
-  private partial: Buffer;
-  private partialLen = 0;
-  private partialIndex = 0;
-  /** Scratch for pages at unaligned addresses: 64 KiB, a whole number of pages of any block size. */
-  private readonly aligned = Buffer.allocUnsafeSlow(ALIGNED_SCRATCH);
-  private nextOffset = 0;
   private reported = false;
 
   constructor(opts: PageChecksumVerifyOptions) {
     super();
     this.given = { ...opts, mode: verifierMode(opts.mode, 'page checksum') };
-    if (opts.startLsn !== undefined) this.setStartLsn(opts.startLsn);
-    this.blockSize = checkBlockSize(opts.blockSize ?? DEFAULT_BLOCK_SIZE);
-    this.segmentBlocks = checkPositive('segmentBlocks', opts.segmentBlocks ?? DEFAULT_SEGMENT_BLOCKS);
+    const startLsn = opts.startLsn !== undefined ? checkStartLsn(opts.startLsn) : undefined;
+    this.pages = new PageScanner(
+      checkBlockSize(opts.blockSize ?? DEFAULT_BLOCK_SIZE),
+      checkPositive('segmentBlocks', opts.segmentBlocks ?? DEFAULT_SEGMENT_BLOCKS),
+    );
+    if (startLsn !== undefined) this.pages.setStartLsn(startLsn);
     this.serverVersion = checkPositive('serverVersion', opts.serverVersion ?? 170000);
-    this.partial = Buffer.allocUnsafe(this.blockSize);
   }
 
   protected override onStart(ev: StartEvent): void {
@@ -151,7 +140,7 @@ class PageChecksumVerifier extends Observer implements PageChecksumVerify {
 
   protected override onData(ev: DataEvent): Promise<void> | void {
     if (!this.file) return;
-    const suspects = this.scan(ev.chunk, ev.offset);
+    const suspects = this.pages.scan(ev.chunk, ev.offset, this.file.segno, this.result);
     if (suspects.length) return this.judge(suspects);
   }
 
@@ -174,25 +163,14 @@ class PageChecksumVerifier extends Observer implements PageChecksumVerify {
     return { check: 'page checksums', problems: failures.map((f) => f.message), more: failureCount - failures.length };
   }
 
-  private setStartLsn(text: string): void {
-    let lsn: bigint;
-    try {
-      lsn = parseLsn(text);
-    } catch {
-      throw new UsageError(`invalid start LSN "${text}" for page checksum verification`);
-    }
-    [this.startHi, this.startLo] = [Number(lsn >> 32n), Number(lsn & 0xffffffffn)];
-  }
-
   /** Options win; a source that does not know a value leaves it empty (0 or ''). */
   private configure(ev: StartEvent): void {
     const g = this.given;
-    if (g.startLsn === undefined && ev.startLsn) this.setStartLsn(ev.startLsn);
-    if (g.blockSize === undefined && ev.blockSize && ev.blockSize !== this.blockSize) {
-      this.blockSize = checkBlockSize(ev.blockSize);
-      this.partial = Buffer.allocUnsafe(this.blockSize);
+    if (g.startLsn === undefined && ev.startLsn) this.pages.setStartLsn(checkStartLsn(ev.startLsn));
+    if (g.blockSize === undefined && ev.blockSize && ev.blockSize !== this.pages.blockSize) {
+      this.pages.blockSize = checkBlockSize(ev.blockSize);
     }
-    if (g.segmentBlocks === undefined && ev.segmentBlocks) this.segmentBlocks = checkPositive('segmentBlocks', ev.segmentBlocks);
+    if (g.segmentBlocks === undefined && ev.segmentBlocks) this.pages.segmentBlocks = checkPositive('segmentBlocks', ev.segmentBlocks);
     if (g.serverVersion === undefined && ev.serverVersion) this.serverVersion = checkPositive('serverVersion', ev.serverVersion);
     this.result.enabled = ev.dataChecksums !== false;
   }
@@ -206,74 +184,21 @@ class PageChecksumVerifier extends Observer implements PageChecksumVerify {
     // The server names tablespace files by their absolute path, data directory files as ./path.
     const shown = this.prefix && this.location ? `${this.location}/${ev.path}` : `./${path}`;
     this.file = { path, shown, segno: found.segno, failures: 0 };
-    this.partialLen = 0;
-    this.nextOffset = 0;
+    this.pages.reset();
     this.result.filesChecked++;
   }
 
   private closeFile(): void {
     const f = this.file;
     if (!f) return;
-    if (this.partialLen > 0) {
-      const where = `file "${f.shown}", block ${this.shownBlock(this.partialIndex)}`;
-      this.warn('checksum_unverified', `could not verify checksum in ${where}: the file ends ${this.partialLen} bytes into the page (page size ${this.blockSize})`);
+    const partial = this.pages.pending;
+    if (partial.bytes > 0) {
+      const where = `file "${f.shown}", block ${this.shownBlock(partial.index)}`;
+      this.warn('checksum_unverified', `could not verify checksum in ${where}: the file ends ${partial.bytes} bytes into the page (page size ${this.pages.blockSize})`);
     }
     if (f.failures > 1) this.warn('checksum', `file "${f.shown}" has a total of ${f.failures} checksum verification failures`);
     this.file = null;
-    this.partialLen = 0;
-  }
-
-  /** Checks every page completed by this chunk; returns those whose checksum does not match. */
-  private scan(chunk: Buffer, offset: number): Suspect[] {
-    const bs = this.blockSize;
-    const suspects: Suspect[] = [];
-    // Offsets jump when an upstream stage passes only some chunks: a partial page before the gap is lost.
-    if (offset !== this.nextOffset) this.partialLen = 0;
-    this.nextOffset = offset + chunk.length;
-    let pos = 0;
-    if (this.partialLen > 0) {
-      pos = Math.min(bs - this.partialLen, chunk.length);
-      chunk.copy(this.partial, this.partialLen, 0, pos);
-      this.partialLen += pos;
-      if (this.partialLen < bs) return suspects;
-      this.partialLen = 0;
-      this.checkPage(this.partial, 0, this.partialIndex, suspects);
-    } else if (offset % bs !== 0) {
-      pos = Math.min(bs - (offset % bs), chunk.length); // no page starts before the next boundary
-    }
-    let index = (offset + pos) / bs;
-    if (((chunk.byteOffset + pos) & 3) === 0) {
-      for (; pos + bs <= chunk.length; pos += bs, index++) this.checkPage(chunk, pos, index, suspects);
-    } else {
-      // Words at an odd address are read byte by byte at half the speed: copying to an aligned scratch costs less.
-      while (pos + bs <= chunk.length) {
-        const n = Math.min(chunk.length - pos - ((chunk.length - pos) % bs), this.aligned.length);
-        chunk.copy(this.aligned, 0, pos, pos + n);
-        for (let at = 0; at < n; at += bs, index++) this.checkPage(this.aligned, at, index, suspects);
-        pos += n;
-      }
-    }
-    if (pos < chunk.length) {
-      chunk.copy(this.partial, 0, pos);
-      this.partialLen = chunk.length - pos;
-      this.partialIndex = index;
-    }
-    return suspects;
-  }
-
-  private checkPage(buf: Buffer, at: number, index: number, suspects: Suspect[]): void {
-    if (!this.shouldCheck(buf, at)) return void this.result.pagesSkipped++;
-    const calculated = pageChecksum(buf, this.file!.segno * this.segmentBlocks + index, at, this.blockSize);
-    const expected = pageChecksumField(buf, at);
-    if (calculated === expected) this.result.pagesChecked++;
-    else suspects.push({ index, calculated, expected });
-  }
-
-  /** Not new, and last changed before the backup started. */
-  private shouldCheck(buf: Uint8Array, at: number): boolean {
-    if (isNewPage(buf, at)) return false;
-    const hi = pageLsnHigh(buf, at);
-    return hi < this.startHi || (hi === this.startHi && pageLsnLow(buf, at) < this.startLo);
+    this.pages.reset();
   }
 
   /** Re-reads each failing page once (when we can) and records what still fails. */
@@ -285,16 +210,12 @@ class PageChecksumVerifier extends Observer implements PageChecksumVerify {
       if (reread) {
         const page = await reread(f.path, s.index);
         if (this.destroyed) return;
-        if (page !== null && page.length !== this.blockSize) {
-          throw new IoError(`could not re-read block ${s.index} of file "${f.shown}": got ${page.length} bytes, expected ${this.blockSize}`);
-        }
-        // Gone (truncated meanwhile: WAL replay restores it), new, or written since the start: not a failure.
-        if (page === null || !this.shouldCheck(page, 0)) {
+        const again = rereadVerdict(page, f, s.index, this.pages);
+        if (again === null) {
           this.result.pagesSkipped++;
           continue;
         }
-        calculated = pageChecksum(page, f.segno * this.segmentBlocks + s.index, 0, this.blockSize);
-        expected = pageChecksumField(page, 0);
+        ({ calculated, expected } = again);
       }
       this.result.pagesChecked++;
       if (calculated !== expected) this.recordFailure(f, s.index, calculated, expected);
@@ -306,7 +227,7 @@ class PageChecksumVerifier extends Observer implements PageChecksumVerify {
     const message =
       `checksum verification failed in file "${f.shown}", block ${this.shownBlock(index)}: ` +
       `calculated ${hex(calculated)} but expected ${hex(expected)}`;
-    const blockNumber = f.segno * this.segmentBlocks + index;
+    const blockNumber = f.segno * this.pages.segmentBlocks + index;
     this.result.failureCount++;
     if (this.result.failures.length < MAX_KEPT_FAILURES) {
       this.result.failures.push({ path: f.path, block: index, blockNumber, calculated, expected, message });
@@ -320,7 +241,7 @@ class PageChecksumVerifier extends Observer implements PageChecksumVerify {
 
   /** Before 17 the server names the block by its index in the file, from 17 on by its absolute number. */
   private shownBlock(index: number): number {
-    return this.serverVersion >= 170000 ? this.file!.segno * this.segmentBlocks + index : index;
+    return this.serverVersion >= 170000 ? this.file!.segno * this.pages.segmentBlocks + index : index;
   }
 
   private warn(code: string, message: string): void {
@@ -335,6 +256,14 @@ class PageChecksumVerifier extends Observer implements PageChecksumVerify {
     return new ChecksumError(
       `${n} page checksum verification failure${n === 1 ? '' : 's'}: ${listed.join('; ')}${more > 0 ? `; and ${more} more` : ''}`,
     );
+  }
+}
+
+function checkStartLsn(text: string): bigint {
+  try {
+    return parseLsn(text);
+  } catch {
+    throw new UsageError(`invalid start LSN "${text}" for page checksum verification`);
   }
 }
 

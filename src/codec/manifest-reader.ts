@@ -14,7 +14,7 @@
  * checks and messages of src/common/parse_manifest.c as pgbb words them; when
  * a manifest has several faults, end() names the one parseManifest always
  * named (UTF-8, JSON, layout, version, checksum, System-Identifier, files,
- * WAL ranges, in that order). The SHA-256 Manifest-Checksum runs along over
+ * WAL ranges, in that order: ./manifest-faults.ts). The SHA-256 Manifest-Checksum runs along over
  * everything before the last line. Entries handed out before end() are
  * provisional: when end() throws, the manifest is not to be trusted at all;
  * after the first fault no further entries are handed out.
@@ -29,24 +29,14 @@ import { show, type ManifestFile, type WalRange } from './manifest-format';
 import { unsigned, walRangeFromJson } from './wal-ranges';
 import { parseFileEntry } from './manifest-file-entry';
 import { SealedPart } from './manifest-sealed-part';
+import {
+  CHECKSUM, FILES, FIRST_KEY, JSON_SYNTAX, LAST_KEY, ManifestFaults, NOT_OBJECT, RANGES, SYSTEM_ID, TOP_KEY, VERSION,
+} from './manifest-faults';
 
 const VERSION_KEY = 'PostgreSQL-Backup-Manifest-Version';
 const TOP_KEYS = new Set([VERSION_KEY, 'System-Identifier', 'Files', 'WAL-Ranges', 'Manifest-Checksum']);
 /** Object.keys lists array-index keys first, whatever their place: such a key is "first". */
 const ARRAY_INDEX = /^(?:0|[1-9][0-9]{0,9})$/;
-
-// Fault categories, in the order parseManifest reports them.
-const UTF8 = 0;
-const JSON_SYNTAX = 1;
-const NOT_OBJECT = 2;
-const FIRST_KEY = 3;
-const TOP_KEY = 4;
-const VERSION = 5;
-const LAST_KEY = 6;
-const CHECKSUM = 7;
-const SYSTEM_ID = 8;
-const FILES = 9;
-const RANGES = 10;
 
 export interface PathSet {
   /** False when `path` was already added. */
@@ -81,7 +71,8 @@ export class ManifestReader {
     scalar: (value, raw) => this.onScalar(value, raw),
   } satisfies JsonHandler);
   private readonly sealed = new SealedPart();
-  private fault: { rank: number; message: string } | null = null;
+  /** The fault to report: the first in parseManifest's order, whatever order they were met in. */
+  private readonly faults = new ManifestFaults();
   /** Not UTF-8: nothing more is read, and every call says so again. */
   private broken: ManifestError | null = null;
   private readonly paths: PathSet;
@@ -130,19 +121,20 @@ export class ManifestReader {
       if (!(err instanceof TypeError)) throw err;
       throw (this.broken = new ManifestError('backup_manifest: not valid UTF-8'));
     }
-    if (this.fault === null || this.fault.rank > JSON_SYNTAX) {
+    if (this.faults.open(JSON_SYNTAX)) {
       try {
         this.tokens.end();
       } catch (err) {
         this.syntax(err);
       }
     }
-    if (this.fault === null || this.fault.rank > VERSION) this.checkHeader();
-    if (this.fault === null || this.fault.rank > CHECKSUM) this.checkChecksum();
+    if (this.faults.open(VERSION)) this.checkHeader();
+    if (this.faults.open(CHECKSUM)) this.checkChecksum();
     const version = this.top[VERSION_KEY] as 1 | 2;
     let systemIdentifier: string | undefined;
-    if ('System-Identifier' in this.top && (this.fault === null || this.fault.rank > SYSTEM_ID)) systemIdentifier = this.systemIdentifier();
-    if (this.fault) throw new ManifestError(`backup_manifest: ${this.fault.message}`);
+    if ('System-Identifier' in this.top && this.faults.open(SYSTEM_ID)) systemIdentifier = this.systemIdentifier();
+    const fault = this.faults.message;
+    if (fault !== null) throw new ManifestError(`backup_manifest: ${fault}`);
     const out: ManifestSummary = { version, walRanges: this.walRanges, files: this.files };
     if (systemIdentifier !== undefined) out.systemIdentifier = systemIdentifier;
     return out;
@@ -152,26 +144,26 @@ export class ManifestReader {
 
   private checkHeader(): void {
     const version = this.top[VERSION_KEY];
-    this.judge(VERSION, () => {
+    this.faults.judge(VERSION, () => {
       const v = unsigned(version, 'manifest version');
       if (v !== 1 && v !== 2) throw new ManifestError(`backup_manifest: unexpected manifest version ${v} (pgbb reads 1 and 2)`);
     });
-    if (this.lastKey !== 'Manifest-Checksum') this.note(LAST_KEY, 'manifest has no checksum as its last field');
+    if (this.lastKey !== 'Manifest-Checksum') this.faults.note(LAST_KEY, 'manifest has no checksum as its last field');
   }
 
   private checkChecksum(): void {
     const expected = this.top['Manifest-Checksum'];
     const r = this.sealed.end();
-    if ('fault' in r) return this.note(CHECKSUM, r.fault);
-    if (typeof expected !== 'string' || !/^[0-9a-fA-F]{64}$/.test(expected)) return this.note(CHECKSUM, `invalid manifest checksum "${show(expected)}"`);
-    if (r.sha256 !== expected.toLowerCase()) this.note(CHECKSUM, `manifest checksum mismatch: file says ${expected}, contents hash to ${r.sha256}`);
+    if ('fault' in r) return this.faults.note(CHECKSUM, r.fault);
+    if (typeof expected !== 'string' || !/^[0-9a-fA-F]{64}$/.test(expected)) return this.faults.note(CHECKSUM, `invalid manifest checksum "${show(expected)}"`);
+    if (r.sha256 !== expected.toLowerCase()) this.faults.note(CHECKSUM, `manifest checksum mismatch: file says ${expected}, contents hash to ${r.sha256}`);
   }
 
   /** The System-Identifier exceeds 2^53, so the number is taken from its token text. */
   private systemIdentifier(): string | undefined {
     const raw = this.systemIdRaw;
     if (typeof this.top['System-Identifier'] !== 'number' || !/^[0-9]+$/.test(raw) || BigInt(raw) >= 1n << 64n) {
-      this.note(SYSTEM_ID, 'manifest system identifier not an unsigned 64-bit integer');
+      this.faults.note(SYSTEM_ID, 'manifest system identifier not an unsigned 64-bit integer');
       return undefined;
     }
     return BigInt(raw).toString();
@@ -180,7 +172,7 @@ export class ManifestReader {
   // ---- bytes: UTF-8 text to the tokenizer, the last lines held for the checksum
 
   private feed(text: string): void {
-    if (!text || (this.fault && this.fault.rank <= JSON_SYNTAX)) return;
+    if (!text || !this.faults.open(JSON_SYNTAX)) return;
     try {
       this.tokens.write(text);
     } catch (err) {
@@ -190,20 +182,7 @@ export class ManifestReader {
 
   private syntax(err: unknown): void {
     if (!(err instanceof JsonSyntaxError)) throw err;
-    this.note(JSON_SYNTAX, `not valid JSON (${show(err.message)})`);
-  }
-
-  private note(rank: number, message: string): void {
-    if (this.fault === null || rank < this.fault.rank) this.fault = { rank, message };
-  }
-
-  private judge(rank: number, run: () => void): void {
-    try {
-      run();
-    } catch (err) {
-      if (!(err instanceof ManifestError)) throw err;
-      this.note(rank, err.message.replace(/^backup_manifest: /, ''));
-    }
+    this.faults.note(JSON_SYNTAX, `not valid JSON (${show(err.message)})`);
   }
 
   // ---- JSON structure (JsonHandler)
@@ -215,7 +194,7 @@ export class ManifestReader {
 
   private onScalar(value: string | number | boolean | null, raw: string): void {
     const d = this.depth;
-    if (d === 0) return this.note(NOT_OBJECT, 'not a JSON object');
+    if (d === 0) return this.faults.note(NOT_OBJECT, 'not a JSON object');
     if (!this.rootIsObject) return;
     if (d === 1) return this.topValue(value, raw);
     if ((this.mode === 'files' || this.mode === 'ranges') && d === 2) return this.element(value);
@@ -226,7 +205,7 @@ export class ManifestReader {
     const level = this.depth++;
     if (level === 0) {
       this.rootIsObject = isObject;
-      if (!isObject) this.note(NOT_OBJECT, 'not a JSON object');
+      if (!isObject) this.faults.note(NOT_OBJECT, 'not a JSON object');
       return;
     }
     if (!this.rootIsObject || this.mode === 'skip') return;
@@ -272,14 +251,14 @@ export class ManifestReader {
     this.field = name;
     this.mode = 'none';
     const seen = this.seenKeys.has(name);
-    if (this.keyCount++ === 0 && name !== VERSION_KEY) this.note(FIRST_KEY, 'expected version indicator as the first field');
-    if (ARRAY_INDEX.test(name) && Number(name) < 2 ** 32 - 1) this.note(FIRST_KEY, 'expected version indicator as the first field');
-    if (!TOP_KEYS.has(name)) this.note(TOP_KEY, `unrecognized top-level field "${show(name)}"`);
+    if (this.keyCount++ === 0 && name !== VERSION_KEY) this.faults.note(FIRST_KEY, 'expected version indicator as the first field');
+    if (ARRAY_INDEX.test(name) && Number(name) < 2 ** 32 - 1) this.faults.note(FIRST_KEY, 'expected version indicator as the first field');
+    if (!TOP_KEYS.has(name)) this.faults.note(TOP_KEY, `unrecognized top-level field "${show(name)}"`);
     if (!seen) {
       this.lastKey = name;
       if (TOP_KEYS.has(name)) this.seenKeys.add(name);
     } else if (name === 'Files' || name === 'WAL-Ranges') {
-      this.note(TOP_KEY, `duplicate top-level field "${name}"`);
+      this.faults.note(TOP_KEY, `duplicate top-level field "${name}"`);
       this.mode = 'skip';
     }
   }
@@ -297,23 +276,23 @@ export class ManifestReader {
   }
 
   private notArray(): void {
-    if (this.field === 'Files') this.note(FILES, '"Files" is not an array');
-    else this.note(RANGES, '"WAL-Ranges" is not an array');
+    if (this.field === 'Files') this.faults.note(FILES, '"Files" is not an array');
+    else this.faults.note(RANGES, '"WAL-Ranges" is not an array');
   }
 
   /** One element of Files or WAL-Ranges. */
   private element(v: unknown): void {
     if (this.mode === 'files') {
-      if (this.fault && this.fault.rank <= FILES) return;
-      this.judge(FILES, () => {
+      if (!this.faults.open(FILES)) return;
+      this.faults.judge(FILES, () => {
         const file = parseFileEntry(v);
         if (!this.paths.add(file.path)) throw new ManifestError(`backup_manifest: duplicate path name "${show(file.path)}"`);
         this.files++;
-        if (this.fault === null) this.onFile?.(file);
+        if (this.faults.none) this.onFile?.(file);
       });
     } else {
-      if (this.fault && this.fault.rank <= RANGES) return;
-      this.judge(RANGES, () => void this.walRanges.push(walRangeFromJson(v)));
+      if (!this.faults.open(RANGES)) return;
+      this.faults.judge(RANGES, () => void this.walRanges.push(walRangeFromJson(v)));
     }
   }
 }

@@ -14,12 +14,8 @@
  *                      bucket and the socket is paused while it is in debt
  *   'k' keepalive ───► status update at once when the server asks
  *   at start, then
- *   every 10 s    ───► status update: write = received, flush = end of the
- *                      last complete segment when a slot is used (so the
- *                      slot may release older WAL), else 0; apply = 0;
- *                      with a timeout, at least every third of it and
- *                      asking for a reply: an idle server then still
- *                      answers (a keepalive), so silence means trouble
+ *   every 10 s    ───► status update (wal-status.ts: what it reports; with a
+ *                      timeout more often, asking for a reply)
  *   stopAt(end)        once received ≥ end: CopyDone, wait for the server's
  *                      CopyDone / CommandComplete / ReadyForQuery, close,
  *                      the last segment renamed; resolves with the summary
@@ -28,7 +24,8 @@
  *   destroy()          Terminate (the server drops a temporary slot when the
  *                      session ends; close waits for that), remove the spool
  *
- * This mirrors pg_basebackup (pg_basebackup.c StartLogStreamer, receivelog.c).
+ * This mirrors pg_basebackup (pg_basebackup.c StartLogStreamer, receivelog.c);
+ * the commands before the stream are in wal-session-setup.ts.
  * Errors: the first failure (slot missing or busy, too few max_wal_senders,
  * connection lost, the server ending the stream early, a spool write) is
  * reported once through `onFailure` and rejects a pending `stopAt`; the
@@ -36,21 +33,16 @@
  */
 import type { ClientConfig } from 'pg';
 import { ReplicationConnection } from '../net/replication-connection';
-import { PgbbError, ProtocolError, ServerError } from '../errors';
+import { PgbbError, ProtocolError } from '../errors';
 import { formatLsn, parseLsn } from '../codec/lsn';
-import { decodeStreamingMessage, encodeStatusUpdate, pgTimestamp } from '../codec/protocol/streaming-messages';
-import {
-  checkHistoryRow,
-  createTemporarySlotCommand,
-  readSlotCommand,
-  startReplicationCommand,
-  timelineHistoryCommand,
-  validateSlotName,
-} from '../codec/protocol/replication-commands';
+import { decodeStreamingMessage } from '../codec/protocol/streaming-messages';
+import { startReplicationCommand, validateSlotName } from '../codec/protocol/replication-commands';
 import { WalSpool, type SpoolSummary } from './wal-spool';
 import type { RateLimiter } from '../rate-limiter';
 import { ReadPacer } from './read-pacer';
 import { walStreamError } from './wal-stream-error';
+import { checkPhysicalSlot, createTemporarySlot, fetchTimelineHistory, identifySystem } from './wal-session-setup';
+import { statusEvery, statusUpdate } from './wal-status';
 
 export interface WalReceiverOptions {
   /** The same connection settings as the base backup's; `replication` is forced to physical. */
@@ -141,24 +133,12 @@ export class WalReceiver {
     if (this.discarded) throw new PgbbError('aborted', 'WAL streaming was stopped before it began');
     // Synchronous: discard() cannot run in between, so no spool outlives it.
     this.spool = o.walDir !== undefined ? WalSpool.inPlace(o.walDir) : WalSpool.create(o.spoolDir);
-    const id = await this.conn.query('IDENTIFY_SYSTEM').catch((err) => {
-      throw walStreamError(err);
-    });
-    const row = id.rows[0];
-    if (!row || row[0] !== o.systemIdentifier) {
-      throw new ProtocolError('system identifier does not match between base backup and WAL streaming connection');
-    }
-    this.serverTimeline = Number(row[1]);
+    this.serverTimeline = await identifySystem(this.conn, o.systemIdentifier);
     if (o.slot !== undefined) {
       this.slotName = o.slot;
-      if (o.serverVersion >= 150000) await this.checkSlot(o.slot);
+      if (o.serverVersion >= 150000) await checkPhysicalSlot(this.conn, o.slot);
     } else if (!o.noSlot) {
-      // As pg_basebackup names it: the backend pid is unique on the server while the session lives.
-      const name = `pgbb_${this.conn.backendPid ?? `${process.pid}_${Date.now()}`}`;
-      await this.conn.query(createTemporarySlotCommand(name, o.serverVersion)).catch((err) => {
-        throw walStreamError(err);
-      });
-      this.slotName = name;
+      this.slotName = await createTemporarySlot(this.conn, o.serverVersion);
       this.temporary = true;
     }
     if (this.state === 'new') this.state = 'prepared';
@@ -229,15 +209,6 @@ export class WalReceiver {
     this.spool?.remove();
   }
 
-  private async checkSlot(name: string): Promise<void> {
-    const r = await this.conn!.query(readSlotCommand(name)).catch((err) => {
-      throw walStreamError(err);
-    });
-    const type = r.rows[0]?.[0] ?? null;
-    if (type === null) throw new ServerError(`replication slot "${name}" does not exist`, '42704', 'slot');
-    if (type !== 'physical') throw new ServerError(`replication slot "${name}" is not a physical slot`, '55000', 'slot');
-  }
-
   private async stream(startLsn: string, timeline: number): Promise<void> {
     const o = this.opts;
     const conn = this.conn!;
@@ -247,12 +218,7 @@ export class WalReceiver {
     const lsn = parseLsn(startLsn);
     const start = lsn - (lsn % BigInt(o.segmentSize));
     this.spool!.begin(start, timeline, o.segmentSize);
-    if (timeline > 1) {
-      const h = await conn.query(timelineHistoryCommand(timeline));
-      const row = h.rows[0];
-      const file = checkHistoryRow(timeline, row?.[0] ?? null, row?.[1] ?? null);
-      this.spool!.writeHistory(file.name, file.content);
-    }
+    if (timeline > 1) await fetchTimelineHistory(conn, timeline, this.spool!);
     if (this.state !== 'streaming') return;
     let serverEnded = false;
     await conn.run(startReplicationCommand(start, timeline, this.slotName), {
@@ -261,8 +227,7 @@ export class WalReceiver {
         // flush (the start segment) moves the slot's restart_lsn up to the
         // WAL this backup needs, and no further back.
         this.sendStatus();
-        const every = Math.min(o.statusInterval ?? 10_000, o.timeoutMs ? o.timeoutMs / 3 : Infinity);
-        this.timer = setInterval(() => this.sendStatus(), every);
+        this.timer = setInterval(() => this.sendStatus(), statusEvery(o.statusInterval, o.timeoutMs));
         this.timer.unref();
       },
       copyData: (payload) => this.onCopyData(payload),
@@ -303,7 +268,6 @@ export class WalReceiver {
     this.maybeStop();
   }
 
-
   private maybeStop(): void {
     if (this.state !== 'streaming' || this.target === null || this.copyDoneSent) return;
     const spool = this.spool!;
@@ -320,16 +284,7 @@ export class WalReceiver {
     const conn = this.conn;
     const spool = this.spool;
     if (!conn || !spool || this.copyDoneSent || conn.isClosed || spool.position < 0n) return;
-    conn.sendCopyData(
-      encodeStatusUpdate({
-        write: spool.position,
-        flush: this.slotName !== undefined ? spool.completedUpTo : 0n,
-        apply: 0n,
-        clientTime: pgTimestamp(Date.now()),
-        // The server answers with a keepalive: proof of life for the watchdog.
-        replyRequested: Boolean(this.opts.timeoutMs),
-      }),
-    );
+    conn.sendCopyData(statusUpdate(spool, this.slotName !== undefined, this.opts.timeoutMs));
   }
 
   private fail(err: Error): void {

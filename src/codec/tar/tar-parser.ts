@@ -9,15 +9,8 @@
  *      `data` gets subarrays of the written chunks (never copies); `offset` is
  *      the position of the piece within the member's file. Directories,
  *      symlinks and empty files get `entry` then `entryEnd` at once.
- * Paths: a leading "./" and trailing "/" are stripped (PostgreSQL writes
- *      "./pg_wal/archive_status/" and ends directory and symlink names with
- *      "/"); entries whose path becomes "" or "." are skipped. Names and
- *      link targets are decoded losslessly (src/codec/path-bytes.ts: bytes that
- *      are not UTF-8 as lone surrogates). No security checks here: absolute
- *      paths and ".." are reported as they are.
- * Members: `mode` is the permission bits (& 0o7777); `size` is 0 for
- *      directories and symlinks; `mtime` keeps pax fractional seconds (one
- *      beyond what a Date holds is an error).
+ * Paths and members: see tar-member.ts ("./" and trailing "/" stripped, ""
+ *      and "." skipped, names decoded losslessly, no security checks).
  * Types: '0', NUL, '7' file; '5' directory; '2' symlink; 'x' pax (path,
  *      linkpath, size, mtime for the next member); 'g' records go to
  *      `globalHeader`; GNU 'L'/'K'
@@ -34,19 +27,14 @@
  */
 
 import { TarFormatError } from '../../errors';
-import { BLOCK_SIZE, PaxOverrides, TarHeader, decodeHeader, decodeLongName, decodePax, decodePaxOverrides } from './header';
-import { pathFromBytes, showPath } from '../path-bytes';
+import { BLOCK_SIZE, TarHeader, decodeHeader } from './header';
+import { ExtendedHeaders, MAX_META_SIZE, isExtendedType } from './tar-extended-headers';
+import { display, resolveMember, type TarMember } from './tar-member';
+import { pathFromBytes } from '../path-bytes';
 
-export interface TarMember {
-  path: string;
-  kind: 'file' | 'directory' | 'symlink';
-  size: number;
-  mode: number;
-  mtime: Date;
-  linkTarget?: string;
-  /** A pax `comment` record on this member. */
-  comment?: string;
-}
+// Moved out with their jobs; still exported here, where callers import them from.
+export type { TarMember };
+export { MAX_META_SIZE } from './tar-extended-headers';
 
 export interface TarParserHandler {
   entry(member: TarMember): void;
@@ -64,32 +52,11 @@ export interface TarParserOptions {
   requireEndMarker?: boolean;
 }
 
-/** Upper bound for pax and GNU long-name payloads. */
-export const MAX_META_SIZE = 1024 * 1024;
-
 const HEADER = 0;
 const DATA = 1;
 const META = 2;
 const PADDING = 3;
 const END = 4;
-
-const UNSUPPORTED: Record<string, string> = {
-  '1': 'hard link', '3': 'character device', '4': 'block device', '6': 'FIFO',
-};
-
-/** A member name for messages: escaped bytes as \xNN, at most 200 characters. */
-function display(name: string): string {
-  const s = showPath(name);
-  return s.length > 200 ? `${s.slice(0, 200)}…` : s;
-}
-
-function normalisePath(name: string): string {
-  let p = name;
-  while (p.startsWith('./')) p = p.slice(2);
-  let end = p.length;
-  while (end > 0 && p.charCodeAt(end - 1) === 0x2f) end--;
-  return end === p.length ? p : p.slice(0, end);
-}
 
 export class TarParser {
   private readonly handler: TarParserHandler;
@@ -115,9 +82,8 @@ export class TarParser {
   private metaBuf: Buffer | null = null;
   private metaFill = 0;
 
-  private pax: PaxOverrides | null = null;
-  private longName: string | undefined;
-  private longLink: string | undefined;
+  /** Pax / GNU long-name headers waiting for their member. */
+  private readonly extended = new ExtendedHeaders();
 
   private sawEnd = false;
   private finished = false;
@@ -235,7 +201,7 @@ export class TarParser {
       throw new TarFormatError(`${message} at offset ${start} of ${this.archive}`, { cause: err });
     }
     if (h === null) {
-      if (this.hasPending()) {
+      if (this.extended.pending) {
         throw new TarFormatError(`${this.archive}: extended header "${this.member}" is not followed by a member`);
       }
       this.sawEnd = true;
@@ -243,7 +209,7 @@ export class TarParser {
       return;
     }
     const type = h.type;
-    if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
+    if (isExtendedType(type)) {
       if (h.size > MAX_META_SIZE) {
         throw new TarFormatError(
           `extended header "${display(h.name)}" (type '${type}') of ${h.size} bytes exceeds ${MAX_META_SIZE} bytes in ${this.archive}`,
@@ -258,47 +224,14 @@ export class TarParser {
       if (h.size === 0) this.finishMeta(Buffer.alloc(0));
       return;
     }
-    const pax = this.pax ?? {};
-    const rawPath = pax.path ?? this.longName ?? h.name;
-    const path = normalisePath(rawPath);
-    const size = pax.size ?? h.size;
-    const mtime = pax.mtime ?? h.mtime;
-    const linkTarget = pax.linkpath ?? this.longLink ?? h.linkname;
-    const comment = pax.comment;
-    this.pax = null;
-    this.longName = this.longLink = undefined;
-    this.member = display(path === '' || path === '.' ? rawPath : path);
-
-    let kind: TarMember['kind'];
-    if (type === '0' || type === '7') kind = 'file';
-    else if (type === '5') kind = 'directory';
-    else if (type === '2') kind = 'symlink';
-    else {
-      const code = type.charCodeAt(0);
-      const what = UNSUPPORTED[type] ?? (code > 0x20 && code < 0x7f ? `type '${type}'` : `type 0x${code.toString(16).padStart(2, '0')}`);
-      throw new TarFormatError(`unsupported tar member "${this.member}" in ${this.archive}: ${what}`);
-    }
-
-    // Seconds beyond what a Date holds (±8.64e12 s: a base-256 or pax mtime can say more).
-    const date = new Date(mtime * 1000);
-    if (Number.isNaN(date.getTime())) {
-      throw new TarFormatError(`mtime ${mtime} of member "${this.member}" in ${this.archive} is out of range`);
-    }
-    if (path === '' || path === '.') {
+    const { shown, size, member } = resolveMember(h, this.extended.take(), this.archive);
+    this.member = shown;
+    if (member === null) {
       this.startData(size, false);
       return;
     }
-    const member: TarMember = {
-      path,
-      kind,
-      size: kind === 'file' ? size : 0,
-      mode: h.mode & 0o7777,
-      mtime: date,
-    };
-    if (kind === 'symlink') member.linkTarget = linkTarget;
-    if (comment !== undefined) member.comment = comment;
     this.handler.entry(member);
-    if (kind === 'file') {
+    if (member.kind === 'file') {
       this.startData(size, true);
     } else {
       this.handler.entryEnd();
@@ -331,31 +264,8 @@ export class TarParser {
   private finishMeta(payload: Buffer): void {
     this.metaBuf = null;
     this.startPadding();
-    if (this.metaType === 'L') {
-      this.longName = decodeLongName(payload);
-    } else if (this.metaType === 'K') {
-      this.longLink = decodeLongName(payload);
-    } else if (this.metaType === 'g') {
-      let records: Record<string, string>;
-      try {
-        records = decodePax(payload);
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        throw new TarFormatError(`${message} in pax global header "${this.member}" of ${this.archive}`, { cause: err });
-      }
-      this.handler.globalHeader?.(records);
-    } else {
-      try {
-        this.pax = decodePaxOverrides(payload);
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        throw new TarFormatError(`${message} in pax header "${this.member}" of ${this.archive}`, { cause: err });
-      }
-    }
-  }
-
-  private hasPending(): boolean {
-    return this.pax !== null || this.longName !== undefined || this.longLink !== undefined;
+    const records = this.extended.absorb(this.metaType, payload, this.member, this.archive);
+    if (records !== undefined) this.handler.globalHeader?.(records);
   }
 
   private checkComplete(): TarFormatError | null {
@@ -380,7 +290,7 @@ export class TarParser {
         : this.member === '' ? 'the first header' : `the header after member "${this.member}"`;
       return new TarFormatError(`${truncated}: ${which} has ${this.hdrFill} of ${BLOCK_SIZE} bytes`);
     }
-    if (this.hasPending()) {
+    if (this.extended.pending) {
       return new TarFormatError(`${truncated}: extended header "${this.member}" is not followed by a member`);
     }
     if (this.requireEndMarker) {
