@@ -10,6 +10,10 @@
  * Scalars come with their source text (`raw`), so that a caller can read a
  * number JSON.parse would round (a uint64) exactly. Keys and string values
  * may contain lone surrogates from \u escapes, as with JSON.parse.
+ *
+ * `maxToken` (characters) refuses a longer string or number, the one thing
+ * held whole: text pgbb did not write could otherwise make one token of all
+ * its bytes. A literal longer than `false` is refused at its sixth letter.
  */
 
 export class JsonSyntaxError extends Error {}
@@ -55,7 +59,10 @@ export class JsonTokenizer {
   private escape = '';
   private position = 0;
 
-  constructor(private readonly handler: JsonHandler) {}
+  constructor(
+    private readonly handler: JsonHandler,
+    private readonly maxToken = Infinity,
+  ) {}
 
   write(chunk: string): void {
     let i = 0;
@@ -71,6 +78,7 @@ export class JsonTokenizer {
           this.text += c;
           i++;
           this.position++;
+          if (this.token === LITERAL ? this.text.length > 5 : this.text.length > this.maxToken) this.finishToken();
           continue;
         }
         this.finishToken();
@@ -150,6 +158,7 @@ export class JsonTokenizer {
     const kind = this.token;
     this.token = NONE;
     if (kind === NUMBER) {
+      if (raw.length > this.maxToken) throw new JsonSyntaxError(`Number longer than ${this.maxToken} characters (the most read) before position ${this.position}`);
       if (!NUMBER_TEXT.test(raw)) throw new JsonSyntaxError(`Unexpected number "${raw.slice(0, 40)}" at position ${this.position - raw.length}`);
       this.afterValue();
       this.handler.scalar(Number(raw), raw);
@@ -183,6 +192,7 @@ export class JsonTokenizer {
       }
       this.text += chunk.slice(i, j);
       this.position += j - i;
+      this.checkLength();
       if (j === n) return n;
       this.position++;
       if (chunk.charCodeAt(j) === 0x5c) {
@@ -217,6 +227,11 @@ export class JsonTokenizer {
       this.text += String.fromCharCode(parseInt(e.slice(2), 16));
       this.escape = '';
     }
+    this.checkLength();
+  }
+
+  private checkLength(): void {
+    if (this.text.length > this.maxToken) throw new JsonSyntaxError(`String longer than ${this.maxToken} characters (the most read) before position ${this.position}`);
   }
 
   private unexpected(c: string): never {
