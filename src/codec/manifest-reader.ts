@@ -41,6 +41,8 @@ const ARRAY_INDEX = /^(?:0|[1-9][0-9]{0,9})$/;
  */
 const MAX_TOKEN = 1024 * 1024;
 const MAX_MEMBERS = 64;
+/** One range per timeline the backup crossed: a handful. The ranges are returned, so held. */
+const MAX_WAL_RANGES = 100_000;
 
 // Fault categories, in the order parseManifest reports them.
 const UTF8 = 0;
@@ -323,7 +325,10 @@ export class ManifestReader {
       });
     } else {
       if (this.fault && this.fault.rank <= RANGES) return;
-      this.judge(RANGES, () => void this.walRanges.push(walRangeFromJson(v)));
+      this.judge(RANGES, () => {
+        if (this.walRanges.length === MAX_WAL_RANGES) throw new ManifestError(`backup_manifest: more than ${MAX_WAL_RANGES} WAL ranges`);
+        this.walRanges.push(walRangeFromJson(v));
+      });
     }
   }
 }

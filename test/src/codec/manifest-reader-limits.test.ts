@@ -81,6 +81,13 @@ test('a manifest of one 48 MiB line is not held for its checksum', () => {
   assert.throws(() => reader.end(), /expected at least 2 lines/);
 });
 
+test('WAL-Ranges of 1,000,000 ranges: refused past 100,000, the rest not held', () => {
+  const range = '{ "Timeline": 1, "Start-LSN": "0/2000028", "End-LSN": "0/2000100" },\n';
+  const { held, reader } = heldWhileReading(`${HEAD}"WAL-Ranges": [\n`, () => range.repeat(1000), 1000 * range.length * 1000 / 1024 / 1024);
+  assert.ok(held < 40, `held ${held.toFixed(1)} MiB`);
+  assert.throws(() => reader.end(), /^ManifestError: backup_manifest: /);
+});
+
 const NOTHING: JsonHandler = { startObject() {}, endObject() {}, startArray() {}, endArray() {}, key() {}, scalar() {} };
 
 test('JsonTokenizer: maxToken bounds strings (escapes included) and numbers, split anywhere', () => {
