@@ -83,12 +83,12 @@ export class ManifestReader {
   private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   private readonly tokens = new JsonTokenizer(
     {
-    startObject: () => this.open(true),
-    startArray: () => this.open(false),
-    endObject: () => this.close(),
-    endArray: () => this.close(),
-    key: (name) => this.onKey(name),
-    scalar: (value, raw) => this.onScalar(value, raw),
+      startObject: () => this.open(true),
+      startArray: () => this.open(false),
+      endObject: () => this.close(),
+      endArray: () => this.close(),
+      key: (name) => this.onKey(name),
+      scalar: (value, raw) => this.onScalar(value, raw),
     } satisfies JsonHandler,
     MAX_TOKEN,
   );
