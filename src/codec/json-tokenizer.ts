@@ -14,6 +14,7 @@
  * `maxToken` (characters) refuses a longer string or number, the one thing
  * held whole: text pgbb did not write could otherwise make one token of all
  * its bytes. A literal longer than `false` is refused at its sixth letter.
+ * `maxDepth` refuses deeper nesting (each level costs a byte).
  */
 
 export class JsonSyntaxError extends Error {}
@@ -62,6 +63,7 @@ export class JsonTokenizer {
   constructor(
     private readonly handler: JsonHandler,
     private readonly maxToken = Infinity,
+    private readonly maxDepth = Infinity,
   ) {}
 
   write(chunk: string): void {
@@ -121,6 +123,7 @@ export class JsonTokenizer {
     if (e === FIRST_VALUE && c === ']') return this.close();
     if (e !== VALUE && e !== FIRST_VALUE) this.unexpected(c);
     if (c === '{' || c === '[') {
+      if (this.depth === this.maxDepth) throw new JsonSyntaxError(`Nested deeper than ${this.maxDepth} levels at position ${this.position - 1}`);
       if (this.depth === this.stack.length) {
         const s = new Uint8Array(this.stack.length * 2);
         s.set(this.stack);

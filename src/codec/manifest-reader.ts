@@ -41,6 +41,8 @@ const ARRAY_INDEX = /^(?:0|[1-9][0-9]{0,9})$/;
  */
 const MAX_TOKEN = 1024 * 1024;
 const MAX_MEMBERS = 64;
+/** A manifest nests 3 levels; the tokenizer keeps a byte per level. */
+const MAX_DEPTH = 1024 * 1024;
 /** One range per timeline the backup crossed: a handful. The ranges are returned, so held. */
 const MAX_WAL_RANGES = 100_000;
 
@@ -91,6 +93,7 @@ export class ManifestReader {
       scalar: (value, raw) => this.onScalar(value, raw),
     } satisfies JsonHandler,
     MAX_TOKEN,
+    MAX_DEPTH,
   );
   private readonly sealed = new SealedPart();
   private fault: { rank: number; message: string } | null = null;

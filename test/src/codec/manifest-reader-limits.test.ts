@@ -2,7 +2,7 @@
  * What a crafted backup_manifest can make the streaming reader hold
  * (src/codec/manifest-reader.ts over json-tokenizer.ts and json-value.ts):
  * one huge string, number or literal, one entry of a million fields, a
- * million unknown top-level fields or WAL ranges, one line of 48 MiB (held
+ * million unknown top-level fields or WAL ranges, nesting 64 MiB deep, one line of 48 MiB (held
  * for the checksum). Each is refused or cut as it comes, so memory stays
  * small whatever the manifest's size.
  */
@@ -87,6 +87,12 @@ test('WAL-Ranges of 1,000,000 ranges: refused past 100,000, the rest not held', 
   const { held, reader } = heldWhileReading(`${HEAD}"WAL-Ranges": [\n`, () => range.repeat(1000), (1000 * 1000 * range.length) / 1024 / 1024);
   assert.ok(held < 40, `held ${held.toFixed(1)} MiB`);
   assert.throws(() => reader.end(), /^ManifestError: backup_manifest: /);
+});
+
+test('64 MiB of "[" is refused past a million levels, not kept as a 64 MiB stack', () => {
+  const { held, reader } = heldWhileReading(`${HEAD}"Junk":`, () => '['.repeat(1024 * 1024), 64);
+  assert.ok(held < 32, `held ${held.toFixed(1)} MiB`);
+  assert.throws(() => reader.end(), /not valid JSON \(Nested deeper than 1048576 levels at position 1048623\)/);
 });
 
 const NOTHING: JsonHandler = { startObject() {}, endObject() {}, startArray() {}, endArray() {}, key() {}, scalar() {} };
