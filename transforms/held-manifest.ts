@@ -5,13 +5,15 @@
  * os.tmpdir() (created O_EXCL|O_NOFOLLOW, mode 0600) and is read back in
  * READ_BYTES pieces. The file is unlinked as soon as it is open, so nothing
  * is left behind even by a killed process; its handle is closed by
- * release() (at the end, and on destroy).
+ * release() (at the end, and on destroy). A manifest past `maxBytes`
+ * (LIMITS.manifest: what pgbb reads back) is refused as it grows.
  */
 import { constants, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ioError } from '../src/errors';
+import { IoError, ioError } from '../src/errors';
+import { LIMITS } from '../src/io/read-limited';
 
 export const IN_MEMORY_BYTES = 8 * 1024 * 1024;
 const READ_BYTES = 256 * 1024;
@@ -23,6 +25,8 @@ export class HeldManifest {
   private file: { fh: fs.FileHandle; path: string } | null = null;
   private released = false;
 
+  constructor(private readonly maxBytes: number = LIMITS.manifest.maxBytes) {}
+
   get size(): number {
     return this.bytes;
   }
@@ -30,6 +34,9 @@ export class HeldManifest {
   /** Adds a piece; a promise only once the manifest has gone to disk. */
   add(piece: Buffer): Promise<void> | void {
     if (this.released) throw new Error('manifest already released');
+    if (this.bytes + piece.length > this.maxBytes) {
+      throw new IoError(`backup_manifest grows past ${this.maxBytes} bytes, the most a manifest can hold: refusing to write it`);
+    }
     this.bytes += piece.length;
     if (!this.file && this.bytes <= IN_MEMORY_BYTES) {
       this.pieces.push(piece);

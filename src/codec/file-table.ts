@@ -9,6 +9,8 @@
  * UTF-8 when they hold no surrogate, else as 0xFF + UTF-16LE (a first byte
  * UTF-8 never has), so any two distinct strings stay distinct.
  */
+import { randomBytes } from 'node:crypto';
+
 const SURROGATE = /[\ud800-\udfff]/;
 
 /** The stored form of `path`; in a scratch buffer reused by every call, so copy what you keep. */
@@ -20,10 +22,17 @@ function keyOf(path: string): Buffer {
   return scratch.subarray(0, 1 + scratch.write(path, 1, 'utf16le'));
 }
 
-function hashOf(b: Uint8Array): number {
-  let h = 0x811c9dc5; // FNV-1a
+/**
+ * FNV-1a from a random start per table, then mixed (murmur3's fmix32): paths come from
+ * manifests pgbb did not write, and with a known start colliding paths are cheap to make
+ * (every lookup would then probe all of them); the mix makes every index bit depend on all 32.
+ */
+function hashOf(b: Uint8Array, seed: number): number {
+  let h = seed;
   for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i], 0x01000193);
-  return h >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 function grown<T extends Float64Array | Uint32Array | Uint8Array>(a: T, n: number): T {
@@ -43,6 +52,7 @@ export class FileTable {
   /** Record number + 1 per slot; 0 = empty. Kept at most half full. */
   private slots = new Uint32Array(2048);
   private n = 0;
+  private readonly seed = randomBytes(4).readUInt32LE(0);
 
   /** `digestBytes`: the width of each record's digest (4 for CRC32C, 32 for SHA256, 0 for none). */
   constructor(readonly digestBytes: number) {
@@ -61,14 +71,14 @@ export class FileTable {
   /** The record of `path`, or -1. */
   find(path: string): number {
     const key = keyOf(path);
-    const at = this.slotOf(key, hashOf(key));
+    const at = this.slotOf(key, hashOf(key, this.seed));
     return this.slots[at] - 1;
   }
 
   /** The record of `path`, added (size 0, flags 0) when new; `added` says which. */
   add(path: string): { index: number; added: boolean } {
     const key = keyOf(path);
-    const h = hashOf(key);
+    const h = hashOf(key, this.seed);
     let at = this.slotOf(key, h);
     if (this.slots[at]) return { index: this.slots[at] - 1, added: false };
     if ((this.n + 1) * 2 > this.slots.length) {
@@ -147,7 +157,7 @@ export class FileTable {
     const slots = new Uint32Array(n);
     const mask = n - 1;
     for (let i = 0; i < this.n; i++) {
-      let at = hashOf(this.arena.subarray(this.start[i], this.start[i] + this.length[i])) & mask;
+      let at = hashOf(this.arena.subarray(this.start[i], this.start[i] + this.length[i]), this.seed) & mask;
       while (slots[at]) at = (at + 1) & mask;
       slots[at] = i + 1;
     }

@@ -10,6 +10,11 @@
  * Scalars come with their source text (`raw`), so that a caller can read a
  * number JSON.parse would round (a uint64) exactly. Keys and string values
  * may contain lone surrogates from \u escapes, as with JSON.parse.
+ *
+ * `maxToken` (characters) refuses a longer string or number, the one thing
+ * held whole: text pgbb did not write could otherwise make one token of all
+ * its bytes. A literal longer than `false` is refused at its sixth letter.
+ * `maxDepth` refuses deeper nesting (each level costs a byte).
  */
 
 export class JsonSyntaxError extends Error {}
@@ -55,7 +60,11 @@ export class JsonTokenizer {
   private escape = '';
   private position = 0;
 
-  constructor(private readonly handler: JsonHandler) {}
+  constructor(
+    private readonly handler: JsonHandler,
+    private readonly maxToken = Infinity,
+    private readonly maxDepth = Infinity,
+  ) {}
 
   write(chunk: string): void {
     let i = 0;
@@ -71,6 +80,7 @@ export class JsonTokenizer {
           this.text += c;
           i++;
           this.position++;
+          if (this.token === LITERAL ? this.text.length > 5 : this.text.length > this.maxToken) this.finishToken();
           continue;
         }
         this.finishToken();
@@ -113,6 +123,7 @@ export class JsonTokenizer {
     if (e === FIRST_VALUE && c === ']') return this.close();
     if (e !== VALUE && e !== FIRST_VALUE) this.unexpected(c);
     if (c === '{' || c === '[') {
+      if (this.depth === this.maxDepth) throw new JsonSyntaxError(`Nested deeper than ${this.maxDepth} levels at position ${this.position - 1}`);
       if (this.depth === this.stack.length) {
         const s = new Uint8Array(this.stack.length * 2);
         s.set(this.stack);
@@ -150,6 +161,7 @@ export class JsonTokenizer {
     const kind = this.token;
     this.token = NONE;
     if (kind === NUMBER) {
+      if (raw.length > this.maxToken) throw new JsonSyntaxError(`Number longer than ${this.maxToken} characters (the most read) before position ${this.position}`);
       if (!NUMBER_TEXT.test(raw)) throw new JsonSyntaxError(`Unexpected number "${raw.slice(0, 40)}" at position ${this.position - raw.length}`);
       this.afterValue();
       this.handler.scalar(Number(raw), raw);
@@ -183,6 +195,7 @@ export class JsonTokenizer {
       }
       this.text += chunk.slice(i, j);
       this.position += j - i;
+      this.checkLength();
       if (j === n) return n;
       this.position++;
       if (chunk.charCodeAt(j) === 0x5c) {
@@ -217,6 +230,11 @@ export class JsonTokenizer {
       this.text += String.fromCharCode(parseInt(e.slice(2), 16));
       this.escape = '';
     }
+    this.checkLength();
+  }
+
+  private checkLength(): void {
+    if (this.text.length > this.maxToken) throw new JsonSyntaxError(`String longer than ${this.maxToken} characters (the most read) before position ${this.position}`);
   }
 
   private unexpected(c: string): never {

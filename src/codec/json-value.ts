@@ -4,14 +4,16 @@
  * duplicates; `__proto__` is an ordinary key), except that containers nested
  * deeper than `maxDepth` below the value come as empty placeholders of the
  * same type: a file entry's fields are wanted, not an attacker's 50,000
- * nested arrays. Pure.
+ * nested arrays; and containers keep only their first `maxMembers` members
+ * (later values of a key already kept still replace it), so that one
+ * entry of a million fields costs no more than one of `maxMembers`. Pure.
  *
  * Feed it events from the value's first one on; `done` turns true when the
  * value is complete, and `value` holds it.
  */
 import type { JsonHandler } from './json-tokenizer';
 
-type Container = { kind: 'object'; value: Record<string, unknown>; key: string } | { kind: 'array'; value: unknown[] };
+type Container = { kind: 'object'; value: Record<string, unknown>; key: string; members: number } | { kind: 'array'; value: unknown[] };
 
 export class JsonValueBuilder implements JsonHandler {
   value: unknown = undefined;
@@ -20,10 +22,13 @@ export class JsonValueBuilder implements JsonHandler {
   /** Levels of a skipped container still open. */
   private skipping = 0;
 
-  constructor(private readonly maxDepth = 0) {}
+  constructor(
+    private readonly maxDepth = 0,
+    private readonly maxMembers = Infinity,
+  ) {}
 
   startObject(): void {
-    this.start({ kind: 'object', value: Object.create(null) as Record<string, unknown>, key: '' });
+    this.start({ kind: 'object', value: Object.create(null) as Record<string, unknown>, key: '', members: 0 });
   }
 
   startArray(): void {
@@ -70,8 +75,11 @@ export class JsonValueBuilder implements JsonHandler {
       this.value = v;
       this.done = true;
     } else if (top.kind === 'array') {
-      top.value.push(v);
-    } else {
+      if (top.value.length < this.maxMembers) top.value.push(v);
+    } else if (top.key in top.value) {
+      top.value[top.key] = v;
+    } else if (top.members < this.maxMembers) {
+      top.members++;
       top.value[top.key] = v;
     }
   }

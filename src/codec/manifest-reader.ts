@@ -37,6 +37,17 @@ const VERSION_KEY = 'PostgreSQL-Backup-Manifest-Version';
 const TOP_KEYS = new Set([VERSION_KEY, 'System-Identifier', 'Files', 'WAL-Ranges', 'Manifest-Checksum']);
 /** Object.keys lists array-index keys first, whatever their place: such a key is "first". */
 const ARRAY_INDEX = /^(?:0|[1-9][0-9]{0,9})$/;
+/**
+ * Bounds on what one token and one entry may hold, far above what PostgreSQL writes (a path is
+ * under MAXPGPATH, 2,048 hex digits encoded; an entry has 7 fields): a crafted manifest's one
+ * huge string or entry of a million fields is refused or cut instead of held.
+ */
+const MAX_TOKEN = 1024 * 1024;
+const MAX_MEMBERS = 64;
+/** A manifest nests 3 levels; the tokenizer keeps a byte per level. */
+const MAX_DEPTH = 1024 * 1024;
+/** One range per timeline the backup crossed: a handful. The ranges are returned, so held. */
+const MAX_WAL_RANGES = 100_000;
 
 export interface PathSet {
   /** False when `path` was already added. */
@@ -62,14 +73,18 @@ type Mode = 'none' | 'collect' | 'files' | 'ranges' | 'skip';
 
 export class ManifestReader {
   private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-  private readonly tokens = new JsonTokenizer({
-    startObject: () => this.open(true),
-    startArray: () => this.open(false),
-    endObject: () => this.close(),
-    endArray: () => this.close(),
-    key: (name) => this.onKey(name),
-    scalar: (value, raw) => this.onScalar(value, raw),
-  } satisfies JsonHandler);
+  private readonly tokens = new JsonTokenizer(
+    {
+      startObject: () => this.open(true),
+      startArray: () => this.open(false),
+      endObject: () => this.close(),
+      endArray: () => this.close(),
+      key: (name) => this.onKey(name),
+      scalar: (value, raw) => this.onScalar(value, raw),
+    } satisfies JsonHandler,
+    MAX_TOKEN,
+    MAX_DEPTH,
+  );
   private readonly sealed = new SealedPart();
   /** The fault to report: the first in parseManifest's order, whatever order they were met in. */
   private readonly faults = new ManifestFaults();
@@ -217,9 +232,9 @@ export class ManifestReader {
         return void (this.mode = 'skip');
       }
       this.mode = 'collect';
-      this.builder = new JsonValueBuilder(0);
+      this.builder = new JsonValueBuilder(0, MAX_MEMBERS);
     } else if (level === 2 && (this.mode === 'files' || this.mode === 'ranges')) {
-      this.builder = new JsonValueBuilder(0);
+      this.builder = new JsonValueBuilder(0, MAX_MEMBERS);
     }
     if (isObject) this.builder?.startObject();
     else this.builder?.startArray();
@@ -271,7 +286,7 @@ export class ManifestReader {
       if (value !== null) this.notArray(); // JSON null reads as absent
       return;
     }
-    this.top[k] = value;
+    if (TOP_KEYS.has(k)) this.top[k] = value; // an unknown one is a fault already: not kept
     if (k === 'System-Identifier') this.systemIdRaw = raw;
   }
 
@@ -292,7 +307,10 @@ export class ManifestReader {
       });
     } else {
       if (!this.faults.open(RANGES)) return;
-      this.faults.judge(RANGES, () => void this.walRanges.push(walRangeFromJson(v)));
+      this.faults.judge(RANGES, () => {
+        if (this.walRanges.length === MAX_WAL_RANGES) throw new ManifestError(`backup_manifest: more than ${MAX_WAL_RANGES} WAL ranges`);
+        this.walRanges.push(walRangeFromJson(v));
+      });
     }
   }
 }

@@ -13,11 +13,16 @@
  *
  * The manifest's WAL-Ranges (wanted before the WAL archive goes out) sit at
  * its end: the last `tailSize` bytes (default 256 KiB) are kept in memory too.
+ *
+ * A manifest over `maxBytes` (default LIMITS.manifest, the most pgbb reads
+ * back) is refused as it grows past it: a server that never ends its
+ * manifest fills neither memory nor the disk.
  */
 import { closeSync, constants, openSync, read, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { IoError, ioError } from '../errors';
+import { LIMITS } from '../io/read-limited';
 
 export const MANIFEST_SPOOL_NAME = 'pgbb.manifest.partial';
 
@@ -27,6 +32,7 @@ export interface ManifestHoldOptions {
   memoryLimit?: number;
   readSize?: number;
   tailSize?: number;
+  maxBytes?: number;
 }
 
 export class ManifestHold {
@@ -43,11 +49,13 @@ export class ManifestHold {
   private readonly memoryLimit: number;
   private readonly readSize: number;
   private readonly tailSize: number;
+  private readonly maxBytes: number;
 
   constructor(private readonly o: ManifestHoldOptions) {
     this.memoryLimit = o.memoryLimit ?? 1024 * 1024;
     this.readSize = o.readSize ?? 256 * 1024;
     this.tailSize = o.tailSize ?? 256 * 1024;
+    this.maxBytes = o.maxBytes ?? LIMITS.manifest.maxBytes;
   }
 
   /** Bytes held so far. */
@@ -61,6 +69,9 @@ export class ManifestHold {
   }
 
   add(piece: Buffer): void {
+    if (this.size + piece.length > this.maxBytes) {
+      throw new IoError(`backup_manifest from the server grows past ${this.maxBytes} bytes, the most a manifest can hold: refusing it`);
+    }
     this.keepTail(piece);
     if (this.fd === null && this.held + piece.length > this.memoryLimit && this.o.dir() !== null) this.spool();
     if (this.fd === null) {

@@ -23,6 +23,7 @@
  * `duplicate()` after `decoded`: the first record whose path an earlier
  * record already has, or -1 (the decoder refuses such a map).
  */
+import { randomBytes } from 'node:crypto';
 import { PgbbError } from '../../errors';
 import { pathFromBytes, pathToBytes } from '../path-bytes';
 import type { ChunkFiles, ChunkMapFile } from './types';
@@ -30,11 +31,17 @@ import type { ChunkFiles, ChunkMapFile } from './types';
 /** Records are appended into blocks of this size (a larger record gets a block of its own). */
 const BLOCK = 256 * 1024;
 
-/** FNV-1a over buf[start, end). */
-function hashBytes(buf: Uint8Array, start: number, end: number): number {
-  let h = 0x811c9dc5;
+/**
+ * FNV-1a over buf[start, end) from a random start per table, then mixed (murmur3's fmix32):
+ * a map's paths come from a file pgbb did not necessarily write, and with a known start
+ * colliding paths are cheap to make (each lookup would probe them all).
+ */
+function hashBytes(buf: Uint8Array, start: number, end: number, seed: number): number {
+  let h = seed;
   for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
-  return h >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 export class PackedChunkFiles implements ChunkFiles {
@@ -53,6 +60,7 @@ export class PackedChunkFiles implements ChunkFiles {
   private firstDuplicate = -1;
   /** Bytes of the live records, as the map encodes them. */
   recordBytes = 0;
+  private readonly seed = randomBytes(4).readUInt32LE(0);
 
   constructor(
     private readonly chunkSize: number,
@@ -209,7 +217,7 @@ export class PackedChunkFiles implements ChunkFiles {
   /** The slot holding these path bytes, or the empty slot where they would go. */
   private slotOf(src: Uint8Array, start: number, end: number): number {
     const len = end - start;
-    for (let slot = hashBytes(src, start, end) & this.mask; ; slot = (slot + 1) & this.mask) {
+    for (let slot = hashBytes(src, start, end, this.seed) & this.mask; ; slot = (slot + 1) & this.mask) {
       const r = this.table[slot]! - 1;
       if (r < 0) return slot;
       const s = this.pathStart(r);

@@ -96,3 +96,19 @@ test('no place for a file (not streaming yet): memory', () => {
   h.add(Buffer.from('more than four'));
   assert.equal(h.spooled, false);
 });
+
+test('a manifest growing past maxBytes is refused, in memory and in the file', () => {
+  const dir = dirOf();
+  try {
+    for (const memoryLimit of [1000, 4]) {
+      const h = new ManifestHold({ dir: () => dir, memoryLimit, maxBytes: 20 });
+      h.add(Buffer.alloc(10));
+      h.add(Buffer.alloc(10));
+      assert.throws(() => h.add(Buffer.alloc(1)), (err: Error) => err instanceof IoError && /grows past 20 bytes/.test(err.message));
+      assert.equal(h.size, 20);
+      h.discard();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -94,3 +94,22 @@ test('decoding 300,000 files adds less memory than the map itself', (t) => {
   assert.equal(r.files, 300_000);
   assert.ok(r.added < r.bytes, `decoding a ${r.bytes}-byte map added ${r.added} bytes of RSS`);
 });
+
+test('paths built to collide under FNV-1a (a crafted map) are decoded in linear time, not quadratic', () => {
+  // Joux multicollision: at each stage both 6-byte blocks lead plain FNV-1a to the same state,
+  // so all 2^15 concatenations share one 32-bit hash (see test/src/codec/file-table.test.ts).
+  const stages = [
+    ['r072gy', 'or06ph'], ['zdyx02', 'ne4q8y'], ['o7lpqt', 'vp1783'], ['bsghmq', 'h0jkw6'],
+    ['q1h8x2', 'viclln'], ['60n3mp', '0ec91b'], ['4bwrf8', 'geo13f'], ['o3zo4w', 'ixuq49'],
+    ['rx0rcx', '9bj4aq'], ['29p56i', 'fot77n'], ['by1mq2', 'ng7vzp'], ['dsoch8', '10a96v'],
+    ['iqilcp', 'tqc8xd'], ['uzdc2l', 'djba4u'], ['ipflun', '1mmo6l'],
+  ];
+  let paths = [''];
+  for (const [a, b] of stages) paths = paths.flatMap((p) => [p + a, p + b]);
+  const encoded = encodeChunkMap(mapOf(paths.map((p, i) => file(p, 0, i))));
+  const t0 = process.hrtime.bigint();
+  const d = decodeChunkMap(encoded);
+  for (let i = 0; i < paths.length; i += 97) assert.equal(d.files.get(paths[i])?.path, paths[i]);
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  assert.ok(ms < 3000, `32,768 colliding paths took ${Math.round(ms)} ms`);
+});
