@@ -55,7 +55,13 @@ async function* openArchive(file: string): AsyncGenerator<Buffer> {
     raw.on('error', (err) => z.destroy(ioError('could not read file', file, err)));
     yield* raw.pipe(z) as AsyncIterable<Buffer>;
   } finally {
-    raw.destroy(); // closes the handle, also when the consumer stops early
+    // Closes the handle, also when the consumer stops early; waited for, so
+    // that no descriptor outlives a failed restore or verify.
+    if (!raw.closed) {
+      const closed = new Promise((resolve) => raw.once('close', resolve));
+      raw.destroy();
+      await closed;
+    }
   }
 }
 
