@@ -58,7 +58,7 @@ async function* openArchive(file: string): AsyncGenerator<Buffer> {
     // Closes the handle, also when the consumer stops early; waited for, so
     // that no descriptor outlives a failed restore or verify.
     if (!raw.closed) {
-      const closed = new Promise((resolve) => raw.once('close', resolve));
+      const closed = new Promise<void>((resolve) => raw.once('close', () => resolve()));
       raw.destroy();
       await closed;
     }
