@@ -11,61 +11,20 @@
  * and the manifest lists each, as it would many small relations, without
  * the minutes 100,000 CREATE TABLEs take. For each count: a fast-checkpoint
  * plain backup with the CLI (dist/src/cli.js, WAL streamed, -N), its wall
- * time and the pgbb process's peak RSS (/usr/bin/time -f %M when present,
- * else VmHWM polled from /proc/<pid>/status). Prints both and the ratio.
+ * time and the pgbb process's peak RSS (bench/support/measure.ts: GNU
+ * time's maximum for the process tree). Prints both and the ratio.
  * --cli runs another build of pgbb (e.g. one of an older commit), to compare;
  * --args adds options to each backup (e.g. --no-manifest, to see what the manifest costs;
  * -F t for tar files); --stdout backs up to `-D -` (the tar stream is discarded).
  */
-import { spawn } from 'node:child_process';
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, chownToPostgres, makeTempDir } from '../test/support/cluster';
 import { PGBB_CLI } from '../test/support/pgbb';
+import { arg } from './support/args';
+import { measure, type Sample } from './support/measure';
 
 const PER_DIR = 1000;
-
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
-
-interface Sample {
-  seconds: number;
-  peakKb: number;
-}
-
-/** Runs pgbb; peak RSS from /usr/bin/time, or VmHWM sampled every 20 ms until it exits. */
-function measure(args: string[]): Promise<Sample> {
-  const viaTime = existsSync('/usr/bin/time');
-  const t0 = process.hrtime.bigint();
-  const child = viaTime
-    ? spawn('/usr/bin/time', ['-f', '%M', process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  let hwm = 0;
-  child.stderr!.on('data', (d) => (err += d));
-  const poll = viaTime
-    ? null
-    : setInterval(() => {
-        try {
-          const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-          if (m) hwm = Math.max(hwm, Number(m[1]));
-        } catch {
-          // exited between polls
-        }
-      }, 20);
-  return new Promise((resolve, reject) => {
-    child.on('close', (code) => {
-      if (poll) clearInterval(poll);
-      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      const last = err.trim().split('\n').pop() ?? '';
-      if (viaTime && /^\d+$/.test(last)) hwm = Number(last);
-      if (code !== 0 || !hwm) return reject(new Error(`pgbb ${args.join(' ')} failed (${code}): ${err.trim()}`));
-      resolve({ seconds, peakKb: hwm });
-    });
-  });
-}
 
 /** Makes `pgbb_bench/` hold `count` files of `size` bytes (adding to what is there). */
 async function fillTo(dataDir: string, count: number, size: number, have: number): Promise<void> {
@@ -100,15 +59,15 @@ async function main(): Promise<void> {
       const samples: Sample[] = [];
       for (let r = 0; r < runs; r++) {
         const target = join(scratch, `b${files}-${r}`);
-        samples.push(await measure([cli, 'backup', '-d', conninfo, '-c', 'fast', '-N', ...extra, '-D', toStdout ? '-' : target]));
+        samples.push(await measure(process.execPath, [cli, 'backup', '-d', conninfo, '-c', 'fast', '-N', ...extra, '-D', toStdout ? '-' : target]));
         await fs.rm(target, { recursive: true, force: true });
       }
       // The smallest peak of the runs: the least disturbed by the machine's other load.
-      rows.push({ files, s: samples.reduce((a, b) => (b.peakKb < a.peakKb ? b : a)) });
+      rows.push({ files, s: samples.reduce((a, b) => (b.maxRssKb < a.maxRssKb ? b : a)) });
     }
     console.log('files added   wall time   peak RSS (pgbb)');
-    for (const { files, s } of rows) console.log(`${String(files).padStart(11)}   ${s.seconds.toFixed(1).padStart(7)} s   ${(s.peakKb / 1024).toFixed(1).padStart(8)} MB`);
-    const ratio = rows[1]!.s.peakKb / rows[0]!.s.peakKb;
+    for (const { files, s } of rows) console.log(`${String(files).padStart(11)}   ${s.wall.toFixed(1).padStart(7)} s   ${(s.maxRssKb / 1024).toFixed(1).padStart(8)} MB`);
+    const ratio = rows[1]!.s.maxRssKb / rows[0]!.s.maxRssKb;
     console.log(`peak RSS ${large} / ${small} files: ${ratio.toFixed(3)}× (target: within 1.10×)`);
   } finally {
     await cluster.destroy();
