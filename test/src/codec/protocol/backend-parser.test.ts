@@ -8,34 +8,9 @@ import {
   parseRowDescription,
 } from '../../../../src/codec/protocol/backend-parser';
 import { ProtocolError } from '../../../../src/errors';
+import { copyData, dataRow, msg, rowDescription } from '../../../support/backend-messages';
 
-/** Test message builders (same framing as the server's). */
-function msg(code: string, body: Buffer): Buffer {
-  return frontendMessage(code, body);
-}
-function copyData(payload: Buffer): Buffer {
-  return msg('d', payload);
-}
-function dataRow(values: (string | null)[]): Buffer {
-  const parts: Buffer[] = [Buffer.from([0, values.length])];
-  for (const v of values) {
-    const len = Buffer.alloc(4);
-    if (v === null) {
-      len.writeInt32BE(-1);
-      parts.push(len);
-    } else {
-      const b = Buffer.from(v);
-      len.writeInt32BE(b.length);
-      parts.push(len, b);
-    }
-  }
-  return msg('D', Buffer.concat(parts));
-}
-function rowDescription(names: string[]): Buffer {
-  const parts: Buffer[] = [Buffer.from([0, names.length])];
-  for (const n of names) parts.push(Buffer.from(n + '\0'), Buffer.alloc(18));
-  return msg('T', Buffer.concat(parts));
-}
+
 function notice(code: string, fields: Record<string, string>): Buffer {
   const parts = Object.entries(fields).map(([k, v]) => Buffer.from(k + v + '\0'));
   return msg(code, Buffer.concat([...parts, Buffer.from([0])]));
