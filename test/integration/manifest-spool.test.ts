@@ -11,31 +11,18 @@ import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { tap, TarFilesSink, type BackupEvent } from '../../src/index';
 import { MANIFEST_SPOOL_NAME } from '../../src/sources/manifest-hold';
 import { useSampleServer } from '../support/sample-server';
+import { watchNames } from '../support/watch-names';
 
 const pg = useSampleServer();
 const { scratch, verify } = pg;
 
 /** Names seen under `dir` and one level below while `until` is pending. */
 async function watch<T>(dir: string, until: Promise<T>): Promise<Set<string>> {
-  const seen = new Set<string>();
-  let done = false;
-  const loop = (async () => {
-    while (!done) {
-      for (const n of await fs.readdir(dir).catch(() => [] as string[])) {
-        seen.add(n);
-        for (const m of await fs.readdir(join(dir, n)).catch(() => [] as string[])) seen.add(`${n}/${m}`);
-      }
-      await sleep(5);
-    }
-  })();
-  await until.finally(() => (done = true));
-  await loop;
-  return seen;
+  return (await watchNames(dir, until, 5)).seen;
 }
 
 /** Event order around the manifest: pg_wal archive first, then every manifest piece, then end. */

@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { PGBB_CLI, runPgbb, type PgbbRun } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
+import { watchNames } from '../support/watch-names';
 
 const pg = useSampleServer({ sampleData: false, setup: (cluster) => cluster.pgbench(['-i', '-q', '-s', '1', 'postgres']) });
 const { conn, scratch, verify } = pg;
@@ -27,22 +28,7 @@ function load(seconds: number): Promise<string> {
 }
 
 /** Every name that appeared under `dir` (one level, and one below) while `until` was pending. */
-async function watch<T>(dir: string, until: Promise<T>): Promise<{ result: T; seen: Set<string> }> {
-  const seen = new Set<string>();
-  let done = false;
-  const loop = (async () => {
-    while (!done) {
-      for (const n of await fs.readdir(dir).catch(() => [] as string[])) {
-        seen.add(n);
-        for (const m of await fs.readdir(join(dir, n)).catch(() => [] as string[])) seen.add(`${n}/${m}`);
-      }
-      await sleep(20);
-    }
-  })();
-  const result = await until.finally(() => (done = true));
-  await loop;
-  return { result, seen };
-}
+const watch = <T>(dir: string, until: Promise<T>) => watchNames(dir, until, 20);
 
 const ok = (r: PgbbRun) => assert.equal(r.code, 0, r.stderr);
 
