@@ -106,6 +106,40 @@ export async function readLimited(file: string, limits: ReadLimits): Promise<Buf
   }
 }
 
+/**
+ * A file read in pieces of at most `pieceBytes` (the consumer's pace, never
+ * whole), nothing when it does not exist; opened and capped as readLimited
+ * opens and caps (by fstat, and by what is read: a file growing past the
+ * cap while read is refused too).
+ */
+export async function* readLimitedPieces(file: string, limits: ReadLimits, pieceBytes: number): AsyncGenerator<Buffer> {
+  let fh: fs.FileHandle;
+  try {
+    fh = await openRegular(file, limits.what);
+  } catch (err) {
+    if (((err as IoError).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    if ((await fh.stat()).size > limits.maxBytes) throw tooLarge(file, limits.what, limits.maxBytes);
+    for (let at = 0; ; ) {
+      const buf = Buffer.allocUnsafe(pieceBytes);
+      let got: number;
+      try {
+        got = (await fh.read(buf, 0, buf.length, at)).bytesRead;
+      } catch (err) {
+        throw ioError(`could not read ${limits.what}`, showPath(file), err);
+      }
+      if (got === 0) return;
+      at += got;
+      if (at > limits.maxBytes) throw tooLarge(file, limits.what, limits.maxBytes);
+      yield got === buf.length ? buf : buf.subarray(0, got);
+    }
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
 /** readLimited, synchronously (for the password and certificate files, read while a connection is set up). */
 export function readLimitedSync(file: string, limits: ReadLimits): Buffer | null {
   let fd: number;

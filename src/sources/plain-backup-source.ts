@@ -19,8 +19,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { BackupEvent, StartEvent } from '../events';
-import { IoError, ioError, PgbbError } from '../errors';
-import { LIMITS, openRegular, readLimited, type ReadLimits } from '../io/read-limited';
+import { ioError, PgbbError } from '../errors';
+import { LIMITS, openRegular, readLimited, readLimitedPieces, type ReadLimits } from '../io/read-limited';
 import { walkTree } from '../io/walk-tree';
 import { parseWalRanges } from '../codec/wal-ranges';
 import { formatLsn } from '../codec/lsn';
@@ -123,33 +123,11 @@ async function* readFile(file: string, size: number): AsyncGenerator<BackupEvent
  */
 async function* readManifest(file: string): AsyncGenerator<BackupEvent, { endLsn: string; timeline: number }> {
   const none = { endLsn: '0/0', timeline: 0 };
-  const { maxBytes, what } = LIMITS.manifest;
-  let fh: Awaited<ReturnType<typeof openRegular>>;
-  try {
-    fh = await openRegular(file, what);
-  } catch (err) {
-    if (((err as PgbbError).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return none;
-    throw err;
-  }
   const tail: Buffer[] = [];
-  const tooLarge = () => new IoError(`${what} "${showPath(file)}" is larger than ${maxBytes} bytes, the most it can hold: refusing to read it`);
-  try {
-    if ((await fh.stat()).size > maxBytes) throw tooLarge();
-    for (let offset = 0; ; ) {
-      const buf = Buffer.allocUnsafe(CHUNK);
-      const { bytesRead } = await fh.read(buf, 0, CHUNK, offset);
-      if (bytesRead === 0) break;
-      offset += bytesRead;
-      if (offset > maxBytes) throw tooLarge(); // grew while read
-      const data = bytesRead === CHUNK ? buf : buf.subarray(0, bytesRead);
-      tail.push(data);
-      if (tail.length > 2) tail.shift();
-      yield { type: 'manifest', data };
-    }
-  } catch (err) {
-    throw err instanceof PgbbError ? err : ioError(`could not read ${what}`, showPath(file), err);
-  } finally {
-    await fh.close().catch(() => {});
+  for await (const data of readLimitedPieces(file, LIMITS.manifest, CHUNK)) {
+    tail.push(data);
+    if (tail.length > 2) tail.shift();
+    yield { type: 'manifest', data };
   }
   if (!tail.length) return none;
   try {

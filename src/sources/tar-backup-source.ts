@@ -23,8 +23,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { pipeline, Readable, type Duplex } from 'node:stream';
 import type { BackupEvent } from '../events';
-import { IoError, ioError, PgbbError } from '../errors';
-import { LIMITS, openRegular } from '../io/read-limited';
+import { ioError, PgbbError } from '../errors';
+import { LIMITS, openRegular, readLimitedPieces } from '../io/read-limited';
 import { decodeDescriptor, startFromDescriptor, type BackupDescriptor } from '../codec/backup-descriptor';
 import { zstdDecompress } from '../../transforms/zstd-decompress';
 import { ManifestEndScanner, MANIFEST_PIECE_BYTES, tarUnpack } from '../../transforms/tar-unpack';
@@ -112,40 +112,11 @@ export async function* tarDirectoryEvents(dir: string): AsyncGenerator<BackupEve
   yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
 }
 
-/**
- * backup_manifest as `manifest` events of at most MANIFEST_PIECE_BYTES, none
- * when it does not exist; opened as openRegular() does, capped as
- * readLimited() caps it (by fstat, and by what is read).
- */
+/** backup_manifest as `manifest` events of at most MANIFEST_PIECE_BYTES, none when it does not exist (capped, src/io/read-limited.ts). */
 async function* manifestPieces(file: string, scanner: ManifestEndScanner): AsyncGenerator<BackupEvent> {
-  const { maxBytes, what } = LIMITS.manifest;
-  let fh: Awaited<ReturnType<typeof openRegular>>;
-  try {
-    fh = await openRegular(file, what);
-  } catch (err) {
-    if (((err as IoError).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return;
-    throw err;
-  }
-  const tooLarge = () => new IoError(`${what} "${showPath(file)}" is larger than ${maxBytes} bytes, the most it can hold: refusing to read it`);
-  try {
-    if ((await fh.stat()).size > maxBytes) throw tooLarge();
-    for (let at = 0; ; ) {
-      const buf = Buffer.allocUnsafe(MANIFEST_PIECE_BYTES);
-      let got: number;
-      try {
-        got = (await fh.read(buf, 0, buf.length, at)).bytesRead;
-      } catch (err) {
-        throw ioError(`could not read ${what}`, showPath(file), err);
-      }
-      if (got === 0) return;
-      at += got;
-      if (at > maxBytes) throw tooLarge();
-      const piece = got === buf.length ? buf : buf.subarray(0, got);
-      scanner.feed(piece);
-      yield { type: 'manifest', data: piece };
-    }
-  } finally {
-    await fh.close().catch(() => {});
+  for await (const piece of readLimitedPieces(file, LIMITS.manifest, MANIFEST_PIECE_BYTES)) {
+    scanner.feed(piece);
+    yield { type: 'manifest', data: piece };
   }
 }
 
