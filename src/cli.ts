@@ -14,6 +14,7 @@ import { backupCommand, backupSummary } from './commands/backup';
 import { restoreCommand, restoreSummary } from './commands/restore';
 import { verifyCommand, verifyFailure, verifySummary } from './commands/verify';
 import { checkIncrementalFrom, refreshCommand, refreshResultJson, refreshSummary } from './commands/refresh';
+import { standbyCommand, standbySummary } from './commands/standby';
 import { parseChunkSize } from './codec/chunkmap/chunk-map';
 import { parseMaxRate, parseTablespaceMapping } from './commands/options';
 import { constants as osConstants } from 'node:os';
@@ -136,6 +137,41 @@ export function buildProgram(): Command {
     .option('--no-incremental', 'never ask PostgreSQL 17+ for an INCREMENTAL backup: stream everything and compare here');
   backupOptions(refresh, 'where to put tablespaces new since the backup (repeatable)');
   refresh.action(async (opts) => runRefresh(opts, opts.pgdata));
+
+  const standby = program
+    .command('standby')
+    .description('make DATADIR a streaming standby of the server: backup, recovery settings, start, wait until it streams (resumable)')
+    .helpOption('-?, --help', 'show help')
+    .requiredOption('-D, --pgdata <datadir>', "the standby's data directory (missing, empty, or left by an earlier run)")
+    .option('--create-slot <name>', 'create this physical replication slot on the primary (reused if it exists) and stream from it')
+    .option('-o, --options <options>', 'options pg_ctl passes to postgres (e.g. "-p 5433")')
+    .option('--pg-bin <dir>', 'directory of pg_ctl and postgres (default: PATH, pg_config --bindir, /usr/lib/postgresql/<major>/bin)')
+    .option('--log-file <file>', 'server log for pg_ctl -l (default DATADIR/pgbb_standby.log)')
+    .option('--rebuild', 're-seed an existing standby in place (stopping it first), writing only what differs')
+    .option('--wait-timeout <seconds>', 'how long to wait for the standby to start and to stream', '300');
+  backupOptions(standby, 'relocate tablespace in OLD to NEW (repeatable)');
+  standby.action(async (opts) => {
+    if (opts.json) activeReporter = createReporter({ json: true, stream: process.stderr });
+    if (!String(opts.walMethod).startsWith('s')) throw new UsageError('a standby needs its WAL streamed: -X stream');
+    if (opts.slot === false) throw new UsageError('--no-slot: a standby streams through a slot only with -S or --create-slot; leave --no-slot out');
+    const common = backupSettings(opts);
+    const ac = abortOnSignals();
+    const r = await standbyCommand({
+      ...common,
+      target: String(opts.pgdata),
+      createSlot: opts.createSlot === undefined ? undefined : String(opts.createSlot),
+      serverOptions: opts.options === undefined ? undefined : String(opts.options),
+      pgBin: opts.pgBin === undefined ? undefined : String(opts.pgBin),
+      logFile: opts.logFile === undefined ? undefined : String(opts.logFile),
+      rebuild: Boolean(opts.rebuild),
+      waitTimeout: parseTimeout(String(opts.waitTimeout)) || undefined,
+      json: Boolean(opts.json),
+      signal: ac.signal,
+    });
+    common.reporter.close();
+    activeReporter = null;
+    if (!opts.json) process.stderr.write(`${standbySummary(r)}\n`);
+  });
 
   const restore = program
     .command('restore')

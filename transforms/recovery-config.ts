@@ -18,29 +18,11 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { BackupEvent, EntryEvent } from '../src/events';
 import { IoError, UsageError } from '../src/errors';
 import { LIMITS } from '../src/io/read-limited';
+import { configQuote, conninfoValue, recoveryLines, type RecoverySettings } from '../src/codec/recovery-settings';
 
-export interface RecoveryConfigOptions {
-  /** A libpq connection string for the standby to stream from; omitted: only standby.signal. */
-  primaryConninfo?: string;
-  slot?: string;
-}
-
-/** A value for postgresql.conf: single-quoted, `'` and `\` doubled. */
-export function configQuote(value: string): string {
-  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
-}
-
-/** libpq keyword/value quoting: plain when [A-Za-z0-9_.]+, else quoted with \' and \\. */
-export function conninfoValue(value: string): string {
-  return /^[A-Za-z0-9_.]+$/.test(value) ? value : `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
-
-export function recoveryLines(o: RecoveryConfigOptions): string {
-  let out = '# recovery settings added by pgbb\n';
-  if (o.primaryConninfo !== undefined) out += `primary_conninfo = ${configQuote(o.primaryConninfo)}\n`;
-  if (o.slot !== undefined) out += `primary_slot_name = ${configQuote(o.slot)}\n`;
-  return out;
-}
+/** What -R writes: see src/codec/recovery-settings.ts. */
+export type RecoveryConfigOptions = RecoverySettings;
+export { configQuote, conninfoValue, recoveryLines };
 
 export function recoveryConfig(opts: RecoveryConfigOptions): Transform {
   if (opts.slot !== undefined && !/^[a-z0-9_]{1,63}$/.test(opts.slot)) {
