@@ -87,4 +87,5 @@ export { parseLsn, formatLsn, walFileName } from './codec/lsn';
 export { encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, decodeChunkMap, parseChunkSize } from './codec/chunkmap/chunk-map';
 export { loadPriorState } from './refresh/prior-state';
 export { refreshCommand } from './commands/refresh';
+export { standby, type StandbyOptions, type StandbyResult, type StandbyStep } from './pipeline/standby';
 export { pathFromBytes, pathToBytes, fsPath, showPath, isRawPath } from './codec/path-bytes';

@@ -22,11 +22,13 @@ import { PGBB_CLI, runPgbb } from '../support/pgbb';
 
 const scratch = testScratch();
 let primary: Cluster;
+let tsLocation: string;
 
 before(async () => {
   primary = await scratch.cluster();
-  await fillSampleData(primary, { scale: 2, tablespace: false });
+  await fillSampleData(primary, { scale: 2 });
   await primary.query('CHECKPOINT');
+  [{ tsLocation }] = await primary.query<{ tsLocation: string }>(`SELECT pg_tablespace_location(oid) AS "tsLocation" FROM pg_tablespace WHERE spcname = 'pgbb_ts'`);
 });
 
 interface StandbyPlace {
@@ -35,6 +37,8 @@ interface StandbyPlace {
   port: number;
   /** -o for pg_ctl: its own port and socket, loopback only. */
   options: string;
+  /** Where -T puts the primary's tablespace (this host has the primary's own location). */
+  tablespace: string;
 }
 
 async function place(name: string): Promise<StandbyPlace> {
@@ -43,7 +47,7 @@ async function place(name: string): Promise<StandbyPlace> {
   await fs.mkdir(sock);
   if (isRoot()) await fs.chown(sock, statSync(base).uid, statSync(base).gid);
   const port = await freePort();
-  const p = { dataDir: join(base, 'data'), sock, port, options: `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1` };
+  const p = { dataDir: join(base, 'data'), sock, port, options: `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1`, tablespace: join(base, 'ts') };
   // Whatever a test leaves running is stopped by its pid.
   scratch.defer(async () => {
     const pid = postmasterPid(p.dataDir);
@@ -61,7 +65,9 @@ function postmasterPid(dataDir: string): number | undefined {
   }
 }
 
-const standbyArgs = (p: StandbyPlace, extra: string[] = []) => ['standby', ...connArgs(primary), '-D', p.dataDir, '-c', 'fast', '-o', p.options, '--json', ...extra];
+const standbyArgs = (p: StandbyPlace, extra: string[] = []) => [
+  'standby', ...connArgs(primary), '-D', p.dataDir, '-T', `${tsLocation}=${p.tablespace}`, '-c', 'fast', '-o', p.options, '--json', ...extra,
+];
 
 function events(stderr: string): Array<Record<string, any>> {
   return stderr
@@ -122,8 +128,13 @@ test('standby: from nothing to a streaming standby with its own slot; it replays
   assert.deepEqual(slot, { active: true, slot_type: 'physical' });
   if (isRoot()) assert.equal(statSync(join(p.dataDir, 'base')).uid, statSync(join(p.dataDir, '..')).uid, 'files belong to the directory owner');
 
+  // The tablespace went where -T said, linked from pg_tblspc, and its table is there.
+  const [{ oid }] = await primary.query<{ oid: string }>(`SELECT oid::text FROM pg_tablespace WHERE spcname = 'pgbb_ts'`);
+  assert.equal(await fs.readlink(join(p.dataDir, 'pg_tblspc', oid)), p.tablespace);
   await primary.query('UPDATE pgbench_accounts SET abalance = abalance + 7 WHERE aid % 50 = 0');
+  await primary.query(`INSERT INTO pgbb_ts_rows VALUES (-1, 'after the standby started')`);
   await sameData(p);
+  assert.deepEqual(await onStandby(p, 'SELECT payload FROM pgbb_ts_rows WHERE id = -1'), [{ payload: 'after the standby started' }]);
   const [{ recovering }] = await onStandby(p, 'SELECT pg_is_in_recovery() AS recovering');
   assert.equal(recovering, true);
 
