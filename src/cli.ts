@@ -243,7 +243,7 @@ function backupSettings(opts: Record<string, any>) {
   const noSlot = opts.slot === false;
   const connection = { conninfo: opts.dbname, host: opts.host, port: opts.port, user: opts.username };
   const timeout = parseTimeout(String(opts.timeout));
-  const reporter = createReporter({ json: Boolean(opts.json), progress: Boolean(opts.progress), stream: process.stderr });
+  const reporter = createReporter({ json: Boolean(opts.json), progress: Boolean(opts.progress), verbose: Boolean(opts.verbose), stream: process.stderr });
   activeReporter = reporter;
   // Checked with every other setting by the builder's plan (src/pipeline/backup-plan.ts), before anything is created or locked.
   return {
@@ -281,7 +281,8 @@ async function runRefresh(opts: Record<string, any>, target: string): Promise<vo
   else reporter.result({ startLsn: r.start.startLsn, endLsn: r.end.endLsn, timeline: r.end.timeline, bytes: r.bytesWritten, files: r.filesAdded + r.filesChanged, seconds: r.seconds });
   reporter.close();
   activeReporter = null;
-  if (opts.verbose) process.stderr.write(`${refreshSummary(r)}\n`);
+  // What a DBA wants to know after every refresh, -v or not: what it wrote of what, and what crossed the network.
+  if (!json) process.stderr.write(`${refreshSummary(r)}\n`);
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -13,9 +13,12 @@
  *  - `total` is the server's estimate: `start.totalBytes` (the tablespace
  *    sizes the server sends when asked for PROGRESS, else null), updated by a
  *    `progress` event's total. The server counts tar bytes — headers and
- *    padding included — and not the WAL that `-X fetch` appends to base.tar,
- *    so once `done` passes the estimate the total follows it (as
- *    pg_basebackup does) and never reads above 100%.
+ *    padding included — and not WAL, so WAL files (the streamed pg_wal
+ *    archive, pg_wal/ files that `-X fetch` appends to base.tar) are counted
+ *    apart, in `walBytes`, never in `done`: the total does not jump by the
+ *    WAL at the end. Should `done` still pass the estimate, the total follows
+ *    it (as pg_basebackup does) and never reads above 100%; the last report
+ *    (phase 'done') has total = done.
  *  - `done` is the server's count when it sends one: the `progress` events
  *    (CopyData 'p', sent on PG 15+ with or without PROGRESS, at most once a
  *    second and at every archive's end) carry the uncompressed archive bytes
@@ -68,6 +71,9 @@ export class ProgressTransform extends Transform {
   private serverDone: number | null = null;
   private dataAtServerDone = 0;
   private dataBytes = 0;
+  private walBytes = 0;
+  /** The file being read is WAL (counted in walBytes). */
+  private inWal = false;
   private doneMax = 0;
   private phase: ProgressInfo['phase'] = 'backup';
   private archive = '';
@@ -128,10 +134,12 @@ export class ProgressTransform extends Transform {
       case 'entry':
         if (ev.kind !== 'file') return;
         this.currentFile = this.archiveKind === 'tablespace' ? `pg_tblspc/${this.archive}/${ev.path}` : ev.path;
-        if (this.phase === 'backup' && this.archiveKind === 'base' && ev.path.startsWith('pg_wal/')) this.phase = 'wal';
+        this.inWal = this.archiveKind === 'wal' || (this.archiveKind === 'base' && ev.path.startsWith('pg_wal/'));
+        if (this.phase === 'backup' && this.inWal) this.phase = 'wal';
         return;
       case 'data':
-        this.dataBytes += ev.chunk.length;
+        if (this.inWal) this.walBytes += ev.chunk.length;
+        else this.dataBytes += ev.chunk.length;
         return;
       case 'progress':
         this.serverDone = ev.done;
@@ -163,7 +171,7 @@ export class ProgressTransform extends Transform {
   private report(t: number): ProgressInfo {
     this.lastReport = t;
     const done = this.done();
-    const total = this.total === null ? null : Math.max(this.total, done);
+    const total = this.phase === 'done' && this.total !== null ? done : this.total === null ? null : Math.max(this.total, done);
     const first = this.samples[0];
     const span = first ? t - first.t : 0;
     const elapsed = this.began === null ? 0 : (t - this.began) / 1000;
@@ -180,6 +188,7 @@ export class ProgressTransform extends Transform {
       etaSeconds: eta,
       elapsedSeconds: elapsed,
       phase: this.phase,
+      walBytes: this.walBytes,
     };
     if (this.currentFile !== undefined && this.phase !== 'done') info.currentFile = this.currentFile;
     this.onProgress(info);

@@ -4,7 +4,9 @@
  */
 import { backup, type BackupResult } from '../pipeline/backup';
 import type { BackupOptions } from '../pipeline/backup-plan';
+import * as path from 'node:path';
 import { plainReporter } from '../report/reporters';
+import { formatCompressSpec } from '../codec/compression';
 
 /** What the CLI passes: backup's options, parsed (src/cli.ts). */
 export type BackupCommandOptions = BackupOptions;
@@ -13,7 +15,19 @@ export type { BackupResult };
 export async function backupCommand(o: BackupCommandOptions): Promise<BackupResult> {
   const reporter = o.reporter ?? plainReporter();
   const result = await backup({ ...o, reporter });
-  reporter.result({ startLsn: result.start.startLsn, endLsn: result.end.endLsn, timeline: result.end.timeline, bytes: result.bytes, files: result.files, seconds: result.seconds });
+  reporter.result({
+    startLsn: result.start.startLsn,
+    endLsn: result.end.endLsn,
+    timeline: result.end.timeline,
+    bytes: result.bytes,
+    files: result.files,
+    seconds: result.seconds,
+    checkpointSeconds: result.checkpointSeconds,
+    walBytes: result.walBytes,
+    target: o.target === '-' || o.output ? '-' : path.resolve(o.target),
+    format: o.format ?? (o.target === '-' ? 'tar' : 'plain'),
+    compression: o.compress ? formatCompressSpec(o.compress) : 'none',
+  });
   return result;
 }
 

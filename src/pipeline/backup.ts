@@ -34,10 +34,14 @@ import { rateLimiterFor, replicationSourceFor } from './live-source';
 export interface BackupResult {
   start: StartEvent;
   end: EndEvent;
-  /** Bytes of file data received. */
+  /** Bytes of file data received (WAL included). */
   bytes: number;
   files: number;
+  /** Of `bytes`, WAL files'. */
+  walBytes: number;
+  /** The whole run, and of it the wait for the start checkpoint. */
   seconds: number;
+  checkpointSeconds: number;
 }
 
 /** Takes a backup; resolves once it is complete on disk (or on the stream), rejects having cleaned up. */
@@ -80,6 +84,7 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
   await compose({
     sink: backupSink(plan),
     source: (place) => {
+      reporter.step?.({ code: 'checkpoint', message: `initiating base backup, waiting for checkpoint to complete (${plan.checkpoint === 'fast' ? 'fast' : 'spread: -c fast to hurry it'})` });
       const source = replicationSourceFor(plan, place, limiter ? { rateLimiter: limiter } : {});
       // Said once the target is ready, as the backup begins.
       if (plan.wal === 'none') reporter.warning('no_wal', 'WAL is not included (-X none): the backup cannot be restored without a WAL archive');
@@ -88,11 +93,14 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
     observers,
     signal,
   });
+  reporter.step?.({ code: 'done', message: 'base backup completed' });
   return {
     start: tally.start!,
     end: tally.end!,
     bytes: tally.bytes,
     files: tally.files,
+    walBytes: tally.walBytes,
     seconds: Number(process.hrtime.bigint() - began) / 1e9,
+    checkpointSeconds: tally.startedAt === null ? 0 : Number(tally.startedAt - began) / 1e9,
   };
 }

@@ -25,25 +25,46 @@ export interface Tally {
   bytes: number;
   /** Regular files seen. */
   files: number;
+  /** Of `bytes`, WAL files' (the pg_wal archive, or pg_wal/ in base.tar with -X fetch). */
+  walBytes: number;
+  /** process.hrtime.bigint() at the start event (the start checkpoint is over), and at the end event. */
+  startedAt: bigint | null;
+  endedAt: bigint | null;
 }
 
-/** A tap that counts into `tally` and tells `reporter` (if any) of the start and of warnings. */
+/**
+ * A tap that counts into `tally` and tells `reporter` (if any) of the start,
+ * the steps it marks (pg_basebackup -v's "write-ahead log start point" and
+ * "end point") and of warnings.
+ */
 export function tallyStage(tally: Tally, reporter?: Reporter): Duplex {
+  let archiveKind = '';
+  let inWal = false;
   return tap((ev) => {
-    if (ev.type === 'data') tally.bytes += ev.chunk.length;
-    else if (ev.type === 'entry') {
+    if (ev.type === 'data') {
+      tally.bytes += ev.chunk.length;
+      if (inWal) tally.walBytes += ev.chunk.length;
+    } else if (ev.type === 'entry') {
       if (ev.kind === 'file') tally.files++;
-    } else if (ev.type === 'start') {
+      inWal = ev.kind === 'file' && (archiveKind === 'wal' || (archiveKind === 'base' && ev.path.startsWith('pg_wal/')));
+    } else if (ev.type === 'archive') archiveKind = ev.kind;
+    else if (ev.type === 'start') {
       tally.start = ev;
+      tally.startedAt = process.hrtime.bigint();
+      reporter?.step?.({ code: 'started', message: `checkpoint completed; write-ahead log start point: ${ev.startLsn} on timeline ${ev.timeline}` });
       reporter?.start(ev);
-    } else if (ev.type === 'end') tally.end = ev;
+    } else if (ev.type === 'end') {
+      tally.end = ev;
+      tally.endedAt = process.hrtime.bigint();
+      reporter?.step?.({ code: 'ended', message: `write-ahead log end point: ${ev.endLsn}` });
+    }
     // Checksum failures are listed in the error that ends the backup.
     else if (ev.type === 'warning' && ev.code !== 'checksum') reporter?.warning(ev.code, ev.message);
   });
 }
 
 export function newTally(): Tally {
-  return { start: null, end: null, bytes: 0, files: 0 };
+  return { start: null, end: null, bytes: 0, files: 0, walBytes: 0, startedAt: null, endedAt: null };
 }
 
 /** What every backup-taking builder (backup, refresh) puts between the source and its own stages. */

@@ -116,7 +116,10 @@ async function run(plan: RefreshPlan, prior: PriorState, reporter: Reporter, inc
   try {
     await compose({
       sink,
-      source: (place) => replicationSourceFor(plan, place, { ...(limiter ? { rateLimiter: limiter } : {}), ...(incrementalFrom ? { incrementalFrom } : {}) }),
+      source: (place) => {
+        reporter.step?.({ code: 'checkpoint', message: `initiating base backup, waiting for checkpoint to complete (${plan.checkpoint === 'fast' ? 'fast' : 'spread: -c fast to hurry it'})` });
+        return replicationSourceFor(plan, place, { ...(limiter ? { rateLimiter: limiter } : {}), ...(incrementalFrom ? { incrementalFrom } : {}) });
+      },
       observers,
       signal,
     });

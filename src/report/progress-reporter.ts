@@ -9,12 +9,16 @@
  * (5 s) and a last one at the end — `pgbb: 21.0 MB of 50.0 MB (42%), 20.0
  * MB/s, ETA 1s` — so a log gets a readable record of a long run.
  * Sizes use PostgreSQL's units (1 kB = 1024 bytes).
+ * Before the first byte, while the server runs its start checkpoint (with
+ * `-c spread` that can take minutes), it says so at once and how long it has
+ * waited: redrawn every second on a TTY, a line every `lineIntervalMs`
+ * otherwise. Other steps (pg_basebackup -v's lines) only with `verbose`.
  * close() stops the bar's redraw timer; the command calls it in a finally.
  */
 import { Format, MultiBar, type GenericBar, type Options, type Params } from 'cli-progress';
 import { performance } from 'node:perf_hooks';
 import type { StartEvent } from '../events';
-import type { BackupSummary, ProgressInfo, Reporter } from './types';
+import type { BackupSummary, ProgressInfo, Reporter, StepInfo } from './types';
 
 export interface ProgressReporterOptions {
   /** Draw a bar (the stream is a terminal) or write plain lines. */
@@ -23,6 +27,8 @@ export interface ProgressReporterOptions {
   lineIntervalMs?: number;
   /** Clock in ms (plain lines); default performance.now(). */
   now?: () => number;
+  /** -v: print every step, not only the checkpoint wait. */
+  verbose?: boolean;
 }
 
 export class ProgressReporter implements Reporter {
@@ -34,6 +40,9 @@ export class ProgressReporter implements Reporter {
   private last: ProgressInfo | null = null;
   private lastLine = -Infinity;
   private closed = false;
+  private readonly verbose: boolean;
+  /** The checkpoint wait's ticker, and when the wait began. */
+  private waiting: { timer: NodeJS.Timeout; since: number } | null = null;
 
   constructor(
     private readonly stream: NodeJS.WritableStream,
@@ -42,10 +51,40 @@ export class ProgressReporter implements Reporter {
     this.tty = opts.tty;
     this.lineIntervalMs = opts.lineIntervalMs ?? 5000;
     this.now = opts.now ?? (() => performance.now());
+    this.verbose = Boolean(opts.verbose);
   }
 
   start(_ev: StartEvent): void {
+    this.stopWaiting();
     if (this.tty) this.openBar();
+  }
+
+  step(st: StepInfo): void {
+    if (this.closed) return;
+    if (st.code === 'checkpoint') {
+      this.stream.write(`pgbb: ${st.message}\n`);
+      const since = this.now();
+      const every = this.tty ? 1000 : this.lineIntervalMs;
+      const timer = setInterval(() => {
+        const waited = formatDuration((this.now() - since) / 1000);
+        this.stream.write(this.tty ? `\rwaiting for checkpoint: ${waited}` : `pgbb: still waiting for checkpoint (${waited})\n`);
+      }, every);
+      timer.unref();
+      this.stopWaiting();
+      this.waiting = { timer, since };
+      return;
+    }
+    if (!this.verbose) return;
+    const line = `pgbb: ${st.message}\n`;
+    if (this.multi) this.multi.log(line);
+    else this.stream.write(line);
+  }
+
+  private stopWaiting(): void {
+    if (!this.waiting) return;
+    clearInterval(this.waiting.timer);
+    this.waiting = null;
+    if (this.tty) this.stream.write('\r\x1b[2K'); // the ticker's line, cleared for the bar
   }
 
   private openBar(): void {
@@ -96,6 +135,7 @@ export class ProgressReporter implements Reporter {
   }
 
   close(): void {
+    this.stopWaiting();
     this.closed = true;
     const m = this.multi;
     this.multi = null;
@@ -116,7 +156,8 @@ export function describeProgress(p: ProgressInfo): string {
   if (p.phase === 'done') parts.push(`done in ${formatDuration(p.elapsedSeconds)}`);
   else if (p.etaSeconds !== null) parts.push(`ETA ${formatDuration(p.etaSeconds)}`);
   else parts.push(`${formatDuration(p.elapsedSeconds)} elapsed`);
-  if (p.phase === 'wal') parts.push('WAL');
+  if (p.walBytes) parts.push(`+ ${formatBytes(p.walBytes)} WAL`);
+  else if (p.phase === 'wal') parts.push('WAL');
   return parts.join(', ');
 }
 

@@ -23,13 +23,15 @@ import type { Reporter } from './types';
 import { JsonReporter } from './json-reporter';
 import { ProgressReporter } from './progress-reporter';
 
-export type { BackupSummary, ProgressInfo, Reporter } from './types';
+export type { BackupSummary, ProgressInfo, Reporter, StepInfo } from './types';
 
 export interface ReporterOptions {
   /** --json */
   json?: boolean;
   /** -P */
   progress?: boolean;
+  /** -v: steps as lines (pg_basebackup -v). */
+  verbose?: boolean;
   /** Where to write; default process.stderr. */
   stream?: NodeJS.WritableStream & { isTTY?: boolean };
 }
@@ -38,20 +40,24 @@ export interface ReporterOptions {
 export function createReporter(opts: ReporterOptions): Reporter {
   const stream = opts.stream ?? process.stderr;
   if (opts.json) return new JsonReporter(stream);
-  if (opts.progress) return new ProgressReporter(stream, { tty: Boolean((stream as { isTTY?: boolean }).isTTY) });
-  return plainReporter(stream);
+  if (opts.progress) return new ProgressReporter(stream, { tty: Boolean((stream as { isTTY?: boolean }).isTTY), verbose: opts.verbose });
+  return plainReporter(stream, Boolean(opts.verbose));
 }
 
 /**
- * Without -P or --json: warnings as one line each, nothing else (the command
+ * Without -P or --json: warnings as one line each, and with `verbose` (-v)
+ * each step as pg_basebackup -v prints them; nothing else (the command
  * prints its own error line and -v summary).
  */
-export function plainReporter(stream: NodeJS.WritableStream = process.stderr): Reporter {
+export function plainReporter(stream: NodeJS.WritableStream = process.stderr, verbose = false): Reporter {
   const nothing = () => {};
   return {
     start: nothing,
     progress: nothing,
     warning: (_code, message) => void stream.write(`pgbb: warning: ${message}\n`),
+    step: (s) => {
+      if (verbose) stream.write(`pgbb: ${s.message}\n`);
+    },
     result: nothing,
     error: nothing,
     close: nothing,

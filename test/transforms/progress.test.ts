@@ -51,7 +51,7 @@ test('counts data bytes, reports at most once per interval and once at the end',
   const { reports, out, result } = await run(input, { intervalMs: 1000 });
   // The first event reports at once, then every second of fake time (5 s in all), then the end.
   assert.equal(reports.length, 1 + 5 + 1);
-  assert.deepEqual(reports[0], { done: 0, total: 10_000, rateBytesPerSec: 0, etaSeconds: null, elapsedSeconds: 0, phase: 'backup' });
+  assert.deepEqual(reports[0], { done: 0, total: 10_000, rateBytesPerSec: 0, etaSeconds: null, elapsedSeconds: 0, phase: 'backup', walBytes: 0 });
   const mid = reports[3];
   assert.equal(mid.done, 6000);
   assert.equal(mid.currentFile, 'base/1/1');
@@ -84,7 +84,7 @@ test('the server count wins when present, with data bytes added between its repo
   for (let i = 1; i < dones.length; i++) assert.ok(dones[i] >= dones[i - 1], 'never goes backwards');
 });
 
-test('the total follows done past the estimate (WAL appended by -X fetch), and pg_wal files mean phase wal', async () => {
+test('WAL appended by -X fetch is counted apart (walBytes), not in done; pg_wal files mean phase wal; the total never jumps', async () => {
   const input: (BackupEvent | number)[] = [
     start(1000),
     { type: 'archive', kind: 'base', name: 'base', location: '' },
@@ -98,7 +98,9 @@ test('the total follows done past the estimate (WAL appended by -X fetch), and p
   assert.ok(walReport, 'a wal phase report');
   assert.equal(walReport.currentFile, 'pg_wal/000000010000000000000002');
   for (const r of reports) assert.ok(r.total! >= r.done, `total ${r.total} ≥ done ${r.done}`);
-  assert.equal(reports[reports.length - 1].total, 1510);
+  for (const r of reports) assert.ok(r.total === 1000 || r.phase === 'done', `total ${r.total} stays the estimate until the end`);
+  const last = reports[reports.length - 1];
+  assert.deepEqual([last.done, last.total, last.walBytes], [900, 900, 610]);
 });
 
 test('no estimate: total and eta stay null; tablespace files are named under pg_tblspc', async () => {

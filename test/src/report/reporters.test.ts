@@ -44,8 +44,24 @@ test('JSON reporter: one parseable object per line, with the documented fields',
   r.error(new ChecksumError('checksum verification failure during base backup'));
   r.error(new InterruptedError('interrupted by SIGINT'));
   r.error(new Error('boom'));
+  r.step!({ code: 'checkpoint', message: 'initiating base backup, waiting for checkpoint to complete' });
+  r.result({
+    startLsn: '0/2000028', endLsn: '0/2000100', timeline: 1, bytes: 5000, files: 12, seconds: 2, checkpointSeconds: 0.5004,
+    target: '/b', format: 'tar', compression: 'none', walBytes: 16,
+  });
   r.close();
-  const lines = out.lines().map((l) => JSON.parse(l));
+  const raw = out.lines().map((l) => JSON.parse(l));
+  // Every line carries its time (ISO 8601, UTC, now); the rest is compared without it.
+  for (const l of raw) {
+    assert.match(l.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.ok(Math.abs(Date.parse(l.time) - Date.now()) < 60_000);
+  }
+  const lines = raw.map(({ time: _t, ...rest }) => rest);
+  assert.deepEqual(lines[7], { event: 'step', code: 'checkpoint', message: 'initiating base backup, waiting for checkpoint to complete' });
+  assert.deepEqual(lines[8], {
+    event: 'result', startLsn: '0/2000028', endLsn: '0/2000100', timeline: 1, bytes: 5000, files: 12, seconds: 2, checkpointSeconds: 0.5,
+    target: '/b', format: 'tar', compression: 'none', walBytes: 16,
+  });
   assert.deepEqual(lines[0], {
     event: 'start', serverVersion: 150018, systemIdentifier: '7412345678901234567', timeline: 1, startLsn: '0/2000028',
     label: 'nightly', totalBytes: 5120, tablespaces: 1,
@@ -57,6 +73,7 @@ test('JSON reporter: one parseable object per line, with the documented fields',
   assert.equal(lines[5].code, 'interrupted');
   assert.equal(lines[6].code, 'internal');
   assert.equal(out.text.split('\n').length, lines.length + 1, 'every line ends with a newline');
+  assert.equal(lines.length, 9);
 });
 
 test('JSON reporter, built as the CLI builds it: no password in any line, though the conninfo had one', async () => {
@@ -127,12 +144,45 @@ test('-P on a terminal: a cli-progress bar, warnings above it, timer stopped by 
   assert.match(out.text, /done in 5s/);
 });
 
-test('plain reporter: warnings only', () => {
+test('-P while the server checkpoints: said at once, then how long it has waited, until the first byte; steps only with -v', async () => {
+  const out = new Capture();
+  let now = 0;
+  const before = timeouts();
+  const r = new ProgressReporter(out, { tty: false, lineIntervalMs: 20, now: () => now });
+  r.step({ code: 'checkpoint', message: 'initiating base backup, waiting for checkpoint to complete' });
+  assert.deepEqual(out.lines(), ['pgbb: initiating base backup, waiting for checkpoint to complete']);
+  now = 75_000;
+  await new Promise((res) => setTimeout(res, 70));
+  assert.ok(out.lines().length >= 2, out.text);
+  assert.equal(out.lines()[1], 'pgbb: still waiting for checkpoint (1m15s)');
+  r.step({ code: 'started', message: 'checkpoint completed' }); // not verbose: not printed
+  r.start(START);
+  const n = out.lines().length;
+  await new Promise((res) => setTimeout(res, 70));
+  assert.equal(out.lines().length, n, 'the ticker stops at the start');
+  assert.ok(!out.text.includes('checkpoint completed'));
+  r.close();
+  assert.equal(timeouts(), before, 'no timer left');
+
+  const v = new Capture();
+  const rv = createReporter({ progress: true, verbose: true, stream: v });
+  rv.step!({ code: 'ended', message: 'write-ahead log end point: 0/2000100' });
+  rv.close();
+  assert.equal(v.text, 'pgbb: write-ahead log end point: 0/2000100\n');
+});
+
+test('plain reporter: warnings only, and steps with -v', () => {
+  const v = new Capture();
+  const rv = createReporter({ stream: v, verbose: true });
+  rv.step!({ code: 'started', message: 'checkpoint completed; write-ahead log start point: 0/2000028 on timeline 1' });
+  assert.equal(v.text, 'pgbb: checkpoint completed; write-ahead log start point: 0/2000028 on timeline 1\n');
+
   const out = new Capture();
   const r = createReporter({ stream: out });
   r.start(START);
   r.progress({ done: 1, total: 2, rateBytesPerSec: 1, etaSeconds: 1, elapsedSeconds: 1, phase: 'backup' });
   r.warning('server', 'something odd');
+  r.step!({ code: 'done', message: 'base backup completed' });
   r.error(new Error('x'));
   assert.equal(out.text, 'pgbb: warning: something odd\n');
   assert.equal(typeof plainReporter, 'function');
@@ -148,5 +198,9 @@ test('formatting: PostgreSQL units and short durations', () => {
   assert.equal(
     describeProgress({ done: 1024, total: null, rateBytesPerSec: 1024, etaSeconds: null, elapsedSeconds: 3, phase: 'wal' }),
     '1.0 kB, 1.0 kB/s, 3s elapsed, WAL',
+  );
+  assert.equal(
+    describeProgress({ done: 2048, total: 4096, rateBytesPerSec: 1024, etaSeconds: 2, elapsedSeconds: 3, phase: 'wal', walBytes: 16 * 1024 * 1024 }),
+    '2.0 kB of 4.0 kB (50%), 1.0 kB/s, ETA 2s, + 16.0 MB WAL',
   );
 });
