@@ -104,7 +104,10 @@ export function buildProgram(): Command {
     .helpOption('-?, --help', 'show help')
     .requiredOption('-D, --pgdata <target>', 'directory to write the backup to, or - for a tar stream on stdout')
     .option('-F, --format <format>', 'output format: plain (p) or tar (t); default plain, tar for -D -')
-    .option('--compress <method>', 'compress tar output: zstd[:LEVEL] or zstd:level=N,workers=N, or none')
+    .option('-Z, --compress <method>', 'compress tar output: zstd[:LEVEL] or zstd:level=N,workers=N, or none')
+    .option('-z, --gzip', 'compress with gzip (as pg_basebackup -z): refused, pgbb compresses with zstd (-Z zstd)')
+    .option('-R, --write-recovery-conf', 'write standby.signal and primary_conninfo (and primary_slot_name with -S) into the backup')
+    .option('-C, --create-slot', 'create the replication slot named by -S before starting (dropped again if the backup fails)')
     .option('--chunk-size <size>', 'chunk size of the chunk map a plain backup records, 64k to 1M (default 1M)')
     .option('--wal-spool <dir>', 'with -D -: where streamed WAL waits until the base backup is over (default: $TMPDIR or /var/tmp, on disk)')
     .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)');
@@ -116,13 +119,17 @@ export function buildProgram(): Command {
     const fmt = format === 'p' || format === 'plain' ? 'plain' : format === 't' || format === 'tar' ? 'tar' : null;
     if (!fmt) throw new UsageError(`invalid output format "${format}", must be "plain" or "tar"`);
     if (opts.incrementalFrom !== undefined) return runRefresh(opts, checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
+    if (opts.gzip) throw new UsageError('-z/--gzip: pgbb does not write gzip; use -Z zstd[:LEVEL] (pgbb verify and restore read zstd)');
     const common = backupSettings(opts);
     const compress = opts.compress === undefined ? undefined : parseCompressSpec(String(opts.compress));
     const ac = abortOnSignals();
     const verbose = Boolean(opts.verbose);
     const { reporter } = common;
     const walSpool = opts.walSpool === undefined ? undefined : String(opts.walSpool);
-    const result = await backupCommand({ ...common, target: opts.pgdata, format: fmt, compress, walSpool, signal: ac.signal });
+    const result = await backupCommand({
+      ...common, target: opts.pgdata, format: fmt, compress, walSpool, signal: ac.signal,
+      writeRecoveryConf: Boolean(opts.writeRecoveryConf), createSlot: Boolean(opts.createSlot),
+    });
     reporter.close();
     activeReporter = null;
     if (verbose) process.stderr.write(`${backupSummary(result)}\n`);

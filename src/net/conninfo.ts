@@ -12,7 +12,7 @@
  * name a keyword or a position, never a value; connection errors name host
  * and port only. Nothing is masked afterwards.
  */
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
@@ -98,7 +98,7 @@ export function clientConfig(opts: ConnectionOptions, replication: true | 'datab
   const kvPassword = opts.conninfo ? parseConninfo(opts.conninfo).password : undefined;
   const config: PgbbClientConfig & Record<string, unknown> = {};
   // libpq connects to hostaddr when given, and checks certificates against host.
-  const host = s.host || s.hostaddr || 'localhost';
+  const host = s.host || s.hostaddr || defaultSocketDir(s.port || '5432');
   config.host = s.hostaddr || host;
   config.port = s.port ? Number(s.port) : 5432;
   config.user = s.user || userInfo().username;
@@ -193,6 +193,18 @@ export function lookupPassfile(key: PasswordKey): { password?: string; where: st
 }
 
 /** host:port for messages; never the password, nor anything else of the conninfo. */
+/**
+ * Where libpq connects without a host: its Unix socket directory. Debian's
+ * libpq is built with /var/run/postgresql, others with /tmp: the first of
+ * the two that holds the server's socket (.s.PGSQL.<port>), else the first.
+ */
+export const SOCKET_DIRS = ['/var/run/postgresql', '/tmp'];
+export function defaultSocketDir(port: string, dirs = SOCKET_DIRS): string {
+  return dirs.find((d) => existsSync(join(d, `.s.PGSQL.${port}`))) ?? dirs[0];
+}
+
 export function describeServer(config: ClientConfig): string {
+  // A socket directory is named as libpq names it: the socket file itself.
+  if (config.host?.startsWith('/')) return join(config.host, `.s.PGSQL.${config.port ?? 5432}`);
   return `${config.host ?? 'localhost'}:${config.port ?? 5432}`;
 }

@@ -48,6 +48,10 @@ export interface BackupOptions {
   slot?: string;
   /** --no-slot: stream without a temporary slot. */
   noSlot?: boolean;
+  /** -C: create the -S slot first (a physical slot that stays; dropped again if the backup fails), as pg_basebackup -C. */
+  createSlot?: boolean;
+  /** -R: write standby.signal and primary_conninfo (and primary_slot_name with -S) into the backup, as pg_basebackup -R. */
+  writeRecoveryConf?: boolean;
   /** -r: kB/s (32 – 1048576), one client-side token bucket for everything the backup transfers. */
   maxRate?: number;
   /**
@@ -100,6 +104,8 @@ export interface BackupPlan {
   wal: 'stream' | 'fetch' | 'none';
   slot: string | undefined;
   noSlot: boolean;
+  createSlot: boolean;
+  writeRecoveryConf: boolean;
   /** kB/s, or null: unlimited. */
   maxRate: number | null;
   /** Absolute, or null: the sink's place (src/sink.ts walPlace), else the source's default. */
@@ -140,6 +146,8 @@ export function settleBackup(o: BackupOptions): BackupPlan {
   if (o.walSpool !== undefined && (!toStdout || wal !== 'stream')) {
     throw new UsageError('--wal-spool is only for -X stream to -D - (other targets keep their WAL inside the target)');
   }
+  if (o.createSlot && o.slot === undefined) throw new UsageError('-C/--create-slot needs a slot name: -S NAME');
+  if (o.createSlot && wal !== 'stream') throw new UsageError('-C/--create-slot needs WAL streamed: -X stream');
   const timeout = o.timeout ?? DEFAULT_TIMEOUT_MS;
   if (!Number.isFinite(timeout) || timeout < 0) throw new UsageError(`invalid timeout ${o.timeout} (milliseconds, 0: never)`);
   if (o.maxRate !== undefined && !(Number.isFinite(o.maxRate) && o.maxRate >= 32 && o.maxRate <= 1024 * 1024)) {
@@ -161,6 +169,8 @@ export function settleBackup(o: BackupOptions): BackupPlan {
     wal,
     slot: o.slot,
     noSlot: o.noSlot ?? false,
+    createSlot: o.createSlot ?? false,
+    writeRecoveryConf: o.writeRecoveryConf ?? false,
     maxRate: o.maxRate ?? null,
     walSpool: o.walSpool === undefined ? null : path.resolve(o.walSpool),
     compress,

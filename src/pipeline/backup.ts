@@ -3,7 +3,8 @@
  * one tar stream — what `pgbb backup` runs, and what a script calls.
  *
  *   settleBackup(options) ─► lock the target ─► sink ─► compose:
- *   ReplicationSource ─► manifest-verify ─► tally ─► throttle (-r) ─► progress ─► [yours] ─► [chunk-map-build] ─► sink
+ *   [-C: create the slot] ─►
+ *   ReplicationSource ─► manifest-verify ─► tally ─► throttle (-r) ─► progress ─► [recovery-config -R] ─► [yours] ─► [chunk-map-build] ─► sink
  *
  * The plan (src/pipeline/backup-plan.ts) is settled before anything is
  * touched; then the target is locked (a second run aimed at it is refused
@@ -20,6 +21,10 @@ import { DirectorySink } from '../../sinks/directory';
 import { TarFilesSink } from '../../sinks/tar-files';
 import { StdoutSink } from '../../sinks/stdout';
 import { chunkMapBuild } from '../../transforms/chunk-map-build';
+import { recoveryConfig } from '../../transforms/recovery-config';
+import { primaryConninfo } from '../standby/primary-conninfo';
+import { ReplicationConnection } from '../net/replication-connection';
+import { createPermanentSlot, dropSlot } from '../net/permanent-slot';
 import { lockTarget } from '../../sinks/target-dir';
 import { plainReporter } from '../report/reporters';
 import type { Reporter } from '../report/types';
@@ -50,14 +55,30 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
   const plan = settleBackup(options);
   const reporter = options.reporter ?? plainReporter();
   const lock = plan.sink === 'stdout' ? null : await lockTarget(plan.target);
+  let slotMade = false;
   try {
+    if (plan.createSlot) {
+      slotMade = await withConnection(plan, options.signal, (conn, version) => createPermanentSlot(conn, plan.slot!, version, false));
+      reporter.step?.({ code: 'slot', message: `created replication slot "${plan.slot}"` });
+    }
     return await runBackup(plan, reporter, options, began);
   } catch (err) {
+    // What this run created goes with it: the slot too (the server keeps WAL for a slot until it is dropped).
+    if (slotMade) await withConnection(plan, undefined, (conn) => dropSlot(conn, plan.slot!)).catch(() => {});
     throw plan.sink === 'stdout' && (err as NodeJS.ErrnoException).code === 'EPIPE' && !(err instanceof PgbbError)
       ? new IoError('could not write to standard output: broken pipe (the reader went away)', { cause: err })
       : err;
   } finally {
     await lock?.release();
+  }
+}
+
+async function withConnection<T>(plan: BackupPlan, signal: AbortSignal | undefined, f: (conn: ReplicationConnection, serverVersion: number) => Promise<T>): Promise<T> {
+  const conn = await ReplicationConnection.connect(plan.clientConfig, { timeoutMs: plan.timeout, signal });
+  try {
+    return await f(conn, Number(await conn.show('server_version_num')));
+  } finally {
+    await conn.close().catch(() => {});
   }
 }
 
@@ -78,6 +99,8 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
   const tally = newTally();
   const observers = [
     ...takingStages({ manifest: plan.manifest, limiter, progress: plan.progress, reporter, tally }),
+    // After the manifest check (the files it changes no longer match the server's manifest; pg_verifybackup ignores both), before the chunk map.
+    ...(plan.writeRecoveryConf ? [recoveryConfig({ primaryConninfo: primaryConninfo(plan.connection), slot: plan.slot })] : []),
     ...own,
     ...(plan.chunkMap ? [chunkMapBuild({ chunkSize: plan.chunkSize, tablespaceMapping: plan.tablespaceMapping })] : []),
   ];

@@ -12,7 +12,7 @@ import { settleBackup, type BackupOptions, type BackupPlan } from './backup-plan
  * writes a plain directory in place), and your own observers (a refresh may
  * run twice — incremental, then full — and a stream runs once).
  */
-export interface RefreshOptions extends Omit<BackupOptions, 'format' | 'compress' | 'walSpool' | 'output' | 'observers'> {
+export interface RefreshOptions extends Omit<BackupOptions, 'format' | 'compress' | 'walSpool' | 'output' | 'observers' | 'createSlot' | 'writeRecoveryConf'> {
   /** The plain backup to refresh in place. */
   target: string;
   /** -T OLD=NEW, for tablespaces that are new since the backup. */

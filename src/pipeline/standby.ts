@@ -27,8 +27,7 @@ import { clientConfig, connectionSettings, type ConnectionOptions } from '../net
 import { ReplicationConnection } from '../net/replication-connection';
 import { readServerSettings, type ServerSettings } from '../net/server-settings';
 import { DEFAULT_TIMEOUT_MS } from '../net/silence-watchdog';
-import { ServerError } from '../errors';
-import { createPermanentSlotCommand, SLOT_EXISTS } from '../codec/protocol/permanent-slot';
+import { createPermanentSlot } from '../net/permanent-slot';
 import { validateSlotName } from '../codec/protocol/replication-commands';
 import { LiveDataDirectoryError } from '../io/live-cluster';
 import { dataDirState, type DataDirState } from '../standby/data-dir-state';
@@ -82,13 +81,7 @@ async function askPrimary(connection: ConnectionOptions, timeout: number, signal
   try {
     const settings = await readServerSettings(conn);
     if (createSlot === undefined) return { settings, slotCreated: null };
-    try {
-      await conn.query(createPermanentSlotCommand(createSlot, settings.serverVersion));
-      return { settings, slotCreated: true };
-    } catch (err) {
-      if (err instanceof ServerError && err.sqlstate === SLOT_EXISTS) return { settings, slotCreated: false };
-      throw err;
-    }
+    return { settings, slotCreated: await createPermanentSlot(conn, createSlot, settings.serverVersion, true) };
   } finally {
     await conn.close().catch(() => {});
   }

@@ -9,7 +9,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { reapChildren, spawnPgbb } from '../support/failure-helpers';
+import { jsonEvents, reapChildren, spawnPgbb } from '../support/failure-helpers';
 
 let root: string;
 after(async () => {
@@ -70,7 +70,7 @@ test('with --json a bad setting is one JSON error event, code usage', async () =
     const target = join(root, `json-${command}`);
     const r = await spawnPgbb([command, '-d', 'host=127.0.0.1 foo=bar', '-D', target, '--json'], { env: CLEAN_ENV }).done;
     assert.equal(r.code, 2, r.stderr);
-    assert.deepEqual(r.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l)), [{ event: 'error', code: 'usage', message: 'invalid connection option "foo"' }]);
+    assert.deepEqual(jsonEvents(r.stderr), [{ event: 'error', code: 'usage', message: 'invalid connection option "foo"' }]);
     assert.ok(!existsSync(target));
   }
 });

@@ -1,0 +1,92 @@
+/**
+ * pg_basebackup's options that pgbb backup takes as pg_basebackup does, against
+ * a real PostgreSQL 15: -R (standby.signal, primary_conninfo and
+ * primary_slot_name in postgresql.auto.conf, 0600, accepted by
+ * pg_verifybackup), -C -S (a slot that stays; dropped again when the backup
+ * fails after making it; an existing one refused), -Z as --compress, and -z
+ * and a bare -Z level refused with what to type instead.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, promises as fs, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { fillSampleData, type Cluster } from '../support/cluster';
+import { connArgs, testScratch, verifybackup } from '../support/scratch';
+import { runPgbb } from '../support/pgbb';
+
+const scratch = testScratch();
+let cluster: Cluster;
+let tsLocation: string;
+
+before(async () => {
+  cluster = await scratch.cluster();
+  await fillSampleData(cluster, { scale: 1 });
+  [{ tsLocation }] = await cluster.query<{ tsLocation: string }>(`SELECT pg_tablespace_location(oid) AS "tsLocation" FROM pg_tablespace WHERE spcname = 'pgbb_ts'`);
+});
+
+const slots = async () => (await cluster.query<{ slot_name: string; temporary: boolean }>('SELECT slot_name, temporary FROM pg_replication_slots ORDER BY 1'));
+
+test('-R -C -S: the slot is made and kept, the backup carries the recovery settings, pg_verifybackup accepts it', async () => {
+  const base = await scratch.dir('pgbb-opts-');
+  const dir = join(base, 'b');
+  const r = await runPgbb(['backup', ...connArgs(cluster), '-D', dir, '-T', `${tsLocation}=${join(base, 'ts')}`, '-c', 'fast', '-R', '-C', '-S', 'pgbb_opt_slot', '-N']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await slots(), [{ slot_name: 'pgbb_opt_slot', temporary: false }]);
+  assert.equal(statSync(join(dir, 'standby.signal')).size, 0);
+  const conf = readFileSync(join(dir, 'postgresql.auto.conf'), 'utf8');
+  assert.match(conf, new RegExp(`^primary_conninfo = 'host=127\\.0\\.0\\.1 port=${cluster.port} user=postgres'$`, 'm'));
+  assert.match(conf, /^primary_slot_name = 'pgbb_opt_slot'$/m);
+  assert.equal(statSync(join(dir, 'postgresql.auto.conf')).mode & 0o777, 0o600);
+  await verifybackup(dir);
+
+  // The slot exists now: -C refuses it, as pg_basebackup does, and leaves it be.
+  const again = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'c'), '-c', 'fast', '-C', '-S', 'pgbb_opt_slot', '-N']);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /^pgbb: error: .*replication slot "pgbb_opt_slot" already exists/m);
+  assert.ok(!existsSync(join(base, 'c')));
+  assert.deepEqual(await slots(), [{ slot_name: 'pgbb_opt_slot', temporary: false }]);
+  await cluster.query(`SELECT pg_drop_replication_slot('pgbb_opt_slot')`);
+});
+
+test('-C: a backup that fails after making its slot drops it again', async () => {
+  const base = await scratch.dir('pgbb-opts-');
+  const busy = join(base, 'busy');
+  await fs.mkdir(busy);
+  await fs.writeFile(join(busy, 'someone-else'), 'x');
+  // A -T place that is not empty is refused when the sink gets ready: after the slot was made.
+  const r = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'b'), '-T', `${tsLocation}=${busy}`, '-c', 'fast', '-C', '-S', 'pgbb_opt_gone', '-N']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /not empty/);
+  assert.deepEqual(await slots(), []);
+});
+
+test('-Z is --compress; -z and a bare -Z level say what to use instead', async () => {
+  const base = await scratch.dir('pgbb-opts-');
+  const r = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 't'), '-F', 'tar', '-Z', 'zstd:1', '-c', 'fast', '-N']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(existsSync(join(base, 't', 'base.tar.zst')));
+  const z = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'u'), '-F', 'tar', '-z']);
+  assert.equal(z.code, 2);
+  assert.match(z.stderr, /^pgbb: error: -z\/--gzip: pgbb does not write gzip; use -Z zstd/m);
+  const five = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'v'), '-F', 'tar', '-Z', '5']);
+  assert.equal(five.code, 2);
+  assert.match(five.stderr, /a bare level means gzip to pg_basebackup.*use "zstd:5"/);
+  assert.ok(!existsSync(join(base, 'u')) && !existsSync(join(base, 'v')));
+});
+
+test('without -h and PGHOST, pgbb connects over the Unix socket as libpq does (/var/run/postgresql, then /tmp)', async () => {
+  // The test server's socket lives in its own directory; a link in /tmp stands for a server whose libpq default is /tmp.
+  const link = `/tmp/.s.PGSQL.${cluster.port}`;
+  await fs.symlink(join(cluster.baseDir, 'sock', `.s.PGSQL.${cluster.port}`), link);
+  scratch.defer(() => fs.rm(link, { force: true }));
+  const base = await scratch.dir('pgbb-opts-');
+  const env = { PGHOST: '', PGHOSTADDR: '' };
+  const r = await runPgbb(['backup', '-p', String(cluster.port), '-U', 'postgres', '-D', join(base, 'b'), '-F', 'tar', '-X', 'none', '-c', 'fast', '-N', '-v'], { env });
+  assert.equal(r.code, 0, r.stderr);
+  const [{ n }] = await cluster.query<{ n: string }>(`SELECT count(*)::text AS n FROM pg_stat_activity WHERE backend_type = 'walsender'`);
+  assert.equal(n, '0');
+  await fs.rm(link);
+  const gone = await runPgbb(['backup', '-p', String(cluster.port), '-U', 'postgres', '-D', join(base, 'c'), '-F', 'tar', '-X', 'none', '--timeout', '5'], { env });
+  assert.equal(gone.code, 1);
+  assert.match(gone.stderr, new RegExp(`connection to server at "/var/run/postgresql/\\.s\\.PGSQL\\.${cluster.port}" failed`));
+});
