@@ -108,6 +108,8 @@ export function buildProgram(): Command {
     .option('-z, --gzip', 'compress with gzip (as pg_basebackup -z): refused, pgbb compresses with zstd (-Z zstd)')
     .option('-R, --write-recovery-conf', 'write standby.signal and primary_conninfo (and primary_slot_name with -S) into the backup')
     .option('-C, --create-slot', 'create the replication slot named by -S before starting (dropped again if the backup fails)')
+    .option('--manifest-checksums <algorithm>', 'checksum of each file in the manifest: NONE, CRC32C (default), SHA224, SHA256, SHA384 or SHA512')
+    .option('--manifest-force-encode', 'hex encode all file names in the manifest')
     .option('--chunk-size <size>', 'chunk size of the chunk map a plain backup records, 64k to 1M (default 1M)')
     .option('--wal-spool <dir>', 'with -D -: where streamed WAL waits until the base backup is over (default: $TMPDIR or /var/tmp, on disk)')
     .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)');
@@ -129,6 +131,7 @@ export function buildProgram(): Command {
     const result = await backupCommand({
       ...common, target: opts.pgdata, format: fmt, compress, walSpool, signal: ac.signal,
       writeRecoveryConf: Boolean(opts.writeRecoveryConf), createSlot: Boolean(opts.createSlot),
+      manifestChecksums: opts.manifestChecksums, manifestForceEncode: Boolean(opts.manifestForceEncode),
     });
     reporter.close();
     activeReporter = null;

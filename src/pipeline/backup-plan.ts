@@ -24,6 +24,7 @@ import type { Duplex } from 'node:stream';
 import type { ClientConfig } from 'pg';
 import { UsageError } from '../errors';
 import type { CompressSpec } from '../codec/compression';
+import { CHECKSUM_ALGORITHMS, type ChecksumAlgorithm } from '../codec/manifest-format';
 import { clientConfig, type ConnectionOptions } from '../net/conninfo';
 import { checkWalOptions } from '../wal/streamed-wal';
 import { checkZstdOptions } from '../../transforms/zstd-compress';
@@ -71,6 +72,10 @@ export interface BackupOptions {
   sync?: boolean;
   /** Default true (--no-manifest: false). */
   manifest?: boolean;
+  /** --manifest-checksums: the per-file checksum the server's manifest uses (default CRC32C; pgbb checks every one as it arrives). */
+  manifestChecksums?: ChecksumAlgorithm;
+  /** --manifest-force-encode: every path hex-encoded in the manifest. */
+  manifestForceEncode?: boolean;
   /** Default true (-k: false). */
   verifyChecksums?: boolean;
   /** --timeout, in milliseconds: server silence while data is due before giving up; 0: never. Default 60 000. */
@@ -115,6 +120,8 @@ export interface BackupPlan {
   progress: boolean;
   sync: boolean;
   manifest: boolean;
+  manifestChecksums: ChecksumAlgorithm;
+  manifestForceEncode: boolean;
   verifyChecksums: boolean;
   timeout: number;
   /** Record a chunk map (every plain backup to a directory, so that `pgbb refresh` can write only what changed). */
@@ -177,12 +184,22 @@ export function settleBackup(o: BackupOptions): BackupPlan {
     progress: o.progress ?? false,
     sync: o.sync ?? true,
     manifest: o.manifest ?? true,
+    manifestChecksums: settleChecksums(o.manifestChecksums),
+    manifestForceEncode: o.manifestForceEncode ?? false,
     verifyChecksums: o.verifyChecksums ?? true,
     timeout,
     chunkMap: sink === 'directory',
     chunkSize: o.chunkSize,
     output: o.output,
   };
+}
+
+/** As pg_basebackup --manifest-checksums: any case. */
+function settleChecksums(c: string | undefined): ChecksumAlgorithm {
+  if (c === undefined) return 'CRC32C';
+  const up = String(c).toUpperCase() as ChecksumAlgorithm;
+  if (!CHECKSUM_ALGORITHMS.includes(up)) throw new UsageError(`invalid manifest checksum algorithm "${c}", must be one of ${CHECKSUM_ALGORITHMS.join(', ')}`);
+  return up;
 }
 
 /** zstd's level and workers settled by the transform's own validator, once for the whole run. */

@@ -98,7 +98,7 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
   const limiter = rateLimiterFor(plan);
   const tally = newTally();
   const observers = [
-    ...takingStages({ manifest: plan.manifest, limiter, progress: plan.progress, reporter, tally }),
+    ...takingStages({ manifest: plan.manifest, checksums: plan.manifestChecksums, limiter, progress: plan.progress, reporter, tally }),
     // After the manifest check (the files it changes no longer match the server's manifest; pg_verifybackup ignores both), before the chunk map.
     ...(plan.writeRecoveryConf ? [recoveryConfig({ primaryConninfo: primaryConninfo(plan.connection), slot: plan.slot })] : []),
     ...own,

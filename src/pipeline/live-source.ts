@@ -27,6 +27,8 @@ export function replicationSourceFor(
     slot: plan.slot,
     noSlot: plan.noSlot,
     manifest: plan.manifest,
+    manifestChecksums: plan.manifestChecksums,
+    manifestForceEncode: plan.manifestForceEncode,
     verifyChecksums: plan.verifyChecksums,
     progress: plan.progress,
     timeout: plan.timeout,

@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import type { EndEvent, StartEvent } from '../events';
 import type { Reporter } from '../report/types';
 import type { RateLimiter } from '../rate-limiter';
+import type { ChecksumAlgorithm } from '../codec/manifest-format';
 import { tap } from '../../transforms/tap';
 import { throttle } from '../../transforms/throttle';
 import { progress } from '../../transforms/progress';
@@ -68,9 +69,10 @@ export function newTally(): Tally {
 }
 
 /** What every backup-taking builder (backup, refresh) puts between the source and its own stages. */
-export function takingStages(o: { manifest: boolean; limiter: RateLimiter | null; progress: boolean; reporter: Reporter; tally: Tally }): Duplex[] {
+export function takingStages(o: { manifest: boolean; checksums?: ChecksumAlgorithm; limiter: RateLimiter | null; progress: boolean; reporter: Reporter; tally: Tally }): Duplex[] {
   return [
-    ...(o.manifest ? [manifestVerify()] : []),
+    // The algorithm the server was asked for (--manifest-checksums): each file is checked with it as it arrives.
+    ...(o.manifest ? [manifestVerify(o.checksums ? { checksumAlgorithm: o.checksums } : {})] : []),
     tallyStage(o.tally, o.reporter),
     ...(o.limiter ? [throttle(o.limiter)] : []),
     ...(o.progress ? [progress({ onProgress: (p) => o.reporter.progress(p) })] : []),

@@ -14,7 +14,9 @@
  * checks passed. What is not about the backup's contents (a truncated
  * stream, an unreadable file, an abort) fails the run as an error instead.
  */
+import * as path from 'node:path';
 import { Writable } from 'node:stream';
+import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { pageChecksumVerify } from '../../transforms/page-checksum-verify';
@@ -52,6 +54,25 @@ export interface VerifyReport {
 }
 
 /** A sink that drops what the checks pass on: the checks are the point. */
+/**
+ * A backup directory's manifest is read first, so that each file is checked
+ * with the algorithm the manifest names (--manifest-checksums SHA256, say);
+ * a stream's manifest comes last, so CRC32C (the default) is computed. A
+ * manifest that does not parse is left to the streamed check, which reports
+ * it as a problem of the backup.
+ */
+async function manifestCheck(source: string): Promise<ReturnType<typeof manifestVerify>> {
+  const given = source === '-' ? null : await readLimited(path.join(source, 'backup_manifest'), LIMITS.manifest).catch(() => null);
+  if (given) {
+    try {
+      return manifestVerify({ require: true, mode: 'report', manifest: given });
+    } catch {
+      // reported by the streamed check below
+    }
+  }
+  return manifestVerify({ require: true, mode: 'report' });
+}
+
 function discard(): Writable {
   return new Writable({ objectMode: true, write: (_ev, _enc, cb) => cb() });
 }
@@ -59,7 +80,7 @@ function discard(): Writable {
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   // A directory a refresh is rewriting is not a backup, whatever its files say.
   const { format, stream } = await openBackupSource(o.source);
-  const manifest = manifestVerify({ require: true, mode: 'report' });
+  const manifest = await manifestCheck(o.source);
   const pages = pageChecksumVerify({ mode: 'report' });
   const wal = walVerify({ mode: 'report' });
   const checks: Verifier[] = [manifest, ...(o.checkPages ?? true ? [pages] : []), ...(o.checkWal ?? true ? [wal] : [])];

@@ -62,6 +62,7 @@ export interface ReplicationSourceOptions {
   rateLimiter?: RateLimiter;
   manifest?: boolean;
   manifestChecksums?: BaseBackupOptions['manifestChecksums'];
+  manifestForceEncode?: boolean;
   tablespaceMap?: boolean;
   /** Server-side rate limit, kB/s. */
   maxRate?: number;
@@ -107,6 +108,7 @@ export class ReplicationSource extends StreamedWalSource {
       wait: walMethod === 'none',
       manifest: opts.manifest ?? true,
       manifestChecksums: opts.manifestChecksums ?? 'CRC32C',
+      manifestForceEncode: opts.manifestForceEncode ?? false,
       tablespaceMap: opts.tablespaceMap ?? false,
       maxRate: opts.maxRate,
       verifyChecksums: opts.verifyChecksums ?? true,

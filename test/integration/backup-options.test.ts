@@ -90,3 +90,34 @@ test('without -h and PGHOST, pgbb connects over the Unix socket as libpq does (/
   assert.equal(gone.code, 1);
   assert.match(gone.stderr, new RegExp(`connection to server at "/var/run/postgresql/\\.s\\.PGSQL\\.${cluster.port}" failed`));
 });
+
+test('--manifest-checksums and --manifest-force-encode reach the server; pgbb and pg_verifybackup check the result', async () => {
+  const base = await scratch.dir('pgbb-opts-');
+  const dir = join(base, 'sha');
+  const r = await runPgbb(['backup', ...connArgs(cluster), '-D', dir, '-T', `${tsLocation}=${join(base, 'ts')}`, '-c', 'fast', '-N', '--manifest-checksums', 'sha256', '--manifest-force-encode']);
+  assert.equal(r.code, 0, r.stderr);
+  const manifest = JSON.parse(readFileSync(join(dir, 'backup_manifest'), 'utf8'));
+  assert.ok(manifest.Files.length > 100);
+  for (const f of manifest.Files) {
+    assert.equal(f['Checksum-Algorithm'], 'SHA256');
+    assert.match(f.Checksum, /^[0-9a-f]{64}$/);
+    assert.ok('Encoded-Path' in f && !('Path' in f), JSON.stringify(f));
+  }
+  await verifybackup(dir);
+  const ok = await runPgbb(['verify', dir]);
+  assert.equal(ok.code, 0, ok.stderr);
+  // A flipped byte is caught by the SHA-256 the manifest holds.
+  const victim = join(dir, 'PG_VERSION');
+  await fs.writeFile(victim, readFileSync(victim, 'utf8').replace(/\d/, (d) => String((Number(d) + 1) % 10)));
+  const bad = await runPgbb(['verify', dir]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /PG_VERSION/);
+
+  const none = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'none'), '-F', 'tar', '-c', 'fast', '-N', '--manifest-checksums', 'NONE']);
+  assert.equal(none.code, 0, none.stderr);
+  const m2 = JSON.parse(readFileSync(join(base, 'none', 'backup_manifest'), 'utf8'));
+  assert.ok(m2.Files.every((f: Record<string, unknown>) => !('Checksum' in f)));
+  const wrong = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'w'), '--manifest-checksums', 'md5']);
+  assert.equal(wrong.code, 2);
+  assert.match(wrong.stderr, /invalid manifest checksum algorithm "md5", must be one of NONE, CRC32C/);
+});

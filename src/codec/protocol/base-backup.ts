@@ -20,6 +20,8 @@ export interface BaseBackupOptions {
   wait: boolean;
   manifest: boolean;
   manifestChecksums: 'NONE' | 'CRC32C' | 'SHA224' | 'SHA256' | 'SHA384' | 'SHA512';
+  /** --manifest-force-encode: every path hex-encoded (MANIFEST 'force-encode'). */
+  manifestForceEncode?: boolean;
   tablespaceMap: boolean;
   /** Server-side rate limit in kB/s (32 – 1048576), or undefined. */
   maxRate?: number;
@@ -59,7 +61,7 @@ export function baseBackupCommand(o: BaseBackupOptions): string {
   if (o.maxRate !== undefined) opts.push(`MAX_RATE ${o.maxRate}`);
   if (!o.verifyChecksums) opts.push('VERIFY_CHECKSUMS 0');
   if (o.manifest) {
-    opts.push(`MANIFEST 'yes'`, `MANIFEST_CHECKSUMS '${o.manifestChecksums}'`);
+    opts.push(`MANIFEST '${o.manifestForceEncode ? 'force-encode' : 'yes'}'`, `MANIFEST_CHECKSUMS '${o.manifestChecksums}'`);
   }
   if (o.incremental) opts.push('INCREMENTAL');
   return `BASE_BACKUP ( ${opts.join(', ')} )`;
@@ -77,7 +79,7 @@ export function legacyBaseBackupCommand(o: BaseBackupOptions): string {
   if (o.maxRate !== undefined) opts.push(`MAX_RATE ${o.maxRate}`);
   if (o.tablespaceMap) opts.push('TABLESPACE_MAP');
   if (!o.verifyChecksums) opts.push('NOVERIFY_CHECKSUMS');
-  if (o.manifest) opts.push(`MANIFEST 'yes'`, `MANIFEST_CHECKSUMS '${o.manifestChecksums}'`);
+  if (o.manifest) opts.push(`MANIFEST '${o.manifestForceEncode ? 'force-encode' : 'yes'}'`, `MANIFEST_CHECKSUMS '${o.manifestChecksums}'`);
   return `BASE_BACKUP ${opts.join(' ')}`;
 }
 
