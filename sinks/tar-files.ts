@@ -13,7 +13,7 @@
  * removes everything the sink created.
  */
 import { Writable } from 'node:stream';
-import { promises as fs } from 'node:fs';
+import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { FileWriter } from '../src/io/file-writer';
 import type { BackupEvent } from '../src/events';
@@ -63,6 +63,8 @@ export class TarFilesSink extends Writable implements BackupSink {
   private firstCompressor: ZstdCompress | null;
 
   private opened: Promise<void> | null = null;
+  /** 0600, or 0640 for a group-readable cluster (the start event says). */
+  private fileMode = 0o600;
 
   /**
    * Resolves once the target is checked and created; a caller awaits it to
@@ -97,12 +99,20 @@ export class TarFilesSink extends Writable implements BackupSink {
         // Every archive carries the descriptor, so that restore can read it from base.tar first.
         const z = this.firstCompressor;
         this.firstCompressor = null;
-        this.archive = new PackedOutput(new FileWriter(partial, { mode: 0o600 }), this.compress, { layout: 'archive', comment: this.descriptor ?? undefined }, z);
+        this.archive = new PackedOutput(new FileWriter(partial, { mode: this.fileMode }), this.compress, { layout: 'archive', comment: this.descriptor ?? undefined }, z);
         return callback();
       }
       case 'start':
         this.descriptor = encodeDescriptor(descriptorFromStart(ev));
-        return callback();
+        if (!ev.groupReadable) return callback();
+        // As pg_basebackup -Ft of a group-readable cluster: archives and manifest 0640 in a 0750 directory (one this run made).
+        this.fileMode = 0o640;
+        if (!this.dir!.created) return callback();
+        openDirNoFollow(this.dir!.path).then(
+          (fh) => fh.chmod(0o750).finally(() => fh.close()).then(() => callback(), (err) => callback(ioError('could not change mode of', this.dir!.path, err))),
+          (err) => callback(ioError('could not open', this.dir!.path, err)),
+        );
+        return;
       case 'archive-end': {
         const a = this.archive!;
         this.archive = null;
@@ -129,7 +139,7 @@ export class TarFilesSink extends Writable implements BackupSink {
 
   /** Straight into backup_manifest.tmp: never held whole; renamed into place last, in commit(). */
   private writeManifest(piece: Buffer, callback: Callback): void {
-    const m = (this.manifest ??= new FileWriter(this.manifestPath() + '.tmp', { mode: 0o600 }));
+    const m = (this.manifest ??= new FileWriter(this.manifestPath() + '.tmp', { mode: this.fileMode }));
     const fail = (err: unknown) => callback(err instanceof PgbbError ? err : ioError('could not write manifest', this.manifestPath(), err));
     if (m.write(piece)) return callback();
     const onDrain = () => (m.off('error', onError), callback());
@@ -199,4 +209,9 @@ function closed(w: Writable): Promise<void> {
 
 export function tarFilesSink(opts: TarFilesSinkOptions): TarFilesSink {
   return new TarFilesSink(opts);
+}
+
+/** The target itself, never a link put in its place. */
+function openDirNoFollow(dir: string): Promise<fs.FileHandle> {
+  return fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
 }

@@ -53,6 +53,13 @@ export interface StartEvent {
    * transforms/incremental-apply.ts).
    */
   incremental?: boolean;
+  /**
+   * The server's data_directory_mode is 0750 (initdb -g): what a sink adds
+   * (archives, manifest, WAL, directories) is 0750/0640 too, as
+   * pg_basebackup writes it. Absent: owner-only, or not known (a backup read
+   * back, whose members' modes then tell).
+   */
+  groupReadable?: boolean;
 }
 
 export type ArchiveKind = 'base' | 'tablespace' | 'wal';

@@ -15,6 +15,8 @@ export interface ServerSettings {
   blockSize: number;
   segmentBlocks: number;
   dataChecksums: boolean;
+  /** data_directory_mode is 0750: the cluster is group-readable (initdb -g), and a backup of it is 0750/0640 throughout, as pg_basebackup writes it. */
+  groupReadable: boolean;
 }
 
 const UNITS: Record<string, number> = { B: 1, kB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
@@ -44,5 +46,7 @@ export async function readServerSettings(conn: ReplicationConnection): Promise<S
     blockSize,
     segmentBlocks: parseShowSize(await conn.show('segment_size')) / blockSize,
     dataChecksums: (await conn.show('data_checksums')) === 'on',
+    // As pg_basebackup (RetrieveDataDirCreatePerm): group access when the group may read and search.
+    groupReadable: (parseInt(await conn.show('data_directory_mode'), 8) & 0o750) === 0o750,
   };
 }

@@ -104,6 +104,7 @@ export class BaseBackupReader extends Readable {
         blockSize: settings.blockSize,
         segmentBlocks: settings.segmentBlocks,
         dataChecksums: settings.dataChecksums,
+        ...(settings.groupReadable ? { groupReadable: true } : {}),
         label: backup.label,
         ...(backup.incremental ? { incremental: true } : {}),
       },

@@ -3,11 +3,12 @@
  * nothing someone else put there is followed or clobbered, and remembered so
  * that a failed run takes back exactly what it made.
  *
- *   ensureDir(dir)       a real directory (made 0700 if missing; a symlink or
+ *   ensureDir(dir)       a real directory (made 0700 — 0750 in a group-readable
+ *                        cluster — if missing; a symlink or
  *                        file in its place is refused)
  *   create(p, content)   unlinks a leftover of that name (a killed run's
  *                        `.partial`, or a planted link), then O_CREAT|O_EXCL|
- *                        O_NOFOLLOW, 0600; writes `content` and closes, or
+ *                        O_NOFOLLOW, 0600 (0640 group-readable); writes `content` and closes, or
  *                        (null) returns the open fd. A regular file that was
  *                        there is replaced but not taken back on failure.
  *   rename(from, to)     a finished file into place; when `to` already was a
@@ -33,6 +34,9 @@ function isFile(p: string): boolean {
 export class OwnFiles {
   private readonly made: { path: string; dir: boolean }[] = [];
 
+  /** The cluster's modes (PostgreSQL's data_directory_mode): owner-only, or group-readable. */
+  constructor(private readonly modes: { dir: number; file: number } = { dir: 0o700, file: 0o600 }) {}
+
   ensureDir(dir: string): void {
     let st;
     try {
@@ -40,7 +44,7 @@ export class OwnFiles {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('could not stat', dir, err);
       try {
-        mkdirSync(dir, { mode: 0o700 });
+        mkdirSync(dir, { mode: this.modes.dir });
       } catch (e) {
         throw ioError('could not create directory', dir, e);
       }
@@ -60,7 +64,7 @@ export class OwnFiles {
     }
     let fd: number;
     try {
-      fd = openSync(p, CREATE, 0o600);
+      fd = openSync(p, CREATE, this.modes.file);
     } catch (err) {
       throw ioError('could not create WAL file', p, err);
     }

@@ -87,6 +87,7 @@ export class StreamedWal {
       serverVersion: o.settings.serverVersion,
       systemIdentifier: o.settings.systemIdentifier,
       segmentSize: o.settings.walSegmentSize,
+      groupReadable: o.settings.groupReadable,
       slot: o.slot,
       noSlot: o.noSlot,
       walDir: o.walDir,

@@ -45,6 +45,8 @@ import { checkPhysicalSlot, createTemporarySlot, fetchTimelineHistory, identifyS
 import { statusEvery, statusUpdate } from './wal-status';
 
 export interface WalReceiverOptions {
+  /** The cluster is group-readable (data_directory_mode 0750): WAL written in place gets 0750/0640, as the rest of it. */
+  groupReadable?: boolean;
   /** The same connection settings as the base backup's; `replication` is forced to physical. */
   clientConfig: ClientConfig;
   serverVersion: number;
@@ -132,7 +134,7 @@ export class WalReceiver {
     if (o.limiter) this.pacer = new ReadPacer(o.limiter, { pause: () => conn.pause(), resume: () => conn.resume() });
     if (this.discarded) throw new PgbbError('aborted', 'WAL streaming was stopped before it began');
     // Synchronous: discard() cannot run in between, so no spool outlives it.
-    this.spool = o.walDir !== undefined ? WalSpool.inPlace(o.walDir) : WalSpool.create(o.spoolDir);
+    this.spool = o.walDir !== undefined ? WalSpool.inPlace(o.walDir, o.groupReadable) : WalSpool.create(o.spoolDir);
     this.serverTimeline = await identifySystem(this.conn, o.systemIdentifier);
     if (o.slot !== undefined) {
       this.slotName = o.slot;

@@ -82,7 +82,7 @@ export class WalSpool {
   private readonly segments: SpoolSegment[] = [];
   private history: { name: string; path: string } | null = null;
   /** What this spool created, so that remove() takes back exactly that (in place). */
-  private readonly files = new OwnFiles();
+  private readonly files: OwnFiles;
   private removed = false;
   private readonly budget: number;
 
@@ -90,13 +90,15 @@ export class WalSpool {
     readonly dir: string,
     readonly inPlace: boolean,
     maxBytes?: number,
+    groupReadable = false,
   ) {
+    this.files = new OwnFiles(groupReadable ? { dir: 0o750, file: 0o640 } : undefined);
     this.budget = maxBytes ?? (inPlace ? Infinity : spoolBudget(dir));
   }
 
-  /** Writes into `walDir`, the backup's own pg_wal/, where the WAL stays. */
-  static inPlace(walDir: string): WalSpool {
-    const s = new WalSpool(path.resolve(walDir), true);
+  /** Writes into `walDir`, the backup's own pg_wal/, where the WAL stays: with the cluster's modes (group-readable: 0750/0640, as pg_basebackup). */
+  static inPlace(walDir: string, groupReadable = false): WalSpool {
+    const s = new WalSpool(path.resolve(walDir), true, undefined, groupReadable);
     s.files.ensureDir(s.dir);
     s.files.ensureDir(path.join(s.dir, STATUS_DIR));
     return s;

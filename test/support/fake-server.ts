@@ -19,6 +19,7 @@ export const FAKE_SETTINGS: Record<string, string> = {
   wal_segment_size: '16MB',
   segment_size: '1GB',
   data_checksums: 'on',
+  data_directory_mode: '0700',
 };
 export const FAKE_SYSTEM_ID = '7350000000000000001';
 
