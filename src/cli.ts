@@ -15,6 +15,7 @@ import { restoreCommand, restoreSummary } from './commands/restore';
 import { verifyCommand, verifyFailure, verifySummary } from './commands/verify';
 import { checkIncrementalFrom, refreshCommand, refreshResultJson, refreshSummary } from './commands/refresh';
 import { standbyCommand, standbySummary } from './commands/standby';
+import { promptPassword } from './commands/password-prompt';
 import { parseChunkSize } from './codec/chunkmap/chunk-map';
 import { parseMaxRate, parseTablespaceMapping } from './commands/options';
 import { constants as osConstants } from 'node:os';
@@ -67,7 +68,9 @@ function connectionOptions(program: Command): Command {
     .option('-h, --host <host>', 'database server host or socket directory')
     .option('-p, --port <port>', 'database server port')
     .option('-U, --username <name>', 'connect as the specified database user')
-    .option('-w, --no-password', 'never prompt for a password (the default: pgbb never prompts)');
+    // -W before -w: so that neither given leaves `password` unset (commander would default a lone --no-password to true).
+    .option('-W, --password', 'ask for the password on the terminal before connecting')
+    .option('-w, --no-password', 'never prompt for a password (the default without -W)');
 }
 
 /** What taking a backup from a server needs, for `backup` and `refresh` alike (pg_basebackup's letters). */
@@ -87,7 +90,11 @@ function backupOptions(cmd: Command, mappingHelp: string): Command {
     .option('--json', 'write progress, warnings, result and errors as JSON lines to stderr')
     .option('--timeout <seconds>', 'give up when the server sends nothing for this long while data is due, and when connecting (0: never)', '60')
     .option('-v, --verbose', 'output verbose messages');
-  return connectionOptions(cmd);
+  return connectionOptions(cmd).hook('preAction', async (_cmd, action) => {
+    const o = action.opts();
+    // -W: asked before anything is checked or created, as pg_basebackup asks before connecting.
+    if (o.password === true) o.askedPassword = await promptPassword();
+  });
 }
 
 export function buildProgram(): Command {
@@ -251,7 +258,8 @@ function backupSettings(opts: Record<string, any>) {
   // -S NAME and --no-slot share commander's `slot` key: a string, false, or unset.
   const slot = typeof opts.slot === 'string' ? opts.slot : undefined;
   const noSlot = opts.slot === false;
-  const connection = { conninfo: opts.dbname, host: opts.host, port: opts.port, user: opts.username };
+  // -W's answer, asked before anything else (see withPassword); commander keeps `password` for -w/-W.
+  const connection = { conninfo: opts.dbname, host: opts.host, port: opts.port, user: opts.username, ...(typeof opts.askedPassword === 'string' ? { password: opts.askedPassword } : {}) };
   const timeout = parseTimeout(String(opts.timeout));
   const reporter = createReporter({ json: Boolean(opts.json), progress: Boolean(opts.progress), verbose: Boolean(opts.verbose), stream: process.stderr });
   activeReporter = reporter;

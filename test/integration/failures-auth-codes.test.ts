@@ -15,6 +15,7 @@
  * long password is in no line, event or file.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -24,6 +25,7 @@ import { run } from '../support/run';
 import { DEBIAN_PG15_BIN } from '../support/cluster';
 import { backupStreaming, jsonError, jsonEvents, reapChildren, serverClean, spawnPgbb, waitFor } from '../support/failure-helpers';
 import { LOCK_FILE } from '../../src/io/target-lock';
+import { PGBB_CLI } from '../support/pgbb';
 
 /** A colon and a space: both need escaping in .pgpass or quoting in a conninfo. */
 const PASSWORD = 'pw:Secret 42';
@@ -218,4 +220,52 @@ test('--json error codes: each failure is one error event with a stable code and
     await cluster.query('DROP TABLE victim');
   }
   await serverClean(cluster);
+});
+
+/** Runs the CLI on a pseudo-terminal (script(1)), answering its prompt; resolves with what the terminal showed and the exit code. */
+function onTerminal(args: string[], answer: string): Promise<{ code: number | null; screen: string }> {
+  const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+  const cmd = [process.execPath, PGBB_CLI, ...args].map(quote).join(' ');
+  return new Promise((resolve, reject) => {
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PGPASSWORD: '' } });
+    let screen = '';
+    let answered = false;
+    child.stdout.on('data', (d) => {
+      screen += d;
+      if (!answered && screen.includes('Password: ')) {
+        answered = true;
+        child.stdin.write(`${answer}\r`);
+      }
+    });
+    child.stderr.on('data', (d) => (screen += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      child.stdin.destroy();
+      resolve({ code, screen });
+    });
+  });
+}
+
+test('-W asks for the password on the terminal, without echo, before connecting; without a terminal it says so', async () => {
+  const target = join(root, 'prompted');
+  const r = await onTerminal(['backup', ...bob(), '-D', target, '-F', 'tar', '-X', 'none', '-c', 'fast', '-N', '-W'], PASSWORD);
+  assert.equal(r.code, 0, r.screen);
+  assert.match(r.screen, /^Password: /);
+  assert.ok(!r.screen.includes(PASSWORD) && !r.screen.includes('Secret'), `the password was echoed: ${JSON.stringify(r.screen)}`);
+  assert.ok(existsSync(join(target, 'base.tar')));
+
+  const wrong = await onTerminal(['backup', ...bob(), '-D', join(root, 'prompted-wrong'), '-F', 'tar', '-X', 'none', '-W'], 'not it');
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.screen, /password authentication failed for user "bob"/);
+
+  // No terminal (setsid: no controlling tty): one line, exit 2, nothing created.
+  const none = await run('setsid', ['-w', process.execPath, PGBB_CLI, 'backup', ...bob(), '-D', join(root, 'prompted-none'), '-W']).then(
+    () => null,
+    (e: Error) => e,
+  );
+  assert.ok(none, 'refused');
+  assert.match(String((none as Error).message), /-W: there is no terminal to ask for the password on/);
+  assert.ok(!existsSync(join(root, 'prompted-none')));
 });
