@@ -238,8 +238,10 @@ export class DirectorySink extends Writable implements BackupSink {
     const tree = this.tree;
     if (!tree) throw new PgbbError('protocol', `archive member "${showPath(ev.path)}" outside an archive`);
     const rel = this.prefix + ev.path;
-    // Tablespace contents come in their own archives; in base they would be written through the link.
-    if (this.isBase && /^pg_tblspc\/[^/]+\/./.test(ev.path)) {
+    // A declared tablespace's contents come in its own archive; in base they would be written through its link.
+    // An in-place tablespace (allow_in_place_tablespaces, LOCATION '') is declared by none: base holds it as a directory.
+    const inTablespace = this.isBase ? /^pg_tblspc\/([^/]+)\/./.exec(ev.path) : null;
+    if (inTablespace && this.tablespaceTrees.has(inTablespace[1])) {
       throw new TarFormatError(`archive member "${showPath(ev.path)}" lies inside a tablespace link`);
     }
     if (ev.kind === 'symlink') return placeLink(tree, ev, this.isBase, this.tablespaceTrees, (this.modes ?? OWNER_ONLY).dir);

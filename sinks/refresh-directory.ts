@@ -232,7 +232,9 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
       this.capturing = true;
       return;
     }
-    if (this.kind === 'base' && /^pg_tblspc\/[^/]+\/./.test(ev.path)) {
+    // As the directory sink: only a declared tablespace's link is off limits; an in-place one is base's own directory.
+    const inTablespace = this.kind === 'base' ? /^pg_tblspc\/([^/]+)\/./.exec(ev.path) : null;
+    if (inTablespace && this.tablespaceDirs.has(inTablespace[1])) {
       throw new TarFormatError(`archive member "${ev.path}" lies inside a tablespace link`);
     }
     const parts = pathComponents(ev.path);

@@ -277,3 +277,17 @@ test('two restores racing for one tablespace directory: the loser never empties 
     if (runs.some((r) => r.code === 0)) assert.deepEqual(await snapshotTree(join(dir, 'ts')), want, `round ${round}: the winner's tablespace is whole`);
   }
 });
+
+test('base members under a declared tablespace\'s pg_tblspc/<oid> are refused (they would go through its link); an undeclared, in-place one is base\'s own directory', async () => {
+  // 16385 is the synthetic backup's declared tablespace: nothing may be written below its link but its own members
+  // (in a stream, base's members under pg_tblspc/16385/ are read as that tablespace's, and it did not make the directory).
+  const through = await streamOf(backup({ extra: file('pg_tblspc/16385/PG_15_202209061/planted', Buffer.from('x')) }));
+  refused(await restore('ts-through', through, mapTs, ['ts']), /lies inside a tablespace link|"PG_15_202209061" is not a directory this run created/);
+  assert.ok(!existsSync(join(root, 'ts-through', 'ts', 'PG_15_202209061', 'planted')));
+  // 16999 is declared by none (allow_in_place_tablespaces): a directory of base, restored as such.
+  const inPlace = await streamOf(backup({ extra: [...dir('pg_tblspc/16999'), ...dir('pg_tblspc/16999/PG_15_202209061'), ...file('pg_tblspc/16999/PG_15_202209061/f', Buffer.from('in place'))] }));
+  const c = await restore('ts-in-place', inPlace, mapTs, ['ts']);
+  assert.equal(c.r.code, 0, c.r.stderr);
+  assert.equal(await fs.readFile(join(c.target, 'pg_tblspc/16999/PG_15_202209061/f'), 'utf8'), 'in place');
+  assert.ok((await fs.lstat(join(c.target, 'pg_tblspc/16999'))).isDirectory());
+});
