@@ -70,12 +70,13 @@ async function main(): Promise<void> {
     if (r.code !== 0) throw new Error(`pgbb backup failed: ${r.stderr.trim()}`);
     const seconds = (Date.now() - t0) / 1000;
     console.log(`\npgbb backup -D ${TARGET}\n${indent(r.stderr.trim())}`);
-    console.log(`  ${(await du(TARGET)) + (await du(TS_TARGET))} bytes on disk in ${seconds.toFixed(1)} s`);
+    console.log(`  ${(await du(TARGET)) + (await du(TS_TARGET))} bytes on disk (the files above, backup_manifest and pgbb's chunk map) in ${seconds.toFixed(1)} s`);
 
     const checks: string[] = [];
     const pv = await runPgbb(['verify', TARGET]);
     if (pv.code !== 0) throw new Error(`pgbb verify rejected the backup:\n${pv.stderr.trim()}`);
     console.log(`\npgbb verify ${TARGET}\n  ${pv.stdout.trim()}`);
+    console.log(`  ${agreement(r.stderr, pv.stdout)}`);
     checks.push('pgbb verify checked every file, page and the WAL');
 
     const major = Math.floor(Number((await source.query(`SELECT current_setting('server_version_num') AS v`))[0].v) / 10000);
@@ -100,6 +101,7 @@ ${indent(refused.stderr.trim())}`);
     const rr = await runPgbb(['restore', TARGET, '-D', RESTORE, '-T', `${TS_TARGET}=${RESTORE_TS}`, '-v']);
     if (rr.code !== 0) throw new Error(`pgbb restore failed: ${rr.stderr.trim()}`);
     console.log(`\npgbb restore ${TARGET} -D ${RESTORE}\n${indent(rr.stderr.trim())}`);
+    console.log(`  ${restoredAgreement(r.stderr, rr.stderr)}`);
     console.log('starting the restored copy…');
     await chownToPostgres(RESTORE_TS);
     restored = await Cluster.startExisting(RESTORE, { binDir: embeddedBinDir() });
@@ -132,3 +134,34 @@ main().catch((err) => {
   console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });
+
+/** The -v lines' counts: `N files, B bytes (of them WAL: n files, b bytes)`, or the verify line's `N files, B bytes`. */
+function counts(text: string, what: RegExp): { files: number; bytes: number; walFiles: number; walBytes: number } | null {
+  const m = what.exec(text);
+  return m ? { files: Number(m[1]), bytes: Number(m[2]), walFiles: Number(m[3] ?? 0), walBytes: Number(m[4] ?? 0) } : null;
+}
+const BACKED_UP = /backup complete: (\d+) files, (\d+) bytes \(of them WAL: (\d+) files, (\d+) bytes\)/;
+const VERIFIED = /verified: (\d+) files, (\d+) bytes/;
+const RESTORED = /restored (\d+) files, (\d+) bytes \(of them pg_wal\/: (\d+) files, (\d+) bytes\)/;
+
+/** Why backup and verify count differently: verify counts what the manifest lists, and the manifest lists no WAL. */
+function agreement(backupOut: string, verifyOut: string): string {
+  const b = counts(backupOut, BACKED_UP);
+  const v = counts(verifyOut, VERIFIED);
+  if (!b || !v) return '(counts not found)';
+  const same = b.files - b.walFiles === v.files && b.bytes - b.walBytes === v.bytes;
+  return same
+    ? `the counts agree: ${b.files} files / ${b.bytes} bytes backed up = the manifest's ${v.files} / ${v.bytes} + ${b.walFiles} / ${b.walBytes} of WAL`
+    : `the counts differ: backed up ${b.files - b.walFiles} files / ${b.bytes - b.walBytes} bytes besides WAL, the manifest lists ${v.files} / ${v.bytes}`;
+}
+
+/** Restore writes what the backup holds: what was backed up, plus pgbb's chunk map in pg_wal/ (written after the data). */
+function restoredAgreement(backupOut: string, restoreOut: string): string {
+  const b = counts(backupOut, BACKED_UP);
+  const r = counts(restoreOut, RESTORED);
+  if (!b || !r) return '(counts not found)';
+  const same = b.files - b.walFiles === r.files - r.walFiles && b.bytes - b.walBytes === r.bytes - r.walBytes;
+  const extra = `${r.walFiles - b.walFiles} file(s), ${r.walBytes - b.walBytes} bytes more in pg_wal/: pgbb's chunk map`;
+  return same ? `the counts agree: the same ${r.files - r.walFiles} files / ${r.bytes - r.walBytes} bytes besides pg_wal/ as backed up; ${extra}` : `the counts differ from the backup's: ${r.files} / ${r.bytes} restored, ${b.files} / ${b.bytes} backed up`;
+}
+

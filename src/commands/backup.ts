@@ -34,7 +34,7 @@ export async function backupCommand(o: BackupCommandOptions): Promise<BackupResu
 /** `-v`: one line for people. */
 export function backupSummary(r: BackupResult): string {
   return (
-    `pgbb: backup complete: ${r.bytes} bytes in ${r.seconds.toFixed(2)} s, ` +
+    `pgbb: backup complete: ${r.files} files, ${r.bytes} bytes (of them WAL: ${r.walFiles} files, ${r.walBytes} bytes) in ${r.seconds.toFixed(2)} s, ` +
     `start ${r.start.startLsn} end ${r.end.endLsn} on timeline ${r.end.timeline}`
   );
 }

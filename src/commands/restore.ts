@@ -13,7 +13,7 @@ export function restoreCommand(o: RestoreOptions): Promise<RestoreResult> {
 /** `-v`: one line for people. */
 export function restoreSummary(r: RestoreResult): string {
   return (
-    `pgbb: restored ${r.files} files, ${r.bytes} bytes from a ${r.format} backup in ${r.seconds.toFixed(2)} s ` +
+    `pgbb: restored ${r.files} files, ${r.bytes} bytes (of them pg_wal/: ${r.walFiles} files, ${r.walBytes} bytes) from a ${r.format} backup in ${r.seconds.toFixed(2)} s ` +
     `(start ${r.start.startLsn}, end ${r.end.endLsn}, timeline ${r.end.timeline})`
   );
 }

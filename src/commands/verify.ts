@@ -21,5 +21,5 @@ export function verifyFailure(source: string, r: VerifyReport): PgbbError {
 /** The line a good backup gets (unless -q). */
 export function verifySummary(r: VerifyReport, checkedWal: boolean): string {
   const wal = checkedWal ? `, WAL ${r.start?.startLsn}–${r.end?.endLsn} (${r.walSegments} segments, ${r.walRecords} records)` : '';
-  return `backup successfully verified: ${r.files} files, ${r.bytes} bytes, ${r.pagesChecked} pages${wal}`;
+  return `backup successfully verified: ${r.files} files, ${r.bytes} bytes as the manifest lists them (WAL is checked apart), ${r.pagesChecked} pages${wal}`;
 }

@@ -42,8 +42,9 @@ export interface BackupResult {
   /** Bytes of file data received (WAL included). */
   bytes: number;
   files: number;
-  /** Of `bytes`, WAL files'. */
+  /** Of `bytes` and `files`, WAL files'. */
   walBytes: number;
+  walFiles: number;
   /** The whole run, and of it the wait for the start checkpoint. */
   seconds: number;
   checkpointSeconds: number;
@@ -123,6 +124,7 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
     bytes: tally.bytes,
     files: tally.files,
     walBytes: tally.walBytes,
+    walFiles: tally.walFiles,
     seconds: Number(process.hrtime.bigint() - began) / 1e9,
     checkpointSeconds: tally.startedAt === null ? 0 : Number(tally.startedAt - began) / 1e9,
   };

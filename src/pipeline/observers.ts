@@ -26,8 +26,9 @@ export interface Tally {
   bytes: number;
   /** Regular files seen. */
   files: number;
-  /** Of `bytes`, WAL files' (the pg_wal archive, or pg_wal/ in base.tar with -X fetch). */
+  /** Of `bytes` and `files`, WAL files' (the pg_wal archive, or pg_wal/ in base.tar with -X fetch). */
   walBytes: number;
+  walFiles: number;
   /** process.hrtime.bigint() at the start event (the start checkpoint is over), and at the end event. */
   startedAt: bigint | null;
   endedAt: bigint | null;
@@ -48,6 +49,7 @@ export function tallyStage(tally: Tally, reporter?: Reporter): Duplex {
     } else if (ev.type === 'entry') {
       if (ev.kind === 'file') tally.files++;
       inWal = ev.kind === 'file' && (archiveKind === 'wal' || (archiveKind === 'base' && ev.path.startsWith('pg_wal/')));
+      if (inWal) tally.walFiles++;
     } else if (ev.type === 'archive') archiveKind = ev.kind;
     else if (ev.type === 'start') {
       tally.start = ev;
@@ -65,7 +67,7 @@ export function tallyStage(tally: Tally, reporter?: Reporter): Duplex {
 }
 
 export function newTally(): Tally {
-  return { start: null, end: null, bytes: 0, files: 0, walBytes: 0, startedAt: null, endedAt: null };
+  return { start: null, end: null, bytes: 0, files: 0, walBytes: 0, walFiles: 0, startedAt: null, endedAt: null };
 }
 
 /** What every backup-taking builder (backup, refresh) puts between the source and its own stages. */

@@ -55,6 +55,9 @@ export interface RestoreResult {
   end: EndEvent;
   files: number;
   bytes: number;
+  /** Of `files` and `bytes`, WAL's (pg_wal/: segments, history, archive_status, and pgbb's chunk map in a plain backup). */
+  walFiles: number;
+  walBytes: number;
   seconds: number;
   /** False when there was no manifest to check the files against (--no-manifest). */
   manifestChecked: boolean;
@@ -100,6 +103,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       end: tally.end!,
       files: tally.files,
       bytes: tally.bytes,
+      walFiles: tally.walFiles,
+      walBytes: tally.walBytes,
       seconds: Number(process.hrtime.bigint() - began) / 1e9,
       manifestChecked: verify.result?.checked ?? false,
     };
