@@ -19,6 +19,7 @@
 import { DirectorySink } from '../../sinks/directory';
 import { TarFilesSink } from '../../sinks/tar-files';
 import { StdoutSink } from '../../sinks/stdout';
+import { S3Sink } from '../../sinks/s3';
 import { chunkMapBuild } from '../../transforms/chunk-map-build';
 import { lockTarget } from '../../sinks/target-dir';
 import { plainReporter } from '../report/reporters';
@@ -38,6 +39,8 @@ export interface BackupResult {
   bytes: number;
   files: number;
   seconds: number;
+  /** Where an S3 backup went: s3://bucket/prefix/<id>. */
+  location?: string;
 }
 
 /** Takes a backup; resolves once it is complete on disk (or on the stream), rejects having cleaned up. */
@@ -45,7 +48,8 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
   const began = process.hrtime.bigint();
   const plan = settleBackup(options);
   const reporter = options.reporter ?? plainReporter();
-  const lock = plan.sink === 'stdout' ? null : await lockTarget(plan.target);
+  // An S3 backup gets an id of its own (refused if taken): nothing local to lock.
+  const lock = plan.sink === 'stdout' || plan.sink === 's3' ? null : await lockTarget(plan.target);
   try {
     return await runBackup(plan, reporter, options, began);
   } catch (err) {
@@ -64,6 +68,8 @@ export function backupSink(plan: BackupPlan): BackupSink {
       return new StdoutSink({ compress: plan.compress, output: plan.output });
     case 'tar-files':
       return new TarFilesSink({ target: plan.target, sync: plan.sync, compress: plan.compress });
+    case 's3':
+      return new S3Sink({ location: plan.s3!.location, compress: plan.compress, ...plan.s3!.options });
     case 'directory':
       return new DirectorySink({ target: plan.target, tablespaceMapping: plan.tablespaceMapping, sync: plan.sync });
   }
@@ -77,8 +83,9 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
     ...own,
     ...(plan.chunkMap ? [chunkMapBuild({ chunkSize: plan.chunkSize, tablespaceMapping: plan.tablespaceMapping })] : []),
   ];
+  const sink = backupSink(plan);
   await compose({
-    sink: backupSink(plan),
+    sink,
     source: (place) => {
       const source = replicationSourceFor(plan, place, limiter ? { rateLimiter: limiter } : {});
       // Said once the target is ready, as the backup begins.
@@ -94,5 +101,6 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
     bytes: tally.bytes,
     files: tally.files,
     seconds: Number(process.hrtime.bigint() - began) / 1e9,
+    ...(sink instanceof S3Sink ? { location: sink.location() } : {}),
   };
 }

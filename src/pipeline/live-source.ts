@@ -28,7 +28,8 @@ export function replicationSourceFor(
     noSlot: plan.noSlot,
     manifest: plan.manifest,
     verifyChecksums: plan.verifyChecksums,
-    progress: plan.progress,
+    // An S3 sink sizes its upload parts from the server's estimate.
+    progress: plan.progress || plan.sink === 's3',
     timeout: plan.timeout,
     ...wal,
     ...(extra.rateLimiter ? { rateLimiter: extra.rateLimiter } : {}),
