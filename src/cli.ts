@@ -23,6 +23,7 @@ import { JsonReporter } from './report/json-reporter';
 import { parseCompressSpec } from './codec/compression';
 import { showPath } from './codec/path-bytes';
 import { isS3Url } from './s3/s3-url';
+import { parsePartSize } from './s3/object-writer';
 import { listCommand, listJson, listTable } from './commands/list';
 import { expireCommand, expireReport, parseAmount, parseCount } from './commands/expire';
 
@@ -111,7 +112,8 @@ export function buildProgram(): Command {
     .option('--wal-spool <dir>', 'with -D -: where streamed WAL waits until the base backup is over (default: $TMPDIR or /var/tmp, on disk)')
     .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)')
     .option('--s3-storage-class <class>', 'with -D s3://…: storage class of every object (STANDARD, STANDARD_IA, …)')
-    .option('--s3-sse-kms-key-id <key>', 'with -D s3://…: encrypt objects server-side with this KMS key (SSE-KMS)');
+    .option('--s3-sse-kms-key-id <key>', 'with -D s3://…: encrypt objects server-side with this KMS key (SSE-KMS)')
+    .option('--s3-part-size <size>', 'with -D s3://…: smallest upload part, 5M to 5G (default 16M; grown for large archives)');
   backupOptions(backup, 'relocate tablespace in OLD to NEW (repeatable)');
   backup.action(async (opts) => {
     // With --json even a bad option value is reported as a JSON error line.
@@ -121,7 +123,9 @@ export function buildProgram(): Command {
     const fmt = format === 'p' || format === 'plain' ? 'plain' : format === 't' || format === 'tar' ? 'tar' : null;
     if (!fmt) throw new UsageError(`invalid output format "${format}", must be "plain" or "tar"`);
     if (toS3 && opts.incrementalFrom !== undefined) throw new UsageError('--incremental-from is not yet supported with an s3:// target');
-    if (!toS3 && (opts.s3StorageClass !== undefined || opts.s3SseKmsKeyId !== undefined)) throw new UsageError('--s3-storage-class and --s3-sse-kms-key-id need -D s3://…');
+    if (!toS3 && (opts.s3StorageClass !== undefined || opts.s3SseKmsKeyId !== undefined || opts.s3PartSize !== undefined)) {
+      throw new UsageError('--s3-storage-class, --s3-sse-kms-key-id and --s3-part-size need -D s3://…');
+    }
     if (opts.incrementalFrom !== undefined) return runRefresh(opts, checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
     const common = backupSettings(opts);
     const compress = opts.compress === undefined ? undefined : parseCompressSpec(String(opts.compress));
@@ -129,7 +133,13 @@ export function buildProgram(): Command {
     const verbose = Boolean(opts.verbose);
     const { reporter } = common;
     const walSpool = opts.walSpool === undefined ? undefined : String(opts.walSpool);
-    const s3 = toS3 ? { storageClass: opts.s3StorageClass as string | undefined, sseKmsKeyId: opts.s3SseKmsKeyId as string | undefined } : undefined;
+    const s3 = toS3
+      ? {
+          storageClass: opts.s3StorageClass as string | undefined,
+          sseKmsKeyId: opts.s3SseKmsKeyId as string | undefined,
+          ...(opts.s3PartSize !== undefined ? { partSize: parsePartSize(String(opts.s3PartSize)) } : {}),
+        }
+      : undefined;
     const result = await backupCommand({ ...common, target: opts.pgdata, format: fmt, compress, walSpool, s3, signal: ac.signal });
     reporter.close();
     activeReporter = null;

@@ -12,17 +12,20 @@
  * download can be checked against it before it is decoded.
  * Each part carries a CRC32C (x-amz-checksum-crc32c, composite for the
  * multipart object) that S3 checks on receipt.
- * `finish`: resolves `result` once the upload is complete. `destroy(err)`
- * fails the body stream, which makes lib-storage send AbortMultipartUpload
- * before its promise settles; _destroy waits for that, so no upload this
- * writer began is left open by a failure it saw.
+ * `finish`: resolves `result` once the upload is complete. A failed request
+ * (after the SDK's retries) or `destroy(err)` fails the body stream at
+ * once; once lib-storage has settled (no part in flight) the writer sends
+ * AbortMultipartUpload itself, and _destroy waits for that, so no upload
+ * this writer began is left open by a failure it saw. The error is the
+ * first failure, not the abort's.
  */
 import { PassThrough, Transform, Writable, pipeline, type Readable } from 'node:stream';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { S3Client, StorageClass } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, type S3Client, type StorageClass } from '@aws-sdk/client-s3';
 import { calculate as crc32c } from 'fast-crc32c';
 import { crcHex } from './backup-record';
 import { s3Error } from './client';
+import { PgbbError, UsageError } from '../errors';
 
 /** A per-object byte transform (encryption) on the way up or down. */
 export type ObjectTransform = (objectName: string) => Transform;
@@ -62,6 +65,15 @@ export function partSizeFor(expected: number | null, base = DEFAULT_PART_SIZE): 
   return Math.min(MAX_PART_SIZE, Math.max(base, Math.ceil(needed / mib) * mib));
 }
 
+/** --s3-part-size: bytes, with an optional k/M/G suffix (powers of 1024); 5 MiB to 5 GiB. */
+export function parsePartSize(text: string): number {
+  const m = /^\s*(\d+)\s*([kKMG]?)i?B?\s*$/.exec(text);
+  if (!m) throw new UsageError(`invalid part size "${text}"`);
+  const n = Number(m[1]) * ({ '': 1, k: 1024, K: 1024, M: 1 << 20, G: 1 << 30 } as Record<string, number>)[m[2]];
+  if (n < MIN_PART_SIZE || n > MAX_PART_SIZE) throw new UsageError(`part size "${text}" is out of range (5M to 5G)`);
+  return n;
+}
+
 type Callback = (err?: Error | null) => void;
 
 export class S3ObjectWriter extends Writable {
@@ -95,11 +107,21 @@ export class S3ObjectWriter extends Writable {
       pass.pipe(tap);
       pass.on('error', (err) => tap.destroy(err));
     }
+    // lib-storage learns of a failed part only once the body has ended (its other uploaders
+    // read on), and an abort that fails replaces the first error: so failures are watched
+    // here, stop the body at once, and the upload is aborted by abandon() below.
+    const watched = Object.create(o.client) as S3Client;
+    watched.send = ((cmd: never, ...rest: never[]) =>
+      (o.client.send as (...a: unknown[]) => Promise<unknown>)(cmd, ...rest).catch((err: unknown) => {
+        this.failure ??= s3Error(err, 'upload', o.where);
+        tap.destroy(this.failure);
+        throw err;
+      })) as S3Client['send'];
     this.upload = new Upload({
-      client: o.client,
+      client: watched,
       partSize: o.partSize,
       queueSize: o.queueSize ?? 4,
-      leavePartsOnError: false,
+      leavePartsOnError: true,
       params: {
         Bucket: o.bucket,
         Key: o.key,
@@ -115,12 +137,25 @@ export class S3ObjectWriter extends Writable {
         this.done = true;
         return (this.result = { size: this.size, crc32c: crcHex(this.crc) });
       },
-      (err) => {
-        throw this.failure ?? s3Error(err, 'upload', o.where);
+      async (err) => {
+        throw await this.abandon(this.failure ?? s3Error(err, 'upload', o.where));
       },
     );
     this.settled.catch(() => {});
     this.head.on('error', (err) => this.destroy(err));
+  }
+
+  /** Aborts the multipart upload, if one was begun; says so in the error when that fails too. */
+  private async abandon(err: Error): Promise<Error> {
+    const uploadId = (this.upload as unknown as { uploadId?: string }).uploadId;
+    if (!uploadId) return err;
+    try {
+      await this.o.client.send(new AbortMultipartUploadCommand({ Bucket: this.o.bucket, Key: this.o.key, UploadId: uploadId }));
+      return err;
+    } catch (abortErr) {
+      const why = s3Error(abortErr, 'abort the upload of', this.o.where).message;
+      return new PgbbError((err as PgbbError).code ?? 's3', `${err.message}; and ${why} (pgbb expire aborts it later)`, { cause: err });
+    }
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: Callback): void {

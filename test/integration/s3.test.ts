@@ -60,7 +60,7 @@ test('S3: backup → list → verify → restore → start → same data; object
     assert.equal(bytes.length, o.size, o.name);
     assert.equal(hex(crc32c(bytes)), o.crc32c, o.name);
   }
-  assert.deepEqual(await s3.leftoverParts(), [], 'no multipart upload left open');
+  assert.deepEqual(await s3.openUploads(), [], 'no multipart upload left open');
 
   const v = await pgbb(['verify', repo]);
   assert.equal(v.code, 0, v.stderr);

@@ -7,7 +7,8 @@
  * accepts CRC32C checksums but neither checks nor stores them, and answers
  * ListMultipartUploads with NotImplemented. Tests prove checksums against
  * the bytes they download, and aborted uploads by looking for leftover parts
- * in `dir` (leftoverParts()).
+ * in `dir` (openUploads()) — s3rver has no AbortMultipartUpload either, so
+ * the fault proxy answers and records aborts (test/support/s3-fault-proxy.ts).
  */
 import { promises as fs } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -30,8 +31,8 @@ export interface S3TestServer {
   env: NodeJS.ProcessEnv;
   /** An independent client, configured as a user's script would be. */
   client(): S3Client;
-  /** Files of multipart uploads that were neither completed nor aborted. */
-  leftoverParts(): Promise<string[]>;
+  /** Upload ids of multipart uploads not completed (s3rver cannot abort them: see s3-fault-proxy's record of aborts). */
+  openUploads(): Promise<string[]>;
   stop(): Promise<void>;
 }
 
@@ -73,7 +74,7 @@ export async function startS3Server(opts: { bucket?: string } = {}): Promise<S3T
       clients.push(c);
       return c;
     },
-    leftoverParts: () => pendingUploadFiles(dir),
+    openUploads: () => pendingUploads(dir, bucket),
     async stop() {
       for (const c of clients) c.destroy();
       // Idle keep-alive sockets would hold close() open.
@@ -84,16 +85,14 @@ export async function startS3Server(opts: { bucket?: string } = {}): Promise<S3T
   };
 }
 
-/** s3rver keeps an upload's parts under `<dir>/<bucket>/.../*.uploadId` files until complete or abort. */
-async function pendingUploadFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (/upload|part/i.test(e.name)) out.push(path.relative(dir, p));
-    }
-  };
-  await walk(dir);
-  return out;
+/**
+ * s3rver keeps each multipart upload in `<dir>/<bucket>/._S3rver_uploads/<uploadId>/`
+ * until it is completed (it does not implement AbortMultipartUpload: 405).
+ */
+async function pendingUploads(dir: string, bucket: string): Promise<string[]> {
+  const names = await fs.readdir(path.join(dir, bucket, '._S3rver_uploads')).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return [] as string[];
+    throw e;
+  });
+  return names.sort();
 }
