@@ -50,6 +50,15 @@ function opOf(req: http.IncomingMessage): S3Op {
 const xmlError = (code: string, message: string) =>
   `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault</RequestId></Error>`;
 
+/** Reads the request's body to its end, then answers with `body`. */
+function answerAfterBody(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string): void {
+  req.resume();
+  req.on('end', () => {
+    res.writeHead(status, { 'content-type': 'application/xml' });
+    res.end(body);
+  });
+}
+
 export async function startFaultProxy(upstream: string, rules: FaultRule[] = []): Promise<FaultProxy> {
   const up = new URL(upstream);
   const seen: Record<string, number> = {};
@@ -76,12 +85,7 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [])
       injected.push(`${op}:${rule.fault}`);
       switch (rule.fault) {
         case 'slowdown':
-          req.resume();
-          req.on('end', () => {
-            res.writeHead(503, { 'content-type': 'application/xml' });
-            res.end(xmlError('SlowDown', 'Please reduce your request rate.'));
-          });
-          return;
+          return answerAfterBody(req, res, 503, xmlError('SlowDown', 'Please reduce your request rate.'));
         case 'reset': {
           let got = 0;
           const want = Number(req.headers['content-length'] ?? 0) / 2;
@@ -93,12 +97,7 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [])
           return;
         }
         case 'error-200':
-          req.resume();
-          req.on('end', () => {
-            res.writeHead(200, { 'content-type': 'application/xml' });
-            res.end(xmlError('InternalError', 'We encountered an internal error. Please try again.'));
-          });
-          return;
+          return answerAfterBody(req, res, 200, xmlError('InternalError', 'We encountered an internal error. Please try again.'));
         case 'hold':
           onHeld();
           return; // never answered: the client is killed meanwhile
