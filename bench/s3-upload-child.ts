@@ -37,7 +37,12 @@ async function main(): Promise<void> {
   const to = arg('to', 's3');
   const sink =
     to === 's3'
-      ? new S3Sink({ location: { bucket: arg('bucket', 'pgbb-bench'), prefix: 'bench' }, compress: { method: 'none' } })
+      ? new S3Sink({
+          location: { bucket: arg('bucket', 'pgbb-bench'), prefix: 'bench' },
+          compress: { method: 'none' },
+          queueSize: numArg('queue', 3),
+          partSize: numArg('part-mib', 8) * MIB,
+        })
       : new TarFilesSink({ target: arg('dir', ''), compress: { method: 'none' }, sync: true });
   await sink.ready();
   await pipeline(Readable.from(events(mib), { objectMode: true, highWaterMark: 4 }), sink);

@@ -8,7 +8,7 @@
  * DESIGN.md), so wall time says more about it than about pgbb: compare CPU
  * seconds, and peak RSS against the goal (< 150 MB during a 2 GB upload).
  *
- *   node dist/bench/s3-upload.js [--mib 2048] [--runs 2]
+ *   node dist/bench/s3-upload.js [--mib 2048] [--runs 2] [--queue 3] [--part-mib 8]
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +22,8 @@ const CHILD = join(__dirname, 's3-upload-child.js');
 async function main(): Promise<void> {
   const mib = numArg('mib', 2048);
   const runs = numArg('runs', 2);
+  const queue = numArg('queue', 3);
+  const partMib = numArg('part-mib', 8);
   const s3 = await startS3Server({ bucket: 'pgbb-bench' });
   Object.assign(process.env, s3.env);
   const rows: { to: string; s: Sample }[] = [];
@@ -33,7 +35,7 @@ async function main(): Promise<void> {
       } finally {
         await fs.rm(dir, { recursive: true, force: true });
       }
-      rows.push({ to: 's3', s: await measure(process.execPath, [CHILD, '--to', 's3', '--bucket', 'pgbb-bench', '--mib', String(mib)]) });
+      rows.push({ to: `s3 q${queue} ${partMib}M`, s: await measure(process.execPath, [CHILD, '--to', 's3', '--bucket', 'pgbb-bench', '--mib', String(mib), '--queue', String(queue), '--part-mib', String(partMib)]) });
     }
   } finally {
     await s3.stop();

@@ -50,13 +50,13 @@ export interface ObjectWritten {
 
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 export const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
-export const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
+export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 const MAX_PARTS = 10_000;
 
 /**
  * Part size for an object of about `expected` bytes: the default, or larger
  * so that it stays under 10,000 parts with a margin (estimates grow while a
- * backup runs). Unknown sizes get the default (160 GB at most per object).
+ * backup runs). Unknown sizes get the default (80 GB at most per object).
  */
 export function partSizeFor(expected: number | null, base = DEFAULT_PART_SIZE): number {
   if (expected === null || !Number.isFinite(expected) || expected <= 0) return base;
@@ -120,7 +120,7 @@ export class S3ObjectWriter extends Writable {
     this.upload = new Upload({
       client: watched,
       partSize: o.partSize,
-      queueSize: o.queueSize ?? 4,
+      queueSize: o.queueSize ?? 3,
       leavePartsOnError: true,
       params: {
         Bucket: o.bucket,

@@ -22,9 +22,9 @@ test('backup ids: made from the start time, told apart from a prefix, and read b
   assert.equal(backupKey({ bucket: 'bkt', prefix: 'p' }, id, ''), `p/${id}/`);
 });
 
-test('part sizes: 16 MiB by default, grown so that 5 TB stays under 10,000 parts, never above 5 GiB', () => {
-  assert.equal(partSizeFor(null), 16 << 20);
-  assert.equal(partSizeFor(1e9), 16 << 20);
+test('part sizes: 8 MiB by default, grown so that 5 TB stays under 10,000 parts, never above 5 GiB', () => {
+  assert.equal(partSizeFor(null), 8 << 20);
+  assert.equal(partSizeFor(1e9), 8 << 20);
   const fiveTB = 5 * 1024 ** 4;
   const p = partSizeFor(fiveTB);
   assert.ok(fiveTB / p < 10_000, `${fiveTB / p} parts`);
