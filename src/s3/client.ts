@@ -22,7 +22,7 @@ import { PgbbError } from '../errors';
  * took in bench/s3-upload.ts); this is the same checksum through
  * fast-crc32c's SSE4.2 code, in the SDK's Checksum shape.
  */
-class NativeCrc32c {
+export class NativeCrc32c {
   private crc = 0;
   update(data: Uint8Array): void {
     this.crc = crc32c(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength), this.crc);
