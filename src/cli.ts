@@ -24,6 +24,10 @@ import { createReporter, type Reporter } from './report/reporters';
 import { JsonReporter } from './report/json-reporter';
 import { parseCompressSpec } from './codec/compression';
 import { showPath } from './codec/path-bytes';
+import { isS3Url } from './s3/s3-url';
+import { parsePartSize } from './s3/object-writer';
+import { listCommand, listJson, listTable } from './commands/list';
+import { expireCommand, expireReport, parseAmount, parseCount } from './commands/expire';
 
 const VERSION = '0.1.0';
 
@@ -109,7 +113,7 @@ export function buildProgram(): Command {
     .command('backup')
     .description('take a base backup of a running PostgreSQL server')
     .helpOption('-?, --help', 'show help')
-    .requiredOption('-D, --pgdata <target>', 'directory to write the backup to, or - for a tar stream on stdout')
+    .requiredOption('-D, --pgdata <target>', 'directory to write the backup to, - for a tar stream on stdout, or s3://bucket/prefix')
     .option('-F, --format <format>', 'output format: plain (p) or tar (t); default plain, tar for -D -')
     .option('-Z, --compress <method>', 'compress tar output: zstd[:LEVEL] or zstd:level=N,workers=N, or none')
     .option('-z, --gzip', 'compress with gzip (as pg_basebackup -z): refused, pgbb compresses with zstd (-Z zstd)')
@@ -119,14 +123,22 @@ export function buildProgram(): Command {
     .option('--manifest-force-encode', 'hex encode all file names in the manifest')
     .option('--chunk-size <size>', 'chunk size of the chunk map a plain backup records, 64k to 1M (default 1M)')
     .option('--wal-spool <dir>', 'with -D -: where streamed WAL waits until the base backup is over (default: $TMPDIR or /var/tmp, on disk)')
-    .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)');
+    .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)')
+    .option('--s3-storage-class <class>', 'with -D s3://…: storage class of every object (STANDARD, STANDARD_IA, …)')
+    .option('--s3-sse-kms-key-id <key>', 'with -D s3://…: encrypt objects server-side with this KMS key (SSE-KMS)')
+    .option('--s3-part-size <size>', 'with -D s3://…: smallest upload part, 5M to 5G (default 8M; grown for large archives)');
   backupOptions(backup, 'relocate tablespace in OLD to NEW (repeatable)');
   backup.action(async (opts) => {
     // With --json even a bad option value is reported as a JSON error line.
     if (opts.json) activeReporter = createReporter({ json: true, stream: process.stderr });
-    const format = String(opts.format ?? (opts.pgdata === '-' ? 'tar' : 'plain'));
+    const toS3 = isS3Url(String(opts.pgdata));
+    const format = String(opts.format ?? (opts.pgdata === '-' || toS3 ? 'tar' : 'plain'));
     const fmt = format === 'p' || format === 'plain' ? 'plain' : format === 't' || format === 'tar' ? 'tar' : null;
     if (!fmt) throw new UsageError(`invalid output format "${format}", must be "plain" or "tar"`);
+    if (toS3 && opts.incrementalFrom !== undefined) throw new UsageError('--incremental-from is not yet supported with an s3:// target');
+    if (!toS3 && (opts.s3StorageClass !== undefined || opts.s3SseKmsKeyId !== undefined || opts.s3PartSize !== undefined)) {
+      throw new UsageError('--s3-storage-class, --s3-sse-kms-key-id and --s3-part-size need -D s3://…');
+    }
     if (opts.incrementalFrom !== undefined) return runRefresh(opts, checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
     if (opts.gzip) throw new UsageError('-z/--gzip: pgbb does not write gzip; use -Z zstd[:LEVEL] (pgbb verify and restore read zstd)');
     const common = backupSettings(opts);
@@ -135,8 +147,15 @@ export function buildProgram(): Command {
     const verbose = Boolean(opts.verbose);
     const { reporter } = common;
     const walSpool = opts.walSpool === undefined ? undefined : String(opts.walSpool);
+    const s3 = toS3
+      ? {
+          storageClass: opts.s3StorageClass as string | undefined,
+          sseKmsKeyId: opts.s3SseKmsKeyId as string | undefined,
+          ...(opts.s3PartSize !== undefined ? { partSize: parsePartSize(String(opts.s3PartSize)) } : {}),
+        }
+      : undefined;
     const result = await backupCommand({
-      ...common, target: opts.pgdata, format: fmt, compress, walSpool, signal: ac.signal,
+      ...common, target: opts.pgdata, format: fmt, compress, walSpool, s3, signal: ac.signal,
       writeRecoveryConf: Boolean(opts.writeRecoveryConf), createSlot: Boolean(opts.createSlot),
       manifestChecksums: opts.manifestChecksums, manifestForceEncode: Boolean(opts.manifestForceEncode),
     });
@@ -199,6 +218,7 @@ export function buildProgram(): Command {
     .option('-T, --tablespace-mapping <OLD=NEW>', 'relocate tablespace in OLD to NEW (repeatable)', (v, acc: Record<string, string>) => parseTablespaceMapping(v, acc), {})
     .option('--tablespaces-at-recorded-locations', 'restore tablespaces -T does not map at the locations the backup records (else refused)')
     .option('--no-manifest', 'restore a backup that has no backup_manifest (its files are then not checked)')
+    .option('--allow-incomplete', 'with s3://…/<id>: read a backup that has no backup.json (an unfinished upload)')
     .option('-R, --write-recovery-conf', 'write standby.signal (and primary_conninfo with --primary-conninfo)')
     .option('--primary-conninfo <conninfo>', 'connection string the standby streams from (with -R)')
     .option('-S, --slot <name>', 'primary_slot_name for the standby (with -R)')
@@ -221,6 +241,7 @@ export function buildProgram(): Command {
         if (!p.mapped) process.stderr.write(`pgbb: restoring tablespace ${p.oid} at its recorded location "${showPath(p.dir)}"\n`);
       },
       standby: opts.writeRecoveryConf ? { primaryConninfo: opts.primaryConninfo, slot: opts.slot } : undefined,
+      s3: s3SourceOptions(source, opts),
       signal: ac.signal,
     });
     if (!r.manifestChecked) process.stderr.write('pgbb: warning: the backup has no backup_manifest: files were not checked\n');
@@ -235,9 +256,10 @@ export function buildProgram(): Command {
     .option('-n, --no-parse-wal', 'do not check the WAL (backups taken with -X none)')
     .option('-k, --no-verify-checksums', 'do not check page checksums')
     .option('-q, --quiet', 'print nothing when the backup is good')
+    .option('--allow-incomplete', 'with s3://…/<id>: read a backup that has no backup.json (an unfinished upload)')
     .action(async (source: string, opts) => {
       const ac = abortOnSignals();
-      const r = await verifyCommand({ source, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, signal: ac.signal });
+      const r = await verifyCommand({ source, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, s3: s3SourceOptions(source, opts), signal: ac.signal });
       if (!r.ok) {
         for (const p of r.problems) process.stderr.write(`pgbb: ${p}\n`);
         throw verifyFailure(source, r);
@@ -246,7 +268,48 @@ export function buildProgram(): Command {
         process.stdout.write(`${verifySummary(r, Boolean(opts.parseWal))}\n`);
       }
     });
+
+  program
+    .command('list')
+    .description('list the backups in s3://bucket/prefix (newest last)')
+    .helpOption('-?, --help', 'show help')
+    .argument('<repository>', 's3://bucket/prefix')
+    .option('--json', 'one JSON object per line, one per backup')
+    .action(async (repo: string, opts) => {
+      const rows = await listCommand({ repository: repo });
+      process.stdout.write(opts.json ? listJson(rows) : listTable(rows));
+    });
+
+  program
+    .command('expire')
+    .description('remove old backups from s3://bucket/prefix, keeping what the retention asks for')
+    .helpOption('-?, --help', 'show help')
+    .argument('<repository>', 's3://bucket/prefix')
+    .option('--retain-full <n>', 'keep the newest N complete full backups')
+    .option('--retain-days <d>', 'keep complete backups younger than D days')
+    .option('--grace-hours <h>', 'remove incomplete backups only once they are this old (default 24)', '24')
+    .option('--dry-run', 'say what would be removed, remove nothing')
+    .option('--json', 'one JSON object per line, one per backup removed (or to be removed)')
+    .action(async (repo: string, opts) => {
+      const r = await expireCommand({
+        repository: repo,
+        retainFull: opts.retainFull === undefined ? undefined : parseCount(String(opts.retainFull), '--retain-full'),
+        retainDays: opts.retainDays === undefined ? undefined : parseAmount(String(opts.retainDays), '--retain-days'),
+        graceHours: parseAmount(String(opts.graceHours), '--grace-hours'),
+        dryRun: Boolean(opts.dryRun),
+      });
+      process.stdout.write(expireReport(r, Boolean(opts.json)));
+    });
   return program;
+}
+
+/** The S3 source options of restore and verify: --allow-incomplete only means something for s3://. */
+function s3SourceOptions(source: string, opts: Record<string, any>) {
+  if (!isS3Url(source)) {
+    if (opts.allowIncomplete) throw new UsageError('--allow-incomplete is only for s3:// sources');
+    return undefined;
+  }
+  return { allowIncomplete: Boolean(opts.allowIncomplete) };
 }
 
 /**

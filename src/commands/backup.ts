@@ -35,6 +35,7 @@ export async function backupCommand(o: BackupCommandOptions): Promise<BackupResu
 export function backupSummary(r: BackupResult): string {
   return (
     `pgbb: backup complete: ${r.files} files, ${r.bytes} bytes (of them WAL: ${r.walFiles} files, ${r.walBytes} bytes) in ${r.seconds.toFixed(2)} s, ` +
-    `start ${r.start.startLsn} end ${r.end.endLsn} on timeline ${r.end.timeline}`
+    `start ${r.start.startLsn} end ${r.end.endLsn} on timeline ${r.end.timeline}` +
+    (r.location ? `, stored as ${r.location}` : '')
   );
 }

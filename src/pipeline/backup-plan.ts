@@ -29,12 +29,16 @@ import { clientConfig, type ConnectionOptions } from '../net/conninfo';
 import { checkWalOptions } from '../wal/streamed-wal';
 import { checkZstdOptions } from '../../transforms/zstd-compress';
 import type { Reporter } from '../report/types';
+import { isS3Url, parseS3Url, type S3Location } from '../s3/s3-url';
+import type { S3TargetOptions } from '../s3/target-options';
 
 /** What a backup takes (the CLI's options, parsed). Only `connection` and `target` are required. */
 export interface BackupOptions {
   connection: ConnectionOptions;
-  /** A directory, or '-' for one tar stream on `output` (default process.stdout). */
+  /** A directory, '-' for one tar stream on `output` (default process.stdout), or s3://bucket/prefix. */
   target: string;
+  /** For an s3:// target: storage class, SSE-KMS key, a per-object transform, part size, a client. */
+  s3?: S3TargetOptions;
   /** Default 'plain'; 'tar' for '-'. */
   format?: 'plain' | 'tar';
   /** Default 'spread'. */
@@ -93,7 +97,7 @@ export interface BackupOptions {
   signal?: AbortSignal;
 }
 
-export type SinkKind = 'directory' | 'tar-files' | 'stdout';
+export type SinkKind = 'directory' | 'tar-files' | 'stdout' | 's3';
 
 /** Everything settled: no field is optional that the builder would default. */
 export interface BackupPlan {
@@ -103,6 +107,8 @@ export interface BackupPlan {
   target: string;
   format: 'plain' | 'tar';
   sink: SinkKind;
+  /** The repository of an s3:// target (null otherwise), and its options. */
+  s3: { location: S3Location; options: S3TargetOptions } | null;
   checkpoint: 'fast' | 'spread';
   label: string;
   tablespaceMapping: Record<string, string>;
@@ -136,7 +142,11 @@ export const DEFAULT_TIMEOUT_MS = 60_000;
 export function settleBackup(o: BackupOptions): BackupPlan {
   if (typeof o.target !== 'string' || o.target === '') throw new UsageError('no target directory given');
   const toStdout = o.target === '-';
-  const format = o.format ?? (toStdout ? 'tar' : 'plain');
+  // An S3 target is a set of tar archives, zstd-compressed unless told otherwise.
+  const s3 = isS3Url(o.target) ? { location: parseS3Url(o.target), options: o.s3 ?? {} } : null;
+  if (!s3 && o.s3 !== undefined) throw new UsageError('S3 options (storage class, SSE-KMS key) need an s3:// target');
+  const format = o.format ?? (toStdout || s3 ? 'tar' : 'plain');
+  if (s3 && format !== 'tar') throw new UsageError('an s3:// target is written as tar archives: -F plain is not possible');
   if (format !== 'plain' && format !== 'tar') throw new UsageError(`invalid output format "${String(format)}", must be "plain" or "tar"`);
   const tablespaceMapping = { ...(o.tablespaceMapping ?? {}) };
   // In the order the CLI always checked them: WAL method and slot, connection, then the target's options.
@@ -144,14 +154,14 @@ export function settleBackup(o: BackupOptions): BackupPlan {
   checkWalOptions({ wal, slot: o.slot, noSlot: o.noSlot });
   // Every connection setting checked now, before anything is created or locked.
   const config = clientConfig(o.connection ?? {}, true);
-  const compress = settleCompress(o.compress);
+  const compress = settleCompress(o.compress ?? (s3 ? { method: 'zstd', level: 3 } : undefined));
   if (toStdout && format === 'plain') throw new UsageError('-D - (stdout) requires tar format (-F tar)');
   if ((toStdout || format === 'tar') && Object.keys(tablespaceMapping).length > 0) {
     throw new UsageError('-T/--tablespace-mapping is only allowed with plain format');
   }
   if (!toStdout && format === 'plain' && compress.method !== 'none') throw new UsageError('--compress is only allowed with tar format or -D -');
-  if (o.walSpool !== undefined && (!toStdout || wal !== 'stream')) {
-    throw new UsageError('--wal-spool is only for -X stream to -D - (other targets keep their WAL inside the target)');
+  if (o.walSpool !== undefined && (!(toStdout || s3) || wal !== 'stream')) {
+    throw new UsageError('--wal-spool is only for -X stream to -D - or s3:// (other targets keep their WAL inside the target)');
   }
   if (o.createSlot && o.slot === undefined) throw new UsageError('-C/--create-slot needs a slot name: -S NAME');
   if (o.createSlot && wal !== 'stream') throw new UsageError('-C/--create-slot needs WAL streamed: -X stream');
@@ -163,13 +173,15 @@ export function settleBackup(o: BackupOptions): BackupPlan {
   if (o.checkpoint !== undefined && o.checkpoint !== 'fast' && o.checkpoint !== 'spread') {
     throw new UsageError(`invalid checkpoint "${String(o.checkpoint)}", must be "fast" or "spread"`);
   }
-  const sink: SinkKind = toStdout ? 'stdout' : format === 'tar' ? 'tar-files' : 'directory';
+  if (s3 && o.manifest === false) throw new UsageError('--no-manifest is not possible with an s3:// target (its backup_manifest is what restore and verify check)');
+  const sink: SinkKind = s3 ? 's3' : toStdout ? 'stdout' : format === 'tar' ? 'tar-files' : 'directory';
   return {
     connection: o.connection,
     clientConfig: config,
     target: o.target,
     format,
     sink,
+    s3,
     checkpoint: o.checkpoint ?? 'spread',
     label: o.label ?? 'pgbb base backup',
     tablespaceMapping,

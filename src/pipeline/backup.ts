@@ -20,6 +20,7 @@
 import { DirectorySink } from '../../sinks/directory';
 import { TarFilesSink } from '../../sinks/tar-files';
 import { StdoutSink } from '../../sinks/stdout';
+import { S3Sink } from '../../sinks/s3';
 import { chunkMapBuild } from '../../transforms/chunk-map-build';
 import { recoveryConfig } from '../../transforms/recovery-config';
 import { primaryConninfo } from '../standby/primary-conninfo';
@@ -48,6 +49,8 @@ export interface BackupResult {
   /** The whole run, and of it the wait for the start checkpoint. */
   seconds: number;
   checkpointSeconds: number;
+  /** Where an S3 backup went: s3://bucket/prefix/<id>. */
+  location?: string;
 }
 
 /** Takes a backup; resolves once it is complete on disk (or on the stream), rejects having cleaned up. */
@@ -55,7 +58,8 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
   const began = process.hrtime.bigint();
   const plan = settleBackup(options);
   const reporter = options.reporter ?? plainReporter();
-  const lock = plan.sink === 'stdout' ? null : await lockTarget(plan.target);
+  // An S3 backup gets an id of its own (refused if taken): nothing local to lock.
+  const lock = plan.sink === 'stdout' || plan.sink === 's3' ? null : await lockTarget(plan.target);
   let slotMade = false;
   try {
     if (plan.createSlot) {
@@ -90,6 +94,8 @@ export function backupSink(plan: BackupPlan): BackupSink {
       return new StdoutSink({ compress: plan.compress, output: plan.output });
     case 'tar-files':
       return new TarFilesSink({ target: plan.target, sync: plan.sync, compress: plan.compress });
+    case 's3':
+      return new S3Sink({ location: plan.s3!.location, compress: plan.compress, ...plan.s3!.options });
     case 'directory':
       return new DirectorySink({ target: plan.target, tablespaceMapping: plan.tablespaceMapping, sync: plan.sync });
   }
@@ -105,8 +111,9 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
     ...own,
     ...(plan.chunkMap ? [chunkMapBuild({ chunkSize: plan.chunkSize, tablespaceMapping: plan.tablespaceMapping })] : []),
   ];
+  const sink = backupSink(plan);
   await compose({
-    sink: backupSink(plan),
+    sink,
     source: (place) => {
       reporter.step?.({ code: 'checkpoint', message: `initiating base backup, waiting for checkpoint to complete (${plan.checkpoint === 'fast' ? 'fast' : 'spread: -c fast to hurry it'})` });
       const source = replicationSourceFor(plan, place, limiter ? { rateLimiter: limiter } : {});
@@ -127,5 +134,6 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
     walFiles: tally.walFiles,
     seconds: Number(process.hrtime.bigint() - began) / 1e9,
     checkpointSeconds: tally.startedAt === null ? 0 : Number(tally.startedAt - began) / 1e9,
+    ...(sink instanceof S3Sink ? { location: sink.location() } : {}),
   };
 }

@@ -30,7 +30,8 @@ export function replicationSourceFor(
     manifestChecksums: plan.manifestChecksums,
     manifestForceEncode: plan.manifestForceEncode,
     verifyChecksums: plan.verifyChecksums,
-    progress: plan.progress,
+    // An S3 sink sizes its upload parts from the server's estimate.
+    progress: plan.progress || plan.sink === 's3',
     timeout: plan.timeout,
     ...wal,
     ...(extra.rateLimiter ? { rateLimiter: extra.rateLimiter } : {}),

@@ -21,6 +21,8 @@ import { UsageError } from '../errors';
 import { showPath } from '../codec/path-bytes';
 import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
+import type { S3SourceOptions } from '../sources/s3-backup-source';
+import { isS3Url } from '../s3/s3-url';
 import { DirectorySink } from '../../sinks/directory';
 import { lockTarget } from '../../sinks/target-dir';
 import { canonical, within, type TablespacePlace } from '../../sinks/tablespace-places';
@@ -32,8 +34,10 @@ import { compose } from './compose';
 import { newTally, tallyStage } from './observers';
 
 export interface RestoreOptions {
-  /** A backup directory, or '-' for a tar stream on stdin. */
+  /** A backup directory, '-' for a tar stream on stdin, or s3://bucket/prefix[/<id>]. */
   source: string;
+  /** For an s3:// source: --allow-incomplete, the inverse transform, a client. */
+  s3?: S3SourceOptions;
   target: string;
   tablespaceMapping?: Record<string, string>;
   /** Default true (-N: false). */
@@ -61,16 +65,20 @@ export interface RestoreResult {
   seconds: number;
   /** False when there was no manifest to check the files against (--no-manifest). */
   manifestChecked: boolean;
+  /** The S3 backup read: s3://bucket/prefix/<id>. */
+  location?: string;
 }
 
 export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const began = process.hrtime.bigint();
   if (typeof o.target !== 'string' || o.target === '') throw new UsageError('no target directory given');
   const mapping = o.tablespaceMapping ?? {};
-  await refuseTargetsInSource(o.source, [o.target, ...Object.values(mapping)]);
+  const remote = isS3Url(o.source);
+  if (!remote) await refuseTargetsInSource(o.source, [o.target, ...Object.values(mapping)]);
   // A backup directory's manifest is known before its files: each is refused at its entry, before
   // its bytes are written, if the manifest does not list it at that size (a planted sparse terabyte).
-  const given = o.source === '-' ? null : await readLimited(path.join(o.source, 'backup_manifest'), LIMITS.manifest);
+  // (An S3 backup's manifest is checked where it comes, at the end, as a stream's is.)
+  const given = o.source === '-' || remote ? null : await readLimited(path.join(o.source, 'backup_manifest'), LIMITS.manifest);
   const verify = earlyVerify(given);
   // Locked as backup locks its target: a second restore aimed at it is refused, instead of
   // racing this one and then, failing, removing what this one restored.
@@ -87,10 +95,12 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     });
     const tally = newTally();
     let format: BackupFormat | null = null;
+    let location: string | undefined;
     await compose({
       sink,
       source: async () => {
-        const opened = await openBackupSource(o.source);
+        const opened = await openBackupSource(o.source, process.stdin, o.s3);
+        location = opened.location;
         format = opened.format;
         return opened.stream;
       },
@@ -107,6 +117,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
       walBytes: tally.walBytes,
       seconds: Number(process.hrtime.bigint() - began) / 1e9,
       manifestChecked: verify.result?.checked ?? false,
+      ...(location ? { location } : {}),
     };
   } finally {
     await lock.release();

@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
+import type { S3SourceOptions } from '../sources/s3-backup-source';
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { pageChecksumVerify } from '../../transforms/page-checksum-verify';
 import { walVerify } from '../../transforms/wal-verify';
@@ -27,8 +28,10 @@ import { compose } from './compose';
 import { newTally, tallyStage } from './observers';
 
 export interface VerifyOptions {
-  /** A backup directory, or '-' for a tar stream on stdin. */
+  /** A backup directory, '-' for a tar stream on stdin, or s3://bucket/prefix[/<id>]. */
   source: string;
+  /** For an s3:// source: --allow-incomplete, the inverse transform, a client. */
+  s3?: S3SourceOptions;
   /** Check the WAL (default true; false for backups taken with -X none). */
   checkWal?: boolean;
   /** Check page checksums (default true). */
@@ -51,6 +54,8 @@ export interface VerifyReport {
   walSegments: number;
   walRecords: number;
   manifestChecked: boolean;
+  /** The S3 backup read: s3://bucket/prefix/<id>. */
+  location?: string;
 }
 
 /** A sink that drops what the checks pass on: the checks are the point. */
@@ -62,7 +67,7 @@ export interface VerifyReport {
  * it as a problem of the backup.
  */
 async function manifestCheck(source: string): Promise<ReturnType<typeof manifestVerify>> {
-  const given = source === '-' ? null : await readLimited(path.join(source, 'backup_manifest'), LIMITS.manifest).catch(() => null);
+  const given = source === '-' || source.startsWith('s3://') ? null : await readLimited(path.join(source, 'backup_manifest'), LIMITS.manifest).catch(() => null);
   if (given) {
     try {
       return manifestVerify({ require: true, mode: 'report', manifest: given });
@@ -79,7 +84,7 @@ function discard(): Writable {
 
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   // A directory a refresh is rewriting is not a backup, whatever its files say.
-  const { format, stream } = await openBackupSource(o.source);
+  const { format, stream, location } = await openBackupSource(o.source, process.stdin, o.s3);
   const manifest = await manifestCheck(o.source);
   const pages = pageChecksumVerify({ mode: 'report' });
   const wal = walVerify({ mode: 'report' });
@@ -107,5 +112,6 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
     pagesChecked: pages.result.pagesChecked,
     walSegments: wal.result.segments,
     walRecords: wal.result.records,
+    ...(location ? { location } : {}),
   };
 }

@@ -1,7 +1,7 @@
 /**
  * An existing backup as a source, whatever pgbb wrote it as: `-` (a tar
- * stream on stdin), a tar directory (base.tar[.zst]) or a plain directory
- * (PG_VERSION + backup_label).
+ * stream on stdin), a tar directory (base.tar[.zst]), a plain directory
+ * (PG_VERSION + backup_label), or s3://bucket/prefix[/<id>].
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -10,8 +10,10 @@ import { PgbbError } from '../errors';
 import { incompleteRefresh, REFRESH_MARKER } from '../io/refresh-marker';
 import { plainBackupSource } from './plain-backup-source';
 import { tarDirectorySource, tarStreamSource } from './tar-backup-source';
+import { resolveS3Backup, s3BackupSource, type S3SourceOptions } from './s3-backup-source';
+import { isS3Url } from '../s3/s3-url';
 
-export type BackupFormat = 'stream' | 'tar' | 'plain';
+export type BackupFormat = 'stream' | 'tar' | 'plain' | 's3';
 
 export async function detectBackupFormat(source: string): Promise<BackupFormat> {
   if (source === '-') return 'stream';
@@ -32,7 +34,15 @@ export async function detectBackupFormat(source: string): Promise<BackupFormat> 
   throw new PgbbError('not_a_backup', `"${path.resolve(source)}" is not a pgbb backup (no base.tar, base.tar.zst or PG_VERSION)`);
 }
 
-export async function openBackupSource(source: string, stdin: Readable = process.stdin): Promise<{ format: BackupFormat; stream: Readable }> {
+export async function openBackupSource(
+  source: string,
+  stdin: Readable = process.stdin,
+  s3: S3SourceOptions = {},
+): Promise<{ format: BackupFormat; stream: Readable; location?: string }> {
+  if (isS3Url(source)) {
+    const b = await resolveS3Backup(source, s3);
+    return { format: 's3', stream: s3BackupSource(b, s3), location: b.repo.where(b.id) };
+  }
   const format = await detectBackupFormat(source);
   const stream =
     format === 'stream' ? tarStreamSource(stdin) : format === 'tar' ? tarDirectorySource(source) : plainBackupSource(source);

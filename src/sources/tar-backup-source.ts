@@ -46,14 +46,7 @@ async function* openArchive(file: string): AsyncGenerator<Buffer> {
   const fh = await openRegular(file, 'archive');
   const raw = fh.createReadStream({ highWaterMark: 256 * 1024 });
   try {
-    if (!file.endsWith('.zst')) {
-      yield* raw;
-      return;
-    }
-    // Named, so that a truncated or corrupt frame says which archive it is in.
-    const z: Duplex = zstdDecompress({ name: showPath(file) });
-    raw.on('error', (err) => z.destroy(ioError('could not read file', file, err)));
-    yield* raw.pipe(z) as AsyncIterable<Buffer>;
+    yield* decompressed(raw, file, showPath(file), (err) => ioError('could not read file', file, err));
   } finally {
     // Closes the handle, also when the consumer stops early; waited for, so
     // that no descriptor outlives a failed restore or verify.
@@ -63,6 +56,46 @@ async function* openArchive(file: string): AsyncGenerator<Buffer> {
       await closed;
     }
   }
+}
+
+/** An archive's bytes, zstd-decompressed when its name ends in `.zst`; `name` says where in errors. */
+export async function* decompressed(raw: Readable, file: string, name: string, readError: (err: unknown) => Error): AsyncGenerator<Buffer> {
+  if (!file.endsWith('.zst')) {
+    yield* raw;
+    return;
+  }
+  // Named, so that a truncated or corrupt frame says which archive it is in.
+  const z: Duplex = zstdDecompress({ name });
+  raw.on('error', (err) => z.destroy(readError(err)));
+  try {
+    yield* raw.pipe(z) as AsyncIterable<Buffer>;
+  } finally {
+    z.destroy();
+  }
+}
+
+/**
+ * Where a set of archives is kept — a directory, or an S3 backup
+ * (src/sources/s3-backup-source.ts): the names it holds, each archive's
+ * bytes (decompressed: see decompressed()), and backup_manifest in pieces.
+ */
+export interface ArchiveSet {
+  /** For messages: the directory or s3:// location. */
+  where: string;
+  names: string[];
+  /** The tar bytes of archive `name` (one of `names`), decompressed. */
+  archive(name: string): AsyncIterable<Buffer>;
+  /** backup_manifest in pieces of at most MANIFEST_PIECE_BYTES; nothing when there is none. */
+  manifest(): AsyncIterable<Buffer>;
+}
+
+function directorySet(root: string, names: string[]): ArchiveSet {
+  return {
+    where: root,
+    names,
+    archive: (name) => openArchive(path.join(root, name)),
+    manifest: () => readLimitedPieces(path.join(root, 'backup_manifest'), LIMITS.manifest, MANIFEST_PIECE_BYTES),
+  };
 }
 
 /** Pulls the first event of a generator early, to read the descriptor it carries. */
@@ -79,15 +112,23 @@ export async function* tarDirectoryEvents(dir: string): AsyncGenerator<BackupEve
   } catch (err) {
     throw ioError('could not read directory', root, err);
   }
+  yield* archiveSetEvents(directorySet(root, names));
+}
+
+/** An archive set's members as the member stream: base first (its descriptor gives `start`), tablespaces, pg_wal, the manifest. */
+export async function* archiveSetEvents(set: ArchiveSet): AsyncGenerator<BackupEvent> {
+  const root = set.where;
+  const names = set.names;
+  const openArchive = (name: string) => set.archive(name);
   const find = (base: string) => names.find((n) => n === `${base}.tar` || n === `${base}.tar.zst`);
   const baseFile = find('base');
   if (!baseFile) throw new PgbbError('not_a_backup', `"${root}" holds no base.tar or base.tar.zst`);
   let descriptor: BackupDescriptor | null = null;
-  const base = tarMembers(openArchive(path.join(root, baseFile)), baseFile, (m) => {
+  const base = tarMembers(openArchive(baseFile), baseFile, (m) => {
     descriptor ??= decodeDescriptor(m.comment);
   });
   const first = await base.next();
-  if (!descriptor) throw notPgbb(path.join(root, baseFile));
+  if (!descriptor) throw notPgbb(`${root}/${baseFile}`);
   const d = descriptor as BackupDescriptor;
   yield startFromDescriptor(d);
   yield { type: 'archive', kind: 'base', name: 'base', location: '' };
@@ -97,24 +138,24 @@ export async function* tarDirectoryEvents(dir: string): AsyncGenerator<BackupEve
     const file = find(ts.oid);
     if (!file) throw new PgbbError('not_a_backup', `"${root}" lacks ${ts.oid}.tar for tablespace ${ts.oid} (${ts.location})`);
     yield { type: 'archive', kind: 'tablespace', name: ts.oid, location: ts.location };
-    yield* tarMembers(openArchive(path.join(root, file)), file);
+    yield* tarMembers(openArchive(file), file);
     yield { type: 'archive-end' };
   }
   const walFile = find('pg_wal');
   if (walFile) {
     yield { type: 'archive', kind: 'wal', name: 'pg_wal', location: '' };
-    yield* tarMembers(openArchive(path.join(root, walFile)), walFile);
+    yield* tarMembers(openArchive(walFile), walFile);
     yield { type: 'archive-end' };
   }
   const scanner = new ManifestEndScanner();
-  yield* manifestPieces(path.join(root, 'backup_manifest'), scanner);
+  yield* manifestPieces(set.manifest(), scanner);
   const end = scanner.result();
   yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
 }
 
 /** backup_manifest as `manifest` events of at most MANIFEST_PIECE_BYTES, none when it does not exist (capped, src/io/read-limited.ts). */
-async function* manifestPieces(file: string, scanner: ManifestEndScanner): AsyncGenerator<BackupEvent> {
-  for await (const piece of readLimitedPieces(file, LIMITS.manifest, MANIFEST_PIECE_BYTES)) {
+async function* manifestPieces(pieces: AsyncIterable<Buffer>, scanner: ManifestEndScanner): AsyncGenerator<BackupEvent> {
+  for await (const piece of pieces) {
     scanner.feed(piece);
     yield { type: 'manifest', data: piece };
   }
@@ -156,3 +197,5 @@ export function tarStreamSource(input: Readable, name = 'standard input'): Reada
   unpack.once('close', () => input.destroy());
   return unpack;
 }
+
+export { MANIFEST_PIECE_BYTES };

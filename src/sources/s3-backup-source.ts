@@ -1,0 +1,122 @@
+/**
+ * An S3 backup as a source, for restore and verify: s3://bucket/prefix (the
+ * newest complete backup) or s3://bucket/prefix/<id>. A backup without its
+ * record (backup.json) is incomplete: refused, unless asked for by id with
+ * `allowIncomplete`, when its objects are read as they are.
+ *
+ * Every object is checked against the record as it streams (size and
+ * CRC32C, src/s3/object-reader.ts), then passed through the optional
+ * per-object `transform` (a decryption), then decompressed; its archives
+ * become the member stream exactly as a tar directory's do
+ * (tar-backup-source.ts's archiveSetEvents), so every check downstream is
+ * the same.
+ */
+import { Readable } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { IncompleteBackupError, PgbbError, UsageError } from '../errors';
+import { LIMITS } from '../io/read-limited';
+import { makeS3Client } from '../s3/client';
+import { Repository } from '../s3/repository';
+import { OBJECT_NAME, type BackupRecord } from '../s3/backup-record';
+import { parseS3Url, splitBackupId } from '../s3/s3-url';
+import { checkedObject, type Expected } from '../s3/object-reader';
+import type { ObjectTransform } from '../s3/object-writer';
+import { archiveSetEvents, decompressed, MANIFEST_PIECE_BYTES, type ArchiveSet } from './tar-backup-source';
+
+export interface S3SourceOptions {
+  /** Read a backup that has no record (only by id). */
+  allowIncomplete?: boolean;
+  /** The inverse of the transform the backup's objects were written through. */
+  transform?: ObjectTransform;
+  client?: S3Client;
+}
+
+export interface ResolvedS3Backup {
+  repo: Repository;
+  id: string;
+  record: BackupRecord | null;
+  /** Object name → expected size and CRC32C. */
+  objects: Map<string, Expected>;
+}
+
+/** Which backup `url` means, and what it holds; refuses incomplete ones unless allowed. */
+export async function resolveS3Backup(url: string, o: S3SourceOptions = {}): Promise<ResolvedS3Backup> {
+  const { repo: loc, id: given } = splitBackupId(parseS3Url(url));
+  const repo = new Repository(o.client ?? makeS3Client(), loc);
+  let id = given;
+  let record: BackupRecord | null = null;
+  if (id === null) {
+    if (o.allowIncomplete) throw new UsageError('--allow-incomplete needs a backup id: s3://bucket/prefix/<id> (see pgbb list)');
+    const complete = (await repo.list()).filter((b) => b.record);
+    if (complete.length === 0) throw new PgbbError('not_a_backup', `${repo.where()} holds no complete backup`);
+    const newest = complete[complete.length - 1];
+    id = newest.id;
+    record = newest.record;
+  } else {
+    record = await repo.record(id);
+  }
+  const listed = await repo.objects(id);
+  if (listed.size === 0) throw new PgbbError('not_a_backup', `${repo.where(id)} does not exist`);
+  const objects = new Map<string, Expected>();
+  if (record) {
+    for (const obj of record.objects) {
+      const size = listed.get(obj.name);
+      if (size === undefined) throw new PgbbError('not_a_backup', `${repo.where(id, obj.name)} is missing (the backup's record lists it)`);
+      if (size !== obj.size) throw new PgbbError('checksum', `${repo.where(id, obj.name)} is ${size} bytes, the backup recorded ${obj.size}`);
+      objects.set(obj.name, { size: obj.size, crc32c: obj.crc32c });
+    }
+    if (record.kind !== 'full') throw new PgbbError('not_a_backup', `${repo.where(id)} is an incremental backup: not yet supported by this pgbb`);
+    if (record.transform !== null && !o.transform) {
+      throw new UsageError(`${repo.where(id)} was written through "${record.transform}": give the matching key to read it`);
+    }
+  } else {
+    if (!o.allowIncomplete) {
+      throw new IncompleteBackupError(`${repo.where(id)} is incomplete (it has no backup.json): pass --allow-incomplete to read what it holds anyway`);
+    }
+    for (const [name, size] of listed) if (OBJECT_NAME.test(name)) objects.set(name, { size, crc32c: null });
+  }
+  return { repo, id, record, objects };
+}
+
+function s3Set(b: ResolvedS3Backup, transform: ObjectTransform | undefined): ArchiveSet {
+  const open = (name: string): Readable => {
+    const checked = checkedObject(b.repo, b.id, name, b.objects.get(name)!);
+    if (!transform) return checked;
+    const t = transform(name);
+    checked.on('error', (err) => t.destroy(err));
+    return checked.pipe(t);
+  };
+  return {
+    where: b.repo.where(b.id),
+    names: [...b.objects.keys()].filter((n) => n !== 'backup_manifest'),
+    archive: (name) => decompressed(open(name), name, b.repo.where(b.id, name), (e) => e as Error),
+    manifest: () => manifestPieces(b, open),
+  };
+}
+
+/** backup_manifest in pieces, capped as a local one is. */
+async function* manifestPieces(b: ResolvedS3Backup, open: (name: string) => Readable): AsyncGenerator<Buffer> {
+  const m = b.objects.get('backup_manifest');
+  if (!m) return;
+  let total = 0;
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  for await (const chunk of open('backup_manifest') as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > LIMITS.manifest.maxBytes) throw new PgbbError('manifest', `${b.repo.where(b.id, 'backup_manifest')} is larger than ${LIMITS.manifest.maxBytes} bytes`);
+    held.push(chunk);
+    heldBytes += chunk.length;
+    while (heldBytes >= MANIFEST_PIECE_BYTES) {
+      const all = Buffer.concat(held);
+      yield all.subarray(0, MANIFEST_PIECE_BYTES);
+      held = [all.subarray(MANIFEST_PIECE_BYTES)];
+      heldBytes = held[0].length;
+    }
+  }
+  if (heldBytes > 0) yield Buffer.concat(held);
+}
+
+/** The member stream of an S3 backup (resolve it first with resolveS3Backup). */
+export function s3BackupSource(b: ResolvedS3Backup, o: S3SourceOptions = {}): Readable {
+  return Readable.from(archiveSetEvents(s3Set(b, o.transform)), { objectMode: true, highWaterMark: 16 });
+}

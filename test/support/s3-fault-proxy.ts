@@ -1,0 +1,140 @@
+/**
+ * A fault-injecting HTTP proxy in front of the test S3 server: forwards
+ * every request as it is, except the ones a rule picks, which it answers
+ * itself — 503 SlowDown, a connection reset halfway through the body, a
+ * 200 whose body is an S3 error, or a hold (for kill -9 mid-upload tests).
+ * AbortMultipartUpload, which s3rver lacks, is answered here and recorded.
+ * Counts what it did, so a test can tell that its faults happened.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type S3Op = 'AbortMultipartUpload' | 'UploadPart' | 'CompleteMultipartUpload' | 'CreateMultipartUpload' | 'PutObject' | 'other';
+export type Fault = 'slowdown' | 'reset' | 'error-200' | 'hold';
+
+export interface FaultRule {
+  op: S3Op;
+  fault: Fault;
+  /** Which requests of that op (1-based, counted per op); default every one. */
+  nth?: number[];
+  /** Only for keys matching this. */
+  key?: RegExp;
+}
+
+export interface FaultProxy {
+  endpoint: string;
+  /** Requests seen per op. */
+  seen: Record<string, number>;
+  /** Faults injected, as "op:fault". */
+  injected: string[];
+  /** For each UploadPart forwarded: the CRC32C it carried (header or announced trailer), or null. */
+  partChecksums: (string | null)[];
+  /** Upload ids pgbb aborted (answered here with 204: s3rver has no AbortMultipartUpload). */
+  aborted: string[];
+  /** Resolves at the first held request. */
+  held: Promise<void>;
+  setRules(rules: FaultRule[]): void;
+  stop(): Promise<void>;
+}
+
+function opOf(req: http.IncomingMessage): S3Op {
+  const q = new URL(req.url ?? '/', 'http://x').searchParams;
+  if (req.method === 'DELETE' && q.has('uploadId')) return 'AbortMultipartUpload';
+  if (req.method === 'PUT' && q.has('partNumber') && q.has('uploadId')) return 'UploadPart';
+  if (req.method === 'POST' && q.has('uploadId')) return 'CompleteMultipartUpload';
+  if (req.method === 'POST' && q.has('uploads')) return 'CreateMultipartUpload';
+  if (req.method === 'PUT') return 'PutObject';
+  return 'other';
+}
+
+const xmlError = (code: string, message: string) =>
+  `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault</RequestId></Error>`;
+
+/** Reads the request's body to its end, then answers with `body`. */
+function answerAfterBody(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string): void {
+  req.resume();
+  req.on('end', () => {
+    res.writeHead(status, { 'content-type': 'application/xml' });
+    res.end(body);
+  });
+}
+
+export async function startFaultProxy(upstream: string, rules: FaultRule[] = []): Promise<FaultProxy> {
+  const up = new URL(upstream);
+  const seen: Record<string, number> = {};
+  const injected: string[] = [];
+  const aborted: string[] = [];
+  const partChecksums: (string | null)[] = [];
+  let current = rules;
+  let onHeld: () => void = () => {};
+  const held = new Promise<void>((r) => (onHeld = r));
+  const sockets = new Set<import('node:net').Socket>();
+  const server = http.createServer((req, res) => {
+    const op = opOf(req);
+    const n = (seen[op] = (seen[op] ?? 0) + 1);
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (op === 'AbortMultipartUpload') {
+      aborted.push(new URL(req.url ?? '/', 'http://x').searchParams.get('uploadId') ?? '');
+      req.resume();
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    const rule = current.find((r) => r.op === op && (!r.nth || r.nth.includes(n)) && (!r.key || r.key.test(decodeURIComponent(path))));
+    if (rule) {
+      injected.push(`${op}:${rule.fault}`);
+      switch (rule.fault) {
+        case 'slowdown':
+          return answerAfterBody(req, res, 503, xmlError('SlowDown', 'Please reduce your request rate.'));
+        case 'reset': {
+          let got = 0;
+          const want = Number(req.headers['content-length'] ?? 0) / 2;
+          req.on('data', (c: Buffer) => {
+            got += c.length;
+            if (got >= want) req.socket.destroy();
+          });
+          req.on('end', () => req.socket.destroy());
+          return;
+        }
+        case 'error-200':
+          return answerAfterBody(req, res, 200, xmlError('InternalError', 'We encountered an internal error. Please try again.'));
+        case 'hold':
+          onHeld();
+          return; // never answered: the client is killed meanwhile
+      }
+    }
+    if (op === 'UploadPart') {
+      const h = req.headers['x-amz-checksum-crc32c'];
+      const trailer = String(req.headers['x-amz-trailer'] ?? '');
+      partChecksums.push(typeof h === 'string' ? h : trailer.toLowerCase() === 'x-amz-checksum-crc32c' ? 'trailer' : null);
+    }
+    const fwd = http.request(
+      { host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    fwd.on('error', () => res.destroy());
+    req.pipe(fwd);
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    seen,
+    injected,
+    aborted,
+    partChecksums,
+    held,
+    setRules: (r) => void (current = r),
+    stop: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
