@@ -4,6 +4,7 @@
  * 100,000 small files within 10% of a 1,000-file one's peak RSS.
  *
  *   node dist/bench/many-files.js [--small 1000] [--large 100000] [--runs 1] [--size 64] [--cli dist/src/cli.js] [--args '--no-manifest'] [--stdout]
+ *                                 [--then verify,restore]
  *
  * Starts a PostgreSQL 15 in a temp directory (test/support/cluster.ts) and
  * adds small files (--size bytes each, 1,000 per directory) under
@@ -16,6 +17,9 @@
  * --cli runs another build of pgbb (e.g. one of an older commit), to compare;
  * --args adds options to each backup (e.g. --no-manifest, to see what the manifest costs;
  * -F t for tar files); --stdout backs up to `-D -` (the tar stream is discarded).
+ * --then verify,restore also measures `pgbb verify` and `pgbb restore` of each
+ * count's (last) backup. The CLI is run as the executable it is installed as
+ * (its shebang's Node options apply, as they do for a user).
  */
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -50,25 +54,43 @@ async function main(): Promise<void> {
   const cluster = await Cluster.create({ conf: { fsync: false } });
   try {
     const conninfo = `host=127.0.0.1 port=${cluster.port} user=postgres`;
-    const rows: Array<{ files: number; s: Sample }> = [];
+    const then = arg('then', '').split(',').filter(Boolean);
+    for (const c of then) if (c !== 'verify' && c !== 'restore') throw new Error(`--then: "${c}" is not verify or restore`);
+    const rows: Array<{ files: number; what: string; s: Sample }> = [];
+    const smallest = (samples: Sample[]) => samples.reduce((a, b) => (b.maxRssKb < a.maxRssKb ? b : a));
     let have = 0;
     for (const files of [small, large]) {
       process.stderr.write(`adding files up to ${files}…\n`);
       await fillTo(cluster.dataDir, files, size, have);
       have = files;
       const samples: Sample[] = [];
+      const target = join(scratch, `b${files}`);
       for (let r = 0; r < runs; r++) {
-        const target = join(scratch, `b${files}-${r}`);
-        samples.push(await measure(process.execPath, [cli, 'backup', '-d', conninfo, '-c', 'fast', '-N', ...extra, '-D', toStdout ? '-' : target]));
         await fs.rm(target, { recursive: true, force: true });
+        samples.push(await measure(cli, ['backup', '-d', conninfo, '-c', 'fast', '-N', ...extra, '-D', toStdout ? '-' : target]));
       }
       // The smallest peak of the runs: the least disturbed by the machine's other load.
-      rows.push({ files, s: samples.reduce((a, b) => (b.maxRssKb < a.maxRssKb ? b : a)) });
+      rows.push({ files, what: 'backup', s: smallest(samples) });
+      for (const c of toStdout ? [] : then) {
+        const args = c === 'verify' ? ['verify', target] : ['restore', target, '-D', join(scratch, 'restored')];
+        const runsOf: Sample[] = [];
+        for (let r = 0; r < runs; r++) {
+          await fs.rm(join(scratch, 'restored'), { recursive: true, force: true });
+          runsOf.push(await measure(cli, args));
+        }
+        rows.push({ files, what: c, s: smallest(runsOf) });
+      }
+      await fs.rm(target, { recursive: true, force: true });
+      await fs.rm(join(scratch, 'restored'), { recursive: true, force: true });
     }
-    console.log('files added   wall time   peak RSS (pgbb)');
-    for (const { files, s } of rows) console.log(`${String(files).padStart(11)}   ${s.wall.toFixed(1).padStart(7)} s   ${(s.maxRssKb / 1024).toFixed(1).padStart(8)} MB`);
-    const ratio = rows[1]!.s.maxRssKb / rows[0]!.s.maxRssKb;
-    console.log(`peak RSS ${large} / ${small} files: ${ratio.toFixed(3)}× (target: within 1.10×)`);
+    console.log('command   files added   wall time   peak RSS (pgbb)');
+    for (const { files, what, s } of rows) {
+      console.log(`${what.padEnd(7)}   ${String(files).padStart(11)}   ${s.wall.toFixed(1).padStart(7)} s   ${(s.maxRssKb / 1024).toFixed(1).padStart(8)} MB`);
+    }
+    for (const what of ['backup', ...then]) {
+      const [a, b] = [small, large].map((n) => rows.find((r) => r.files === n && r.what === what));
+      if (a && b) console.log(`${what}: peak RSS ${large} / ${small} files: ${(b.s.maxRssKb / a.s.maxRssKb).toFixed(3)}× (target: within 1.10×)`);
+    }
   } finally {
     await cluster.destroy();
     await fs.rm(scratch, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 /**
  * The `pgbb` command. Every failure ends as one line on stderr
  * (`pgbb: error: …`, or one `{"event":"error","code":…}` line with --json)
@@ -8,6 +8,11 @@
  * stage cleans up (connections closed, the server's backup cancelled, the
  * target removed) before we exit; a second signal during that cleanup kills
  * the process at once.
+ *
+ * The shebang caps V8's young generation at 8 MiB a semi-space (Node's
+ * default lets it double to 16 as a long backup's garbage accumulates):
+ * otherwise peak memory grows with the run's length, i.e. with the number of
+ * files; bench/README.md, "Memory", has the figures.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { backupCommand, backupSummary } from './commands/backup';

@@ -12,7 +12,8 @@
  *      `pgbb.chunkmap` (the encoded map, its data in ≤ 64 KiB pieces encoded
  *      as they are read: the map is never held encoded whole, and each file
  *      is held as its encoded record, src/codec/chunkmap/packed-files.ts,
- *      from its end to the map's), so that the directory sink writes
+ *      from its end to the map's; past the first MiB of records, in an unlinked
+ *      temporary file, src/io/scratch-file.ts, closed on destroy), so that the directory sink writes
  *      it to `pg_wal/pgbb.chunkmap` as the last file of the backup, before
  *      its manifest. Its timestamps then follow every file it describes,
  *      which is what a refresh relies on to notice later changes.
@@ -27,7 +28,8 @@ import { PgbbError } from '../src/errors';
 import {
   CHUNK_MAP_FILE, checkChunkSize, chunkKey, DEFAULT_CHUNK_SIZE, encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, HASH_BYTES, type ChunkMap,
 } from '../src/codec/chunkmap/chunk-map';
-import { PackedChunkFiles } from '../src/codec/chunkmap/packed-files';
+import { PackedChunkFiles, type RecordSpill } from '../src/codec/chunkmap/packed-files';
+import { ScratchFile } from '../src/io/scratch-file';
 import { Pacer } from './paced-push';
 import { Observer } from './observer';
 import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
@@ -69,9 +71,9 @@ export function* chunkMapMember(map: ChunkMap, mtime = new Date()): Generator<Ba
   yield { type: 'archive-end' };
 }
 
-/** A map to build: its files packed as they end (memory: their encoded records). */
-export function emptyChunkMap(chunkSize: number): ChunkMap {
-  return { chunkSize, header: { systemIdentifier: '0', timeline: 0, startLsn: '0/0', serverVersion: 0 }, files: new PackedChunkFiles(chunkSize, HASH_BYTES) };
+/** A map to build: its files packed as they end (memory: their encoded records, or past 1 MiB of them, ~20 bytes a file with `spill`). */
+export function emptyChunkMap(chunkSize: number, spill?: RecordSpill): ChunkMap {
+  return { chunkSize, header: { systemIdentifier: '0', timeline: 0, startLsn: '0/0', serverVersion: 0 }, files: new PackedChunkFiles(chunkSize, HASH_BYTES, { spill }) };
 }
 
 /**
@@ -90,8 +92,11 @@ export class ChunkMapRecorder {
   private readonly hasher = new ChunkHasher();
   private readonly list: ChunkListBuilder;
 
+  /** Where the map's records go past the first MiB; close() it when the map is no longer read. */
+  readonly spill = new ScratchFile('the chunk map');
+
   constructor(readonly chunkSize: number) {
-    this.map = emptyChunkMap(chunkSize);
+    this.map = emptyChunkMap(chunkSize, this.spill);
     this.list = new ChunkListBuilder('', chunkSize);
   }
 
@@ -201,6 +206,7 @@ export class ChunkMapBuild extends Observer {
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     this.pacer.resume();
+    this.recorder.spill.close();
     super._destroy(err, callback);
   }
 

@@ -10,6 +10,8 @@
  *   collect(streams)           runs a pipeline, returns what came out
  *   treeOf(dir)                every file, link and directory below dir,
  *                              contents as hex digests, for comparisons
+ *   chunkFile(path, size, seed, chunkSize)
+ *                              a ChunkMapFile with CRCs and hashes made from seed
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -19,6 +21,7 @@ import { pipeline } from 'node:stream/promises';
 // calculate(buf, crc) continues a running CRC (types: src/types/fast-crc32c.d.ts).
 import { calculate as crc32c } from 'fast-crc32c';
 import type { BackupEvent, StartEvent } from '../../src/events';
+import { chunkCount, HASH_BYTES, type ChunkMapFile } from '../../src/codec/chunkmap/chunk-map';
 
 export const SYSID = '7300000000000000001';
 
@@ -129,4 +132,12 @@ export async function treeOf(dir: string, skip: (rel: string) => boolean = () =>
   };
   await walk(dir, '');
   return out;
+}
+
+export function chunkFile(path: string, size: number, seed: number, chunkSize: number): ChunkMapFile {
+  const n = chunkCount(size, chunkSize);
+  const crcs = new Uint32Array(n).map((_, k) => (seed * 7919 + k * 104729) >>> 0);
+  const hashes = Buffer.alloc(n * HASH_BYTES);
+  for (let i = 0; i < hashes.length; i++) hashes[i] = (seed + i * 31) & 0xff;
+  return { path, size, crcs, hashes };
 }

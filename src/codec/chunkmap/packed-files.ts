@@ -22,6 +22,12 @@
  *
  * `duplicate()` after `decoded`: the first record whose path an earlier
  * record already has, or -1 (the decoder refuses such a map).
+ *
+ * With a `spill` (a map being built), full blocks past the first
+ * `keepBlocks` are moved out of memory (src/io/scratch-file.ts) and read
+ * back a block at a time when needed: a built map's memory is then about
+ * 20 bytes per file. Each record's path hash is kept in memory, so lookups
+ * and table growth read a spilled block only for a path that matches.
  */
 import { randomBytes } from 'node:crypto';
 import { PgbbError } from '../../errors';
@@ -30,13 +36,27 @@ import type { ChunkFiles, ChunkMapFile } from './types';
 
 /** Records are appended into blocks of this size (a larger record gets a block of its own). */
 const BLOCK = 256 * 1024;
+/** Full blocks kept in memory before a spill takes the rest (1 MiB: small backups never spill). */
+const KEEP_BLOCKS = 4;
+
+/** Where full blocks go (src/io/scratch-file.ts): append returns the offset to read them back from. */
+export interface RecordSpill {
+  append(block: Uint8Array): number;
+  read(offset: number, length: number): Buffer;
+}
+
+export interface PackedOptions {
+  spill?: RecordSpill;
+  blockBytes?: number;
+  keepBlocks?: number;
+}
 
 /**
  * FNV-1a over buf[start, end) from a random start per table, then mixed (murmur3's fmix32):
  * a map's paths come from a file pgbb did not necessarily write, and with a known start
  * colliding paths are cheap to make (each lookup would probe them all).
  */
-function hashBytes(buf: Uint8Array, start: number, end: number, seed: number): number {
+function pathHash(buf: Uint8Array, start: number, end: number, seed: number): number {
   let h = seed;
   for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
@@ -45,10 +65,17 @@ function hashBytes(buf: Uint8Array, start: number, end: number, seed: number): n
 }
 
 export class PackedChunkFiles implements ChunkFiles {
-  private readonly blocks: Buffer[] = [];
+  /** null: spilled, at spilledAt[i] with blockLength[i] bytes. */
+  private readonly blocks: Array<Buffer | null> = [];
+  private readonly spilledAt: number[] = [];
+  private readonly blockLength: number[] = [];
+  /** The spilled block read last (sequential reads take each block once). */
+  private loaded: { index: number; buf: Buffer } | null = null;
   /** Per record: the block holding it (null while every record is in block 0) and its offset there. */
   private blockOf: Uint32Array | null = null;
   private offsetOf: Uint32Array = new Uint32Array(16);
+  /** Per record: its path's hash, so that probes and rehashing need no record bytes. */
+  private hashOf: Uint32Array = new Uint32Array(16);
   private count = 0;
   /** Bytes used in the last block, when it is one of ours to append to (-1: it is not). */
   private used = -1;
@@ -62,10 +89,19 @@ export class PackedChunkFiles implements ChunkFiles {
   recordBytes = 0;
   private readonly seed = randomBytes(4).readUInt32LE(0);
 
+  private readonly spill: RecordSpill | undefined;
+  private readonly blockBytes: number;
+  private readonly keepBlocks: number;
+
   constructor(
     private readonly chunkSize: number,
     private readonly hashBytes: number,
-  ) {}
+    opts: PackedOptions = {},
+  ) {
+    this.spill = opts.spill;
+    this.blockBytes = opts.blockBytes ?? BLOCK;
+    this.keepBlocks = opts.keepBlocks ?? KEEP_BLOCKS;
+  }
 
   /** The files of a verified map `buf` whose records start at `records` (kept, not copied). */
   static decoded(buf: Buffer, records: Uint32Array, chunkSize: number, hashBytes: number, recordsEnd: number): PackedChunkFiles {
@@ -75,9 +111,11 @@ export class PackedChunkFiles implements ChunkFiles {
     p.count = records.length;
     // The records lie back to back up to recordsEnd.
     p.recordBytes = records.length ? recordsEnd - records[0]! : 0;
+    p.hashOf = new Uint32Array(records.length);
     p.resize(records.length);
     for (let r = 0; r < records.length; r++) {
-      const slot = p.slotOf(buf, p.pathStart(r), p.pathEnd(r));
+      p.hashOf[r] = pathHash(buf, p.pathStart(r), p.pathEnd(r), p.seed);
+      const slot = p.slotOf(buf, p.pathStart(r), p.pathEnd(r), p.hashOf[r]!);
       if (p.table[slot] !== 0) {
         if (p.firstDuplicate < 0) p.firstDuplicate = r;
         continue;
@@ -131,7 +169,9 @@ export class PackedChunkFiles implements ChunkFiles {
     this.offsetOf[r] = this.used;
     this.used += len;
     this.recordBytes += len;
-    const slot = this.slotOf(path, 0, path.length);
+    const h = pathHash(path, 0, path.length, this.seed);
+    this.hashOf[r] = h;
+    const slot = this.slotOf(path, 0, path.length, h);
     const old = this.table[slot]! - 1;
     if (old >= 0) this.hide(old);
     this.table[slot] = r + 1;
@@ -176,9 +216,17 @@ export class PackedChunkFiles implements ChunkFiles {
 
   /** The block to append `len` bytes to (this.used is where). */
   private tail(len: number): Buffer {
-    const last = this.blocks[this.blocks.length - 1];
+    const i = this.blocks.length - 1;
+    const last = this.blocks[i];
     if (last && this.used >= 0 && this.used + len <= last.length) return last;
-    const block = Buffer.allocUnsafe(Math.max(BLOCK, len));
+    if (last && this.used >= 0) {
+      this.blockLength[i] = this.used;
+      if (this.spill && i >= this.keepBlocks) {
+        this.spilledAt[i] = this.spill.append(last.subarray(0, this.used));
+        this.blocks[i] = null;
+      }
+    }
+    const block = Buffer.allocUnsafe(Math.max(this.blockBytes, len));
     this.blocks.push(block);
     this.used = 0;
     return block;
@@ -191,6 +239,9 @@ export class PackedChunkFiles implements ChunkFiles {
       const off = new Uint32Array(cap);
       off.set(this.offsetOf.subarray(0, this.count));
       this.offsetOf = off;
+      const hashes = new Uint32Array(cap);
+      hashes.set(this.hashOf.subarray(0, Math.min(this.hashOf.length, cap)));
+      this.hashOf = hashes;
     }
     if (this.blocks.length > 1 || this.used >= 0) {
       if (!this.blockOf || this.blockOf.length < this.offsetOf.length) {
@@ -205,21 +256,28 @@ export class PackedChunkFiles implements ChunkFiles {
     const live = this.table;
     this.table = new Int32Array(slots);
     this.mask = slots - 1;
-    for (const v of live) if (v !== 0) this.table[this.slotOf(this.blockAt(v - 1), this.pathStart(v - 1), this.pathEnd(v - 1))] = v;
+    // Distinct live paths: each goes to the first free slot of its hash's run.
+    for (const v of live) {
+      if (v === 0) continue;
+      let slot = this.hashOf[v - 1]! & this.mask;
+      while (this.table[slot] !== 0) slot = (slot + 1) & this.mask;
+      this.table[slot] = v;
+    }
   }
 
   /** Live record number of `key`, or -1. */
   private find(key: string): number {
     const bytes = pathToBytes(key);
-    return this.table[this.slotOf(bytes, 0, bytes.length)]! - 1;
+    return this.table[this.slotOf(bytes, 0, bytes.length, pathHash(bytes, 0, bytes.length, this.seed))]! - 1;
   }
 
-  /** The slot holding these path bytes, or the empty slot where they would go. */
-  private slotOf(src: Uint8Array, start: number, end: number): number {
+  /** The slot holding these path bytes (whose hash is h), or the empty slot where they would go. */
+  private slotOf(src: Uint8Array, start: number, end: number, h: number): number {
     const len = end - start;
-    for (let slot = hashBytes(src, start, end, this.seed) & this.mask; ; slot = (slot + 1) & this.mask) {
+    for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
       const r = this.table[slot]! - 1;
       if (r < 0) return slot;
+      if (this.hashOf[r] !== h) continue;
       const s = this.pathStart(r);
       const e = this.pathEnd(r);
       if (e - s === len && this.blockAt(r).compare(src, start, end, s, e) === 0) return slot;
@@ -227,7 +285,12 @@ export class PackedChunkFiles implements ChunkFiles {
   }
 
   private blockAt(r: number): Buffer {
-    return this.blocks[this.blockOf ? this.blockOf[r]! : 0]!;
+    const i = this.blockOf ? this.blockOf[r]! : 0;
+    const b = this.blocks[i];
+    if (b) return b;
+    // A new buffer per read: views handed out earlier (hashes, records()) stay valid.
+    if (this.loaded?.index !== i) this.loaded = { index: i, buf: this.spill!.read(this.spilledAt[i]!, this.blockLength[i]!) };
+    return this.loaded.buf;
   }
 
   private pathStart(r: number): number {

@@ -9,8 +9,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  chunkCount, CHUNK_MAP_PIECE, decodeChunkMap, encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, HASH_BYTES, type ChunkMap, type ChunkMapFile,
+  CHUNK_MAP_PIECE, decodeChunkMap, encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, HASH_BYTES, type ChunkMap, type ChunkMapFile,
 } from '../../../../src/codec/chunkmap/chunk-map';
+import { chunkFile } from '../../../support/chunk-fixtures';
 import { PackedChunkFiles } from '../../../../src/codec/chunkmap/packed-files';
 import { pathFromBytes } from '../../../../src/codec/path-bytes';
 
@@ -18,11 +19,7 @@ const C = 64 * 1024;
 const header = { systemIdentifier: '7300000000000000001', timeline: 1, startLsn: '0/2000028', serverVersion: 150018, tablespaces: { 16400: '/ts' } };
 
 function file(path: string, size: number, seed: number): ChunkMapFile {
-  const n = chunkCount(size, C);
-  const crcs = new Uint32Array(n).map((_, k) => (seed * 7919 + k * 104729) >>> 0);
-  const hashes = Buffer.alloc(n * HASH_BYTES);
-  for (let i = 0; i < hashes.length; i++) hashes[i] = (seed + i * 31) & 0xff;
-  return { path, size, crcs, hashes };
+  return chunkFile(path, size, seed, C);
 }
 
 function sampleFiles(): ChunkMapFile[] {
