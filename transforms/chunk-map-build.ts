@@ -18,7 +18,9 @@
  *      its manifest. Its timestamps then follow every file it describes,
  *      which is what a refresh relies on to notice later changes.
  * Result (after end): { files, chunks, bytes, size, map, encoded } (`encoded`
- *      is built when asked for: the whole map in one buffer).
+ *      is built when asked for: the whole map in one buffer). Once the stream
+ *      is destroyed (which follows its end), a map past 1 MiB of records has
+ *      released its temporary file: reading its records then fails clearly.
  * Errors: PgbbError 'chunk_map' for data out of order, a file whose data
  *      disagrees with its size, or an upstream member already at
  *      pg_wal/pgbb.chunkmap (two maps would collide in the target).

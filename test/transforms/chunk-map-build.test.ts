@@ -3,11 +3,13 @@
  * digests computed here, whatever the data event sizes; the map member goes
  * out just before the manifest (or end) as pg_wal/pgbb.chunkmap and decodes
  * to the result; every other event passes unchanged; data out of order and a
- * stream already carrying a map fail.
+ * stream already carrying a map fail. A map past 1 MiB of records spills
+ * them to a temporary file, closed when the stream is destroyed.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { calculate as crc32c } from 'fast-crc32c';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { chunkMapBuild } from '../../transforms/chunk-map-build';
 import { decodeChunkMap } from '../../src/codec/chunkmap/chunk-map';
 import { digestChunk } from '../../src/codec/chunkmap/chunk-hasher';
@@ -115,6 +117,37 @@ test('a large map goes out in ≤ 64 KiB pieces at contiguous offsets, adding up
   assert.equal(t.result!.size, entry.size);
   assert.ok(whole.equals(t.result!.encoded));
   assert.equal(decodeChunkMap(whole).files.size, 20_000);
+});
+
+/** The unlinked scratch files this process holds open. */
+function scratchFds(): string[] {
+  const fds: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (/pgbb-scratch-.*\(deleted\)$/.test(readlinkSync(`/proc/self/fd/${fd}`))) fds.push(fd);
+    } catch {
+      // closed while listed
+    }
+  }
+  return fds;
+}
+
+test('a map past 1 MiB of records spills them and still goes out whole; the temporary file is closed with the stream', async () => {
+  assert.deepEqual(scratchFds(), []);
+  const t = chunkMapBuild({ chunkSize: C });
+  const out = await collect(backupEvents({ base: manyFiles(40_000), manifest: Buffer.from('{}') }), [t]);
+  const at = out.findIndex((e) => e.type === 'entry' && e.path === 'pgbb.chunkmap');
+  const data: Buffer[] = [];
+  for (let i = at + 1; out[i].type === 'data'; i++) data.push((out[i] as Extract<BackupEvent, { type: 'data' }>).chunk);
+  const m = decodeChunkMap(Buffer.concat(data));
+  assert.equal(m.files.size, 40_000);
+  assert.equal(m.files.get('base/5/100007')!.crcs[0], digestChunk(Buffer.from('7')).crc);
+  assert.equal(m.files.get('base/5/139999')!.size, 5);
+  // Destroyed after its end: the file is gone, and the spilled records with it.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(scratchFds(), []);
+  // Only spilled records can fail so: the map did leave memory.
+  assert.throws(() => t.result!.encoded, /temporary file for the chunk map was already released/);
 });
 
 test('the map is paced by its reader: an unread stage holds a few pieces, not the whole map', async () => {
