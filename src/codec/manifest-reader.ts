@@ -33,6 +33,8 @@ import {
   CHECKSUM, FILES, FIRST_KEY, JSON_SYNTAX, LAST_KEY, ManifestFaults, NOT_OBJECT, RANGES, SYSTEM_ID, TOP_KEY, VERSION,
 } from './manifest-faults';
 
+/** Bytes decoded at a time: the string stays under V8's large-object size, in the young generation. */
+const DECODE_BYTES = 32 * 1024;
 const VERSION_KEY = 'PostgreSQL-Backup-Manifest-Version';
 const TOP_KEYS = new Set([VERSION_KEY, 'System-Identifier', 'Files', 'WAL-Ranges', 'Manifest-Checksum']);
 /** Object.keys lists array-index keys first, whatever their place: such a key is "first". */
@@ -118,13 +120,18 @@ export class ManifestReader {
 
   write(piece: Buffer): void {
     if (this.broken) throw this.broken;
-    let text: string;
-    try {
-      text = this.decoder.decode(piece, { stream: true });
-    } catch {
-      throw (this.broken = new ManifestError('backup_manifest: not valid UTF-8'));
+    // Decoded a slice at a time: a string past V8's 128 KiB regular-object limit is
+    // allocated straight into the old generation and lives until a full GC, so a
+    // manifest read in large pieces grew the heap by its own size at every backup's end.
+    for (let at = 0; at < piece.length; at += DECODE_BYTES) {
+      let text: string;
+      try {
+        text = this.decoder.decode(piece.subarray(at, at + DECODE_BYTES), { stream: true });
+      } catch {
+        throw (this.broken = new ManifestError('backup_manifest: not valid UTF-8'));
+      }
+      this.feed(text);
     }
-    this.feed(text);
     this.sealed.write(piece);
   }
 

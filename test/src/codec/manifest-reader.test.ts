@@ -63,3 +63,21 @@ test('faults: a bad checksum, a duplicate path, a second Files field; entries st
   assert.throws(() => read([Buffer.from([0x7b, 0xff, 0x0a])]), /not valid UTF-8/);
   assert.throws(() => read([MANIFEST.subarray(0, 500)]), /not valid JSON \(Unexpected end of JSON input\)/);
 });
+
+test('a piece larger than the reader decodes at a time: multi-byte paths straddling each slice read as in small pieces', () => {
+  // 2,000 entries with a 3-byte character in every path (~300 KB): some character spans
+  // each 32 KiB slice the reader decodes; one piece must give what 1,000-byte pieces give.
+  const wide = Array.from({ length: 2000 }, (_, i) => ({ ...files[0]!, path: `base/5/\u20ac${'x'.repeat(i % 7)}${i}` }));
+  const m = buildManifest({ version: 2, systemIdentifier: '7710713033429169987', files: wide, walRanges });
+  assert.ok(m.length > 5 * 32 * 1024);
+  const whole = read([m]);
+  const small: Buffer[] = [];
+  for (let at = 0; at < m.length; at += 1000) small.push(m.subarray(at, at + 1000));
+  assert.deepEqual(whole.got, read(small).got);
+  assert.deepEqual(whole.got.map((f) => f.path), wide.map((f) => f.path));
+  assert.equal(whole.summary.files, 2000);
+  // Invalid UTF-8 right after a slice boundary is still refused.
+  const bad = Buffer.from(m);
+  bad[32 * 1024 + 1] = 0xff;
+  assert.throws(() => read([bad]), /not valid UTF-8/);
+});
