@@ -16,8 +16,7 @@
  */
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
-import { LIMITS, readLimitedPieces } from '../io/read-limited';
-import { ManifestReader, type ChecksumAlgorithm } from '../codec/manifest';
+import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
 import type { S3SourceOptions } from '../sources/s3-backup-source';
 import { manifestVerify } from '../../transforms/manifest-verify';
@@ -61,30 +60,22 @@ export interface VerifyReport {
 
 /** A sink that drops what the checks pass on: the checks are the point. */
 /**
- * A backup directory's manifest is read up to its first file entry first, so
- * that each file is checked with the algorithm the manifest names
- * (--manifest-checksums SHA256, say); a stream's manifest comes last, so
- * CRC32C (the default) is computed. Either way the manifest is then checked
- * as the source streams it, after the files: held whole up front, a 100,000-file
- * manifest (15 MB) made verify's memory grow with the file count. A manifest
- * that does not parse is left to the streamed check, which reports it as a
- * problem of the backup.
+ * A backup directory's manifest is read first, so that each file is checked
+ * with the algorithm the manifest names (--manifest-checksums SHA256, say);
+ * a stream's manifest comes last, so CRC32C (the default) is computed. A
+ * manifest that does not parse is left to the streamed check, which reports
+ * it as a problem of the backup.
  */
 async function manifestCheck(source: string): Promise<ReturnType<typeof manifestVerify>> {
-  const alg = source === '-' || source.startsWith('s3://') ? undefined : await firstAlgorithm(path.join(source, 'backup_manifest')).catch(() => undefined);
-  return manifestVerify({ require: true, mode: 'report', ...(alg ? { checksumAlgorithm: alg } : {}) });
-}
-
-/** The first file entry's checksum algorithm ('NONE' for a manifest without files); undefined when it does not parse. */
-async function firstAlgorithm(file: string): Promise<ChecksumAlgorithm | undefined> {
-  let first: ChecksumAlgorithm | undefined;
-  const reader = new ManifestReader({ onFile: (f) => (first ??= f.checksumAlgorithm) });
-  for await (const piece of readLimitedPieces(file, LIMITS.manifest, 64 * 1024)) {
-    reader.write(piece);
-    if (first) return first;
+  const given = source === '-' || source.startsWith('s3://') ? null : await readLimited(path.join(source, 'backup_manifest'), LIMITS.manifest).catch(() => null);
+  if (given) {
+    try {
+      return manifestVerify({ require: true, mode: 'report', manifest: given });
+    } catch {
+      // reported by the streamed check below
+    }
   }
-  reader.end();
-  return first ?? 'NONE';
+  return manifestVerify({ require: true, mode: 'report' });
 }
 
 function discard(): Writable {
