@@ -30,6 +30,9 @@ for (const m of MAJORS) {
   if (!EMBEDDED_MAJORS.includes(m)) throw new Error(`PGBB_TEST_PG_MAJORS: no embedded PostgreSQL ${m} (there are ${EMBEDDED_MAJORS.join(', ')})`);
 }
 
+/** The JSON lines of a --json run's stderr. */
+const jsonLines = (stderr: string): Array<Record<string, any>> => stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
 for (const major of MAJORS) {
   describe(`PostgreSQL ${major}`, () => {
     const cleanup: Array<() => Promise<unknown>> = [];
@@ -46,7 +49,8 @@ for (const major of MAJORS) {
     const tsMap = (root: string) => ['-T', `${tsLocation}=${join(root, 'ts')}`];
 
     before(async () => {
-      pg = await Cluster.create({ binDir: serverBinDir(major), conf: { fsync: false } });
+      // WAL summaries from the start on 17+, so that refresh can ask for an INCREMENTAL backup.
+      pg = await Cluster.create({ binDir: serverBinDir(major), conf: { fsync: false, ...(major >= 17 ? { summarize_wal: 'on' } : {}) } });
       cleanup.push(() => pg.destroy());
       await fillSampleData(pg);
       [{ tsLocation }] = await pg.query<{ tsLocation: string }>(`SELECT pg_tablespace_location(oid) AS "tsLocation" FROM pg_tablespace WHERE spcname = 'pgbb_ts'`);
@@ -121,13 +125,15 @@ for (const major of MAJORS) {
       assert.ok(names.some((n) => new RegExp(`^pg_tblspc/\\d+/PG_${major}_\\d+/`).test(n)), 'the tablespace is in the stream');
     });
 
-    test('refresh brings the plain backup up to date: the copy starts with the new data', async () => {
+    test(`refresh brings the plain backup up to date (${major >= 17 ? 'INCREMENTAL' : 'compared client-side'}): the copy starts with the new data`, async () => {
       assert.ok(plainRoot, 'the plain backup test ran');
       await pg.query('UPDATE pgbench_accounts SET abalance = abalance + 7 WHERE aid % 10 = 0');
       await pg.query('CHECKPOINT');
       const dir = join(plainRoot, 'data');
       const r = await runPgbb(['refresh', ...connArgs(pg), '-D', dir, '-c', 'fast', '-N', '--json']);
       assert.equal(r.code, 0, r.stderr);
+      const result = jsonLines(r.stderr).find((e) => e.event === 'result');
+      assert.equal(result?.mode, major >= 17 ? 'incremental' : 'full', r.stderr);
       const v = await runPgbb(['verify', dir]);
       assert.equal(v.code, 0, v.stderr);
       await restoreAndCompare(dir, plainRoot, await dataFingerprint(pg));
@@ -149,7 +155,7 @@ for (const major of MAJORS) {
         '-o', `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1`, '--pg-bin', serverBinDir(major), '--create-slot', `pgbb_v${major}`, '--json',
       ]);
       assert.equal(r.code, 0, r.stderr);
-      const result = r.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.event === 'result' && 'replayLagBytes' in e);
+      const result = jsonLines(r.stderr).find((e) => e.event === 'result' && 'replayLagBytes' in e);
       assert.equal(result?.status, 'streaming', r.stderr);
 
       await pg.query('CREATE TABLE after_standby AS SELECT 42 AS x');
