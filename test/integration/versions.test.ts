@@ -139,7 +139,7 @@ for (const major of MAJORS) {
       await restoreAndCompare(dir, plainRoot, await dataFingerprint(pg));
     });
 
-    test('standby: streams from the primary and replays a later write', async () => {
+    test('standby: streams from the primary, --rebuild re-seeds it in place, it replays a later write', async () => {
       const base = await scratch(`pgbb-v${major}-standby-`);
       const sock = join(base, 'sock');
       await fs.mkdir(sock);
@@ -150,13 +150,23 @@ for (const major of MAJORS) {
         const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
         if (pid > 0) await killServer(pid);
       });
-      const r = await runPgbb([
-        'standby', ...connArgs(pg), '-D', dataDir, '-T', `${tsLocation}=${join(base, 'ts')}`, '-c', 'fast',
-        '-o', `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1`, '--pg-bin', serverBinDir(major), '--create-slot', `pgbb_v${major}`, '--json',
-      ]);
-      assert.equal(r.code, 0, r.stderr);
-      const result = jsonLines(r.stderr).find((e) => e.event === 'result' && 'replayLagBytes' in e);
-      assert.equal(result?.status, 'streaming', r.stderr);
+      const standby = async (extra: string[]) => {
+        const r = await runPgbb([
+          'standby', ...connArgs(pg), '-D', dataDir, '-T', `${tsLocation}=${join(base, 'ts')}`, '-c', 'fast',
+          '-o', `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1`, '--pg-bin', serverBinDir(major), '--json', ...extra,
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        const result = jsonLines(r.stderr).find((e) => e.event === 'result' && 'replayLagBytes' in e);
+        assert.equal(result?.status, 'streaming', r.stderr);
+        return result!;
+      };
+      const first = await standby(['--create-slot', `pgbb_v${major}`]);
+      assert.equal(first.found, 'new');
+
+      // --rebuild: stopped with this major's pg_ctl, re-seeded in place writing only what differs, started again.
+      await pg.query('UPDATE pgbench_accounts SET abalance = abalance - 3 WHERE aid BETWEEN 1 AND 2000');
+      const rebuilt = await standby(['-S', `pgbb_v${major}`, '--rebuild']);
+      assert.ok(rebuilt.bytesWritten < first.bytesWritten * 0.8, `rebuild wrote ${rebuilt.bytesWritten} bytes, the first run ${first.bytesWritten}`);
 
       await pg.query('CREATE TABLE after_standby AS SELECT 42 AS x');
       const [{ lsn }] = await pg.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
