@@ -19,6 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import { Client } from 'pg';
 import { Cluster, DEBIAN_PG15_BIN, dataFingerprint, fillSampleData, freePort, makeTempDir, serverBinDir } from '../support/cluster';
 import { EMBEDDED_MAJORS } from '../support/embedded';
+import { serverClean } from '../support/failure-helpers';
 import { killServer } from '../support/reaper';
 import { restoreAndCompare } from '../support/restore-compare';
 import { isRoot, run } from '../support/run';
@@ -123,6 +124,17 @@ for (const major of MAJORS) {
       assert.equal(names[names.length - 1], 'backup_manifest');
       assert.ok(names.includes('PG_VERSION') && names.includes('global/pg_control'));
       assert.ok(names.some((n) => new RegExp(`^pg_tblspc/\\d+/PG_${major}_\\d+/`).test(n)), 'the tablespace is in the stream');
+    });
+
+    test('-S with a slot that does not exist: one clear line, non-zero exit, nothing left behind', async () => {
+      // 15+ is asked with READ_REPLICATION_SLOT before the backup; 14 says so when streaming starts.
+      const root = await scratch(`pgbb-v${major}-noslot-`);
+      const dir = join(root, 'data');
+      const r = await runPgbb(['backup', ...connArgs(pg), '-D', dir, '-c', 'fast', '-N', '-S', 'no_such_slot', ...tsMap(root)]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, 'pgbb: error: replication slot "no_such_slot" does not exist\n');
+      assert.deepEqual(await fs.readdir(root), []);
+      await serverClean(pg); // no WAL sender, no slot
     });
 
     test(`refresh brings the plain backup up to date (${major >= 17 ? 'INCREMENTAL' : 'compared client-side'}): the copy starts with the new data`, async () => {
