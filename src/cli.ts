@@ -59,6 +59,12 @@ function abortOnSignals(): AbortController {
   return ac;
 }
 
+/** -j N: a whole number (the range is the plan's check). */
+function parseJobs(text: string): number {
+  if (!/^\s*\d+\s*$/.test(text)) throw new UsageError(`invalid number of parallel jobs "${text}"`);
+  return Number(text);
+}
+
 /** --timeout SECONDS: a non-negative number; 0 turns the limit off. */
 function parseTimeout(text: string): number {
   const s = Number(text);
@@ -126,7 +132,8 @@ export function buildProgram(): Command {
     .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)')
     .option('--s3-storage-class <class>', 'with -D s3://…: storage class of every object (STANDARD, STANDARD_IA, …)')
     .option('--s3-sse-kms-key-id <key>', 'with -D s3://…: encrypt objects server-side with this KMS key (SSE-KMS)')
-    .option('--s3-part-size <size>', 'with -D s3://…: smallest upload part, 5M to 5G (default 8M; grown for large archives)');
+    .option('--s3-part-size <size>', 'with -D s3://…: smallest upload part, 5M to 5G (default 8M; grown for large archives)')
+    .option('-j, --jobs <n>', 'fetch files over N SQL sessions in parallel (pg_backup_start/pg_read_binary_file); default 1: BASE_BACKUP');
   backupOptions(backup, 'relocate tablespace in OLD to NEW (repeatable)');
   backup.action(async (opts) => {
     // With --json even a bad option value is reported as a JSON error line.
@@ -158,6 +165,7 @@ export function buildProgram(): Command {
       ...common, target: opts.pgdata, format: fmt, compress, walSpool, s3, signal: ac.signal,
       writeRecoveryConf: Boolean(opts.writeRecoveryConf), createSlot: Boolean(opts.createSlot),
       manifestChecksums: opts.manifestChecksums, manifestForceEncode: Boolean(opts.manifestForceEncode),
+      ...(opts.jobs !== undefined ? { jobs: parseJobs(String(opts.jobs)) } : {}),
     });
     reporter.close();
     activeReporter = null;

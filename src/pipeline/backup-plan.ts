@@ -31,6 +31,7 @@ import { checkZstdOptions } from '../../transforms/zstd-compress';
 import type { Reporter } from '../report/types';
 import { isS3Url, parseS3Url, type S3Location } from '../s3/s3-url';
 import type { S3TargetOptions } from '../s3/target-options';
+import { checkJobs } from '../sources/parallel-source';
 
 /** What a backup takes (the CLI's options, parsed). Only `connection` and `target` are required. */
 export interface BackupOptions {
@@ -82,6 +83,8 @@ export interface BackupOptions {
   manifestForceEncode?: boolean;
   /** Default true (-k: false). */
   verifyChecksums?: boolean;
+  /** -j: N > 1 takes the backup over N SQL sessions (src/sources/parallel-source.ts); default 1 (BASE_BACKUP). */
+  jobs?: number;
   /** --timeout, in milliseconds: server silence while data is due before giving up; 0: never. Default 60 000. */
   timeout?: number;
   /** --chunk-size of the chunk map a plain backup records (transforms/chunk-map-build.ts); default 1 MiB. */
@@ -129,6 +132,9 @@ export interface BackupPlan {
   manifestChecksums: ChecksumAlgorithm;
   manifestForceEncode: boolean;
   verifyChecksums: boolean;
+  /** 1: BASE_BACKUP; more: the parallel source, with `sqlConfig` (plain SQL sessions). */
+  jobs: number;
+  sqlConfig: ClientConfig | null;
   timeout: number;
   /** Record a chunk map (every plain backup to a directory, so that `pgbb refresh` can write only what changed). */
   chunkMap: boolean;
@@ -174,6 +180,10 @@ export function settleBackup(o: BackupOptions): BackupPlan {
     throw new UsageError(`invalid checkpoint "${String(o.checkpoint)}", must be "fast" or "spread"`);
   }
   if (s3 && o.manifest === false) throw new UsageError('--no-manifest is not possible with an s3:// target (its backup_manifest is what restore and verify check)');
+  const jobs = o.jobs ?? 1;
+  checkJobs(jobs);
+  if (jobs > 1 && wal === 'fetch') throw new UsageError('-j/--jobs cannot fetch WAL (-X fetch): use -X stream');
+  if (jobs > 1 && o.createSlot) throw new UsageError('-C/--create-slot is not supported with -j/--jobs');
   const sink: SinkKind = s3 ? 's3' : toStdout ? 'stdout' : format === 'tar' ? 'tar-files' : 'directory';
   return {
     connection: o.connection,
@@ -199,6 +209,8 @@ export function settleBackup(o: BackupOptions): BackupPlan {
     manifestChecksums: settleChecksums(o.manifestChecksums),
     manifestForceEncode: o.manifestForceEncode ?? false,
     verifyChecksums: o.verifyChecksums ?? true,
+    jobs,
+    sqlConfig: jobs > 1 ? clientConfig(o.connection ?? {}, false) : null,
     timeout,
     chunkMap: sink === 'directory',
     chunkSize: o.chunkSize,
