@@ -1,0 +1,135 @@
+/**
+ * `pgbb backup -j N` (src/sources/parallel-source.ts) against a real
+ * PostgreSQL 15 with the sample tablespace and pgbench tables: judged by
+ * pg_verifybackup, a restored server (amcheck, the sample data's
+ * fingerprint), BASE_BACKUP's own file list, and pg_stat_activity after a
+ * worker's connection is killed.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { dataFingerprint, type Cluster } from '../support/cluster';
+import { runPgbb } from '../support/pgbb';
+import { useSampleServer } from '../support/sample-server';
+
+const pg = useSampleServer({
+  fingerprint: true,
+  conf: { max_connections: 30 },
+  setup: (cluster) => cluster.pgbench(['-i', '-q', '-s', '2', 'postgres']),
+});
+const { conn, scratch, verify, onCleanup, withStarted } = pg;
+
+/** -T for the sample tablespace into root/ts. */
+const mapTs = (root: string) => ['-T', `${pg.tsLocation}=${join(root, 'ts')}`];
+
+/** Every path below `dir` ('/'-separated, directories marked with a trailing '/'), leaving out pg_wal's contents. */
+async function tree(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fs.readdir(join(dir, prefix), { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${e.name}` : e.name;
+    if (rel.startsWith('pg_wal/') && rel !== 'pg_wal/archive_status') continue;
+    if (e.isDirectory()) out.push(`${rel}/`, ...(await tree(dir, rel)));
+    else out.push(e.isSymbolicLink() ? `${rel}@` : rel);
+  }
+  return out.sort();
+}
+
+/** The fingerprint's lines that pgbench's writes do not change. */
+const steady = (fingerprint: string) => fingerprint.split('\n').filter((l) => !/^(history|abalance|accounts_hash)=/.test(l)).join('\n');
+
+async function clientBackends(c: Cluster): Promise<number> {
+  const [r] = await c.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`);
+  return Number(r.n);
+}
+
+test('-j 4 while pgbench writes: pg_verifybackup accepts it, the copy starts, amcheck is clean, the sample data is intact', async () => {
+  const root = await scratch('pgbb-par-');
+  const target = join(root, 'data');
+  const bench = pg.cluster.pgbench(['-T', '8', '-c', '2', '-n', 'postgres']);
+  onCleanup(() => bench.catch(() => {}));
+  await sleep(1500);
+  const [before] = await pg.cluster.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history');
+  const r = await runPgbb(['backup', ...conn(), '-D', target, ...mapTs(root), '-j', '4', '-c', 'fast', '-N']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, '');
+  await verify(target);
+  await bench;
+  await withStarted(target, async (restored) => {
+    assert.equal(steady(await dataFingerprint(restored)), steady(pg.fingerprint), 'what pgbench does not write is as it was');
+    const [after] = await restored.query<{ n: string }>('SELECT count(*) AS n FROM pgbench_history');
+    assert.ok(Number(after.n) > Number(before.n), `writes made during the backup were replayed (${before.n} → ${after.n})`);
+    await restored.query('CREATE EXTENSION amcheck');
+    const checked = await restored.query<{ relname: string }>(`
+      SELECT c.relname, bt_index_check(c.oid, true)
+        FROM pg_class c JOIN pg_am am ON am.oid = c.relam
+       WHERE am.amname = 'btree' AND c.relkind = 'i' AND c.relpersistence = 'p'`);
+    assert.ok(checked.some((x) => x.relname === 'pgbench_accounts_pkey'), 'pgbench_accounts_pkey checked');
+  });
+});
+
+test('-j 2 writes the files BASE_BACKUP sends, no more and no fewer', async () => {
+  const root = await scratch('pgbb-par-list-');
+  await pg.cluster.query('CHECKPOINT');
+  const serial = await runPgbb(['backup', ...conn(), '-D', join(root, 'serial'), '-T', `${pg.tsLocation}=${join(root, 'ts1')}`, '-c', 'fast', '-N']);
+  assert.equal(serial.code, 0, serial.stderr);
+  const parallel = await runPgbb(['backup', ...conn(), '-D', join(root, 'parallel'), '-T', `${pg.tsLocation}=${join(root, 'ts2')}`, '-j', '2', '-c', 'fast', '-N']);
+  assert.equal(parallel.code, 0, parallel.stderr);
+  const serialTree = await tree(join(root, 'serial'));
+  assert.ok(serialTree.includes('global/pg_control') && serialTree.includes('pg_wal/archive_status/'), 'the listing is of a data directory');
+  assert.deepEqual(await tree(join(root, 'parallel')), serialTree);
+  assert.deepEqual(await tree(join(root, 'ts2')), await tree(join(root, 'ts1')));
+  await verify(join(root, 'parallel'));
+});
+
+test('a worker connection killed mid-backup fails the backup cleanly: one error line, no target, no session or backup left on the server', async () => {
+  const root = await scratch('pgbb-par-kill-');
+  const target = join(root, 'data');
+  // -r keeps the backup going long enough to find a worker.
+  const running = runPgbb(['backup', ...conn(), '-D', target, ...mapTs(root), '-j', '3', '-r', '2048', '-c', 'fast']);
+  let killed = false;
+  for (let i = 0; i < 200 && !killed; i++) {
+    const [w] = await pg.cluster.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY (SELECT pg\\_read\\_binary\\_file%' AND pid <> pg_backend_pid() LIMIT 1`,
+    );
+    if (w) killed = (await pg.cluster.query(`SELECT pg_terminate_backend(${w.pid})`)).length === 1;
+    else await sleep(50);
+  }
+  assert.ok(killed, 'a worker was found and terminated');
+  const r = await running;
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /^pgbb: error: .*\n$/);
+  assert.equal(existsSync(target), false, 'the target is removed');
+  // The leader stopped the backup and every session ended (a non-exclusive backup lives in its session).
+  let left = await clientBackends(pg.cluster);
+  for (let i = 0; i < 50 && left > 0; i++) {
+    await sleep(100);
+    left = await clientBackends(pg.cluster);
+  }
+  assert.equal(left, 0, 'no pgbb session is left on the server');
+});
+
+test('a role without the privileges gets the GRANTs that fix it, and after them the backup works', async () => {
+  const root = await scratch('pgbb-par-priv-');
+  await pg.cluster.query(`CREATE ROLE par_low LOGIN REPLICATION`);
+  const args = ['backup', '-d', `host=${pg.cluster.host} port=${pg.cluster.port} user=par_low dbname=postgres`, '-D', join(root, 'a'), ...mapTs(root), '-j', '2', '-c', 'fast', '-N'];
+  const r = await runPgbb(args);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^pgbb: error: parallel backup \(-j\) needs superuser or EXECUTE on pg_backup_start\(text, boolean\).*GRANT EXECUTE ON FUNCTION pg_backup_start\(text, boolean\) TO "par_low";.*\n$/);
+  assert.equal(existsSync(join(root, 'a')), false);
+  const grants = /run: (.*)$/m.exec(r.stderr)![1];
+  await pg.cluster.query(grants);
+  const ok = await runPgbb(args);
+  assert.equal(ok.code, 0, ok.stderr);
+  await verify(join(root, 'a'));
+});
+
+test('more jobs than max_connections leaves room for: a clear error before anything starts', async () => {
+  const root = await scratch('pgbb-par-room-');
+  const r = await runPgbb(['backup', ...conn(), '-D', join(root, 'a'), ...mapTs(root), '-j', '40']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^pgbb: error: -j 40 needs 40 more connections but the server has room for \d+ \(max_connections 30, \d+ in use\); use a smaller -j or raise max_connections\n$/);
+  assert.equal(existsSync(join(root, 'a')), false);
+  assert.equal(await clientBackends(pg.cluster), 0);
+});
