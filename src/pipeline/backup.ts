@@ -108,8 +108,8 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
   const tally = newTally();
   let parallel: ParallelSource | null = null;
   const observers = [
-    ...(plan.jobs > 1 ? parallelStages(plan, () => parallel) : []),
-    ...takingStages({ manifest: plan.manifest && plan.jobs === 1, checksums: plan.manifestChecksums, limiter, progress: plan.progress, reporter, tally }),
+    ...(plan.sqlConfig ? parallelStages(plan, () => parallel) : []),
+    ...takingStages({ manifest: plan.manifest && !plan.sqlConfig, checksums: plan.manifestChecksums, limiter, progress: plan.progress, reporter, tally }),
     // After the manifest check (the files it changes no longer match the server's manifest; pg_verifybackup ignores both), before the chunk map.
     ...(plan.writeRecoveryConf ? [recoveryConfig({ primaryConninfo: primaryConninfo(plan.connection), slot: plan.slot })] : []),
     ...own,
@@ -120,7 +120,7 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
     sink,
     source: (place) => {
       reporter.step?.({ code: 'checkpoint', message: `initiating base backup, waiting for checkpoint to complete (${plan.checkpoint === 'fast' ? 'fast' : 'spread: -c fast to hurry it'})` });
-      const source = plan.jobs > 1 ? (parallel = parallelSourceFor(plan, place, limiter)) : replicationSourceFor(plan, place, limiter ? { rateLimiter: limiter } : {});
+      const source = plan.sqlConfig ? (parallel = parallelSourceFor(plan, place, limiter)) : replicationSourceFor(plan, place, limiter ? { rateLimiter: limiter } : {});
       // Said once the target is ready, as the backup begins.
       if (plan.wal === 'none') reporter.warning('no_wal', 'WAL is not included (-X none): the backup cannot be restored without a WAL archive');
       return source;

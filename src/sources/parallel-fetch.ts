@@ -5,7 +5,9 @@
  *
  *   planPieces(files)          largest first; a file ≥ CHUNK is one piece per
  *                              CHUNK, smaller ones share batches of ≤ CHUNK bytes
- *   new OrderedFetch(…).next() the next piece's bytes, in order
+ *   new OrderedFetch(…).next() the next piece's bytes, in order, whoever
+ *                              fetches them (SQL sessions here, disk readers
+ *                              in local-fetch.ts)
  *
  * Memory: workers run at most `window` pieces ahead of the consumer, so at
  * most window × CHUNK bytes wait; a consumer that stops pulling stops them.
@@ -63,7 +65,7 @@ export async function fetchPiece(s: SqlSession, p: Piece): Promise<PieceData> {
   return p.files.map((_, i) => rows[i]?.[0] ?? null);
 }
 
-export class OrderedFetch {
+export class OrderedFetch<W = SqlSession> {
   private taken = 0;
   private delivered = 0;
   private readonly results = new Map<number, PieceData>();
@@ -74,9 +76,9 @@ export class OrderedFetch {
 
   constructor(
     private readonly pieces: readonly Piece[],
-    workers: readonly SqlSession[],
+    workers: readonly W[],
     private readonly window: number,
-    private readonly fetch: (s: SqlSession, p: Piece) => Promise<PieceData> = fetchPiece,
+    private readonly fetch: (w: W, p: Piece) => Promise<PieceData>,
   ) {
     for (const w of workers) void this.work(w);
   }
@@ -100,7 +102,7 @@ export class OrderedFetch {
     for (const w of this.wakeWorkers.splice(0)) w();
   }
 
-  private async work(s: SqlSession): Promise<void> {
+  private async work(s: W): Promise<void> {
     try {
       while (!this.stopped && !this.failure && this.taken < this.pieces.length) {
         if (this.taken >= this.delivered + this.window) {

@@ -14,10 +14,14 @@
  * size (WAL replay restores it). `reread(path, block)` reads one page again on
  * the leader, for client-side page checksum verification.
  *
+ * With `localDir` (the local source) the same leader protocol runs, but N
+ * readers take the files from disk (local-fetch.ts): no worker sessions.
+ *
  * Failure (a worker's connection killed, a server error, destroy): the other
  * workers stop and are disconnected, and the leader calls pg_backup_stop
  * before it disconnects, so that no backup is left running on the server.
  */
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ClientConfig } from 'pg';
 import { PgbbError, ProtocolError } from '../errors';
@@ -28,6 +32,7 @@ import type { LiveSourceHooks } from './live-source';
 import { listCluster, type ListedArchive, type ListedFile } from './parallel-listing';
 import { checkConnectionRoom, checkPrivileges } from './parallel-checks';
 import { CHUNK, OrderedFetch, fetchPiece, planPieces, type Piece, type PieceData } from './parallel-fetch';
+import { checkLocalDataDir, readPiece, readRange } from './local-fetch';
 
 export interface ParallelReaderOptions {
   /** A plain (non-replication) client config. */
@@ -37,6 +42,14 @@ export interface ParallelReaderOptions {
   checkpoint: 'fast' | 'spread';
   timeoutMs: number;
   hooks: LiveSourceHooks;
+  /** Local source: read the files from this directory (the server's data directory, checked) instead of over SQL. */
+  localDir?: string;
+}
+
+/** Who fetches pieces: worker sessions, or readers of the local data directory. */
+interface Fetcher {
+  workers: unknown[];
+  fetch(worker: unknown, p: Piece): Promise<PieceData>;
 }
 
 const STOP_TIMEOUT_MS = 10_000;
@@ -45,7 +58,8 @@ const PG_CONTROL = 'global/pg_control';
 export class ParallelReader extends Readable {
   private leader: SqlSession | null = null;
   private workers: SqlSession[] = [];
-  private fetch: OrderedFetch | null = null;
+  private fetch: OrderedFetch<unknown> | null = null;
+  private fetcher: Fetcher | null = null;
   private backupRunning = false;
   private settings: ServerSettings | null = null;
   private room: (() => void) | null = null;
@@ -82,8 +96,9 @@ export class ParallelReader extends Readable {
   async reread(path: string, block: number): Promise<Buffer | null> {
     const bs = this.settings?.blockSize ?? 8192;
     if (!this.leader) return null;
-    const rows = await this.leader.copyRows(`SELECT pg_read_binary_file(${sqlLiteral(path)}, ${block * bs}, ${bs}, true)`);
-    const page = rows[0]?.[0] ?? null;
+    const page = this.o.localDir
+      ? await readRange(join(this.o.localDir, path), block * bs, bs)
+      : ((await this.leader.copyRows(`SELECT pg_read_binary_file(${sqlLiteral(path)}, ${block * bs}, ${bs}, true)`))[0]?.[0] ?? null);
     return page && page.length === bs ? page : null;
   }
 
@@ -109,20 +124,25 @@ export class ParallelReader extends Readable {
     return SqlSession.connect(this.o.config, { timeoutMs: this.o.timeoutMs, signal: this.opening.signal });
   }
 
+  private async connectWorkers(): Promise<Fetcher> {
+    const made = await Promise.allSettled(Array.from({ length: this.o.jobs }, () => this.connect()));
+    this.workers = made.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = made.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    return { workers: this.workers, fetch: (w, p) => fetchPiece(w as SqlSession, p) };
+  }
+
   private async run(): Promise<void> {
     const o = this.o;
     const leader = (this.leader = await this.connect());
     const settings = (this.settings = await readSqlSettings(leader));
     if (settings.groupReadable) Object.assign(this.mode, { dir: 0o750, file: 0o640 });
     await checkPrivileges(leader, settings.serverVersion);
-    await checkConnectionRoom(leader, o.jobs);
+    if (o.localDir) await checkLocalDataDir(leader, o.localDir);
+    else await checkConnectionRoom(leader, o.jobs);
     await o.hooks.beforeBackup(settings);
     if (this.destroyed) return;
-    const connecting = Array.from({ length: o.jobs }, () => this.connect());
-    const made = await Promise.allSettled(connecting);
-    this.workers = made.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    const failed = made.find((r) => r.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
+    this.fetcher = o.localDir ? localFetcher(o.localDir, o.jobs) : await this.connectWorkers();
     if (this.destroyed) return;
 
     const v15 = settings.serverVersion >= 150000;
@@ -172,11 +192,12 @@ export class ParallelReader extends Readable {
     }
     // pg_control last, as BASE_BACKUP sends it.
     const control = base ? a.files.find((f) => f.path === PG_CONTROL) : undefined;
-    this.fetch = new OrderedFetch(planPieces(a.files.filter((f) => f !== control)), this.workers, 2 * this.workers.length);
+    const { workers, fetch } = this.fetcher!;
+    this.fetch = new OrderedFetch(planPieces(a.files.filter((f) => f !== control)), workers, 2 * workers.length, fetch);
     for (let next = await this.fetch.next(); next; next = await this.fetch.next()) await this.sendPiece(next.piece, next.data);
     this.fetch = null;
     if (base) {
-      if (control) await this.sendPiece({ kind: 'batch', files: [control] }, await fetchPiece(this.workers[0], { kind: 'batch', files: [control] }));
+      if (control) await this.sendPiece({ kind: 'batch', files: [control] }, await fetch(workers[0], { kind: 'batch', files: [control] }));
       await this.stopBackup();
     }
     await this.send({ type: 'archive-end' });
@@ -242,6 +263,10 @@ export class ParallelReader extends Readable {
     if (this.destroyed) throw new PgbbError('aborted', 'backup source destroyed');
     if (!this.push(ev)) await new Promise<void>((r) => (this.room = r));
   }
+}
+
+function localFetcher(dir: string, jobs: number): Fetcher {
+  return { workers: Array.from({ length: jobs }, () => dir), fetch: (_w, p) => readPiece(dir, p) };
 }
 
 function padded(b: Buffer | null, length: number): Buffer {

@@ -6,6 +6,8 @@
  *
  * It brings no manifest and does not verify page checksums: the builder puts
  * manifest-build and page-checksum-verify (with `reread`) after it.
+ * With `localDir` it is the local source: the same leader protocol, the
+ * files read from disk (src/sources/local-fetch.ts).
  * -X fetch is not possible (the server's WAL option is BASE_BACKUP's).
  */
 import type { ClientConfig } from 'pg';
@@ -24,6 +26,8 @@ export interface ParallelSourceOptions {
   /** Plain SQL config, for the leader and the workers. */
   sqlConfig: ClientConfig;
   jobs: number;
+  /** The local source: files read from this data directory (the server's, checked) by `jobs` readers. */
+  localDir?: string;
   label?: string;
   checkpoint?: 'fast' | 'spread';
   wal?: 'stream' | 'none';
@@ -47,7 +51,7 @@ export class ParallelSource extends StreamedWalSource {
     let made: ParallelReader | null = null;
     super({
       source: (hooks) =>
-        (made = new ParallelReader({ config: o.sqlConfig, jobs: o.jobs, label: o.label ?? 'pgbb base backup', checkpoint: o.checkpoint ?? 'spread', timeoutMs: o.timeout, hooks })),
+        (made = new ParallelReader({ config: o.sqlConfig, jobs: o.jobs, ...(o.localDir ? { localDir: o.localDir } : {}), label: o.label ?? 'pgbb base backup', checkpoint: o.checkpoint ?? 'spread', timeoutMs: o.timeout, hooks })),
       wal:
         wal === 'stream'
           ? { clientConfig: o.clientConfig, slot: o.slot, noSlot: o.noSlot ?? false, walDir: o.walDir, walSpool: o.walSpool, limiter: o.rateLimiter, timeoutMs: o.timeout }

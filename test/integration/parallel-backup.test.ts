@@ -65,18 +65,25 @@ test('-j 4 while pgbench writes: pg_verifybackup accepts it, the copy starts, am
   });
 });
 
-test('-j 2 writes the files BASE_BACKUP sends, no more and no fewer', async () => {
+test('-j 2 and --local-pgdata write the files BASE_BACKUP sends, no more and no fewer; a directory not the server\'s is refused', async () => {
   const root = await scratch('pgbb-par-list-');
   await pg.cluster.query('CHECKPOINT');
-  const serial = await runPgbb(['backup', ...conn(), '-D', join(root, 'serial'), '-T', `${pg.tsLocation}=${join(root, 'ts1')}`, '-c', 'fast', '-N']);
-  assert.equal(serial.code, 0, serial.stderr);
-  const parallel = await runPgbb(['backup', ...conn(), '-D', join(root, 'parallel'), '-T', `${pg.tsLocation}=${join(root, 'ts2')}`, '-j', '2', '-c', 'fast', '-N']);
-  assert.equal(parallel.code, 0, parallel.stderr);
-  const serialTree = await tree(join(root, 'serial'));
-  assert.ok(serialTree.includes('global/pg_control') && serialTree.includes('pg_wal/archive_status/'), 'the listing is of a data directory');
-  assert.deepEqual(await tree(join(root, 'parallel')), serialTree);
-  assert.deepEqual(await tree(join(root, 'ts2')), await tree(join(root, 'ts1')));
+  const backupInto = async (name: string, extra: string[]) => {
+    const r = await runPgbb(['backup', ...conn(), '-D', join(root, name), '-T', `${pg.tsLocation}=${join(root, `${name}-ts`)}`, '-c', 'fast', '-N', ...extra]);
+    assert.equal(r.code, 0, r.stderr);
+    return { data: await tree(join(root, name)), ts: await tree(join(root, `${name}-ts`)) };
+  };
+  const serial = await backupInto('serial', []);
+  assert.ok(serial.data.includes('global/pg_control') && serial.data.includes('pg_wal/archive_status/'), 'the listing is of a data directory');
+  assert.deepEqual(await backupInto('parallel', ['-j', '2']), serial);
+  assert.deepEqual(await backupInto('local', ['-j', '2', '--local-pgdata', pg.cluster.dataDir]), serial);
   await verify(join(root, 'parallel'));
+  await verify(join(root, 'local'));
+  // A copy of the data directory (same system identifier) is not the server's.
+  const wrong = await runPgbb(['backup', ...conn(), '-D', join(root, 'wrong'), '--local-pgdata', join(root, 'serial'), '-c', 'fast']);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /^pgbb: error: ".*serial" is not the server's data directory \(".*"\)\n$/);
+  assert.equal(existsSync(join(root, 'wrong')), false);
 });
 
 test('a worker connection killed mid-backup fails the backup cleanly: one error line, no target, no session or backup left on the server', async () => {
