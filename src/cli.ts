@@ -180,7 +180,8 @@ export function buildProgram(): Command {
     .helpOption('-?, --help', 'show help')
     .requiredOption('-D, --pgdata <dir>', 'the plain backup to refresh')
     .option('--chunk-size <size>', 'chunk size, 64k to 1M (default: the backup\'s own, else 1M); a new size re-reads the backup once')
-    .option('--no-incremental', 'never ask PostgreSQL 17+ for an INCREMENTAL backup: stream everything and compare here');
+    .option('--no-incremental', 'never ask PostgreSQL 17+ for an INCREMENTAL backup: stream everything and compare here')
+    .option('-j, --jobs <n>', 'N SQL sessions; the server compares SHA-256 of each chunk with the backup\'s and sends only those that differ');
   backupOptions(refresh, 'where to put tablespaces new since the backup (repeatable)');
   refresh.action(async (opts) => runRefresh(opts, opts.pgdata));
 
@@ -366,6 +367,7 @@ async function runRefresh(opts: Record<string, any>, target: string): Promise<vo
     ...common,
     target,
     incremental: opts.incremental === false ? 'off' : 'auto',
+    ...(opts.jobs !== undefined ? { jobs: parseJobs(String(opts.jobs)) } : {}),
     signal: ac.signal,
   });
   if (json) process.stderr.write(`${refreshResultJson(r)}\n`);

@@ -18,6 +18,8 @@ import { BinaryCopyDecoder } from '../codec/protocol/binary-copy';
 
 export class SqlSession {
   private queue: Promise<unknown> = Promise.resolve();
+  /** Bytes of COPY output received: what crossed the network as file data. */
+  copyBytes = 0;
 
   private constructor(readonly conn: ReplicationConnection) {}
 
@@ -42,7 +44,12 @@ export class SqlSession {
     return this.serial(async () => {
       const out: (Buffer | null)[][] = [];
       const decoder = new BinaryCopyDecoder((fields) => out.push(fields));
-      await this.conn.run(`COPY (${sql}) TO STDOUT (FORMAT binary)`, { copyData: (p) => decoder.write(p) });
+      await this.conn.run(`COPY (${sql}) TO STDOUT (FORMAT binary)`, {
+        copyData: (p) => {
+          this.copyBytes += p.length;
+          decoder.write(p);
+        },
+      });
       decoder.end();
       return out;
     });

@@ -41,13 +41,14 @@ export function replicationSourceFor(
 }
 
 /** -j N or --local-pgdata: the parallel source of a plan, WAL placed as replicationSourceFor places it. */
-export function parallelSourceFor(plan: BackupPlan, place: WalPlace | null, rateLimiter: RateLimiter | null): ParallelSource {
+export function parallelSourceFor(plan: BackupPlan, place: WalPlace | null, rateLimiter: RateLimiter | null, remoteHashDir?: string): ParallelSource {
   const wal = place ?? (plan.walSpool !== null ? { walSpool: plan.walSpool } : {});
   return new ParallelSource({
     clientConfig: plan.clientConfig,
     sqlConfig: plan.sqlConfig!,
     jobs: plan.jobs,
     ...(plan.localPgdata !== null ? { localDir: plan.localPgdata } : {}),
+    ...(remoteHashDir ? { remoteHashDir } : {}),
     label: plan.label,
     checkpoint: plan.checkpoint,
     wal: plan.wal === 'none' ? 'none' : 'stream',

@@ -33,6 +33,7 @@ import { listCluster, type ListedArchive, type ListedFile } from './parallel-lis
 import { checkConnectionRoom, checkPrivileges } from './parallel-checks';
 import { CHUNK, OrderedFetch, fetchPiece, planPieces, type Piece, type PieceData } from './parallel-fetch';
 import { checkLocalDataDir, readPiece, readRange } from './local-fetch';
+import { remoteHashFetch } from './remote-hash-fetch';
 
 export interface ParallelReaderOptions {
   /** A plain (non-replication) client config. */
@@ -44,6 +45,8 @@ export interface ParallelReaderOptions {
   hooks: LiveSourceHooks;
   /** Local source: read the files from this directory (the server's data directory, checked) instead of over SQL. */
   localDir?: string;
+  /** refresh -j: the backup being refreshed; only pieces whose bytes differ from its are sent (remote-hash-fetch.ts). */
+  remoteHashDir?: string;
 }
 
 /** Who fetches pieces: worker sessions, or readers of the local data directory. */
@@ -92,6 +95,11 @@ export class ParallelReader extends Readable {
     );
   }
 
+  /** File data received over the network so far (COPY output of the leader and the workers). */
+  get networkBytes(): number {
+    return this.workers.reduce((n, w) => n + w.copyBytes, this.leader?.copyBytes ?? 0);
+  }
+
   /** One page again, on the leader (null: the file is gone or shorter now). */
   async reread(path: string, block: number): Promise<Buffer | null> {
     const bs = this.settings?.blockSize ?? 8192;
@@ -129,7 +137,8 @@ export class ParallelReader extends Readable {
     this.workers = made.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = made.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    return { workers: this.workers, fetch: (w, p) => fetchPiece(w as SqlSession, p) };
+    const fetch = this.o.remoteHashDir ? remoteHashFetch(this.o.remoteHashDir) : fetchPiece;
+    return { workers: this.workers, fetch: (w, p) => fetch(w as SqlSession, p) };
   }
 
   private async run(): Promise<void> {

@@ -28,6 +28,8 @@ export interface ParallelSourceOptions {
   jobs: number;
   /** The local source: files read from this data directory (the server's, checked) by `jobs` readers. */
   localDir?: string;
+  /** refresh -j: the backup being refreshed; pieces it already holds do not cross the network (src/sources/remote-hash-fetch.ts). */
+  remoteHashDir?: string;
   label?: string;
   checkpoint?: 'fast' | 'spread';
   wal?: 'stream' | 'none';
@@ -51,7 +53,7 @@ export class ParallelSource extends StreamedWalSource {
     let made: ParallelReader | null = null;
     super({
       source: (hooks) =>
-        (made = new ParallelReader({ config: o.sqlConfig, jobs: o.jobs, ...(o.localDir ? { localDir: o.localDir } : {}), label: o.label ?? 'pgbb base backup', checkpoint: o.checkpoint ?? 'spread', timeoutMs: o.timeout, hooks })),
+        (made = new ParallelReader({ config: o.sqlConfig, jobs: o.jobs, ...(o.localDir ? { localDir: o.localDir } : {}), ...(o.remoteHashDir ? { remoteHashDir: o.remoteHashDir } : {}), label: o.label ?? 'pgbb base backup', checkpoint: o.checkpoint ?? 'spread', timeoutMs: o.timeout, hooks })),
       wal:
         wal === 'stream'
           ? { clientConfig: o.clientConfig, slot: o.slot, noSlot: o.noSlot ?? false, walDir: o.walDir, walSpool: o.walSpool, limiter: o.rateLimiter, timeoutMs: o.timeout }
@@ -59,6 +61,11 @@ export class ParallelSource extends StreamedWalSource {
       signal: o.signal,
     });
     this.reader = made;
+  }
+
+  /** File data received over the network (WAL not included). */
+  get networkBytes(): number {
+    return this.reader?.networkBytes ?? 0;
   }
 
   /** Reads one page again (for page-checksum-verify's re-read). */
