@@ -136,3 +136,27 @@ test('more jobs than max_connections leaves room for: a clear error before anyth
   assert.equal(existsSync(join(root, 'a')), false);
   assert.equal(await clientBackends(pg.cluster), 0);
 });
+
+test('refresh -j 2: only pieces that differ cross the network (less than twice the changed chunks), and the refreshed backup is the server', async () => {
+  const root = await scratch('pgbb-par-refresh-');
+  const target = join(root, 'data');
+  const first = await runPgbb(['backup', ...conn(), '-D', target, ...mapTs(root), '-j', '2', '-c', 'fast', '-N']);
+  assert.equal(first.code, 0, first.stderr);
+  const [db] = await pg.cluster.query<{ bytes: string }>(`SELECT sum(pg_database_size(datname))::text AS bytes FROM pg_database`);
+  await pg.cluster.query(`UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid BETWEEN 1000 AND 1400`);
+  await pg.cluster.query('CHECKPOINT');
+  // -X none: what crossed the network is file data only.
+  const r = await runPgbb(['refresh', ...conn(), '-D', target, '-j', '2', '-X', 'none', '-c', 'fast', '-N', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const result = JSON.parse(r.stderr.trim().split('\n').pop()!);
+  assert.ok(result.chunksChanged > 0 && result.chunksUnchanged > result.chunksChanged, JSON.stringify(result));
+  const changedBytes = result.chunksChanged * 1024 * 1024;
+  assert.ok(result.bytesReceived < 2 * changedBytes, `received ${result.bytesReceived} bytes for ${result.chunksChanged} changed chunks`);
+  assert.ok(result.bytesReceived < Number(db.bytes) / 10, `received ${result.bytesReceived} of a ${db.bytes}-byte cluster`);
+  // Once more with WAL, so that the copy can start: it holds what the server holds now.
+  const again = await runPgbb(['refresh', ...conn(), '-D', target, '-j', '2', '-c', 'fast', '-N']);
+  assert.equal(again.code, 0, again.stderr);
+  await verify(target);
+  const now = await dataFingerprint(pg.cluster);
+  await withStarted(target, async (restored) => assert.equal(await dataFingerprint(restored), now));
+});
