@@ -26,7 +26,8 @@ import { Readable } from 'node:stream';
 import type { ClientConfig } from 'pg';
 import { PgbbError, ProtocolError } from '../errors';
 import type { BackupEvent, Tablespace } from '../events';
-import { parseShowSize, type ServerSettings } from '../net/server-settings';
+import type { ServerSettings } from '../net/server-settings';
+import { currentTimeline, readSqlSettings } from '../net/sql-server-settings';
 import { SqlSession, sqlLiteral } from '../net/sql-session';
 import type { LiveSourceHooks } from './live-source';
 import { listCluster, type ListedArchive, type ListedFile } from './parallel-listing';
@@ -63,6 +64,8 @@ export class ParallelReader extends Readable {
   private workers: SqlSession[] = [];
   private fetch: OrderedFetch<unknown> | null = null;
   private fetcher: Fetcher | null = null;
+  /** COPY bytes of workers already closed. */
+  private closedBytes = 0;
   private backupRunning = false;
   private settings: ServerSettings | null = null;
   private room: (() => void) | null = null;
@@ -97,7 +100,7 @@ export class ParallelReader extends Readable {
 
   /** File data received over the network so far (COPY output of the leader and the workers). */
   get networkBytes(): number {
-    return this.workers.reduce((n, w) => n + w.copyBytes, this.leader?.copyBytes ?? 0);
+    return this.workers.reduce((n, w) => n + w.copyBytes, this.closedBytes + (this.leader?.copyBytes ?? 0));
   }
 
   /** One page again, on the leader (null: the file is gone or shorter now). */
@@ -114,6 +117,7 @@ export class ParallelReader extends Readable {
     const leader = this.leader;
     this.leader = null;
     if (!leader) return;
+    this.closedBytes += leader.copyBytes;
     if (this.backupRunning) {
       // The server would abort the backup when the session ends; stopping it says so at once.
       const stop = leader.rows(this.stopSql()).catch(() => {});
@@ -185,6 +189,11 @@ export class ParallelReader extends Readable {
     });
     for (const a of archives) await this.sendArchive(a);
     if (this.destroyed) return;
+    // Politely (Terminate), so the server logs no lost connections; the leader goes in _destroy.
+    const workers = this.workers;
+    this.workers = [];
+    this.closedBytes += workers.reduce((n, w) => n + w.copyBytes, 0);
+    await Promise.all(workers.map((w) => w.close().catch(() => {})));
     this.push(null);
   }
 
@@ -283,33 +292,4 @@ function padded(b: Buffer | null, length: number): Buffer {
   const out = Buffer.alloc(length);
   b?.copy(out);
   return out;
-}
-
-async function currentTimeline(s: SqlSession): Promise<number> {
-  const [row] = await s.rows('SELECT timeline_id::text FROM pg_control_checkpoint()');
-  return Number(row?.[0]);
-}
-
-/** The ServerSettings a replication connection reads (src/net/server-settings.ts), over SQL. */
-async function readSqlSettings(s: SqlSession): Promise<ServerSettings> {
-  const [row] = await s.rows(
-    `SELECT current_setting('server_version_num'), (SELECT system_identifier::text FROM pg_control_system()), ` +
-      `(SELECT timeline_id::text FROM pg_control_checkpoint()), pg_current_wal_lsn()::text, current_setting('wal_segment_size'), ` +
-      `current_setting('block_size'), current_setting('segment_size'), current_setting('data_checksums'), current_setting('data_directory_mode')`,
-  );
-  const [version, sysid, tli, lsn, walSeg, block, seg, checksums, dirMode] = (row ?? []).map((v) => v ?? '');
-  const serverVersion = Number(version);
-  if (!(serverVersion >= 130000)) throw new PgbbError('unsupported', `server version ${version} is not supported (PostgreSQL 13 or later is required)`);
-  const blockSize = parseShowSize(block);
-  return {
-    serverVersion,
-    systemIdentifier: sysid,
-    timeline: Number(tli),
-    xlogpos: lsn,
-    walSegmentSize: parseShowSize(walSeg),
-    blockSize,
-    segmentBlocks: parseShowSize(seg) / blockSize,
-    dataChecksums: checksums === 'on',
-    groupReadable: (parseInt(dirMode, 8) & 0o750) === 0o750,
-  };
 }
