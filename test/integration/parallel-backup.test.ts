@@ -86,6 +86,16 @@ test('-j 2 and --local-pgdata write the files BASE_BACKUP sends, no more and no 
   assert.equal(existsSync(join(root, 'wrong')), false);
 });
 
+test('-j 2 -F tar -Z zstd: base, tablespace and pg_wal archives that pgbb verify accepts (WAL parsed, pages checked)', async () => {
+  const root = await scratch('pgbb-par-tar-');
+  const target = join(root, 'tar');
+  const r = await runPgbb(['backup', ...conn(), '-D', target, '-F', 'tar', '-Z', 'zstd', '-j', '2', '-c', 'fast', '-N']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual((await fs.readdir(target)).sort(), [`${pg.tsOid}.tar.zst`, 'backup_manifest', 'base.tar.zst', 'pg_wal.tar.zst']);
+  const v = await runPgbb(['verify', target]);
+  assert.equal(v.code, 0, v.stderr);
+});
+
 test('a worker connection killed mid-backup fails the backup cleanly: one error line, no target, no session or backup left on the server', async () => {
   const root = await scratch('pgbb-par-kill-');
   const target = join(root, 'data');
