@@ -86,11 +86,14 @@ test('-j 2 and --local-pgdata write the files BASE_BACKUP sends, no more and no 
   assert.equal(existsSync(join(root, 'wrong')), false);
 });
 
-test('-j 2 -F tar -Z zstd: base, tablespace and pg_wal archives that pgbb verify accepts (WAL parsed, pages checked)', async () => {
+test('-j 2 -F tar -Z zstd --json: one progress count with the WAL; archives that pgbb verify accepts (WAL parsed, pages checked)', async () => {
   const root = await scratch('pgbb-par-tar-');
   const target = join(root, 'tar');
-  const r = await runPgbb(['backup', ...conn(), '-D', target, '-F', 'tar', '-Z', 'zstd', '-j', '2', '-c', 'fast', '-N']);
+  const r = await runPgbb(['backup', ...conn(), '-D', target, '-F', 'tar', '-Z', 'zstd', '-j', '2', '-c', 'fast', '-N', '--json']);
   assert.equal(r.code, 0, r.stderr);
+  // One progress count for all workers, the WAL stream included.
+  const last = r.stderr.trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.event === 'progress').pop();
+  assert.ok(last && last.phase === 'done' && last.done === last.total && last.total > 0 && last.wal > 0, JSON.stringify(last));
   assert.deepEqual((await fs.readdir(target)).sort(), [`${pg.tsOid}.tar.zst`, 'backup_manifest', 'base.tar.zst', 'pg_wal.tar.zst']);
   const v = await runPgbb(['verify', target]);
   assert.equal(v.code, 0, v.stderr);
