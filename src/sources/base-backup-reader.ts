@@ -125,6 +125,7 @@ export class BaseBackupReader extends Readable {
         dataRow: (values) => decoder.dataRow(values),
         copyStart: (kind) => decoder.copyStart(kind),
         copyData: (payload) => decoder.copyData(payload),
+        copyDataPart: (part, first, last) => decoder.copyDataPart(part, first, last),
         copyDone: () => decoder.copyDone(),
         commandComplete: () => decoder.commandComplete(),
         notice: (n) => {
