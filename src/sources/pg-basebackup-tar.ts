@@ -1,0 +1,106 @@
+/**
+ * pg_basebackup's own tar backups (`-Ft`, with `-z`/`--compress
+ * [client-|server-]gzip|zstd`, `-X fetch|stream`, tablespaces) as a source:
+ * they carry no pgbb descriptor, so what it holds is derived from what
+ * PostgreSQL put in base.tar:
+ *
+ *   backup_label      start LSN, timeline, label
+ *   tablespace_map    tablespace OIDs and locations (pg_basebackup -Ft asks
+ *                     for the map, so base.tar has no pg_tblspc links);
+ *                     else pg_tblspc/<oid> symlink members
+ *   PG_VERSION        the major version
+ *   global/pg_control system identifier, block and WAL segment sizes,
+ *                     whether data checksums are on
+ *
+ * pg_control comes last among base.tar's data files, so base is read once
+ * up to it before the backup is streamed (a second read of base.tar, the
+ * price of a backup without a descriptor; WAL after pg_control is not read).
+ * For a restore, the tablespaces then get pg_tblspc/<oid> links at the end
+ * of base (mapLinks), as for pgbb's own archives, and restore drops the map
+ * (transforms/drop-tablespace-map.ts) so that PostgreSQL keeps those links.
+ *
+ * Errors: not_a_backup naming the archive when base.tar lacks backup_label,
+ * PG_VERSION or pg_control; a member over its size cap is refused.
+ */
+import type { BackupEvent } from '../events';
+import { PgbbError } from '../errors';
+import { LIMITS } from '../io/read-limited';
+import { parseBackupLabel } from '../codec/backup-label';
+import { parseControlFile } from '../codec/pg-control';
+import { parseTablespaceMap } from '../codec/tablespace-map';
+import type { BackupDescriptor } from '../codec/backup-descriptor';
+import { tarMembers } from './tar-members';
+
+const WANTED: Record<string, number> = {
+  backup_label: LIMITS.backupLabel.maxBytes,
+  tablespace_map: LIMITS.tablespaceMap.maxBytes,
+  PG_VERSION: LIMITS.pgVersion.maxBytes,
+  'global/pg_control': LIMITS.pgControl.maxBytes,
+};
+
+export interface DerivedBackup {
+  descriptor: BackupDescriptor;
+  /** Tablespaces named only by tablespace_map: base needs their links made. */
+  linksToMake: { oid: string; location: string }[];
+}
+
+/** Reads base archive `where` up to global/pg_control and derives the descriptor pgbb would have written. */
+export async function deriveFromBase(base: AsyncIterable<Buffer>, where: string): Promise<DerivedBackup> {
+  const files = new Map<string, Buffer[]>();
+  const links: { oid: string; location: string }[] = [];
+  let current: string | null = null;
+  let bytes = 0;
+  const members = tarMembers(base, where);
+  for await (const ev of members) {
+    if (ev.type === 'entry') {
+      current = ev.kind === 'file' && ev.path in WANTED ? ev.path : null;
+      bytes = 0;
+      if (current && ev.size > WANTED[current]) throw new PgbbError('not_a_backup', `"${where}": ${current} is ${ev.size} bytes, larger than ${WANTED[current]}`);
+      if (current) files.set(current, []);
+      const link = ev.kind === 'symlink' ? /^pg_tblspc\/(\d+)\/?$/.exec(ev.path) : null;
+      if (link && ev.linkTarget) links.push({ oid: link[1], location: ev.linkTarget });
+    } else if (ev.type === 'data' && current) {
+      bytes += ev.chunk.length;
+      files.get(current)!.push(ev.chunk);
+    } else if (ev.type === 'entry-end' && current === 'global/pg_control') {
+      break; // the last data file: what follows (WAL with -X fetch) is not needed here
+    }
+  }
+  const need = (name: string): Buffer => {
+    const f = files.get(name);
+    if (!f) throw new PgbbError('not_a_backup', `"${where}" carries neither a pgbb backup descriptor nor ${name}: not a base backup`);
+    return Buffer.concat(f);
+  };
+  const label = parseBackupLabel(need('backup_label').toString('utf8'), `${where}: backup_label`);
+  const major = parseInt(need('PG_VERSION').toString('utf8'), 10);
+  if (!Number.isSafeInteger(major) || major < 9) throw new PgbbError('not_a_backup', `"${where}": PG_VERSION does not hold a major version`);
+  const control = parseControlFile(need('global/pg_control'), `${where}: global/pg_control`);
+  const map = files.has('tablespace_map') ? parseTablespaceMap(need('tablespace_map').toString('utf8'), `${where}: tablespace_map`) : [];
+  const linked = new Set(links.map((l) => l.oid));
+  const linksToMake = map.filter((t) => !linked.has(t.oid));
+  return {
+    descriptor: {
+      version: 1,
+      serverVersion: major * 10000,
+      systemIdentifier: control.systemIdentifier,
+      timeline: label.timeline,
+      startLsn: label.startLsn,
+      label: label.label,
+      walSegmentSize: control.walSegmentSize,
+      blockSize: control.blockSize,
+      segmentBlocks: control.segmentBlocks,
+      dataChecksums: control.dataChecksums,
+      tablespaces: [...links, ...linksToMake].sort((a, b) => Number(a.oid) - Number(b.oid)),
+    },
+    linksToMake,
+  };
+}
+
+/** The pg_tblspc/<oid> links a base archive with a tablespace_map lacks, as members (at base's end, once pg_tblspc/ exists). */
+export function* mapLinks(links: { oid: string; location: string }[]): Generator<BackupEvent> {
+  const mtime = new Date();
+  for (const l of links) {
+    yield { type: 'entry', path: `pg_tblspc/${l.oid}`, kind: 'symlink', size: 0, mode: 0o777, mtime, linkTarget: l.location };
+    yield { type: 'entry-end' };
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * pg_basebackup's own tar backups as sources, against a real PostgreSQL 15
+ * with a tablespace: `-Ft` (stream WAL in pg_wal.tar), `--compress
+ * client-zstd`, `-z` (gzip), `--compress server-zstd`, `-X fetch` verify
+ * with pgbb (no pgbb descriptor: it is derived from backup_label,
+ * tablespace_map and pg_control); a damaged member fails, naming it; `lz4`
+ * is refused in one line; a zstd one restores (-T) and starts with the same
+ * data. Every backup is made here by pg_basebackup itself.
+ */
+import assert from 'node:assert/strict';
+import { promises as fs, lstatSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { Cluster, dataFingerprint, DEBIAN_PG15_BIN, fillSampleData } from '../support/cluster';
+import { run } from '../support/run';
+import { runPgbb } from '../support/pgbb';
+import { testScratch } from '../support/scratch';
+
+const scratch = testScratch();
+let cluster: Cluster;
+let root: string;
+let tsLocation: string;
+let tsOid: string;
+
+before(async () => {
+  cluster = await scratch.cluster();
+  await fillSampleData(cluster, { scale: 1 });
+  [{ oid: tsOid, loc: tsLocation }] = await cluster.query<{ oid: string; loc: string }>(
+    `SELECT oid::text, pg_tablespace_location(oid) AS loc FROM pg_tablespace WHERE spcname = 'pgbb_ts'`,
+  );
+  root = await scratch.dir('pgbb-pgbb-src-');
+});
+
+async function pgBasebackup(name: string, args: string[]): Promise<string> {
+  const dir = join(root, name);
+  await run(join(DEBIAN_PG15_BIN, 'pg_basebackup'), ['-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres', '-c', 'fast', '-D', dir, ...args]);
+  return dir;
+}
+
+/** Where member `name`'s data starts in an uncompressed tar (ustar headers, as PostgreSQL writes them). */
+async function memberOffset(tar: string, name: string): Promise<number> {
+  const buf = await fs.readFile(tar);
+  for (let at = 0; at + 512 <= buf.length; ) {
+    const member = buf.toString('latin1', at, at + 100).replace(/\0.*$/s, '');
+    if (member === '') break;
+    const size = parseInt(buf.toString('latin1', at + 124, at + 136).replace(/\0.*$/s, '').trim() || '0', 8);
+    if (member === name) return at + 512;
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+  throw new Error(`no member ${name} in ${tar}`);
+}
+
+for (const [name, args, archives] of [
+  ['tar', ['-Ft'], ['base.tar', `pg_wal.tar`]],
+  ['client-zstd', ['-Ft', '--compress', 'client-zstd'], ['base.tar.zst']],
+  ['gzip', ['-Ft', '-z'], ['base.tar.gz', 'pg_wal.tar.gz']],
+  ['server-zstd', ['-Ft', '--compress', 'server-zstd:1'], ['base.tar.zst']],
+  ['fetch', ['-Ft', '-X', 'fetch'], ['base.tar']],
+] as const) {
+  test(`pg_basebackup ${args.join(' ')}: pgbb verify passes, pages and WAL checked`, async () => {
+    const dir = await pgBasebackup(name, [...args]);
+    const names = await fs.readdir(dir);
+    for (const a of archives) assert.ok(names.includes(a), `${a} in ${names.join(' ')}`);
+    assert.ok(names.some((n) => n.startsWith(`${tsOid}.tar`)), 'a tablespace archive');
+    const r = await runPgbb(['verify', dir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /backup successfully verified: \d+ files/);
+    const pages = Number(/(\d+) pages/.exec(r.stdout)![1]);
+    assert.ok(pages > 1000, `pages checked: ${pages}`);
+    assert.match(r.stdout, /\(1 segments, \d+ records\)/);
+  });
+}
+
+test('a damaged relation file in pg_basebackup -Ft base.tar fails verify, naming the file', async () => {
+  const dir = await pgBasebackup('damaged', ['-Ft']);
+  const [{ path: rel }] = await cluster.query<{ path: string }>(`SELECT pg_relation_filepath('pgbench_accounts') AS path`);
+  const at = await memberOffset(join(dir, 'base.tar'), rel);
+  const fh = await fs.open(join(dir, 'base.tar'), 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, at + 8192 + 4000);
+    b[0] ^= 0xff;
+    await fh.write(b, 0, 1, at + 8192 + 4000);
+  } finally {
+    await fh.close();
+  }
+  const r = await runPgbb(['verify', dir]);
+  assert.notEqual(r.code, 0);
+  assert.ok((r.stdout + r.stderr).includes(rel), r.stdout + r.stderr);
+  assert.match(r.stdout + r.stderr, /checksum/);
+});
+
+test('pg_basebackup --compress client-lz4: one line saying pgbb does not read lz4', async () => {
+  const dir = await pgBasebackup('lz4', ['-Ft', '--compress', 'client-lz4']);
+  for (const cmd of [['verify', dir], ['restore', dir, '-D', join(root, 'lz4-restored'), '-T', `${tsLocation}=${join(root, 'lz4-ts')}`]]) {
+    const r = await runPgbb(cmd);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^pgbb: error: .*base\.tar\.lz4" is lz4-compressed, which pgbb does not read: decompress it first \(lz4 -d base\.tar\.lz4\)\n$/);
+  }
+  await assert.rejects(fs.stat(join(root, 'lz4-restored')));
+});
+
+test('pg_basebackup -Ft --compress client-zstd restores with -T and starts with the same data', async () => {
+  const dir = join(root, 'client-zstd');
+  await fs.stat(dir).catch(() => pgBasebackup('client-zstd', ['-Ft', '--compress', 'client-zstd']));
+  const target = join(root, 'restored');
+  const r = await runPgbb(['restore', dir, '-D', target, '-N', '-T', `${tsLocation}=${target}-ts`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readlinkSync(join(target, 'pg_tblspc', tsOid)), `${target}-ts`);
+  // The map would have PostgreSQL point the link back at the recorded location.
+  assert.throws(() => lstatSync(join(target, 'tablespace_map')), /ENOENT/);
+  const copy = await Cluster.startExisting(target);
+  try {
+    assert.equal(await dataFingerprint(copy), await dataFingerprint(cluster));
+  } finally {
+    await copy.destroy();
+  }
+});
