@@ -12,7 +12,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { backupCommand, backupSummary } from './commands/backup';
 import { restoreCommand, restoreSummary } from './commands/restore';
-import { verifyCommand, verifyFailure, verifySummary } from './commands/verify';
+import { verifyCommand, verifyFailure, verifyProgress, verifySummary } from './commands/verify';
 import { checkIncrementalFrom, refreshCommand, refreshResultJson, refreshSummary } from './commands/refresh';
 import { standbyCommand, standbySummary } from './commands/standby';
 import { promptPassword } from './commands/password-prompt';
@@ -256,10 +256,20 @@ export function buildProgram(): Command {
     .option('-n, --no-parse-wal', 'do not check the WAL (backups taken with -X none)')
     .option('-k, --no-verify-checksums', 'do not check page checksums')
     .option('-q, --quiet', 'print nothing when the backup is good')
+    .option('-e, --exit-on-error', 'stop at the first problem found')
+    .option('-i, --ignore <path>', 'leave this path (and what is below it) out of the manifest check (repeatable)', (v: string, acc: string[]) => [...acc, v], [])
+    .option('-m, --manifest-path <path>', 'check against this backup_manifest instead of the backup\'s own')
+    .option('-s, --skip-checksums', 'compare sizes against the manifest, not checksums')
+    .option('-w, --wal-directory <dir>', 'check the WAL in this directory instead of the backup\'s')
+    .option('-P, --progress', 'show progress on stderr')
     .option('--allow-incomplete', 'with s3://…/<id>: read a backup that has no backup.json (an unfinished upload)')
     .action(async (source: string, opts) => {
       const ac = abortOnSignals();
-      const r = await verifyCommand({ source, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, s3: s3SourceOptions(source, opts), signal: ac.signal });
+      const r = await verifyCommand({
+        source, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, s3: s3SourceOptions(source, opts), signal: ac.signal,
+        ignore: opts.ignore, manifestPath: opts.manifestPath, skipChecksums: Boolean(opts.skipChecksums), walDirectory: opts.walDirectory,
+        exitOnError: Boolean(opts.exitOnError), onProgress: opts.progress ? verifyProgress() : undefined,
+      });
       if (!r.ok) {
         for (const p of r.problems) process.stderr.write(`pgbb: ${p}\n`);
         throw verifyFailure(source, r);

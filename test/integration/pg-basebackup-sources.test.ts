@@ -15,6 +15,7 @@ import { Cluster, dataFingerprint, DEBIAN_PG15_BIN, fillSampleData } from '../su
 import { run } from '../support/run';
 import { runPgbb } from '../support/pgbb';
 import { testScratch } from '../support/scratch';
+import { patchMember } from '../support/tar-offset';
 
 const scratch = testScratch();
 let cluster: Cluster;
@@ -35,19 +36,6 @@ async function pgBasebackup(name: string, args: string[]): Promise<string> {
   const dir = join(root, name);
   await run(join(DEBIAN_PG15_BIN, 'pg_basebackup'), ['-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres', '-c', 'fast', '-D', dir, ...args]);
   return dir;
-}
-
-/** Where member `name`'s data starts in an uncompressed tar (ustar headers, as PostgreSQL writes them). */
-async function memberOffset(tar: string, name: string): Promise<number> {
-  const buf = await fs.readFile(tar);
-  for (let at = 0; at + 512 <= buf.length; ) {
-    const member = buf.toString('latin1', at, at + 100).replace(/\0.*$/s, '');
-    if (member === '') break;
-    const size = parseInt(buf.toString('latin1', at + 124, at + 136).replace(/\0.*$/s, '').trim() || '0', 8);
-    if (member === name) return at + 512;
-    at += 512 + Math.ceil(size / 512) * 512;
-  }
-  throw new Error(`no member ${name} in ${tar}`);
 }
 
 for (const [name, args, archives] of [
@@ -74,16 +62,9 @@ for (const [name, args, archives] of [
 test('a damaged relation file in pg_basebackup -Ft base.tar fails verify, naming the file', async () => {
   const dir = await pgBasebackup('damaged', ['-Ft']);
   const [{ path: rel }] = await cluster.query<{ path: string }>(`SELECT pg_relation_filepath('pgbench_accounts') AS path`);
-  const at = await memberOffset(join(dir, 'base.tar'), rel);
-  const fh = await fs.open(join(dir, 'base.tar'), 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, at + 8192 + 4000);
-    b[0] ^= 0xff;
-    await fh.write(b, 0, 1, at + 8192 + 4000);
-  } finally {
-    await fh.close();
-  }
+  const tar = join(dir, 'base.tar');
+  // Inside the second page, past its header: the page checksum and the file's CRC32C both change.
+  await patchMember(tar, rel, 8192 + 4000, Buffer.from('deadbeefdeadbeef', 'hex'));
   const r = await runPgbb(['verify', dir]);
   assert.notEqual(r.code, 0);
   assert.ok((r.stdout + r.stderr).includes(rel), r.stdout + r.stderr);
