@@ -107,6 +107,9 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .helpOption('-?, --help', 'show help')
     .showHelpAfterError(false)
+    .allowExcessArguments(false)
+    // Its messages are ours to print, as every other error is (usageFailure).
+    .configureOutput({ outputError: () => {} })
     .exitOverride();
 
   const backup = program
@@ -376,15 +379,24 @@ async function runRefresh(opts: Record<string, any>, target: string): Promise<vo
   if (!json) process.stderr.write(`${refreshSummary(r)}\n`);
 }
 
+/** An option parser's error as every pgbb error is: one line (a JSON `error` event with --json), a hint, exit 2. */
+function usageFailure(err: CommanderError, argv: string[], program: Command): never {
+  const message = err.message.replace(/^error: /, '');
+  const sub = argv.slice(2).find((a) => program.commands.some((c) => c.name() === a));
+  if (argv.includes('--json')) new JsonReporter(process.stderr).error(new UsageError(message));
+  else process.stderr.write(`pgbb: error: ${message}\npgbb: hint: Try "pgbb ${sub ? `${sub} ` : ''}--help" for more information.\n`);
+  process.exit(2);
+}
+
 async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.exitCode === 0) process.exit(0);
-      // commander already printed its one-line message
-      process.exit(2);
+      // Help (asked for, or shown for a bare `pgbb`) and --version were printed by commander.
+      if (err.exitCode === 0 || ['commander.help', 'commander.helpDisplayed', 'commander.version'].includes(err.code)) process.exit(err.exitCode);
+      usageFailure(err, argv, program);
     }
     fail(err);
   }
