@@ -16,7 +16,7 @@
  * up to it before the backup is streamed (a second read of base.tar, the
  * price of a backup without a descriptor; WAL after pg_control is not read).
  * For a restore, the tablespaces then get pg_tblspc/<oid> links at the end
- * of base (mapLinks), as for pgbb's own archives, and restore drops the map
+ * of base (mapLinks, also for pgbb's own -F tar archives), and restore drops the map
  * (transforms/drop-tablespace-map.ts) so that PostgreSQL keeps those links.
  *
  * Errors: not_a_backup naming the archive when base.tar lacks backup_label,
@@ -38,29 +38,20 @@ const WANTED: Record<string, number> = {
   'global/pg_control': LIMITS.pgControl.maxBytes,
 };
 
-export interface DerivedBackup {
-  descriptor: BackupDescriptor;
-  /** Tablespaces named only by tablespace_map: base needs their links made. */
-  linksToMake: { oid: string; location: string }[];
-}
-
 /** Reads base archive `where` up to global/pg_control and derives the descriptor pgbb would have written. */
-export async function deriveFromBase(base: AsyncIterable<Buffer>, where: string): Promise<DerivedBackup> {
+export async function deriveFromBase(base: AsyncIterable<Buffer>, where: string): Promise<BackupDescriptor> {
   const files = new Map<string, Buffer[]>();
   const links: { oid: string; location: string }[] = [];
   let current: string | null = null;
-  let bytes = 0;
   const members = tarMembers(base, where);
   for await (const ev of members) {
     if (ev.type === 'entry') {
       current = ev.kind === 'file' && ev.path in WANTED ? ev.path : null;
-      bytes = 0;
       if (current && ev.size > WANTED[current]) throw new PgbbError('not_a_backup', `"${where}": ${current} is ${ev.size} bytes, larger than ${WANTED[current]}`);
       if (current) files.set(current, []);
       const link = ev.kind === 'symlink' ? /^pg_tblspc\/(\d+)\/?$/.exec(ev.path) : null;
       if (link && ev.linkTarget) links.push({ oid: link[1], location: ev.linkTarget });
     } else if (ev.type === 'data' && current) {
-      bytes += ev.chunk.length;
       files.get(current)!.push(ev.chunk);
     } else if (ev.type === 'entry-end' && current === 'global/pg_control') {
       break; // the last data file: what follows (WAL with -X fetch) is not needed here
@@ -77,26 +68,22 @@ export async function deriveFromBase(base: AsyncIterable<Buffer>, where: string)
   const control = parseControlFile(need('global/pg_control'), `${where}: global/pg_control`);
   const map = files.has('tablespace_map') ? parseTablespaceMap(need('tablespace_map').toString('utf8'), `${where}: tablespace_map`) : [];
   const linked = new Set(links.map((l) => l.oid));
-  const linksToMake = map.filter((t) => !linked.has(t.oid));
   return {
-    descriptor: {
-      version: 1,
-      serverVersion: major * 10000,
-      systemIdentifier: control.systemIdentifier,
-      timeline: label.timeline,
-      startLsn: label.startLsn,
-      label: label.label,
-      walSegmentSize: control.walSegmentSize,
-      blockSize: control.blockSize,
-      segmentBlocks: control.segmentBlocks,
-      dataChecksums: control.dataChecksums,
-      tablespaces: [...links, ...linksToMake].sort((a, b) => Number(a.oid) - Number(b.oid)),
-    },
-    linksToMake,
+    version: 1,
+    serverVersion: major * 10000,
+    systemIdentifier: control.systemIdentifier,
+    timeline: label.timeline,
+    startLsn: label.startLsn,
+    label: label.label,
+    walSegmentSize: control.walSegmentSize,
+    blockSize: control.blockSize,
+    segmentBlocks: control.segmentBlocks,
+    dataChecksums: control.dataChecksums,
+    tablespaces: [...links, ...map.filter((t) => !linked.has(t.oid))].sort((a, b) => Number(a.oid) - Number(b.oid)),
   };
 }
 
-/** The pg_tblspc/<oid> links a base archive with a tablespace_map lacks, as members (at base's end, once pg_tblspc/ exists). */
+/** pg_tblspc/<oid> links as members, for a base archive that has a tablespace_map instead (at base's end, once pg_tblspc/ exists). */
 export function* mapLinks(links: { oid: string; location: string }[]): Generator<BackupEvent> {
   const mtime = new Date();
   for (const l of links) {

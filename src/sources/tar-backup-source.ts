@@ -129,22 +129,21 @@ export async function* archiveSetEvents(set: ArchiveSet): AsyncGenerator<BackupE
   const baseFile = find('base');
   if (!baseFile) throw new PgbbError('not_a_backup', `"${root}" holds no base.tar (or .tar.zst, .tar.gz)`);
   let descriptor: BackupDescriptor | null = null;
+  const linked = new Set<string>();
   const base = tarMembers(openArchive(baseFile), baseFile, (m) => {
     descriptor ??= decodeDescriptor(m.comment);
+    const link = m.kind === 'symlink' ? /^pg_tblspc\/(\d+)\/?$/.exec(m.path) : null;
+    if (link) linked.add(link[1]);
   });
   const first = await base.next();
-  let links: { oid: string; location: string }[] = [];
-  if (!descriptor) {
-    // pg_basebackup's: what the descriptor would hold comes from base.tar itself (./pg-basebackup-tar.ts).
-    const derived = await deriveFromBase(openArchive(baseFile), `${root}/${baseFile}`);
-    descriptor = derived.descriptor;
-    links = derived.linksToMake;
-  }
+  // pg_basebackup's: what the descriptor would hold comes from base.tar itself (./pg-basebackup-tar.ts).
+  descriptor ??= await deriveFromBase(openArchive(baseFile), `${root}/${baseFile}`);
   const d = descriptor as BackupDescriptor;
   yield startFromDescriptor(d);
   yield { type: 'archive', kind: 'base', name: 'base', location: '' };
   yield* prefetchFirst(base, first);
-  yield* mapLinks(links);
+  // With tablespace_map instead of links (pg_basebackup -Ft, pgbb -F tar), base gets its links at its end.
+  yield* mapLinks(d.tablespaces.filter((t) => !linked.has(t.oid)));
   yield { type: 'archive-end' };
   for (const ts of d.tablespaces) {
     const file = find(ts.oid);
