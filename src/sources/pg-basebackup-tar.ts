@@ -91,3 +91,33 @@ export function* mapLinks(links: { oid: string; location: string }[]): Generator
     yield { type: 'entry-end' };
   }
 }
+
+/**
+ * base.tar of `pg_basebackup -D - -Ft` (saved to a file) ends with the
+ * backup_manifest member: its bytes become `manifest` events (fed to
+ * `scanner` for the end LSN), as if the manifest were a file beside it.
+ */
+export async function* manifestMemberAsManifest(
+  base: AsyncIterable<BackupEvent>,
+  onPiece: (piece: Buffer) => void,
+  where: string,
+): AsyncGenerator<BackupEvent> {
+  let state: 'members' | 'manifest' | 'after' = 'members';
+  for await (const ev of base) {
+    if (ev.type === 'entry') {
+      if (state !== 'members') throw new PgbbError('not_a_backup', `"${where}" has member "${ev.path}" after backup_manifest`);
+      if (ev.kind === 'file' && ev.path === 'backup_manifest') {
+        if (ev.size > LIMITS.manifest.maxBytes) throw new PgbbError('not_a_backup', `"${where}": backup_manifest member holds ${ev.size} bytes, more than ${LIMITS.manifest.maxBytes}`);
+        state = 'manifest';
+        continue;
+      }
+    } else if (state === 'manifest') {
+      if (ev.type === 'data') {
+        onPiece(ev.chunk);
+        yield { type: 'manifest', data: ev.chunk };
+      } else if (ev.type === 'entry-end') state = 'after';
+      continue;
+    }
+    yield ev;
+  }
+}

@@ -29,7 +29,7 @@ import { decodeDescriptor, startFromDescriptor, type BackupDescriptor } from '..
 import { zstdDecompress } from '../../transforms/zstd-decompress';
 import { ManifestEndScanner, MANIFEST_PIECE_BYTES, tarUnpack } from '../../transforms/tar-unpack';
 import { tarMembers } from './tar-members';
-import { deriveFromBase, mapLinks } from './pg-basebackup-tar';
+import { deriveFromBase, manifestMemberAsManifest, mapLinks } from './pg-basebackup-tar';
 import { gzipDecompress } from '../../transforms/gzip-decompress';
 import { showPath } from '../codec/path-bytes';
 
@@ -137,11 +137,15 @@ export async function* archiveSetEvents(set: ArchiveSet): AsyncGenerator<BackupE
   });
   const first = await base.next();
   // pg_basebackup's: what the descriptor would hold comes from base.tar itself (./pg-basebackup-tar.ts).
+  const derived = !descriptor;
   descriptor ??= await deriveFromBase(openArchive(baseFile), `${root}/${baseFile}`);
   const d = descriptor as BackupDescriptor;
   yield startFromDescriptor(d);
   yield { type: 'archive', kind: 'base', name: 'base', location: '' };
-  yield* prefetchFirst(base, first);
+  const scanner = new ManifestEndScanner();
+  // pg_basebackup -D - -Ft saved as base.tar: the manifest is its last member, not a file beside it.
+  const memberManifest = derived && !names.includes('backup_manifest');
+  yield* !memberManifest ? prefetchFirst(base, first) : manifestMemberAsManifest(prefetchFirst(base, first), (p) => scanner.feed(p), `${root}/${baseFile}`);
   // With tablespace_map instead of links (pg_basebackup -Ft, pgbb -F tar), base gets its links at its end.
   yield* mapLinks(d.tablespaces.filter((t) => !linked.has(t.oid)));
   yield { type: 'archive-end' };
@@ -158,8 +162,7 @@ export async function* archiveSetEvents(set: ArchiveSet): AsyncGenerator<BackupE
     yield* tarMembers(openArchive(walFile), walFile);
     yield { type: 'archive-end' };
   }
-  const scanner = new ManifestEndScanner();
-  yield* manifestPieces(set.manifest(), scanner);
+  if (!memberManifest) yield* manifestPieces(set.manifest(), scanner);
   const end = scanner.result();
   yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
 }

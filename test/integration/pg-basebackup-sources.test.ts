@@ -8,6 +8,7 @@
  * data. Every backup is made here by pg_basebackup itself.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { promises as fs, lstatSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
@@ -90,6 +91,41 @@ test('pg_basebackup -Ft --compress client-zstd restores with -T and starts with 
   assert.equal(readlinkSync(join(target, 'pg_tblspc', tsOid)), `${target}-ts`);
   // The map would have PostgreSQL point the link back at the recorded location.
   assert.throws(() => lstatSync(join(target, 'tablespace_map')), /ENOENT/);
+  const copy = await Cluster.startExisting(target);
+  try {
+    assert.equal(await dataFingerprint(copy), await dataFingerprint(cluster));
+  } finally {
+    await copy.destroy();
+  }
+});
+
+test('pg_basebackup -D - -Ft: the stream itself is refused in one line saying what to do; saved as base.tar it verifies and restores', async () => {
+  // pg_basebackup writes only a single tablespace to stdout: this last test moves the data out of pgbb_ts and drops it.
+  await cluster.query('ALTER TABLE pgbb_ts_rows SET TABLESPACE pg_default');
+  await cluster.query('ALTER INDEX pgbb_ts_rows_pkey SET TABLESPACE pg_default');
+  await cluster.query('DROP TABLESPACE pgbb_ts');
+  const dir = join(root, 'stdout');
+  await fs.mkdir(dir);
+  const file = join(dir, 'base.tar');
+  const out = await fs.open(file, 'w');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(join(DEBIAN_PG15_BIN, 'pg_basebackup'), ['-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres', '-c', 'fast', '-D', '-', '-Ft', '-X', 'fetch'], { stdio: ['ignore', out.fd, 'inherit'] });
+      child.on('error', reject).on('close', (code) => (code === 0 ? resolve() : reject(new Error(`pg_basebackup exited ${code}`))));
+    });
+  } finally {
+    await out.close();
+  }
+  const s = await runPgbb(['verify', '-'], { input: await fs.readFile(file) });
+  assert.equal(s.code, 1);
+  assert.match(s.stderr, /^pgbb: error: standard input is a tar stream without pgbb's descriptor \(pg_basebackup -D - -Ft\?\): .*save it as base\.tar in an empty directory/);
+  const v = await runPgbb(['verify', dir]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /backup successfully verified/);
+  const target = join(root, 'stdout-restored');
+  const r = await runPgbb(['restore', dir, '-D', target, '-N']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(lstatSync(join(target, 'backup_manifest')).isFile(), 'the manifest from the member');
   const copy = await Cluster.startExisting(target);
   try {
     assert.equal(await dataFingerprint(copy), await dataFingerprint(cluster));
