@@ -125,6 +125,7 @@ export function buildProgram(): Command {
     .option('--manifest-checksums <algorithm>', 'checksum of each file in the manifest: NONE, CRC32C (default), SHA224, SHA256, SHA384 or SHA512')
     .option('--manifest-force-encode', 'hex encode all file names in the manifest')
     .option('--chunk-size <size>', 'chunk size of the chunk map a plain backup records, 64k to 1M (default 1M)')
+    .option('--waldir <dir>', 'location for the write-ahead log directory (plain format; pg_wal becomes a link to it)')
     .option('--wal-spool <dir>', 'with -D -: where streamed WAL waits until the base backup is over (default: $TMPDIR or /var/tmp, on disk)')
     .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)')
     .option('--s3-storage-class <class>', 'with -D s3://…: storage class of every object (STANDARD, STANDARD_IA, …)')
@@ -159,6 +160,7 @@ export function buildProgram(): Command {
       : undefined;
     const result = await backupCommand({
       ...common, target: opts.pgdata, format: fmt, compress, walSpool, s3, signal: ac.signal,
+      ...(opts.waldir !== undefined ? { walDirectory: String(opts.waldir) } : {}),
       writeRecoveryConf: Boolean(opts.writeRecoveryConf), createSlot: Boolean(opts.createSlot),
       manifestChecksums: opts.manifestChecksums, manifestForceEncode: Boolean(opts.manifestForceEncode),
     });
