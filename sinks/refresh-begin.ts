@@ -28,12 +28,12 @@ import type { SafeTree } from '../src/io/safe-tree';
 import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
 import { RefreshJournal } from '../src/refresh/refresh-journal';
 import { within } from '../src/refresh/tablespace-links';
+import type { DataModes } from './data-modes';
 import { LiveDataDirectoryError } from '../src/io/live-cluster';
 import { CONTROL_FILE } from '../src/refresh/walk-target';
 import type { PriorState } from '../src/refresh/prior-state';
 import { ioError, prepareEmptyDir } from './target-dir';
 import { syncPaths } from '../src/io/durable';
-import type { DataModes } from './data-modes';
 
 export interface BegunRefresh {
   journal: RefreshJournal;
