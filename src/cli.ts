@@ -12,7 +12,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { backupCommand, backupSummary } from './commands/backup';
 import { restoreCommand, restoreSummary } from './commands/restore';
-import { verifyCommand, verifyFailure, verifySummary } from './commands/verify';
+import { verifyCommand, verifyFailure, verifyProgress, verifySummary } from './commands/verify';
 import { checkIncrementalFrom, refreshCommand, refreshResultJson, refreshSummary } from './commands/refresh';
 import { standbyCommand, standbySummary } from './commands/standby';
 import { promptPassword } from './commands/password-prompt';
@@ -113,6 +113,9 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .helpOption('-?, --help', 'show help')
     .showHelpAfterError(false)
+    .allowExcessArguments(false)
+    // Its messages are ours to print, as every other error is (usageFailure).
+    .configureOutput({ outputError: () => {} })
     .exitOverride();
 
   const backup = program
@@ -128,6 +131,7 @@ export function buildProgram(): Command {
     .option('--manifest-checksums <algorithm>', 'checksum of each file in the manifest: NONE, CRC32C (default), SHA224, SHA256, SHA384 or SHA512')
     .option('--manifest-force-encode', 'hex encode all file names in the manifest')
     .option('--chunk-size <size>', 'chunk size of the chunk map a plain backup records, 64k to 1M (default 1M)')
+    .option('--waldir <dir>', 'location for the write-ahead log directory (plain format; pg_wal becomes a link to it)')
     .option('--wal-spool <dir>', 'with -D -: where streamed WAL waits until the base backup is over (default: $TMPDIR or /var/tmp, on disk)')
     .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)')
     .option('--s3-storage-class <class>', 'with -D s3://…: storage class of every object (STANDARD, STANDARD_IA, …)')
@@ -164,6 +168,7 @@ export function buildProgram(): Command {
       : undefined;
     const result = await backupCommand({
       ...common, target: opts.pgdata, format: fmt, compress, walSpool, s3, signal: ac.signal,
+      ...(opts.waldir !== undefined ? { walDirectory: String(opts.waldir) } : {}),
       writeRecoveryConf: Boolean(opts.writeRecoveryConf), createSlot: Boolean(opts.createSlot),
       manifestChecksums: opts.manifestChecksums, manifestForceEncode: Boolean(opts.manifestForceEncode),
       ...(opts.jobs !== undefined ? { jobs: parseJobs(String(opts.jobs)) } : {}),
@@ -267,10 +272,20 @@ export function buildProgram(): Command {
     .option('-n, --no-parse-wal', 'do not check the WAL (backups taken with -X none)')
     .option('-k, --no-verify-checksums', 'do not check page checksums')
     .option('-q, --quiet', 'print nothing when the backup is good')
+    .option('-e, --exit-on-error', 'stop at the first problem found')
+    .option('-i, --ignore <path>', 'leave this path (and what is below it) out of the manifest check (repeatable)', (v: string, acc: string[]) => [...acc, v], [])
+    .option('-m, --manifest-path <path>', 'check against this backup_manifest instead of the backup\'s own')
+    .option('-s, --skip-checksums', 'compare sizes against the manifest, not checksums')
+    .option('-w, --wal-directory <dir>', 'check the WAL in this directory instead of the backup\'s')
+    .option('-P, --progress', 'show progress on stderr')
     .option('--allow-incomplete', 'with s3://…/<id>: read a backup that has no backup.json (an unfinished upload)')
     .action(async (source: string, opts) => {
       const ac = abortOnSignals();
-      const r = await verifyCommand({ source, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, s3: s3SourceOptions(source, opts), signal: ac.signal });
+      const r = await verifyCommand({
+        source, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, s3: s3SourceOptions(source, opts), signal: ac.signal,
+        ignore: opts.ignore, manifestPath: opts.manifestPath, skipChecksums: Boolean(opts.skipChecksums), walDirectory: opts.walDirectory,
+        exitOnError: Boolean(opts.exitOnError), onProgress: opts.progress ? verifyProgress() : undefined,
+      });
       if (!r.ok) {
         for (const p of r.problems) process.stderr.write(`pgbb: ${p}\n`);
         throw verifyFailure(source, r);
@@ -378,15 +393,24 @@ async function runRefresh(opts: Record<string, any>, target: string): Promise<vo
   if (!json) process.stderr.write(`${refreshSummary(r)}\n`);
 }
 
+/** An option parser's error as every pgbb error is: one line (a JSON `error` event with --json), a hint, exit 2. */
+function usageFailure(err: CommanderError, argv: string[], program: Command): never {
+  const message = err.message.replace(/^error: /, '');
+  const sub = argv.slice(2).find((a) => program.commands.some((c) => c.name() === a));
+  if (argv.includes('--json')) new JsonReporter(process.stderr).error(new UsageError(message));
+  else process.stderr.write(`pgbb: error: ${message}\npgbb: hint: Try "pgbb ${sub ? `${sub} ` : ''}--help" for more information.\n`);
+  process.exit(2);
+}
+
 async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.exitCode === 0) process.exit(0);
-      // commander already printed its one-line message
-      process.exit(2);
+      // Help (asked for, or shown for a bare `pgbb`) and --version were printed by commander.
+      if (err.exitCode === 0 || ['commander.help', 'commander.helpDisplayed', 'commander.version'].includes(err.code)) process.exit(err.exitCode);
+      usageFailure(err, argv, program);
     }
     fail(err);
   }

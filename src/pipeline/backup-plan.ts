@@ -48,6 +48,8 @@ export interface BackupOptions {
   label?: string;
   /** -T OLD=NEW (plain format only). */
   tablespaceMapping?: Record<string, string>;
+  /** --waldir: an absolute directory for pg_wal's contents, pg_wal a link to it (plain format only). */
+  walDirectory?: string;
   /** Default 'stream' (as pg_basebackup and the CLI). */
   wal?: 'stream' | 'fetch' | 'none';
   /** -S: stream from this existing slot. */
@@ -117,6 +119,8 @@ export interface BackupPlan {
   checkpoint: 'fast' | 'spread';
   label: string;
   tablespaceMapping: Record<string, string>;
+  /** --waldir, or null. */
+  walDirectory: string | null;
   wal: 'stream' | 'fetch' | 'none';
   slot: string | undefined;
   noSlot: boolean;
@@ -184,6 +188,11 @@ export function settleBackup(o: BackupOptions): BackupPlan {
   if (o.checkpoint !== undefined && o.checkpoint !== 'fast' && o.checkpoint !== 'spread') {
     throw new UsageError(`invalid checkpoint "${String(o.checkpoint)}", must be "fast" or "spread"`);
   }
+  if (o.walDirectory !== undefined) {
+    // pg_basebackup's words.
+    if (format !== 'plain' || toStdout || s3) throw new UsageError('WAL directory location can only be specified in plain mode');
+    if (!path.isAbsolute(o.walDirectory)) throw new UsageError('WAL directory location must be an absolute path');
+  }
   if (s3 && o.manifest === false) throw new UsageError('--no-manifest is not possible with an s3:// target (its backup_manifest is what restore and verify check)');
   const jobs = o.jobs ?? 1;
   checkJobs(jobs);
@@ -201,6 +210,7 @@ export function settleBackup(o: BackupOptions): BackupPlan {
     checkpoint: o.checkpoint ?? 'spread',
     label: o.label ?? 'pgbb base backup',
     tablespaceMapping,
+    walDirectory: o.walDirectory ?? null,
     wal,
     slot: o.slot,
     noSlot: o.noSlot ?? false,

@@ -99,7 +99,7 @@ export function backupSink(plan: BackupPlan): BackupSink {
     case 's3':
       return new S3Sink({ location: plan.s3!.location, compress: plan.compress, ...plan.s3!.options });
     case 'directory':
-      return new DirectorySink({ target: plan.target, tablespaceMapping: plan.tablespaceMapping, sync: plan.sync });
+      return new DirectorySink({ target: plan.target, tablespaceMapping: plan.tablespaceMapping, sync: plan.sync, ...(plan.walDirectory !== null ? { walDirectory: plan.walDirectory } : {}) });
   }
 }
 

@@ -2,7 +2,7 @@
  * restore: any backup pgbb writes, back into a data directory that starts —
  * what `pgbb restore` runs, and what a script calls.
  *
- *   backup ─► require-complete ─► manifest-verify ─► tally ─► recovery-config (-R) ─► directory sink
+ *   backup ─► require-complete ─► manifest-verify ─► tally ─► drop-tablespace-map ─► recovery-config (-R) ─► directory sink
  *
  * The backup is checked against its manifest while it is restored, so a
  * damaged backup fails (and the half-restored directory is removed) instead
@@ -29,6 +29,7 @@ import { canonical, within, type TablespacePlace } from '../../sinks/tablespace-
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { recoveryConfig } from '../../transforms/recovery-config';
 import { requireComplete } from '../../transforms/require-complete';
+import { dropTablespaceMap } from '../../transforms/drop-tablespace-map';
 import type { EndEvent, StartEvent } from '../events';
 import { compose } from './compose';
 import { newTally, tallyStage } from './observers';
@@ -104,7 +105,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
         format = opened.format;
         return opened.stream;
       },
-      observers: [complete, verify, tallyStage(tally), ...(o.standby ? [recoveryConfig(o.standby)] : [])],
+      observers: [complete, verify, tallyStage(tally), dropTablespaceMap(), ...(o.standby ? [recoveryConfig(o.standby)] : [])],
       signal: o.signal,
     });
     return {

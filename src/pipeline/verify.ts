@@ -4,10 +4,14 @@
  * never stops the read, so every check sees the whole backup and says all
  * it found.
  *
- *   backup ─► tally ─► manifest-verify ─► page-checksum-verify ─► wal-verify ─► discard
- *                      sizes, CRC32C,     every page of every     WAL from start to end
- *                      missing/extra,     relation file           LSN present, continuous
- *                      the manifest's SHA-256
+ *   backup ─► tally ─► [progress] ─► manifest-verify ─► control-identity ─► page-checksum-verify ─► wal-verify ─► discard
+ *                                    sizes, CRC32C,      pg_control of the    every page of every     WAL from start to end
+ *                                    missing/extra,      system backed up     relation file           LSN present, continuous
+ *                                    the manifest's SHA-256
+ *
+ * pg_verifybackup's options: -i (ignore paths), -m (manifest elsewhere), -s
+ * (sizes only), -w (WAL from a directory), -e (the checks in 'fail' mode: the
+ * first problem ends the run), -P (progress, through onProgress).
  *
  * After the end the builder reads each check's outcome(): the report lists
  * every problem, each naming its file, block or LSN, and says whether all
@@ -22,8 +26,14 @@ import type { S3SourceOptions } from '../sources/s3-backup-source';
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { pageChecksumVerify } from '../../transforms/page-checksum-verify';
 import { walVerify } from '../../transforms/wal-verify';
+import { controlIdentityVerify } from '../../transforms/control-identity-verify';
+import { progress } from '../../transforms/progress';
+import { PgbbError } from '../errors';
+import { showPath } from '../codec/path-bytes';
+import { manifestEnd } from '../codec/backup-label';
+import type { ProgressInfo } from '../report/types';
 import type { EndEvent, StartEvent } from '../events';
-import type { Verifier } from '../verifier';
+import type { Verifier, VerifierMode } from '../verifier';
 import { compose } from './compose';
 import { newTally, tallyStage } from './observers';
 
@@ -36,6 +46,18 @@ export interface VerifyOptions {
   checkWal?: boolean;
   /** Check page checksums (default true). */
   checkPages?: boolean;
+  /** -i: paths (relative to the data directory) left out of the manifest comparison, each with what is below it. */
+  ignore?: string[];
+  /** -m: the manifest to check against, instead of the backup's own. */
+  manifestPath?: string;
+  /** -s: compare sizes against the manifest, not checksums. */
+  skipChecksums?: boolean;
+  /** -w: read the WAL from this directory instead of the backup. */
+  walDirectory?: string;
+  /** -e: stop at the first problem (it is the run's error) instead of reporting all. */
+  exitOnError?: boolean;
+  /** -P: called about once a second with the bytes read so far. */
+  onProgress?: (p: ProgressInfo) => void;
   signal?: AbortSignal;
 }
 
@@ -66,16 +88,23 @@ export interface VerifyReport {
  * manifest that does not parse is left to the streamed check, which reports
  * it as a problem of the backup.
  */
-async function manifestCheck(source: string): Promise<ReturnType<typeof manifestVerify>> {
+async function manifestCheck(o: VerifyOptions, mode: VerifierMode): Promise<ReturnType<typeof manifestVerify>> {
+  const scope = { require: true, mode, ignore: o.ignore, skipChecksums: o.skipChecksums };
+  if (o.manifestPath !== undefined) {
+    const m = await readLimited(o.manifestPath, LIMITS.manifest);
+    if (!m) throw new PgbbError('not_a_backup', `could not open manifest "${showPath(path.resolve(o.manifestPath))}": no such file`);
+    return manifestVerify({ ...scope, manifest: m });
+  }
+  const source = o.source;
   const given = source === '-' || source.startsWith('s3://') ? null : await readLimited(path.join(source, 'backup_manifest'), LIMITS.manifest).catch(() => null);
   if (given) {
     try {
-      return manifestVerify({ require: true, mode: 'report', manifest: given });
+      return manifestVerify({ ...scope, manifest: given });
     } catch {
       // reported by the streamed check below
     }
   }
-  return manifestVerify({ require: true, mode: 'report' });
+  return manifestVerify(scope);
 }
 
 function discard(): Writable {
@@ -85,12 +114,20 @@ function discard(): Writable {
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   // A directory a refresh is rewriting is not a backup, whatever its files say.
   const { format, stream, location } = await openBackupSource(o.source, process.stdin, o.s3);
-  const manifest = await manifestCheck(o.source);
-  const pages = pageChecksumVerify({ mode: 'report' });
-  const wal = walVerify({ mode: 'report' });
-  const checks: Verifier[] = [manifest, ...(o.checkPages ?? true ? [pages] : []), ...(o.checkWal ?? true ? [wal] : [])];
+  const mode: VerifierMode = o.exitOnError ? 'fail' : 'report';
+  const manifest = await manifestCheck(o, mode).catch((err) => {
+    stream.destroy();
+    throw err;
+  });
+  const pages = pageChecksumVerify({ mode });
+  const wal = walVerify({ mode, walDirectory: o.walDirectory, manifest: manifest.given ?? undefined });
+  const checks: Verifier[] = [manifest, controlIdentityVerify({ mode }), ...(o.checkPages ?? true ? [pages] : []), ...(o.checkWal ?? true ? [wal] : [])];
   const tally = newTally();
-  await compose({ source: stream, observers: [tallyStage(tally), ...checks], sink: discard(), signal: o.signal });
+  const report = o.onProgress;
+  // pg_verifybackup's total: the bytes the manifest lists, when it is known before the files.
+  const total = manifest.listedBytes || null;
+  const shown = report ? [progress({ onProgress: (p) => report(total && !p.total ? { ...p, total: Math.max(total, p.done) } : p) })] : [];
+  await compose({ source: stream, observers: [tallyStage(tally), ...shown, ...checks], sink: discard(), signal: o.signal });
   const problems: string[] = [];
   let problemCount = 0;
   for (const c of checks) {
@@ -105,7 +142,8 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
     problems,
     problemCount,
     start: tally.start,
-    end: tally.end,
+    // A source whose manifest is elsewhere (-m) cannot say where it ends: the manifest does.
+    end: tally.end && tally.end.endLsn === '0/0' && manifest.given ? { ...tally.end, ...manifestEnd(manifest.given) } : tally.end,
     files: manifest.result?.files ?? 0,
     bytes: manifest.result?.bytes ?? 0,
     manifestChecked: manifest.result?.checked ?? false,

@@ -1,6 +1,6 @@
 /**
- * An existing backup as a source, whatever pgbb wrote it as: `-` (a tar
- * stream on stdin), a tar directory (base.tar[.zst]), a plain directory
+ * An existing backup as a source, whatever pgbb (or pg_basebackup) wrote it
+ * as: `-` (a tar stream on stdin), a tar directory (base.tar[.zst|.gz]), a plain directory
  * (PG_VERSION + backup_label), or s3://bucket/prefix[/<id>].
  */
 import { promises as fs } from 'node:fs';
@@ -9,7 +9,7 @@ import type { Readable } from 'node:stream';
 import { PgbbError } from '../errors';
 import { incompleteRefresh, REFRESH_MARKER } from '../io/refresh-marker';
 import { plainBackupSource } from './plain-backup-source';
-import { tarDirectorySource, tarStreamSource } from './tar-backup-source';
+import { ARCHIVE_SUFFIXES, tarDirectorySource, tarStreamSource } from './tar-backup-source';
 import { resolveS3Backup, s3BackupSource, type S3SourceOptions } from './s3-backup-source';
 import { isS3Url } from '../s3/s3-url';
 
@@ -24,7 +24,7 @@ export async function detectBackupFormat(source: string): Promise<BackupFormat> 
     const code = (err as NodeJS.ErrnoException).code;
     throw new PgbbError('not_a_backup', `could not open backup "${source}": ${code === 'ENOENT' ? 'no such directory' : (err as Error).message}`);
   }
-  if (names.includes('base.tar') || names.includes('base.tar.zst')) return 'tar';
+  if (ARCHIVE_SUFFIXES.some((s) => names.includes(`base${s}`))) return 'tar';
   // A directory a refresh was interrupted in is a mix of old and new: never read it as a backup.
   if (names.includes(REFRESH_MARKER)) throw incompleteRefresh(source);
   if (names.includes('PG_VERSION')) return 'plain';

@@ -29,13 +29,14 @@ import { decodeDescriptor, startFromDescriptor, type BackupDescriptor } from '..
 import { zstdDecompress } from '../../transforms/zstd-decompress';
 import { ManifestEndScanner, MANIFEST_PIECE_BYTES, tarUnpack } from '../../transforms/tar-unpack';
 import { tarMembers } from './tar-members';
+import { deriveFromBase, manifestMemberAsManifest, mapLinks } from './pg-basebackup-tar';
+import { gzipDecompress } from '../../transforms/gzip-decompress';
 import { showPath } from '../codec/path-bytes';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 
-function notPgbb(what: string): PgbbError {
-  return new PgbbError('not_a_backup', `${what} carries no pgbb backup descriptor (not written by pgbb?)`);
-}
+/** The names an archive may have: pgbb writes `.tar` and `.tar.zst`, pg_basebackup also `.tar.gz` and `.tar.lz4`. */
+export const ARCHIVE_SUFFIXES = ['.tar', '.tar.zst', '.tar.gz', '.tar.lz4'];
 
 /**
  * Opens one archive file, decompressing `.zst`. Opened without following a
@@ -60,12 +61,16 @@ async function* openArchive(file: string): AsyncGenerator<Buffer> {
 
 /** An archive's bytes, zstd-decompressed when its name ends in `.zst`; `name` says where in errors. */
 export async function* decompressed(raw: Readable, file: string, name: string, readError: (err: unknown) => Error): AsyncGenerator<Buffer> {
-  if (!file.endsWith('.zst')) {
+  if (file.endsWith('.lz4')) {
+    raw.destroy();
+    throw new PgbbError('compression', `"${name}" is lz4-compressed, which pgbb does not read: decompress it first (lz4 -d ${path.basename(file)})`);
+  }
+  if (!file.endsWith('.zst') && !file.endsWith('.gz')) {
     yield* raw;
     return;
   }
   // Named, so that a truncated or corrupt frame says which archive it is in.
-  const z: Duplex = zstdDecompress({ name });
+  const z: Duplex = file.endsWith('.gz') ? gzipDecompress({ name }) : zstdDecompress({ name });
   raw.on('error', (err) => z.destroy(readError(err)));
   try {
     yield* raw.pipe(z) as AsyncIterable<Buffer>;
@@ -120,19 +125,29 @@ export async function* archiveSetEvents(set: ArchiveSet): AsyncGenerator<BackupE
   const root = set.where;
   const names = set.names;
   const openArchive = (name: string) => set.archive(name);
-  const find = (base: string) => names.find((n) => n === `${base}.tar` || n === `${base}.tar.zst`);
+  const find = (base: string) => names.find((n) => ARCHIVE_SUFFIXES.some((s) => n === base + s));
   const baseFile = find('base');
-  if (!baseFile) throw new PgbbError('not_a_backup', `"${root}" holds no base.tar or base.tar.zst`);
+  if (!baseFile) throw new PgbbError('not_a_backup', `"${root}" holds no base.tar (or .tar.zst, .tar.gz)`);
   let descriptor: BackupDescriptor | null = null;
+  const linked = new Set<string>();
   const base = tarMembers(openArchive(baseFile), baseFile, (m) => {
     descriptor ??= decodeDescriptor(m.comment);
+    const link = m.kind === 'symlink' ? /^pg_tblspc\/(\d+)\/?$/.exec(m.path) : null;
+    if (link) linked.add(link[1]);
   });
   const first = await base.next();
-  if (!descriptor) throw notPgbb(`${root}/${baseFile}`);
+  // pg_basebackup's: what the descriptor would hold comes from base.tar itself (./pg-basebackup-tar.ts).
+  const derived = !descriptor;
+  descriptor ??= await deriveFromBase(openArchive(baseFile), `${root}/${baseFile}`);
   const d = descriptor as BackupDescriptor;
   yield startFromDescriptor(d);
   yield { type: 'archive', kind: 'base', name: 'base', location: '' };
-  yield* prefetchFirst(base, first);
+  const scanner = new ManifestEndScanner();
+  // pg_basebackup -D - -Ft saved as base.tar: the manifest is its last member, not a file beside it.
+  const memberManifest = derived && !names.includes('backup_manifest');
+  yield* !memberManifest ? prefetchFirst(base, first) : manifestMemberAsManifest(prefetchFirst(base, first), (p) => scanner.feed(p), `${root}/${baseFile}`);
+  // With tablespace_map instead of links (pg_basebackup -Ft, pgbb -F tar), base gets its links at its end.
+  yield* mapLinks(d.tablespaces.filter((t) => !linked.has(t.oid)));
   yield { type: 'archive-end' };
   for (const ts of d.tablespaces) {
     const file = find(ts.oid);
@@ -147,8 +162,7 @@ export async function* archiveSetEvents(set: ArchiveSet): AsyncGenerator<BackupE
     yield* tarMembers(openArchive(walFile), walFile);
     yield { type: 'archive-end' };
   }
-  const scanner = new ManifestEndScanner();
-  yield* manifestPieces(set.manifest(), scanner);
+  if (!memberManifest) yield* manifestPieces(set.manifest(), scanner);
   const end = scanner.result();
   yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
 }

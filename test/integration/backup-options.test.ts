@@ -4,7 +4,8 @@
  * primary_slot_name in postgresql.auto.conf, 0600, accepted by
  * pg_verifybackup), -C -S (a slot that stays; dropped again when the backup
  * fails after making it; an existing one refused), -Z as --compress, and -z
- * and a bare -Z level refused with what to type instead.
+ * and a bare -Z level refused with what to type instead; --waldir (pg_wal a
+ * link to it, refused outside plain format, removed when the backup fails).
  */
 import assert from 'node:assert/strict';
 import { existsSync, promises as fs, readFileSync, statSync } from 'node:fs';
@@ -120,4 +121,33 @@ test('--manifest-checksums and --manifest-force-encode reach the server; pgbb an
   const wrong = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'w'), '--manifest-checksums', 'md5']);
   assert.equal(wrong.code, 2);
   assert.match(wrong.stderr, /invalid manifest checksum algorithm "md5", must be one of NONE, CRC32C/);
+});
+
+test('--waldir: pg_wal is a link to it, the WAL is there, pg_verifybackup and the started copy agree; refused outside plain; a failed backup removes it', async () => {
+  const base = await scratch.dir('pgbb-opts-');
+  const dir = join(base, 'b');
+  const wal = join(base, 'wal');
+  const r = await runPgbb(['backup', ...connArgs(cluster), '-D', dir, '--waldir', wal, '-T', `${tsLocation}=${join(base, 'ts')}`, '-c', 'fast', '-N']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await fs.readlink(join(dir, 'pg_wal')), wal);
+  const segments = (await fs.readdir(wal)).filter((n) => /^[0-9A-F]{24}$/.test(n));
+  assert.ok(segments.length >= 1, `segments in --waldir: ${segments.join(' ')}`);
+  assert.ok(existsSync(join(wal, 'archive_status')));
+  await verifybackup(dir); // parses the WAL through the link
+  // pgbb's own reader follows no link it did not make: the WAL directory is named, as pg_verifybackup -w does.
+  const v = await runPgbb(['verify', '-w', wal, dir]);
+  assert.equal(v.code, 0, v.stderr);
+
+  for (const [args, message] of [
+    [['-F', 'tar', '--waldir', wal + '2'], /^pgbb: error: WAL directory location can only be specified in plain mode\n$/],
+    [['--waldir', 'relative/wal'], /^pgbb: error: WAL directory location must be an absolute path\n$/],
+  ] as const) {
+    const u = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'refused'), ...args]);
+    assert.equal(u.code, 2);
+    assert.match(u.stderr, message);
+  }
+  const failedWal = join(base, 'failed-wal');
+  const f = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'failed'), '--waldir', failedWal, '-T', `${tsLocation}=${join(base, 'failed-ts')}`, '-S', 'no_such_slot', '-c', 'fast', '-N']);
+  assert.equal(f.code, 1, f.stderr);
+  assert.ok(!existsSync(failedWal) && !existsSync(join(base, 'failed')), 'target and --waldir removed');
 });
