@@ -80,6 +80,13 @@ export interface VerifyReport {
   location?: string;
 }
 
+/**
+ * pg_verifybackup's own defaults, kept whatever -i adds: files a restore or
+ * -R is expected to change (pg_verifybackup.c, verify_backup_directory's
+ * ignore list; backup_manifest and pg_wal are handled apart).
+ */
+const ALWAYS_IGNORED = ['postgresql.auto.conf', 'standby.signal', 'recovery.signal'];
+
 /** A sink that drops what the checks pass on: the checks are the point. */
 /**
  * A backup directory's manifest is read first, so that each file is checked
@@ -89,7 +96,7 @@ export interface VerifyReport {
  * it as a problem of the backup.
  */
 async function manifestCheck(o: VerifyOptions, mode: VerifierMode): Promise<ReturnType<typeof manifestVerify>> {
-  const scope = { require: true, mode, ignore: o.ignore, skipChecksums: o.skipChecksums };
+  const scope = { require: true, mode, ignore: [...ALWAYS_IGNORED, ...(o.ignore ?? [])], skipChecksums: o.skipChecksums };
   if (o.manifestPath !== undefined) {
     const m = await readLimited(o.manifestPath, LIMITS.manifest);
     if (!m) throw new PgbbError('not_a_backup', `could not open manifest "${showPath(path.resolve(o.manifestPath))}": no such file`);

@@ -39,6 +39,14 @@ test('-R -C -S: the slot is made and kept, the backup carries the recovery setti
   assert.match(conf, /^primary_slot_name = 'pgbb_opt_slot'$/m);
   assert.equal(statSync(join(dir, 'postgresql.auto.conf')).mode & 0o777, 0o600);
   await verifybackup(dir);
+  // pgbb verify leaves the files -R changed alone, as pg_verifybackup does, in a directory and in a tar.
+  const v = await runPgbb(['verify', dir]);
+  assert.equal(v.code, 0, v.stderr);
+  const tar = join(base, 't');
+  const rt = await runPgbb(['backup', ...connArgs(cluster), '-D', tar, '-F', 'tar', '-c', 'fast', '-R', '-S', 'pgbb_opt_slot', '-N']);
+  assert.equal(rt.code, 0, rt.stderr);
+  const vt = await runPgbb(['verify', tar]);
+  assert.equal(vt.code, 0, vt.stderr);
 
   // The slot exists now: -C refuses it, as pg_basebackup does, and leaves it be.
   const again = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'c'), '-c', 'fast', '-C', '-S', 'pgbb_opt_slot', '-N']);
