@@ -8,6 +8,7 @@
  *                              `split`-byte events (default 3000, so events
  *                              straddle chunk boundaries)
  *   collect(streams)           runs a pipeline, returns what came out
+ *   HASH_KEY                   a chunk map hash key for maps built by hand
  *   treeOf(dir)                every file, link and directory below dir,
  *                              contents as hex digests, for comparisons
  */
@@ -21,6 +22,9 @@ import { calculate as crc32c } from 'fast-crc32c';
 import type { BackupEvent, StartEvent } from '../../src/events';
 
 export const SYSID = '7300000000000000001';
+/** A chunk map hash key (hex) for maps built by hand; its bytes for digestChunk. */
+export const HASH_KEY = 'a5'.repeat(32);
+export const HASH_KEY_BYTES = Buffer.from(HASH_KEY, 'hex');
 
 export function fakeControlFile(systemIdentifier = SYSID, salt = 0): Buffer {
   const b = Buffer.alloc(8192);

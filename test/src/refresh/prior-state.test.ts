@@ -24,7 +24,7 @@ import { REFRESH_MARKER } from '../../../src/io/refresh-marker';
 import { lockForRefresh } from '../../../src/io/target-lock';
 import { IoError } from '../../../src/errors';
 import { LIMITS } from '../../../src/io/read-limited';
-import { backupEvents, backupLabel, bytes, fakeControlFile, type BackupSpec } from '../../support/chunk-fixtures';
+import { backupEvents, backupLabel, bytes, fakeControlFile, HASH_KEY_BYTES, type BackupSpec } from '../../support/chunk-fixtures';
 import { plant, releaseFifos, within, type Hostile } from '../../support/hostile-files';
 
 const C = 64 * 1024;
@@ -93,7 +93,7 @@ test('no map, a damaged map, a map of another chunk size or another backup: ever
     const size = chunkSize ?? (name === 'none' || name === 'damaged' ? 1 << 20 : C);
     assert.equal(p.chunkSize, size, name);
     assert.equal(f.crcs.length, Math.ceil(data.length / size));
-    assert.equal(f.crcs[f.crcs.length - 1], digestChunk(data.subarray((f.crcs.length - 1) * size)).crc, name);
+    assert.equal(f.crcs[f.crcs.length - 1], digestChunk(data.subarray((f.crcs.length - 1) * size), HASH_KEY_BYTES).crc, name);
   }
 });
 
@@ -109,7 +109,7 @@ test('journaled files and files changed after the map are read again; the rest i
   const p = await loadPriorState(dir);
   assert.ok(p.incomplete && !p.pristine);
   assert.equal(p.reread, 2);
-  assert.equal(p.map.files.get('base/1/100')!.crcs[0], digestChunk(bytes(3 * C + 7, 99).subarray(0, C)).crc);
+  assert.equal(p.map.files.get('base/1/100')!.crcs[0], digestChunk(bytes(3 * C + 7, 99).subarray(0, C), HASH_KEY_BYTES).crc);
 });
 
 test('a directory without PG_VERSION is not a backup', async () => {
