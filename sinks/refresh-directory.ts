@@ -70,6 +70,8 @@ export interface RefreshDirectorySinkOptions {
 
 export interface RefreshDirectoryResult {
   bytesWritten: number;
+  /** Bytes of changed chunks found already on disk, page by page, and not written. */
+  bytesSame: number;
   filesWritten: number;
   filesCreated: number;
   filesRemoved: number;
@@ -105,7 +107,7 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
   private readonly dirty = new Set<string>();
   private inFlight: Promise<void> = Promise.resolve();
   private sawEnd = false;
-  private stats: RefreshDirectoryResult = { bytesWritten: 0, filesWritten: 0, filesCreated: 0, filesRemoved: 0, directoriesRemoved: 0, linksRemoved: 0 };
+  private stats: RefreshDirectoryResult = { bytesWritten: 0, bytesSame: 0, filesWritten: 0, filesCreated: 0, filesRemoved: 0, directoriesRemoved: 0, linksRemoved: 0 };
 
   constructor(opts: RefreshDirectorySinkOptions) {
     super({ objectMode: true, highWaterMark: 16 });
