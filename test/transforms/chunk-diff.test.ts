@@ -201,3 +201,8 @@ test('the new map and the rebuilt manifest go out in pieces; their concatenation
   assert.equal(Buffer.concat(pieces).length, (out[at] as EntryEvent).size);
   assert.deepEqual([...decodeChunkMap(Buffer.concat(pieces)).files.keys()], [...d.result!.map.files.keys()]);
 });
+
+test('a prior of SHA-256 hashes (format 1) is never compared with: it must be digested again first', async () => {
+  const prior = await mapOf(baseOf(relOld));
+  assert.throws(() => chunkDiff({ prior: { ...prior, hashAlgorithm: 'sha256' } }), /prior map has SHA-256 chunk hashes \(format 1\)/);
+});

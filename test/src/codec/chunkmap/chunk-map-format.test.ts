@@ -6,9 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { chunkSha256Known, decodeChunkMap, encodeChunkMap, hashKeyOf, HASH_BYTES, type ChunkMap } from '../../../../src/codec/chunkmap/chunk-map';
-import { HASH_KEY } from '../../../support/chunk-fixtures';
+import { HASH_KEY, rewriteMap as rewrite } from '../../../support/chunk-fixtures';
 
 const C = 64 * 1024;
 
@@ -19,17 +18,6 @@ function sample(): ChunkMap {
     header: { systemIdentifier: '7300000000000000001', timeline: 1, startLsn: '0/2000028', serverVersion: 150018, tablespaces: { 16400: '/ts' }, hashKey: HASH_KEY },
     files: new Map([['base/5/1', { path: 'base/5/1', size: C + 1, crcs: new Uint32Array([1, 2]), hashes }]]),
   };
-}
-
-/** The encoded map with another version and header (re-sealed, so only the checks behind the trailer can refuse it). */
-function rewrite(map: Buffer, version: number, header: unknown): Buffer {
-  const oldLength = map.readUInt32LE(20);
-  const json = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header), 'utf8');
-  const head = Buffer.from(map.subarray(0, 24));
-  head.writeUInt32LE(version, 8);
-  head.writeUInt32LE(json.length, 20);
-  const body = Buffer.concat([head, json, map.subarray(24 + oldLength, map.length - 32)]);
-  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
 }
 
 test('maps are written as format 2 with their hash key; they decode as XXH3-128, SHA-256 not known', () => {
