@@ -4,6 +4,7 @@
  * whatever the split of the data; the journal hook runs once, before the
  * first byte changes, and never when nothing differs; bytes past the
  * file's end are written, also when the file shrank after it was opened.
+ * The same with O_DIRECT (where /tmp allows it, the default) and without.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,7 +27,7 @@ async function fileWith(data: Buffer): Promise<string> {
 }
 
 /** Feeds `data` at `from` in `split`-byte pieces, then flushes; returns the writer and how the file looked when the journal hook ran. */
-async function feed(file: string, data: Buffer, from: number, split: number, opts: { diskSize?: number; window?: number } = {}) {
+async function feed(file: string, data: Buffer, from: number, split: number, opts: { diskSize?: number; window?: number; buffered?: boolean } = {}) {
   const fh = await fs.open(file, 'r+');
   const seen: Buffer[] = [];
   let journaled = 0;
@@ -34,7 +35,7 @@ async function feed(file: string, data: Buffer, from: number, split: number, opt
     const w = new PageDiffWriter(fh, file, opts.diskSize ?? (await fh.stat()).size, async () => {
       journaled++;
       seen.push(await fs.readFile(file));
-    }, opts.window);
+    }, opts.window, ...(opts.buffered ? [null] : []));
     for (let at = 0; at < data.length; at += split) await w.add(from + at, data.subarray(at, at + split));
     await w.flush();
     return { w, journaled, seen };
@@ -47,9 +48,9 @@ test('only the pages that differ are written, however the data is split', async 
   const old = bytes(64 * P, 1);
   const next = Buffer.from(old);
   for (const page of [0, 7, 8, 40, 63]) next[page * P + 100] ^= 0xff; // 7 and 8: a run of two
-  for (const split of [1000, P, 3 * P + 5, next.length]) {
+  for (const [split, buffered] of [[1000, false], [P, false], [3 * P + 5, false], [next.length, false], [1000, true], [next.length, true]] as const) {
     const file = await fileWith(old);
-    const { w, journaled, seen } = await feed(file, next, 0, split, { window: 16 * P });
+    const { w, journaled, seen } = await feed(file, next, 0, split, { window: 16 * P, buffered });
     assert.equal(w.bytesWritten, 5 * P, `split ${split}`);
     assert.equal(w.bytesSame, 59 * P, `split ${split}`);
     assert.ok((await fs.readFile(file)).equals(next), `split ${split}`);
