@@ -35,7 +35,9 @@ import type { BackupSink } from '../sink';
 import { settleBackup, type BackupOptions, type BackupPlan } from './backup-plan';
 import { compose } from './compose';
 import { newTally, takingStages } from './observers';
-import { rateLimiterFor, replicationSourceFor } from './live-source';
+import { parallelSourceFor, rateLimiterFor, replicationSourceFor } from './live-source';
+import { parallelStages } from './parallel-stages';
+import type { ParallelSource } from '../sources/parallel-source';
 
 export interface BackupResult {
   start: StartEvent;
@@ -104,8 +106,10 @@ export function backupSink(plan: BackupPlan): BackupSink {
 async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own = [], signal }: BackupOptions, began: bigint): Promise<BackupResult> {
   const limiter = rateLimiterFor(plan);
   const tally = newTally();
+  let parallel: ParallelSource | null = null;
   const observers = [
-    ...takingStages({ manifest: plan.manifest, checksums: plan.manifestChecksums, limiter, progress: plan.progress, reporter, tally }),
+    ...(plan.sqlConfig ? parallelStages(plan, () => parallel) : []),
+    ...takingStages({ manifest: plan.manifest && !plan.sqlConfig, checksums: plan.manifestChecksums, limiter, progress: plan.progress, reporter, tally }),
     // After the manifest check (the files it changes no longer match the server's manifest; pg_verifybackup ignores both), before the chunk map.
     ...(plan.writeRecoveryConf ? [recoveryConfig({ primaryConninfo: primaryConninfo(plan.connection), slot: plan.slot })] : []),
     ...own,
@@ -116,7 +120,7 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
     sink,
     source: (place) => {
       reporter.step?.({ code: 'checkpoint', message: `initiating base backup, waiting for checkpoint to complete (${plan.checkpoint === 'fast' ? 'fast' : 'spread: -c fast to hurry it'})` });
-      const source = replicationSourceFor(plan, place, limiter ? { rateLimiter: limiter } : {});
+      const source = plan.sqlConfig ? (parallel = parallelSourceFor(plan, place, limiter)) : replicationSourceFor(plan, place, limiter ? { rateLimiter: limiter } : {});
       // Said once the target is ready, as the backup begins.
       if (plan.wal === 'none') reporter.warning('no_wal', 'WAL is not included (-X none): the backup cannot be restored without a WAL archive');
       return source;

@@ -41,6 +41,7 @@ import { ChunkHasher, ChunkListBuilder, newHashKey } from '../codec/chunkmap/chu
 import { readJournal } from './refresh-journal';
 import { CONTROL_FILE, isOwnFile, walkTarget } from './walk-target';
 import { trustedTablespaces } from './tablespace-links';
+import { versionOfMajor } from '../codec/server-version';
 
 export interface PriorState {
   dir: string;
@@ -137,7 +138,7 @@ export async function loadPriorState(dir: string, opts: PriorStateOptions = {}):
   const ownMap = stored && !(control && control.systemIdentifier !== stored.header.systemIdentifier) ? stored : null;
   const tablespaces = await trustedTablespaces(abs, { recorded: ownMap?.header.tablespaces ?? null, journaled: journal.tablespaces, major });
 
-  const header = stored?.header ?? { systemIdentifier: control?.systemIdentifier ?? '0', timeline: label?.timeline ?? 0, startLsn: label?.startLsn ?? '0/0', serverVersion: major * 10000 };
+  const header = stored?.header ?? { systemIdentifier: control?.systemIdentifier ?? '0', timeline: label?.timeline ?? 0, startLsn: label?.startLsn ?? '0/0', serverVersion: versionOfMajor(major) };
   const hashKey = stored && stored.hashAlgorithm !== 'sha256' ? header.hashKey! : newHashKey();
   const map: ChunkMap = { chunkSize, header: { ...header, hashKey }, files: new Map() };
   let files = 0;
