@@ -71,6 +71,8 @@ export interface RefreshDirectorySinkOptions {
 
 export interface RefreshDirectoryResult {
   bytesWritten: number;
+  /** Bytes of changed chunks found already on disk, page by page, and not written. */
+  bytesSame: number;
   filesWritten: number;
   filesCreated: number;
   filesRemoved: number;
@@ -107,7 +109,7 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
   private inFlight: Promise<void> = Promise.resolve();
   private sawEnd = false;
   private modes: DataModes = OWNER_ONLY;
-  private stats: RefreshDirectoryResult = { bytesWritten: 0, filesWritten: 0, filesCreated: 0, filesRemoved: 0, directoriesRemoved: 0, linksRemoved: 0 };
+  private stats: RefreshDirectoryResult = { bytesWritten: 0, bytesSame: 0, filesWritten: 0, filesCreated: 0, filesRemoved: 0, directoriesRemoved: 0, linksRemoved: 0 };
 
   constructor(opts: RefreshDirectorySinkOptions) {
     super({ objectMode: true, highWaterMark: 16 });

@@ -84,7 +84,7 @@ export { pageChecksum, isRelationFile } from './codec/page-checksum';
 export { checkWalRange, WalError } from './codec/wal-continuity';
 export { parseControlFile, type ControlData } from './codec/pg-control';
 export { parseLsn, formatLsn, walFileName } from './codec/lsn';
-export { encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, decodeChunkMap, parseChunkSize } from './codec/chunkmap/chunk-map';
+export { chunkSha256Known, encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, decodeChunkMap, parseChunkSize } from './codec/chunkmap/chunk-map';
 export { loadPriorState } from './refresh/prior-state';
 export { refreshCommand } from './commands/refresh';
 export { standby, type StandbyOptions, type StandbyResult, type StandbyStep } from './pipeline/standby';

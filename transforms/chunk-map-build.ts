@@ -25,12 +25,12 @@
 import type { ArchiveEvent, ArchiveKind, BackupEvent, DataEvent, EntryEvent, StartEvent } from '../src/events';
 import { PgbbError } from '../src/errors';
 import {
-  CHUNK_MAP_FILE, checkChunkSize, chunkKey, DEFAULT_CHUNK_SIZE, encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, HASH_BYTES, type ChunkMap,
+  CHUNK_MAP_FILE, checkChunkSize, chunkKey, DEFAULT_CHUNK_SIZE, encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, HASH_BYTES, hashKeyOf, type ChunkMap,
 } from '../src/codec/chunkmap/chunk-map';
 import { PackedChunkFiles } from '../src/codec/chunkmap/packed-files';
 import { Pacer } from './paced-push';
 import { Observer } from './observer';
-import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
+import { ChunkHasher, ChunkListBuilder, newHashKey, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
 import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
 
 export interface ChunkMapBuildOptions {
@@ -69,16 +69,15 @@ export function* chunkMapMember(map: ChunkMap, mtime = new Date()): Generator<Ba
   yield { type: 'archive-end' };
 }
 
-/** A map to build: its files packed as they end (memory: their encoded records). */
-export function emptyChunkMap(chunkSize: number): ChunkMap {
-  return { chunkSize, header: { systemIdentifier: '0', timeline: 0, startLsn: '0/0', serverVersion: 0 }, files: new PackedChunkFiles(chunkSize, HASH_BYTES) };
+/** A map to build: its files packed as they end (memory: their encoded records); a fresh hash key unless one is kept. */
+export function emptyChunkMap(chunkSize: number, hashKey = newHashKey()): ChunkMap {
+  return { chunkSize, header: { systemIdentifier: '0', timeline: 0, startLsn: '0/0', serverVersion: 0, hashKey }, files: new PackedChunkFiles(chunkSize, HASH_BYTES) };
 }
 
 /**
  * Follows archive / entry / data / entry-end and digests every regular file
- * into a ChunkMap, on this thread: SHA-256 on a worker thread was measured
- * slower on a 2-core machine shared with the server (the copy and the
- * hand-off cost more than they saved).
+ * into a ChunkMap, on this thread (XXH3-128 costs ~0.2 s per GB: nothing
+ * a worker thread's hand-off would save).
  */
 export class ChunkMapRecorder {
   readonly map: ChunkMap;
@@ -87,11 +86,12 @@ export class ChunkMapRecorder {
   private kind: ArchiveKind = 'base';
   private archiveName = 'base';
   private file: { key: string; size: number; pos: number; list: ChunkListBuilder } | null = null;
-  private readonly hasher = new ChunkHasher();
+  private readonly hasher: ChunkHasher;
   private readonly list: ChunkListBuilder;
 
   constructor(readonly chunkSize: number) {
     this.map = emptyChunkMap(chunkSize);
+    this.hasher = new ChunkHasher(hashKeyOf(this.map.header.hashKey), chunkSize);
     this.list = new ChunkListBuilder('', chunkSize);
   }
 
@@ -164,6 +164,7 @@ export class ChunkMapBuild extends Observer {
 
   protected override onStart(ev: StartEvent): void {
     this.recorder.map.header = {
+      hashKey: this.recorder.map.header.hashKey,
       systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion,
       tablespaces: tablespaceLocations(ev.tablespaces, this.mapping),
     };

@@ -49,6 +49,8 @@ export interface RefreshResult {
   bytesReceived: number;
   /** Bytes the sink wrote into DIR (changed chunks, new files, chunk map, manifest); streamed WAL is written once, straight into pg_wal/ by the WAL receiver, and not counted here. */
   bytesWritten: number;
+  /** Bytes of changed chunks that were already on disk, page by page, and so not written. */
+  bytesSame: number;
   chunksChanged: number;
   chunksUnchanged: number;
   filesAdded: number;
@@ -143,6 +145,7 @@ async function run(plan: RefreshPlan, prior: PriorState, reporter: Reporter, inc
     // -j: only what the workers fetched crossed the network (pieces DIR held were read from it), and the WAL.
     bytesReceived: parallel ? (parallel as ParallelSource).networkBytes + tally.walBytes : tally.bytes,
     bytesWritten: s.bytesWritten,
+    bytesSame: s.bytesSame,
     chunksChanged: d.chunksChanged,
     chunksUnchanged: d.chunksUnchanged,
     filesAdded: d.filesAdded,
