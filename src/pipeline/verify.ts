@@ -25,6 +25,8 @@ import { walVerify } from '../../transforms/wal-verify';
 import type { EndEvent, StartEvent } from '../events';
 import type { Verifier } from '../verifier';
 import { compose } from './compose';
+import { verifyChain, withS3Chain } from './s3-chain';
+import { isS3Url } from '../s3/s3-url';
 import { newTally, tallyStage } from './observers';
 
 export interface VerifyOptions {
@@ -83,6 +85,9 @@ function discard(): Writable {
 }
 
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
+  // An incremental backup is checked rebuilt from its chain (src/pipeline/s3-chain.ts).
+  const rebuilt = isS3Url(o.source) ? await withS3Chain(o.source, o.s3, (chain) => verifyChain(o, chain)) : null;
+  if (rebuilt) return rebuilt;
   // A directory a refresh is rewriting is not a backup, whatever its files say.
   const { format, stream, location } = await openBackupSource(o.source, process.stdin, o.s3);
   const manifest = await manifestCheck(o.source);

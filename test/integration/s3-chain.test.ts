@@ -1,0 +1,145 @@
+/**
+ * S3 incremental chains against a real S3 API server (s3rver on loopback)
+ * and a real PostgreSQL 15: a full backup and three incrementals, each
+ * taken after the data changed (rows updated, a table created, one
+ * truncated), listed with kind and parent, verified, restored from the last
+ * link, checked by pg_verifybackup and started with the server's data.
+ * Then what a chain refuses (--max-chain), --full, and expire keeping what
+ * an incremental needs.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { runPgbb } from '../support/pgbb';
+import { useSampleServer } from '../support/sample-server';
+import { startS3Server, type S3TestServer } from '../support/s3-server';
+import { dataFingerprint } from '../support/sample-data';
+
+const pg = useSampleServer();
+let s3: S3TestServer;
+const server = async () => {
+  if (!s3) {
+    s3 = await startS3Server();
+    pg.onCleanup(() => s3.stop());
+  }
+  return s3;
+};
+
+const pgbb = (args: string[]) => runPgbb(args, { env: s3.env });
+
+interface Row {
+  id: string;
+  kind: string;
+  parent: string | null;
+  status: string;
+  storedBytes: number;
+}
+
+async function list(repo: string): Promise<Row[]> {
+  const l = await pgbb(['list', repo, '--json']);
+  assert.equal(l.code, 0, l.stderr);
+  return l.stdout.trim().split('\n').filter(Boolean).map((x) => JSON.parse(x));
+}
+
+async function backup(repo: string, extra: string[] = []): Promise<Row> {
+  const before = new Set((await list(repo)).map((r) => r.id));
+  const b = await pgbb(['backup', ...pg.conn(), '-D', repo, '-c', 'fast', ...extra]);
+  assert.equal(b.code, 0, b.stderr);
+  const added = (await list(repo)).filter((r) => !before.has(r.id));
+  assert.equal(added.length, 1);
+  return added[0];
+}
+
+async function restoreAndStart(source: string, expected: string, verifyBackup = false): Promise<void> {
+  const root = await pg.scratch('pgbb-s3-chain-');
+  const target = join(root, 'data');
+  const r = await pgbb(['restore', source, '-D', target, '-N', '-T', `${pg.tsLocation}=${target}-ts`]);
+  assert.equal(r.code, 0, r.stderr);
+  if (verifyBackup) await pg.verify(target);
+  await pg.withStarted(target, async (restored) => assert.equal(await dataFingerprint(restored), expected));
+}
+
+test('S3 chain: full + 3 incrementals → list → verify → restore → pg_verifybackup → start → same data', async (t) => {
+  await server();
+  const repo = `s3://${s3.bucket}/chain-a`;
+  const c = pg.cluster;
+  const full = await backup(repo);
+  assert.equal(full.kind, 'full');
+
+  // 1% of the accounts' rows changed.
+  await c.query('UPDATE pgbench_accounts SET abalance = abalance + 7 WHERE aid % 100 = 0');
+  const inc1 = await backup(repo, ['--incremental-from', 'latest']);
+  assert.equal(inc1.kind, 'incremental');
+  assert.equal(inc1.parent, full.id);
+  const ratio = inc1.storedBytes / full.storedBytes;
+  t.diagnostic(`stored: full ${full.storedBytes} B, incremental after 1% of rows changed ${inc1.storedBytes} B (ratio ${ratio.toFixed(3)})`);
+  assert.ok(ratio < 0.5, `the incremental stored ${inc1.storedBytes} bytes, the full ${full.storedBytes}`);
+
+  // A new table, rows gone from the tablespace's table.
+  await c.query('CREATE TABLE chain_new AS SELECT i, md5(i::text) AS h FROM generate_series(1, 5000) i');
+  await c.query('DELETE FROM pgbb_ts_rows WHERE id % 3 = 0');
+  const inc2 = await backup(repo, ['--incremental-from', `${repo}/${inc1.id}`]);
+  assert.equal(inc2.parent, inc1.id);
+
+  // A truncated table: its old file goes, a new one comes.
+  await c.query('TRUNCATE pgbench_tellers');
+  await c.query('INSERT INTO pgbench_tellers SELECT i, 1, 0 FROM generate_series(1, 10) i');
+  const expected = await dataFingerprint(c);
+  const inc3 = await backup(repo, ['--incremental-from', `${repo}/latest`]);
+  assert.equal(inc3.parent, inc2.id);
+
+  const rows = await list(repo);
+  assert.deepEqual(rows.map((r) => [r.kind, r.parent, r.status]), [
+    ['full', null, 'complete'],
+    ['incremental', full.id, 'complete'],
+    ['incremental', inc1.id, 'complete'],
+    ['incremental', inc2.id, 'complete'],
+  ]);
+  // Every backup keeps its chunk map beside its record, as a user's script sees it.
+  const listed = await s3.client().send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `chain-a/${inc3.id}/` }));
+  assert.ok((listed.Contents ?? []).some((o) => o.Key === `chain-a/${inc3.id}/chunkmap`));
+  const rec = await s3.client().send(new GetObjectCommand({ Bucket: s3.bucket, Key: `chain-a/${inc3.id}/backup.json` }));
+  const record = JSON.parse(await rec.Body!.transformToString());
+  assert.equal(record.kind, 'incremental');
+  assert.equal(record.parent, inc2.id);
+
+  const v = await pgbb(['verify', repo]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /backup successfully verified/);
+
+  await restoreAndStart(repo, expected, true);
+});
+
+test('S3 chain: --max-chain refuses a longer chain, --full starts a new one; expire keeps what an incremental needs', async () => {
+  await server();
+  const repo = `s3://${s3.bucket}/chain-b`;
+  const c = pg.cluster;
+  const full = await backup(repo);
+  const inc1 = await backup(repo, ['--incremental-from', 'latest', '--max-chain', '1']);
+  assert.equal(inc1.parent, full.id);
+
+  const refused = await pgbb(['backup', ...pg.conn(), '-D', repo, '-c', 'fast', '--incremental-from', 'latest', '--max-chain', '1']);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.stderr, /^pgbb: error: an incremental backup on s3:\/\/\S+ would be the 2th incremental of its chain, more than --max-chain 1: take a full backup \(--full\)\n$/);
+  assert.equal((await list(repo)).length, 2, 'nothing uploaded');
+
+  const full2 = await backup(repo, ['--incremental-from', 'latest', '--full']);
+  assert.equal(full2.kind, 'full');
+  assert.equal(full2.parent, null);
+
+  // An incremental on the older chain, after the newer full: the older full and inc1 are still needed.
+  await c.query('UPDATE pgbench_branches SET bbalance = bbalance + 1');
+  const expected = await dataFingerprint(c);
+  const inc2 = await backup(repo, ['--incremental-from', `${repo}/${inc1.id}`]);
+  assert.equal(inc2.parent, inc1.id);
+  const e = await pgbb(['expire', repo, '--retain-full', '1']);
+  assert.equal(e.code, 0, e.stderr);
+  assert.deepEqual((await list(repo)).map((r) => r.id), [full.id, inc1.id, full2.id, inc2.id]);
+  await restoreAndStart(`${repo}/${inc2.id}`, expected);
+
+  // A dry run says so too.
+  const e2 = await pgbb(['expire', repo, '--retain-full', '1', '--dry-run']);
+  assert.equal(e2.code, 0, e2.stderr);
+  assert.match(e2.stdout, /0 backup\(s\) would remove, 4 kept/);
+});
