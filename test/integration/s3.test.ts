@@ -52,7 +52,7 @@ test('S3: backup → list → verify → restore → start → same data; object
   // As a user's script would: list the objects and read the record.
   const listed = await s3.client().send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `cluster-a/${id}/` }));
   const names = (listed.Contents ?? []).map((o) => o.Key!.slice(`cluster-a/${id}/`.length)).sort();
-  assert.deepEqual(names, [`${pg.tsOid}.tar.zst`, 'backup.json', 'backup_manifest', 'base.tar.zst', 'pg_wal.tar.zst'].sort());
+  assert.deepEqual(names, [`${pg.tsOid}.tar.zst`, 'backup.json', 'backup_manifest', 'base.tar.zst', 'chunkmap', 'pg_wal.tar.zst'].sort());
   const record = JSON.parse((await objectBytes(`cluster-a/${id}/backup.json`)).toString());
   assert.equal(record.id, id);
   for (const o of record.objects) {
