@@ -58,17 +58,7 @@ export class DeltaUnpack extends PacedTransform {
     throw new PgbbError('not_a_backup', `${this.o.where}: ${why}`);
   }
 
-  override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    try {
-      const later = this.handle(ev);
-      if (later) return void later.then(() => cb(), cb);
-    } catch (err) {
-      return cb(err as Error);
-    }
-    cb();
-  }
-
-  private handle(ev: BackupEvent): Promise<void> | void {
+  protected override handle(ev: BackupEvent): Promise<void> | void {
     switch (ev.type) {
       case 'start':
         this.o.map.header = { ...this.o.map.header, tablespaces: tablespaceLocations(ev.tablespaces, this.o.tablespaces.mapping, this.o.tablespaces.existing) };

@@ -35,21 +35,9 @@ import type { EndEvent, StartEvent } from '../events';
 import { compose } from './compose';
 import { discard, newTally, tallyStage } from './observers';
 
-/**
- * What restoreChain uses of restore's options and result (restore.ts
- * passes its own; named here so that this file need not import it, which
- * imports this one).
- */
-export interface ChainRestoreOptions {
-  source: string;
-  s3?: S3SourceOptions;
-  target: string;
-  tablespaceMapping?: Record<string, string>;
-  sync?: boolean;
-  tablespacesAtRecordedLocations?: boolean;
-  standby?: unknown;
-  signal?: AbortSignal;
-}
+/** What restoreChain reads of restore's options (restore.ts passes its own; this file does not import it, which imports this one). */
+export type ChainRestoreOptions = { source: string; target: string; s3?: S3SourceOptions; signal?: AbortSignal; standby?: unknown } & TablespaceAndSync;
+type TablespaceAndSync = { tablespaceMapping?: Record<string, string>; sync?: boolean; tablespacesAtRecordedLocations?: boolean };
 
 export interface ChainRestoreResult {
   start: StartEvent;

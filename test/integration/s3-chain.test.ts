@@ -13,18 +13,13 @@ import { test } from 'node:test';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { runPgbb } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
-import { startS3Server, type S3TestServer } from '../support/s3-server';
+import { sharedS3Server, type S3TestServer } from '../support/s3-server';
 import { dataFingerprint } from '../support/sample-data';
 
 const pg = useSampleServer();
+const shared = sharedS3Server(pg);
 let s3: S3TestServer;
-const server = async () => {
-  if (!s3) {
-    s3 = await startS3Server();
-    pg.onCleanup(() => s3.stop());
-  }
-  return s3;
-};
+const server = async () => (s3 = await shared());
 
 const pgbb = (args: string[]) => runPgbb(args, { env: s3.env });
 

@@ -12,17 +12,12 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-s
 import { calculate as crc32c } from 'fast-crc32c';
 import { runPgbb } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
-import { startS3Server, type S3TestServer } from '../support/s3-server';
+import { sharedS3Server, type S3TestServer } from '../support/s3-server';
 
 const pg = useSampleServer({ fingerprint: true });
+const shared = sharedS3Server(pg);
 let s3: S3TestServer;
-const server = async () => {
-  if (!s3) {
-    s3 = await startS3Server();
-    pg.onCleanup(() => s3.stop());
-  }
-  return s3;
-};
+const server = async () => (s3 = await shared());
 
 const pgbb = (args: string[]) => runPgbb(args, { env: s3.env });
 const hex = (n: number) => (n >>> 0).toString(16).padStart(8, '0');
