@@ -10,7 +10,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { stat } from 'node:fs/promises';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { runPgbb } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
 import { sharedS3Server, type S3TestServer } from '../support/s3-server';
@@ -46,12 +47,12 @@ async function backup(repo: string, extra: string[] = []): Promise<Row> {
   return added[0];
 }
 
-async function restoreAndStart(source: string, expected: string, verifyBackup = false): Promise<void> {
+async function restoreAndStart(source: string, expected: string): Promise<void> {
   const root = await pg.scratch('pgbb-s3-chain-');
   const target = join(root, 'data');
   const r = await pgbb(['restore', source, '-D', target, '-N', '-T', `${pg.tsLocation}=${target}-ts`]);
   assert.equal(r.code, 0, r.stderr);
-  if (verifyBackup) await pg.verify(target);
+  await pg.verify(target);
   await pg.withStarted(target, async (restored) => assert.equal(await dataFingerprint(restored), expected));
 }
 
@@ -68,7 +69,11 @@ test('S3 chain: full + 3 incrementals → list → verify → restore → pg_ver
   assert.equal(inc1.kind, 'incremental');
   assert.equal(inc1.parent, full.id);
   const ratio = inc1.storedBytes / full.storedBytes;
-  t.diagnostic(`stored: full ${full.storedBytes} B, incremental after 1% of rows changed ${inc1.storedBytes} B (ratio ${ratio.toFixed(3)})`);
+  const objects = async (id: string) => {
+    const r = await s3.client().send(new GetObjectCommand({ Bucket: s3.bucket, Key: `chain-a/${id}/backup.json` }));
+    return (JSON.parse(await r.Body!.transformToString()).objects as Array<{ name: string; size: number }>).map((o) => `${o.name} ${o.size}`).join(', ');
+  };
+  t.diagnostic(`stored: full ${full.storedBytes} B (${await objects(full.id)}); incremental after 1% of rows changed ${inc1.storedBytes} B (${await objects(inc1.id)}); ratio ${ratio.toFixed(3)}`);
   assert.ok(ratio < 0.5, `the incremental stored ${inc1.storedBytes} bytes, the full ${full.storedBytes}`);
 
   // A new table, rows gone from the tablespace's table.
@@ -103,7 +108,7 @@ test('S3 chain: full + 3 incrementals → list → verify → restore → pg_ver
   assert.equal(v.code, 0, v.stderr);
   assert.match(v.stdout, /backup successfully verified/);
 
-  await restoreAndStart(repo, expected, true);
+  await restoreAndStart(repo, expected);
 });
 
 test('S3 chain: --max-chain refuses a longer chain, --full starts a new one; expire keeps what an incremental needs', async () => {
@@ -125,16 +130,29 @@ test('S3 chain: --max-chain refuses a longer chain, --full starts a new one; exp
 
   // An incremental on the older chain, after the newer full: the older full and inc1 are still needed.
   await c.query('UPDATE pgbench_branches SET bbalance = bbalance + 1');
-  const expected = await dataFingerprint(c);
   const inc2 = await backup(repo, ['--incremental-from', `${repo}/${inc1.id}`]);
   assert.equal(inc2.parent, inc1.id);
   const e = await pgbb(['expire', repo, '--retain-full', '1']);
   assert.equal(e.code, 0, e.stderr);
   assert.deepEqual((await list(repo)).map((r) => r.id), [full.id, inc1.id, full2.id, inc2.id]);
-  await restoreAndStart(`${repo}/${inc2.id}`, expected);
 
   // A dry run says so too.
   const e2 = await pgbb(['expire', repo, '--retain-full', '1', '--dry-run']);
   assert.equal(e2.code, 0, e2.stderr);
   assert.match(e2.stdout, /0 backup\(s\) would remove, 4 kept/);
+
+  // A damaged link (same size, one byte changed): the restore fails naming it and removes what it restored.
+  const key = `chain-b/${inc2.id}/base.tar.zst`;
+  const got = await s3.client().send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+  const damaged = Buffer.from(await got.Body!.transformToByteArray());
+  damaged[damaged.length >> 1] ^= 0x55;
+  await s3.client().send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: damaged }));
+  const root = await pg.scratch('pgbb-s3-chain-bad-');
+  const target = join(root, 'data');
+  const r = await pgbb(['restore', `${repo}/${inc2.id}`, '-D', target, '-N', '-T', `${pg.tsLocation}=${target}-ts`]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /^pgbb: error: .*base\.tar\.zst/m);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  await assert.rejects(stat(target), { code: 'ENOENT' });
+  await assert.rejects(stat(`${target}-ts`), { code: 'ENOENT' });
 });
