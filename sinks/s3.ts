@@ -243,7 +243,8 @@ export class S3Sink extends Writable implements BackupSink {
         timeline: this.timeline,
         startLsn: s.startLsn,
         endLsn: this.endLsn,
-        bytes: this.bytes,
+        // An incremental's data events are its changed chunks: it records the size of the backup it is.
+        bytes: this.opts.parent && map ? mappedBytes(map) : this.bytes,
         compression: this.compress.method === 'zstd' ? 'zstd' : 'none',
         transform: this.opts.transform ? this.opts.transformName ?? 'custom' : null,
         objects: this.stored,
@@ -287,6 +288,12 @@ export class S3Sink extends Writable implements BackupSink {
         callback(err);
       });
   }
+}
+
+function mappedBytes(map: ChunkMap): number {
+  let n = 0;
+  for (const f of map.files.values()) n += f.size;
+  return n;
 }
 
 function closed(w: Writable, err: Error | null): Promise<void> {

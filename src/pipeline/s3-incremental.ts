@@ -43,7 +43,7 @@ export async function s3BackupStages(loc: S3Location, o: S3TargetOptions, chunkS
     const chain = await backupChain(repo, { id, record });
     const length = incrementalsIn(chain) + 1;
     if (length > maxChain) {
-      throw new UsageError(`an incremental backup on ${repo.where(id)} would be the ${length}th incremental of its chain, more than --max-chain ${maxChain}: take a full backup (--full)`);
+      throw new UsageError(`an incremental backup on ${repo.where(id)} would make its chain ${length} incrementals long, more than --max-chain ${maxChain}: take a full backup (--full)`);
     }
     const map = await readChunkMap(repo, { id, record });
     const diff = chunkDiff({ prior: without(map, CONTROL_FILE), chunkSize });

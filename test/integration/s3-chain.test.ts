@@ -29,6 +29,7 @@ interface Row {
   kind: string;
   parent: string | null;
   status: string;
+  bytes: number;
   storedBytes: number;
 }
 
@@ -75,6 +76,8 @@ test('S3 chain: full + 3 incrementals → list → verify → restore → pg_ver
   };
   t.diagnostic(`stored: full ${full.storedBytes} B (${await objects(full.id)}); incremental after 1% of rows changed ${inc1.storedBytes} B (${await objects(inc1.id)}); ratio ${ratio.toFixed(3)}`);
   assert.ok(ratio < 0.5, `the incremental stored ${inc1.storedBytes} bytes, the full ${full.storedBytes}`);
+  // Its size is the backup's it stands for, not only the chunks it uploaded.
+  assert.ok(Math.abs(inc1.bytes - full.bytes) < full.bytes * 0.1, `incremental ${inc1.bytes} bytes, full ${full.bytes}`);
 
   // A new table, rows gone from the tablespace's table.
   await c.query('CREATE TABLE chain_new AS SELECT i, md5(i::text) AS h FROM generate_series(1, 5000) i');
@@ -121,7 +124,7 @@ test('S3 chain: --max-chain refuses a longer chain, --full starts a new one; exp
 
   const refused = await pgbb(['backup', ...pg.conn(), '-D', repo, '-c', 'fast', '--incremental-from', 'latest', '--max-chain', '1']);
   assert.notEqual(refused.code, 0);
-  assert.match(refused.stderr, /^pgbb: error: an incremental backup on s3:\/\/\S+ would be the 2th incremental of its chain, more than --max-chain 1: take a full backup \(--full\)\n$/);
+  assert.match(refused.stderr, /^pgbb: error: an incremental backup on s3:\/\/\S+ would make its chain 2 incrementals long, more than --max-chain 1: take a full backup \(--full\)\n$/);
   assert.equal((await list(repo)).length, 2, 'nothing uploaded');
 
   const full2 = await backup(repo, ['--incremental-from', 'latest', '--full']);
