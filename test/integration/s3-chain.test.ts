@@ -4,14 +4,14 @@
  * taken after the data changed (rows updated, a table created, one
  * truncated), listed with kind and parent, verified, restored from the last
  * link, checked by pg_verifybackup and started with the server's data.
- * Then what a chain refuses (--max-chain), --full, and expire keeping what
- * an incremental needs.
+ * Then what a chain refuses (--max-chain, a damaged link, a parent without
+ * its record), --full, and expire keeping what an incremental needs.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { stat } from 'node:fs/promises';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { runPgbb } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
 import { sharedS3Server, type S3TestServer } from '../support/s3-server';
@@ -158,4 +158,14 @@ test('S3 chain: --max-chain refuses a longer chain, --full starts a new one; exp
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   await assert.rejects(stat(target), { code: 'ENOENT' });
   await assert.rejects(stat(`${target}-ts`), { code: 'ENOENT' });
+
+  // A parent that lost its record: the chain is refused naming it, and expire still keeps it for inc2.
+  await s3.client().send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: `chain-b/${inc1.id}/backup.json` }));
+  const r2 = await pgbb(['restore', `${repo}/${inc2.id}`, '-D', target, '-N', '-T', `${pg.tsLocation}=${target}-ts`]);
+  assert.notEqual(r2.code, 0);
+  assert.equal(r2.stderr, `pgbb: error: ${repo}/${inc1.id}, the parent of ${inc2.id}, is missing or incomplete: the chain cannot be rebuilt\n`);
+  await assert.rejects(stat(target), { code: 'ENOENT' });
+  const e3 = await pgbb(['expire', repo, '--retain-full', '1', '--grace-hours', '0', '--dry-run']);
+  assert.equal(e3.code, 0, e3.stderr);
+  assert.doesNotMatch(e3.stdout, new RegExp(inc1.id));
 });
