@@ -76,6 +76,8 @@ export async function resolveS3Backup(url: string, o: S3SourceOptions = {}): Pro
     if (!o.allowIncomplete) {
       throw new IncompleteBackupError(`${repo.where(id)} is incomplete (it has no backup.json): pass --allow-incomplete to read what it holds anyway`);
     }
+    // Its archives hold only changed chunks, and without a record nothing says what it stands on.
+    if (id.endsWith('-I')) throw new IncompleteBackupError(`${repo.where(id)} is an incomplete incremental backup (it has no backup.json): it cannot be read`);
     for (const [name, size] of listed) if (OBJECT_NAME.test(name)) objects.set(name, { size, crc32c: null });
   }
   return { repo, id, record, objects };

@@ -165,6 +165,8 @@ test('S3 chain: --max-chain refuses a longer chain, --full starts a new one; exp
   assert.notEqual(r2.code, 0);
   assert.equal(r2.stderr, `pgbb: error: ${repo}/${inc1.id}, the parent of ${inc2.id}, is missing or incomplete: the chain cannot be rebuilt\n`);
   await assert.rejects(stat(target), { code: 'ENOENT' });
+  const v = await pgbb(['verify', `${repo}/${inc1.id}`, '--allow-incomplete']);
+  assert.equal(v.stderr, `pgbb: error: ${repo}/${inc1.id} is an incomplete incremental backup (it has no backup.json): it cannot be read\n`);
   const e3 = await pgbb(['expire', repo, '--retain-full', '1', '--grace-hours', '0', '--dry-run']);
   assert.equal(e3.code, 0, e3.stderr);
   assert.doesNotMatch(e3.stdout, new RegExp(inc1.id));
