@@ -8,7 +8,8 @@
  *             new files, removed ones; its manifest and map written last)
  *   then:     the directory verified against the last link's manifest (every file,
  *             its size and CRC32C), so a chain that does not rebuild the backup
- *             exactly fails instead of leaving a cluster that starts with wrong data.
+ *             exactly fails instead of leaving a cluster that starts with wrong data;
+ *             -R's files written last.
  *
  * Verify rebuilds the chain the same way into a scratch directory (removed
  * after) and checks it as a plain backup: there is no other way to see every
@@ -17,7 +18,9 @@
 import { promises as fs, constants as C } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PgbbError, UsageError } from '../errors';
+import { PgbbError } from '../errors';
+import { writeRecoveryFiles } from '../standby/recovery-files';
+import type { RecoverySettings } from '../codec/recovery-settings';
 import type { BackupEvent } from '../events';
 import { CHUNK_MAP_FILE, encodeChunkMapPieces } from '../codec/chunkmap/chunk-map';
 import { tablespaceLocations } from '../codec/chunkmap/tablespace-locations';
@@ -36,7 +39,7 @@ import { compose } from './compose';
 import { discard, newTally, tallyStage } from './observers';
 
 /** What restoreChain reads of restore's options (restore.ts passes its own; this file does not import it, which imports this one). */
-export type ChainRestoreOptions = { source: string; target: string; s3?: S3SourceOptions; signal?: AbortSignal; standby?: unknown } & TablespaceAndSync;
+export type ChainRestoreOptions = { source: string; target: string; s3?: S3SourceOptions; signal?: AbortSignal; standby?: RecoverySettings } & TablespaceAndSync;
 type TablespaceAndSync = { tablespaceMapping?: Record<string, string>; sync?: boolean; tablespacesAtRecordedLocations?: boolean };
 
 export interface ChainRestoreResult {
@@ -90,7 +93,6 @@ export async function withS3Chain<T>(source: string, o: S3SourceOptions | undefi
 
 /** Restores the chain into `o.target`: its full backup through `restoreFull` (restore itself), then each link. */
 export async function restoreChain<O extends ChainRestoreOptions, R extends ChainRestoreResult>(o: O, chain: S3Chain, restoreFull: (o: O) => Promise<R>): Promise<R> {
-  if (o.standby) throw new UsageError('restore -R of an incremental backup is not supported yet: restore it, then write standby.signal');
   const began = process.hrtime.bigint();
   const mapping = o.tablespaceMapping ?? {};
   const places = [o.target, ...Object.values(mapping)];
@@ -105,6 +107,8 @@ export async function restoreChain<O extends ChainRestoreOptions, R extends Chai
     await writeNew(path.join(o.target, CHUNK_MAP_FILE), encodeChunkMapPieces(map), o.sync ?? true);
     for (const link of links.slice(1)) await applyLink(o, repo, link, s3, mapping);
     const rebuilt = await checkRebuilt(o.target, repo.where(last.id), o.signal);
+    // -R after the check: the files it changes are not the backup's.
+    if (o.standby) await writeRecoveryFiles(o.target, o.standby, o.sync ?? true);
     return { ...base, ...rebuilt, seconds: Number(process.hrtime.bigint() - began) / 1e9, location: repo.where(last.id) };
   } catch (err) {
     // What this restore made goes: directories it created whole, the contents of the empty ones it was given.

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { runPgbb } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
@@ -48,11 +48,14 @@ async function backup(repo: string, extra: string[] = []): Promise<Row> {
   return added[0];
 }
 
+/** Restored with -R (its files checked, then standby.signal removed so that it starts as a primary), pg_verifybackup, started, compared. */
 async function restoreAndStart(source: string, expected: string): Promise<void> {
   const root = await pg.scratch('pgbb-s3-chain-');
   const target = join(root, 'data');
-  const r = await pgbb(['restore', source, '-D', target, '-N', '-T', `${pg.tsLocation}=${target}-ts`]);
+  const r = await pgbb(['restore', source, '-D', target, '-N', '-T', `${pg.tsLocation}=${target}-ts`, '-R', '--primary-conninfo', 'host=127.0.0.1 port=1']);
   assert.equal(r.code, 0, r.stderr);
+  assert.match(await readFile(join(target, 'postgresql.auto.conf'), 'utf8'), /^primary_conninfo = 'host=127\.0\.0\.1 port=1'$/m);
+  await rm(join(target, 'standby.signal'));
   await pg.verify(target);
   await pg.withStarted(target, async (restored) => assert.equal(await dataFingerprint(restored), expected));
 }
