@@ -57,19 +57,19 @@ export async function s3BackupStages(loc: S3Location, o: S3TargetOptions, chunkS
 }
 
 /** The parent --incremental-from names: `latest`, an id, or an s3:// URL of this repository. */
-async function parentId(repo: Repository, from: string): Promise<string> {
+async function parentId(repo: Repository, given: string): Promise<string> {
   let named: string | null;
-  if (from === 'latest' || BACKUP_ID.test(from)) named = from;
-  else if (isS3Url(from)) {
-    const loc = parseS3Url(from);
+  if (given === 'latest' || BACKUP_ID.test(given)) named = given;
+  else if (isS3Url(given)) {
+    const loc = parseS3Url(given);
     const latest = loc.prefix === 'latest' || loc.prefix.endsWith('/latest');
     const split = latest ? { repo: { bucket: loc.bucket, prefix: loc.prefix.replace(/\/?latest$/, '') }, id: 'latest' } : splitBackupId(loc);
-    if (split.id === null) throw new UsageError(`--incremental-from ${from} names no backup: give s3://…/<id> or s3://…/latest (see pgbb list)`);
+    if (split.id === null) throw new UsageError(`--incremental-from names no backup (${given}): give s3://…/<id> or s3://…/latest (see pgbb list)`);
     if (split.repo.bucket !== repo.loc.bucket || split.repo.prefix !== repo.loc.prefix) {
-      throw new UsageError(`--incremental-from ${from} is not in ${showS3(repo.loc)}: an incremental backup stands on a backup of its own repository`);
+      throw new UsageError(`--incremental-from names ${given}, which is not in ${showS3(repo.loc)}: an incremental backup stands on a backup of its own repository`);
     }
     named = split.id;
-  } else throw new UsageError(`--incremental-from "${from}" with an s3:// target must be latest, a backup id or s3://…/<id>`);
+  } else throw new UsageError(`with an s3:// target --incremental-from takes latest, a backup id or s3://…/<id>, not "${given}"`);
   if (named !== 'latest') return named;
   const complete = (await repo.list()).filter((b) => b.record);
   if (!complete.length) throw new PgbbError('not_a_backup', `${repo.where()} holds no complete backup to be incremental from: take a full backup first`);

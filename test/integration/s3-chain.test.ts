@@ -121,6 +121,17 @@ test('S3 chain: --max-chain refuses a longer chain, --full starts a new one; exp
   await server();
   const repo = `s3://${s3.bucket}/chain-b`;
   const c = pg.cluster;
+  // Refused before the server is asked for anything: no parent yet, one in another repository, a bad name.
+  for (const [from, why] of [
+    ['latest', /^pgbb: error: s3:\/\/\S+\/chain-b holds no complete backup to be incremental from: take a full backup first\n$/],
+    [`s3://${s3.bucket}/elsewhere/latest`, /^pgbb: error: --incremental-from names \S+, which is not in s3:\/\/\S+\/chain-b: an incremental backup stands on a backup of its own repository\n$/],
+    ['yesterday', /^pgbb: error: with an s3:\/\/ target --incremental-from takes latest, a backup id or s3:\/\/…\/<id>, not "yesterday"\n$/],
+  ] as const) {
+    const r = await pgbb(['backup', ...pg.conn(), '-D', repo, '--incremental-from', from]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, why);
+  }
+  assert.equal((await list(repo)).length, 0);
   const full = await backup(repo);
   const inc1 = await backup(repo, ['--incremental-from', 'latest', '--max-chain', '1']);
   assert.equal(inc1.parent, full.id);
