@@ -21,7 +21,8 @@
  */
 import { Writable } from 'node:stream';
 import { once } from 'node:events';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { s3Sdk } from '../src/s3/sdk';
 import type { BackupEvent, StartEvent } from '../src/events';
 import { PgbbError, UsageError } from '../src/errors';
 import { descriptorFromStart, encodeDescriptor } from '../src/codec/backup-descriptor';
@@ -124,7 +125,7 @@ export class S3Sink extends Writable implements BackupSink {
     this.created.push(key);
     await this.repo.client
       .send(
-        new PutObjectCommand({
+        new (s3Sdk().PutObjectCommand)({
           Bucket: this.opts.location.bucket,
           Key: key,
           Body: body,

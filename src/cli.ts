@@ -59,6 +59,12 @@ function abortOnSignals(): AbortController {
   return ac;
 }
 
+/** -j N: a whole number (the range is the plan's check). */
+function parseJobs(text: string): number {
+  if (!/^\s*\d+\s*$/.test(text)) throw new UsageError(`invalid number of parallel jobs "${text}"`);
+  return Number(text);
+}
+
 /** --timeout SECONDS: a non-negative number; 0 turns the limit off. */
 function parseTimeout(text: string): number {
   const s = Number(text);
@@ -128,7 +134,9 @@ export function buildProgram(): Command {
     .option('--full', 'with -D s3://…: take a full backup even when --incremental-from is given')
     .option('--s3-storage-class <class>', 'with -D s3://…: storage class of every object (STANDARD, STANDARD_IA, …)')
     .option('--s3-sse-kms-key-id <key>', 'with -D s3://…: encrypt objects server-side with this KMS key (SSE-KMS)')
-    .option('--s3-part-size <size>', 'with -D s3://…: smallest upload part, 5M to 5G (default 8M; grown for large archives)');
+    .option('--s3-part-size <size>', 'with -D s3://…: smallest upload part, 5M to 5G (default 8M; grown for large archives)')
+    .option('-j, --jobs <n>', 'fetch files over N SQL sessions in parallel (pg_backup_start/pg_read_binary_file); default 1: BASE_BACKUP')
+    .option('--local-pgdata <dir>', 'pgbb runs on the database host: read the files from this data directory (with -j N readers), the backup held over SQL');
   backupOptions(backup, 'relocate tablespace in OLD to NEW (repeatable)');
   backup.action(async (opts) => {
     // With --json even a bad option value is reported as a JSON error line.
@@ -162,6 +170,8 @@ export function buildProgram(): Command {
       ...common, target: opts.pgdata, format: fmt, compress, walSpool, s3, signal: ac.signal,
       writeRecoveryConf: Boolean(opts.writeRecoveryConf), createSlot: Boolean(opts.createSlot),
       manifestChecksums: opts.manifestChecksums, manifestForceEncode: Boolean(opts.manifestForceEncode),
+      ...(opts.jobs !== undefined ? { jobs: parseJobs(String(opts.jobs)) } : {}),
+      ...(opts.localPgdata !== undefined ? { localPgdata: String(opts.localPgdata) } : {}),
     });
     reporter.close();
     activeReporter = null;
@@ -174,7 +184,8 @@ export function buildProgram(): Command {
     .helpOption('-?, --help', 'show help')
     .requiredOption('-D, --pgdata <dir>', 'the plain backup to refresh')
     .option('--chunk-size <size>', 'chunk size, 64k to 1M (default: the backup\'s own, else 1M); a new size re-reads the backup once')
-    .option('--no-incremental', 'never ask PostgreSQL 17+ for an INCREMENTAL backup: stream everything and compare here');
+    .option('--no-incremental', 'never ask PostgreSQL 17+ for an INCREMENTAL backup: stream everything and compare here')
+    .option('-j, --jobs <n>', 'N SQL sessions; the server compares SHA-256 of each chunk with the backup\'s and sends only those that differ');
   backupOptions(refresh, 'where to put tablespaces new since the backup (repeatable)');
   refresh.action(async (opts) => runRefresh(opts, opts.pgdata));
 
@@ -360,6 +371,7 @@ async function runRefresh(opts: Record<string, any>, target: string): Promise<vo
     ...common,
     target,
     incremental: opts.incremental === false ? 'off' : 'auto',
+    ...(opts.jobs !== undefined ? { jobs: parseJobs(String(opts.jobs)) } : {}),
     signal: ac.signal,
   });
   if (json) process.stderr.write(`${refreshResultJson(r)}\n`);

@@ -31,6 +31,7 @@ import { checkZstdOptions } from '../../transforms/zstd-compress';
 import type { Reporter } from '../report/types';
 import { isS3Url, parseS3Url, type S3Location } from '../s3/s3-url';
 import type { S3TargetOptions } from '../s3/target-options';
+import { checkJobs } from '../sources/parallel-source';
 
 /** What a backup takes (the CLI's options, parsed). Only `connection` and `target` are required. */
 export interface BackupOptions {
@@ -82,6 +83,10 @@ export interface BackupOptions {
   manifestForceEncode?: boolean;
   /** Default true (-k: false). */
   verifyChecksums?: boolean;
+  /** -j: N > 1 takes the backup over N SQL sessions (src/sources/parallel-source.ts); default 1 (BASE_BACKUP). */
+  jobs?: number;
+  /** --local-pgdata: the server's data directory on this host; files are read from it (N readers) while the backup is held over SQL. */
+  localPgdata?: string;
   /** --timeout, in milliseconds: server silence while data is due before giving up; 0: never. Default 60 000. */
   timeout?: number;
   /** --chunk-size of the chunk map a plain backup records (transforms/chunk-map-build.ts); default 1 MiB. */
@@ -129,6 +134,12 @@ export interface BackupPlan {
   manifestChecksums: ChecksumAlgorithm;
   manifestForceEncode: boolean;
   verifyChecksums: boolean;
+  /** 1: BASE_BACKUP; more: the parallel source, with `sqlConfig` (plain SQL sessions). */
+  jobs: number;
+  /** Absolute, or null: files come over the network. */
+  localPgdata: string | null;
+  /** Set when the parallel source takes the backup (-j N > 1, or --local-pgdata). */
+  sqlConfig: ClientConfig | null;
   timeout: number;
   /** Record a chunk map (every plain backup to a directory, so that `pgbb refresh` can write only what changed). */
   chunkMap: boolean;
@@ -174,6 +185,11 @@ export function settleBackup(o: BackupOptions): BackupPlan {
     throw new UsageError(`invalid checkpoint "${String(o.checkpoint)}", must be "fast" or "spread"`);
   }
   if (s3 && o.manifest === false) throw new UsageError('--no-manifest is not possible with an s3:// target (its backup_manifest is what restore and verify check)');
+  const jobs = o.jobs ?? 1;
+  checkJobs(jobs);
+  const parallel = jobs > 1 || o.localPgdata !== undefined;
+  if (parallel && wal === 'fetch') throw new UsageError('-j/--jobs and --local-pgdata cannot fetch WAL (-X fetch): use -X stream');
+  if (parallel && o.createSlot) throw new UsageError('-C/--create-slot is not supported with -j/--jobs or --local-pgdata');
   const sink: SinkKind = s3 ? 's3' : toStdout ? 'stdout' : format === 'tar' ? 'tar-files' : 'directory';
   return {
     connection: o.connection,
@@ -199,6 +215,9 @@ export function settleBackup(o: BackupOptions): BackupPlan {
     manifestChecksums: settleChecksums(o.manifestChecksums),
     manifestForceEncode: o.manifestForceEncode ?? false,
     verifyChecksums: o.verifyChecksums ?? true,
+    jobs,
+    localPgdata: o.localPgdata === undefined ? null : path.resolve(o.localPgdata),
+    sqlConfig: parallel ? clientConfig(o.connection ?? {}, false) : null,
     timeout,
     chunkMap: sink === 'directory',
     chunkSize: o.chunkSize,

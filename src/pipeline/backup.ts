@@ -36,7 +36,9 @@ import type { BackupSink } from '../sink';
 import { settleBackup, type BackupOptions, type BackupPlan } from './backup-plan';
 import { compose } from './compose';
 import { newTally, takingStages } from './observers';
-import { rateLimiterFor, replicationSourceFor } from './live-source';
+import { parallelSourceFor, rateLimiterFor, replicationSourceFor } from './live-source';
+import { parallelStages } from './parallel-stages';
+import type { ParallelSource } from '../sources/parallel-source';
 import { s3BackupStages, type S3BackupStages } from './s3-incremental';
 
 export interface BackupResult {
@@ -108,8 +110,10 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
   const tally = newTally();
   // An S3 backup keeps its chunk map; an incremental one uploads only what changed since its parent.
   const s3Stages = plan.s3 ? await s3BackupStages(plan.s3.location, plan.s3.options, plan.chunkSize) : null;
+  let parallel: ParallelSource | null = null;
   const observers = [
-    ...takingStages({ manifest: plan.manifest, checksums: plan.manifestChecksums, limiter, progress: plan.progress, reporter, tally }),
+    ...(plan.sqlConfig ? parallelStages(plan, () => parallel) : []),
+    ...takingStages({ manifest: plan.manifest && !plan.sqlConfig, checksums: plan.manifestChecksums, limiter, progress: plan.progress, reporter, tally }),
     // After the manifest check (the files it changes no longer match the server's manifest; pg_verifybackup ignores both), before the chunk map.
     ...(plan.writeRecoveryConf ? [recoveryConfig({ primaryConninfo: primaryConninfo(plan.connection), slot: plan.slot })] : []),
     ...own,
@@ -121,7 +125,7 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
     sink,
     source: (place) => {
       reporter.step?.({ code: 'checkpoint', message: `initiating base backup, waiting for checkpoint to complete (${plan.checkpoint === 'fast' ? 'fast' : 'spread: -c fast to hurry it'})` });
-      const source = replicationSourceFor(plan, place, limiter ? { rateLimiter: limiter } : {});
+      const source = plan.sqlConfig ? (parallel = parallelSourceFor(plan, place, limiter)) : replicationSourceFor(plan, place, limiter ? { rateLimiter: limiter } : {});
       // Said once the target is ready, as the backup begins.
       if (plan.wal === 'none') reporter.warning('no_wal', 'WAL is not included (-X none): the backup cannot be restored without a WAL archive');
       return source;

@@ -91,6 +91,22 @@ test('-D - writes one tar stream carrying the tablespace under pg_tblspc/<oid>/;
   await startAndCompare(data);
 });
 
+test('-D - with stdout a file itself (writev on the descriptor): a whole tar that verifies; a full device is a one-line error', async () => {
+  const root = await scratch('pgbb-stdout-fd-');
+  const file = join(root, 'backup.tar');
+  const r = await runPgbb(['backup', ...conn(), '-D', '-', '-c', 'fast', '-X', 'fetch'], { stdoutTo: file });
+  assert.equal(r.code, 0, r.stderr);
+  const names = (await run('tar', ['-tf', file])).stdout.split('\n').filter(Boolean);
+  assert.equal(names[names.length - 1], 'backup_manifest');
+  const data = join(root, 'data');
+  await fs.mkdir(data, { mode: 0o700 });
+  await run('tar', ['-xf', file, '-C', data]);
+  await verify(data);
+  const full = await runPgbb(['backup', ...conn(), '-D', '-', '-c', 'fast', '-X', 'fetch'], { stdoutTo: '/dev/full' });
+  assert.equal(full.code, 1);
+  assert.match(full.stderr, /^pgbb: error: could not write to file "standard output": no space left on device\n$/);
+});
+
 test('library: ReplicationSource → DirectorySink with stream.pipeline', async () => {
   const root = await scratch('pgbb-lib-');
   const seen = new Set<string>();
