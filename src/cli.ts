@@ -133,7 +133,9 @@ export function buildProgram(): Command {
     .option('--chunk-size <size>', 'chunk size of the chunk map a plain backup records, 64k to 1M (default 1M)')
     .option('--waldir <dir>', 'location for the write-ahead log directory (plain format; pg_wal becomes a link to it)')
     .option('--wal-spool <dir>', 'with -D -: where streamed WAL waits until the base backup is over (default: $TMPDIR or /var/tmp, on disk)')
-    .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)')
+    .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it); with -D s3://…: latest, a backup id or s3://…/<id>, upload only what changed since it')
+    .option('--max-chain <n>', 'with -D s3://… --incremental-from: most incrementals on top of a full backup (default 7)')
+    .option('--full', 'with -D s3://…: take a full backup even when --incremental-from is given')
     .option('--s3-storage-class <class>', 'with -D s3://…: storage class of every object (STANDARD, STANDARD_IA, …)')
     .option('--s3-sse-kms-key-id <key>', 'with -D s3://…: encrypt objects server-side with this KMS key (SSE-KMS)')
     .option('--s3-part-size <size>', 'with -D s3://…: smallest upload part, 5M to 5G (default 8M; grown for large archives)')
@@ -147,11 +149,11 @@ export function buildProgram(): Command {
     const format = String(opts.format ?? (opts.pgdata === '-' || toS3 ? 'tar' : 'plain'));
     const fmt = format === 'p' || format === 'plain' ? 'plain' : format === 't' || format === 'tar' ? 'tar' : null;
     if (!fmt) throw new UsageError(`invalid output format "${format}", must be "plain" or "tar"`);
-    if (toS3 && opts.incrementalFrom !== undefined) throw new UsageError('--incremental-from is not yet supported with an s3:// target');
+    if (!toS3 && (opts.maxChain !== undefined || opts.full)) throw new UsageError('--max-chain and --full need -D s3://…');
     if (!toS3 && (opts.s3StorageClass !== undefined || opts.s3SseKmsKeyId !== undefined || opts.s3PartSize !== undefined)) {
       throw new UsageError('--s3-storage-class, --s3-sse-kms-key-id and --s3-part-size need -D s3://…');
     }
-    if (opts.incrementalFrom !== undefined) return runRefresh(opts, checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
+    if (opts.incrementalFrom !== undefined && !toS3) return runRefresh(opts, checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
     if (opts.gzip) throw new UsageError('-z/--gzip: pgbb does not write gzip; use -Z zstd[:LEVEL] (pgbb verify and restore read zstd)');
     const common = backupSettings(opts);
     const compress = opts.compress === undefined ? undefined : parseCompressSpec(String(opts.compress));
@@ -164,6 +166,8 @@ export function buildProgram(): Command {
           storageClass: opts.s3StorageClass as string | undefined,
           sseKmsKeyId: opts.s3SseKmsKeyId as string | undefined,
           ...(opts.s3PartSize !== undefined ? { partSize: parsePartSize(String(opts.s3PartSize)) } : {}),
+          ...(opts.incrementalFrom !== undefined && !opts.full ? { incrementalFrom: String(opts.incrementalFrom) } : {}),
+          ...(opts.maxChain !== undefined ? { maxChain: parseCount(String(opts.maxChain), '--max-chain') } : {}),
         }
       : undefined;
     const result = await backupCommand({

@@ -127,18 +127,8 @@ export class ChunkDiff extends PacedTransform {
     return this.done;
   }
 
-  override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    try {
-      const later = this.handle(ev);
-      if (later) return void later.then(() => cb(), cb);
-    } catch (err) {
-      return cb(err as Error);
-    }
-    cb();
-  }
-
   /** Returns a promise when the event sends the map or the rebuilt manifest (paced: see paced-push.ts). */
-  private handle(ev: BackupEvent): Promise<void> | void {
+  protected override handle(ev: BackupEvent): Promise<void> | void {
     switch (ev.type) {
       case 'data':
         if (this.skipping) return;

@@ -4,7 +4,8 @@
  *
  *   settleBackup(options) ─► lock the target ─► sink ─► compose:
  *   [-C: create the slot] ─►
- *   ReplicationSource ─► manifest-verify ─► tally ─► throttle (-r) ─► progress ─► [recovery-config -R] ─► [yours] ─► [chunk-map-build] ─► sink
+ *   ReplicationSource ─► manifest-verify ─► tally ─► throttle (-r) ─► progress ─► [recovery-config -R] ─► [yours] ─► [chunk-map-build | s3 stages] ─► sink
+ *   (s3 stages: src/pipeline/s3-incremental.ts)
  *
  * The plan (src/pipeline/backup-plan.ts) is settled before anything is
  * touched; then the target is locked (a second run aimed at it is refused
@@ -38,6 +39,7 @@ import { newTally, takingStages } from './observers';
 import { parallelSourceFor, rateLimiterFor, replicationSourceFor } from './live-source';
 import { parallelStages } from './parallel-stages';
 import type { ParallelSource } from '../sources/parallel-source';
+import { s3BackupStages, type S3BackupStages } from './s3-incremental';
 
 export interface BackupResult {
   start: StartEvent;
@@ -90,14 +92,14 @@ async function withConnection<T>(plan: BackupPlan, signal: AbortSignal | undefin
 }
 
 /** The sink a plan names. Made after the lock: it starts preparing its directory as soon as it exists. */
-export function backupSink(plan: BackupPlan): BackupSink {
+export function backupSink(plan: BackupPlan, s3Stages?: S3BackupStages['sink']): BackupSink {
   switch (plan.sink) {
     case 'stdout':
       return new StdoutSink({ compress: plan.compress, output: plan.output });
     case 'tar-files':
       return new TarFilesSink({ target: plan.target, sync: plan.sync, compress: plan.compress });
     case 's3':
-      return new S3Sink({ location: plan.s3!.location, compress: plan.compress, ...plan.s3!.options });
+      return new S3Sink({ location: plan.s3!.location, compress: plan.compress, ...plan.s3!.options, ...s3Stages });
     case 'directory':
       return new DirectorySink({ target: plan.target, tablespaceMapping: plan.tablespaceMapping, sync: plan.sync, ...(plan.walDirectory !== null ? { walDirectory: plan.walDirectory } : {}) });
   }
@@ -106,6 +108,8 @@ export function backupSink(plan: BackupPlan): BackupSink {
 async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own = [], signal }: BackupOptions, began: bigint): Promise<BackupResult> {
   const limiter = rateLimiterFor(plan);
   const tally = newTally();
+  // An S3 backup keeps its chunk map; an incremental one uploads only what changed since its parent.
+  const s3Stages = plan.s3 ? await s3BackupStages(plan.s3.location, plan.s3.options, plan.chunkSize) : null;
   let parallel: ParallelSource | null = null;
   const observers = [
     ...(plan.sqlConfig ? parallelStages(plan, () => parallel) : []),
@@ -113,9 +117,10 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
     // After the manifest check (the files it changes no longer match the server's manifest; pg_verifybackup ignores both), before the chunk map.
     ...(plan.writeRecoveryConf ? [recoveryConfig({ primaryConninfo: primaryConninfo(plan.connection), slot: plan.slot })] : []),
     ...own,
+    ...(s3Stages?.observers ?? []),
     ...(plan.chunkMap ? [chunkMapBuild({ chunkSize: plan.chunkSize, tablespaceMapping: plan.tablespaceMapping })] : []),
   ];
-  const sink = backupSink(plan);
+  const sink = backupSink(plan, s3Stages?.sink);
   await compose({
     sink,
     source: (place) => {

@@ -32,6 +32,7 @@ import { requireComplete } from '../../transforms/require-complete';
 import { dropTablespaceMap } from '../../transforms/drop-tablespace-map';
 import type { EndEvent, StartEvent } from '../events';
 import { compose } from './compose';
+import { restoreChain, withS3Chain } from './s3-chain';
 import { newTally, tallyStage } from './observers';
 
 export interface RestoreOptions {
@@ -76,6 +77,9 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const mapping = o.tablespaceMapping ?? {};
   const remote = isS3Url(o.source);
   if (!remote) await refuseTargetsInSource(o.source, [o.target, ...Object.values(mapping)]);
+  // An incremental backup is rebuilt from its chain (src/pipeline/s3-chain.ts).
+  const rebuilt = remote ? await withS3Chain(o.source, o.s3, (chain) => restoreChain(o, chain, restore)) : null;
+  if (rebuilt) return rebuilt;
   // A backup directory's manifest is known before its files: each is refused at its entry, before
   // its bytes are written, if the manifest does not list it at that size (a planted sparse terabyte).
   // (An S3 backup's manifest is checked where it comes, at the end, as a stream's is.)

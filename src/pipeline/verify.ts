@@ -19,7 +19,6 @@
  * stream, an unreadable file, an abort) fails the run as an error instead.
  */
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
 import type { S3SourceOptions } from '../sources/s3-backup-source';
@@ -35,7 +34,10 @@ import type { ProgressInfo } from '../report/types';
 import type { EndEvent, StartEvent } from '../events';
 import type { Verifier, VerifierMode } from '../verifier';
 import { compose } from './compose';
-import { newTally, tallyStage } from './observers';
+import { verifyChain, withS3Chain } from './s3-chain';
+import { isS3Url } from '../s3/s3-url';
+import { restore } from './restore';
+import { discard, newTally, tallyStage } from './observers';
 
 export interface VerifyOptions {
   /** A backup directory, '-' for a tar stream on stdin, or s3://bucket/prefix[/<id>]. */
@@ -87,7 +89,6 @@ export interface VerifyReport {
  */
 const ALWAYS_IGNORED = ['postgresql.auto.conf', 'standby.signal', 'recovery.signal'];
 
-/** A sink that drops what the checks pass on: the checks are the point. */
 /**
  * A backup directory's manifest is read first, so that each file is checked
  * with the algorithm the manifest names (--manifest-checksums SHA256, say);
@@ -114,11 +115,11 @@ async function manifestCheck(o: VerifyOptions, mode: VerifierMode): Promise<Retu
   return manifestVerify(scope);
 }
 
-function discard(): Writable {
-  return new Writable({ objectMode: true, write: (_ev, _enc, cb) => cb() });
-}
 
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
+  // An incremental backup is checked rebuilt from its chain (src/pipeline/s3-chain.ts).
+  const rebuilt = isS3Url(o.source) ? await withS3Chain(o.source, o.s3, (chain) => verifyChain(o, chain, { restoreFull: restore, verifyDir: verify })) : null;
+  if (rebuilt) return rebuilt;
   // A directory a refresh is rewriting is not a backup, whatever its files say.
   const { format, stream, location } = await openBackupSource(o.source, process.stdin, o.s3);
   const mode: VerifierMode = o.exitOnError ? 'fail' : 'report';

@@ -19,6 +19,7 @@ import { makeS3Client } from '../s3/client';
 import { Repository } from '../s3/repository';
 import { OBJECT_NAME, type BackupRecord } from '../s3/backup-record';
 import { parseS3Url, splitBackupId } from '../s3/s3-url';
+import { CHUNK_MAP_OBJECT } from '../s3/chain';
 import { checkedObject, type Expected } from '../s3/object-reader';
 import type { ObjectTransform } from '../s3/object-writer';
 import { archiveSetEvents, decompressed, MANIFEST_PIECE_BYTES, type ArchiveSet } from './tar-backup-source';
@@ -29,6 +30,8 @@ export interface S3SourceOptions {
   /** The inverse of the transform the backup's objects were written through. */
   transform?: ObjectTransform;
   client?: S3Client;
+  /** Read an incremental backup as it is stored, one link of its chain (src/pipeline/s3-chain.ts rebuilds it). */
+  link?: boolean;
 }
 
 export interface ResolvedS3Backup {
@@ -65,7 +68,7 @@ export async function resolveS3Backup(url: string, o: S3SourceOptions = {}): Pro
       if (size !== obj.size) throw new PgbbError('checksum', `${repo.where(id, obj.name)} is ${size} bytes, the backup recorded ${obj.size}`);
       objects.set(obj.name, { size: obj.size, crc32c: obj.crc32c });
     }
-    if (record.kind !== 'full') throw new PgbbError('not_a_backup', `${repo.where(id)} is an incremental backup: not yet supported by this pgbb`);
+    if (record.kind !== 'full' && !o.link) throw new PgbbError('not_a_backup', `${repo.where(id)} is an incremental backup: it is read through its chain (pgbb restore / verify)`);
     if (record.transform !== null && !o.transform) {
       throw new UsageError(`${repo.where(id)} was written through "${record.transform}": give the matching key to read it`);
     }
@@ -73,6 +76,8 @@ export async function resolveS3Backup(url: string, o: S3SourceOptions = {}): Pro
     if (!o.allowIncomplete) {
       throw new IncompleteBackupError(`${repo.where(id)} is incomplete (it has no backup.json): pass --allow-incomplete to read what it holds anyway`);
     }
+    // Its archives hold only changed chunks, and without a record nothing says what it stands on.
+    if (id.endsWith('-I')) throw new IncompleteBackupError(`${repo.where(id)} is an incomplete incremental backup (it has no backup.json): it cannot be read`);
     for (const [name, size] of listed) if (OBJECT_NAME.test(name)) objects.set(name, { size, crc32c: null });
   }
   return { repo, id, record, objects };
@@ -88,7 +93,7 @@ function s3Set(b: ResolvedS3Backup, transform: ObjectTransform | undefined): Arc
   };
   return {
     where: b.repo.where(b.id),
-    names: [...b.objects.keys()].filter((n) => n !== 'backup_manifest'),
+    names: [...b.objects.keys()].filter((n) => n !== 'backup_manifest' && n !== CHUNK_MAP_OBJECT),
     archive: (name) => decompressed(open(name), name, b.repo.where(b.id, name), (e) => e as Error),
     manifest: () => manifestPieces(b, open),
   };
