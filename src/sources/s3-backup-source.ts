@@ -96,6 +96,7 @@ function s3Set(b: ResolvedS3Backup, transform: ObjectTransform | undefined): Arc
     names: [...b.objects.keys()].filter((n) => n !== 'backup_manifest' && n !== CHUNK_MAP_OBJECT),
     archive: (name) => decompressed(open(name), name, b.repo.where(b.id, name), (e) => e as Error),
     manifest: () => manifestPieces(b, open),
+    delta: b.record?.kind === 'incremental',
   };
 }
 

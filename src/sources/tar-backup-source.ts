@@ -92,6 +92,8 @@ export interface ArchiveSet {
   archive(name: string): AsyncIterable<Buffer>;
   /** backup_manifest in pieces of at most MANIFEST_PIECE_BYTES; nothing when there is none. */
   manifest(): AsyncIterable<Buffer>;
+  /** An S3 incremental's archives: members named by src/codec/delta-members.ts, links carried as members, none to add. */
+  delta?: boolean;
 }
 
 function directorySet(root: string, names: string[]): ArchiveSet {
@@ -147,7 +149,7 @@ export async function* archiveSetEvents(set: ArchiveSet): AsyncGenerator<BackupE
   const memberManifest = derived && !names.includes('backup_manifest');
   yield* !memberManifest ? prefetchFirst(base, first) : manifestMemberAsManifest(prefetchFirst(base, first), (p) => scanner.feed(p), `${root}/${baseFile}`);
   // With tablespace_map instead of links (pg_basebackup -Ft, pgbb -F tar), base gets its links at its end.
-  yield* mapLinks(d.tablespaces.filter((t) => !linked.has(t.oid)));
+  if (!set.delta) yield* mapLinks(d.tablespaces.filter((t) => !linked.has(t.oid)));
   yield { type: 'archive-end' };
   for (const ts of d.tablespaces) {
     const file = find(ts.oid);
