@@ -20,12 +20,16 @@ import { PgbbError } from '../src/errors';
 import type { CompressSpec } from '../src/codec/compression';
 import type { BackupSink } from '../src/sink';
 import { PackedOutput } from './packed-output';
+import { encryptedTo } from './encrypted-output';
+import type { EncryptKey } from '../src/crypto/age-keys';
 
 export interface StdoutSinkOptions {
   /** Where the tar bytes go (default process.stdout). */
   output?: NodeJS.WritableStream;
   /** Compress the whole stream (default none). */
   compress?: CompressSpec;
+  /** Encrypt the whole stream, after compression (age: `… | age -d | zstd -d | tar -x`). */
+  encrypt?: EncryptKey | null;
 }
 
 export class StdoutSink extends Writable implements BackupSink {
@@ -37,7 +41,7 @@ export class StdoutSink extends Writable implements BackupSink {
     super({ objectMode: true, highWaterMark: 16 });
     // tarPack() batches into 256 KiB chunks: few, large writes (stdout writes each synchronously).
     // A bad zstd level fails here, in zstdCompress()'s constructor.
-    this.packed = new PackedOutput((opts.output ?? process.stdout) as Writable, opts.compress);
+    this.packed = new PackedOutput(encryptedTo((opts.output ?? process.stdout) as Writable, opts.encrypt ?? null), opts.compress);
   }
 
   /** Nothing to check before the backup starts. */

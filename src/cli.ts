@@ -26,6 +26,7 @@ import { parseCompressSpec } from './codec/compression';
 import { showPath } from './codec/path-bytes';
 import { isS3Url } from './s3/s3-url';
 import { parsePartSize } from './s3/object-writer';
+import { decryptKeyFrom, encryptKeyFrom, PASSPHRASE_ENV } from './commands/encryption-options';
 import { listCommand, listJson, listTable } from './commands/list';
 import { expireCommand, expireReport, parseAmount, parseCount } from './commands/expire';
 
@@ -126,7 +127,9 @@ export function buildProgram(): Command {
     .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)')
     .option('--s3-storage-class <class>', 'with -D s3://…: storage class of every object (STANDARD, STANDARD_IA, …)')
     .option('--s3-sse-kms-key-id <key>', 'with -D s3://…: encrypt objects server-side with this KMS key (SSE-KMS)')
-    .option('--s3-part-size <size>', 'with -D s3://…: smallest upload part, 5M to 5G (default 8M; grown for large archives)');
+    .option('--s3-part-size <size>', 'with -D s3://…: smallest upload part, 5M to 5G (default 8M; grown for large archives)')
+    .option('--encrypt-passphrase-file <file>', `encrypt (age, scrypt) with the first line of this 0600 file; or set ${PASSPHRASE_ENV}`)
+    .option('--encrypt-recipients-file <file>', 'encrypt (age) to the age1… recipients listed in this file');
   backupOptions(backup, 'relocate tablespace in OLD to NEW (repeatable)');
   backup.action(async (opts) => {
     // With --json even a bad option value is reported as a JSON error line.
@@ -139,6 +142,8 @@ export function buildProgram(): Command {
     if (!toS3 && (opts.s3StorageClass !== undefined || opts.s3SseKmsKeyId !== undefined || opts.s3PartSize !== undefined)) {
       throw new UsageError('--s3-storage-class, --s3-sse-kms-key-id and --s3-part-size need -D s3://…');
     }
+    const encrypt = await encryptKeyFrom(opts);
+    if (encrypt && opts.incrementalFrom !== undefined) throw new UsageError('encryption is not possible with --incremental-from (a plain backup)');
     if (opts.incrementalFrom !== undefined) return runRefresh(opts, checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
     if (opts.gzip) throw new UsageError('-z/--gzip: pgbb does not write gzip; use -Z zstd[:LEVEL] (pgbb verify and restore read zstd)');
     const common = backupSettings(opts);
@@ -155,7 +160,7 @@ export function buildProgram(): Command {
         }
       : undefined;
     const result = await backupCommand({
-      ...common, target: opts.pgdata, format: fmt, compress, walSpool, s3, signal: ac.signal,
+      ...common, target: opts.pgdata, format: fmt, compress, walSpool, s3, encrypt, signal: ac.signal,
       writeRecoveryConf: Boolean(opts.writeRecoveryConf), createSlot: Boolean(opts.createSlot),
       manifestChecksums: opts.manifestChecksums, manifestForceEncode: Boolean(opts.manifestForceEncode),
     });
@@ -219,6 +224,8 @@ export function buildProgram(): Command {
     .option('--tablespaces-at-recorded-locations', 'restore tablespaces -T does not map at the locations the backup records (else refused)')
     .option('--no-manifest', 'restore a backup that has no backup_manifest (its files are then not checked)')
     .option('--allow-incomplete', 'with s3://…/<id>: read a backup that has no backup.json (an unfinished upload)')
+    .option('--encrypt-passphrase-file <file>', `decrypt with the first line of this 0600 file; or set ${PASSPHRASE_ENV}`)
+    .option('--encrypt-identity-file <file>', 'decrypt with the AGE-SECRET-KEY-1… identities in this 0600 file')
     .option('-R, --write-recovery-conf', 'write standby.signal (and primary_conninfo with --primary-conninfo)')
     .option('--primary-conninfo <conninfo>', 'connection string the standby streams from (with -R)')
     .option('-S, --slot <name>', 'primary_slot_name for the standby (with -R)')
@@ -228,9 +235,11 @@ export function buildProgram(): Command {
     if (!opts.writeRecoveryConf && (opts.primaryConninfo !== undefined || opts.slot !== undefined)) {
       throw new UsageError('--primary-conninfo and -S need -R');
     }
+    const decrypt = await decryptKeyFrom(opts);
     const ac = abortOnSignals();
     const r = await restoreCommand({
       source,
+      decrypt,
       target: opts.pgdata,
       tablespaceMapping: opts.tablespaceMapping,
       sync: opts.sync,
@@ -257,9 +266,12 @@ export function buildProgram(): Command {
     .option('-k, --no-verify-checksums', 'do not check page checksums')
     .option('-q, --quiet', 'print nothing when the backup is good')
     .option('--allow-incomplete', 'with s3://…/<id>: read a backup that has no backup.json (an unfinished upload)')
+    .option('--encrypt-passphrase-file <file>', `decrypt with the first line of this 0600 file; or set ${PASSPHRASE_ENV}`)
+    .option('--encrypt-identity-file <file>', 'decrypt with the AGE-SECRET-KEY-1… identities in this 0600 file')
     .action(async (source: string, opts) => {
+      const decrypt = await decryptKeyFrom(opts);
       const ac = abortOnSignals();
-      const r = await verifyCommand({ source, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, s3: s3SourceOptions(source, opts), signal: ac.signal });
+      const r = await verifyCommand({ source, decrypt, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, s3: s3SourceOptions(source, opts), signal: ac.signal });
       if (!r.ok) {
         for (const p of r.problems) process.stderr.write(`pgbb: ${p}\n`);
         throw verifyFailure(source, r);

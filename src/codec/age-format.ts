@@ -11,6 +11,8 @@
  */
 import { hkdfSync } from 'node:crypto';
 
+/** What an encrypted file's name ends with (as `age -o` users name them). */
+export const AGE_SUFFIX = '.age';
 export const AGE_MAGIC = Buffer.from('age-encryption.org/v1\n', 'latin1');
 export const CHUNK_BYTES = 64 * 1024;
 export const TAG_BYTES = 16;

@@ -22,6 +22,7 @@ import { showPath } from '../codec/path-bytes';
 import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
 import type { S3SourceOptions } from '../sources/s3-backup-source';
+import type { DecryptKey } from '../crypto/age-keys';
 import { isS3Url } from '../s3/s3-url';
 import { DirectorySink } from '../../sinks/directory';
 import { lockTarget } from '../../sinks/target-dir';
@@ -38,6 +39,8 @@ export interface RestoreOptions {
   source: string;
   /** For an s3:// source: --allow-incomplete, the inverse transform, a client. */
   s3?: S3SourceOptions;
+  /** The key of an encrypted backup (age: a passphrase or X25519 identities). */
+  decrypt?: DecryptKey;
   target: string;
   tablespaceMapping?: Record<string, string>;
   /** Default true (-N: false). */
@@ -99,7 +102,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     await compose({
       sink,
       source: async () => {
-        const opened = await openBackupSource(o.source, process.stdin, o.s3);
+        const opened = await openBackupSource(o.source, process.stdin, o.s3, o.decrypt);
         location = opened.location;
         format = opened.format;
         return opened.stream;

@@ -19,6 +19,7 @@ import { Writable } from 'node:stream';
 import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
 import type { S3SourceOptions } from '../sources/s3-backup-source';
+import type { DecryptKey } from '../crypto/age-keys';
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { pageChecksumVerify } from '../../transforms/page-checksum-verify';
 import { walVerify } from '../../transforms/wal-verify';
@@ -32,6 +33,8 @@ export interface VerifyOptions {
   source: string;
   /** For an s3:// source: --allow-incomplete, the inverse transform, a client. */
   s3?: S3SourceOptions;
+  /** The key of an encrypted backup (age: a passphrase or X25519 identities). */
+  decrypt?: DecryptKey;
   /** Check the WAL (default true; false for backups taken with -X none). */
   checkWal?: boolean;
   /** Check page checksums (default true). */
@@ -84,7 +87,7 @@ function discard(): Writable {
 
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   // A directory a refresh is rewriting is not a backup, whatever its files say.
-  const { format, stream, location } = await openBackupSource(o.source, process.stdin, o.s3);
+  const { format, stream, location } = await openBackupSource(o.source, process.stdin, o.s3, o.decrypt);
   const manifest = await manifestCheck(o.source);
   const pages = pageChecksumVerify({ mode: 'report' });
   const wal = walVerify({ mode: 'report' });
