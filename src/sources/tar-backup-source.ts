@@ -230,7 +230,11 @@ async function* maybeDecompress(input: Readable, name: string, key?: DecryptKey)
   if (looksLikeAge(first.value)) {
     yield* maybeDecompress(decrypting(Readable.from(rest, { objectMode: false }), name, key, (e) => e as Error), name);
   } else if (first.value.length >= 4 && first.value.subarray(0, 4).equals(ZSTD_MAGIC)) {
-    yield* Readable.from(rest, { objectMode: false }).pipe(zstdDecompress({ name })) as AsyncIterable<Buffer>;
+    // pipe() does not pass errors on: a failing input (a decrypt error, say) must fail the decompressor.
+    const src = Readable.from(rest, { objectMode: false });
+    const z = zstdDecompress({ name });
+    src.on('error', (err) => z.destroy(err));
+    yield* src.pipe(z) as AsyncIterable<Buffer>;
   } else {
     yield* rest;
   }
