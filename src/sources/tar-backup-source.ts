@@ -48,6 +48,7 @@ function notPgbb(what: string): PgbbError {
  * open), and only a regular file is read.
  */
 async function* openArchive(file: string, key: DecryptKey | undefined): AsyncGenerator<Buffer> {
+  if (file.endsWith(AGE_SUFFIX) && !key) throw keyNeeded(showPath(file));
   const fh = await openRegular(file, 'archive');
   const raw = fh.createReadStream({ highWaterMark: 256 * 1024 });
   const readError = (err: unknown) => (err instanceof PgbbError ? err : ioError('could not read file', file, err));
@@ -66,9 +67,13 @@ async function* openArchive(file: string, key: DecryptKey | undefined): AsyncGen
   }
 }
 
-/** `raw` through decrypt(); refused without a key. */
+function keyNeeded(name: string): UsageError {
+  return new UsageError(`${name} is encrypted: give its key (--encrypt-passphrase-file, PGBB_ENCRYPT_PASSPHRASE or --encrypt-identity-file)`);
+}
+
+/** `raw` through decrypt(); refused without a key (checked before anything is opened, where there is a file). */
 function decrypting(raw: Readable, name: string, key: DecryptKey | undefined, readError: (err: unknown) => Error): Readable {
-  if (!key) throw new UsageError(`${name} is encrypted: give its key (--encrypt-passphrase-file, PGBB_ENCRYPT_PASSPHRASE or --encrypt-identity-file)`);
+  if (!key) throw keyNeeded(name);
   const d = decrypt({ key, name });
   raw.on('error', (err) => d.destroy(readError(err)));
   return raw.pipe(d);
@@ -96,6 +101,7 @@ export async function* cappedPieces(chunks: AsyncIterable<Buffer>, where: string
 
 /** backup_manifest.age: decrypted, capped. */
 async function* encryptedManifest(file: string, key: DecryptKey | undefined): AsyncGenerator<Buffer> {
+  if (!key) throw keyNeeded(showPath(file));
   const fh = await openRegular(file, LIMITS.manifest.what);
   const raw = fh.createReadStream({ highWaterMark: 256 * 1024 });
   const d = decrypting(raw, showPath(file), key, (err) => ioError('could not read file', file, err));
