@@ -93,7 +93,9 @@ export class Decrypt extends Transform {
       this.fill += n;
       off += n;
     }
-    callback(null, out.length === 0 ? undefined : out.length === 1 ? out[0] : Buffer.concat(out));
+    // Pushed as they are: a concat would copy every byte once more.
+    for (const b of out) this.push(b);
+    callback();
   }
 
   private tampered(): DecryptionError {
