@@ -13,8 +13,10 @@
  * header, a chunk that fails authentication, truncated.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import { guardBytes, type Stage } from './stream-kinds';
 import { createDecipheriv } from 'node:crypto';
 import { DecryptionError } from '../src/errors';
+import { HeldChunks } from '../src/codec/held-chunks';
 import { AGE_MAGIC, CHUNK_BYTES, MAX_HEADER_BYTES, NONCE_BYTES, TAG_BYTES, chunkNonce, headerLength, looksLikeAge, payloadKey } from '../src/codec/age-format';
 import { openHeader, type DecryptKey } from '../src/crypto/age-keys';
 
@@ -26,19 +28,21 @@ export interface DecryptOptions {
 
 const SEALED = CHUNK_BYTES + TAG_BYTES;
 
-export class Decrypt extends Transform {
-  readonly type = 'decrypt';
+export class Decrypt extends Transform implements Stage<'bytes', 'bytes'> {
+  readonly takes = 'bytes' as const;
+  readonly gives = 'bytes' as const;
+  readonly stageName = 'decrypt()';
   private readonly opts: DecryptOptions;
   private key: Buffer | null = null;
   /** Bytes before the payload key is known (header, nonce, perhaps payload). */
   private head: Buffer | null = Buffer.alloc(0);
-  private readonly held = Buffer.allocUnsafe(SEALED);
-  private fill = 0;
+  private readonly chunks = new HeldChunks(SEALED);
   private counter = 0;
 
   constructor(opts: DecryptOptions) {
     super({ highWaterMark: 256 * 1024 });
     this.opts = opts;
+    guardBytes(this, 'put tarPack() before it');
   }
 
   private fail(what: string): DecryptionError {
@@ -77,22 +81,7 @@ export class Decrypt extends Transform {
 
   private payload(chunk: Buffer, callback: TransformCallback): void {
     const out: Buffer[] = [];
-    let off = 0;
-    while (off < chunk.length) {
-      if (this.fill === SEALED) {
-        if (!this.open(this.held, false, out)) return callback(this.tampered());
-        this.fill = 0;
-      }
-      if (this.fill === 0 && chunk.length - off > SEALED) {
-        if (!this.open(chunk.subarray(off, off + SEALED), false, out)) return callback(this.tampered());
-        off += SEALED;
-        continue;
-      }
-      const n = Math.min(SEALED - this.fill, chunk.length - off);
-      chunk.copy(this.held, this.fill, off, off + n);
-      this.fill += n;
-      off += n;
-    }
+    if (!this.chunks.feed(chunk, (c) => this.open(c, false, out))) return callback(this.tampered());
     // Pushed as they are: a concat would copy every byte once more.
     for (const b of out) this.push(b);
     callback();
@@ -111,7 +100,8 @@ export class Decrypt extends Transform {
     }
     const out: Buffer[] = [];
     // The last chunk is empty only in an empty file; a cut anywhere leaves a last chunk whose tag fails.
-    if (this.fill < TAG_BYTES || (this.fill === TAG_BYTES && this.counter > 0) || !this.open(this.held.subarray(0, this.fill), true, out)) {
+    const last = this.chunks.last();
+    if (last.length < TAG_BYTES || (last.length === TAG_BYTES && this.counter > 0) || !this.open(last, true, out)) {
       return callback(this.fail('is truncated or tampered with (its last chunk does not authenticate)'));
     }
     callback(null, out[0]);

@@ -12,7 +12,9 @@
  * happens before the first byte.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import { guardBytes, type Stage } from './stream-kinds';
 import { createCipheriv, randomBytes } from 'node:crypto';
+import { HeldChunks } from '../src/codec/held-chunks';
 import { CHUNK_BYTES, TAG_BYTES, chunkNonce, payloadKey } from '../src/codec/age-format';
 import { newHeader, type EncryptKey } from '../src/crypto/age-keys';
 
@@ -22,19 +24,21 @@ export interface EncryptOptions {
   scryptLogN?: number;
 }
 
-export class Encrypt extends Transform {
-  readonly type = 'encrypt';
+export class Encrypt extends Transform implements Stage<'bytes', 'bytes'> {
+  readonly takes = 'bytes' as const;
+  readonly gives = 'bytes' as const;
+  readonly stageName = 'encrypt()';
   private readonly opts: EncryptOptions;
   private key: Buffer | null = null;
   /** Header and nonce, pushed with the first output. */
   private prefix: Buffer | null = null;
-  private readonly held = Buffer.allocUnsafe(CHUNK_BYTES);
-  private fill = 0;
+  private readonly chunks = new HeldChunks(CHUNK_BYTES);
   private counter = 0;
 
   constructor(opts: EncryptOptions) {
     super({ highWaterMark: 256 * 1024 });
     this.opts = opts;
+    guardBytes(this, 'put tarPack() before it');
   }
 
   override _construct(callback: (err?: Error | null) => void): void {
@@ -61,23 +65,7 @@ export class Encrypt extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
     const out: Buffer[] = [];
     this.takePrefix(out);
-    let off = 0;
-    while (off < chunk.length) {
-      if (this.fill === CHUNK_BYTES) {
-        this.seal(this.held, false, out);
-        this.fill = 0;
-      }
-      // Whole chunks with more input after them go straight from the input, uncopied.
-      if (this.fill === 0 && chunk.length - off > CHUNK_BYTES) {
-        this.seal(chunk.subarray(off, off + CHUNK_BYTES), false, out);
-        off += CHUNK_BYTES;
-        continue;
-      }
-      const n = Math.min(CHUNK_BYTES - this.fill, chunk.length - off);
-      chunk.copy(this.held, this.fill, off, off + n);
-      this.fill += n;
-      off += n;
-    }
+    this.chunks.feed(chunk, (c) => (this.seal(c, false, out), true));
     // Pushed as they are: a concat would copy every byte once more.
     for (const b of out) this.push(b);
     callback();
@@ -86,7 +74,7 @@ export class Encrypt extends Transform {
   override _flush(callback: TransformCallback): void {
     const out: Buffer[] = [];
     this.takePrefix(out);
-    this.seal(this.held.subarray(0, this.fill), true, out);
+    this.seal(this.chunks.last(), true, out);
     callback(null, Buffer.concat(out));
   }
 }
