@@ -1,7 +1,7 @@
 /**
  * Encrypted backups end to end (age, transforms/encrypt.ts) against a real
- * PostgreSQL 15 and s3rver: tar files with a 0600 passphrase file, `-D -`
- * to age X25519 recipients read back by Debian's `age`, and S3 with
+ * PostgreSQL 15 and s3rver: tar files to age X25519 recipients, read back
+ * by Debian's `age` too, `-D -` with a 0600 passphrase file, and S3 with
  * PGBB_ENCRYPT_PASSPHRASE; restore and verify decrypt them. A wrong key, a
  * truncated file and one tampered byte each fail in one line naming the
  * file or object, and leave no restore target behind. The passphrase is
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { run } from '../support/run';
-import { PGBB_CLI, runPgbb, type PgbbRun } from '../support/pgbb';
+import { runPgbb, type PgbbRun } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
 import { startS3Server } from '../support/s3-server';
 import { loadAge } from '../../src/crypto/age-keys';
@@ -43,29 +43,32 @@ async function refusedRestore(args: string[], re: RegExp, env?: NodeJS.ProcessEn
   return r;
 }
 
-test('tar files: encrypted with a 0600 passphrase file and restored; wrong key, truncated, tampered and keyless restores leave nothing', async () => {
+test('tar files to age recipients: `age -d -i` reads them, restore decrypts with the identity file; keyless, wrong-key, tampered and cut restores leave nothing', async () => {
   const root = await pg.scratch('pgbb-enc-tar-');
-  const passFile = join(root, 'pass');
-  await fs.writeFile(passFile, `${PASS}\n`, { mode: 0o600 });
+  const age = await loadAge();
+  const identity = await age.generateX25519Identity();
+  const recipients = join(root, 'recipients');
+  const keyFile = join(root, 'key.txt');
+  const otherKey = join(root, 'other.txt');
+  await fs.writeFile(recipients, `# the backup operator\n${await age.identityToRecipient(identity)}\n`);
+  await fs.writeFile(keyFile, `${identity}\n`, { mode: 0o600 });
+  await fs.writeFile(otherKey, `${await age.generateX25519Identity()}\n`, { mode: 0o600 });
   const target = join(root, 'tar');
-  const b = await runPgbb(['backup', ...pg.conn(), '-D', target, '-F', 'tar', '-Z', 'zstd', '-c', 'fast', '--encrypt-passphrase-file', passFile, '--json']);
+  const b = await runPgbb(['backup', ...pg.conn(), '-D', target, '-F', 'tar', '-Z', 'zstd', '-c', 'fast', '--encrypt-recipients-file', recipients]);
   assert.equal(b.code, 0, b.stderr);
-  assertNoSecret('backup output', b.stdout + b.stderr);
   const names = (await fs.readdir(target)).sort();
   assert.deepEqual(names, [`${pg.tsOid}.tar.zst.age`, 'backup_manifest.age', 'base.tar.zst.age', 'pg_wal.tar.zst.age'].sort());
-  for (const n of names) {
-    const bytes = await fs.readFile(join(target, n));
-    assert.ok(bytes.subarray(0, MAGIC.length).equals(MAGIC), `${n} is an age file`);
-    assertNoSecret(n, bytes);
-  }
+  for (const n of names) assert.ok((await fs.readFile(join(target, n))).subarray(0, MAGIC.length).equals(MAGIC), `${n} is an age file`);
+  const { stdout } = await run('bash', ['-c', `set -o pipefail; age -d -i '${keyFile}' '${join(target, 'base.tar.zst.age')}' | zstd -d | tar -tf -`]);
+  assert.ok(stdout.split('\n').includes('backup_label'), 'age -d | zstd -d | tar -t lists base.tar');
 
   const data = join(root, 'data');
-  const r = await runPgbb(['restore', target, '-D', data, '-N', '-T', `${pg.tsLocation}=${data}-ts`, '--encrypt-passphrase-file', passFile]);
+  const r = await runPgbb(['restore', target, '-D', data, '-N', '-T', `${pg.tsLocation}=${data}-ts`, '--encrypt-identity-file', keyFile]);
   assert.equal(r.code, 0, r.stderr);
   await pg.startAndCompare(data);
 
   await refusedRestore([target], /^pgbb: error: .*base\.tar\.zst\.age is encrypted: give its key/);
-  await refusedRestore([target], /^pgbb: error: .*base\.tar\.zst\.age: wrong key/, { PGBB_ENCRYPT_PASSPHRASE: 'not-the-passphrase' });
+  await refusedRestore([target, '--encrypt-identity-file', otherKey], /^pgbb: error: .*base\.tar\.zst\.age: wrong key/);
   // Copies of base (read first): one byte flipped inside its payload, and cut short.
   const base = await fs.readFile(join(target, 'base.tar.zst.age'));
   const damaged = async (name: string, bytes: Buffer) => {
@@ -76,8 +79,8 @@ test('tar files: encrypted with a 0600 passphrase file and restored; wrong key, 
   };
   const flipped = Buffer.from(base);
   flipped[Math.floor(base.length / 2)] ^= 0x40;
-  await refusedRestore([await damaged('flipped', flipped), '--encrypt-passphrase-file', passFile], /^pgbb: error: .*base\.tar\.zst\.age: damaged or tampered with/);
-  await refusedRestore([await damaged('cut', base.subarray(0, base.length - 1000)), '--encrypt-passphrase-file', passFile], /^pgbb: error: .*base\.tar\.zst\.age: is truncated or tampered with/);
+  await refusedRestore([await damaged('flipped', flipped), '--encrypt-identity-file', keyFile], /^pgbb: error: .*base\.tar\.zst\.age: damaged or tampered with/);
+  await refusedRestore([await damaged('cut', base.subarray(0, base.length - 1000)), '--encrypt-identity-file', keyFile], /^pgbb: error: .*base\.tar\.zst\.age: is truncated or tampered with/);
 });
 
 test('bad key options are one-line usage errors before the server is contacted', async () => {
@@ -101,30 +104,25 @@ test('bad key options are one-line usage errors before the server is contacted',
   }
 });
 
-test('-D - to age recipients: `age -d -i` reads the stream, and pgbb verify - reads it with the identity file', async () => {
+test('-D - with a 0600 passphrase file: pgbb verify - decrypts the stream; a cut stream fails naming standard input', async () => {
   const root = await pg.scratch('pgbb-enc-stdout-');
-  const age = await loadAge();
-  const identity = await age.generateX25519Identity();
-  const recipients = join(root, 'recipients');
-  const keyFile = join(root, 'key.txt');
-  await fs.writeFile(recipients, `# the backup operator\n${await age.identityToRecipient(identity)}\n`);
-  await fs.writeFile(keyFile, `${identity}\n`, { mode: 0o600 });
+  const passFile = join(root, 'pass');
+  await fs.writeFile(passFile, `${PASS}\n`, { mode: 0o600 });
   const out = join(root, 'backup.tar.zst.age');
-  const b = await runPgbb(['backup', ...pg.conn(), '-D', '-', '-Z', 'zstd', '-c', 'fast', '--encrypt-recipients-file', recipients], { stdoutFile: out });
+  const b = await runPgbb(['backup', ...pg.conn(), '-D', '-', '-Z', 'zstd', '-c', 'fast', '--encrypt-passphrase-file', passFile, '--json'], { stdoutFile: out });
   assert.equal(b.code, 0, b.stderr);
-  const { stdout } = await run('bash', ['-c', `set -o pipefail; age -d -i '${keyFile}' '${out}' | zstd -d | tar -tf -`]);
-  const names = stdout.split('\n').filter(Boolean);
-  assert.equal(names[names.length - 1], 'backup_manifest');
-  assert.ok(names.includes('global/pg_control'));
+  assertNoSecret('backup output', b.stderr);
+  const sealed = await fs.readFile(out);
+  assert.ok(sealed.subarray(0, MAGIC.length).equals(MAGIC), 'an age stream');
+  assertNoSecret('the stream', sealed);
 
-  const v = await runPgbb(['verify', '-', '--encrypt-identity-file', keyFile], { input: await fs.readFile(out) });
+  const v = await runPgbb(['verify', '-', '--encrypt-passphrase-file', passFile], { input: sealed });
   assert.equal(v.code, 0, v.stderr);
   assert.match(v.stdout, /backup successfully verified/);
-  const cut = await fs.readFile(out);
-  const t = await runPgbb(['verify', '-', '--encrypt-identity-file', keyFile], { input: cut.subarray(0, cut.length - 100) });
+  const t = await runPgbb(['verify', '-', '--encrypt-passphrase-file', passFile], { input: sealed.subarray(0, sealed.length - 100) });
   assert.notEqual(t.code, 0);
-  assert.match(t.stderr, /pgbb: error: standard input: is truncated or tampered with/);
-  assert.ok(PGBB_CLI);
+  assert.match(t.stderr, /^pgbb: error: standard input: is truncated or tampered with/m);
+  assertNoSecret('stderr', t.stderr);
 });
 
 test('S3 with PGBB_ENCRYPT_PASSPHRASE: objects are age files, the record says "age", verify decrypts; a wrong or missing key restores nothing', async () => {
