@@ -59,8 +59,14 @@ test('tar files to age recipients: `age -d -i` reads them, restore decrypts with
   const names = (await fs.readdir(target)).sort();
   assert.deepEqual(names, [`${pg.tsOid}.tar.zst.age`, 'backup_manifest.age', 'base.tar.zst.age', 'pg_wal.tar.zst.age'].sort());
   for (const n of names) assert.ok((await fs.readFile(join(target, n))).subarray(0, MAGIC.length).equals(MAGIC), `${n} is an age file`);
-  const { stdout } = await run('bash', ['-c', `set -o pipefail; age -d -i '${keyFile}' '${join(target, 'base.tar.zst.age')}' | zstd -d | tar -tf -`]);
+  const plainBase = join(root, 'base.tar');
+  await run('bash', ['-c', `set -o pipefail; age -d -i '${keyFile}' '${join(target, 'base.tar.zst.age')}' | zstd -d > '${plainBase}'`]);
+  const { stdout } = await run('tar', ['-tf', plainBase]);
   assert.ok(stdout.split('\n').includes('backup_label'), 'age -d | zstd -d | tar -t lists base.tar');
+  // The identity is the secret here: not in the output, the files, nor the archive's descriptor.
+  for (const [what, bytes] of [['output', b.stdout + b.stderr], ['base.tar', await fs.readFile(plainBase)], ...await Promise.all(names.map(async (n) => [n, await fs.readFile(join(target, n))] as const))] as const) {
+    assert.ok(!Buffer.from(bytes).includes(identity), `the identity is in ${what}`);
+  }
 
   const data = join(root, 'data');
   const r = await runPgbb(['restore', target, '-D', data, '-N', '-T', `${pg.tsLocation}=${data}-ts`, '--encrypt-identity-file', keyFile]);
