@@ -33,6 +33,7 @@ import { CONTROL_FILE } from '../src/refresh/walk-target';
 import type { PriorState } from '../src/refresh/prior-state';
 import { ioError, prepareEmptyDir } from './target-dir';
 import { syncPaths } from '../src/io/durable';
+import { majorOf } from '../src/codec/server-version';
 
 export interface BegunRefresh {
   journal: RefreshJournal;
@@ -56,8 +57,8 @@ export async function beginRefresh(
   if (prior.systemIdentifier && prior.systemIdentifier !== ev.systemIdentifier) {
     throw new PgbbError('refresh', `"${dir}" is a backup of database system ${prior.systemIdentifier}, the server is ${ev.systemIdentifier}: refusing to refresh it`);
   }
-  if (Math.floor(ev.serverVersion / 10000) !== prior.major) {
-    throw new PgbbError('refresh', `"${dir}" is a backup of PostgreSQL ${prior.major}, the server is ${Math.floor(ev.serverVersion / 10000)}: refusing to refresh it`);
+  if (majorOf(ev.serverVersion) !== prior.major) {
+    throw new PgbbError('refresh', `"${dir}" is a backup of PostgreSQL ${prior.major}, the server is ${majorOf(ev.serverVersion)}: refusing to refresh it`);
   }
   const locations = tablespaceLocations(ev.tablespaces, o.mapping, prior.tablespaces);
   const tablespaceDirs = new Map<string, string>();

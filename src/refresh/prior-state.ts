@@ -37,6 +37,7 @@ import { ChunkHasher, ChunkListBuilder } from '../codec/chunkmap/chunk-hasher';
 import { readJournal } from './refresh-journal';
 import { CONTROL_FILE, isOwnFile, walkTarget } from './walk-target';
 import { trustedTablespaces } from './tablespace-links';
+import { versionOfMajor } from '../codec/server-version';
 
 export interface PriorState {
   dir: string;
@@ -134,7 +135,7 @@ export async function loadPriorState(dir: string, opts: PriorStateOptions = {}):
 
   const map: ChunkMap = {
     chunkSize,
-    header: stored?.header ?? { systemIdentifier: control?.systemIdentifier ?? '0', timeline: label?.timeline ?? 0, startLsn: label?.startLsn ?? '0/0', serverVersion: major * 10000 },
+    header: stored?.header ?? { systemIdentifier: control?.systemIdentifier ?? '0', timeline: label?.timeline ?? 0, startLsn: label?.startLsn ?? '0/0', serverVersion: versionOfMajor(major) },
     files: new Map(),
   };
   let files = 0;

@@ -28,6 +28,7 @@ import { TarParser } from '../tar/tar-parser';
 import type { ServerNotice } from './backend-parser';
 import { decodeCopyData } from './base-backup';
 import type { CommandHandler } from './command-messages';
+import { hasOptionListGrammar } from '../server-version';
 
 /** What the start event says beyond the server's rows (src/net/server-settings.ts, the options). */
 export type StartFacts = Omit<StartEvent, 'type' | 'timeline' | 'startLsn' | 'tablespaces' | 'totalBytes'>;
@@ -68,7 +69,7 @@ export class BaseBackupDecoder implements CommandHandler {
   private serverTotal = 0;
 
   constructor(private readonly o: BaseBackupDecoderOptions) {
-    this.legacy = o.start.serverVersion < 150000;
+    this.legacy = !hasOptionListGrammar(o.start.serverVersion);
   }
 
   rowDescription(): void {
