@@ -14,10 +14,9 @@
  * checks passed. What is not about the backup's contents (a truncated
  * stream, an unreadable file, an abort) fails the run as an error instead.
  */
-import * as path from 'node:path';
 import { Writable } from 'node:stream';
-import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
+import { directoryManifest } from '../sources/tar-backup-source';
 import type { S3SourceOptions } from '../sources/s3-backup-source';
 import type { DecryptKey } from '../crypto/age-keys';
 import { manifestVerify } from '../../transforms/manifest-verify';
@@ -69,8 +68,8 @@ export interface VerifyReport {
  * manifest that does not parse is left to the streamed check, which reports
  * it as a problem of the backup.
  */
-async function manifestCheck(source: string): Promise<ReturnType<typeof manifestVerify>> {
-  const given = source === '-' || source.startsWith('s3://') ? null : await readLimited(path.join(source, 'backup_manifest'), LIMITS.manifest).catch(() => null);
+async function manifestCheck(source: string, key: DecryptKey | undefined): Promise<ReturnType<typeof manifestVerify>> {
+  const given = source === '-' || source.startsWith('s3://') ? null : await directoryManifest(source, key).catch(() => null);
   if (given) {
     try {
       return manifestVerify({ require: true, mode: 'report', manifest: given });
@@ -88,7 +87,7 @@ function discard(): Writable {
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   // A directory a refresh is rewriting is not a backup, whatever its files say.
   const { format, stream, location } = await openBackupSource(o.source, process.stdin, o.s3, o.decrypt);
-  const manifest = await manifestCheck(o.source);
+  const manifest = await manifestCheck(o.source, o.decrypt);
   const pages = pageChecksumVerify({ mode: 'report' });
   const wal = walVerify({ mode: 'report' });
   const checks: Verifier[] = [manifest, ...(o.checkPages ?? true ? [pages] : []), ...(o.checkWal ?? true ? [wal] : [])];

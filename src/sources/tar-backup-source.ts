@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import { pipeline, Readable, type Duplex } from 'node:stream';
 import type { BackupEvent } from '../events';
 import { ioError, PgbbError, UsageError } from '../errors';
-import { LIMITS, openRegular, readLimitedPieces } from '../io/read-limited';
+import { LIMITS, openRegular, readLimited, readLimitedPieces } from '../io/read-limited';
 import { decodeDescriptor, startFromDescriptor, type BackupDescriptor } from '../codec/backup-descriptor';
 import { zstdDecompress } from '../../transforms/zstd-decompress';
 import { decrypt } from '../../transforms/decrypt';
@@ -142,6 +142,21 @@ export interface ArchiveSet {
   archive(name: string): AsyncIterable<Buffer>;
   /** backup_manifest in pieces of at most MANIFEST_PIECE_BYTES; nothing when there is none. */
   manifest(): AsyncIterable<Buffer>;
+}
+
+/**
+ * A backup directory's backup_manifest, whole (capped), for the checks that
+ * want it before the files: decrypted when it is backup_manifest.age and a
+ * key is given; null when there is none (or no key: opening an archive
+ * then says the key is missing).
+ */
+export async function directoryManifest(dir: string, key: DecryptKey | undefined): Promise<Buffer | null> {
+  const plain = await readLimited(path.join(dir, 'backup_manifest'), LIMITS.manifest);
+  const sealed = path.join(dir, `backup_manifest${AGE_SUFFIX}`);
+  if (plain || !key || !(await fs.lstat(sealed).then(() => true, () => false))) return plain;
+  const pieces: Buffer[] = [];
+  for await (const piece of encryptedManifest(sealed, key)) pieces.push(piece);
+  return Buffer.concat(pieces);
 }
 
 function directorySet(root: string, names: string[], key: DecryptKey | undefined): ArchiveSet {

@@ -43,7 +43,7 @@ async function refusedRestore(args: string[], re: RegExp, env?: NodeJS.ProcessEn
   return r;
 }
 
-test('tar files to age recipients: `age -d -i` reads them, restore decrypts with the identity file; keyless, wrong-key, tampered and cut restores leave nothing', async () => {
+test('tar files to age recipients: `age -d -i` reads them, verify and restore decrypt with the identity file; keyless, wrong-key, tampered and cut restores leave nothing', async () => {
   const root = await pg.scratch('pgbb-enc-tar-');
   const age = await loadAge();
   const identity = await age.generateX25519Identity();
@@ -68,13 +68,17 @@ test('tar files to age recipients: `age -d -i` reads them, restore decrypts with
     assert.ok(!Buffer.from(bytes).includes(identity), `the identity is in ${what}`);
   }
 
+  const v = await runPgbb(['verify', target, '--encrypt-identity-file', keyFile]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /backup successfully verified/);
   const data = join(root, 'data');
   const r = await runPgbb(['restore', target, '-D', data, '-N', '-T', `${pg.tsLocation}=${data}-ts`, '--encrypt-identity-file', keyFile]);
   assert.equal(r.code, 0, r.stderr);
   await pg.startAndCompare(data);
 
   await refusedRestore([target], /^pgbb: error: .*base\.tar\.zst\.age is encrypted: give its key/);
-  await refusedRestore([target, '--encrypt-identity-file', otherKey], /^pgbb: error: .*base\.tar\.zst\.age: wrong key/);
+  // The manifest is decrypted first (each file is then checked against it before it is written).
+  await refusedRestore([target, '--encrypt-identity-file', otherKey], /^pgbb: error: .*backup_manifest\.age: wrong key/);
   // Copies of base (read first): one byte flipped inside its payload, and cut short.
   const base = await fs.readFile(join(target, 'base.tar.zst.age'));
   const damaged = async (name: string, bytes: Buffer) => {
