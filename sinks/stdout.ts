@@ -21,12 +21,16 @@ import type { CompressSpec } from '../src/codec/compression';
 import type { BackupSink } from '../src/sink';
 import { PackedOutput } from './packed-output';
 import { stdoutOutput } from '../src/io/stdout-output';
+import { encryptedTo } from './encrypted-output';
+import type { EncryptKey } from '../src/crypto/age-keys';
 
 export interface StdoutSinkOptions {
   /** Where the tar bytes go (default standard output: see src/io/stdout-output.ts). */
   output?: NodeJS.WritableStream;
   /** Compress the whole stream (default none). */
   compress?: CompressSpec;
+  /** Encrypt the whole stream, after compression (age: `… | age -d | zstd -d | tar -x`). */
+  encrypt?: EncryptKey | null;
 }
 
 export class StdoutSink extends Writable implements BackupSink {
@@ -38,7 +42,7 @@ export class StdoutSink extends Writable implements BackupSink {
     super({ objectMode: true, highWaterMark: 16 });
     // A file or /dev/null on stdout is written with one writev per 256 KiB (src/io/stdout-output.ts).
     // A bad zstd level fails here, in zstdCompress()'s constructor.
-    this.packed = new PackedOutput((opts.output as Writable | undefined) ?? stdoutOutput(), opts.compress);
+    this.packed = new PackedOutput(encryptedTo((opts.output as Writable | undefined) ?? stdoutOutput(), opts.encrypt ?? null), opts.compress);
   }
 
   /** Nothing to check before the backup starts. */

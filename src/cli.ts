@@ -26,6 +26,7 @@ import { parseCompressSpec } from './codec/compression';
 import { showPath } from './codec/path-bytes';
 import { isS3Url } from './s3/s3-url';
 import { parsePartSize } from './s3/object-writer';
+import { decryptKeyFrom, encryptKeyFrom, PASSPHRASE_ENV } from './commands/encryption-options';
 import { listCommand, listJson, listTable } from './commands/list';
 import { expireCommand, expireReport, parseAmount, parseCount } from './commands/expire';
 
@@ -140,7 +141,9 @@ export function buildProgram(): Command {
     .option('--s3-sse-kms-key-id <key>', 'with -D s3://…: encrypt objects server-side with this KMS key (SSE-KMS)')
     .option('--s3-part-size <size>', 'with -D s3://…: smallest upload part, 5M to 5G (default 8M; grown for large archives)')
     .option('-j, --jobs <n>', 'fetch files over N SQL sessions in parallel (pg_backup_start/pg_read_binary_file); default 1: BASE_BACKUP')
-    .option('--local-pgdata <dir>', 'pgbb runs on the database host: read the files from this data directory (with -j N readers), the backup held over SQL');
+    .option('--local-pgdata <dir>', 'pgbb runs on the database host: read the files from this data directory (with -j N readers), the backup held over SQL')
+    .option('--encrypt-passphrase-file <file>', `encrypt (age, scrypt) with the first line of this 0600 file; or set ${PASSPHRASE_ENV}`)
+    .option('--encrypt-recipients-file <file>', 'encrypt (age) to the age1… recipients listed in this file');
   backupOptions(backup, 'relocate tablespace in OLD to NEW (repeatable)');
   backup.action(async (opts) => {
     // With --json even a bad option value is reported as a JSON error line.
@@ -153,6 +156,8 @@ export function buildProgram(): Command {
     if (!toS3 && (opts.s3StorageClass !== undefined || opts.s3SseKmsKeyId !== undefined || opts.s3PartSize !== undefined)) {
       throw new UsageError('--s3-storage-class, --s3-sse-kms-key-id and --s3-part-size need -D s3://…');
     }
+    const encrypt = await encryptKeyFrom(opts);
+    if (encrypt && opts.incrementalFrom !== undefined) throw new UsageError('encryption is not possible with --incremental-from (a refresh writes a plain backup; an S3 incremental reads its parent unencrypted)');
     if (opts.incrementalFrom !== undefined && !toS3) return runRefresh(opts, checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
     if (opts.gzip) throw new UsageError('-z/--gzip: pgbb does not write gzip; use -Z zstd[:LEVEL] (pgbb verify and restore read zstd)');
     const common = backupSettings(opts);
@@ -171,7 +176,7 @@ export function buildProgram(): Command {
         }
       : undefined;
     const result = await backupCommand({
-      ...common, target: opts.pgdata, format: fmt, compress, walSpool, s3, signal: ac.signal,
+      ...common, target: opts.pgdata, format: fmt, compress, walSpool, s3, encrypt, signal: ac.signal,
       ...(opts.waldir !== undefined ? { walDirectory: String(opts.waldir) } : {}),
       writeRecoveryConf: Boolean(opts.writeRecoveryConf), createSlot: Boolean(opts.createSlot),
       manifestChecksums: opts.manifestChecksums, manifestForceEncode: Boolean(opts.manifestForceEncode),
@@ -239,6 +244,8 @@ export function buildProgram(): Command {
     .option('--tablespaces-at-recorded-locations', 'restore tablespaces -T does not map at the locations the backup records (else refused)')
     .option('--no-manifest', 'restore a backup that has no backup_manifest (its files are then not checked)')
     .option('--allow-incomplete', 'with s3://…/<id>: read a backup that has no backup.json (an unfinished upload)')
+    .option('--encrypt-passphrase-file <file>', `decrypt with the first line of this 0600 file; or set ${PASSPHRASE_ENV}`)
+    .option('--encrypt-identity-file <file>', 'decrypt with the AGE-SECRET-KEY-1… identities in this 0600 file')
     .option('-R, --write-recovery-conf', 'write standby.signal (and primary_conninfo with --primary-conninfo)')
     .option('--primary-conninfo <conninfo>', 'connection string the standby streams from (with -R)')
     .option('-S, --slot <name>', 'primary_slot_name for the standby (with -R)')
@@ -248,9 +255,11 @@ export function buildProgram(): Command {
     if (!opts.writeRecoveryConf && (opts.primaryConninfo !== undefined || opts.slot !== undefined)) {
       throw new UsageError('--primary-conninfo and -S need -R');
     }
+    const decrypt = await decryptKeyFrom(opts);
     const ac = abortOnSignals();
     const r = await restoreCommand({
       source,
+      decrypt,
       target: opts.pgdata,
       tablespaceMapping: opts.tablespaceMapping,
       sync: opts.sync,
@@ -283,10 +292,13 @@ export function buildProgram(): Command {
     .option('-w, --wal-directory <dir>', 'check the WAL in this directory instead of the backup\'s')
     .option('-P, --progress', 'show progress on stderr')
     .option('--allow-incomplete', 'with s3://…/<id>: read a backup that has no backup.json (an unfinished upload)')
+    .option('--encrypt-passphrase-file <file>', `decrypt with the first line of this 0600 file; or set ${PASSPHRASE_ENV}`)
+    .option('--encrypt-identity-file <file>', 'decrypt with the AGE-SECRET-KEY-1… identities in this 0600 file')
     .action(async (source: string, opts) => {
+      const decrypt = await decryptKeyFrom(opts);
       const ac = abortOnSignals();
       const r = await verifyCommand({
-        source, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, s3: s3SourceOptions(source, opts), signal: ac.signal,
+        source, decrypt, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, s3: s3SourceOptions(source, opts), signal: ac.signal,
         ignore: opts.ignore, manifestPath: opts.manifestPath, skipChecksums: Boolean(opts.skipChecksums), walDirectory: opts.walDirectory,
         exitOnError: Boolean(opts.exitOnError), onProgress: opts.progress ? verifyProgress() : undefined,
       });

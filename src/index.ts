@@ -50,6 +50,10 @@ export { requireComplete, RequireComplete, type RequireCompleteOptions } from '.
 // Transforms (bytes)
 export { zstdCompress, ZstdCompress, checkZstdOptions, type ZstdCompressOptions, type ZstdCompressResult } from '../transforms/zstd-compress';
 export { zstdDecompress, ZstdDecompress, type ZstdDecompressOptions, type ZstdDecompressResult } from '../transforms/zstd-decompress';
+export { encrypt, Encrypt, type EncryptOptions } from '../transforms/encrypt';
+export { decrypt, Decrypt, type DecryptOptions } from '../transforms/decrypt';
+export { Secret } from './crypto/secret';
+export type { EncryptKey, DecryptKey } from './crypto/age-keys';
 // Between the two: member events → tar bytes, and back
 export { tarPack, TarPack, type TarPackOptions } from '../transforms/tar-pack';
 export { tarUnpack, TarUnpack, type TarUnpackOptions } from '../transforms/tar-unpack';

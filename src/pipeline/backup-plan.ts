@@ -24,6 +24,7 @@ import type { Duplex } from 'node:stream';
 import type { ClientConfig } from 'pg';
 import { UsageError } from '../errors';
 import type { CompressSpec } from '../codec/compression';
+import type { EncryptKey } from '../crypto/age-keys';
 import { CHECKSUM_ALGORITHMS, type ChecksumAlgorithm } from '../codec/manifest-format';
 import { clientConfig, type ConnectionOptions } from '../net/conninfo';
 import { checkWalOptions } from '../wal/streamed-wal';
@@ -71,6 +72,8 @@ export interface BackupOptions {
   walSpool?: string;
   /** --compress, for tar and '-' targets. */
   compress?: CompressSpec;
+  /** Encrypt every archive (age, transforms/encrypt.ts): tar, '-' and s3:// targets. */
+  encrypt?: EncryptKey;
   /** Ask the server for size estimates and report progress (-P, --json). */
   progress?: boolean;
   /** Hears start, warnings and progress (default: warnings as lines on stderr). */
@@ -132,6 +135,7 @@ export interface BackupPlan {
   walSpool: string | null;
   /** With zstd: level and workers filled in. */
   compress: CompressSpec;
+  encrypt: EncryptKey | null;
   progress: boolean;
   sync: boolean;
   manifest: boolean;
@@ -174,6 +178,7 @@ export function settleBackup(o: BackupOptions): BackupPlan {
   if ((toStdout || format === 'tar') && Object.keys(tablespaceMapping).length > 0) {
     throw new UsageError('-T/--tablespace-mapping is only allowed with plain format');
   }
+  if (o.encrypt && format === 'plain') throw new UsageError('encryption (--encrypt-*, PGBB_ENCRYPT_PASSPHRASE) is for -F tar, -D - and s3:// targets, not a plain backup');
   if (!toStdout && format === 'plain' && compress.method !== 'none') throw new UsageError('--compress is only allowed with tar format or -D -');
   if (o.walSpool !== undefined && (!(toStdout || s3) || wal !== 'stream')) {
     throw new UsageError('--wal-spool is only for -X stream to -D - or s3:// (other targets keep their WAL inside the target)');
@@ -219,6 +224,7 @@ export function settleBackup(o: BackupOptions): BackupPlan {
     maxRate: o.maxRate ?? null,
     walSpool: o.walSpool === undefined ? null : path.resolve(o.walSpool),
     compress,
+    encrypt: o.encrypt ?? null,
     progress: o.progress ?? false,
     sync: o.sync ?? true,
     manifest: o.manifest ?? true,

@@ -22,6 +22,7 @@ import { DirectorySink } from '../../sinks/directory';
 import { TarFilesSink } from '../../sinks/tar-files';
 import { StdoutSink } from '../../sinks/stdout';
 import { S3Sink } from '../../sinks/s3';
+import { encryptedObjects } from '../../sinks/encrypted-output';
 import { chunkMapBuild } from '../../transforms/chunk-map-build';
 import { recoveryConfig } from '../../transforms/recovery-config';
 import { primaryConninfo } from '../standby/primary-conninfo';
@@ -95,11 +96,11 @@ async function withConnection<T>(plan: BackupPlan, signal: AbortSignal | undefin
 export function backupSink(plan: BackupPlan, s3Stages?: S3BackupStages['sink']): BackupSink {
   switch (plan.sink) {
     case 'stdout':
-      return new StdoutSink({ compress: plan.compress, output: plan.output });
+      return new StdoutSink({ compress: plan.compress, output: plan.output, encrypt: plan.encrypt });
     case 'tar-files':
-      return new TarFilesSink({ target: plan.target, sync: plan.sync, compress: plan.compress });
+      return new TarFilesSink({ target: plan.target, sync: plan.sync, compress: plan.compress, encrypt: plan.encrypt });
     case 's3':
-      return new S3Sink({ location: plan.s3!.location, compress: plan.compress, ...plan.s3!.options, ...s3Stages });
+      return new S3Sink({ location: plan.s3!.location, compress: plan.compress, ...plan.s3!.options, ...s3Stages, ...encryptedObjects(plan.encrypt) });
     case 'directory':
       return new DirectorySink({ target: plan.target, tablespaceMapping: plan.tablespaceMapping, sync: plan.sync, ...(plan.walDirectory !== null ? { walDirectory: plan.walDirectory } : {}) });
   }

@@ -19,9 +19,10 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors';
 import { showPath } from '../codec/path-bytes';
-import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
+import { directoryManifest } from '../sources/tar-backup-source';
 import type { S3SourceOptions } from '../sources/s3-backup-source';
+import type { DecryptKey } from '../crypto/age-keys';
 import { isS3Url } from '../s3/s3-url';
 import { DirectorySink } from '../../sinks/directory';
 import { lockTarget } from '../../sinks/target-dir';
@@ -40,6 +41,8 @@ export interface RestoreOptions {
   source: string;
   /** For an s3:// source: --allow-incomplete, the inverse transform, a client. */
   s3?: S3SourceOptions;
+  /** The key of an encrypted backup (age: a passphrase or X25519 identities). */
+  decrypt?: DecryptKey;
   target: string;
   tablespaceMapping?: Record<string, string>;
   /** Default true (-N: false). */
@@ -83,7 +86,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   // A backup directory's manifest is known before its files: each is refused at its entry, before
   // its bytes are written, if the manifest does not list it at that size (a planted sparse terabyte).
   // (An S3 backup's manifest is checked where it comes, at the end, as a stream's is.)
-  const given = o.source === '-' || remote ? null : await readLimited(path.join(o.source, 'backup_manifest'), LIMITS.manifest);
+  const given = o.source === '-' || remote ? null : await directoryManifest(o.source, o.decrypt);
   const verify = earlyVerify(given);
   // Locked as backup locks its target: a second restore aimed at it is refused, instead of
   // racing this one and then, failing, removing what this one restored.
@@ -104,7 +107,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     await compose({
       sink,
       source: async () => {
-        const opened = await openBackupSource(o.source, process.stdin, o.s3);
+        const opened = await openBackupSource(o.source, process.stdin, o.s3, o.decrypt);
         location = opened.location;
         format = opened.format;
         return opened.stream;

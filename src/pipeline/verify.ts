@@ -21,7 +21,9 @@
 import * as path from 'node:path';
 import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
+import { directoryManifest } from '../sources/tar-backup-source';
 import type { S3SourceOptions } from '../sources/s3-backup-source';
+import type { DecryptKey } from '../crypto/age-keys';
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { pageChecksumVerify } from '../../transforms/page-checksum-verify';
 import { walVerify } from '../../transforms/wal-verify';
@@ -44,6 +46,8 @@ export interface VerifyOptions {
   source: string;
   /** For an s3:// source: --allow-incomplete, the inverse transform, a client. */
   s3?: S3SourceOptions;
+  /** The key of an encrypted backup (age: a passphrase or X25519 identities). */
+  decrypt?: DecryptKey;
   /** Check the WAL (default true; false for backups taken with -X none). */
   checkWal?: boolean;
   /** Check page checksums (default true). */
@@ -104,7 +108,7 @@ async function manifestCheck(o: VerifyOptions, mode: VerifierMode): Promise<Retu
     return manifestVerify({ ...scope, manifest: m });
   }
   const source = o.source;
-  const given = source === '-' || source.startsWith('s3://') ? null : await readLimited(path.join(source, 'backup_manifest'), LIMITS.manifest).catch(() => null);
+  const given = source === '-' || source.startsWith('s3://') ? null : await directoryManifest(source, o.decrypt).catch(() => null);
   if (given) {
     try {
       return manifestVerify({ ...scope, manifest: given });
@@ -121,7 +125,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   const rebuilt = isS3Url(o.source) ? await withS3Chain(o.source, o.s3, (chain) => verifyChain(o, chain, { restoreFull: restore, verifyDir: verify })) : null;
   if (rebuilt) return rebuilt;
   // A directory a refresh is rewriting is not a backup, whatever its files say.
-  const { format, stream, location } = await openBackupSource(o.source, process.stdin, o.s3);
+  const { format, stream, location } = await openBackupSource(o.source, process.stdin, o.s3, o.decrypt);
   const mode: VerifierMode = o.exitOnError ? 'fail' : 'report';
   const manifest = await manifestCheck(o, mode).catch((err) => {
     stream.destroy();

@@ -12,6 +12,8 @@ import { plainBackupSource } from './plain-backup-source';
 import { ARCHIVE_SUFFIXES, tarDirectorySource, tarStreamSource } from './tar-backup-source';
 import { resolveS3Backup, s3BackupSource, type S3SourceOptions } from './s3-backup-source';
 import { isS3Url } from '../s3/s3-url';
+import { AGE_SUFFIX } from '../codec/age-format';
+import type { DecryptKey } from '../crypto/age-keys';
 
 export type BackupFormat = 'stream' | 'tar' | 'plain' | 's3';
 
@@ -31,20 +33,22 @@ export async function detectBackupFormat(source: string): Promise<BackupFormat> 
   if (names.includes('backup_manifest') && !names.includes('backup_label')) {
     throw new PgbbError('not_a_backup', `"${path.resolve(source)}" has a backup_manifest but no base.tar or data files`);
   }
-  throw new PgbbError('not_a_backup', `"${path.resolve(source)}" is not a pgbb backup (no base.tar, base.tar.zst or PG_VERSION)`);
+  throw new PgbbError('not_a_backup', `"${path.resolve(source)}" is not a pgbb backup (no base.tar[.zst][.age] or PG_VERSION)`);
 }
 
 export async function openBackupSource(
   source: string,
   stdin: Readable = process.stdin,
   s3: S3SourceOptions = {},
+  key?: DecryptKey,
 ): Promise<{ format: BackupFormat; stream: Readable; location?: string }> {
   if (isS3Url(source)) {
-    const b = await resolveS3Backup(source, s3);
-    return { format: 's3', stream: s3BackupSource(b, s3), location: b.repo.where(b.id) };
+    const o: S3SourceOptions = key ? { ...s3, decrypt: key } : s3;
+    const b = await resolveS3Backup(source, o);
+    return { format: 's3', stream: s3BackupSource(b, o), location: b.repo.where(b.id) };
   }
   const format = await detectBackupFormat(source);
   const stream =
-    format === 'stream' ? tarStreamSource(stdin) : format === 'tar' ? tarDirectorySource(source) : plainBackupSource(source);
+    format === 'stream' ? tarStreamSource(stdin, undefined, key) : format === 'tar' ? tarDirectorySource(source, key) : plainBackupSource(source);
   return { format, stream };
 }
