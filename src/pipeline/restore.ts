@@ -81,7 +81,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const remote = isS3Url(o.source);
   if (!remote) await refuseTargetsInSource(o.source, [o.target, ...Object.values(mapping)]);
   // An incremental backup is rebuilt from its chain (src/pipeline/s3-chain.ts).
-  const rebuilt = remote ? await withS3Chain(o.source, o.s3, (chain) => restoreChain(o, chain, restore)) : null;
+  const rebuilt = remote ? await withS3Chain(o.source, { ...o.s3, decrypt: o.decrypt }, (chain) => restoreChain(o, chain, restore)) : null;
   if (rebuilt) return rebuilt;
   // A backup directory's manifest is known before its files: each is refused at its entry, before
   // its bytes are written, if the manifest does not list it at that size (a planted sparse terabyte).

@@ -122,7 +122,7 @@ async function manifestCheck(o: VerifyOptions, mode: VerifierMode): Promise<Retu
 
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   // An incremental backup is checked rebuilt from its chain (src/pipeline/s3-chain.ts).
-  const rebuilt = isS3Url(o.source) ? await withS3Chain(o.source, o.s3, (chain) => verifyChain(o, chain, { restoreFull: restore, verifyDir: verify })) : null;
+  const rebuilt = isS3Url(o.source) ? await withS3Chain(o.source, { ...o.s3, decrypt: o.decrypt }, (chain) => verifyChain(o, chain, { restoreFull: restore, verifyDir: verify })) : null;
   if (rebuilt) return rebuilt;
   // A directory a refresh is rewriting is not a backup, whatever its files say.
   const { format, stream, location } = await openBackupSource(o.source, process.stdin, o.s3, o.decrypt);
