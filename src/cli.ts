@@ -2,10 +2,10 @@
 /**
  * The `pgbb` command. Every failure ends as one line on stderr
  * (`pgbb: error: …`, or one `{"event":"error","code":…}` line with --json)
- * and a non-zero exit: 2 for usage errors, 128 + the signal's number for
- * SIGINT/SIGTERM (130/143, as a shell reports a process the signal killed),
- * 1 for everything else. SIGINT/SIGTERM abort the pipeline so that every
- * stage cleans up (connections closed, the server's backup cancelled, the
+ * and a non-zero exit: 128 + the signal's number for SIGINT/SIGTERM
+ * (130/143, as a shell reports a process the signal killed), 1 for
+ * everything else, usage errors included (as pg_basebackup). SIGINT/SIGTERM
+ * abort the pipeline so that every stage cleans up (connections closed, the server's backup cancelled, the
  * target removed) before we exit; a second signal during that cleanup kills
  * the process at once.
  */
@@ -46,7 +46,6 @@ function fail(err: unknown): never {
 }
 
 export function exitCode(err: unknown): number {
-  if (err instanceof UsageError) return 2;
   if (err instanceof InterruptedError && err.signal) return 128 + (osConstants.signals[err.signal] ?? 0);
   return 1;
 }
@@ -409,13 +408,13 @@ async function runRefresh(opts: Record<string, any>, target: string): Promise<vo
   if (!json) process.stderr.write(`${refreshSummary(r)}\n`);
 }
 
-/** An option parser's error as every pgbb error is: one line (a JSON `error` event with --json), a hint, exit 2. */
+/** An option parser's error as every pgbb error is: one line (a JSON `error` event with --json), a hint, exit 1 (as pg_basebackup: every failure is 1). */
 function usageFailure(err: CommanderError, argv: string[], program: Command): never {
   const message = err.message.replace(/^error: /, '');
   const sub = argv.slice(2).find((a) => program.commands.some((c) => c.name() === a));
   if (argv.includes('--json')) new JsonReporter(process.stderr).error(new UsageError(message));
   else process.stderr.write(`pgbb: error: ${message}\npgbb: hint: Try "pgbb ${sub ? `${sub} ` : ''}--help" for more information.\n`);
-  process.exit(2);
+  process.exit(1);
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -201,14 +201,14 @@ test('an unreachable server: one line, non-zero exit, no target left behind', as
   assert.ok(!existsSync(target), 'the target pgbb created is removed');
 });
 
-test('usage errors are one line with exit 2', async () => {
+test('usage errors are one line with exit 1', async () => {
   const r1 = await runPgbb(['backup', ...conn(), '-D', '/tmp/x', '-F', 'zip']);
-  assert.equal(r1.code, 2);
+  assert.equal(r1.code, 1);
   assert.equal(r1.stderr, 'pgbb: error: invalid output format "zip", must be "plain" or "tar"\n');
   const r2 = await runPgbb(['backup', ...conn(), '-D', '-', '-F', 'plain']);
-  assert.equal(r2.code, 2);
+  assert.equal(r2.code, 1);
   assert.match(r2.stderr, /requires tar format/);
   const r3 = await runPgbb(['backup', ...conn(), '-D', '/tmp/x', '-r', '5']);
-  assert.equal(r3.code, 2);
+  assert.equal(r3.code, 1);
   assert.match(r3.stderr, /out of range/);
 });

@@ -260,7 +260,7 @@ test('-W asks for the password on the terminal, without echo, before connecting;
   assert.equal(wrong.code, 1);
   assert.match(wrong.screen, /password authentication failed for user "bob"/);
 
-  // No terminal (setsid: no controlling tty): one line, exit 2, nothing created.
+  // No terminal (setsid: no controlling tty): one line, exit 1, nothing created.
   const none = await run('setsid', ['-w', process.execPath, PGBB_CLI, 'backup', ...bob(), '-D', join(root, 'prompted-none'), '-W']).then(
     () => null,
     (e: Error) => e,

@@ -184,10 +184,10 @@ test('-S: a missing slot fails at once with one line naming it and leaves nothin
   await verify(join(root, 'noslot'));
 
   const r3 = await runPgbb(['backup', ...conn(), '-D', join(root, 'x'), '-X', 'fetch', '-S', 's1']);
-  assert.equal(r3.code, 2);
+  assert.equal(r3.code, 1);
   assert.match(r3.stderr, /replication slots can only be used with WAL streaming/);
   const r4 = await runPgbb(['backup', ...conn(), '-D', join(root, 'y'), '-S', 'Bad-Name']);
-  assert.equal(r4.code, 2);
+  assert.equal(r4.code, 1);
   assert.match(r4.stderr, /invalid character/);
   assert.ok(!existsSync(join(root, 'x')) && !existsSync(join(root, 'y')));
 });

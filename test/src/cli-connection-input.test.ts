@@ -1,6 +1,6 @@
 /**
  * Bad connection settings through the real CLI: every one is refused in one
- * line (`pgbb: error: …`, no stack trace) with exit 2 (usage) or 1, before
+ * line (`pgbb: error: …`, no stack trace) with exit 1, before
  * anything is created or locked — the target does not exist afterwards — and
  * no message quotes a value that could be a password.
  */
@@ -69,7 +69,7 @@ test('with --json a bad setting is one JSON error event, code usage', async () =
   for (const command of ['backup', 'refresh']) {
     const target = join(root, `json-${command}`);
     const r = await spawnPgbb([command, '-d', 'host=127.0.0.1 foo=bar', '-D', target, '--json'], { env: CLEAN_ENV }).done;
-    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.code, 1, r.stderr);
     assert.deepEqual(jsonEvents(r.stderr), [{ event: 'error', code: 'usage', message: 'invalid connection option "foo"' }]);
     assert.ok(!existsSync(target));
   }

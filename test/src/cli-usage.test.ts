@@ -1,7 +1,7 @@
 /**
  * Usage errors from the option parser look like every other pgbb error: one
  * `pgbb: error: …` line and a hint naming the command's --help (or one JSON
- * `error` line under --json), exit 2, nothing else on stderr; an extra
+ * `error` line under --json), exit 1 (as pg_basebackup), nothing else on stderr; an extra
  * positional argument is refused; -T is parsed as pg_basebackup parses it.
  */
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { runPgbb } from '../support/pgbb';
 import { parseTablespaceMapping } from '../../src/commands/options';
 
-test('an unknown option, a missing one, an extra argument: one line, a hint, exit 2', async () => {
+test('an unknown option, a missing one, an extra argument: one line, a hint, exit 1', async () => {
   const cases: [string[], RegExp][] = [
     [['backup', '-D', '/nonexistent/x', '--bogus'], /^pgbb: error: unknown option '--bogus'\npgbb: hint: Try "pgbb backup --help" for more information\.\n$/],
     [['backup'], /^pgbb: error: required option '-D, --pgdata <target>' not specified\npgbb: hint: Try "pgbb backup --help" for more information\.\n$/],
@@ -18,7 +18,7 @@ test('an unknown option, a missing one, an extra argument: one line, a hint, exi
   ];
   for (const [args, expected] of cases) {
     const r = await runPgbb(args);
-    assert.equal(r.code, 2, args.join(' '));
+    assert.equal(r.code, 1, args.join(' '));
     assert.match(r.stderr, expected);
     assert.equal(r.stdout, '');
   }
@@ -26,7 +26,7 @@ test('an unknown option, a missing one, an extra argument: one line, a hint, exi
 
 test('--json: a usage error is one JSON error line', async () => {
   const r = await runPgbb(['backup', '--json', '-D', '/nonexistent/x', '--bogus']);
-  assert.equal(r.code, 2);
+  assert.equal(r.code, 1);
   const lines = r.stderr.trim().split('\n');
   assert.equal(lines.length, 1, r.stderr);
   const ev = JSON.parse(lines[0]);
