@@ -32,7 +32,7 @@ const CHUNK_SIZE = 1024 * 1024;
 function build(chunks: number, perFile: number): Buffer {
   const map: ChunkMap = {
     chunkSize: CHUNK_SIZE,
-    header: { systemIdentifier: '7000000000000000000', timeline: 1, startLsn: '0/2000028', serverVersion: 170000 },
+    header: { systemIdentifier: '7000000000000000000', timeline: 1, startLsn: '0/2000028', serverVersion: 170000, hashKey: '00'.repeat(32) },
     files: new Map(),
   };
   const hash = Buffer.alloc(HASH_BYTES);

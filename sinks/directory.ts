@@ -76,10 +76,14 @@ export interface DirectorySinkOptions {
   beforeCommit?: () => void | Promise<void>;
   /** fsync files and directories at the end (default true; --no-sync turns it off). */
   sync?: boolean;
+  /** --waldir: WAL goes here, and pg_wal is a link to it, as pg_basebackup --waldir makes it. */
+  walDirectory?: string;
 }
 
 export class DirectorySink extends Writable implements BackupSink {
-  private readonly opts: Required<Omit<DirectorySinkOptions, 'onTablespace' | 'beforeCommit'>> & Pick<DirectorySinkOptions, 'onTablespace' | 'beforeCommit'>;
+  private readonly opts: Required<Omit<DirectorySinkOptions, 'onTablespace' | 'beforeCommit' | 'walDirectory'>> & Pick<DirectorySinkOptions, 'onTablespace' | 'beforeCommit' | 'walDirectory'>;
+  /** --waldir's tree, which base's pg_wal/ members and the WAL archive go into. */
+  private walTree: SafeTree | null = null;
   private prepared: PreparedDir[] = [];
   /** Each tablespace directory is locked as the target is: a second run aimed at it is refused, never empties it. */
   private tablespaceLocks: TargetLock[] = [];
@@ -119,9 +123,18 @@ export class DirectorySink extends Writable implements BackupSink {
     this.opened ??= (async () => {
       // -T targets too (created only once the server names its tablespaces, at start).
       for (const dir of Object.values(this.opts.tablespaceMapping)) await checkEmptyOrMissing(dir);
+      if (this.opts.walDirectory !== undefined) await checkEmptyOrMissing(this.opts.walDirectory);
       const target = await prepareEmptyDir(this.opts.target);
       this.prepared.push(target);
       this.baseTree = new SafeTree(target.path);
+      if (this.opts.walDirectory !== undefined) {
+        // Locked and emptied-if-failed as a tablespace directory is; the one link pgbb makes besides pg_tblspc/<oid>.
+        this.tablespaceLocks.push(await lockTarget(this.opts.walDirectory));
+        const wal = await prepareEmptyDir(this.opts.walDirectory);
+        this.prepared.push(wal);
+        this.walTree = new SafeTree(wal.path);
+        await this.baseTree.symlink('pg_wal', wal.path);
+      }
     })();
     return this.opened;
   }
@@ -132,7 +145,11 @@ export class DirectorySink extends Writable implements BackupSink {
 
   /** Streamed WAL goes straight into the target's pg_wal/ (written once). */
   walPlace(): WalPlace {
-    return { walDir: path.join(path.resolve(this.opts.target), 'pg_wal') };
+    return { walDir: this.walRoot() };
+  }
+
+  private walRoot(): string {
+    return this.opts.walDirectory !== undefined ? path.resolve(this.opts.walDirectory) : path.join(path.resolve(this.opts.target), 'pg_wal');
   }
 
   override _write(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -165,11 +182,13 @@ export class DirectorySink extends Writable implements BackupSink {
         this.isBase = ev.kind === 'base';
         this.prefix = '';
         // Streamed WAL already written into this target's pg_wal/ (src/wal/wal-spool.ts): not written twice.
-        this.walInPlace = ev.kind === 'wal' && ev.writtenIn !== undefined && path.resolve(ev.writtenIn) === path.resolve(this.prepared[0].path, 'pg_wal');
+        this.walInPlace = ev.kind === 'wal' && ev.writtenIn !== undefined && path.resolve(ev.writtenIn) === this.walRoot();
         if (ev.kind === 'tablespace') {
           const tree = this.tablespaceTrees.get(ev.name);
           if (!tree) throw new PgbbError('protocol', `archive for unknown tablespace ${ev.name}`);
           this.tree = tree;
+        } else if (ev.kind === 'wal' && this.walTree) {
+          this.tree = this.walTree;
         } else if (ev.kind === 'wal') {
           // Streamed WAL: into base's pg_wal/ (made here if base.tar had none).
           this.tree = this.baseTree!;
@@ -235,9 +254,15 @@ export class DirectorySink extends Writable implements BackupSink {
   }
 
   private async openEntry(ev: EntryEvent): Promise<void> {
-    const tree = this.tree;
+    let tree = this.tree;
     if (!tree) throw new PgbbError('protocol', `archive member "${showPath(ev.path)}" outside an archive`);
-    const rel = this.prefix + ev.path;
+    let rel = this.prefix + ev.path;
+    if (this.isBase && this.walTree && (ev.path === 'pg_wal' || ev.path.startsWith('pg_wal/'))) {
+      // --waldir: pg_wal is the link made at ready(); what is below it goes into the WAL directory.
+      if (ev.path === 'pg_wal') return;
+      tree = this.walTree;
+      rel = ev.path.slice('pg_wal/'.length);
+    }
     // A declared tablespace's contents come in its own archive; in base they would be written through its link.
     // An in-place tablespace (allow_in_place_tablespaces, LOCATION '') is declared by none: base holds it as a directory.
     const inTablespace = this.isBase ? /^pg_tblspc\/([^/]+)\/./.exec(ev.path) : null;
@@ -249,7 +274,8 @@ export class DirectorySink extends Writable implements BackupSink {
     if (ev.kind === 'directory') {
       // A directory met again (pg_wal/ comes with base and with the WAL) is fine, if this run made it;
       // pg_wal/ and its archive_status/ may come from this run's WAL receiver (src/wal/wal-spool.ts), before base.tar has them.
-      await tree.mkdir(rel, modes.dir, tree === this.baseTree && WAL_RECEIVER_DIRS.has(rel));
+      const byReceiver = tree === this.walTree ? rel === 'archive_status' : tree === this.baseTree && WAL_RECEIVER_DIRS.has(rel);
+      await tree.mkdir(rel, modes.dir, byReceiver);
       return;
     }
     this.filePath = tree.abs(rel);

@@ -28,11 +28,13 @@ import type { SafeTree } from '../src/io/safe-tree';
 import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
 import { RefreshJournal } from '../src/refresh/refresh-journal';
 import { within } from '../src/refresh/tablespace-links';
+import type { DataModes } from './data-modes';
 import { LiveDataDirectoryError } from '../src/io/live-cluster';
 import { CONTROL_FILE } from '../src/refresh/walk-target';
 import type { PriorState } from '../src/refresh/prior-state';
 import { ioError, prepareEmptyDir } from './target-dir';
 import { syncPaths } from '../src/io/durable';
+import { majorOf } from '../src/codec/server-version';
 
 export interface BegunRefresh {
   journal: RefreshJournal;
@@ -50,14 +52,14 @@ async function sameDirectory(a: string, b: string): Promise<boolean> {
 export async function beginRefresh(
   prior: PriorState,
   ev: StartEvent,
-  o: { mapping: Record<string, string>; sync: boolean; cancelled: () => boolean; tree: SafeTree },
+  o: { mapping: Record<string, string>; sync: boolean; cancelled: () => boolean; tree: SafeTree; modes: DataModes },
 ): Promise<BegunRefresh> {
   const dir = prior.dir;
   if (prior.systemIdentifier && prior.systemIdentifier !== ev.systemIdentifier) {
     throw new PgbbError('refresh', `"${dir}" is a backup of database system ${prior.systemIdentifier}, the server is ${ev.systemIdentifier}: refusing to refresh it`);
   }
-  if (Math.floor(ev.serverVersion / 10000) !== prior.major) {
-    throw new PgbbError('refresh', `"${dir}" is a backup of PostgreSQL ${prior.major}, the server is ${Math.floor(ev.serverVersion / 10000)}: refusing to refresh it`);
+  if (majorOf(ev.serverVersion) !== prior.major) {
+    throw new PgbbError('refresh', `"${dir}" is a backup of PostgreSQL ${prior.major}, the server is ${majorOf(ev.serverVersion)}: refusing to refresh it`);
   }
   const locations = tablespaceLocations(ev.tablespaces, o.mapping, prior.tablespaces);
   const tablespaceDirs = new Map<string, string>();
@@ -83,7 +85,15 @@ export async function beginRefresh(
       if (oid !== t.oid && (within(other, t.dir) || within(t.dir, other))) throw new UsageError(`tablespace ${t.oid}'s location "${showPath(t.dir)}" overlaps tablespace ${oid}'s "${showPath(other)}"`);
     }
   }
-  for (const t of fresh) await prepareEmptyDir(t.dir);
+  for (const t of fresh) {
+    const made = await prepareEmptyDir(t.dir);
+    // A group-readable cluster's tablespace directory is 0750, as pg_basebackup makes it.
+    if (made.created && o.modes.groupReadable) {
+      await fs.chmod(fsPath(made.path), o.modes.dir).catch((err) => {
+        throw ioError('could not set the mode of', made.path, err);
+      });
+    }
+  }
   if (o.cancelled()) throw new PgbbError('interrupted', 'refresh cancelled before it began');
 
   const journal = await RefreshJournal.open(dir, o.sync);
@@ -96,7 +106,7 @@ export async function beginRefresh(
 }
 
 /** Steps 3 and 4 (see the top of this file); returns the directories whose entries changed. */
-async function unpublish(dir: string, fresh: Array<{ oid: string; dir: string }>, journal: RefreshJournal, o: { sync: boolean; tree: SafeTree }): Promise<string[]> {
+async function unpublish(dir: string, fresh: Array<{ oid: string; dir: string }>, journal: RefreshJournal, o: { sync: boolean; tree: SafeTree; modes: DataModes }): Promise<string[]> {
   for (const rel of ['backup_manifest', CONTROL_FILE]) {
     const abs = o.tree.abs(await o.tree.parentOf(rel));
     await fs.unlink(fsPath(abs)).catch((err) => {
@@ -107,7 +117,7 @@ async function unpublish(dir: string, fresh: Array<{ oid: string; dir: string }>
   const dirty: string[] = [];
   for (const t of fresh) {
     const rel = `pg_tblspc/${t.oid}`;
-    await o.tree.mkdir('pg_tblspc', 0o700);
+    await o.tree.mkdir('pg_tblspc', o.modes.dir);
     await journal.recordTablespace(t.oid, t.dir);
     const abs = o.tree.abs(await o.tree.parentOf(rel));
     await fs.rm(fsPath(abs), { recursive: true, force: true });

@@ -57,6 +57,7 @@ import { ensureDirectory, ensureMemberLink, removeLeftover } from './refresh-ent
 import { RefreshFiles } from './refresh-files';
 import { PendingFile } from './pending-file';
 import type { BackupSink, WalPlace } from '../src/sink';
+import { GROUP_READABLE, OWNER_ONLY, type DataModes } from './data-modes';
 
 export interface RefreshDirectorySinkOptions {
   prior: PriorState;
@@ -70,6 +71,8 @@ export interface RefreshDirectorySinkOptions {
 
 export interface RefreshDirectoryResult {
   bytesWritten: number;
+  /** Bytes of changed chunks found already on disk, page by page, and not written. */
+  bytesSame: number;
   filesWritten: number;
   filesCreated: number;
   filesRemoved: number;
@@ -105,7 +108,8 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
   private readonly dirty = new Set<string>();
   private inFlight: Promise<void> = Promise.resolve();
   private sawEnd = false;
-  private stats: RefreshDirectoryResult = { bytesWritten: 0, filesWritten: 0, filesCreated: 0, filesRemoved: 0, directoriesRemoved: 0, linksRemoved: 0 };
+  private modes: DataModes = OWNER_ONLY;
+  private stats: RefreshDirectoryResult = { bytesWritten: 0, bytesSame: 0, filesWritten: 0, filesCreated: 0, filesRemoved: 0, directoriesRemoved: 0, linksRemoved: 0 };
 
   constructor(opts: RefreshDirectorySinkOptions) {
     super({ objectMode: true, highWaterMark: 16 });
@@ -167,7 +171,7 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
           if (!t) throw new PgbbError('protocol', `archive for unknown tablespace ${ev.name}`);
           this.archiveTree = t;
         } else this.archiveTree = this.tree;
-        if (ev.kind === 'wal') await this.tree.mkdir('pg_wal', 0o700);
+        if (ev.kind === 'wal') await this.tree.mkdir('pg_wal', this.modes.dir);
         return;
       case 'entry':
         await this.endEntry();
@@ -194,7 +198,9 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
 
   /** The point of no return (sinks/refresh-begin.ts): check the server, then mark the directory incomplete before any other write. */
   private async begin(ev: StartEvent): Promise<void> {
-    const b = await beginRefresh(this.prior, ev, { mapping: this.mapping, sync: this.sync, cancelled: () => this.destroyed, tree: this.tree });
+    // The server says how its cluster is laid out: what the refresh adds follows it (0750/0640 when group-readable).
+    this.modes = ev.groupReadable ? GROUP_READABLE : OWNER_ONLY;
+    const b = await beginRefresh(this.prior, ev, { mapping: this.mapping, sync: this.sync, cancelled: () => this.destroyed, tree: this.tree, modes: this.modes });
     this.journal = b.journal;
     for (const [oid, dir] of b.tablespaceDirs) {
       this.tablespaceDirs.set(oid, dir);
@@ -215,7 +221,7 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
   /** A temporary file of the base tree (any leftover of its name removed first, never followed). */
   private async pending(rel: string): Promise<PendingFile> {
     await removeLeftover(this.tree, rel);
-    const f = await PendingFile.create(this.tree, rel, 0o600);
+    const f = await PendingFile.create(this.tree, rel, this.modes.file);
     if (!this.destroyed) return f;
     await f.discard();
     throw new PgbbError('interrupted', 'refresh sink destroyed');

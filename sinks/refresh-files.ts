@@ -1,11 +1,13 @@
 /**
  * The refresh sink's regular files (sinks/refresh-directory.ts), one at a
- * time: an `inPlace` entry is opened only when a byte of it changes (its
- * key journaled and fsynced first, then opened O_NOFOLLOW as a regular file
- * with no other link: SafeTree.openExisting), written at offsets and
- * truncated or extended to the entry's size at its end; a new file is
- * created O_EXCL|O_NOFOLLOW after any leftover of its name is removed.
- * Contiguous bytes gather into large writes (src/io/file-writer.ts).
+ * time: an `inPlace` entry is opened only when data for it arrives (O_NOFOLLOW,
+ * a regular file with no other link: SafeTree.openExisting); the data of its
+ * changed chunks is compared page by page with what the file holds and
+ * only differing pages are written (refresh-page-writer.ts), its key
+ * journaled and fsynced before the first of them; at its end it is
+ * truncated or extended to the entry's size (journaled first too). A new
+ * file is created O_EXCL|O_NOFOLLOW after any leftover of its name is
+ * removed; its bytes gather into large writes (src/io/file-writer.ts).
  *
  * Errors: IoError naming the path; PgbbError 'interrupted' for a handle
  * opened once the sink is being destroyed (it is closed at once).
@@ -15,6 +17,7 @@ import type { promises as fs } from 'node:fs';
 import type { EntryEvent } from '../src/events';
 import { IoError, PgbbError } from '../src/errors';
 import { WriteBatcher } from '../src/io/file-writer';
+import { PageDiffWriter } from './refresh-page-writer';
 import type { SafeTree } from '../src/io/safe-tree';
 import type { RefreshJournal } from '../src/refresh/refresh-journal';
 import { CONTROL_FILE } from '../src/refresh/walk-target';
@@ -26,6 +29,8 @@ export interface RefreshFileStats {
   bytesWritten: number;
   filesWritten: number;
   filesCreated: number;
+  /** Bytes of changed chunks that were already on disk, page by page (not written). */
+  bytesSame: number;
 }
 
 interface OpenFile {
@@ -37,6 +42,9 @@ interface OpenFile {
   size: number;
   fh: fs.FileHandle | null;
   batcher: WriteBatcher | null;
+  /** In-place files: compares with the file and writes differing pages. */
+  pages: PageDiffWriter | null;
+  journaled: boolean;
 }
 
 export class RefreshFiles {
@@ -63,12 +71,12 @@ export class RefreshFiles {
     const abs = tree.abs(rel);
     if (ev.inPlace) {
       // Opened only if a byte changes (see data): an unchanged file is not touched at all.
-      this.file = { key, tree, rel, abs, inPlace: true, size: ev.size, fh: null, batcher: null };
+      this.file = { key, tree, rel, abs, inPlace: true, size: ev.size, fh: null, batcher: null, pages: null, journaled: false };
       return;
     }
     if ((await removeLeftover(tree, rel)) !== 'file') this.o.stats.filesCreated++;
     const fh = await this.adopt(await tree.createFile(rel, mode));
-    this.file = { key, tree, rel, abs, inPlace: false, size: ev.size, fh, batcher: new WriteBatcher(fh, abs) };
+    this.file = { key, tree, rel, abs, inPlace: false, size: ev.size, fh, batcher: new WriteBatcher(fh, abs), pages: null, journaled: false };
     this.written.add(abs);
     this.o.dirty.add(path.dirname(abs));
     if (key === CONTROL_FILE) this.controlWritten = true;
@@ -86,12 +94,13 @@ export class RefreshFiles {
   async data(offset: number, chunk: Buffer): Promise<void> {
     const f = this.file;
     if (!f) throw new IoError('data without an open file in refresh sink');
-    if (f.inPlace && !f.fh) await this.openInPlace(f);
-    if (!f.batcher || f.batcher.end !== offset) {
-      if (!f.inPlace) throw new IoError(`data for "${f.abs}" at offset ${offset}, expected ${f.batcher?.end ?? 0}`);
-      await f.batcher?.flush();
-      f.batcher = new WriteBatcher(f.fh!, f.abs, offset);
+    if (f.inPlace) {
+      if (!f.pages) await this.openInPlace(f);
+      this.o.onWrite?.();
+      await f.pages!.add(offset, chunk);
+      return;
     }
+    if (!f.batcher || f.batcher.end !== offset) throw new IoError(`data for "${f.abs}" at offset ${offset}, expected ${f.batcher?.end ?? 0}`);
     this.o.onWrite?.();
     this.o.stats.bytesWritten += chunk.length;
     await f.batcher.add(chunk);
@@ -104,34 +113,50 @@ export class RefreshFiles {
     this.file = null;
     try {
       await f.batcher?.flush();
+      await f.pages?.flush();
+      if (f.pages) {
+        this.o.stats.bytesWritten += f.pages.bytesWritten;
+        this.o.stats.bytesSame += f.pages.bytesSame;
+      }
       const priorSize = this.o.prior.map.files.get(f.key)?.size;
       if (f.inPlace && priorSize !== f.size) {
-        if (!f.fh) await this.openInPlace(f);
+        if (!f.pages) await this.openInPlace(f);
+        await this.journal(f);
         await f.fh!.truncate(f.size);
       }
-      if (f.fh) this.o.stats.filesWritten++;
+      if (!f.inPlace || f.journaled) this.o.stats.filesWritten++;
     } catch (err) {
       throw err instanceof PgbbError ? err : ioError('could not write', f.abs, err);
     } finally {
+      f.pages?.close();
       await f.fh?.close().catch(() => {});
     }
   }
 
-  /** Abort: closes the current file's handle, writing nothing more. */
+  /** Abort: closes the current file's handles, writing nothing more. */
   async abort(): Promise<void> {
+    this.file?.pages?.close();
     await this.file?.fh?.close().catch(() => {});
     this.file = null;
   }
 
-  /** Opens an in-place file for writing, its key journaled first. */
+  /** Opens an in-place file to compare and update; nothing is written (nor journaled) yet. */
   private async openInPlace(f: OpenFile): Promise<void> {
-    await this.o.journal().record(f.key);
     try {
       f.fh = await this.adopt(await f.tree.openExisting(f.rel));
+      const { size } = await f.fh.stat();
+      f.pages = new PageDiffWriter(f.fh, f.abs, size, () => this.journal(f));
     } catch (err) {
       if (err instanceof PgbbError) throw err;
       throw ioError('could not open for update', f.abs, err);
     }
+  }
+
+  /** Before the first byte of an existing file changes: its key journaled (and fsynced), the file to be fsynced at commit. */
+  private async journal(f: OpenFile): Promise<void> {
+    if (f.journaled) return;
+    await this.o.journal().record(f.key);
+    f.journaled = true;
     this.written.add(f.abs);
   }
 

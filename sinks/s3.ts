@@ -1,7 +1,9 @@
 /**
  * S3 sink: a backup into s3://bucket/prefix/<id>/ — `base.tar.zst`,
  * `<oid>.tar.zst` per tablespace, `pg_wal.tar.zst`, `backup_manifest`, and
- * `backup.json` (the record: what, when, server, LSNs, sizes, CRC32Cs)
+ * `chunkmap` (the chunk map an incremental backup is diffed against;
+ * an incremental's archives hold only what changed: transforms/delta-pack.ts),
+ * `backup.json` (the record: what, when, server, LSNs, sizes, CRC32Cs, parent)
  * written LAST, so that a backup without it is incomplete by construction.
  * `backup.started` is written first (so a killed backup that completed no
  * object is still seen, and expired) and removed after the record.
@@ -18,7 +20,9 @@
  * and deletes every object this sink created; a committed backup is left.
  */
 import { Writable } from 'node:stream';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { once } from 'node:events';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { s3Sdk } from '../src/s3/sdk';
 import type { BackupEvent, StartEvent } from '../src/events';
 import { PgbbError, UsageError } from '../src/errors';
 import { descriptorFromStart, encodeDescriptor } from '../src/codec/backup-descriptor';
@@ -28,7 +32,9 @@ import { makeS3Client, s3Error } from '../src/s3/client';
 import { Repository } from '../src/s3/repository';
 import { encodeRecord, RECORD_NAME, STARTED_NAME, type StoredObject } from '../src/s3/backup-record';
 import { newBackupId, type S3Location } from '../src/s3/s3-url';
-import { DEFAULT_PART_SIZE, partSizeFor, S3ObjectWriter, type ObjectTransform } from '../src/s3/object-writer';
+import { DEFAULT_PART_SIZE, partSizeFor, S3ObjectWriter, type ObjectTransform, type ObjectWritten } from '../src/s3/object-writer';
+import { CHUNK_MAP_OBJECT } from '../src/s3/chain';
+import { encodeChunkMapPieces, encodedChunkMapSize, type ChunkMap } from '../src/codec/chunkmap/chunk-map';
 import { compressorFor, PackedOutput } from './packed-output';
 
 export interface S3SinkOptions {
@@ -48,6 +54,10 @@ export interface S3SinkOptions {
   queueSize?: number;
   /** Default: the time ready() runs. */
   now?: () => Date;
+  /** An incremental backup: the backup it stands on (recorded as its parent; the server must be of its system). */
+  parent?: { id: string; systemIdentifier: string };
+  /** The backup's chunk map, asked for once the stream has ended: stored beside the record as `chunkmap` (src/s3/chain.ts). */
+  chunkMap?: () => ChunkMap | null;
 }
 
 type Callback = (err?: Error | null) => void;
@@ -82,7 +92,7 @@ export class S3Sink extends Writable implements BackupSink {
     this.ownClient = !opts.client;
     this.repo = new Repository(opts.client ?? makeS3Client(), opts.location);
     this.began = (opts.now ?? (() => new Date()))();
-    this.id = newBackupId(this.began, 'F');
+    this.id = newBackupId(this.began, opts.parent ? 'I' : 'F');
   }
 
   /** s3://bucket/prefix/<id> */
@@ -115,7 +125,7 @@ export class S3Sink extends Writable implements BackupSink {
     this.created.push(key);
     await this.repo.client
       .send(
-        new PutObjectCommand({
+        new (s3Sdk().PutObjectCommand)({
           Bucket: this.opts.location.bucket,
           Key: key,
           Body: body,
@@ -153,6 +163,9 @@ export class S3Sink extends Writable implements BackupSink {
       case 'entry-end':
         return this.archive!.out.write(ev, callback);
       case 'start':
+        if (this.opts.parent && ev.systemIdentifier !== this.opts.parent.systemIdentifier) {
+          return callback(new PgbbError('not_a_backup', `the server's system identifier ${ev.systemIdentifier} is not that of ${this.repo.where(this.opts.parent.id)} (${this.opts.parent.systemIdentifier}): take a full backup`));
+        }
         this.start = ev;
         this.timeline = ev.timeline;
         this.descriptor = encodeDescriptor(descriptorFromStart(ev));
@@ -211,6 +224,9 @@ export class S3Sink extends Writable implements BackupSink {
       m.writer.end(() => resolve());
     });
     this.stored.push({ name: 'backup_manifest', ...m.writer.result! });
+    const map = this.opts.chunkMap?.();
+    if (map) this.stored.push({ name: CHUNK_MAP_OBJECT, ...(await this.upload(CHUNK_MAP_OBJECT, encodedChunkMapSize(map), encodeChunkMapPieces(map))) });
+    else if (this.opts.chunkMap) throw new PgbbError('chunk_map', 'the backup ended without its chunk map');
     const s = this.start;
     await this.put(
       RECORD_NAME,
@@ -218,8 +234,8 @@ export class S3Sink extends Writable implements BackupSink {
         format: 'pgbb-s3-backup',
         version: 1,
         id: this.id,
-        kind: 'full',
-        parent: null,
+        kind: this.opts.parent ? 'incremental' : 'full',
+        parent: this.opts.parent?.id ?? null,
         label: s.label,
         startTime: this.began.toISOString(),
         endTime: new Date().toISOString(),
@@ -228,7 +244,8 @@ export class S3Sink extends Writable implements BackupSink {
         timeline: this.timeline,
         startLsn: s.startLsn,
         endLsn: this.endLsn,
-        bytes: this.bytes,
+        // An incremental's data events are its changed chunks: it records the size of the backup it is.
+        bytes: this.opts.parent && map ? mappedBytes(map) : this.bytes,
         compression: this.compress.method === 'zstd' ? 'zstd' : 'none',
         transform: this.opts.transform ? this.opts.transformName ?? 'custom' : null,
         objects: this.stored,
@@ -237,6 +254,22 @@ export class S3Sink extends Writable implements BackupSink {
     this.committed = true;
     // Best effort: a leftover marker beside a record means nothing.
     await this.repo.deleteKeys([this.repo.key(this.id, STARTED_NAME)], this.repo.where(this.id)).catch(() => {});
+  }
+
+  /** One object from pieces, streamed (the writer's backpressure paces the pieces). */
+  private async upload(name: string, size: number, pieces: Iterable<Buffer>): Promise<ObjectWritten> {
+    const w = this.writer(name, size);
+    try {
+      for (const piece of pieces) if (!w.write(piece)) await once(w, 'drain');
+      await new Promise<void>((resolve, reject) => {
+        w.once('error', reject);
+        w.end(() => resolve());
+      });
+    } catch (e) {
+      await closed(w, e as Error);
+      throw e instanceof PgbbError ? e : s3Error(e, 'upload', this.repo.where(this.id, name));
+    }
+    return w.result!;
   }
 
   override _destroy(err: Error | null, callback: Callback): void {
@@ -256,6 +289,12 @@ export class S3Sink extends Writable implements BackupSink {
         callback(err);
       });
   }
+}
+
+function mappedBytes(map: ChunkMap): number {
+  let n = 0;
+  for (const f of map.files.values()) n += f.size;
+  return n;
 }
 
 function closed(w: Writable, err: Error | null): Promise<void> {

@@ -20,12 +20,17 @@ import { PgbbError } from '../src/errors';
 import type { CompressSpec } from '../src/codec/compression';
 import type { BackupSink } from '../src/sink';
 import { PackedOutput } from './packed-output';
+import { stdoutOutput } from '../src/io/stdout-output';
+import { encryptedTo } from './encrypted-output';
+import type { EncryptKey } from '../src/crypto/age-keys';
 
 export interface StdoutSinkOptions {
-  /** Where the tar bytes go (default process.stdout). */
+  /** Where the tar bytes go (default standard output: see src/io/stdout-output.ts). */
   output?: NodeJS.WritableStream;
   /** Compress the whole stream (default none). */
   compress?: CompressSpec;
+  /** Encrypt the whole stream, after compression (age: `… | age -d | zstd -d | tar -x`). */
+  encrypt?: EncryptKey | null;
 }
 
 export class StdoutSink extends Writable implements BackupSink {
@@ -35,9 +40,9 @@ export class StdoutSink extends Writable implements BackupSink {
 
   constructor(opts: StdoutSinkOptions = {}) {
     super({ objectMode: true, highWaterMark: 16 });
-    // tarPack() batches into 256 KiB chunks: few, large writes (stdout writes each synchronously).
+    // A file or /dev/null on stdout is written with one writev per 256 KiB (src/io/stdout-output.ts).
     // A bad zstd level fails here, in zstdCompress()'s constructor.
-    this.packed = new PackedOutput((opts.output ?? process.stdout) as Writable, opts.compress);
+    this.packed = new PackedOutput(encryptedTo((opts.output as Writable | undefined) ?? stdoutOutput(), opts.encrypt ?? null), opts.compress);
   }
 
   /** Nothing to check before the backup starts. */

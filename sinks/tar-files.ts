@@ -26,25 +26,30 @@ import { compressSuffix, type CompressSpec } from '../src/codec/compression';
 import type { ZstdCompress } from '../transforms/zstd-compress';
 import type { BackupSink, WalPlace } from '../src/sink';
 import { compressorFor, PackedOutput } from './packed-output';
+import { AGE_SUFFIX, encryptedTo } from './encrypted-output';
+import type { EncryptKey } from '../src/crypto/age-keys';
 
 export interface TarFilesSinkOptions {
   target: string;
   sync?: boolean;
   /** Compress each archive (default none). */
   compress?: CompressSpec;
+  /** Encrypt each archive and the manifest (age), named with a `.age` suffix. */
+  encrypt?: EncryptKey | null;
 }
 
 type Callback = (err?: Error | null) => void;
 
 export class TarFilesSink extends Writable implements BackupSink {
-  private readonly opts: Required<Omit<TarFilesSinkOptions, 'compress'>>;
+  private readonly opts: Required<Omit<TarFilesSinkOptions, 'compress' | 'encrypt'>>;
+  private readonly encrypt: EncryptKey | null;
   private readonly compress: CompressSpec;
   private dir: PreparedDir | null = null;
   /** The archive being written: its pack → [zstd] → file pipeline. */
   private archive: PackedOutput | null = null;
   private written: { partial: string; final: string }[] = [];
   /** backup_manifest.tmp, written piece by piece as the manifest comes. */
-  private manifest: FileWriter | null = null;
+  private manifest: Writable | null = null;
   private descriptor: string | null = null;
   private sawEnd = false;
   private committed = false;
@@ -54,6 +59,7 @@ export class TarFilesSink extends Writable implements BackupSink {
     if (!opts.target) throw new UsageError('no target directory given');
     this.opts = { sync: true, ...opts };
     this.compress = opts.compress ?? { method: 'none' };
+    this.encrypt = opts.encrypt ?? null;
     // The first archive's compressor is made now: a bad level fails here
     // (zstdCompress()'s own check), before the server is contacted.
     this.firstCompressor = compressorFor(this.compress);
@@ -93,13 +99,13 @@ export class TarFilesSink extends Writable implements BackupSink {
       case 'entry-end':
         return this.archive!.write(ev, callback);
       case 'archive': {
-        const final = path.join(this.dir!.path, `${ev.name}.tar${compressSuffix(this.compress)}`);
+        const final = path.join(this.dir!.path, `${ev.name}.tar${compressSuffix(this.compress)}${this.suffix()}`);
         const partial = `${final}.partial`;
         this.written.push({ partial, final });
         // Every archive carries the descriptor, so that restore can read it from base.tar first.
         const z = this.firstCompressor;
         this.firstCompressor = null;
-        this.archive = new PackedOutput(new FileWriter(partial, { mode: this.fileMode }), this.compress, { layout: 'archive', comment: this.descriptor ?? undefined }, z);
+        this.archive = new PackedOutput(encryptedTo(new FileWriter(partial, { mode: this.fileMode }), this.encrypt), this.compress, { layout: 'archive', comment: this.descriptor ?? undefined }, z);
         return callback();
       }
       case 'start':
@@ -139,7 +145,7 @@ export class TarFilesSink extends Writable implements BackupSink {
 
   /** Straight into backup_manifest.tmp: never held whole; renamed into place last, in commit(). */
   private writeManifest(piece: Buffer, callback: Callback): void {
-    const m = (this.manifest ??= new FileWriter(this.manifestPath() + '.tmp', { mode: this.fileMode }));
+    const m = (this.manifest ??= encryptedTo(new FileWriter(this.manifestPath() + '.tmp', { mode: this.fileMode }), this.encrypt));
     const fail = (err: unknown) => callback(err instanceof PgbbError ? err : ioError('could not write manifest', this.manifestPath(), err));
     if (m.write(piece)) return callback();
     const onDrain = () => (m.off('error', onError), callback());
@@ -148,7 +154,11 @@ export class TarFilesSink extends Writable implements BackupSink {
   }
 
   private manifestPath(): string {
-    return path.join(this.dir!.path, 'backup_manifest');
+    return path.join(this.dir!.path, `backup_manifest${this.suffix()}`);
+  }
+
+  private suffix(): string {
+    return this.encrypt ? AGE_SUFFIX : '';
   }
 
   override _final(callback: Callback): void {
@@ -193,7 +203,7 @@ export class TarFilesSink extends Writable implements BackupSink {
   }
 }
 
-function endWriter(w: FileWriter, file: string): Promise<void> {
+function endWriter(w: Writable, file: string): Promise<void> {
   return new Promise((resolve, reject) => {
     w.once('error', (err) => reject(err instanceof PgbbError ? err : ioError('could not write manifest', file, err)));
     w.end(() => resolve());

@@ -68,7 +68,14 @@ export async function lockTarget(dir: string): Promise<TargetLock> {
     }
   }
   if (!created) await checkEmpty(abs);
-  const lock = await lockDir(abs, created);
+  let lock: TargetLock;
+  try {
+    lock = await lockDir(abs, created);
+  } catch (err) {
+    // E.g. out of descriptors (EMFILE): the directory we just made goes too (only if still empty).
+    if (created) await fs.rmdir(abs).catch(() => {});
+    throw err;
+  }
   // Checked again now that we hold the lock: another run may have written between our two steps.
   const others = (await fs.readdir(abs).catch(() => [] as string[])).filter((e) => !isLockFileName(e));
   if (others.length) {

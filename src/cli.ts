@@ -2,10 +2,10 @@
 /**
  * The `pgbb` command. Every failure ends as one line on stderr
  * (`pgbb: error: …`, or one `{"event":"error","code":…}` line with --json)
- * and a non-zero exit: 2 for usage errors, 128 + the signal's number for
- * SIGINT/SIGTERM (130/143, as a shell reports a process the signal killed),
- * 1 for everything else. SIGINT/SIGTERM abort the pipeline so that every
- * stage cleans up (connections closed, the server's backup cancelled, the
+ * and a non-zero exit: 128 + the signal's number for SIGINT/SIGTERM
+ * (130/143, as a shell reports a process the signal killed), 1 for
+ * everything else, usage errors included (as pg_basebackup). SIGINT/SIGTERM
+ * abort the pipeline so that every stage cleans up (connections closed, the server's backup cancelled, the
  * target removed) before we exit; a second signal during that cleanup kills
  * the process at once.
  *
@@ -17,7 +17,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { backupCommand, backupSummary } from './commands/backup';
 import { restoreCommand, restoreSummary } from './commands/restore';
-import { verifyCommand, verifyFailure, verifySummary } from './commands/verify';
+import { verifyCommand, verifyFailure, verifyProgress, verifySummary } from './commands/verify';
 import { checkIncrementalFrom, refreshCommand, refreshResultJson, refreshSummary } from './commands/refresh';
 import { standbyCommand, standbySummary } from './commands/standby';
 import { promptPassword } from './commands/password-prompt';
@@ -31,6 +31,7 @@ import { parseCompressSpec } from './codec/compression';
 import { showPath } from './codec/path-bytes';
 import { isS3Url } from './s3/s3-url';
 import { parsePartSize } from './s3/object-writer';
+import { decryptKeyFrom, encryptKeyFrom, PASSPHRASE_ENV } from './commands/encryption-options';
 import { listCommand, listJson, listTable } from './commands/list';
 import { expireCommand, expireReport, parseAmount, parseCount } from './commands/expire';
 
@@ -50,7 +51,6 @@ function fail(err: unknown): never {
 }
 
 export function exitCode(err: unknown): number {
-  if (err instanceof UsageError) return 2;
   if (err instanceof InterruptedError && err.signal) return 128 + (osConstants.signals[err.signal] ?? 0);
   return 1;
 }
@@ -62,6 +62,12 @@ function abortOnSignals(): AbortController {
     process.once(sig, () => ac.abort(new InterruptedError(`interrupted by ${sig}`, sig)));
   }
   return ac;
+}
+
+/** -j N: a whole number (the range is the plan's check). */
+function parseJobs(text: string): number {
+  if (!/^\s*\d+\s*$/.test(text)) throw new UsageError(`invalid number of parallel jobs "${text}"`);
+  return Number(text);
 }
 
 /** --timeout SECONDS: a non-negative number; 0 turns the limit off. */
@@ -112,6 +118,9 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .helpOption('-?, --help', 'show help')
     .showHelpAfterError(false)
+    .allowExcessArguments(false)
+    // Its messages are ours to print, as every other error is (usageFailure).
+    .configureOutput({ outputError: () => {} })
     .exitOverride();
 
   const backup = program
@@ -127,11 +136,18 @@ export function buildProgram(): Command {
     .option('--manifest-checksums <algorithm>', 'checksum of each file in the manifest: NONE, CRC32C (default), SHA224, SHA256, SHA384 or SHA512')
     .option('--manifest-force-encode', 'hex encode all file names in the manifest')
     .option('--chunk-size <size>', 'chunk size of the chunk map a plain backup records, 64k to 1M (default 1M)')
+    .option('--waldir <dir>', 'location for the write-ahead log directory (plain format; pg_wal becomes a link to it)')
     .option('--wal-spool <dir>', 'with -D -: where streamed WAL waits until the base backup is over (default: $TMPDIR or /var/tmp, on disk)')
-    .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it)')
+    .option('--incremental-from <dir>', 'refresh this earlier plain backup in place, writing only what changed (-D must name it); with -D s3://…: latest, a backup id or s3://…/<id>, upload only what changed since it')
+    .option('--max-chain <n>', 'with -D s3://… --incremental-from: most incrementals on top of a full backup (default 7)')
+    .option('--full', 'with -D s3://…: take a full backup even when --incremental-from is given')
     .option('--s3-storage-class <class>', 'with -D s3://…: storage class of every object (STANDARD, STANDARD_IA, …)')
     .option('--s3-sse-kms-key-id <key>', 'with -D s3://…: encrypt objects server-side with this KMS key (SSE-KMS)')
-    .option('--s3-part-size <size>', 'with -D s3://…: smallest upload part, 5M to 5G (default 8M; grown for large archives)');
+    .option('--s3-part-size <size>', 'with -D s3://…: smallest upload part, 5M to 5G (default 8M; grown for large archives)')
+    .option('-j, --jobs <n>', 'fetch files over N SQL sessions in parallel (pg_backup_start/pg_read_binary_file); default 1: BASE_BACKUP')
+    .option('--local-pgdata <dir>', 'pgbb runs on the database host: read the files from this data directory (with -j N readers), the backup held over SQL')
+    .option('--encrypt-passphrase-file <file>', `encrypt (age, scrypt) with the first line of this 0600 file; or set ${PASSPHRASE_ENV}`)
+    .option('--encrypt-recipients-file <file>', 'encrypt (age) to the age1… recipients listed in this file');
   backupOptions(backup, 'relocate tablespace in OLD to NEW (repeatable)');
   backup.action(async (opts) => {
     // With --json even a bad option value is reported as a JSON error line.
@@ -140,11 +156,13 @@ export function buildProgram(): Command {
     const format = String(opts.format ?? (opts.pgdata === '-' || toS3 ? 'tar' : 'plain'));
     const fmt = format === 'p' || format === 'plain' ? 'plain' : format === 't' || format === 'tar' ? 'tar' : null;
     if (!fmt) throw new UsageError(`invalid output format "${format}", must be "plain" or "tar"`);
-    if (toS3 && opts.incrementalFrom !== undefined) throw new UsageError('--incremental-from is not yet supported with an s3:// target');
+    if (!toS3 && (opts.maxChain !== undefined || opts.full)) throw new UsageError('--max-chain and --full need -D s3://…');
     if (!toS3 && (opts.s3StorageClass !== undefined || opts.s3SseKmsKeyId !== undefined || opts.s3PartSize !== undefined)) {
       throw new UsageError('--s3-storage-class, --s3-sse-kms-key-id and --s3-part-size need -D s3://…');
     }
-    if (opts.incrementalFrom !== undefined) return runRefresh(opts, checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
+    const encrypt = await encryptKeyFrom(opts);
+    if (encrypt && opts.incrementalFrom !== undefined) throw new UsageError('encryption is not possible with --incremental-from (a refresh writes a plain backup; an S3 incremental reads its parent unencrypted)');
+    if (opts.incrementalFrom !== undefined && !toS3) return runRefresh(opts, checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
     if (opts.gzip) throw new UsageError('-z/--gzip: pgbb does not write gzip; use -Z zstd[:LEVEL] (pgbb verify and restore read zstd)');
     const common = backupSettings(opts);
     const compress = opts.compress === undefined ? undefined : parseCompressSpec(String(opts.compress));
@@ -157,12 +175,17 @@ export function buildProgram(): Command {
           storageClass: opts.s3StorageClass as string | undefined,
           sseKmsKeyId: opts.s3SseKmsKeyId as string | undefined,
           ...(opts.s3PartSize !== undefined ? { partSize: parsePartSize(String(opts.s3PartSize)) } : {}),
+          ...(opts.incrementalFrom !== undefined && !opts.full ? { incrementalFrom: String(opts.incrementalFrom) } : {}),
+          ...(opts.maxChain !== undefined ? { maxChain: parseCount(String(opts.maxChain), '--max-chain') } : {}),
         }
       : undefined;
     const result = await backupCommand({
-      ...common, target: opts.pgdata, format: fmt, compress, walSpool, s3, signal: ac.signal,
+      ...common, target: opts.pgdata, format: fmt, compress, walSpool, s3, encrypt, signal: ac.signal,
+      ...(opts.waldir !== undefined ? { walDirectory: String(opts.waldir) } : {}),
       writeRecoveryConf: Boolean(opts.writeRecoveryConf), createSlot: Boolean(opts.createSlot),
       manifestChecksums: opts.manifestChecksums, manifestForceEncode: Boolean(opts.manifestForceEncode),
+      ...(opts.jobs !== undefined ? { jobs: parseJobs(String(opts.jobs)) } : {}),
+      ...(opts.localPgdata !== undefined ? { localPgdata: String(opts.localPgdata) } : {}),
     });
     reporter.close();
     activeReporter = null;
@@ -175,7 +198,8 @@ export function buildProgram(): Command {
     .helpOption('-?, --help', 'show help')
     .requiredOption('-D, --pgdata <dir>', 'the plain backup to refresh')
     .option('--chunk-size <size>', 'chunk size, 64k to 1M (default: the backup\'s own, else 1M); a new size re-reads the backup once')
-    .option('--no-incremental', 'never ask PostgreSQL 17+ for an INCREMENTAL backup: stream everything and compare here');
+    .option('--no-incremental', 'never ask PostgreSQL 17+ for an INCREMENTAL backup: stream everything and compare here')
+    .option('-j, --jobs <n>', 'N SQL sessions; the server compares SHA-256 of each chunk with the backup\'s and sends only those that differ');
   backupOptions(refresh, 'where to put tablespaces new since the backup (repeatable)');
   refresh.action(async (opts) => runRefresh(opts, opts.pgdata));
 
@@ -224,6 +248,8 @@ export function buildProgram(): Command {
     .option('--tablespaces-at-recorded-locations', 'restore tablespaces -T does not map at the locations the backup records (else refused)')
     .option('--no-manifest', 'restore a backup that has no backup_manifest (its files are then not checked)')
     .option('--allow-incomplete', 'with s3://…/<id>: read a backup that has no backup.json (an unfinished upload)')
+    .option('--encrypt-passphrase-file <file>', `decrypt with the first line of this 0600 file; or set ${PASSPHRASE_ENV}`)
+    .option('--encrypt-identity-file <file>', 'decrypt with the AGE-SECRET-KEY-1… identities in this 0600 file')
     .option('-R, --write-recovery-conf', 'write standby.signal (and primary_conninfo with --primary-conninfo)')
     .option('--primary-conninfo <conninfo>', 'connection string the standby streams from (with -R)')
     .option('-S, --slot <name>', 'primary_slot_name for the standby (with -R)')
@@ -233,9 +259,11 @@ export function buildProgram(): Command {
     if (!opts.writeRecoveryConf && (opts.primaryConninfo !== undefined || opts.slot !== undefined)) {
       throw new UsageError('--primary-conninfo and -S need -R');
     }
+    const decrypt = await decryptKeyFrom(opts);
     const ac = abortOnSignals();
     const r = await restoreCommand({
       source,
+      decrypt,
       target: opts.pgdata,
       tablespaceMapping: opts.tablespaceMapping,
       sync: opts.sync,
@@ -261,10 +289,23 @@ export function buildProgram(): Command {
     .option('-n, --no-parse-wal', 'do not check the WAL (backups taken with -X none)')
     .option('-k, --no-verify-checksums', 'do not check page checksums')
     .option('-q, --quiet', 'print nothing when the backup is good')
+    .option('-e, --exit-on-error', 'stop at the first problem found')
+    .option('-i, --ignore <path>', 'leave this path (and what is below it) out of the manifest check (repeatable)', (v: string, acc: string[]) => [...acc, v], [])
+    .option('-m, --manifest-path <path>', 'check against this backup_manifest instead of the backup\'s own')
+    .option('-s, --skip-checksums', 'compare sizes against the manifest, not checksums')
+    .option('-w, --wal-directory <dir>', 'check the WAL in this directory instead of the backup\'s')
+    .option('-P, --progress', 'show progress on stderr')
     .option('--allow-incomplete', 'with s3://…/<id>: read a backup that has no backup.json (an unfinished upload)')
+    .option('--encrypt-passphrase-file <file>', `decrypt with the first line of this 0600 file; or set ${PASSPHRASE_ENV}`)
+    .option('--encrypt-identity-file <file>', 'decrypt with the AGE-SECRET-KEY-1… identities in this 0600 file')
     .action(async (source: string, opts) => {
+      const decrypt = await decryptKeyFrom(opts);
       const ac = abortOnSignals();
-      const r = await verifyCommand({ source, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, s3: s3SourceOptions(source, opts), signal: ac.signal });
+      const r = await verifyCommand({
+        source, decrypt, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, s3: s3SourceOptions(source, opts), signal: ac.signal,
+        ignore: opts.ignore, manifestPath: opts.manifestPath, skipChecksums: Boolean(opts.skipChecksums), walDirectory: opts.walDirectory,
+        exitOnError: Boolean(opts.exitOnError), onProgress: opts.progress ? verifyProgress() : undefined,
+      });
       if (!r.ok) {
         for (const p of r.problems) process.stderr.write(`pgbb: ${p}\n`);
         throw verifyFailure(source, r);
@@ -361,6 +402,7 @@ async function runRefresh(opts: Record<string, any>, target: string): Promise<vo
     ...common,
     target,
     incremental: opts.incremental === false ? 'off' : 'auto',
+    ...(opts.jobs !== undefined ? { jobs: parseJobs(String(opts.jobs)) } : {}),
     signal: ac.signal,
   });
   if (json) process.stderr.write(`${refreshResultJson(r)}\n`);
@@ -371,15 +413,24 @@ async function runRefresh(opts: Record<string, any>, target: string): Promise<vo
   if (!json) process.stderr.write(`${refreshSummary(r)}\n`);
 }
 
+/** An option parser's error as every pgbb error is: one line (a JSON `error` event with --json), a hint, exit 1 (as pg_basebackup: every failure is 1). */
+function usageFailure(err: CommanderError, argv: string[], program: Command): never {
+  const message = err.message.replace(/^error: /, '');
+  const sub = argv.slice(2).find((a) => program.commands.some((c) => c.name() === a));
+  if (argv.includes('--json')) new JsonReporter(process.stderr).error(new UsageError(message));
+  else process.stderr.write(`pgbb: error: ${message}\npgbb: hint: Try "pgbb ${sub ? `${sub} ` : ''}--help" for more information.\n`);
+  process.exit(1);
+}
+
 async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.exitCode === 0) process.exit(0);
-      // commander already printed its one-line message
-      process.exit(2);
+      // Help (asked for, or shown for a bare `pgbb`) and --version were printed by commander.
+      if (err.exitCode === 0 || ['commander.help', 'commander.helpDisplayed', 'commander.version'].includes(err.code)) process.exit(err.exitCode);
+      usageFailure(err, argv, program);
     }
     fail(err);
   }

@@ -173,3 +173,10 @@ export class IncompleteBackupError extends PgbbError {
     super('incomplete_backup', message);
   }
 }
+
+/** An encrypted archive or object could not be decrypted: wrong key, truncated, or tampered with. */
+export class DecryptionError extends PgbbError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('decrypt', message, options);
+  }
+}

@@ -50,6 +50,10 @@ export { requireComplete, RequireComplete, type RequireCompleteOptions } from '.
 // Transforms (bytes)
 export { zstdCompress, ZstdCompress, checkZstdOptions, type ZstdCompressOptions, type ZstdCompressResult } from '../transforms/zstd-compress';
 export { zstdDecompress, ZstdDecompress, type ZstdDecompressOptions, type ZstdDecompressResult } from '../transforms/zstd-decompress';
+export { encrypt, Encrypt, type EncryptOptions } from '../transforms/encrypt';
+export { decrypt, Decrypt, type DecryptOptions } from '../transforms/decrypt';
+export { Secret } from './crypto/secret';
+export type { EncryptKey, DecryptKey } from './crypto/age-keys';
 // Between the two: member events → tar bytes, and back
 export { tarPack, TarPack, type TarPackOptions } from '../transforms/tar-pack';
 export { tarUnpack, TarUnpack, type TarUnpackOptions } from '../transforms/tar-unpack';
@@ -84,7 +88,7 @@ export { pageChecksum, isRelationFile } from './codec/page-checksum';
 export { checkWalRange, WalError } from './codec/wal-continuity';
 export { parseControlFile, type ControlData } from './codec/pg-control';
 export { parseLsn, formatLsn, walFileName } from './codec/lsn';
-export { encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, decodeChunkMap, parseChunkSize } from './codec/chunkmap/chunk-map';
+export { chunkSha256Known, encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, decodeChunkMap, parseChunkSize } from './codec/chunkmap/chunk-map';
 export { loadPriorState } from './refresh/prior-state';
 export { refreshCommand } from './commands/refresh';
 export { standby, type StandbyOptions, type StandbyResult, type StandbyStep } from './pipeline/standby';

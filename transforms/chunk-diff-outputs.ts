@@ -20,16 +20,19 @@ export class ChunkDiffOutputs {
 
   constructor(
     private readonly chunkSize: number,
+    /** The prior map's hash key, kept so that the next refresh compares like with like. */
+    hashKey: string,
     /** Where the target keeps each tablespace and -T for new ones, for the map's header. */
     private readonly tablespaces?: { existing: ReadonlyMap<string, string>; mapping: Record<string, string> },
   ) {
-    this.map = emptyChunkMap(chunkSize);
+    this.map = emptyChunkMap(chunkSize, hashKey);
   }
 
   /** At `start`: the map's header, and the manifest writer when `rebuild`. */
   begin(ev: StartEvent, rebuild: boolean): void {
     if (rebuild) this.manifest = new ManifestWriter({ version: ev.serverVersion >= 170000 ? 2 : 1, systemIdentifier: ev.systemIdentifier });
     this.map.header = {
+      hashKey: this.map.header.hashKey,
       systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion,
       tablespaces: tablespaceLocations(ev.tablespaces, this.tablespaces?.mapping, this.tablespaces?.existing),
     };

@@ -14,7 +14,7 @@
  *      by reference, until its last byte has been digested: memory is one
  *      chunk beyond the stream's buffers); a file `prior` does not list
  *      passes whole. A chunk is unchanged when its length, CRC32C and
- *      16-byte SHA-256 prefix equal the prior's. Before the first `manifest`
+ *      keyed XXH3-128 equal the prior's (its key is kept in the new map). Before the first `manifest`
  *      or `end`: the new chunk map as member `pg_wal/pgbb.chunkmap` (see
  *      chunk-map-build); an upstream member of that name is dropped. With
  *      `rebuildManifest` (or 'incremental' and an incremental backup), the
@@ -36,10 +36,10 @@
 import type { ArchiveKind, BackupEvent, DataEvent, EndEvent, EntryEvent, StartEvent } from '../src/events';
 import { PgbbError } from '../src/errors';
 import {
-  CHUNK_MAP_FILE, checkChunkSize, chunkCount, chunkKey, chunkLength, DEFAULT_CHUNK_SIZE, sameChunk,
+  CHUNK_MAP_FILE, checkChunkSize, chunkCount, chunkKey, chunkLength, DEFAULT_CHUNK_SIZE, hashKeyOf, sameChunk,
   type ChunkMap, type ChunkMapFile,
 } from '../src/codec/chunkmap/chunk-map';
-import { ChunkHasher, ChunkListBuilder, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
+import { ChunkHasher, ChunkListBuilder, newHashKey, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
 import { manifestPathOf } from '../src/manifest/file-tracker';
 import { PacedTransform } from './paced-push';
 import { ChunkDiffOutputs, manifestEvents } from './chunk-diff-outputs';
@@ -94,7 +94,7 @@ export class ChunkDiff extends PacedTransform {
   private rebuild = false;
   /** The new chunk map and the rebuilt manifest. */
   private readonly out: ChunkDiffOutputs;
-  private readonly hasher = new ChunkHasher();
+  private readonly hasher: ChunkHasher;
   /** One builder for every file (each is packed into newMap as it ends). */
   private readonly list: ChunkListBuilder;
   private kind: ArchiveKind = 'base';
@@ -115,7 +115,11 @@ export class ChunkDiff extends PacedTransform {
     }
     this.rebuildOption = opts.rebuildManifest ?? false;
     this.rebuild = this.rebuildOption === true;
-    this.out = new ChunkDiffOutputs(this.chunkSize, opts.tablespaces);
+    if (this.prior?.hashAlgorithm === 'sha256') throw new PgbbError('chunk_map', 'the prior map has SHA-256 chunk hashes (format 1): digest the target again (prior-state.ts) rather than compare with them');
+    // The prior's key: its hashes and the new ones must be comparable, and the next refresh compares with these.
+    const hashKey = this.prior ? this.prior.header.hashKey : newHashKey();
+    this.hasher = new ChunkHasher(hashKeyOf(hashKey), this.chunkSize);
+    this.out = new ChunkDiffOutputs(this.chunkSize, hashKey!, opts.tablespaces);
     this.list = new ChunkListBuilder('', this.chunkSize);
   }
 
@@ -123,18 +127,8 @@ export class ChunkDiff extends PacedTransform {
     return this.done;
   }
 
-  override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    try {
-      const later = this.handle(ev);
-      if (later) return void later.then(() => cb(), cb);
-    } catch (err) {
-      return cb(err as Error);
-    }
-    cb();
-  }
-
   /** Returns a promise when the event sends the map or the rebuilt manifest (paced: see paced-push.ts). */
-  private handle(ev: BackupEvent): Promise<void> | void {
+  protected override handle(ev: BackupEvent): Promise<void> | void {
     switch (ev.type) {
       case 'data':
         if (this.skipping) return;

@@ -30,6 +30,7 @@ import { CHECKSUM_ALGORITHMS, ManifestWriter, walRangesFor, type ChecksumAlgorit
 import { FileTracker } from '../src/manifest/file-tracker';
 import { FileTable } from '../src/codec/file-table';
 import { HOLD, Observer, type Verdict } from './observer';
+import { manifestVersionFor } from '../src/codec/server-version';
 
 export interface ManifestBuildOptions {
   /** Drop the upstream manifest and emit ours (default false: ours only when upstream sent none). */
@@ -81,7 +82,7 @@ export class ManifestBuild extends Observer {
 
   protected override onStart(s: StartEvent): void {
     this.writer = new ManifestWriter({
-      version: this.opts.version ?? (s.serverVersion >= 170000 ? 2 : 1),
+      version: this.opts.version ?? manifestVersionFor(s.serverVersion),
       systemIdentifier: s.systemIdentifier,
       forceEncode: this.opts.forceEncode,
     });

@@ -36,7 +36,7 @@ import type { ArchiveEvent, DataEvent, EndEvent, EntryEvent, ManifestEvent } fro
 import { ManifestError, UsageError } from '../src/errors';
 import { CHECKSUM_ALGORITHMS, ManifestReader, type ChecksumAlgorithm, type ManifestSummary } from '../src/codec/manifest';
 import { FileTracker, manifestPathOf } from '../src/manifest/file-tracker';
-import { ManifestComparison, UNLISTED_OK } from '../src/manifest/manifest-comparison';
+import { ignoredPaths, ManifestComparison, UNLISTED_OK } from '../src/manifest/manifest-comparison';
 import { FileTable } from '../src/codec/file-table';
 import { showPath } from '../src/codec/path-bytes';
 import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
@@ -69,6 +69,10 @@ export interface ManifestVerifyOptions {
    * only in 'fail' mode.
    */
   mode?: VerifierMode;
+  /** Paths left out of the comparison, each with what is below it (pg_verifybackup -i). */
+  ignore?: string[];
+  /** Compare sizes only: no checksum is computed or compared (pg_verifybackup -s). */
+  skipChecksums?: boolean;
 }
 
 export interface ManifestVerifyResult {
@@ -81,7 +85,7 @@ export class ManifestVerify extends Observer implements Verifier {
   private readonly tracker: FileTracker;
   private readonly comparison: ManifestComparison;
   /** The manifest given up front, read again at end; its listed sizes when failing fast. */
-  private readonly given: Buffer | null;
+  readonly given: Buffer | null;
   private readonly givenSizes: FileTable | null = null;
   /** The streamed manifest, read as its pieces come; the latest piece, held. */
   private reader: ManifestReader | null = null;
@@ -94,6 +98,8 @@ export class ManifestVerify extends Observer implements Verifier {
   /** A manifest came but did not parse (report mode). */
   private unparsed = false;
   private done: ManifestVerifyResult | null = null;
+  /** With a manifest given up front: the sum of the sizes it lists (a total for progress); else 0. */
+  listedBytes = 0;
 
   constructor(opts: ManifestVerifyOptions = {}) {
     super();
@@ -113,6 +119,7 @@ export class ManifestVerify extends Observer implements Verifier {
       const r = new ManifestReader({
         onFile: (f) => {
           first ??= f.checksumAlgorithm;
+          this.listedBytes += f.size;
           if (sizes) sizes.setSize(sizes.add(f.path).index, f.size);
         },
       });
@@ -121,8 +128,9 @@ export class ManifestVerify extends Observer implements Verifier {
       algorithm = first ?? 'NONE';
       this.givenSizes = sizes;
     }
+    if (opts.skipChecksums) algorithm = 'NONE';
     this.tracker = new FileTracker(algorithm);
-    this.comparison = new ManifestComparison(algorithm, this.maxListed);
+    this.comparison = new ManifestComparison(algorithm, this.maxListed, { ignored: ignoredPaths(opts.ignore ?? []), skipChecksums: opts.skipChecksums });
   }
 
   /** Set once `end` has passed verification (report mode: once `end` came, whatever was found). */

@@ -7,7 +7,8 @@
  *
  *   Pacer           for a stage with its own base class (an Observer): the
  *                   stage calls resume() from its _read and _destroy
- *   PacedTransform  a Transform with a Pacer wired in (pushPaced)
+ *   PacedTransform  a Transform with a Pacer wired in (pushPaced), taking each
+ *                   event through handle(), which may return a promise
  */
 import { Transform } from 'node:stream';
 import type { BackupEvent } from '../src/events';
@@ -35,6 +36,21 @@ export class Pacer {
 
 export class PacedTransform extends Transform {
   private readonly pacer = new Pacer(this);
+
+  override _transform(ev: BackupEvent, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    try {
+      const later = this.handle(ev);
+      if (later) return void later.then(() => cb(), cb);
+    } catch (err) {
+      return cb(err as Error);
+    }
+    cb();
+  }
+
+  /** One event in; a promise when it pushes paced (default: passed on). */
+  protected handle(ev: BackupEvent): Promise<void> | void {
+    this.push(ev);
+  }
 
   override _read(size: number): void {
     this.pacer.resume();

@@ -102,6 +102,10 @@ export class TarUnpack extends Duplex implements Stage<'bytes', 'members'> {
     let d = this.descriptor;
     if (!d) {
       d = this.descriptor = decodeDescriptor(m.comment);
+      if (!d && m.path === 'backup_label') {
+        // pg_basebackup -D - -Ft: what a descriptor says comes from pg_control, at the archive's end.
+        throw new PgbbError('not_a_backup', `${this.name} is a tar stream without pgbb's descriptor (pg_basebackup -D - -Ft?): pgbb reads one from a directory, save it as base.tar in an empty directory and give that`);
+      }
       if (!d) throw new PgbbError('not_a_backup', `${this.name} carries no pgbb backup descriptor (not written by pgbb?)`);
       this.locations = new Map(d.tablespaces.map((t) => [t.oid, t.location]));
       this.emit1(startFromDescriptor(d));

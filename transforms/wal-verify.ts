@@ -12,6 +12,7 @@
  *      manifest passed, else start LSN → end LSN on the start timeline; each
  *      is walked record by record (src/codec/wal-continuity.ts). `end` is
  *      passed on only if every range checks out.
+ *      With `walDirectory`, segments are read from there instead (none spooled).
  * Result: { segments, records, ranges } after end.
  * Errors: WalError naming the segment and LSN at fault; a backup without WAL
  *      fails ("-X none backups need a WAL archive: nothing to check").
@@ -29,6 +30,7 @@ import { checkWalRange, WalError } from '../src/codec/wal-continuity';
 import { ManifestReader } from '../src/codec/manifest';
 import { lsnRange } from '../src/codec/wal-ranges';
 import { IoError, ManifestError } from '../src/errors';
+import { readLimitedSync } from '../src/io/read-limited';
 import { defaultSpoolParent, spoolBudget } from '../src/wal/spool-place';
 import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
 import { ProblemList, verifierMode } from '../src/verify/problem-list';
@@ -48,6 +50,13 @@ export interface WalVerify extends Transform, Verifier {
 
 export interface WalVerifyOptions {
   spoolDir?: string;
+  /**
+   * Read the segments from this directory instead of the backup (pg_verifybackup
+   * -w: a -X none backup and its WAL archive); the backup's own WAL is then not spooled.
+   */
+  walDirectory?: string;
+  /** The manifest whose WAL-Ranges to check (pg_verifybackup -m), instead of the stream's. */
+  manifest?: Buffer;
   /** 'fail' (default): the first WAL problem fails the stream at end; 'report': outcome() lists them. */
   mode?: VerifierMode;
 }
@@ -82,6 +91,7 @@ class WalVerifier extends Observer implements WalVerify {
   }
 
   protected override onEntry(ev: EntryEvent): void {
+    if (this.opts.walDirectory !== undefined) return;
     const name = this.archive?.kind === 'wal' ? ev.path : ev.path.startsWith('pg_wal/') ? ev.path.slice(7) : '';
     if (ev.kind !== 'file' || !SEGMENT.test(name)) return;
     this.guard(() => {
@@ -108,12 +118,17 @@ class WalVerifier extends Observer implements WalVerify {
   }
 
   protected override onManifest(ev: ManifestEvent): void {
+    if (this.opts.manifest) return;
     // Duplicate paths are manifest-verify's to refuse: no set of paths kept here.
     this.manifest ??= new ManifestReader({ paths: { add: () => true } });
     this.judged(() => this.manifest!.write(ev.data));
   }
 
   protected override onEnd(ev: EndEvent): void {
+    if (this.opts.manifest) {
+      this.manifest = new ManifestReader({ paths: { add: () => true } });
+      this.judged(() => this.manifest!.write(this.opts.manifest!));
+    }
     this.guard(() => this.judged(() => this.check(ev.endLsn, ev.timeline)));
     this.cleanup();
   }
@@ -148,7 +163,16 @@ class WalVerifier extends Observer implements WalVerify {
   private check(endLsn: string, endTli: number): void {
     const start = this.startEvent;
     if (!start) throw new WalError('backup stream has no start event');
-    if (this.segments.size === 0) throw new WalError('the backup holds no WAL (taken with -X none?): nothing to check');
+    const dir = this.opts.walDirectory;
+    if (this.segments.size === 0 && dir === undefined) throw new WalError('the backup holds no WAL (taken with -X none?): nothing to check');
+    // Capped, not following a link, never blocking on a FIFO: the directory may be anyone's.
+    const limits = { maxBytes: start.walSegmentSize, what: 'WAL segment' };
+    const read = (name: string): Buffer | null => {
+      if (dir === undefined) return this.segments.has(name) ? readFileSync(path.join(this.spool!, name)) : null;
+      const b = readLimitedSync(path.join(dir, name), limits);
+      if (b) this.segments.add(name);
+      return b;
+    };
     const ranges = this.manifest
       ? this.manifest.end().walRanges.map(lsnRange)
       : [{ timeline: endTli || start.timeline, start: parseLsn(start.startLsn), end: parseLsn(endLsn) }];
@@ -159,7 +183,7 @@ class WalVerifier extends Observer implements WalVerify {
           startLsn: r.start,
           endLsn: r.end,
           segmentSize: start.walSegmentSize,
-          readSegment: (name) => (this.segments.has(name) ? readFileSync(path.join(this.spool!, name)) : null),
+          readSegment: read,
         });
         this.result.records += res.records;
       });

@@ -30,6 +30,8 @@
  * is not a multiple of 128 bytes (32 lanes × 4 bytes) — a caller's bug.
  */
 
+import { strictRelationFileNames } from './server-version';
+
 const N_SUMS = 32;
 const FNV_PRIME = 16777619;
 /** The 32 lane seeds (checksumBaseOffsets), as int32 bit patterns. */
@@ -253,7 +255,7 @@ const UINT32_MAX = 0xffffffff;
 export function isRelationFile(path: string, serverVersion: number): { segno: number } | null {
   const parts = (path.startsWith('./') ? path.slice(2) : path).split('/');
   const name = parts[parts.length - 1];
-  if (serverVersion >= 170000) {
+  if (strictRelationFileNames(serverVersion)) {
     const inRelationDir =
       (parts.length === 2 && parts[0] === 'global') ||
       (parts.length === 3 && parts[0] === 'base' && /^[0-9]+$/.test(parts[1])) ||

@@ -27,6 +27,8 @@ export function parseTablespaceMapping(text: string, into: Record<string, string
     else old += text[i];
   }
   if (i >= text.length) throw new UsageError(`invalid tablespace mapping format "${text}", must be "OLDDIR=NEWDIR"`);
+  // As pg_basebackup: a second unescaped "=" is an error, not part of NEWDIR.
+  if (/(^|[^\\])=/.test(text.slice(i + 1))) throw new UsageError(`multiple "=" signs in tablespace mapping "${text}"`);
   const neu = text.slice(i + 1).replace(/\\=/g, '=');
   if (!old || !neu) throw new UsageError(`invalid tablespace mapping format "${text}", must be "OLDDIR=NEWDIR"`);
   if (!old.startsWith('/')) throw new UsageError(`old directory is not an absolute path in tablespace mapping: ${old}`);

@@ -5,6 +5,7 @@
  */
 import { verify, type VerifyOptions, type VerifyReport } from '../pipeline/verify';
 import { PgbbError } from '../errors';
+import type { ProgressInfo } from '../report/types';
 
 export type { VerifyOptions, VerifyReport };
 
@@ -22,4 +23,13 @@ export function verifyFailure(source: string, r: VerifyReport): PgbbError {
 export function verifySummary(r: VerifyReport, checkedWal: boolean): string {
   const wal = checkedWal ? `, WAL ${r.start?.startLsn}–${r.end?.endLsn} (${r.walSegments} segments, ${r.walRecords} records)` : '';
   return `backup successfully verified: ${r.files} files, ${r.bytes} bytes as the manifest lists them (WAL is checked apart), ${r.pagesChecked} pages${wal}`;
+}
+
+/** -P: pg_verifybackup's line, `N/M kB (P%) verified` (or `N kB verified` without a total), redrawn on a terminal. */
+export function verifyProgress(out: NodeJS.WriteStream = process.stderr): (p: ProgressInfo) => void {
+  return (p) => {
+    const kb = (n: number) => Math.floor(n / 1024);
+    const line = p.total ? `${kb(p.done)}/${kb(p.total)} kB (${Math.min(100, Math.floor((p.done / p.total) * 100))}%) verified` : `${kb(p.done)} kB verified`;
+    out.write(out.isTTY ? `\r${line}${p.phase === 'done' ? '\n' : ''}` : `${line}\n`);
+  };
 }

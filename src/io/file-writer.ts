@@ -23,16 +23,20 @@ import { ioError } from '../errors';
  */
 export const DEFAULT_BATCH = 256 * 1024;
 
-/** Gathers buffers for one file and writes them in batches at increasing offsets. */
+/**
+ * Gathers buffers for one file and writes them in batches at increasing
+ * offsets; with position null, at the descriptor's own position (stdout,
+ * src/io/stdout-output.ts).
+ */
 export class WriteBatcher {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  private position: number;
+  private position: number | null;
 
   constructor(
-    private readonly fh: fs.FileHandle,
+    private readonly fh: { readonly fd: number },
     private readonly file: string,
-    position = 0,
+    position: number | null = 0,
     private readonly batchBytes = DEFAULT_BATCH,
   ) {
     this.position = position;
@@ -40,7 +44,7 @@ export class WriteBatcher {
 
   /** Bytes accepted so far end at this offset. */
   get end(): number {
-    return this.position + this.pendingBytes;
+    return (this.position ?? 0) + this.pendingBytes;
   }
 
   /** Adds a chunk; resolves at once unless a batch is due. */
@@ -55,15 +59,15 @@ export class WriteBatcher {
     if (!this.pendingBytes) return;
     let bufs = this.pending;
     let at = this.position;
-    this.position += this.pendingBytes;
+    if (this.position !== null) this.position += this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
     try {
       // writev may write less than asked (e.g. disk nearly full): finish the rest.
       const fd = this.fh.fd;
       while (bufs.length) {
-        const bytesWritten = writevSync(fd, bufs, at);
-        at += bytesWritten;
+        const bytesWritten = at === null ? writevSync(fd, bufs) : writevSync(fd, bufs, at);
+        if (at !== null) at += bytesWritten;
         let skip = bytesWritten;
         while (bufs.length && skip >= bufs[0].length) {
           skip -= bufs[0].length;

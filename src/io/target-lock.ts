@@ -261,8 +261,26 @@ export async function releaseHeldLock(dir: string): Promise<void> {
   const lock = held.get(abs);
   if (!lock) return;
   held.delete(abs);
-  const buf = await readLimited(lock.file, LIMITS.lockFile).catch(() => null);
+  const buf = await readOwnLock(lock.file);
   if (buf && buf.toString('latin1') === lock.content) await fs.unlink(lock.file).catch(() => {});
+}
+
+/**
+ * The lock file's bytes, or null. A run that failed for want of descriptors
+ * (EMFILE) releases while its sockets are still closing: it waits a little
+ * for one rather than leave its lock, and so its directory, behind.
+ */
+async function readOwnLock(file: string): Promise<Buffer | null> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await readLimited(file, LIMITS.lockFile);
+    } catch (err) {
+      // readLimited wraps the system error in an IoError (its cause).
+      const code = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? (err as NodeJS.ErrnoException).code;
+      if ((code !== 'EMFILE' && code !== 'ENFILE') || attempt >= 40) return null;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  }
 }
 
 /** Who holds the lock `file`, for a TargetLockedError: a live pid, or how to clear a stale lock. */

@@ -22,6 +22,20 @@ import type { ChecksumAlgorithm } from '../codec/manifest';
  */
 export const UNLISTED_OK = /^pg_wal\//;
 /** FileTable flags: a manifest entry named the file; it was reported as seen twice. */
+export interface ComparisonScope {
+  /** A path left out of the comparison, both ways (listed and not present, present and not listed). */
+  ignored?: (path: string) => boolean;
+  /** Compare sizes only, not checksums. */
+  skipChecksums?: boolean;
+}
+
+/** pg_verifybackup's -i: each path and everything below it. */
+export function ignoredPaths(paths: string[]): ((path: string) => boolean) | undefined {
+  if (!paths.length) return undefined;
+  const norm = paths.map((p) => p.replace(/\/+$/, '').replace(/^\.\//, ''));
+  return (path) => norm.some((p) => path === p || path.startsWith(`${p}/`));
+}
+
 const LISTED = 1;
 const TWICE = 2;
 
@@ -38,6 +52,8 @@ export class ManifestComparison {
   constructor(
     readonly algorithm: ChecksumAlgorithm,
     private readonly maxListed: number,
+    /** pg_verifybackup's -i (a path and what is under it) and -s (sizes only). */
+    private readonly scope: ComparisonScope = {},
   ) {
     this.seen = new FileTable(digestBytes(algorithm));
     this.entryProblems = new Bounded(maxListed);
@@ -70,6 +86,7 @@ export class ManifestComparison {
 
   /** One manifest entry against what the backup held. */
   compare(f: ManifestFile): void {
+    if (this.scope.ignored?.(f.path)) return;
     const seen = this.seen;
     const i = seen.find(f.path);
     if (i < 0) return this.entryProblems.add(`"${showPath(f.path)}" is in the manifest but not in the backup`);
@@ -77,7 +94,7 @@ export class ManifestComparison {
     this.matched++;
     const size = seen.size(i);
     if (size !== f.size) return this.entryProblems.add(`"${showPath(f.path)}" has size ${size} in the backup but ${f.size} in the manifest`);
-    if (!f.checksumAlgorithm || f.checksumAlgorithm === 'NONE' || !f.checksum) return;
+    if (this.scope.skipChecksums || !f.checksumAlgorithm || f.checksumAlgorithm === 'NONE' || !f.checksum) return;
     if (f.checksumAlgorithm !== this.algorithm) this.otherAlgorithm ??= f.checksumAlgorithm;
     else if (seen.digestHex(i) !== f.checksum) {
       this.entryProblems.add(`"${showPath(f.path)}" has ${f.checksumAlgorithm} ${seen.digestHex(i)} in the backup but ${f.checksum} in the manifest`);
@@ -91,11 +108,12 @@ export class ManifestComparison {
     for (let i = 0; i < seen.count; i++) {
       if (seen.hasFlag(i, LISTED)) continue;
       const path = seen.path(i);
-      if (!UNLISTED_OK.test(path)) extras.add(`"${showPath(path)}" is in the backup but not in the manifest`);
+      if (!UNLISTED_OK.test(path) && !this.scope.ignored?.(path)) extras.add(`"${showPath(path)}" is in the backup but not in the manifest`);
     }
     const front = new Bounded(3);
     const last = m.walRanges[0];
-    if (last && (last.timeline !== end.timeline || parseLsn(last.endLsn) !== parseLsn(end.endLsn))) {
+    // 0/0: the source could not say where the backup ends (its manifest is elsewhere, -m).
+    if (last && parseLsn(end.endLsn) !== 0n && (last.timeline !== end.timeline || parseLsn(last.endLsn) !== parseLsn(end.endLsn))) {
       front.add(`the manifest's WAL ends at ${last.endLsn} on timeline ${last.timeline}, the backup at ${end.endLsn} on timeline ${end.timeline}`);
     }
     if (start && m.systemIdentifier !== undefined && m.systemIdentifier !== start.systemIdentifier) {

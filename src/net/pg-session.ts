@@ -14,7 +14,8 @@
  * (`stream`, `startup`), `processID`, `secretKey`, `host`, `port`: all in pg
  * since 8.0; tests with real servers (test/integration) notice a change.
  */
-import { Client, type ClientConfig } from 'pg';
+import type { ClientConfig } from 'pg';
+import { pgClient } from './pg-module';
 import type { Socket } from 'node:net';
 import { startupPacket } from '../codec/protocol/startup';
 
@@ -50,7 +51,7 @@ export interface PgSession {
  * an abort can destroy it while connecting. Rejects with pg's error.
  */
 export async function openPgSession(config: ClientConfig, onSocket: (socket: () => Socket) => void): Promise<PgSession> {
-  const client = new Client(config);
+  const client = new (pgClient())(config);
   const pg = client as unknown as PgInternals;
   // Send the startup packet pg_basebackup sends: no client_encoding (see protocol/startup.ts).
   pg.connection.startup = (params) => void pg.connection.stream.write(startupPacket(params));

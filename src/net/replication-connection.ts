@@ -26,7 +26,7 @@
 import type { ClientConfig } from 'pg';
 import type { Socket } from 'node:net';
 import { BackendParser, frontendMessage, queryMessage, type ServerNotice } from '../codec/protocol/backend-parser';
-import { dispatchMessage, type CommandHandler } from '../codec/protocol/command-messages';
+import { dispatchMessage, type BackendHandler, type CommandHandler } from '../codec/protocol/command-messages';
 import { ConnectionError, PgbbError, ProtocolError, ServerError } from '../errors';
 import { describeServer, type PgbbClientConfig } from './conninfo';
 import { retryWith } from './tls-options';
@@ -57,6 +57,8 @@ export class ReplicationConnection {
   private readonly parser: BackendParser;
   private readonly socket: Socket;
   private handler: CommandHandler | null = null;
+  /** The handler's methods plus ours, made once per command (not per message). */
+  private dispatch: BackendHandler;
   private settle: ((err?: Error) => void) | null = null;
   private pendingError: ServerError | null = null;
   private closed = false;
@@ -71,7 +73,11 @@ export class ReplicationConnection {
     private readonly timeoutMs: number,
   ) {
     this.socket = session.socket;
-    this.parser = new BackendParser((code, body) => this.onMessage(code, body));
+    this.dispatch = this.dispatchTo(null);
+    this.parser = new BackendParser((code, body) => dispatchMessage(code, body, this.dispatch), {
+      wantParts: () => this.handler?.copyDataPart !== undefined,
+      part: (part, first, last) => this.handler?.copyDataPart?.(part, first, last),
+    });
     this.socket.on('data', (chunk: Buffer) => {
       this.watchdog.heard();
       try {
@@ -133,10 +139,12 @@ export class ReplicationConnection {
     if (this.handler) return Promise.reject(new ProtocolError('another command is in progress on this connection'));
     return new Promise<void>((resolve, reject) => {
       this.handler = handler;
+      this.dispatch = this.dispatchTo(handler);
       this.pendingError = null;
       this.watchdog.heard();
       this.settle = (err) => {
         this.handler = null;
+        this.dispatch = this.dispatchTo(null);
         this.settle = null;
         if (err) reject(err);
         else resolve();
@@ -251,9 +259,8 @@ export class ReplicationConnection {
     if (settle) settle(err);
   }
 
-  private onMessage(code: number, body: Buffer): void {
-    const h = this.handler;
-    dispatchMessage(code, body, {
+  private dispatchTo(h: CommandHandler | null): BackendHandler {
+    return {
       copyData: h?.copyData?.bind(h),
       dataRow: h?.dataRow?.bind(h),
       rowDescription: h?.rowDescription?.bind(h),
@@ -263,7 +270,7 @@ export class ReplicationConnection {
       notice: (n) => this.onNotice(n),
       error: (n) => this.onError(n),
       ready: () => this.onReady(),
-    });
+    };
   }
 
   private onNotice(n: ServerNotice): void {

@@ -4,6 +4,7 @@
  */
 import type { ReplicationConnection } from './replication-connection';
 import { PgbbError, ProtocolError } from '../errors';
+import { unsupportedServer } from '../codec/server-version';
 
 export interface ServerSettings {
   serverVersion: number;
@@ -30,9 +31,8 @@ export function parseShowSize(text: string): number {
 
 export async function readServerSettings(conn: ReplicationConnection): Promise<ServerSettings> {
   const serverVersion = Number(await conn.show('server_version_num'));
-  if (!(serverVersion >= 130000)) {
-    throw new PgbbError('unsupported', `server version ${serverVersion} is not supported (PostgreSQL 13 or later is required)`);
-  }
+  const unsupported = unsupportedServer(serverVersion);
+  if (unsupported !== null) throw new PgbbError('unsupported', unsupported);
   const id = await conn.query('IDENTIFY_SYSTEM');
   const row = id.rows[0];
   if (!row || row.length < 3) throw new ProtocolError('IDENTIFY_SYSTEM returned no row');

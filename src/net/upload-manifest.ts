@@ -15,12 +15,13 @@
  */
 import type { ReplicationConnection } from './replication-connection';
 import { ProtocolError } from '../errors';
+import { hasIncrementalBackup } from '../codec/server-version';
 
 /** CopyData messages of at most this many bytes. */
 const PIECE = 64 * 1024;
 
 export async function incrementalAvailable(conn: ReplicationConnection, serverVersion: number): Promise<boolean> {
-  if (serverVersion < 170000) return false;
+  if (!hasIncrementalBackup(serverVersion)) return false;
   return (await conn.show('summarize_wal')) === 'on';
 }
 

@@ -24,6 +24,7 @@ import type { Duplex } from 'node:stream';
 import type { ClientConfig } from 'pg';
 import { UsageError } from '../errors';
 import type { CompressSpec } from '../codec/compression';
+import type { EncryptKey } from '../crypto/age-keys';
 import { CHECKSUM_ALGORITHMS, type ChecksumAlgorithm } from '../codec/manifest-format';
 import { clientConfig, type ConnectionOptions } from '../net/conninfo';
 import { checkWalOptions } from '../wal/streamed-wal';
@@ -31,6 +32,7 @@ import { checkZstdOptions } from '../../transforms/zstd-compress';
 import type { Reporter } from '../report/types';
 import { isS3Url, parseS3Url, type S3Location } from '../s3/s3-url';
 import type { S3TargetOptions } from '../s3/target-options';
+import { checkJobs } from '../sources/parallel-source';
 
 /** What a backup takes (the CLI's options, parsed). Only `connection` and `target` are required. */
 export interface BackupOptions {
@@ -47,6 +49,8 @@ export interface BackupOptions {
   label?: string;
   /** -T OLD=NEW (plain format only). */
   tablespaceMapping?: Record<string, string>;
+  /** --waldir: an absolute directory for pg_wal's contents, pg_wal a link to it (plain format only). */
+  walDirectory?: string;
   /** Default 'stream' (as pg_basebackup and the CLI). */
   wal?: 'stream' | 'fetch' | 'none';
   /** -S: stream from this existing slot. */
@@ -68,6 +72,8 @@ export interface BackupOptions {
   walSpool?: string;
   /** --compress, for tar and '-' targets. */
   compress?: CompressSpec;
+  /** Encrypt every archive (age, transforms/encrypt.ts): tar, '-' and s3:// targets. */
+  encrypt?: EncryptKey;
   /** Ask the server for size estimates and report progress (-P, --json). */
   progress?: boolean;
   /** Hears start, warnings and progress (default: warnings as lines on stderr). */
@@ -82,6 +88,10 @@ export interface BackupOptions {
   manifestForceEncode?: boolean;
   /** Default true (-k: false). */
   verifyChecksums?: boolean;
+  /** -j: N > 1 takes the backup over N SQL sessions (src/sources/parallel-source.ts); default 1 (BASE_BACKUP). */
+  jobs?: number;
+  /** --local-pgdata: the server's data directory on this host; files are read from it (N readers) while the backup is held over SQL. */
+  localPgdata?: string;
   /** --timeout, in milliseconds: server silence while data is due before giving up; 0: never. Default 60 000. */
   timeout?: number;
   /** --chunk-size of the chunk map a plain backup records (transforms/chunk-map-build.ts); default 1 MiB. */
@@ -112,6 +122,8 @@ export interface BackupPlan {
   checkpoint: 'fast' | 'spread';
   label: string;
   tablespaceMapping: Record<string, string>;
+  /** --waldir, or null. */
+  walDirectory: string | null;
   wal: 'stream' | 'fetch' | 'none';
   slot: string | undefined;
   noSlot: boolean;
@@ -123,12 +135,19 @@ export interface BackupPlan {
   walSpool: string | null;
   /** With zstd: level and workers filled in. */
   compress: CompressSpec;
+  encrypt: EncryptKey | null;
   progress: boolean;
   sync: boolean;
   manifest: boolean;
   manifestChecksums: ChecksumAlgorithm;
   manifestForceEncode: boolean;
   verifyChecksums: boolean;
+  /** 1: BASE_BACKUP; more: the parallel source, with `sqlConfig` (plain SQL sessions). */
+  jobs: number;
+  /** Absolute, or null: files come over the network. */
+  localPgdata: string | null;
+  /** Set when the parallel source takes the backup (-j N > 1, or --local-pgdata). */
+  sqlConfig: ClientConfig | null;
   timeout: number;
   /** Record a chunk map (every plain backup to a directory, so that `pgbb refresh` can write only what changed). */
   chunkMap: boolean;
@@ -159,6 +178,7 @@ export function settleBackup(o: BackupOptions): BackupPlan {
   if ((toStdout || format === 'tar') && Object.keys(tablespaceMapping).length > 0) {
     throw new UsageError('-T/--tablespace-mapping is only allowed with plain format');
   }
+  if (o.encrypt && format === 'plain') throw new UsageError('encryption (--encrypt-*, PGBB_ENCRYPT_PASSPHRASE) is for -F tar, -D - and s3:// targets, not a plain backup');
   if (!toStdout && format === 'plain' && compress.method !== 'none') throw new UsageError('--compress is only allowed with tar format or -D -');
   if (o.walSpool !== undefined && (!(toStdout || s3) || wal !== 'stream')) {
     throw new UsageError('--wal-spool is only for -X stream to -D - or s3:// (other targets keep their WAL inside the target)');
@@ -173,7 +193,17 @@ export function settleBackup(o: BackupOptions): BackupPlan {
   if (o.checkpoint !== undefined && o.checkpoint !== 'fast' && o.checkpoint !== 'spread') {
     throw new UsageError(`invalid checkpoint "${String(o.checkpoint)}", must be "fast" or "spread"`);
   }
+  if (o.walDirectory !== undefined) {
+    // pg_basebackup's words.
+    if (format !== 'plain' || toStdout || s3) throw new UsageError('WAL directory location can only be specified in plain mode');
+    if (!path.isAbsolute(o.walDirectory)) throw new UsageError('WAL directory location must be an absolute path');
+  }
   if (s3 && o.manifest === false) throw new UsageError('--no-manifest is not possible with an s3:// target (its backup_manifest is what restore and verify check)');
+  const jobs = o.jobs ?? 1;
+  checkJobs(jobs);
+  const parallel = jobs > 1 || o.localPgdata !== undefined;
+  if (parallel && wal === 'fetch') throw new UsageError('-j/--jobs and --local-pgdata cannot fetch WAL (-X fetch): use -X stream');
+  if (parallel && o.createSlot) throw new UsageError('-C/--create-slot is not supported with -j/--jobs or --local-pgdata');
   const sink: SinkKind = s3 ? 's3' : toStdout ? 'stdout' : format === 'tar' ? 'tar-files' : 'directory';
   return {
     connection: o.connection,
@@ -185,6 +215,7 @@ export function settleBackup(o: BackupOptions): BackupPlan {
     checkpoint: o.checkpoint ?? 'spread',
     label: o.label ?? 'pgbb base backup',
     tablespaceMapping,
+    walDirectory: o.walDirectory ?? null,
     wal,
     slot: o.slot,
     noSlot: o.noSlot ?? false,
@@ -193,12 +224,16 @@ export function settleBackup(o: BackupOptions): BackupPlan {
     maxRate: o.maxRate ?? null,
     walSpool: o.walSpool === undefined ? null : path.resolve(o.walSpool),
     compress,
+    encrypt: o.encrypt ?? null,
     progress: o.progress ?? false,
     sync: o.sync ?? true,
     manifest: o.manifest ?? true,
     manifestChecksums: settleChecksums(o.manifestChecksums),
     manifestForceEncode: o.manifestForceEncode ?? false,
     verifyChecksums: o.verifyChecksums ?? true,
+    jobs,
+    localPgdata: o.localPgdata === undefined ? null : path.resolve(o.localPgdata),
+    sqlConfig: parallel ? clientConfig(o.connection ?? {}, false) : null,
     timeout,
     chunkMap: sink === 'directory',
     chunkSize: o.chunkSize,

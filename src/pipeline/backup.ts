@@ -4,7 +4,8 @@
  *
  *   settleBackup(options) ─► lock the target ─► sink ─► compose:
  *   [-C: create the slot] ─►
- *   ReplicationSource ─► manifest-verify ─► tally ─► throttle (-r) ─► progress ─► [recovery-config -R] ─► [yours] ─► [chunk-map-build] ─► sink
+ *   ReplicationSource ─► manifest-verify ─► tally ─► throttle (-r) ─► progress ─► [recovery-config -R] ─► [yours] ─► [chunk-map-build | s3 stages] ─► sink
+ *   (s3 stages: src/pipeline/s3-incremental.ts)
  *
  * The plan (src/pipeline/backup-plan.ts) is settled before anything is
  * touched; then the target is locked (a second run aimed at it is refused
@@ -21,6 +22,7 @@ import { DirectorySink } from '../../sinks/directory';
 import { TarFilesSink } from '../../sinks/tar-files';
 import { StdoutSink } from '../../sinks/stdout';
 import { S3Sink } from '../../sinks/s3';
+import { encryptedObjects } from '../../sinks/encrypted-output';
 import { chunkMapBuild } from '../../transforms/chunk-map-build';
 import { recoveryConfig } from '../../transforms/recovery-config';
 import { primaryConninfo } from '../standby/primary-conninfo';
@@ -35,7 +37,10 @@ import type { BackupSink } from '../sink';
 import { settleBackup, type BackupOptions, type BackupPlan } from './backup-plan';
 import { compose } from './compose';
 import { newTally, takingStages } from './observers';
-import { rateLimiterFor, replicationSourceFor } from './live-source';
+import { parallelSourceFor, rateLimiterFor, replicationSourceFor } from './live-source';
+import { parallelStages } from './parallel-stages';
+import type { ParallelSource } from '../sources/parallel-source';
+import { s3BackupStages, type S3BackupStages } from './s3-incremental';
 
 export interface BackupResult {
   start: StartEvent;
@@ -88,35 +93,40 @@ async function withConnection<T>(plan: BackupPlan, signal: AbortSignal | undefin
 }
 
 /** The sink a plan names. Made after the lock: it starts preparing its directory as soon as it exists. */
-export function backupSink(plan: BackupPlan): BackupSink {
+export function backupSink(plan: BackupPlan, s3Stages?: S3BackupStages['sink']): BackupSink {
   switch (plan.sink) {
     case 'stdout':
-      return new StdoutSink({ compress: plan.compress, output: plan.output });
+      return new StdoutSink({ compress: plan.compress, output: plan.output, encrypt: plan.encrypt });
     case 'tar-files':
-      return new TarFilesSink({ target: plan.target, sync: plan.sync, compress: plan.compress });
+      return new TarFilesSink({ target: plan.target, sync: plan.sync, compress: plan.compress, encrypt: plan.encrypt });
     case 's3':
-      return new S3Sink({ location: plan.s3!.location, compress: plan.compress, ...plan.s3!.options });
+      return new S3Sink({ location: plan.s3!.location, compress: plan.compress, ...plan.s3!.options, ...s3Stages, ...encryptedObjects(plan.encrypt) });
     case 'directory':
-      return new DirectorySink({ target: plan.target, tablespaceMapping: plan.tablespaceMapping, sync: plan.sync });
+      return new DirectorySink({ target: plan.target, tablespaceMapping: plan.tablespaceMapping, sync: plan.sync, ...(plan.walDirectory !== null ? { walDirectory: plan.walDirectory } : {}) });
   }
 }
 
 async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own = [], signal }: BackupOptions, began: bigint): Promise<BackupResult> {
   const limiter = rateLimiterFor(plan);
   const tally = newTally();
+  // An S3 backup keeps its chunk map; an incremental one uploads only what changed since its parent.
+  const s3Stages = plan.s3 ? await s3BackupStages(plan.s3.location, plan.s3.options, plan.chunkSize) : null;
+  let parallel: ParallelSource | null = null;
   const observers = [
-    ...takingStages({ manifest: plan.manifest, checksums: plan.manifestChecksums, limiter, progress: plan.progress, reporter, tally }),
+    ...(plan.sqlConfig ? parallelStages(plan, () => parallel) : []),
+    ...takingStages({ manifest: plan.manifest && !plan.sqlConfig, checksums: plan.manifestChecksums, limiter, progress: plan.progress, reporter, tally }),
     // After the manifest check (the files it changes no longer match the server's manifest; pg_verifybackup ignores both), before the chunk map.
     ...(plan.writeRecoveryConf ? [recoveryConfig({ primaryConninfo: primaryConninfo(plan.connection), slot: plan.slot })] : []),
     ...own,
+    ...(s3Stages?.observers ?? []),
     ...(plan.chunkMap ? [chunkMapBuild({ chunkSize: plan.chunkSize, tablespaceMapping: plan.tablespaceMapping })] : []),
   ];
-  const sink = backupSink(plan);
+  const sink = backupSink(plan, s3Stages?.sink);
   await compose({
     sink,
     source: (place) => {
       reporter.step?.({ code: 'checkpoint', message: `initiating base backup, waiting for checkpoint to complete (${plan.checkpoint === 'fast' ? 'fast' : 'spread: -c fast to hurry it'})` });
-      const source = replicationSourceFor(plan, place, limiter ? { rateLimiter: limiter } : {});
+      const source = plan.sqlConfig ? (parallel = parallelSourceFor(plan, place, limiter)) : replicationSourceFor(plan, place, limiter ? { rateLimiter: limiter } : {});
       // Said once the target is ready, as the backup begins.
       if (plan.wal === 'none') reporter.warning('no_wal', 'WAL is not included (-X none): the backup cannot be restored without a WAL archive');
       return source;

@@ -3,6 +3,7 @@
  * their settled plan, and the one rate limiter that paces it.
  */
 import { ReplicationSource } from '../sources/replication-source';
+import { ParallelSource } from '../sources/parallel-source';
 import { RateLimiter } from '../rate-limiter';
 import type { WalPlace } from '../sink';
 import type { BackupPlan } from './backup-plan';
@@ -36,6 +37,26 @@ export function replicationSourceFor(
     ...wal,
     ...(extra.rateLimiter ? { rateLimiter: extra.rateLimiter } : {}),
     ...(extra.incrementalFrom ? { incrementalFrom: extra.incrementalFrom } : {}),
+  });
+}
+
+/** -j N or --local-pgdata: the parallel source of a plan, WAL placed as replicationSourceFor places it. */
+export function parallelSourceFor(plan: BackupPlan, place: WalPlace | null, rateLimiter: RateLimiter | null, remoteHashDir?: string): ParallelSource {
+  const wal = place ?? (plan.walSpool !== null ? { walSpool: plan.walSpool } : {});
+  return new ParallelSource({
+    clientConfig: plan.clientConfig,
+    sqlConfig: plan.sqlConfig!,
+    jobs: plan.jobs,
+    ...(plan.localPgdata !== null ? { localDir: plan.localPgdata } : {}),
+    ...(remoteHashDir ? { remoteHashDir } : {}),
+    label: plan.label,
+    checkpoint: plan.checkpoint,
+    wal: plan.wal === 'none' ? 'none' : 'stream',
+    slot: plan.slot,
+    noSlot: plan.noSlot,
+    timeout: plan.timeout,
+    ...wal,
+    ...(rateLimiter ? { rateLimiter } : {}),
   });
 }
 

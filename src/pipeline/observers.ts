@@ -9,7 +9,7 @@
  * a file. The tally collects what the result reports (start and end events,
  * bytes, files) and passes start and warnings on to the reporter.
  */
-import type { Duplex } from 'node:stream';
+import { Writable, type Duplex } from 'node:stream';
 import type { EndEvent, StartEvent } from '../events';
 import type { Reporter } from '../report/types';
 import type { RateLimiter } from '../rate-limiter';
@@ -79,4 +79,9 @@ export function takingStages(o: { manifest: boolean; checksums?: ChecksumAlgorit
     ...(o.limiter ? [throttle(o.limiter)] : []),
     ...(o.progress ? [progress({ onProgress: (p) => o.reporter.progress(p) })] : []),
   ];
+}
+
+/** A sink that drops what the checks pass on: the checks are the point (verify; a rebuilt chain's check). */
+export function discard(): Writable {
+  return new Writable({ objectMode: true, write: (_ev, _enc, cb) => cb() });
 }

@@ -36,7 +36,9 @@ import type { Reporter } from '../report/types';
 import { settleRefresh, type RefreshOptions, type RefreshPlan } from './refresh-plan';
 import { compose } from './compose';
 import { newTally, takingStages } from './observers';
-import { rateLimiterFor, replicationSourceFor } from './live-source';
+import { parallelSourceFor, rateLimiterFor, replicationSourceFor } from './live-source';
+import { parallelStages } from './parallel-stages';
+import type { ParallelSource } from '../sources/parallel-source';
 
 export interface RefreshResult {
   start: StartEvent;
@@ -47,6 +49,8 @@ export interface RefreshResult {
   bytesReceived: number;
   /** Bytes the sink wrote into DIR (changed chunks, new files, chunk map, manifest); streamed WAL is written once, straight into pg_wal/ by the WAL receiver, and not counted here. */
   bytesWritten: number;
+  /** Bytes of changed chunks that were already on disk, page by page, and so not written. */
+  bytesSame: number;
   chunksChanged: number;
   chunksUnchanged: number;
   filesAdded: number;
@@ -73,7 +77,8 @@ export async function refresh(options: RefreshOptions): Promise<RefreshResult> {
     const prior = await loadPriorState(plan.target, { chunkSize: plan.chunkSize });
     if (prior.incomplete) reporter.warning('incomplete_refresh', `"${prior.dir}" holds an interrupted refresh: completing it`);
     if (prior.reread) reporter.warning('reread', `${prior.reread} files (${prior.rereadBytes} bytes) of "${prior.dir}" were read again: ${prior.mapProblem ?? 'they changed after the chunk map was written'}`);
-    const incremental = plan.incremental !== 'off' && prior.pristine ? prior.manifest : null;
+    // INCREMENTAL is BASE_BACKUP's: -j compares with server-side hashes instead.
+    const incremental = plan.incremental !== 'off' && prior.pristine && !plan.sqlConfig ? prior.manifest : null;
     let r: RunResult;
     try {
       r = await run(plan, prior, reporter, incremental, signal);
@@ -108,8 +113,11 @@ async function run(plan: RefreshPlan, prior: PriorState, reporter: Reporter, inc
     tablespaces: { existing: prior.tablespaces, mapping: plan.tablespaceMapping },
   });
   const sink = new RefreshDirectorySink({ prior, tablespaceMapping: plan.tablespaceMapping, sync: plan.sync, onStep: plan.onStep });
+  // -j N: the parallel source brings no manifest; pages are checked and the manifest built here, before chunk-diff.
+  let parallel: ParallelSource | null = null;
   const observers = [
-    ...takingStages({ manifest: plan.manifest, limiter, progress: plan.progress, reporter, tally }),
+    ...(plan.sqlConfig ? parallelStages(plan, () => parallel) : []),
+    ...takingStages({ manifest: plan.manifest && !plan.sqlConfig, limiter, progress: plan.progress, reporter, tally }),
     ...(incrementalFrom ? [incrementalApply({ target: prior.dir, prior: prior.map })] : []),
     diff,
   ];
@@ -118,6 +126,7 @@ async function run(plan: RefreshPlan, prior: PriorState, reporter: Reporter, inc
       sink,
       source: (place) => {
         reporter.step?.({ code: 'checkpoint', message: `initiating base backup, waiting for checkpoint to complete (${plan.checkpoint === 'fast' ? 'fast' : 'spread: -c fast to hurry it'})` });
+        if (plan.sqlConfig) return (parallel = parallelSourceFor(plan, place, limiter, prior.dir));
         return replicationSourceFor(plan, place, { ...(limiter ? { rateLimiter: limiter } : {}), ...(incrementalFrom ? { incrementalFrom } : {}) });
       },
       observers,
@@ -133,8 +142,10 @@ async function run(plan: RefreshPlan, prior: PriorState, reporter: Reporter, inc
     start,
     end: tally.end!,
     mode: start.incremental ? 'incremental' : 'full',
-    bytesReceived: tally.bytes,
+    // -j: only what the workers fetched crossed the network (pieces DIR held were read from it), and the WAL.
+    bytesReceived: parallel ? (parallel as ParallelSource).networkBytes + tally.walBytes : tally.bytes,
     bytesWritten: s.bytesWritten,
+    bytesSame: s.bytesSame,
     chunksChanged: d.chunksChanged,
     chunksUnchanged: d.chunksUnchanged,
     filesAdded: d.filesAdded,

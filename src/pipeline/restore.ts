@@ -2,7 +2,7 @@
  * restore: any backup pgbb writes, back into a data directory that starts —
  * what `pgbb restore` runs, and what a script calls.
  *
- *   backup ─► require-complete ─► manifest-verify ─► tally ─► recovery-config (-R) ─► directory sink
+ *   backup ─► require-complete ─► manifest-verify ─► tally ─► drop-tablespace-map ─► recovery-config (-R) ─► directory sink
  *
  * The backup is checked against its manifest while it is restored, so a
  * damaged backup fails (and the half-restored directory is removed) instead
@@ -19,9 +19,10 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors';
 import { showPath } from '../codec/path-bytes';
-import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
+import { directoryManifest } from '../sources/tar-backup-source';
 import type { S3SourceOptions } from '../sources/s3-backup-source';
+import type { DecryptKey } from '../crypto/age-keys';
 import { isS3Url } from '../s3/s3-url';
 import { DirectorySink } from '../../sinks/directory';
 import { lockTarget } from '../../sinks/target-dir';
@@ -29,8 +30,10 @@ import { canonical, within, type TablespacePlace } from '../../sinks/tablespace-
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { recoveryConfig } from '../../transforms/recovery-config';
 import { requireComplete } from '../../transforms/require-complete';
+import { dropTablespaceMap } from '../../transforms/drop-tablespace-map';
 import type { EndEvent, StartEvent } from '../events';
 import { compose } from './compose';
+import { restoreChain, withS3Chain } from './s3-chain';
 import { newTally, tallyStage } from './observers';
 
 export interface RestoreOptions {
@@ -38,6 +41,8 @@ export interface RestoreOptions {
   source: string;
   /** For an s3:// source: --allow-incomplete, the inverse transform, a client. */
   s3?: S3SourceOptions;
+  /** The key of an encrypted backup (age: a passphrase or X25519 identities). */
+  decrypt?: DecryptKey;
   target: string;
   tablespaceMapping?: Record<string, string>;
   /** Default true (-N: false). */
@@ -75,10 +80,13 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   const mapping = o.tablespaceMapping ?? {};
   const remote = isS3Url(o.source);
   if (!remote) await refuseTargetsInSource(o.source, [o.target, ...Object.values(mapping)]);
+  // An incremental backup is rebuilt from its chain (src/pipeline/s3-chain.ts).
+  const rebuilt = remote ? await withS3Chain(o.source, { ...o.s3, decrypt: o.decrypt }, (chain) => restoreChain(o, chain, restore)) : null;
+  if (rebuilt) return rebuilt;
   // A backup directory's manifest is known before its files: each is refused at its entry, before
   // its bytes are written, if the manifest does not list it at that size (a planted sparse terabyte).
   // (An S3 backup's manifest is checked where it comes, at the end, as a stream's is.)
-  const given = o.source === '-' || remote ? null : await readLimited(path.join(o.source, 'backup_manifest'), LIMITS.manifest);
+  const given = o.source === '-' || remote ? null : await directoryManifest(o.source, o.decrypt);
   const verify = earlyVerify(given);
   // Locked as backup locks its target: a second restore aimed at it is refused, instead of
   // racing this one and then, failing, removing what this one restored.
@@ -99,12 +107,12 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
     await compose({
       sink,
       source: async () => {
-        const opened = await openBackupSource(o.source, process.stdin, o.s3);
+        const opened = await openBackupSource(o.source, process.stdin, o.s3, o.decrypt);
         location = opened.location;
         format = opened.format;
         return opened.stream;
       },
-      observers: [complete, verify, tallyStage(tally), ...(o.standby ? [recoveryConfig(o.standby)] : [])],
+      observers: [complete, verify, tallyStage(tally), dropTablespaceMap(), ...(o.standby ? [recoveryConfig(o.standby)] : [])],
       signal: o.signal,
     });
     return {

@@ -39,6 +39,7 @@ import { listening, lsnBytes, startServer, stopServer, waitForStreaming, type St
 import { refresh, type RefreshResult } from './refresh';
 import type { RefreshOptions } from './refresh-plan';
 import type { Reporter } from '../report/types';
+import { majorOf } from '../codec/server-version';
 
 export type StandbyStep = 'server' | 'slot' | 'datadir' | 'refresh' | 'recovery_config' | 'stop' | 'start' | 'waiting' | 'streaming';
 
@@ -107,7 +108,7 @@ export async function standby(o: StandbyOptions): Promise<StandbyResult> {
   }
   // Found before anything is changed: a missing pg_ctl should not surface after a 2-hour backup.
   const { settings, slotCreated } = await askPrimary(o.connection, timeout, o.signal, o.createSlot);
-  const major = Math.floor(settings.serverVersion / 10000);
+  const major = majorOf(settings.serverVersion);
   const bin = findServerBinaries(major, o.pgBin);
   step('server', `primary: PostgreSQL ${settings.serverVersion}, system ${settings.systemIdentifier}, timeline ${settings.timeline}; server programs in ${bin.dir}`, {
     serverVersion: settings.serverVersion, systemIdentifier: settings.systemIdentifier, pgBin: bin.dir,

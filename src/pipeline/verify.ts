@@ -4,10 +4,14 @@
  * never stops the read, so every check sees the whole backup and says all
  * it found.
  *
- *   backup ─► tally ─► manifest-verify ─► page-checksum-verify ─► wal-verify ─► discard
- *                      sizes, CRC32C,     every page of every     WAL from start to end
- *                      missing/extra,     relation file           LSN present, continuous
- *                      the manifest's SHA-256
+ *   backup ─► tally ─► [progress] ─► manifest-verify ─► control-identity ─► page-checksum-verify ─► wal-verify ─► discard
+ *                                    sizes, CRC32C,      pg_control of the    every page of every     WAL from start to end
+ *                                    missing/extra,      system backed up     relation file           LSN present, continuous
+ *                                    the manifest's SHA-256
+ *
+ * pg_verifybackup's options: -i (ignore paths), -m (manifest elsewhere), -s
+ * (sizes only), -w (WAL from a directory), -e (the checks in 'fail' mode: the
+ * first problem ends the run), -P (progress, through onProgress).
  *
  * After the end the builder reads each check's outcome(): the report lists
  * every problem, each naming its file, block or LSN, and says whether all
@@ -15,27 +19,51 @@
  * stream, an unreadable file, an abort) fails the run as an error instead.
  */
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
+import { directoryManifest } from '../sources/tar-backup-source';
 import type { S3SourceOptions } from '../sources/s3-backup-source';
+import type { DecryptKey } from '../crypto/age-keys';
 import { manifestVerify } from '../../transforms/manifest-verify';
 import { pageChecksumVerify } from '../../transforms/page-checksum-verify';
 import { walVerify } from '../../transforms/wal-verify';
+import { controlIdentityVerify } from '../../transforms/control-identity-verify';
+import { progress } from '../../transforms/progress';
+import { PgbbError } from '../errors';
+import { showPath } from '../codec/path-bytes';
+import { manifestEnd } from '../codec/backup-label';
+import type { ProgressInfo } from '../report/types';
 import type { EndEvent, StartEvent } from '../events';
-import type { Verifier } from '../verifier';
+import type { Verifier, VerifierMode } from '../verifier';
 import { compose } from './compose';
-import { newTally, tallyStage } from './observers';
+import { verifyChain, withS3Chain } from './s3-chain';
+import { isS3Url } from '../s3/s3-url';
+import { restore } from './restore';
+import { discard, newTally, tallyStage } from './observers';
 
 export interface VerifyOptions {
   /** A backup directory, '-' for a tar stream on stdin, or s3://bucket/prefix[/<id>]. */
   source: string;
   /** For an s3:// source: --allow-incomplete, the inverse transform, a client. */
   s3?: S3SourceOptions;
+  /** The key of an encrypted backup (age: a passphrase or X25519 identities). */
+  decrypt?: DecryptKey;
   /** Check the WAL (default true; false for backups taken with -X none). */
   checkWal?: boolean;
   /** Check page checksums (default true). */
   checkPages?: boolean;
+  /** -i: paths (relative to the data directory) left out of the manifest comparison, each with what is below it. */
+  ignore?: string[];
+  /** -m: the manifest to check against, instead of the backup's own. */
+  manifestPath?: string;
+  /** -s: compare sizes against the manifest, not checksums. */
+  skipChecksums?: boolean;
+  /** -w: read the WAL from this directory instead of the backup. */
+  walDirectory?: string;
+  /** -e: stop at the first problem (it is the run's error) instead of reporting all. */
+  exitOnError?: boolean;
+  /** -P: called about once a second with the bytes read so far. */
+  onProgress?: (p: ProgressInfo) => void;
   signal?: AbortSignal;
 }
 
@@ -58,7 +86,13 @@ export interface VerifyReport {
   location?: string;
 }
 
-/** A sink that drops what the checks pass on: the checks are the point. */
+/**
+ * pg_verifybackup's own defaults, kept whatever -i adds: files a restore or
+ * -R is expected to change (pg_verifybackup.c, verify_backup_directory's
+ * ignore list; backup_manifest and pg_wal are handled apart).
+ */
+const ALWAYS_IGNORED = ['postgresql.auto.conf', 'standby.signal', 'recovery.signal'];
+
 /**
  * A backup directory's manifest is read first, so that each file is checked
  * with the algorithm the manifest names (--manifest-checksums SHA256, say);
@@ -66,31 +100,46 @@ export interface VerifyReport {
  * manifest that does not parse is left to the streamed check, which reports
  * it as a problem of the backup.
  */
-async function manifestCheck(source: string): Promise<ReturnType<typeof manifestVerify>> {
-  const given = source === '-' || source.startsWith('s3://') ? null : await readLimited(path.join(source, 'backup_manifest'), LIMITS.manifest).catch(() => null);
+async function manifestCheck(o: VerifyOptions, mode: VerifierMode): Promise<ReturnType<typeof manifestVerify>> {
+  const scope = { require: true, mode, ignore: [...ALWAYS_IGNORED, ...(o.ignore ?? [])], skipChecksums: o.skipChecksums };
+  if (o.manifestPath !== undefined) {
+    const m = await readLimited(o.manifestPath, LIMITS.manifest);
+    if (!m) throw new PgbbError('not_a_backup', `could not open manifest "${showPath(path.resolve(o.manifestPath))}": no such file`);
+    return manifestVerify({ ...scope, manifest: m });
+  }
+  const source = o.source;
+  const given = source === '-' || source.startsWith('s3://') ? null : await directoryManifest(source, o.decrypt).catch(() => null);
   if (given) {
     try {
-      return manifestVerify({ require: true, mode: 'report', manifest: given });
+      return manifestVerify({ ...scope, manifest: given });
     } catch {
       // reported by the streamed check below
     }
   }
-  return manifestVerify({ require: true, mode: 'report' });
+  return manifestVerify(scope);
 }
 
-function discard(): Writable {
-  return new Writable({ objectMode: true, write: (_ev, _enc, cb) => cb() });
-}
 
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
+  // An incremental backup is checked rebuilt from its chain (src/pipeline/s3-chain.ts).
+  const rebuilt = isS3Url(o.source) ? await withS3Chain(o.source, { ...o.s3, decrypt: o.decrypt }, (chain) => verifyChain(o, chain, { restoreFull: restore, verifyDir: verify })) : null;
+  if (rebuilt) return rebuilt;
   // A directory a refresh is rewriting is not a backup, whatever its files say.
-  const { format, stream, location } = await openBackupSource(o.source, process.stdin, o.s3);
-  const manifest = await manifestCheck(o.source);
-  const pages = pageChecksumVerify({ mode: 'report' });
-  const wal = walVerify({ mode: 'report' });
-  const checks: Verifier[] = [manifest, ...(o.checkPages ?? true ? [pages] : []), ...(o.checkWal ?? true ? [wal] : [])];
+  const { format, stream, location } = await openBackupSource(o.source, process.stdin, o.s3, o.decrypt);
+  const mode: VerifierMode = o.exitOnError ? 'fail' : 'report';
+  const manifest = await manifestCheck(o, mode).catch((err) => {
+    stream.destroy();
+    throw err;
+  });
+  const pages = pageChecksumVerify({ mode });
+  const wal = walVerify({ mode, walDirectory: o.walDirectory, manifest: manifest.given ?? undefined });
+  const checks: Verifier[] = [manifest, controlIdentityVerify({ mode }), ...(o.checkPages ?? true ? [pages] : []), ...(o.checkWal ?? true ? [wal] : [])];
   const tally = newTally();
-  await compose({ source: stream, observers: [tallyStage(tally), ...checks], sink: discard(), signal: o.signal });
+  const report = o.onProgress;
+  // pg_verifybackup's total: the bytes the manifest lists, when it is known before the files.
+  const total = manifest.listedBytes || null;
+  const shown = report ? [progress({ onProgress: (p) => report(total && !p.total ? { ...p, total: Math.max(total, p.done) } : p) })] : [];
+  await compose({ source: stream, observers: [tallyStage(tally), ...shown, ...checks], sink: discard(), signal: o.signal });
   const problems: string[] = [];
   let problemCount = 0;
   for (const c of checks) {
@@ -105,7 +154,8 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
     problems,
     problemCount,
     start: tally.start,
-    end: tally.end,
+    // A source whose manifest is elsewhere (-m) cannot say where it ends: the manifest does.
+    end: tally.end && tally.end.endLsn === '0/0' && manifest.given ? { ...tally.end, ...manifestEnd(manifest.given) } : tally.end,
     files: manifest.result?.files ?? 0,
     bytes: manifest.result?.bytes ?? 0,
     manifestChecked: manifest.result?.checked ?? false,

@@ -20,8 +20,12 @@
  *     ctime cannot be set back by utimes);
  *   - the refresh journal does not name it (an interrupted refresh was
  *     about to change it; see refresh-journal.ts).
- * A directory without any map (e.g. written by pg_basebackup) is digested in
- * full: one read of the backup, and the refresh still writes only changes.
+ * A directory without any map (e.g. written by pg_basebackup), or with a
+ * format 1 map (SHA-256 chunk hashes, an older pgbb's: its header is used,
+ * its hashes are not), is digested in full, under a fresh hash key: one read
+ * of the backup, and the refresh still writes only changes. Otherwise the
+ * effective map keeps the stored map's key (files read again are digested
+ * with it), so that its entries and the new backup's compare.
  *
  * Errors: PgbbError 'not_a_backup' for a directory that is not a plain
  * backup; IoError naming the file that could not be read.
@@ -32,11 +36,12 @@ import { ioError, PgbbError } from '../errors';
 import { LIMITS, openRegular, readLimited } from '../io/read-limited';
 import { parseControlFile } from '../codec/pg-control';
 import { parseBackupLabel } from '../codec/backup-label';
-import { CHUNK_MAP_FILE, checkChunkSize, decodeChunkMap, DEFAULT_CHUNK_SIZE, type ChunkMap, type ChunkMapFile } from '../codec/chunkmap/chunk-map';
-import { ChunkHasher, ChunkListBuilder } from '../codec/chunkmap/chunk-hasher';
+import { CHUNK_MAP_FILE, checkChunkSize, decodeChunkMap, DEFAULT_CHUNK_SIZE, hashKeyOf, type ChunkMap, type ChunkMapFile } from '../codec/chunkmap/chunk-map';
+import { ChunkHasher, ChunkListBuilder, newHashKey } from '../codec/chunkmap/chunk-hasher';
 import { readJournal } from './refresh-journal';
 import { CONTROL_FILE, isOwnFile, walkTarget } from './walk-target';
 import { trustedTablespaces } from './tablespace-links';
+import { versionOfMajor } from '../codec/server-version';
 
 export interface PriorState {
   dir: string;
@@ -69,10 +74,10 @@ export interface PriorStateOptions {
   chunkSize?: number;
 }
 
-/** Reads a file once and digests it chunk by chunk. */
-export async function digestFile(abs: string, key: string, size: number, chunkSize: number): Promise<ChunkMapFile> {
+/** Reads a file once and digests it chunk by chunk, with the map's hash key (hex). */
+export async function digestFile(abs: string, key: string, size: number, chunkSize: number, hashKey: string): Promise<ChunkMapFile> {
   const list = new ChunkListBuilder(key, chunkSize, size);
-  const hasher = new ChunkHasher();
+  const hasher = new ChunkHasher(hashKeyOf(hashKey), chunkSize);
   const buf = Buffer.allocUnsafe(chunkSize);
   let fh: fs.FileHandle | undefined;
   try {
@@ -125,6 +130,7 @@ export async function loadPriorState(dir: string, opts: PriorStateOptions = {}):
   if (stored && !mapProblem) {
     if (stored.chunkSize !== chunkSize) mapProblem = `the stored map has chunk size ${stored.chunkSize}, ${chunkSize} was asked for`;
     else if (control && control.systemIdentifier !== stored.header.systemIdentifier) mapProblem = 'the stored map is of another system';
+    else if (stored.hashAlgorithm === 'sha256') mapProblem = 'the stored map has SHA-256 chunk hashes (an older pgbb\'s format 1): every file is read again';
     else if (label && label.startLsn !== stored.header.startLsn) mapProblem = `the stored map is of the backup started at ${stored.header.startLsn}, backup_label says ${label.startLsn}`;
   }
   const usable = mapProblem === null ? stored : null;
@@ -132,11 +138,9 @@ export async function loadPriorState(dir: string, opts: PriorStateOptions = {}):
   const ownMap = stored && !(control && control.systemIdentifier !== stored.header.systemIdentifier) ? stored : null;
   const tablespaces = await trustedTablespaces(abs, { recorded: ownMap?.header.tablespaces ?? null, journaled: journal.tablespaces, major });
 
-  const map: ChunkMap = {
-    chunkSize,
-    header: stored?.header ?? { systemIdentifier: control?.systemIdentifier ?? '0', timeline: label?.timeline ?? 0, startLsn: label?.startLsn ?? '0/0', serverVersion: major * 10000 },
-    files: new Map(),
-  };
+  const header = stored?.header ?? { systemIdentifier: control?.systemIdentifier ?? '0', timeline: label?.timeline ?? 0, startLsn: label?.startLsn ?? '0/0', serverVersion: versionOfMajor(major) };
+  const hashKey = stored && stored.hashAlgorithm !== 'sha256' ? header.hashKey! : newHashKey();
+  const map: ChunkMap = { chunkSize, header: { ...header, hashKey }, files: new Map() };
   let files = 0;
   let reread = 0;
   let rereadBytes = 0;
@@ -148,7 +152,7 @@ export async function loadPriorState(dir: string, opts: PriorStateOptions = {}):
       map.files.set(e.key, entry);
       continue;
     }
-    map.files.set(e.key, await digestFile(e.abs, e.key, e.size, chunkSize));
+    map.files.set(e.key, await digestFile(e.abs, e.key, e.size, chunkSize, hashKey));
     reread++;
     rereadBytes += e.size;
   }

@@ -29,6 +29,7 @@ import { parseControlFile } from '../codec/pg-control';
 import { LIMITS, readLimited } from '../io/read-limited';
 import { LiveDataDirectoryError } from '../io/live-cluster';
 import { CONTROL_FILE } from './walk-target';
+import { majorOf } from '../codec/server-version';
 
 export interface ServerCheckOptions {
   connection: ConnectionOptions;
@@ -55,8 +56,8 @@ export async function checkRefreshServer(dir: string, o: ServerCheckOptions): Pr
     if (control && control.systemIdentifier !== s.systemIdentifier) {
       throw new PgbbError('refresh', `"${abs}" is a backup of database system ${control.systemIdentifier}, the server is ${s.systemIdentifier}: refusing to refresh it`);
     }
-    if (Math.floor(s.serverVersion / 10000) !== major) {
-      throw new PgbbError('refresh', `"${abs}" is a backup of PostgreSQL ${major}, the server is ${Math.floor(s.serverVersion / 10000)}: refusing to refresh it`);
+    if (majorOf(s.serverVersion) !== major) {
+      throw new PgbbError('refresh', `"${abs}" is a backup of PostgreSQL ${major}, the server is ${majorOf(s.serverVersion)}: refusing to refresh it`);
     }
     let dataDirectory: string;
     try {

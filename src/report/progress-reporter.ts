@@ -15,7 +15,11 @@
  * otherwise. Other steps (pg_basebackup -v's lines) only with `verbose`.
  * close() stops the bar's redraw timer; the command calls it in a finally.
  */
-import { Format, MultiBar, type GenericBar, type Options, type Params } from 'cli-progress';
+import type { GenericBar, MultiBar, Options, Params } from 'cli-progress';
+import type * as CliProgress from 'cli-progress';
+
+/** Loaded with the first bar: its presets cost startup time to every command, -P or not. */
+const cliProgress = (): typeof CliProgress => require('cli-progress') as typeof CliProgress;
 import { performance } from 'node:perf_hooks';
 import type { StartEvent } from '../events';
 import type { BackupSummary, ProgressInfo, Reporter, StepInfo } from './types';
@@ -89,7 +93,7 @@ export class ProgressReporter implements Reporter {
 
   private openBar(): void {
     if (this.multi || this.closed) return;
-    this.multi = new MultiBar({
+    this.multi = new (cliProgress().MultiBar)({
       stream: this.stream,
       format: formatBarLine,
       fps: 10,
@@ -166,7 +170,7 @@ function formatBarLine(options: Options, params: Params, payload: { info: Progre
   if (!p) return 'waiting for the server…';
   const text = describeProgress(p).replace(/, /g, ' | ');
   if (p.total === null || p.total <= 0) return text;
-  return `${Format.BarFormat(Math.min(1, Math.max(0, params.progress)), options)} ${text}`;
+  return `${cliProgress().Format.BarFormat(Math.min(1, Math.max(0, params.progress)), options)} ${text}`;
 }
 
 function percent(done: number, total: number): number {

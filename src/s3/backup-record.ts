@@ -14,7 +14,7 @@ export const STARTED_NAME = 'backup.started';
 export const RECORD_MAX_BYTES = 1 << 20;
 
 export interface StoredObject {
-  /** base.tar.zst, <oid>.tar.zst, pg_wal.tar.zst, backup_manifest. */
+  /** base.tar.zst, <oid>.tar.zst, pg_wal.tar.zst, backup_manifest, chunkmap. */
   name: string;
   /** Bytes stored (after compression and the optional transform). */
   size: number;
@@ -44,8 +44,8 @@ export interface BackupRecord {
   objects: StoredObject[];
 }
 
-/** Names an object in a backup may have: nothing else is ever read or written there. */
-export const OBJECT_NAME = /^(base|pg_wal|\d{1,10})\.tar(\.zst)?$|^backup_manifest$/;
+/** Names an object in a backup may have: nothing else is ever read or written there (chunkmap: src/s3/chain.ts). */
+export const OBJECT_NAME = /^(base|pg_wal|\d{1,10})\.tar(\.zst)?$|^backup_manifest$|^chunkmap$/;
 
 const LSN = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i;
 const isInt = (v: unknown, min = 0) => typeof v === 'number' && Number.isSafeInteger(v) && v >= min;

@@ -13,7 +13,8 @@
  * switched off through the SDK's own variable, before the first client: it
  * would break --json's one-object-per-line stderr.
  */
-import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import { s3Sdk } from './sdk';
 import { calculate as crc32c } from 'fast-crc32c';
 import { PgbbError } from '../errors';
 
@@ -56,7 +57,7 @@ export function makeS3Client(o: S3ClientOptions = {}): S3Client {
     ...(env.AWS_REGION || env.AWS_DEFAULT_REGION ? {} : { region: 'us-east-1' }),
     ...(endpoint ? { endpoint, forcePathStyle: env.AWS_S3_FORCE_PATH_STYLE !== 'false' } : {}),
   };
-  return new S3Client(config);
+  return new (s3Sdk().S3Client)(config);
 }
 
 interface SdkError extends Error {

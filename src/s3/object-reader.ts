@@ -8,7 +8,7 @@
  * request) only the listed size bounds it.
  */
 import { Transform, type Readable } from 'node:stream';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { s3Sdk } from './sdk';
 import { calculate as crc32c } from 'fast-crc32c';
 import { ChecksumError } from '../errors';
 import { crcHex } from './backup-record';
@@ -41,7 +41,7 @@ export function checkedObject(repo: Repository, id: string, name: string, expect
     },
     highWaterMark: 1 << 20,
   });
-  repo.client.send(new GetObjectCommand({ Bucket: repo.loc.bucket, Key: repo.key(id, name) })).then(
+  repo.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: repo.loc.bucket, Key: repo.key(id, name) })).then(
     (r) => {
       const body = r.Body as Readable | undefined;
       if (!body) return check.destroy(s3Error(new Error('empty response'), 'read', where));

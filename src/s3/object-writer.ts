@@ -20,8 +20,9 @@
  * first failure, not the abort's.
  */
 import { PassThrough, Transform, Writable, pipeline, type Readable } from 'node:stream';
-import { Upload } from '@aws-sdk/lib-storage';
-import { AbortMultipartUploadCommand, type S3Client, type StorageClass } from '@aws-sdk/client-s3';
+import type { Upload } from '@aws-sdk/lib-storage';
+import type { S3Client, StorageClass } from '@aws-sdk/client-s3';
+import { s3Sdk, s3Upload } from './sdk';
 import { calculate as crc32c } from 'fast-crc32c';
 import { crcHex } from './backup-record';
 import { s3Error } from './client';
@@ -117,7 +118,7 @@ export class S3ObjectWriter extends Writable {
         tap.destroy(this.failure);
         throw err;
       })) as S3Client['send'];
-    this.upload = new Upload({
+    this.upload = new (s3Upload())({
       client: watched,
       partSize: o.partSize,
       queueSize: o.queueSize ?? 3,
@@ -150,7 +151,7 @@ export class S3ObjectWriter extends Writable {
     const uploadId = (this.upload as unknown as { uploadId?: string }).uploadId;
     if (!uploadId) return err;
     try {
-      await this.o.client.send(new AbortMultipartUploadCommand({ Bucket: this.o.bucket, Key: this.o.key, UploadId: uploadId }));
+      await this.o.client.send(new (s3Sdk().AbortMultipartUploadCommand)({ Bucket: this.o.bucket, Key: this.o.key, UploadId: uploadId }));
       return err;
     } catch (abortErr) {
       const why = s3Error(abortErr, 'abort the upload of', this.o.where).message;

@@ -7,15 +7,8 @@
  *   <prefix>/<id>/base.tar.zst …   the archives, backup_manifest
  *   <prefix>/<id>/backup.json      written last: the backup is complete
  */
-import {
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  ListMultipartUploadsCommand,
-  AbortMultipartUploadCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { s3Sdk } from './sdk';
 import { PgbbError } from '../errors';
 import { isNotFound, s3Error } from './client';
 import { decodeRecord, RECORD_MAX_BYTES, RECORD_NAME, type BackupRecord } from './backup-record';
@@ -52,7 +45,7 @@ export class Repository {
     let token: string | undefined;
     do {
       const r = await this.client
-        .send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }))
+        .send(new (s3Sdk().ListObjectsV2Command)({ Bucket: this.loc.bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }))
         .catch((e) => Promise.reject(s3Error(e, 'list', this.where())));
       for (const p of r.CommonPrefixes ?? []) {
         const id = p.Prefix?.slice(prefix.length, -1);
@@ -71,7 +64,7 @@ export class Repository {
     let token: string | undefined;
     do {
       const r = await this.client
-        .send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: prefix, ContinuationToken: token }))
+        .send(new (s3Sdk().ListObjectsV2Command)({ Bucket: this.loc.bucket, Prefix: prefix, ContinuationToken: token }))
         .catch((e) => Promise.reject(s3Error(e, 'list', this.where(id))));
       for (const o of r.Contents ?? []) if (o.Key) out.set(o.Key.slice(prefix.length), o.Size ?? 0);
       if (out.size > MAX_LISTED) throw new PgbbError('s3', `${this.where(id)} holds more than ${MAX_LISTED} objects: not a pgbb backup`);
@@ -85,9 +78,9 @@ export class Repository {
     const key = this.key(id, RECORD_NAME);
     let body: Buffer;
     try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: key }));
+      const head = await this.client.send(new (s3Sdk().HeadObjectCommand)({ Bucket: this.loc.bucket, Key: key }));
       if ((head.ContentLength ?? 0) > RECORD_MAX_BYTES) throw new PgbbError('not_a_backup', `${this.where(id, RECORD_NAME)} is larger than ${RECORD_MAX_BYTES} bytes`);
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.loc.bucket, Key: key, Range: `bytes=0-${RECORD_MAX_BYTES}` }));
+      const r = await this.client.send(new (s3Sdk().GetObjectCommand)({ Bucket: this.loc.bucket, Key: key, Range: `bytes=0-${RECORD_MAX_BYTES}` }));
       body = Buffer.from(await r.Body!.transformToByteArray());
     } catch (err) {
       if (isNotFound(err)) return null;
@@ -126,7 +119,7 @@ export class Repository {
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       const r = await this.client
-        .send(new DeleteObjectsCommand({ Bucket: this.loc.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }))
+        .send(new (s3Sdk().DeleteObjectsCommand)({ Bucket: this.loc.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }))
         .catch((e) => Promise.reject(s3Error(e, 'delete objects of', where)));
       if (r.Errors?.length) {
         const e = r.Errors[0];
@@ -148,7 +141,7 @@ export class Repository {
       let r;
       try {
         r = await this.client.send(
-          new ListMultipartUploadsCommand({ Bucket: this.loc.bucket, Prefix: repoKeyPrefix(this.loc), KeyMarker: keyMarker, UploadIdMarker: idMarker }),
+          new (s3Sdk().ListMultipartUploadsCommand)({ Bucket: this.loc.bucket, Prefix: repoKeyPrefix(this.loc), KeyMarker: keyMarker, UploadIdMarker: idMarker }),
         );
       } catch (err) {
         const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -160,7 +153,7 @@ export class Repository {
         out.push(u.Key);
         if (!dryRun) {
           await this.client
-            .send(new AbortMultipartUploadCommand({ Bucket: this.loc.bucket, Key: u.Key, UploadId: u.UploadId }))
+            .send(new (s3Sdk().AbortMultipartUploadCommand)({ Bucket: this.loc.bucket, Key: u.Key, UploadId: u.UploadId }))
             .catch((e) => Promise.reject(s3Error(e, 'abort the upload of', `s3://${this.loc.bucket}/${u.Key}`)));
         }
       }
@@ -174,7 +167,7 @@ export class Repository {
   /** True when nothing exists under backup `id`'s prefix. */
   async isEmpty(id: string): Promise<boolean> {
     const r = await this.client
-      .send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.key(id, ''), MaxKeys: 1 }))
+      .send(new (s3Sdk().ListObjectsV2Command)({ Bucket: this.loc.bucket, Prefix: this.key(id, ''), MaxKeys: 1 }))
       .catch((e) => Promise.reject(s3Error(e, 'list', this.where(id))));
     return (r.KeyCount ?? r.Contents?.length ?? 0) === 0;
   }

@@ -20,4 +20,8 @@ export interface S3TargetOptions {
   queueSize?: number;
   /** Default: one made from the standard AWS chain. */
   client?: S3Client;
+  /** --incremental-from: `latest`, a backup id, or s3://…/<id> (or …/latest) in the same repository; upload only what changed since it. */
+  incrementalFrom?: string;
+  /** --max-chain: incrementals a chain may hold on top of its full backup (default 7, src/s3/chain.ts). */
+  maxChain?: number;
 }

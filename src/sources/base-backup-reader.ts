@@ -28,6 +28,7 @@ import type { BackupEvent } from '../events';
 import { readServerSettings } from '../net/server-settings';
 import { incrementalAvailable, uploadManifest } from '../net/upload-manifest';
 import type { LiveSourceHooks } from './live-source';
+import { hasOptionListGrammar } from '../codec/server-version';
 
 export interface BaseBackupReaderOptions {
   config: ClientConfig;
@@ -94,7 +95,7 @@ export class BaseBackupReader extends Readable {
       await uploadManifest(this.conn, o.incrementalFrom);
       backup.incremental = true;
     }
-    const command = settings.serverVersion >= 150000 ? baseBackupCommand(backup) : legacyBaseBackupCommand(backup);
+    const command = hasOptionListGrammar(settings.serverVersion) ? baseBackupCommand(backup) : legacyBaseBackupCommand(backup);
     const conn = this.conn;
     const decoder = new BaseBackupDecoder({
       start: {
@@ -124,6 +125,7 @@ export class BaseBackupReader extends Readable {
         dataRow: (values) => decoder.dataRow(values),
         copyStart: (kind) => decoder.copyStart(kind),
         copyData: (payload) => decoder.copyData(payload),
+        copyDataPart: (part, first, last) => decoder.copyDataPart(part, first, last),
         copyDone: () => decoder.copyDone(),
         commandComplete: () => decoder.commandComplete(),
         notice: (n) => {

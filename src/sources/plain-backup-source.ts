@@ -27,6 +27,7 @@ import { formatLsn } from '../codec/lsn';
 import { parseControlFile } from '../codec/pg-control';
 import { fsPath, pathFromBytes, showPath } from '../codec/path-bytes';
 import { parseBackupLabel } from '../codec/backup-label';
+import { versionOfMajor } from '../codec/server-version';
 
 const CHUNK = 256 * 1024;
 
@@ -59,7 +60,7 @@ export async function readPlainStart(dir: string): Promise<{ start: StartEvent }
   return {
     start: {
       type: 'start',
-      serverVersion: major * 10000,
+      serverVersion: versionOfMajor(major),
       systemIdentifier: control.systemIdentifier,
       timeline: label.timeline,
       startLsn: label.startLsn,

@@ -14,21 +14,27 @@
 import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { IncompleteBackupError, PgbbError, UsageError } from '../errors';
-import { LIMITS } from '../io/read-limited';
 import { makeS3Client } from '../s3/client';
 import { Repository } from '../s3/repository';
 import { OBJECT_NAME, type BackupRecord } from '../s3/backup-record';
 import { parseS3Url, splitBackupId } from '../s3/s3-url';
+import { CHUNK_MAP_OBJECT } from '../s3/chain';
 import { checkedObject, type Expected } from '../s3/object-reader';
 import type { ObjectTransform } from '../s3/object-writer';
-import { archiveSetEvents, decompressed, MANIFEST_PIECE_BYTES, type ArchiveSet } from './tar-backup-source';
+import type { DecryptKey } from '../crypto/age-keys';
+import { decrypt } from '../../transforms/decrypt';
+import { archiveSetEvents, cappedPieces, decompressed, type ArchiveSet } from './tar-backup-source';
 
 export interface S3SourceOptions {
   /** Read a backup that has no record (only by id). */
   allowIncomplete?: boolean;
   /** The inverse of the transform the backup's objects were written through. */
   transform?: ObjectTransform;
+  /** The key of a backup written through age (its record says "age"), when no `transform` is given. */
+  decrypt?: DecryptKey;
   client?: S3Client;
+  /** Read an incremental backup as it is stored, one link of its chain (src/pipeline/s3-chain.ts rebuilds it). */
+  link?: boolean;
 }
 
 export interface ResolvedS3Backup {
@@ -65,14 +71,17 @@ export async function resolveS3Backup(url: string, o: S3SourceOptions = {}): Pro
       if (size !== obj.size) throw new PgbbError('checksum', `${repo.where(id, obj.name)} is ${size} bytes, the backup recorded ${obj.size}`);
       objects.set(obj.name, { size: obj.size, crc32c: obj.crc32c });
     }
-    if (record.kind !== 'full') throw new PgbbError('not_a_backup', `${repo.where(id)} is an incremental backup: not yet supported by this pgbb`);
-    if (record.transform !== null && !o.transform) {
-      throw new UsageError(`${repo.where(id)} was written through "${record.transform}": give the matching key to read it`);
+    if (record.kind !== 'full' && !o.link) throw new PgbbError('not_a_backup', `${repo.where(id)} is an incremental backup: it is read through its chain (pgbb restore / verify)`);
+    if (record.transform !== null && !o.transform && !(record.transform === 'age' && o.decrypt)) {
+      const how = record.transform === 'age' ? ' (--encrypt-passphrase-file, PGBB_ENCRYPT_PASSPHRASE or --encrypt-identity-file)' : '';
+      throw new UsageError(`${repo.where(id)} was written through "${record.transform}": give the matching key to read it${how}`);
     }
   } else {
     if (!o.allowIncomplete) {
       throw new IncompleteBackupError(`${repo.where(id)} is incomplete (it has no backup.json): pass --allow-incomplete to read what it holds anyway`);
     }
+    // Its archives hold only changed chunks, and without a record nothing says what it stands on.
+    if (id.endsWith('-I')) throw new IncompleteBackupError(`${repo.where(id)} is an incomplete incremental backup (it has no backup.json): it cannot be read`);
     for (const [name, size] of listed) if (OBJECT_NAME.test(name)) objects.set(name, { size, crc32c: null });
   }
   return { repo, id, record, objects };
@@ -88,35 +97,21 @@ function s3Set(b: ResolvedS3Backup, transform: ObjectTransform | undefined): Arc
   };
   return {
     where: b.repo.where(b.id),
-    names: [...b.objects.keys()].filter((n) => n !== 'backup_manifest'),
+    names: [...b.objects.keys()].filter((n) => n !== 'backup_manifest' && n !== CHUNK_MAP_OBJECT),
     archive: (name) => decompressed(open(name), name, b.repo.where(b.id, name), (e) => e as Error),
     manifest: () => manifestPieces(b, open),
+    delta: b.record?.kind === 'incremental',
   };
 }
 
 /** backup_manifest in pieces, capped as a local one is. */
-async function* manifestPieces(b: ResolvedS3Backup, open: (name: string) => Readable): AsyncGenerator<Buffer> {
-  const m = b.objects.get('backup_manifest');
-  if (!m) return;
-  let total = 0;
-  let held: Buffer[] = [];
-  let heldBytes = 0;
-  for await (const chunk of open('backup_manifest') as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > LIMITS.manifest.maxBytes) throw new PgbbError('manifest', `${b.repo.where(b.id, 'backup_manifest')} is larger than ${LIMITS.manifest.maxBytes} bytes`);
-    held.push(chunk);
-    heldBytes += chunk.length;
-    while (heldBytes >= MANIFEST_PIECE_BYTES) {
-      const all = Buffer.concat(held);
-      yield all.subarray(0, MANIFEST_PIECE_BYTES);
-      held = [all.subarray(MANIFEST_PIECE_BYTES)];
-      heldBytes = held[0].length;
-    }
-  }
-  if (heldBytes > 0) yield Buffer.concat(held);
+function manifestPieces(b: ResolvedS3Backup, open: (name: string) => Readable): AsyncIterable<Buffer> {
+  return b.objects.has('backup_manifest') ? cappedPieces(open('backup_manifest'), b.repo.where(b.id, 'backup_manifest')) : (async function* () {})();
 }
 
 /** The member stream of an S3 backup (resolve it first with resolveS3Backup). */
 export function s3BackupSource(b: ResolvedS3Backup, o: S3SourceOptions = {}): Readable {
-  return Readable.from(archiveSetEvents(s3Set(b, o.transform)), { objectMode: true, highWaterMark: 16 });
+  const key = o.decrypt;
+  const age = key && (b.record === null || b.record.transform === 'age') ? (name: string) => decrypt({ key, name: b.repo.where(b.id, name) }) : undefined;
+  return Readable.from(archiveSetEvents(s3Set(b, o.transform ?? age)), { objectMode: true, highWaterMark: 16 });
 }

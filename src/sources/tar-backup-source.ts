@@ -23,33 +23,44 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { pipeline, Readable, type Duplex } from 'node:stream';
 import type { BackupEvent } from '../events';
-import { ioError, PgbbError } from '../errors';
-import { LIMITS, openRegular, readLimitedPieces } from '../io/read-limited';
+import { ioError, PgbbError, UsageError } from '../errors';
+import { LIMITS, openRegular, readLimited, readLimitedPieces } from '../io/read-limited';
 import { decodeDescriptor, startFromDescriptor, type BackupDescriptor } from '../codec/backup-descriptor';
 import { zstdDecompress } from '../../transforms/zstd-decompress';
+import { decrypt } from '../../transforms/decrypt';
+import { AGE_SUFFIX, looksLikeAge } from '../codec/age-format';
+import type { DecryptKey } from '../crypto/age-keys';
 import { ManifestEndScanner, MANIFEST_PIECE_BYTES, tarUnpack } from '../../transforms/tar-unpack';
 import { tarMembers } from './tar-members';
+import { deriveFromBase, manifestMemberAsManifest, mapLinks } from './pg-basebackup-tar';
+import { gzipDecompress } from '../../transforms/gzip-decompress';
 import { showPath } from '../codec/path-bytes';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
-
-function notPgbb(what: string): PgbbError {
-  return new PgbbError('not_a_backup', `${what} carries no pgbb backup descriptor (not written by pgbb?)`);
-}
+/**
+ * The names an archive may have: pgbb writes `.tar` and `.tar.zst` (`.age`
+ * after either when encrypted, transforms/encrypt.ts), pg_basebackup also
+ * `.tar.gz` and `.tar.lz4`.
+ */
+export const ARCHIVE_SUFFIXES = ['.tar', '.tar.zst', '.tar.gz', '.tar.lz4', `.tar${AGE_SUFFIX}`, `.tar.zst${AGE_SUFFIX}`];
 
 /**
- * Opens one archive file, decompressing `.zst`. Opened without following a
- * link or blocking (a FIFO named base.tar would hang the open), and only a
- * regular file is read.
+ * Opens one archive file, decrypting `.age` and decompressing `.zst`. Opened
+ * without following a link or blocking (a FIFO named base.tar would hang the
+ * open), and only a regular file is read.
  */
-async function* openArchive(file: string): AsyncGenerator<Buffer> {
+async function* openArchive(file: string, key: DecryptKey | undefined): AsyncGenerator<Buffer> {
+  if (file.endsWith(AGE_SUFFIX) && !key) throw keyNeeded(showPath(file));
   const fh = await openRegular(file, 'archive');
   const raw = fh.createReadStream({ highWaterMark: 256 * 1024 });
+  const readError = (err: unknown) => (err instanceof PgbbError ? err : ioError('could not read file', file, err));
+  const plain = file.endsWith(AGE_SUFFIX) ? decrypting(raw, showPath(file), key, readError) : raw;
   try {
-    yield* decompressed(raw, file, showPath(file), (err) => ioError('could not read file', file, err));
+    yield* decompressed(plain, file.endsWith(AGE_SUFFIX) ? file.slice(0, -AGE_SUFFIX.length) : file, showPath(file), readError);
   } finally {
     // Closes the handle, also when the consumer stops early; waited for, so
     // that no descriptor outlives a failed restore or verify.
+    if (plain !== raw) plain.destroy();
     if (!raw.closed) {
       const closed = new Promise<void>((resolve) => raw.once('close', () => resolve()));
       raw.destroy();
@@ -58,14 +69,64 @@ async function* openArchive(file: string): AsyncGenerator<Buffer> {
   }
 }
 
+function keyNeeded(name: string): UsageError {
+  return new UsageError(`${name} is encrypted: give its key (--encrypt-passphrase-file, PGBB_ENCRYPT_PASSPHRASE or --encrypt-identity-file)`);
+}
+
+/** `raw` through decrypt(); refused without a key (checked before anything is opened, where there is a file). */
+function decrypting(raw: Readable, name: string, key: DecryptKey | undefined, readError: (err: unknown) => Error): Readable {
+  if (!key) throw keyNeeded(name);
+  const d = decrypt({ key, name });
+  raw.on('error', (err) => d.destroy(readError(err)));
+  return raw.pipe(d);
+}
+
+/** At most LIMITS.manifest.maxBytes of `chunks` (a decrypted or downloaded manifest), in pieces of MANIFEST_PIECE_BYTES. */
+export async function* cappedPieces(chunks: AsyncIterable<Buffer>, where: string): AsyncGenerator<Buffer> {
+  let total = 0;
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  for await (const chunk of chunks) {
+    total += chunk.length;
+    if (total > LIMITS.manifest.maxBytes) throw new PgbbError('manifest', `${where} is larger than ${LIMITS.manifest.maxBytes} bytes`);
+    held.push(chunk);
+    heldBytes += chunk.length;
+    while (heldBytes >= MANIFEST_PIECE_BYTES) {
+      const all = Buffer.concat(held);
+      yield all.subarray(0, MANIFEST_PIECE_BYTES);
+      held = [all.subarray(MANIFEST_PIECE_BYTES)];
+      heldBytes = held[0].length;
+    }
+  }
+  if (heldBytes > 0) yield Buffer.concat(held);
+}
+
+/** backup_manifest.age: decrypted, capped. */
+async function* encryptedManifest(file: string, key: DecryptKey | undefined): AsyncGenerator<Buffer> {
+  if (!key) throw keyNeeded(showPath(file));
+  const fh = await openRegular(file, LIMITS.manifest.what);
+  const raw = fh.createReadStream({ highWaterMark: 256 * 1024 });
+  const d = decrypting(raw, showPath(file), key, (err) => ioError('could not read file', file, err));
+  try {
+    yield* cappedPieces(d, showPath(file));
+  } finally {
+    d.destroy();
+    raw.destroy();
+  }
+}
+
 /** An archive's bytes, zstd-decompressed when its name ends in `.zst`; `name` says where in errors. */
 export async function* decompressed(raw: Readable, file: string, name: string, readError: (err: unknown) => Error): AsyncGenerator<Buffer> {
-  if (!file.endsWith('.zst')) {
+  if (file.endsWith('.lz4')) {
+    raw.destroy();
+    throw new PgbbError('compression', `"${name}" is lz4-compressed, which pgbb does not read: decompress it first (lz4 -d ${path.basename(file)})`);
+  }
+  if (!file.endsWith('.zst') && !file.endsWith('.gz')) {
     yield* raw;
     return;
   }
   // Named, so that a truncated or corrupt frame says which archive it is in.
-  const z: Duplex = zstdDecompress({ name });
+  const z: Duplex = file.endsWith('.gz') ? gzipDecompress({ name }) : zstdDecompress({ name });
   raw.on('error', (err) => z.destroy(readError(err)));
   try {
     yield* raw.pipe(z) as AsyncIterable<Buffer>;
@@ -87,14 +148,35 @@ export interface ArchiveSet {
   archive(name: string): AsyncIterable<Buffer>;
   /** backup_manifest in pieces of at most MANIFEST_PIECE_BYTES; nothing when there is none. */
   manifest(): AsyncIterable<Buffer>;
+  /** An S3 incremental's archives: members named by src/codec/delta-members.ts, links carried as members, none to add. */
+  delta?: boolean;
 }
 
-function directorySet(root: string, names: string[]): ArchiveSet {
+/**
+ * A backup directory's backup_manifest, whole (capped), for the checks that
+ * want it before the files: decrypted when it is backup_manifest.age and a
+ * key is given; null when there is none (or no key: opening an archive
+ * then says the key is missing).
+ */
+export async function directoryManifest(dir: string, key: DecryptKey | undefined): Promise<Buffer | null> {
+  const plain = await readLimited(path.join(dir, 'backup_manifest'), LIMITS.manifest);
+  const sealed = path.join(dir, `backup_manifest${AGE_SUFFIX}`);
+  if (plain || !key || !(await fs.lstat(sealed).then(() => true, () => false))) return plain;
+  const pieces: Buffer[] = [];
+  for await (const piece of encryptedManifest(sealed, key)) pieces.push(piece);
+  return Buffer.concat(pieces);
+}
+
+function directorySet(root: string, names: string[], key: DecryptKey | undefined): ArchiveSet {
+  const encrypted = names.includes(`backup_manifest${AGE_SUFFIX}`);
   return {
     where: root,
     names,
-    archive: (name) => openArchive(path.join(root, name)),
-    manifest: () => readLimitedPieces(path.join(root, 'backup_manifest'), LIMITS.manifest, MANIFEST_PIECE_BYTES),
+    archive: (name) => openArchive(path.join(root, name), key),
+    manifest: () =>
+      encrypted
+        ? encryptedManifest(path.join(root, `backup_manifest${AGE_SUFFIX}`), key)
+        : readLimitedPieces(path.join(root, 'backup_manifest'), LIMITS.manifest, MANIFEST_PIECE_BYTES),
   };
 }
 
@@ -104,7 +186,7 @@ async function* prefetchFirst(gen: AsyncGenerator<BackupEvent>, first: IteratorR
   yield* gen;
 }
 
-export async function* tarDirectoryEvents(dir: string): AsyncGenerator<BackupEvent> {
+export async function* tarDirectoryEvents(dir: string, key?: DecryptKey): AsyncGenerator<BackupEvent> {
   const root = path.resolve(dir);
   let names: string[];
   try {
@@ -112,7 +194,7 @@ export async function* tarDirectoryEvents(dir: string): AsyncGenerator<BackupEve
   } catch (err) {
     throw ioError('could not read directory', root, err);
   }
-  yield* archiveSetEvents(directorySet(root, names));
+  yield* archiveSetEvents(directorySet(root, names, key));
 }
 
 /** An archive set's members as the member stream: base first (its descriptor gives `start`), tablespaces, pg_wal, the manifest. */
@@ -120,19 +202,29 @@ export async function* archiveSetEvents(set: ArchiveSet): AsyncGenerator<BackupE
   const root = set.where;
   const names = set.names;
   const openArchive = (name: string) => set.archive(name);
-  const find = (base: string) => names.find((n) => n === `${base}.tar` || n === `${base}.tar.zst`);
+  const find = (base: string) => names.find((n) => ARCHIVE_SUFFIXES.some((s) => n === base + s));
   const baseFile = find('base');
-  if (!baseFile) throw new PgbbError('not_a_backup', `"${root}" holds no base.tar or base.tar.zst`);
+  if (!baseFile) throw new PgbbError('not_a_backup', `"${root}" holds no base.tar (or .tar.zst, .tar.gz)`);
   let descriptor: BackupDescriptor | null = null;
+  const linked = new Set<string>();
   const base = tarMembers(openArchive(baseFile), baseFile, (m) => {
     descriptor ??= decodeDescriptor(m.comment);
+    const link = m.kind === 'symlink' ? /^pg_tblspc\/(\d+)\/?$/.exec(m.path) : null;
+    if (link) linked.add(link[1]);
   });
   const first = await base.next();
-  if (!descriptor) throw notPgbb(`${root}/${baseFile}`);
+  // pg_basebackup's: what the descriptor would hold comes from base.tar itself (./pg-basebackup-tar.ts).
+  const derived = !descriptor;
+  descriptor ??= await deriveFromBase(openArchive(baseFile), `${root}/${baseFile}`);
   const d = descriptor as BackupDescriptor;
   yield startFromDescriptor(d);
   yield { type: 'archive', kind: 'base', name: 'base', location: '' };
-  yield* prefetchFirst(base, first);
+  const scanner = new ManifestEndScanner();
+  // pg_basebackup -D - -Ft saved as base.tar: the manifest is its last member, not a file beside it.
+  const memberManifest = derived && !names.includes('backup_manifest');
+  yield* !memberManifest ? prefetchFirst(base, first) : manifestMemberAsManifest(prefetchFirst(base, first), (p) => scanner.feed(p), `${root}/${baseFile}`);
+  // With tablespace_map instead of links (pg_basebackup -Ft, pgbb -F tar), base gets its links at its end.
+  if (!set.delta) yield* mapLinks(d.tablespaces.filter((t) => !linked.has(t.oid)));
   yield { type: 'archive-end' };
   for (const ts of d.tablespaces) {
     const file = find(ts.oid);
@@ -147,8 +239,7 @@ export async function* archiveSetEvents(set: ArchiveSet): AsyncGenerator<BackupE
     yield* tarMembers(openArchive(walFile), walFile);
     yield { type: 'archive-end' };
   }
-  const scanner = new ManifestEndScanner();
-  yield* manifestPieces(set.manifest(), scanner);
+  if (!memberManifest) yield* manifestPieces(set.manifest(), scanner);
   const end = scanner.result();
   yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
 }
@@ -161,8 +252,8 @@ async function* manifestPieces(pieces: AsyncIterable<Buffer>, scanner: ManifestE
   }
 }
 
-/** Peeks at the first bytes to choose between plain tar and zstd. */
-async function* maybeDecompress(input: Readable, name: string): AsyncGenerator<Buffer> {
+/** Peeks at the first bytes to choose between plain tar and zstd, decrypting an age stream first. */
+async function* maybeDecompress(input: Readable, name: string, key?: DecryptKey): AsyncGenerator<Buffer> {
   const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const first = await it.next();
   if (first.done) return;
@@ -174,24 +265,30 @@ async function* maybeDecompress(input: Readable, name: string): AsyncGenerator<B
       yield n.value;
     }
   })();
-  if (first.value.length >= 4 && first.value.subarray(0, 4).equals(ZSTD_MAGIC)) {
-    yield* Readable.from(rest, { objectMode: false }).pipe(zstdDecompress({ name })) as AsyncIterable<Buffer>;
+  if (looksLikeAge(first.value)) {
+    yield* maybeDecompress(decrypting(Readable.from(rest, { objectMode: false }), name, key, (e) => e as Error), name);
+  } else if (first.value.length >= 4 && first.value.subarray(0, 4).equals(ZSTD_MAGIC)) {
+    // pipe() does not pass errors on: a failing input (a decrypt error, say) must fail the decompressor.
+    const src = Readable.from(rest, { objectMode: false });
+    const z = zstdDecompress({ name });
+    src.on('error', (err) => z.destroy(err));
+    yield* src.pipe(z) as AsyncIterable<Buffer>;
   } else {
     yield* rest;
   }
 }
 
-export function tarDirectorySource(dir: string): Readable {
-  return Readable.from(tarDirectoryEvents(dir), { objectMode: true, highWaterMark: 16 });
+export function tarDirectorySource(dir: string, key?: DecryptKey): Readable {
+  return Readable.from(tarDirectoryEvents(dir, key), { objectMode: true, highWaterMark: 16 });
 }
 
 /**
  * A `-D -` stream (plain or zstd, told by its magic) → the member stream:
  * [zstdDecompress()] → tarUnpack().
  */
-export function tarStreamSource(input: Readable, name = 'standard input'): Readable {
+export function tarStreamSource(input: Readable, name = 'standard input', key?: DecryptKey): Readable {
   const unpack = tarUnpack({ name });
-  pipeline(Readable.from(maybeDecompress(input, name), { objectMode: false }), unpack, () => {});
+  pipeline(Readable.from(maybeDecompress(input, name, key), { objectMode: false }), unpack, () => {});
   // Destroying the source (an abort, SIGTERM) must end a wait on input that never comes, an
   // idle pipe say: the generator cannot return while it awaits, so the input goes too.
   unpack.once('close', () => input.destroy());

@@ -16,7 +16,8 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, type ClientConfig } from 'pg';
+import type { ClientConfig } from 'pg';
+import { pgClient } from '../net/pg-module';
 import { PgbbError } from '../errors';
 import { readLimited } from '../io/read-limited';
 import { pidAlive, POSTMASTER_PID } from '../io/live-cluster';
@@ -118,7 +119,7 @@ export async function waitForStreaming(dataDir: string, at: Listening, o: WaitOp
   for (;;) {
     if (o.signal?.aborted) throw new PgbbError('interrupted', 'interrupted while waiting for the standby to stream');
     if (!pidAlive(at.pid)) throw new PgbbError('start', `the standby in "${dataDir}" (pid ${at.pid}) stopped while pgbb waited for it to stream`);
-    const client = new Client({ ...o.client, host, port: at.port, ssl: false });
+    const client = new (pgClient())({ ...o.client, host, port: at.port, ssl: false });
     client.on('error', () => {});
     try {
       await client.connect();

@@ -43,6 +43,7 @@ import { ReadPacer } from './read-pacer';
 import { walStreamError } from './wal-stream-error';
 import { checkPhysicalSlot, createTemporarySlot, fetchTimelineHistory, identifySystem } from './wal-session-setup';
 import { statusEvery, statusUpdate } from './wal-status';
+import { hasReadReplicationSlot } from '../codec/server-version';
 
 export interface WalReceiverOptions {
   /** The cluster is group-readable (data_directory_mode 0750): WAL written in place gets 0750/0640, as the rest of it. */
@@ -138,7 +139,7 @@ export class WalReceiver {
     this.serverTimeline = await identifySystem(this.conn, o.systemIdentifier);
     if (o.slot !== undefined) {
       this.slotName = o.slot;
-      if (o.serverVersion >= 150000) await checkPhysicalSlot(this.conn, o.slot);
+      if (hasReadReplicationSlot(o.serverVersion)) await checkPhysicalSlot(this.conn, o.slot);
     } else if (!o.noSlot) {
       this.slotName = await createTemporarySlot(this.conn, o.serverVersion);
       this.temporary = true;

@@ -4,7 +4,8 @@
  * primary_slot_name in postgresql.auto.conf, 0600, accepted by
  * pg_verifybackup), -C -S (a slot that stays; dropped again when the backup
  * fails after making it; an existing one refused), -Z as --compress, and -z
- * and a bare -Z level refused with what to type instead.
+ * and a bare -Z level refused with what to type instead; --waldir (pg_wal a
+ * link to it, refused outside plain format, removed when the backup fails).
  */
 import assert from 'node:assert/strict';
 import { existsSync, promises as fs, readFileSync, statSync } from 'node:fs';
@@ -38,6 +39,14 @@ test('-R -C -S: the slot is made and kept, the backup carries the recovery setti
   assert.match(conf, /^primary_slot_name = 'pgbb_opt_slot'$/m);
   assert.equal(statSync(join(dir, 'postgresql.auto.conf')).mode & 0o777, 0o600);
   await verifybackup(dir);
+  // pgbb verify leaves the files -R changed alone, as pg_verifybackup does, in a directory and in a tar.
+  const v = await runPgbb(['verify', dir]);
+  assert.equal(v.code, 0, v.stderr);
+  const tar = join(base, 't');
+  const rt = await runPgbb(['backup', ...connArgs(cluster), '-D', tar, '-F', 'tar', '-c', 'fast', '-R', '-S', 'pgbb_opt_slot', '-N']);
+  assert.equal(rt.code, 0, rt.stderr);
+  const vt = await runPgbb(['verify', tar]);
+  assert.equal(vt.code, 0, vt.stderr);
 
   // The slot exists now: -C refuses it, as pg_basebackup does, and leaves it be.
   const again = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'c'), '-c', 'fast', '-C', '-S', 'pgbb_opt_slot', '-N']);
@@ -66,10 +75,10 @@ test('-Z is --compress; -z and a bare -Z level say what to use instead', async (
   assert.equal(r.code, 0, r.stderr);
   assert.ok(existsSync(join(base, 't', 'base.tar.zst')));
   const z = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'u'), '-F', 'tar', '-z']);
-  assert.equal(z.code, 2);
+  assert.equal(z.code, 1);
   assert.match(z.stderr, /^pgbb: error: -z\/--gzip: pgbb does not write gzip; use -Z zstd/m);
   const five = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'v'), '-F', 'tar', '-Z', '5']);
-  assert.equal(five.code, 2);
+  assert.equal(five.code, 1);
   assert.match(five.stderr, /a bare level means gzip to pg_basebackup.*use "zstd:5"/);
   assert.ok(!existsSync(join(base, 'u')) && !existsSync(join(base, 'v')));
 });
@@ -118,6 +127,35 @@ test('--manifest-checksums and --manifest-force-encode reach the server; pgbb an
   const m2 = JSON.parse(readFileSync(join(base, 'none', 'backup_manifest'), 'utf8'));
   assert.ok(m2.Files.every((f: Record<string, unknown>) => !('Checksum' in f)));
   const wrong = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'w'), '--manifest-checksums', 'md5']);
-  assert.equal(wrong.code, 2);
+  assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /invalid manifest checksum algorithm "md5", must be one of NONE, CRC32C/);
+});
+
+test('--waldir: pg_wal is a link to it, the WAL is there, pg_verifybackup and the started copy agree; refused outside plain; a failed backup removes it', async () => {
+  const base = await scratch.dir('pgbb-opts-');
+  const dir = join(base, 'b');
+  const wal = join(base, 'wal');
+  const r = await runPgbb(['backup', ...connArgs(cluster), '-D', dir, '--waldir', wal, '-T', `${tsLocation}=${join(base, 'ts')}`, '-c', 'fast', '-N']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await fs.readlink(join(dir, 'pg_wal')), wal);
+  const segments = (await fs.readdir(wal)).filter((n) => /^[0-9A-F]{24}$/.test(n));
+  assert.ok(segments.length >= 1, `segments in --waldir: ${segments.join(' ')}`);
+  assert.ok(existsSync(join(wal, 'archive_status')));
+  await verifybackup(dir); // parses the WAL through the link
+  // pgbb's own reader follows no link it did not make: the WAL directory is named, as pg_verifybackup -w does.
+  const v = await runPgbb(['verify', '-w', wal, dir]);
+  assert.equal(v.code, 0, v.stderr);
+
+  for (const [args, message] of [
+    [['-F', 'tar', '--waldir', wal + '2'], /^pgbb: error: WAL directory location can only be specified in plain mode\n$/],
+    [['--waldir', 'relative/wal'], /^pgbb: error: WAL directory location must be an absolute path\n$/],
+  ] as const) {
+    const u = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'refused'), ...args]);
+    assert.equal(u.code, 1);
+    assert.match(u.stderr, message);
+  }
+  const failedWal = join(base, 'failed-wal');
+  const f = await runPgbb(['backup', ...connArgs(cluster), '-D', join(base, 'failed'), '--waldir', failedWal, '-T', `${tsLocation}=${join(base, 'failed-ts')}`, '-S', 'no_such_slot', '-c', 'fast', '-N']);
+  assert.equal(f.code, 1, f.stderr);
+  assert.ok(!existsSync(failedWal) && !existsSync(join(base, 'failed')), 'target and --waldir removed');
 });

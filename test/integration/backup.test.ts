@@ -91,6 +91,22 @@ test('-D - writes one tar stream carrying the tablespace under pg_tblspc/<oid>/;
   await startAndCompare(data);
 });
 
+test('-D - with stdout a file itself (writev on the descriptor): a whole tar that verifies; a full device is a one-line error', async () => {
+  const root = await scratch('pgbb-stdout-fd-');
+  const file = join(root, 'backup.tar');
+  const r = await runPgbb(['backup', ...conn(), '-D', '-', '-c', 'fast', '-X', 'fetch'], { stdoutTo: file });
+  assert.equal(r.code, 0, r.stderr);
+  const names = (await run('tar', ['-tf', file])).stdout.split('\n').filter(Boolean);
+  assert.equal(names[names.length - 1], 'backup_manifest');
+  const data = join(root, 'data');
+  await fs.mkdir(data, { mode: 0o700 });
+  await run('tar', ['-xf', file, '-C', data]);
+  await verify(data);
+  const full = await runPgbb(['backup', ...conn(), '-D', '-', '-c', 'fast', '-X', 'fetch'], { stdoutTo: '/dev/full' });
+  assert.equal(full.code, 1);
+  assert.match(full.stderr, /^pgbb: error: could not write to file "standard output": no space left on device\n$/);
+});
+
 test('library: ReplicationSource → DirectorySink with stream.pipeline', async () => {
   const root = await scratch('pgbb-lib-');
   const seen = new Set<string>();
@@ -185,14 +201,14 @@ test('an unreachable server: one line, non-zero exit, no target left behind', as
   assert.ok(!existsSync(target), 'the target pgbb created is removed');
 });
 
-test('usage errors are one line with exit 2', async () => {
+test('usage errors are one line with exit 1', async () => {
   const r1 = await runPgbb(['backup', ...conn(), '-D', '/tmp/x', '-F', 'zip']);
-  assert.equal(r1.code, 2);
+  assert.equal(r1.code, 1);
   assert.equal(r1.stderr, 'pgbb: error: invalid output format "zip", must be "plain" or "tar"\n');
   const r2 = await runPgbb(['backup', ...conn(), '-D', '-', '-F', 'plain']);
-  assert.equal(r2.code, 2);
+  assert.equal(r2.code, 1);
   assert.match(r2.stderr, /requires tar format/);
   const r3 = await runPgbb(['backup', ...conn(), '-D', '/tmp/x', '-r', '5']);
-  assert.equal(r3.code, 2);
+  assert.equal(r3.code, 1);
   assert.match(r3.stderr, /out of range/);
 });

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { Cluster, DEBIAN_PG15_BIN, dataFingerprint, embeddedBinDir, fillSampleData, makeTempDir } from '../support/cluster';
+import { Cluster, DEBIAN_PG15_BIN, dataFingerprint, embeddedBinDir, fillSampleData, makeTempDir, serverBinDir } from '../support/cluster';
 import { isAlive } from '../support/reaper';
 import { run } from '../support/run';
 
@@ -77,4 +77,15 @@ test('the embedded PostgreSQL 17 binaries start, answer and stop', async () => {
   await c.stop('immediate');
   assert.equal(isAlive(pid), false);
   await c.destroy();
+});
+
+test('serverBinDir: PostgreSQL 18 without data checksums (its initdb turns them on unless told not to); 14 with them', async () => {
+  const c18 = await Cluster.create({ binDir: serverBinDir(18), dataChecksums: false, conf: { fsync: false } });
+  cleanup.push(() => c18.destroy());
+  assert.deepEqual(await c18.query(`SELECT current_setting('server_version_num')::int / 10000 AS major, current_setting('data_checksums') AS sums`), [{ major: 18, sums: 'off' }]);
+  await c18.destroy();
+  const c14 = await Cluster.create({ binDir: serverBinDir(14), conf: { fsync: false } });
+  cleanup.push(() => c14.destroy());
+  assert.deepEqual(await c14.query(`SELECT current_setting('server_version_num')::int / 10000 AS major, current_setting('data_checksums') AS sums`), [{ major: 14, sums: 'on' }]);
+  await c14.destroy();
 });

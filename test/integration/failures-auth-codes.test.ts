@@ -166,7 +166,7 @@ test('--json error codes: each failure is one error event with a stable code and
   // One replication connection held open: -X stream needs two more than max_wal_senders = 2 leaves.
   const holder = new Client({ ...cluster.connectionConfig(), replication: 'true' } as ConstructorParameters<typeof Client>[0]);
   const cases: { code: string; exit: number; args: string[]; message: RegExp }[] = [
-    { code: 'usage', exit: 2, args: ['-d', 'host=127.0.0.1', '-D', join(root, 'u'), '-F', 'zip'], message: /invalid output format "zip"/ },
+    { code: 'usage', exit: 1, args: ['-d', 'host=127.0.0.1', '-D', join(root, 'u'), '-F', 'zip'], message: /invalid output format "zip"/ },
     { code: 'connection', exit: 1, args: ['-d', 'host=127.0.0.1 port=1 user=postgres', '-D', join(root, 'c')], message: /ECONNREFUSED/ },
     { code: 'auth', exit: 1, args: [...bob("password='nope'"), '-D', join(root, 'a'), '-X', 'fetch'], message: /password authentication failed/ },
     { code: 'target_not_empty', exit: 1, args: [...postgres, '-D', join(root, 'full')], message: /exists but is not empty/ },
@@ -260,7 +260,7 @@ test('-W asks for the password on the terminal, without echo, before connecting;
   assert.equal(wrong.code, 1);
   assert.match(wrong.screen, /password authentication failed for user "bob"/);
 
-  // No terminal (setsid: no controlling tty): one line, exit 2, nothing created.
+  // No terminal (setsid: no controlling tty): one line, exit 1, nothing created.
   const none = await run('setsid', ['-w', process.execPath, PGBB_CLI, 'backup', ...bob(), '-D', join(root, 'prompted-none'), '-W']).then(
     () => null,
     (e: Error) => e,

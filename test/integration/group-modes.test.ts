@@ -76,3 +76,24 @@ test('tar: the directory 0750, archives and manifest 0640, as pg_basebackup -Ft'
   assert.deepEqual([...got.keys()].sort(), [...want.keys()].sort().map((k) => k));
   for (const [rel, m] of got) assert.equal(m.toString(8), want.get(rel)!.toString(8), `${relative(base, join(mine, rel))}`);
 });
+
+test('refresh: what it adds (new files, a new tablespace\'s directory, manifest, map, WAL) is 0750/0640 too', async () => {
+  const base = await scratch.dir('pgbb-gmodes-');
+  const mine = join(base, 'mine');
+  const r = await runPgbb(['backup', ...connArgs(cluster), '-D', mine, '-T', `${tsLocation}=${join(base, 'mine-ts')}`, '-c', 'fast', '-N']);
+  assert.equal(r.code, 0, r.stderr);
+  const fresh = await cluster.makeDir('refresh-ts');
+  await cluster.query(`CREATE TABLESPACE refresh_ts LOCATION '${fresh}'`);
+  await cluster.query('CREATE TABLE refresh_new TABLESPACE refresh_ts AS SELECT g FROM generate_series(1, 1000) g');
+  await cluster.query('CREATE TABLE refresh_new_base AS SELECT g FROM generate_series(1, 1000) g');
+  const f = await runPgbb(['refresh', ...connArgs(cluster), '-D', mine, '-T', `${fresh}=${join(base, 'mine-fresh-ts')}`, '-c', 'fast', '-N']);
+  assert.equal(f.code, 0, f.stderr);
+  const wrong: string[] = [];
+  for (const root of [mine, join(base, 'mine-ts'), join(base, 'mine-fresh-ts')]) {
+    for (const [rel, m] of await modes(root)) {
+      const expected = lstatSync(join(root, rel)).isDirectory() ? 0o750 : 0o640;
+      if (m !== expected) wrong.push(`${relative(base, join(root, rel))}: ${m.toString(8)}`);
+    }
+  }
+  assert.deepEqual(wrong, []);
+});

@@ -129,6 +129,6 @@ test('refresh refuses a directory that is not a backup, and another run holding 
   assert.equal(locked.code, 1);
   assert.match(locked.stderr, /is locked by another pgbb run \(pid \d+\)/);
   const usage = await runPgbb(['backup', ...conn(), '-D', join(root, 'x'), '--incremental-from', root]);
-  assert.equal(usage.code, 2);
+  assert.equal(usage.code, 1);
   assert.match(usage.stderr, /-D must name the same directory/);
 });

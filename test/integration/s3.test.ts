@@ -12,17 +12,12 @@ import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-s
 import { calculate as crc32c } from 'fast-crc32c';
 import { runPgbb } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
-import { startS3Server, type S3TestServer } from '../support/s3-server';
+import { sharedS3Server, type S3TestServer } from '../support/s3-server';
 
 const pg = useSampleServer({ fingerprint: true });
+const shared = sharedS3Server(pg);
 let s3: S3TestServer;
-const server = async () => {
-  if (!s3) {
-    s3 = await startS3Server();
-    pg.onCleanup(() => s3.stop());
-  }
-  return s3;
-};
+const server = async () => (s3 = await shared());
 
 const pgbb = (args: string[]) => runPgbb(args, { env: s3.env });
 const hex = (n: number) => (n >>> 0).toString(16).padStart(8, '0');
@@ -52,7 +47,7 @@ test('S3: backup → list → verify → restore → start → same data; object
   // As a user's script would: list the objects and read the record.
   const listed = await s3.client().send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `cluster-a/${id}/` }));
   const names = (listed.Contents ?? []).map((o) => o.Key!.slice(`cluster-a/${id}/`.length)).sort();
-  assert.deepEqual(names, [`${pg.tsOid}.tar.zst`, 'backup.json', 'backup_manifest', 'base.tar.zst', 'pg_wal.tar.zst'].sort());
+  assert.deepEqual(names, [`${pg.tsOid}.tar.zst`, 'backup.json', 'backup_manifest', 'base.tar.zst', 'chunkmap', 'pg_wal.tar.zst'].sort());
   const record = JSON.parse((await objectBytes(`cluster-a/${id}/backup.json`)).toString());
   assert.equal(record.id, id);
   for (const o of record.objects) {

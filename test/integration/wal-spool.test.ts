@@ -79,7 +79,7 @@ test('tar: the spool is a directory inside the target, gone before backup_manife
   await writing;
 
   const bad = await runPgbb(['backup', ...conn(), '-D', join(root, 'p'), '--wal-spool', spool]);
-  assert.equal(bad.code, 2);
+  assert.equal(bad.code, 1);
   assert.equal(bad.stderr, 'pgbb: error: --wal-spool is only for -X stream to -D - or s3:// (other targets keep their WAL inside the target)\n');
 });
 

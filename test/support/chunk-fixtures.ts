@@ -8,6 +8,9 @@
  *                              `split`-byte events (default 3000, so events
  *                              straddle chunk boundaries)
  *   collect(streams)           runs a pipeline, returns what came out
+ *   HASH_KEY                   a chunk map hash key for maps built by hand
+ *   rewriteMap(map, v, header) an encoded chunk map with another version and
+ *                              header, re-sealed (older or lying maps)
  *   treeOf(dir)                every file, link and directory below dir,
  *                              contents as hex digests, for comparisons
  *   chunkFile(path, size, seed, chunkSize)
@@ -24,6 +27,9 @@ import type { BackupEvent, StartEvent } from '../../src/events';
 import { chunkCount, HASH_BYTES, type ChunkMapFile } from '../../src/codec/chunkmap/chunk-map';
 
 export const SYSID = '7300000000000000001';
+/** A chunk map hash key (hex) for maps built by hand; its bytes for digestChunk. */
+export const HASH_KEY = 'a5'.repeat(32);
+export const HASH_KEY_BYTES = Buffer.from(HASH_KEY, 'hex');
 
 export function fakeControlFile(systemIdentifier = SYSID, salt = 0): Buffer {
   const b = Buffer.alloc(8192);
@@ -140,4 +146,15 @@ export function chunkFile(path: string, size: number, seed: number, chunkSize: n
   const hashes = Buffer.alloc(n * HASH_BYTES);
   for (let i = 0; i < hashes.length; i++) hashes[i] = (seed + i * 31) & 0xff;
   return { path, size, crcs, hashes };
+}
+
+/** An encoded chunk map with another format version and header, re-sealed so that only the checks behind its trailer can refuse it. */
+export function rewriteMap(map: Buffer, version: number, header: unknown): Buffer {
+  const oldLength = map.readUInt32LE(20);
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const head = Buffer.from(map.subarray(0, 24));
+  head.writeUInt32LE(version, 8);
+  head.writeUInt32LE(json.length, 20);
+  const body = Buffer.concat([head, json, map.subarray(24 + oldLength, map.length - 32)]);
+  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
 }

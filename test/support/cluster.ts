@@ -40,6 +40,11 @@ export { dataFingerprint, fillSampleData, type SampleDataOptions } from './sampl
 
 export const DEBIAN_PG15_BIN = '/usr/lib/postgresql/15/bin';
 
+/** Server programs of a major: Debian's for 15, the embedded package's for 14, 16, 17 and 18. */
+export function serverBinDir(major: number): string {
+  return major === 15 ? DEBIAN_PG15_BIN : embeddedBinDir(major);
+}
+
 export interface ClusterOptions {
   /** Directory holding initdb, pg_ctl and postgres. Default DEBIAN_PG15_BIN. */
   binDir?: string;
@@ -76,7 +81,8 @@ export class Cluster {
         [
           '-D', c.dataDir, '-U', POSTGRES_USER, '-A', 'trust', '-E', 'UTF8', '--locale=C',
           '--no-sync', '--no-instructions',
-          ...((opts.dataChecksums ?? true) ? ['--data-checksums'] : []),
+          // initdb of 18 turns checksums on unless told not to; older ones only when asked.
+          ...((opts.dataChecksums ?? true) ? ['--data-checksums'] : (await binMajor(c.binDir)) >= 18 ? ['--no-data-checksums'] : []),
           ...(opts.initdbArgs ?? []),
         ],
         { asPostgres: true, cwd: baseDir },
@@ -94,12 +100,13 @@ export class Cluster {
    * Start a data directory we did not create: a restored backup or a stopped
    * cluster. Its files are handed to postgres (tablespace targets included)
    * and its mode set to 0700, as the postmaster demands. The binaries default
-   * to the ones matching PG_VERSION (15: Debian, 17: embedded). destroy()
+   * to the ones matching PG_VERSION (serverBinDir). destroy()
    * removes only the harness's own temp dir, never dataDir.
    */
   static async startExisting(dataDir: string, opts: { binDir?: string } = {}): Promise<Cluster> {
     const abs = resolve(dataDir);
-    const binDir = opts.binDir ?? ((await pgVersionOf(abs)) === '17' ? embeddedBinDir() : DEBIAN_PG15_BIN);
+    const major = Number(await pgVersionOf(abs));
+    const binDir = opts.binDir ?? (major ? serverBinDir(major) : DEBIAN_PG15_BIN);
     await handOver(abs);
     const c = new Cluster(binDir, await makeTempDir('pgbb-pg-'), abs);
     try {
@@ -284,6 +291,22 @@ export async function freePort(): Promise<number> {
       srv.close(() => (port ? resolvePort(port) : reject(new Error('freePort: no port assigned'))));
     });
   });
+}
+
+const majors = new Map<string, Promise<number>>();
+
+/** The major of `initdb --version` in binDir (e.g. "initdb (PostgreSQL) 18.4" → 18). */
+export function binMajor(binDir: string): Promise<number> {
+  let m = majors.get(binDir);
+  if (m === undefined) {
+    m = run(join(binDir, 'initdb'), ['--version'], { asPostgres: true }).then(({ stdout }) => {
+      const found = /\(PostgreSQL\) (\d+)/.exec(stdout);
+      if (!found) throw new Error(`cannot read the version of ${binDir}/initdb from ${JSON.stringify(stdout)}`);
+      return Number(found[1]);
+    });
+    majors.set(binDir, m);
+  }
+  return m;
 }
 
 function firstExisting(paths: string[]): string {

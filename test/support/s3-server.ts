@@ -96,3 +96,13 @@ async function pendingUploads(dir: string, bucket: string): Promise<string[]> {
   });
   return names.sort();
 }
+
+/** One S3 server for a test file: started by the first test that asks, stopped with `owner`'s cleanup. */
+export function sharedS3Server(owner: { onCleanup(fn: () => Promise<unknown>): void }): () => Promise<S3TestServer> {
+  let started: Promise<S3TestServer> | undefined;
+  return () =>
+    (started ??= startS3Server().then((s) => {
+      owner.onCleanup(() => s.stop());
+      return s;
+    }));
+}

@@ -15,7 +15,7 @@ import { digestChunk } from '../../src/codec/chunkmap/chunk-hasher';
 import { decodeChunkMap, HASH_BYTES, type ChunkMap } from '../../src/codec/chunkmap/chunk-map';
 import { parseManifest } from '../../src/codec/manifest';
 import type { BackupEvent, DataEvent, EntryEvent } from '../../src/events';
-import { backupEvents, bytes, collect, fakeControlFile, type Member } from '../support/chunk-fixtures';
+import { backupEvents, bytes, collect, fakeControlFile, HASH_KEY_BYTES, type Member } from '../support/chunk-fixtures';
 
 const C = 64 * 1024;
 const relOld = bytes(5 * C + 100, 1);
@@ -78,17 +78,23 @@ test('one changed chunk: only its bytes pass, at its offset; everything else is 
   }
 });
 
-test('the new map equals the one chunk-map-build records, and goes out as pg_wal/pgbb.chunkmap', async () => {
+test('the new map equals the one chunk-map-build records, under the prior\'s key, and goes out as pg_wal/pgbb.chunkmap', async () => {
   const prior = await mapOf(baseOf(relOld));
-  const members = baseOf(bytes(7 * C, 9), [{ path: 'base/5/x', data: bytes(100, 3) }]);
+  const relNew = bytes(7 * C, 9);
+  const members = baseOf(relNew, [{ path: 'base/5/x', data: bytes(100, 3) }]);
   const d = chunkDiff({ prior });
   const out = await collect(backupEvents({ base: members, manifest: Buffer.from('{}') }), [d]);
   const want = await mapOf(members);
   assert.deepEqual([...d.result!.map.files.keys()], [...want.files.keys()]);
   for (const [k, f] of want.files) {
     assert.deepEqual([...d.result!.map.files.get(k)!.crcs], [...f.crcs], k);
-    assert.ok(d.result!.map.files.get(k)!.hashes.equals(f.hashes), k);
   }
+  // Hashes: keyed by the prior's key (kept in the new map), not the fresh one chunk-map-build chose.
+  assert.equal(d.result!.map.header.hashKey, prior.header.hashKey);
+  assert.notEqual(want.header.hashKey, prior.header.hashKey);
+  const key = Buffer.from(prior.header.hashKey!, 'hex');
+  const rel = d.result!.map.files.get('base/5/16384')!;
+  for (let k = 0; k < 7; k++) assert.ok(rel.hashes.subarray(k * HASH_BYTES, (k + 1) * HASH_BYTES).equals(digestChunk(relNew.subarray(k * C, (k + 1) * C), key).hash), `chunk ${k}`);
   const i = out.findIndex((e) => e.type === 'entry' && e.path === 'pgbb.chunkmap');
   const encoded = (out[i + 1] as DataEvent).chunk;
   assert.equal(decodeChunkMap(encoded).files.size, want.files.size);
@@ -123,7 +129,7 @@ test('collision: a prior chunk with the same CRC32C but another hash, or another
   // Length: the prior's last chunk held 100 bytes whose digest we give to a 99-byte chunk.
   const cut = relOld.subarray(0, 5 * C + 99);
   const prior2 = await mapOf(baseOf(relOld));
-  const last = digestChunk(cut.subarray(5 * C));
+  const last = digestChunk(cut.subarray(5 * C), Buffer.from(prior2.header.hashKey!, 'hex'));
   prior2.files.get('base/5/16384')!.crcs[5] = last.crc;
   last.hash.copy(prior2.files.get('base/5/16384')!.hashes, 5 * HASH_BYTES);
   const w2 = written(await collect(backupEvents({ base: baseOf(cut) }), [chunkDiff({ prior: prior2 })]));
@@ -143,7 +149,7 @@ test('in-place entries from upstream may skip chunks: the prior vouches for them
   const w = written(await collect(events, [d]));
   assert.deepEqual(w.offsets.get('base/5/16384'), [C]);
   const f = d.result!.map.files.get('base/5/16384')!;
-  assert.equal(f.crcs[1], digestChunk(relNew.subarray(C, 2 * C)).crc);
+  assert.equal(f.crcs[1], digestChunk(relNew.subarray(C, 2 * C), HASH_KEY_BYTES).crc);
   assert.equal(f.crcs[4], prior.files.get('base/5/16384')!.crcs[4]);
   // A skipped chunk the prior holds at another length cannot be vouched for.
   const grown = { ...entry, size: relOld.length + 50 };
@@ -194,4 +200,9 @@ test('the new map and the rebuilt manifest go out in pieces; their concatenation
   assert.ok(pieces.length > 1 && pieces.every((p) => p.length <= 64 * 1024));
   assert.equal(Buffer.concat(pieces).length, (out[at] as EntryEvent).size);
   assert.deepEqual([...decodeChunkMap(Buffer.concat(pieces)).files.keys()], [...d.result!.map.files.keys()]);
+});
+
+test('a prior of SHA-256 hashes (format 1) is never compared with: it must be digested again first', async () => {
+  const prior = await mapOf(baseOf(relOld));
+  assert.throws(() => chunkDiff({ prior: { ...prior, hashAlgorithm: 'sha256' } }), /prior map has SHA-256 chunk hashes \(format 1\)/);
 });

@@ -37,7 +37,7 @@ test('the map holds size, CRC32C and hash of every chunk of every file, keyed as
     assert.equal(f.size, rel.length);
     assert.equal(f.crcs.length, 4);
     for (let k = 0; k < 4; k++) {
-      const d = digestChunk(rel.subarray(k * C, (k + 1) * C));
+      const d = digestChunk(rel.subarray(k * C, (k + 1) * C), Buffer.from(m.header.hashKey!, 'hex'));
       assert.equal(f.crcs[k], d.crc, `split ${split} chunk ${k}`);
       assert.ok(f.hashes.subarray(k * 16, k * 16 + 16).equals(d.hash));
     }
@@ -141,7 +141,7 @@ test('a map past 1 MiB of records spills them and still goes out whole; the temp
   for (let i = at + 1; out[i].type === 'data'; i++) data.push((out[i] as Extract<BackupEvent, { type: 'data' }>).chunk);
   const m = decodeChunkMap(Buffer.concat(data));
   assert.equal(m.files.size, 40_000);
-  assert.equal(m.files.get('base/5/100007')!.crcs[0], digestChunk(Buffer.from('7')).crc);
+  assert.equal(m.files.get('base/5/100007')!.crcs[0], digestChunk(Buffer.from('7'), Buffer.from(m.header.hashKey!, 'hex')).crc);
   assert.equal(m.files.get('base/5/139999')!.size, 5);
   // Destroyed after its end: the file is gone, and the spilled records with it.
   await new Promise((resolve) => setImmediate(resolve));

@@ -22,7 +22,7 @@ import { digestFile } from '../../src/refresh/prior-state';
 import { digestChunk } from '../../src/codec/chunkmap/chunk-hasher';
 import type { ChunkMap } from '../../src/codec/chunkmap/chunk-map';
 import type { BackupEvent, EntryEvent } from '../../src/events';
-import { backupEvents, bytes, collect, startEvent } from '../support/chunk-fixtures';
+import { backupEvents, bytes, collect, HASH_KEY, HASH_KEY_BYTES, startEvent } from '../support/chunk-fixtures';
 
 const B = 8192;
 const C = 64 * 1024; // 8 blocks per chunk
@@ -55,8 +55,8 @@ async function setup(priorBlocks: number): Promise<{ dir: string; prior: Buffer;
   const prior = bytes(priorBlocks * B, priorBlocks);
   await fs.mkdir(path.join(dir, 'base/5'), { recursive: true });
   await fs.writeFile(path.join(dir, 'base/5/16384'), prior);
-  const map: ChunkMap = { chunkSize: C, header: { systemIdentifier: '1', timeline: 1, startLsn: '0/1', serverVersion: 170000 }, files: new Map() };
-  map.files.set('base/5/16384', await digestFile(path.join(dir, 'base/5/16384'), 'base/5/16384', prior.length, C));
+  const map: ChunkMap = { chunkSize: C, header: { systemIdentifier: '1', timeline: 1, startLsn: '0/1', serverVersion: 170000, hashKey: HASH_KEY }, files: new Map() };
+  map.files.set('base/5/16384', await digestFile(path.join(dir, 'base/5/16384'), 'base/5/16384', prior.length, C, HASH_KEY));
   return { dir, prior, map };
 }
 
@@ -113,7 +113,7 @@ for (const c of cases) {
     // The new map describes the rebuilt file.
     const f = diff.result!.map.files.get('base/5/16384')!;
     assert.equal(f.size, want.length);
-    for (let k = 0; k * C < want.length; k++) assert.equal(f.crcs[k], digestChunk(want.subarray(k * C, (k + 1) * C)).crc, `chunk ${k}`);
+    for (let k = 0; k * C < want.length; k++) assert.equal(f.crcs[k], digestChunk(want.subarray(k * C, (k + 1) * C), HASH_KEY_BYTES).crc, `chunk ${k}`);
     // The manifest is rebuilt: it lists the file, not the INCREMENTAL member.
     const manifest = out.find((e) => e.type === 'manifest') as { data: Buffer };
     assert.match(manifest.data.toString(), /"Path": "base\/5\/16384", "Size": \d+/);

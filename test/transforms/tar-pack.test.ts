@@ -82,18 +82,23 @@ test('the -D - layout: descriptor on the first member, tablespace inline without
   assert.ok(bytes.subarray(-1024).equals(Buffer.alloc(1024)), 'ends with the end-of-archive marker');
 });
 
-test('output comes in chunks of at least 256 KiB (the last excepted); a chunk that fills a batch goes out by reference', async () => {
+test('data chunks from BY_REFERENCE bytes go out by reference; headers, padding and small files are gathered into batches', async () => {
   const huge = Buffer.alloc(3 * BATCH_BYTES, 0x62);
+  const small = Array.from({ length: 200 }, (_, i) => file(`base/1/s${i}`, Buffer.alloc(100, i)));
   const events = await withManifest([
     { type: 'entry', path: 'base/1/huge', kind: 'file', size: huge.length, mode: 0o600, mtime: new Date() },
     { type: 'data', offset: 0, chunk: huge },
     { type: 'entry-end' },
     ...file('base/1/big', big),
+    ...small.flat(),
   ]);
-  const { chunks } = await pack(events);
-  assert.ok(chunks.length > 3);
-  for (const c of chunks.slice(0, -1)) assert.ok(c.length >= BATCH_BYTES, `a ${c.length}-byte chunk`);
-  assert.ok(chunks.some((c) => c.buffer === huge.buffer), 'the large chunk was not copied');
+  const { bytes, chunks } = await pack(events);
+  assert.ok(chunks.some((c) => c.buffer === huge.buffer && c.length === huge.length), 'the large chunk was not copied');
+  // 200 small files are 200 × (header + padded data) = 200 KiB: a batch or two, not 600 pushes.
+  assert.ok(chunks.length < 20, `${chunks.length} chunks`);
+  const members = await readTar(bytes);
+  assert.deepEqual(members.find((m) => m.name === 'base/1/huge')!.data, huge);
+  assert.deepEqual(members.find((m) => m.name === 'base/1/s199')!.data, Buffer.alloc(100, 199));
 });
 
 test('a stream that ends without `end` fails and never gets its end-of-archive marker', async () => {

@@ -1,18 +1,24 @@
 /**
  * Per-chunk digests while bytes flow (pure computation, no streams):
  *
- *   ChunkHasher        running CRC32C + SHA-256 of one chunk; digest() resets
+ *   ChunkHasher        running CRC32C + keyed XXH3-128 of one chunk; digest() resets
  *   ChunkListBuilder   a file's chunk records, in order, into a ChunkMapFile
  *   toBoundary         bytes left before the next chunk boundary
+ *   hashSecret         the XXH3 secret a map's 32-byte hash key stands for
  *
- * Buffers are hashed where they are (no copies): a chunk that arrives as 32
- * 32-KiB data events is 32 updates.
+ * The CRC32C runs over buffers where they are; XXH3-128 is one call per
+ * chunk (the native binding has no streaming 128-bit form), so a chunk's
+ * bytes are copied once into a scratch buffer as they come. That copy also
+ * means no caller's buffer is held: a receiver may reuse its buffers.
+ * Measured on the 2-core machine, 1 MiB chunks in 32 KiB pieces: SHA-256
+ * 0.65 GB/s, copy + XXH3-128 with a secret 5.2 GB/s (bench/README.md).
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { xxh3 } from '@node-rs/xxhash';
 // calculate(buf, crc) continues a running CRC (types: src/types/fast-crc32c.d.ts).
 import { calculate as crc32c } from 'fast-crc32c';
 import { PgbbError } from '../../errors';
-import { chunkCount, HASH_BYTES, type ChunkMapFile } from './chunk-map';
+import { chunkCount, HASH_BYTES, HASH_KEY_BYTES, type ChunkMapFile } from './chunk-map';
 
 export interface ChunkDigest {
   crc: number;
@@ -20,36 +26,62 @@ export interface ChunkDigest {
   hash: Buffer;
 }
 
+/** A fresh map hash key (hex), for a backup that has none to keep. */
+export function newHashKey(): string {
+  return randomBytes(HASH_KEY_BYTES).toString('hex');
+}
+
+/** XXH3 wants a secret of at least 136 bytes: 192, expanded from the key with SHA-256 (once per hasher, not per chunk). */
+export function hashSecret(key: Buffer): Buffer {
+  if (key.length !== HASH_KEY_BYTES) throw new PgbbError('chunk_map', `chunk hash key of ${key.length} bytes (expected ${HASH_KEY_BYTES})`);
+  const parts: Buffer[] = [];
+  for (let i = 0; i < 6; i++) parts.push(createHash('sha256').update(key).update(Buffer.from([i])).digest());
+  return Buffer.concat(parts);
+}
+
 export class ChunkHasher {
   private crc = 0;
-  private sha: Hash | null = null;
+  private scratch: Buffer;
+  private readonly secret: Buffer;
   /** Bytes since the last digest. */
   length = 0;
+
+  /** `key`: the map's hash key (ChunkMapHeader.hashKey, decoded); `chunkSize` sizes the scratch buffer (it grows if a chunk is longer). */
+  constructor(key: Buffer, chunkSize = 64 * 1024) {
+    this.secret = hashSecret(key);
+    this.scratch = Buffer.allocUnsafe(chunkSize);
+  }
 
   update(buf: Buffer): void {
     if (!buf.length) return;
     this.crc = crc32c(buf, this.crc);
-    (this.sha ??= createHash('sha256')).update(buf);
+    if (this.length + buf.length > this.scratch.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.scratch.length * 2, this.length + buf.length));
+      this.scratch.copy(bigger, 0, 0, this.length);
+      this.scratch = bigger;
+    }
+    buf.copy(this.scratch, this.length);
     this.length += buf.length;
   }
 
   digest(): ChunkDigest {
-    const sha = this.sha ?? createHash('sha256');
-    const out = { crc: this.crc >>> 0, hash: sha.digest().subarray(0, HASH_BYTES) };
+    const h = xxh3.xxh128WithSecret(this.scratch.subarray(0, this.length), this.secret);
+    const hash = Buffer.allocUnsafe(HASH_BYTES);
+    hash.writeBigUInt64BE(h >> 64n, 0);
+    hash.writeBigUInt64BE(h & 0xffffffffffffffffn, 8);
+    const out = { crc: this.crc >>> 0, hash };
     this.crc = 0;
-    this.sha = null;
     this.length = 0;
     return out;
   }
 }
 
-/** One digest of a whole buffer. */
-export function digestChunk(buf: Buffer): ChunkDigest {
-  const h = new ChunkHasher();
+/** One digest of a whole buffer, with the map's hash key. */
+export function digestChunk(buf: Buffer, key: Buffer): ChunkDigest {
+  const h = new ChunkHasher(key, buf.length);
   h.update(buf);
   return h.digest();
 }
-
 /** Bytes from `offset` to the end of its chunk. */
 export function toBoundary(offset: number, chunkSize: number): number {
   return chunkSize - (offset % chunkSize);

@@ -4,20 +4,23 @@
  *
  * For every regular file of the backup (tablespace members under
  * `pg_tblspc/<oid>/`, WAL under `pg_wal/`): its size and, per fixed-size
- * chunk (the last one may be shorter), a CRC32C and the first 16 bytes of a
- * SHA-256. A chunk is "unchanged" only when its length, CRC32C and hash all
- * agree (see README, "Incremental refresh", for why both).
+ * chunk (the last one may be shorter), a CRC32C and an XXH3-128 keyed with
+ * a secret derived from the map's random `hashKey` (format 2; format 1, an
+ * older pgbb's, kept the first 16 bytes of a SHA-256). A chunk is
+ * "unchanged" only when its length, CRC32C and hash all agree (see README,
+ * "Incremental refresh", for why both and why a key).
  *
  * Stored as `pg_wal/pgbb.chunkmap`: pg_verifybackup ignores everything under
  * pg_wal/, the server never sends pg_wal's contents in a later BASE_BACKUP,
  * and PostgreSQL skips names in pg_wal that are not WAL segment names.
  *
  * Layout (integers little-endian):
- *   "PGBBCMAP"  u32 format version (1)  u32 chunk size  u32 hash bytes (16)
+ *   "PGBBCMAP"  u32 format version (2)  u32 chunk size  u32 hash bytes (16)
  *   u32 header length, header JSON (system identifier, timeline, start LSN,
  *       server version of the backup the map describes; `tablespaces`, OID →
  *       the absolute location the backup wrote it to, which is what a refresh
- *       will follow a pg_tblspc/<oid> link to; absent in older maps)
+ *       will follow a pg_tblspc/<oid> link to; absent in older maps;
+ *       `hashKey`, 32 bytes in hex, format 2 only)
  *   u32 file count, then per file:
  *     u32 path length, path bytes (raw: src/codec/path-bytes.ts), u64 size,
  *     n × u32 CRC32C, n × 16-byte hash       n = ceil(size / chunk size)
@@ -29,7 +32,12 @@
  * Encoded, in pieces (encodeChunkMapPieces): every field is known from what
  * is recorded (the count and trailer come from the files themselves), so the
  * size is known before the first byte (encodedChunkMapSize) and the layout
- * needed no change to be streamed: version 1 throughout.
+ * needed no change to be streamed.
+ *
+ * Format 1 (SHA-256 prefixes, no key) has the same layout: it is decoded,
+ * `hashAlgorithm: 'sha256'`, so that its header (tablespace locations) is
+ * still known, but a refresh never trusts its chunk hashes (prior-state.ts
+ * reads every file again). Maps are always written as format 2.
  *
  * Errors: PgbbError code 'chunk_map' naming the file and what is wrong
  * (truncated, bad magic, checksum mismatch, duplicate path); UsageError for
@@ -47,18 +55,36 @@ export const CHUNK_MAP_FILE = 'pg_wal/pgbb.chunkmap';
 export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const MIN_CHUNK_SIZE = 64 * 1024;
 export const MAX_CHUNK_SIZE = 1024 * 1024;
-/** Bytes of SHA-256 kept per chunk. */
+/** Bytes of hash per chunk (XXH3-128; format 1: a SHA-256 prefix). */
 export const HASH_BYTES = 16;
+/** The map's hash key (header `hashKey`, hex). */
+export const HASH_KEY_BYTES = 32;
 
 const MAGIC = Buffer.from('PGBBCMAP', 'latin1');
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
+const SHA256_FORMAT = 1;
 const TRAILER = 32;
 /** No PostgreSQL path comes near this; a larger length means a corrupt map. */
 const MAX_PATH_BYTES = 4096;
 /** The smallest file record: path length, one path byte, size. */
 const MIN_RECORD = 4 + 1 + 8;
 
-export type { ChunkFiles, ChunkMap, ChunkMapFile, ChunkMapHeader } from './types';
+export type { ChunkFiles, ChunkHashAlgorithm, ChunkMap, ChunkMapFile, ChunkMapHeader } from './types';
+
+/** A map's hash key (header.hashKey), checked: 32 bytes from 64 hex digits. */
+export function hashKeyOf(hex: string | undefined): Buffer {
+  if (typeof hex !== 'string' || !/^[0-9a-f]{64}$/.test(hex)) throw new PgbbError('chunk_map', 'chunk map header has no valid hash key');
+  return Buffer.from(hex, 'hex');
+}
+
+/**
+ * True when the map's chunk hashes are SHA-256 prefixes (a format 1 map):
+ * only then can they be compared with a server-side sha256(). Maps pgbb
+ * writes now are XXH3-128 (not known to the server).
+ */
+export function chunkSha256Known(map: ChunkMap): boolean {
+  return map.hashAlgorithm === 'sha256';
+}
 
 const fail = (where: string, why: string): never => {
   throw new PgbbError('chunk_map', `chunk map "${where}": ${why}`);
@@ -149,6 +175,8 @@ function encodeRecord(f: ChunkMapFile, chunkSize: number): Buffer {
  */
 export function* encodeChunkMapPieces(map: ChunkMap, pieceSize = CHUNK_MAP_PIECE): Generator<Buffer> {
   checkChunkSize(map.chunkSize);
+  if (map.hashAlgorithm === 'sha256') throw new PgbbError('chunk_map', 'cannot encode a chunk map of SHA-256 hashes (format 1): maps are written as format 2');
+  hashKeyOf(map.header.hashKey);
   const sha = createHash('sha256');
   let piece = Buffer.allocUnsafe(pieceSize);
   let used = 0;
@@ -204,7 +232,7 @@ export function decodeChunkMap(buf: Buffer, where = CHUNK_MAP_FILE): ChunkMap {
     return v;
   };
   const version = u32();
-  if (version !== FORMAT_VERSION) fail(where, `format version ${version} (this pgbb reads ${FORMAT_VERSION})`);
+  if (version !== FORMAT_VERSION && version !== SHA256_FORMAT) fail(where, `format version ${version} (this pgbb reads ${SHA256_FORMAT} and ${FORMAT_VERSION})`);
   const chunkSize = u32();
   try {
     checkChunkSize(chunkSize);
@@ -223,6 +251,7 @@ export function decodeChunkMap(buf: Buffer, where = CHUNK_MAP_FILE): ChunkMap {
   }
   at += headerLength;
   if (typeof header?.systemIdentifier !== 'string' || typeof header.startLsn !== 'string') fail(where, 'header lacks system identifier or start LSN');
+  if (version === FORMAT_VERSION && !(typeof header.hashKey === 'string' && /^[0-9a-f]{64}$/.test(header.hashKey))) fail(where, 'header lacks a valid hash key');
   const ts = header.tablespaces;
   if (ts !== undefined && (ts === null || typeof ts !== 'object' || Object.entries(ts).some(([oid, loc]) => !/^\d+$/.test(oid) || typeof loc !== 'string' || !loc.startsWith('/')))) {
     fail(where, 'header has invalid tablespace locations');
@@ -251,5 +280,5 @@ export function decodeChunkMap(buf: Buffer, where = CHUNK_MAP_FILE): ChunkMap {
   const files = PackedChunkFiles.decoded(buf, records, chunkSize, HASH_BYTES, bodyEnd);
   const dup = files.duplicate();
   if (dup >= 0) fail(where, `"${files.pathOf(dup)}" is listed twice`);
-  return { chunkSize, header, files };
+  return version === SHA256_FORMAT ? { chunkSize, header, files, hashAlgorithm: 'sha256' } : { chunkSize, header, files };
 }

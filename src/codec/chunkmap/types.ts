@@ -13,7 +13,17 @@ export interface ChunkMapHeader {
   serverVersion: number;
   /** OID → absolute location the backup wrote that tablespace to. */
   tablespaces?: Record<string, string>;
+  /**
+   * 32 random bytes in hex, chosen by the first backup of a directory and kept
+   * by its refreshes: the XXH3-128 secret is derived from it (chunk-hasher.ts),
+   * so that data written through the server cannot be crafted to collide
+   * without reading the backup. Absent in format 1 maps.
+   */
+  hashKey?: string;
 }
+
+/** How a map's chunk hashes were made: XXH3-128 keyed by `hashKey` (format 2), or SHA-256's first 16 bytes (format 1, read, never trusted). */
+export type ChunkHashAlgorithm = 'xxh3-128' | 'sha256';
 
 export interface ChunkMapFile {
   path: string;
@@ -44,4 +54,6 @@ export interface ChunkMap {
   chunkSize: number;
   header: ChunkMapHeader;
   files: ChunkFiles;
+  /** Absent: 'xxh3-128'. */
+  hashAlgorithm?: ChunkHashAlgorithm;
 }

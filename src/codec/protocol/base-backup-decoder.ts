@@ -28,6 +28,7 @@ import { TarParser } from '../tar/tar-parser';
 import type { ServerNotice } from './backend-parser';
 import { decodeCopyData } from './base-backup';
 import type { CommandHandler } from './command-messages';
+import { hasOptionListGrammar } from '../server-version';
 
 /** What the start event says beyond the server's rows (src/net/server-settings.ts, the options). */
 export type StartFacts = Omit<StartEvent, 'type' | 'timeline' | 'startLsn' | 'tablespaces' | 'totalBytes'>;
@@ -66,9 +67,12 @@ export class BaseBackupDecoder implements CommandHandler {
   private readonly listed: string[] = [];
   private failures = 0;
   private serverTotal = 0;
+  /** Parts of a split CopyData: 'bytes' for archive/manifest bytes (handed on as they come), else joined. */
+  private partKind: 'bytes' | 'joined' | null = null;
+  private joined: Buffer[] = [];
 
   constructor(private readonly o: BaseBackupDecoderOptions) {
-    this.legacy = o.start.serverVersion < 150000;
+    this.legacy = !hasOptionListGrammar(o.start.serverVersion);
   }
 
   rowDescription(): void {
@@ -142,6 +146,30 @@ export class BaseBackupDecoder implements CommandHandler {
         this.manifestSeen = this.inManifest = true;
         return;
     }
+  }
+
+  /**
+   * A CopyData split across socket reads, in parts (BackendParser's
+   * CopyPartHandler): archive and manifest bytes go on part by part, without
+   * the copy joining them would cost; the small sub-messages are joined.
+   */
+  copyDataPart(part: Buffer, first: boolean, last: boolean): void {
+    if (first) {
+      if (!this.copying) throw new ProtocolError('copy data outside a copy response during BASE_BACKUP');
+      this.partKind = this.legacy || part[0] === 0x64 ? 'bytes' : 'joined';
+      if (this.partKind === 'bytes' && !this.legacy) part = part.subarray(1);
+    }
+    if (this.partKind === 'bytes') {
+      if (part.length) this.bytes(part);
+    } else {
+      this.joined.push(part);
+    }
+    if (!last) return;
+    const joined = this.joined;
+    const kind = this.partKind;
+    this.partKind = null;
+    this.joined = [];
+    if (kind === 'joined') this.copyData(Buffer.concat(joined));
   }
 
   copyDone(): void {

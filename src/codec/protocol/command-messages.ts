@@ -20,6 +20,12 @@ export interface CommandHandler {
   /** CopyOutResponse ('H'), CopyBothResponse ('W') or CopyInResponse ('G'). */
   copyStart?(kind: 'out' | 'both' | 'in'): void;
   copyData?(payload: Buffer): void;
+  /**
+   * With this, a CopyData split across socket reads comes in parts instead
+   * of joined into a copy (see BackendParser's CopyPartHandler); whole
+   * messages still come to copyData.
+   */
+  copyDataPart?(part: Buffer, first: boolean, last: boolean): void;
   copyDone?(): void;
   notice?(notice: ServerNotice): void;
 }

@@ -4,10 +4,11 @@
  * the temporary slot (replication-commands.ts), without TEMPORARY.
  */
 import { validateSlotName } from './replication-commands';
+import { hasOptionListGrammar } from '../server-version';
 
 export function createPermanentSlotCommand(name: string, serverVersion: number): string {
   validateSlotName(name);
-  return serverVersion >= 150000
+  return hasOptionListGrammar(serverVersion)
     ? `CREATE_REPLICATION_SLOT "${name}" PHYSICAL ( RESERVE_WAL )`
     : `CREATE_REPLICATION_SLOT "${name}" PHYSICAL RESERVE_WAL`;
 }

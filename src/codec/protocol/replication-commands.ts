@@ -16,6 +16,7 @@
  */
 import { ProtocolError, UsageError } from '../../errors';
 import { formatLsn } from '../lsn';
+import { hasOptionListGrammar } from '../server-version';
 
 /** NAMEDATALEN - 1. */
 const MAX_SLOT_NAME = 63;
@@ -32,7 +33,7 @@ export function validateSlotName(name: string): void {
 
 export function createTemporarySlotCommand(name: string, serverVersion: number): string {
   validateSlotName(name);
-  return serverVersion >= 150000
+  return hasOptionListGrammar(serverVersion)
     ? `CREATE_REPLICATION_SLOT "${name}" TEMPORARY PHYSICAL ( RESERVE_WAL )`
     : `CREATE_REPLICATION_SLOT "${name}" TEMPORARY PHYSICAL RESERVE_WAL`;
 }

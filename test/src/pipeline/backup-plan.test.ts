@@ -54,6 +54,11 @@ test('every combination the sinks cannot take is refused up front with the messa
     [{ maxRate: 10 }, /out of range \(must be between 32 kB\/s and 1 GB\/s\)/],
     [{ target: '' }, /^no target directory given$/],
     [{ connection: { port: 'abc' } }, /port/],
+    [{ jobs: 0 }, /^invalid number of parallel jobs "0", must be between 1 and 64$/],
+    [{ jobs: 65 }, /^invalid number of parallel jobs "65", must be between 1 and 64$/],
+    [{ jobs: 2, wal: 'fetch' }, /^-j\/--jobs and --local-pgdata cannot fetch WAL \(-X fetch\): use -X stream$/],
+    [{ localPgdata: '/srv/pg', wal: 'fetch' }, /^-j\/--jobs and --local-pgdata cannot fetch WAL/],
+    [{ jobs: 4, slot: 's1', createSlot: true }, /^-C\/--create-slot is not supported with -j\/--jobs or --local-pgdata$/],
   ];
   for (const [o, message] of bad) {
     assert.throws(() => settleBackup({ connection, target: '/tmp/x', ...o }), (e: unknown) => e instanceof UsageError && message.test(e.message), JSON.stringify(o));

@@ -18,13 +18,14 @@ import { DirectorySink } from '../../../sinks/directory';
 import { chunkMapBuild } from '../../../transforms/chunk-map-build';
 import { runPipeline } from '../../../src/pipeline';
 import { digestChunk } from '../../../src/codec/chunkmap/chunk-hasher';
+import { decodeChunkMap } from '../../../src/codec/chunkmap/chunk-map';
 import { loadPriorState } from '../../../src/refresh/prior-state';
 import { readJournal, RefreshJournal } from '../../../src/refresh/refresh-journal';
 import { REFRESH_MARKER } from '../../../src/io/refresh-marker';
 import { lockForRefresh } from '../../../src/io/target-lock';
 import { IoError } from '../../../src/errors';
 import { LIMITS } from '../../../src/io/read-limited';
-import { backupEvents, backupLabel, bytes, fakeControlFile, type BackupSpec } from '../../support/chunk-fixtures';
+import { backupEvents, backupLabel, bytes, fakeControlFile, HASH_KEY_BYTES, rewriteMap, type BackupSpec } from '../../support/chunk-fixtures';
 import { plant, releaseFifos, within, type Hostile } from '../../support/hostile-files';
 
 const C = 64 * 1024;
@@ -93,8 +94,39 @@ test('no map, a damaged map, a map of another chunk size or another backup: ever
     const size = chunkSize ?? (name === 'none' || name === 'damaged' ? 1 << 20 : C);
     assert.equal(p.chunkSize, size, name);
     assert.equal(f.crcs.length, Math.ceil(data.length / size));
-    assert.equal(f.crcs[f.crcs.length - 1], digestChunk(data.subarray((f.crcs.length - 1) * size)).crc, name);
+    assert.equal(f.crcs[f.crcs.length - 1], digestChunk(data.subarray((f.crcs.length - 1) * size), HASH_KEY_BYTES).crc, name);
   }
+});
+
+test('a format 1 map (an older pgbb\'s SHA-256 hashes) is not trusted: every file is read again under a fresh key; its tablespace record still counts', async () => {
+  const { dir, ts } = await backup();
+  const mapFile = path.join(dir, 'pg_wal/pgbb.chunkmap');
+  const stored = decodeChunkMap(await fs.readFile(mapFile));
+  const { hashKey: oldKey, ...v1Header } = stored.header;
+  // Rewritten after every file: were the format trusted, every entry would be.
+  await fs.writeFile(mapFile, rewriteMap(await fs.readFile(mapFile), 1, v1Header));
+  const p = await loadPriorState(dir);
+  assert.match(p.mapProblem ?? '', /SHA-256 chunk hashes \(an older pgbb's format 1\): every file is read again/);
+  assert.equal(p.reread, 4);
+  assert.ok(!p.pristine);
+  assert.ok(p.tablespacesRecorded, 'the header\'s tablespace locations are still the record');
+  assert.deepEqual([...p.tablespaces], [['16400', ts]]);
+  const key = p.map.header.hashKey!;
+  assert.match(key, /^[0-9a-f]{64}$/);
+  assert.notEqual(key, oldKey);
+  const f = p.map.files.get('base/1/100')!;
+  assert.ok(f.hashes.subarray(0, 16).equals(digestChunk(bytes(3 * C + 7, 1).subarray(0, C), Buffer.from(key, 'hex')).hash), 'digested with the new key');
+});
+
+test('a current map keeps its key: files read again are digested with it, so they compare with the rest', async () => {
+  const { dir } = await backup();
+  const stored = decodeChunkMap(await fs.readFile(path.join(dir, 'pg_wal/pgbb.chunkmap')));
+  await sleep(50);
+  await fs.writeFile(path.join(dir, 'base/1/100'), bytes(3 * C + 7, 1)); // the same bytes, a later ctime
+  const p = await loadPriorState(dir);
+  assert.equal(p.reread, 1);
+  assert.equal(p.map.header.hashKey, stored.header.hashKey);
+  assert.ok(p.map.files.get('base/1/100')!.hashes.equals(stored.files.get('base/1/100')!.hashes));
 });
 
 test('journaled files and files changed after the map are read again; the rest is trusted', async () => {
@@ -109,7 +141,7 @@ test('journaled files and files changed after the map are read again; the rest i
   const p = await loadPriorState(dir);
   assert.ok(p.incomplete && !p.pristine);
   assert.equal(p.reread, 2);
-  assert.equal(p.map.files.get('base/1/100')!.crcs[0], digestChunk(bytes(3 * C + 7, 99).subarray(0, C)).crc);
+  assert.equal(p.map.files.get('base/1/100')!.crcs[0], digestChunk(bytes(3 * C + 7, 99).subarray(0, C), HASH_KEY_BYTES).crc);
 });
 
 test('a directory without PG_VERSION is not a backup', async () => {

@@ -1,22 +1,37 @@
 /**
- * ChunkHasher gives the same digest however the bytes are split; digests
- * reset; ChunkListBuilder grows past its estimate, copies records from
+ * ChunkHasher gives CRC32C and keyed XXH3-128, the same however the bytes
+ * are split, holding no caller's buffer; keys matter; digests reset; ChunkListBuilder grows past its estimate, copies records from
  * another entry, and refuses a record count that does not fit the size.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { calculate as crc32c } from 'fast-crc32c';
-import { ChunkHasher, ChunkListBuilder, digestChunk, toBoundary } from '../../../../src/codec/chunkmap/chunk-hasher';
+import { xxh3 } from '@node-rs/xxhash';
+import { ChunkHasher, ChunkListBuilder, digestChunk, hashSecret, newHashKey, toBoundary } from '../../../../src/codec/chunkmap/chunk-hasher';
 import { HASH_BYTES } from '../../../../src/codec/chunkmap/chunk-map';
-import { bytes } from '../../../support/chunk-fixtures';
+import { bytes, HASH_KEY_BYTES } from '../../../support/chunk-fixtures';
 
-test('digest = CRC32C and the first 16 bytes of SHA-256, whatever the split', () => {
-  const buf = bytes(1000, 7);
-  const want = { crc: crc32c(buf) >>> 0, hash: createHash('sha256').update(buf).digest().subarray(0, HASH_BYTES) };
-  assert.deepEqual(digestChunk(buf), want);
-  const h = new ChunkHasher();
-  for (let i = 0; i <= buf.length; i += 37) {
+/** The documented secret: SHA-256(key || i), i = 0..5, concatenated (192 bytes). */
+function secretOf(key: Buffer): Buffer {
+  return Buffer.concat([0, 1, 2, 3, 4, 5].map((i) => createHash('sha256').update(key).update(Buffer.from([i])).digest()));
+}
+
+function xxh128Bytes(buf: Buffer, key: Buffer): Buffer {
+  const h = xxh3.xxh128WithSecret(buf, secretOf(key));
+  const out = Buffer.alloc(16);
+  out.writeBigUInt64BE(h >> 64n, 0);
+  out.writeBigUInt64BE(h & 0xffffffffffffffffn, 8);
+  return out;
+}
+
+test('digest = CRC32C and XXH3-128 with the secret the key stands for, whatever the split', () => {
+  const buf = bytes(100_000, 7);
+  const want = { crc: crc32c(buf) >>> 0, hash: xxh128Bytes(buf, HASH_KEY_BYTES) };
+  assert.equal(want.hash.length, HASH_BYTES);
+  assert.deepEqual(digestChunk(buf, HASH_KEY_BYTES), want);
+  const h = new ChunkHasher(HASH_KEY_BYTES, 1024); // smaller than a chunk: the scratch grows
+  for (let i = 0; i <= buf.length; i += 9973) {
     h.update(buf.subarray(0, i));
     h.update(buf.subarray(i));
     assert.equal(h.length, buf.length);
@@ -25,8 +40,40 @@ test('digest = CRC32C and the first 16 bytes of SHA-256, whatever the split', ()
   }
 });
 
+test('the hasher keeps no reference to the caller\'s buffers (a receiver may reuse them)', () => {
+  const buf = bytes(8192, 3);
+  const want = digestChunk(buf, HASH_KEY_BYTES);
+  const h = new ChunkHasher(HASH_KEY_BYTES);
+  const reused = Buffer.from(buf);
+  h.update(reused.subarray(0, 4096));
+  reused.fill(0, 0, 4096); // the receiver's pool hands the buffer out again
+  h.update(buf.subarray(4096));
+  assert.deepEqual(h.digest(), want);
+});
+
+test('another key gives another hash of the same bytes; one flipped bit changes the hash', () => {
+  const buf = bytes(65536, 1);
+  const a = digestChunk(buf, HASH_KEY_BYTES);
+  const other = Buffer.from(HASH_KEY_BYTES);
+  other[31] ^= 1;
+  assert.notDeepEqual(digestChunk(buf, other).hash, a.hash);
+  for (const at of [0, 4095, 65535]) {
+    const flipped = Buffer.from(buf);
+    flipped[at] ^= 0x80;
+    assert.notDeepEqual(digestChunk(flipped, HASH_KEY_BYTES).hash, a.hash, `bit at ${at}`);
+  }
+});
+
+test('a key must be 32 bytes; a fresh key is 64 hex digits, never the same twice', () => {
+  assert.throws(() => hashSecret(Buffer.alloc(16)), /hash key of 16 bytes \(expected 32\)/);
+  assert.ok(hashSecret(HASH_KEY_BYTES).equals(secretOf(HASH_KEY_BYTES)));
+  const k1 = newHashKey();
+  assert.match(k1, /^[0-9a-f]{64}$/);
+  assert.notEqual(newHashKey(), k1);
+});
+
 test('the empty chunk has the digest of no bytes', () => {
-  assert.deepEqual(new ChunkHasher().digest(), { crc: 0, hash: createHash('sha256').digest().subarray(0, HASH_BYTES) });
+  assert.deepEqual(new ChunkHasher(HASH_KEY_BYTES).digest(), { crc: 0, hash: xxh128Bytes(Buffer.alloc(0), HASH_KEY_BYTES) });
 });
 
 test('toBoundary', () => {
@@ -37,7 +84,7 @@ test('toBoundary', () => {
 
 test('ChunkListBuilder grows past its estimate, takes records from another entry, checks the count', () => {
   const b = new ChunkListBuilder('f', 65536, 0);
-  for (let i = 0; i < 5; i++) b.push(digestChunk(Buffer.from([i])));
+  for (let i = 0; i < 5; i++) b.push(digestChunk(Buffer.from([i]), HASH_KEY_BYTES));
   const f = b.finish(4 * 65536 + 1);
   assert.equal(f.crcs.length, 5);
   assert.equal(f.crcs[3], crc32c(Buffer.from([3])) >>> 0);

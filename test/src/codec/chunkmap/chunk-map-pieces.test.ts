@@ -14,9 +14,10 @@ import {
 import { chunkFile } from '../../../support/chunk-fixtures';
 import { PackedChunkFiles } from '../../../../src/codec/chunkmap/packed-files';
 import { pathFromBytes } from '../../../../src/codec/path-bytes';
+import { HASH_KEY } from '../../../support/chunk-fixtures';
 
 const C = 64 * 1024;
-const header = { systemIdentifier: '7300000000000000001', timeline: 1, startLsn: '0/2000028', serverVersion: 150018, tablespaces: { 16400: '/ts' } };
+const header = { systemIdentifier: '7300000000000000001', timeline: 1, startLsn: '0/2000028', serverVersion: 150018, tablespaces: { 16400: '/ts' }, hashKey: HASH_KEY };
 
 function file(path: string, size: number, seed: number): ChunkMapFile {
   return chunkFile(path, size, seed, C);

@@ -13,6 +13,7 @@ import {
 } from '../../../../src/codec/chunkmap/chunk-map';
 import { PgbbError, UsageError } from '../../../../src/errors';
 import { pathFromBytes } from '../../../../src/codec/path-bytes';
+import { HASH_KEY } from '../../../support/chunk-fixtures';
 
 const C = 64 * 1024;
 
@@ -33,7 +34,7 @@ function sample(): ChunkMap {
     file(pathFromBytes(Buffer.from([0x62, 0x61, 0x64, 0xff, 0x2e])), 10, 5), // "bad\xff." — not UTF-8
     file('pg_tblspc/16400/PG_15_202209061/5/16401', 5 * C, 6),
   ];
-  return { chunkSize: C, header: { systemIdentifier: '7300000000000000001', timeline: 1, startLsn: '0/2000028', serverVersion: 150018 }, files: new Map(files.map((f) => [f.path, f])) };
+  return { chunkSize: C, header: { systemIdentifier: '7300000000000000001', timeline: 1, startLsn: '0/2000028', serverVersion: 150018, hashKey: HASH_KEY }, files: new Map(files.map((f) => [f.path, f])) };
 }
 
 /** Re-seals a body with a valid trailer, so the decoder's other checks are reached. */
@@ -58,7 +59,7 @@ test('a map survives encode → decode: sizes, every CRC and hash, raw-byte path
 });
 
 test('an empty map round-trips', () => {
-  const m: ChunkMap = { chunkSize: 1 << 20, header: { systemIdentifier: '1', timeline: 1, startLsn: '0/0', serverVersion: 170000 }, files: new Map() };
+  const m: ChunkMap = { chunkSize: 1 << 20, header: { systemIdentifier: '1', timeline: 1, startLsn: '0/0', serverVersion: 170000, hashKey: HASH_KEY }, files: new Map() };
   assert.equal(decodeChunkMap(encodeChunkMap(m)).files.size, 0);
 });
 
@@ -86,7 +87,7 @@ test('a sealed map that lies is refused, naming what is wrong', () => {
     b.writeUInt32LE(v, at);
     return seal(b);
   };
-  assert.throws(() => decodeChunkMap(edit(8, 2)), /format version 2/);
+  assert.throws(() => decodeChunkMap(edit(8, 3)), /format version 3 \(this pgbb reads 1 and 2\)/);
   assert.throws(() => decodeChunkMap(edit(12, 1000)), /invalid chunk size 1000/);
   assert.throws(() => decodeChunkMap(edit(16, 20)), /20 hash bytes per chunk/);
   assert.throws(() => decodeChunkMap(seal(Buffer.concat([body, Buffer.from([1])]))), /1 unexpected bytes/);

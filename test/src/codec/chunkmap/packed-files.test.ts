@@ -16,9 +16,10 @@ import { join } from 'node:path';
 import { chunkCount, decodeChunkMap, encodeChunkMap, HASH_BYTES, type ChunkMap, type ChunkMapFile } from '../../../../src/codec/chunkmap/chunk-map';
 import { PackedChunkFiles } from '../../../../src/codec/chunkmap/packed-files';
 import { pathFromBytes } from '../../../../src/codec/path-bytes';
+import { HASH_KEY } from '../../../support/chunk-fixtures';
 
 const C = 64 * 1024;
-const header = { systemIdentifier: '7300000000000000001', timeline: 1, startLsn: '0/2000028', serverVersion: 150018 };
+const header = { systemIdentifier: '7300000000000000001', timeline: 1, startLsn: '0/2000028', serverVersion: 150018, hashKey: HASH_KEY };
 
 function file(path: string, size: number, seed: number): ChunkMapFile {
   const n = chunkCount(size, C);

@@ -8,12 +8,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeChunkMap, encodeChunkMapPieces, HASH_BYTES, type ChunkMap, type ChunkMapFile } from '../../../../src/codec/chunkmap/chunk-map';
-import { chunkFile } from '../../../support/chunk-fixtures';
+import { chunkFile, HASH_KEY } from '../../../support/chunk-fixtures';
 import { PackedChunkFiles, type RecordSpill } from '../../../../src/codec/chunkmap/packed-files';
 import { ScratchFile } from '../../../../src/io/scratch-file';
 
 const C = 64 * 1024;
-const header = { systemIdentifier: '7300000000000000001', timeline: 1, startLsn: '0/2000028', serverVersion: 150018 };
+const header = { systemIdentifier: '7300000000000000001', timeline: 1, startLsn: '0/2000028', serverVersion: 150018, hashKey: HASH_KEY };
 
 function file(path: string, size: number, seed: number): ChunkMapFile {
   return chunkFile(path, size, seed, C);

@@ -78,6 +78,32 @@ test('backend parser: a message split across chunks survives reuse of the chunks
   assert.equal(bodies[0].toString(), 'dhello world');
 });
 
+test('backend parser: with a part handler, a split CopyData comes in parts that are views of the chunks; other messages as before', () => {
+  const body = Buffer.alloc(700, 7);
+  const wire = Buffer.concat([msg('N', Buffer.from('x\0')), copyData(body), msg('Z', Buffer.from('I'))]);
+  for (let i = 0; i <= wire.length; i++) {
+    const chunks = [wire.subarray(0, i), wire.subarray(i)];
+    const seen: string[] = [];
+    const parts: Buffer[] = [];
+    const p = new BackendParser((code, b) => seen.push(`${String.fromCharCode(code)}:${b.length}`), {
+      wantParts: () => true,
+      part: (part, first, last) => {
+        assert.ok(part.length > 0, 'no empty part');
+        assert.equal(first, parts.length === 0, `split at ${i}: first flag`);
+        assert.ok(chunks.some((c) => c.buffer === part.buffer), 'a part is a view of a chunk, not a copy');
+        parts.push(part);
+        if (last) seen.push(`d-parts:${Buffer.concat(parts).length}`);
+      },
+    });
+    for (const c of chunks) p.write(c);
+    assert.ok(p.idle);
+    // Once its header has begun in one chunk and its body ends in the next, it comes in parts (possibly one).
+    const split = i > 7 && i < 7 + 5 + body.length;
+    assert.deepEqual(seen, ['N:2', split ? 'd-parts:700' : 'd:700', 'Z:1'], `split at ${i}`);
+    if (split) assert.ok(Buffer.concat(parts).equals(body));
+  }
+});
+
 test('backend parser: rejects an impossible length', () => {
   const p = new BackendParser(() => {});
   assert.throws(() => p.write(Buffer.from([0x64, 0, 0, 0, 2])), ProtocolError);

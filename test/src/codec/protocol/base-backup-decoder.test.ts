@@ -83,8 +83,11 @@ interface Run {
   end: { lsn: string; tli: number } | null;
 }
 
-/** Feeds `wire` in the given pieces; a thrown error ends the run as the connection would. */
-function run(wire: Buffer, facts: StartFacts, cuts: number[] = []): Run {
+/**
+ * Feeds `wire` in the given pieces; a thrown error ends the run as the connection would.
+ * `parts`: split CopyData comes to copyDataPart in pieces, as the connection hands it out.
+ */
+function run(wire: Buffer, facts: StartFacts, cuts: number[] = [], parts = false): Run {
   const r: Run = { events: [], positions: [], error: null, serverErrors: [], end: null };
   const dec = new BaseBackupDecoder({
     start: facts,
@@ -105,6 +108,7 @@ function run(wire: Buffer, facts: StartFacts, cuts: number[] = []): Run {
       error: (n) => r.serverErrors.push(n),
       ready: () => (ready = true),
     }),
+    parts ? { wantParts: () => true, part: (p, first, last) => dec.copyDataPart(p, first, last) } : undefined,
   );
   try {
     let at = 0;
@@ -172,10 +176,12 @@ for (const [form, facts, reply] of [
     expectWhole(whole, form === '13/14');
     const want = shape(whole.events);
     for (let i = 1; i < wire.length; i++) {
-      const r = run(wire, facts, [i]);
-      assert.equal(r.error, null, `split at ${i}: ${r.error}`);
-      assert.deepEqual(shape(r.events), want, `split at ${i}`);
-      assert.deepEqual(r.end, whole.end);
+      for (const parts of [false, true]) {
+        const r = run(wire, facts, [i], parts);
+        assert.equal(r.error, null, `split at ${i}${parts ? ' in parts' : ''}: ${r.error}`);
+        assert.deepEqual(shape(r.events), want, `split at ${i}${parts ? ' in parts' : ''}`);
+        assert.deepEqual(r.end, whole.end);
+      }
     }
   });
 }

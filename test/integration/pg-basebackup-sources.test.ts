@@ -1,0 +1,135 @@
+/**
+ * pg_basebackup's own tar backups as sources, against a real PostgreSQL 15
+ * with a tablespace: `-Ft` (stream WAL in pg_wal.tar), `--compress
+ * client-zstd`, `-z` (gzip), `--compress server-zstd`, `-X fetch` verify
+ * with pgbb (no pgbb descriptor: it is derived from backup_label,
+ * tablespace_map and pg_control); a damaged member fails, naming it; `lz4`
+ * is refused in one line; a zstd one restores (-T) and starts with the same
+ * data. Every backup is made here by pg_basebackup itself.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { promises as fs, lstatSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { Cluster, dataFingerprint, DEBIAN_PG15_BIN, fillSampleData } from '../support/cluster';
+import { run } from '../support/run';
+import { runPgbb } from '../support/pgbb';
+import { testScratch } from '../support/scratch';
+import { patchMember } from '../support/tar-offset';
+
+const scratch = testScratch();
+let cluster: Cluster;
+let root: string;
+let tsLocation: string;
+let tsOid: string;
+
+before(async () => {
+  cluster = await scratch.cluster();
+  await fillSampleData(cluster, { scale: 1 });
+  [{ oid: tsOid, loc: tsLocation }] = await cluster.query<{ oid: string; loc: string }>(
+    `SELECT oid::text, pg_tablespace_location(oid) AS loc FROM pg_tablespace WHERE spcname = 'pgbb_ts'`,
+  );
+  root = await scratch.dir('pgbb-pgbb-src-');
+});
+
+async function pgBasebackup(name: string, args: string[]): Promise<string> {
+  const dir = join(root, name);
+  await run(join(DEBIAN_PG15_BIN, 'pg_basebackup'), ['-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres', '-c', 'fast', '-D', dir, ...args]);
+  return dir;
+}
+
+for (const [name, args, archives] of [
+  ['tar', ['-Ft'], ['base.tar', `pg_wal.tar`]],
+  ['client-zstd', ['-Ft', '--compress', 'client-zstd'], ['base.tar.zst']],
+  ['gzip', ['-Ft', '-z'], ['base.tar.gz', 'pg_wal.tar.gz']],
+  ['server-zstd', ['-Ft', '--compress', 'server-zstd:1'], ['base.tar.zst']],
+  ['fetch', ['-Ft', '-X', 'fetch'], ['base.tar']],
+] as const) {
+  test(`pg_basebackup ${args.join(' ')}: pgbb verify passes, pages and WAL checked`, async () => {
+    const dir = await pgBasebackup(name, [...args]);
+    const names = await fs.readdir(dir);
+    for (const a of archives) assert.ok(names.includes(a), `${a} in ${names.join(' ')}`);
+    assert.ok(names.some((n) => n.startsWith(`${tsOid}.tar`)), 'a tablespace archive');
+    const r = await runPgbb(['verify', dir]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /backup successfully verified: \d+ files/);
+    const pages = Number(/(\d+) pages/.exec(r.stdout)![1]);
+    assert.ok(pages > 1000, `pages checked: ${pages}`);
+    assert.match(r.stdout, /\(1 segments, \d+ records\)/);
+  });
+}
+
+test('a damaged relation file in pg_basebackup -Ft base.tar fails verify, naming the file', async () => {
+  const dir = await pgBasebackup('damaged', ['-Ft']);
+  const [{ path: rel }] = await cluster.query<{ path: string }>(`SELECT pg_relation_filepath('pgbench_accounts') AS path`);
+  const tar = join(dir, 'base.tar');
+  // Inside the second page, past its header: the page checksum and the file's CRC32C both change.
+  await patchMember(tar, rel, 8192 + 4000, Buffer.from('deadbeefdeadbeef', 'hex'));
+  const r = await runPgbb(['verify', dir]);
+  assert.notEqual(r.code, 0);
+  assert.ok((r.stdout + r.stderr).includes(rel), r.stdout + r.stderr);
+  assert.match(r.stdout + r.stderr, /checksum/);
+});
+
+test('pg_basebackup --compress client-lz4: one line saying pgbb does not read lz4', async () => {
+  const dir = await pgBasebackup('lz4', ['-Ft', '--compress', 'client-lz4']);
+  for (const cmd of [['verify', dir], ['restore', dir, '-D', join(root, 'lz4-restored'), '-T', `${tsLocation}=${join(root, 'lz4-ts')}`]]) {
+    const r = await runPgbb(cmd);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^pgbb: error: .*base\.tar\.lz4" is lz4-compressed, which pgbb does not read: decompress it first \(lz4 -d base\.tar\.lz4\)\n$/);
+  }
+  await assert.rejects(fs.stat(join(root, 'lz4-restored')));
+});
+
+test('pg_basebackup -Ft --compress client-zstd restores with -T and starts with the same data', async () => {
+  const dir = join(root, 'client-zstd');
+  await fs.stat(dir).catch(() => pgBasebackup('client-zstd', ['-Ft', '--compress', 'client-zstd']));
+  const target = join(root, 'restored');
+  const r = await runPgbb(['restore', dir, '-D', target, '-N', '-T', `${tsLocation}=${target}-ts`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readlinkSync(join(target, 'pg_tblspc', tsOid)), `${target}-ts`);
+  // The map would have PostgreSQL point the link back at the recorded location.
+  assert.throws(() => lstatSync(join(target, 'tablespace_map')), /ENOENT/);
+  const copy = await Cluster.startExisting(target);
+  try {
+    assert.equal(await dataFingerprint(copy), await dataFingerprint(cluster));
+  } finally {
+    await copy.destroy();
+  }
+});
+
+test('pg_basebackup -D - -Ft: the stream itself is refused in one line saying what to do; saved as base.tar it verifies and restores', async () => {
+  // pg_basebackup writes only a single tablespace to stdout: this last test moves the data out of pgbb_ts and drops it.
+  await cluster.query('ALTER TABLE pgbb_ts_rows SET TABLESPACE pg_default');
+  await cluster.query('ALTER INDEX pgbb_ts_rows_pkey SET TABLESPACE pg_default');
+  await cluster.query('DROP TABLESPACE pgbb_ts');
+  const dir = join(root, 'stdout');
+  await fs.mkdir(dir);
+  const file = join(dir, 'base.tar');
+  const out = await fs.open(file, 'w');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(join(DEBIAN_PG15_BIN, 'pg_basebackup'), ['-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres', '-c', 'fast', '-D', '-', '-Ft', '-X', 'fetch'], { stdio: ['ignore', out.fd, 'inherit'] });
+      child.on('error', reject).on('close', (code) => (code === 0 ? resolve() : reject(new Error(`pg_basebackup exited ${code}`))));
+    });
+  } finally {
+    await out.close();
+  }
+  const s = await runPgbb(['verify', '-'], { input: await fs.readFile(file) });
+  assert.equal(s.code, 1);
+  assert.match(s.stderr, /^pgbb: error: standard input is a tar stream without pgbb's descriptor \(pg_basebackup -D - -Ft\?\): .*save it as base\.tar in an empty directory/);
+  const v = await runPgbb(['verify', dir]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /backup successfully verified/);
+  const target = join(root, 'stdout-restored');
+  const r = await runPgbb(['restore', dir, '-D', target, '-N']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(lstatSync(join(target, 'backup_manifest')).isFile(), 'the manifest from the member');
+  const copy = await Cluster.startExisting(target);
+  try {
+    assert.equal(await dataFingerprint(copy), await dataFingerprint(cluster));
+  } finally {
+    await copy.destroy();
+  }
+});

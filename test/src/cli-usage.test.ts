@@ -1,0 +1,42 @@
+/**
+ * Usage errors from the option parser look like every other pgbb error: one
+ * `pgbb: error: …` line and a hint naming the command's --help (or one JSON
+ * `error` line under --json), exit 1 (as pg_basebackup), nothing else on stderr; an extra
+ * positional argument is refused; -T is parsed as pg_basebackup parses it.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runPgbb } from '../support/pgbb';
+import { parseTablespaceMapping } from '../../src/commands/options';
+
+test('an unknown option, a missing one, an extra argument: one line, a hint, exit 1', async () => {
+  const cases: [string[], RegExp][] = [
+    [['backup', '-D', '/nonexistent/x', '--bogus'], /^pgbb: error: unknown option '--bogus'\npgbb: hint: Try "pgbb backup --help" for more information\.\n$/],
+    [['backup'], /^pgbb: error: required option '-D, --pgdata <target>' not specified\npgbb: hint: Try "pgbb backup --help" for more information\.\n$/],
+    [['verify', 'a', 'b'], /^pgbb: error: too many arguments for 'verify'\. Expected 1 argument but got 2\.\npgbb: hint: Try "pgbb verify --help" for more information\.\n$/],
+    [['nonsense'], /^pgbb: error: unknown command 'nonsense'\npgbb: hint: Try "pgbb --help" for more information\.\n$/],
+  ];
+  for (const [args, expected] of cases) {
+    const r = await runPgbb(args);
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(r.stderr, expected);
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('--json: a usage error is one JSON error line', async () => {
+  const r = await runPgbb(['backup', '--json', '-D', '/nonexistent/x', '--bogus']);
+  assert.equal(r.code, 1);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, r.stderr);
+  const ev = JSON.parse(lines[0]);
+  assert.equal(ev.event, 'error');
+  assert.equal(ev.code, 'usage');
+  assert.equal(ev.message, "unknown option '--bogus'");
+});
+
+test('-T as pg_basebackup: a second "=" is refused, "\\=" escapes one', () => {
+  assert.throws(() => parseTablespaceMapping('/foo=/bar=/baz', {}), /multiple "=" signs in tablespace mapping/);
+  assert.throws(() => parseTablespaceMapping('/foo\\=x=/bar=', {}), /multiple "=" signs/);
+  assert.deepEqual(parseTablespaceMapping('/fo\\=o=/ba\\=r', {}), { '/fo=o': '/ba=r' });
+});
