@@ -76,7 +76,9 @@ export interface ManifestVerifyOptions {
 }
 
 export interface ManifestVerifyResult {
+  /** Files the manifest lists and the backup holds, those left unchecked (`leftAlone`) included. */
   files: number;
+  leftAlone: number;
   bytes: number;
   checked: boolean;
 }
@@ -226,14 +228,14 @@ export class ManifestVerify extends Observer implements Verifier {
         this.problems.add(missing);
         if (this.mode === 'fail') throw new ManifestError(missing);
       }
-      this.done = { files: c.files, bytes: this.tracker.bytes, checked: false };
+      this.done = { files: c.files, leftAlone: 0, bytes: this.tracker.bytes, checked: false };
       return;
     }
     const { shown, more } = c.finish(m, this.startEvent, end);
     for (const p of shown) this.problems.add(MISMATCH + p);
     this.problems.addUnlisted(more);
     if (shown.length && this.mode === 'fail') throw new ManifestError(`${MISMATCH}${shown.join('; ')}${more ? `; and ${more} more` : ''}`);
-    this.done = { files: c.matched, bytes: this.tracker.bytes, checked: true };
+    this.done = { files: c.matched + c.leftAlone, leftAlone: c.leftAlone, bytes: this.tracker.bytes, checked: true };
   }
 }
 

@@ -48,6 +48,8 @@ export class ManifestComparison {
   private otherAlgorithm: string | null = null;
   /** Manifest entries that named a file seen. */
   matched = 0;
+  /** Files the backup holds that -i (or pg_verifybackup's own defaults) left unchecked. */
+  leftAlone = 0;
 
   constructor(
     readonly algorithm: ChecksumAlgorithm,
@@ -86,9 +88,12 @@ export class ManifestComparison {
 
   /** One manifest entry against what the backup held. */
   compare(f: ManifestFile): void {
-    if (this.scope.ignored?.(f.path)) return;
     const seen = this.seen;
     const i = seen.find(f.path);
+    if (this.scope.ignored?.(f.path)) {
+      if (i >= 0) this.leftAlone++;
+      return;
+    }
     if (i < 0) return this.entryProblems.add(`"${showPath(f.path)}" is in the manifest but not in the backup`);
     seen.setFlag(i, LISTED);
     this.matched++;

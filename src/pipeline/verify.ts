@@ -77,6 +77,8 @@ export interface VerifyReport {
   start: StartEvent | null;
   end: EndEvent | null;
   files: number;
+  /** Of `files`, those -i or pg_verifybackup's defaults (postgresql.auto.conf, standby.signal, recovery.signal) left unchecked. */
+  leftAlone: number;
   bytes: number;
   pagesChecked: number;
   walSegments: number;
@@ -157,6 +159,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
     // A source whose manifest is elsewhere (-m) cannot say where it ends: the manifest does.
     end: tally.end && tally.end.endLsn === '0/0' && manifest.given ? { ...tally.end, ...manifestEnd(manifest.given) } : tally.end,
     files: manifest.result?.files ?? 0,
+    leftAlone: manifest.result?.leftAlone ?? 0,
     bytes: manifest.result?.bytes ?? 0,
     manifestChecked: manifest.result?.checked ?? false,
     pagesChecked: pages.result.pagesChecked,

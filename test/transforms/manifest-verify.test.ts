@@ -112,7 +112,7 @@ test('a correct backup passes: every event unchanged and in order, result counts
   assert.equal(out.length, events.length);
   out.forEach((ev, i) => assert.equal(ev, events[i]));
   const total = listed().reduce((n, f) => n + f.data.length, 0);
-  assert.deepEqual(v.result, { files: 7, bytes: total, checked: true });
+  assert.deepEqual(v.result, { files: 7, leftAlone: 0, bytes: total, checked: true });
 });
 
 test('a flipped byte fails naming the file, and end never passes', async () => {
@@ -310,7 +310,7 @@ test('a manifest in pieces: each piece passes once the next has come, the last a
   await new Promise((r) => v.on('end', r));
   assert.deepEqual(out.filter((e) => e.type === 'manifest'), pieces);
   assert.equal(out[out.length - 1], endEv);
-  assert.deepEqual(v.result, { files: 7, bytes: listed().reduce((n, f) => n + f.data.length, 0), checked: true });
+  assert.deepEqual(v.result, { files: 7, leftAlone: 0, bytes: listed().reduce((n, f) => n + f.data.length, 0), checked: true });
 
   // The same file problems as whole, and a bad checksum in the last piece keeps that piece back.
   const flippedRun = await run(manifestVerify(), [...backup({ base: flipped(BASE, 'base/5/16390', 5), manifest: null }).slice(0, -1), ...inPieces(m, 5), endEv]);
