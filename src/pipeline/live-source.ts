@@ -30,9 +30,7 @@ export function replicationSourceFor(
     manifest: plan.manifest,
     manifestChecksums: plan.manifestChecksums,
     manifestForceEncode: plan.manifestForceEncode,
-    // As pg_basebackup -Ft: tablespace_map instead of pg_tblspc links, whose targets tar
-    // cannot hold past 99 bytes (the server refuses them); restore makes the links from the map.
-    tablespaceMap: plan.sink === 'tar-files',
+    tablespaceMap: plan.tablespaceMap,
     verifyChecksums: plan.verifyChecksums,
     // An S3 sink sizes its upload parts from the server's estimate.
     progress: plan.progress || plan.sink === 's3',
