@@ -118,6 +118,14 @@ export class ManifestReader {
     }
   }
 
+  /**
+   * The version and System-Identifier read so far, unchecked until end(): PostgreSQL writes
+   * both before "Files", so a caller re-writing the manifest as it reads has them at the first entry.
+   */
+  header(): { version: unknown; systemIdentifier?: string } {
+    return { version: this.top[VERSION_KEY], ...(this.systemIdRaw ? { systemIdentifier: this.systemIdRaw } : {}) };
+  }
+
   write(piece: Buffer): void {
     if (this.broken) throw this.broken;
     // Decoded a slice at a time: a string past V8's 128 KiB regular-object limit is

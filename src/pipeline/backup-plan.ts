@@ -122,6 +122,8 @@ export interface BackupPlan {
   checkpoint: 'fast' | 'spread';
   label: string;
   tablespaceMapping: Record<string, string>;
+  /** Ask BASE_BACKUP for tablespace_map instead of pg_tblspc links (./tablespace-map-retry.ts). */
+  tablespaceMap: boolean;
   /** --waldir, or null. */
   walDirectory: string | null;
   wal: 'stream' | 'fetch' | 'none';
@@ -215,6 +217,7 @@ export function settleBackup(o: BackupOptions): BackupPlan {
     checkpoint: o.checkpoint ?? 'spread',
     label: o.label ?? 'pgbb base backup',
     tablespaceMapping,
+    tablespaceMap: false,
     walDirectory: o.walDirectory ?? null,
     wal,
     slot: o.slot,

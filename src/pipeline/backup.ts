@@ -38,6 +38,7 @@ import { settleBackup, type BackupOptions, type BackupPlan } from './backup-plan
 import { compose } from './compose';
 import { newTally, takingStages } from './observers';
 import { parallelSourceFor, rateLimiterFor, replicationSourceFor } from './live-source';
+import { withTablespaceMap } from './tablespace-map-retry';
 import { parallelStages } from './parallel-stages';
 import type { ParallelSource } from '../sources/parallel-source';
 import { s3BackupStages, type S3BackupStages } from './s3-incremental';
@@ -71,7 +72,12 @@ export async function backup(options: BackupOptions): Promise<BackupResult> {
       slotMade = await withConnection(plan, options.signal, (conn, version) => createPermanentSlot(conn, plan.slot!, version, false));
       reporter.step?.({ code: 'slot', message: `created replication slot "${plan.slot}"` });
     }
-    return await runBackup(plan, reporter, options, began);
+    return await runBackup(plan, reporter, options, began).catch((err: unknown) => {
+      const again = withTablespaceMap(plan, err);
+      if (!again) throw err;
+      reporter.warning('tablespace_map', 'a tablespace location is too long for a tar link: taking the backup again with tablespace_map instead, as pg_basebackup -Ft does');
+      return runBackup(again, reporter, options, began);
+    });
   } catch (err) {
     // What this run created goes with it: the slot too (the server keeps WAL for a slot until it is dropped).
     if (slotMade) await withConnection(plan, undefined, (conn) => dropSlot(conn, plan.slot!)).catch(() => {});

@@ -30,6 +30,7 @@ export function replicationSourceFor(
     manifest: plan.manifest,
     manifestChecksums: plan.manifestChecksums,
     manifestForceEncode: plan.manifestForceEncode,
+    tablespaceMap: plan.tablespaceMap,
     verifyChecksums: plan.verifyChecksums,
     // An S3 sink sizes its upload parts from the server's estimate.
     progress: plan.progress || plan.sink === 's3',

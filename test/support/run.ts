@@ -14,7 +14,7 @@
  */
 
 import { execFile } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -107,5 +107,17 @@ export async function chownToPostgres(path: string, recursive = true): Promise<v
 export async function makeTempDir(prefix = 'pgbb-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   await chownToPostgres(dir, false);
+  return dir;
+}
+
+/**
+ * A new empty directory more than 100 bytes deep under `root` (past tar's
+ * name and link fields), every level traversable by the server's OS user.
+ */
+export async function deepDir(root: string, name: string): Promise<string> {
+  const dir = join(root, 'd'.repeat(50), 'e'.repeat(50), name);
+  await mkdir(dir, { recursive: true });
+  await chownToPostgres(join(root, 'd'.repeat(50)));
+  if (Buffer.byteLength(dir) <= 100) throw new Error(`deepDir: ${dir} is not past 100 bytes`);
   return dir;
 }

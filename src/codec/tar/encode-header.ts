@@ -12,7 +12,8 @@
  *   - name ≤ 100 bytes: the name field; else split at a '/' into prefix
  *     (≤ 155) and name (≤ 100) when possible (plain ustar, what every tar
  *     reads); else a pax `path` record.
- *   - link target ≤ 100 bytes: the linkname field; else a pax `linkpath`.
+ *   - link target ≤ 100 bytes: the linkname field; else a pax `linkpath`
+ *     and an empty linkname field (never a cut-off target).
  *   - a pax path or linkpath that is not valid UTF-8 gets `hdrcharset=BINARY`
  *     (POSIX: the values are bytes, not UTF-8), as GNU tar writes it.
  *   - directories get a trailing '/' (as tar and PostgreSQL write them).
@@ -137,7 +138,9 @@ export function encodeHeader(h: TarHeaderInput): Buffer {
   if (linkname && linkname.length > NAME) {
     records.push(paxRecord('linkpath', linkname));
     binary ||= isRawPath(h.linkname!);
-    linkname = linkname.subarray(0, NAME);
+    // Left empty, not cut: a reader that ignores pax would otherwise make a link to the
+    // cut-off prefix, an existing directory maybe; an empty target it refuses.
+    linkname = undefined;
   }
   if (binary) records.unshift(paxRecord('hdrcharset', Buffer.from('BINARY')));
   for (const [key, value] of Object.entries(h.pax ?? {})) {

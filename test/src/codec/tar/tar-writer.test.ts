@@ -164,6 +164,17 @@ test('encodeHeader: short names use the ustar fields only; a long path becomes a
   assert.ok(payload.includes(paxRecord('path', pathToBytes(name))));
 });
 
+test('encodeHeader: a link target over 100 bytes is a pax linkpath, and the ustar linkname field is left empty, never cut off', () => {
+  const target = `/${'t'.repeat(99)}/${'u'.repeat(99)}`;
+  const long = encodeHeader({ name: 'pg_tblspc/16385', type: '2', size: 0, mode: 0o777, mtime: MTIME, linkname: target });
+  const ustar = long.subarray(long.length - 512);
+  assert.ok(ustar.subarray(157, 257).equals(Buffer.alloc(100)), 'linkname field all NUL');
+  assert.ok(long.subarray(512, long.length - 512).includes(paxRecord('linkpath', Buffer.from(target))));
+  const exact = encodeHeader({ name: 'l', type: '2', size: 0, mode: 0o777, mtime: MTIME, linkname: 'x'.repeat(100) });
+  assert.equal(exact.length, 512, 'a 100-byte target fits the field');
+  assert.equal(decodeHeader(exact)!.linkname, 'x'.repeat(100));
+});
+
 test('paxRecord: the length prefix counts its own digits at every digit boundary', () => {
   for (let n = 0; n < 1100; n++) {
     const rec = paxRecord('k', Buffer.alloc(n, 0x61));
