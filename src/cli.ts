@@ -311,7 +311,7 @@ export function buildProgram(): Command {
         throw verifyFailure(source, r);
       }
       if (!opts.quiet) {
-        process.stdout.write(`${verifySummary(r, Boolean(opts.parseWal))}\n`);
+        process.stdout.write(`${verifySummary(r, Boolean(opts.parseWal), Boolean(opts.ignore?.length))}\n`);
       }
     });
 

@@ -20,10 +20,10 @@ export function verifyFailure(source: string, r: VerifyReport): PgbbError {
 }
 
 /** The line a good backup gets (unless -q). */
-export function verifySummary(r: VerifyReport, checkedWal: boolean): string {
+export function verifySummary(r: VerifyReport, checkedWal: boolean, ignoring = false): string {
   const wal = checkedWal ? `, WAL ${r.start?.startLsn}–${r.end?.endLsn} (${r.walSegments} segments, ${r.walRecords} records)` : '';
-  // pg_verifybackup leaves these alone too: a restore or -R is expected to change them.
-  const alone = r.leftAlone ? `; ${r.leftAlone} of the files left unchecked (-i, postgresql.auto.conf, standby.signal, recovery.signal)` : '';
+  // Said only under -i: postgresql.auto.conf and the signal files are left alone always, as pg_verifybackup does.
+  const alone = ignoring && r.leftAlone ? `; ${r.leftAlone} of the files left unchecked (-i, postgresql.auto.conf, standby.signal, recovery.signal)` : '';
   return `backup successfully verified: ${r.files} files, ${r.bytes} bytes as the manifest lists them (WAL is checked apart), ${r.pagesChecked} pages${wal}${alone}`;
 }
 

@@ -42,7 +42,6 @@ test('-R -C -S: the slot is made and kept, the backup carries the recovery setti
   // pgbb verify leaves the files -R changed alone, as pg_verifybackup does, in a directory and in a tar.
   const v = await runPgbb(['verify', dir]);
   assert.equal(v.code, 0, v.stderr);
-  assert.match(v.stdout, /; 1 of the files left unchecked \(-i, postgresql\.auto\.conf/);
   const tar = join(base, 't');
   const rt = await runPgbb(['backup', ...connArgs(cluster), '-D', tar, '-F', 'tar', '-c', 'fast', '-R', '-S', 'pgbb_opt_slot', '-N']);
   assert.equal(rt.code, 0, rt.stderr);

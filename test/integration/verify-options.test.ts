@@ -51,6 +51,8 @@ test('-i leaves a path (and what is below it) out of the manifest check', async 
   assert.match(bad.stderr, /"pg_logical\/replorigin_checkpoint" is in the manifest but not in the backup/);
   const r = await verifyManifest('-i', 'extra.conf', '--ignore', 'pg_logical/', dir);
   assert.equal(r.code, 0, r.stderr);
+  // Under -i the summary says how many listed files went unchecked (postgresql.auto.conf always is, as in pg_verifybackup).
+  assert.match(r.stdout, /; [1-9]\d* of the files left unchecked \(-i, postgresql\.auto\.conf/);
 });
 
 test('-s compares sizes only: a same-size change passes, a size change does not', async () => {
