@@ -31,6 +31,8 @@ type Callback = (err?: Error | null) => void;
 interface Open {
   z: ZstdDecompress;
   tar: TarParser;
+  /** An event (progress, warning) that came after bytes still in the decompressor's buffer: it goes once they are out. */
+  waiting: { ev: BackupEvent; callback: Callback } | null;
 }
 
 export class ServerArchiveUnpack extends Duplex {
@@ -55,6 +57,11 @@ export class ServerArchiveUnpack extends Duplex {
       return;
     }
     if (ev.type === 'archive-end' && this.open) return this.finishArchive(callback);
+    // A chunk's write callback means it is decoded, not that all its output has been emitted.
+    if (this.open && this.open.z.readableLength > 0) {
+      this.open.waiting = { ev, callback };
+      return;
+    }
     this.push(ev);
     if (ev.type === 'archive') this.startArchive(`${ev.name}.tar.zst`);
     callback();
@@ -80,15 +87,23 @@ export class ServerArchiveUnpack extends Duplex {
     const tar = memberParser((ev) => {
       if (!this.push(ev)) z.pause();
     }, name);
+    const open: Open = { z, tar, waiting: null };
     z.on('data', (chunk: Buffer) => {
       try {
         tar.write(chunk);
       } catch (err) {
         this.destroy(err as Error);
+        return;
+      }
+      if (open.waiting && z.readableLength === 0) {
+        const { ev, callback } = open.waiting;
+        open.waiting = null;
+        this.push(ev);
+        callback();
       }
     });
     z.on('error', (err) => this.destroy(err));
-    this.open = { z, tar };
+    this.open = open;
   }
 
   private finishArchive(callback: Callback): void {

@@ -87,11 +87,12 @@ interface Run {
  * Feeds `wire` in the given pieces; a thrown error ends the run as the connection would.
  * `parts`: split CopyData comes to copyDataPart in pieces, as the connection hands it out.
  */
-function run(wire: Buffer, facts: StartFacts, cuts: number[] = [], parts = false): Run {
+function run(wire: Buffer, facts: StartFacts, cuts: number[] = [], parts = false, compressed = false): Run {
   const r: Run = { events: [], positions: [], error: null, serverErrors: [], end: null };
   const dec = new BaseBackupDecoder({
     start: facts,
     emit: (ev) => r.events.push(ev as BackupEvent),
+    compressed,
     onStart: (lsn, tli) => r.positions.push(`start ${lsn} ${tli}`),
     onEnd: (lsn, tli) => r.positions.push(`end ${lsn} ${tli}`),
   });
@@ -220,6 +221,30 @@ test('another server error passes unchanged', () => {
   const dec = new BaseBackupDecoder({ start: FACTS15, emit: () => {} });
   const err = new ServerError('could not stat file', '58P01');
   assert.equal(dec.mapError(err), err);
+});
+
+test('compressed (COMPRESSION zstd): <name>.tar.zst archives, their bytes handed on unparsed as archive-bytes', () => {
+  const Z = Buffer.from('not parsed here');
+  const wire = withReady([
+    ...s, m.copyOut(),
+    m.newArchive('16385.tar.zst', '/srv/ts'), m.archiveBytes(Z.subarray(0, 4)), m.archiveBytes(Z.subarray(4)),
+    m.newArchive('base.tar.zst', ''), m.archiveBytes(Z),
+    m.manifestFollows(), m.archiveBytes(MANIFEST), m.copyDone(), ...e,
+  ]);
+  const r = run(wire, FACTS15, [], false, true);
+  assert.equal(r.error, null);
+  const types = r.events.map((ev) => (ev.type === 'archive' ? `archive ${ev.name} ${ev.kind}` : ev.type));
+  assert.deepEqual(types, ['start', 'archive 16385 tablespace', 'archive-bytes', 'archive-bytes', 'archive-end', 'archive base base', 'archive-bytes', 'archive-end', 'manifest']);
+  const bytes = r.events.filter((ev) => (ev.type as string) === 'archive-bytes').map((ev) => (ev as unknown as { data: Buffer }).data.toString());
+  assert.deepEqual(bytes, ['not ', 'parsed here', 'not parsed here']);
+});
+
+test('compressed: an uncompressed name, or a compressed archive without a byte, is a protocol error', () => {
+  const plainName = run(withReady([...s, m.copyOut(), m.newArchive('base.tar', ''), m.archiveBytes(BASE), m.copyDone(), ...e]), FACTS15, [], false, true);
+  assert.match(String(plainName.error), /unexpected archive "base\.tar" from server \(expected base\.tar\.zst or <oid>\.tar\.zst\)/);
+  const empty = run(withReady([...s, m.copyOut(), m.newArchive('base.tar.zst', ''), m.manifestFollows(), m.archiveBytes(MANIFEST), m.copyDone(), ...e]), FACTS15, [], false, true);
+  assert.ok(empty.error instanceof ProtocolError);
+  assert.match(empty.error.message, /server sent no bytes for compressed archive "base\.tar\.zst"/);
 });
 
 /** A reply edited into a malformed one: the run must end in a ProtocolError matching `re`. */
