@@ -177,7 +177,9 @@ export function settleBackup(o: BackupOptions): BackupPlan {
   const config = clientConfig(o.connection ?? {}, true);
   const asked = settleCompress(o.compress ?? (s3 ? { method: 'zstd', level: 3 } : undefined));
   // server-zstd: the server compresses the network's bytes; tar and -D - are compressed again as client zstd would.
-  const serverCompress = asked.method === 'zstd' && asked.server ? { level: asked.level, ...(asked.workers !== undefined ? { workers: asked.workers } : {}) } : null;
+  // Workers only as given: the settled default is this machine's cores, not the server's.
+  const given = o.compress?.method === 'zstd' ? o.compress.workers : undefined;
+  const serverCompress = asked.method === 'zstd' && asked.server ? { level: asked.level, ...(given !== undefined ? { workers: given } : {}) } : null;
   const compress: CompressSpec = serverCompress ? (format === 'plain' && !toStdout ? { method: 'none' } : { method: 'zstd', ...serverCompress }) : asked;
   if (toStdout && format === 'plain') throw new UsageError('-D - (stdout) requires tar format (-F tar)');
   if ((toStdout || format === 'tar') && Object.keys(tablespaceMapping).length > 0) {

@@ -23,7 +23,7 @@ import type { ClientConfig } from 'pg';
 import { ReplicationConnection } from '../net/replication-connection';
 import { baseBackupCommand, legacyBaseBackupCommand, type BaseBackupOptions } from '../codec/protocol/base-backup';
 import { BaseBackupDecoder, type ArchiveBytesEvent } from '../codec/protocol/base-backup-decoder';
-import { PgbbError, UsageError } from '../errors';
+import { PgbbError, ServerError, UsageError } from '../errors';
 import type { BackupEvent } from '../events';
 import { readServerSettings } from '../net/server-settings';
 import { incrementalAvailable, uploadManifest } from '../net/upload-manifest';
@@ -147,7 +147,7 @@ export class BaseBackupReader extends Readable {
           this.push(null);
         },
         (err) => {
-          throw decoder.mapError(err);
+          throw serverCompressionError(err, backup) ?? decoder.mapError(err);
         },
       )
       .catch((err) => this.destroy(err));
@@ -159,4 +159,10 @@ export class BaseBackupReader extends Readable {
       this.conn?.pause();
     }
   }
+}
+
+/** A server built without zstd says "invalid compression specification: this build does not support…": say whose build. */
+function serverCompressionError(err: unknown, backup: BaseBackupOptions): Error | null {
+  if (!backup.compression || !(err instanceof ServerError) || !/compression/i.test(err.message)) return null;
+  return new ServerError(`the server refused --compress server-zstd (${err.message}); use client-side zstd instead`, err.sqlstate, 'server', { cause: err });
 }

@@ -19,6 +19,7 @@ import { Cluster } from '../support/cluster';
 import { run } from '../support/run';
 import { runPgbb } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
+import { flipByte } from '../support/data-dir';
 
 const BS = 8192;
 let relPath: string;
@@ -104,16 +105,7 @@ test('bad server specs are refused in one line before connecting', async () => {
 
 test('a corrupt page in a server-compressed backup is reported, file and block, and the target removed', async () => {
   await pg.cluster.stop();
-  const fh = await fs.open(join(pg.cluster.dataDir, relPath), 'r+');
-  try {
-    const at = 3 * BS + BS / 2;
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, at);
-    b[0] ^= 0xff;
-    await fh.write(b, 0, 1, at);
-  } finally {
-    await fh.close();
-  }
+  await flipByte(join(pg.cluster.dataDir, relPath), 3 * BS + BS / 2);
   const restarted = await Cluster.startExisting(pg.cluster.dataDir);
   pg.onCleanup(() => restarted.destroy());
   const target = join(await pg.scratch('pgbb-szstd-corrupt-'), 'data');
