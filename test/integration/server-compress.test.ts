@@ -24,8 +24,8 @@ import { flipByte } from '../support/data-dir';
 const BS = 8192;
 let relPath: string;
 
+// The sample data brings a tablespace: its archive is compressed by the server too.
 const pg = useSampleServer({
-  sampleData: false,
   setup: async (c) => {
     // Compressible rows, enough that the network's share dwarfs what pgbb reads at start-up.
     await c.query(`CREATE TABLE victim AS SELECT g AS id, repeat(md5((g % 50)::text), 4) AS payload FROM generate_series(1, 100000) g`);
@@ -53,20 +53,21 @@ async function backupReading(args: string[], probe: string, out: string): Promis
 test('plain with server-zstd:1: pg_verifybackup accepts it, and pgbb read fewer bytes than the same backup without', async () => {
   const root = await pg.scratch('pgbb-szstd-plain-');
   const probe = await ioProbe(root);
-  const compressed = await backupReading(['-D', join(root, 'z'), '--compress', 'server-zstd:1', '-X', 'fetch'], probe, join(root, 'io-z'));
-  const plain = await backupReading(['-D', join(root, 'p'), '-X', 'fetch'], probe, join(root, 'io-p'));
+  const ts = (dir: string) => ['-T', `${pg.tsLocation}=${join(root, `${dir}-ts`)}`];
+  const compressed = await backupReading(['-D', join(root, 'z'), ...ts('z'), '--compress', 'server-zstd:1', '-X', 'fetch'], probe, join(root, 'io-z'));
+  const plain = await backupReading(['-D', join(root, 'p'), ...ts('p'), '-X', 'fetch'], probe, join(root, 'io-p'));
   await pg.verify(join(root, 'z'));
   assert.deepEqual(readFileSync(join(root, 'z', relPath)).length, readFileSync(join(root, 'p', relPath)).length);
   // The table alone is ~14 MB that zstd shrinks many times over: at least 5 MB fewer read.
   assert.ok(compressed < plain - 5e6, `read ${compressed} bytes with server-zstd, ${plain} without`);
 });
 
-test('tar with server-zstd: base.tar.zst and backup_manifest, which pgbb verify accepts; the JSON result names server-zstd', async () => {
+test('tar with server-zstd: base.tar.zst, <oid>.tar.zst and backup_manifest, which pgbb verify accepts; the JSON result names server-zstd', async () => {
   const root = await pg.scratch('pgbb-szstd-tar-');
   const target = join(root, 'tar');
   const r = await runPgbb(['backup', ...pg.conn(), '-D', target, '-F', 'tar', '--compress', 'server-zstd:level=2', '-X', 'fetch', '-c', 'fast', '--json']);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual((await fs.readdir(target)).sort(), ['backup_manifest', 'base.tar.zst']);
+  assert.deepEqual((await fs.readdir(target)).sort(), [`${pg.tsOid}.tar.zst`, 'backup_manifest', 'base.tar.zst'].sort());
   const result = r.stderr
     .trim()
     .split('\n')
@@ -84,6 +85,7 @@ test('-D - with server-zstd: one zstd stream that zstd -d | tar -t lists', async
   assert.equal(r.code, 0, r.stderr);
   const names = (await run('tar', ['--zstd', '-tf', file])).stdout.split('\n');
   assert.ok(names.includes('backup_label') && names.includes(relPath) && names.includes('backup_manifest'), names.slice(0, 10).join(' '));
+  assert.ok(names.some((n) => n.startsWith(`pg_tblspc/${pg.tsOid}/PG_15_`)), 'the tablespace is in the stream');
 });
 
 test('bad server specs are refused in one line before connecting', async () => {
@@ -109,10 +111,10 @@ test('a corrupt page in a server-compressed backup is reported, file and block, 
   const restarted = await Cluster.startExisting(pg.cluster.dataDir);
   pg.onCleanup(() => restarted.destroy());
   const target = join(await pg.scratch('pgbb-szstd-corrupt-'), 'data');
-  const r = await runPgbb(['backup', ...pg.conn(restarted), '-D', target, '--compress', 'server-zstd:1', '-c', 'fast']);
+  const r = await runPgbb(['backup', ...pg.conn(restarted), '-D', target, '-T', `${pg.tsLocation}=${target}-ts`, '--compress', 'server-zstd:1', '-c', 'fast']);
   assert.equal(r.code, 1, r.stderr);
   const lines = r.stderr.trimEnd().split('\n');
   assert.equal(lines.length, 1, r.stderr);
   assert.match(lines[0], new RegExp(`^pgbb: error: .*checksum verification failed in file "\\./${relPath}", block 3:`));
-  assert.ok(!existsSync(target), 'a backup holding a corrupt page must not be left looking valid');
+  assert.ok(!existsSync(target) && !existsSync(`${target}-ts`), 'a backup holding a corrupt page must not be left looking valid');
 });
