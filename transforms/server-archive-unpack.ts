@@ -22,6 +22,7 @@
  */
 import { Duplex } from 'node:stream';
 import type { BackupEvent } from '../src/events';
+import { ProtocolError } from '../src/errors';
 import { memberParser, type ArchiveBytesEvent } from '../src/codec/protocol/base-backup-decoder';
 import type { TarParser } from '../src/codec/tar/tar-parser';
 import { ZstdDecompress } from './zstd-decompress';
@@ -52,7 +53,7 @@ export class ServerArchiveUnpack extends Duplex {
   override _write(ev: BackupEvent | ArchiveBytesEvent, _enc: BufferEncoding, callback: Callback): void {
     if (ev.type === 'archive-bytes') {
       this.compressed += ev.data.length;
-      if (!this.open) return callback(new Error('archive bytes outside an archive'));
+      if (!this.open) return callback(new ProtocolError('compressed archive bytes outside an archive'));
       this.open.z.write(ev.data, callback);
       return;
     }
@@ -68,6 +69,8 @@ export class ServerArchiveUnpack extends Duplex {
   }
 
   override _final(callback: Callback): void {
+    // The decoder never ends inside an archive; a stream that does is cut short, not complete.
+    if (this.open) return callback(new ProtocolError('backup stream ended inside a compressed archive'));
     this.push(null);
     callback();
   }

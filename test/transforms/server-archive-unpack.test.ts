@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { serverArchiveUnpack } from '../../transforms/server-archive-unpack';
 import { zstdCompress } from '../../transforms/zstd-compress';
-import { CompressionError } from '../../src/errors';
+import { CompressionError, ProtocolError } from '../../src/errors';
 import type { BackupEvent } from '../../src/events';
 import { tarOf } from '../support/backend-messages';
 import { encodeHeader } from '../../src/codec/tar/encode-header';
@@ -59,6 +59,12 @@ test('bytes that are not zstd, or end inside a frame, fail naming the archive', 
   const z = await zstd(tarOf({ 'PG_VERSION': '15\n' }));
   await assert.rejects(unpack(decoderEvents(Buffer.from('this is not zstd at all'), 100)), (e: unknown) => e instanceof CompressionError && /base\.tar\.zst/.test(e.message));
   await assert.rejects(unpack(decoderEvents(z.subarray(0, z.length - 3), 100)), (e: unknown) => e instanceof CompressionError && /base\.tar\.zst/.test(e.message));
+});
+
+test('a stream that ends inside an archive, or bytes outside one, is a protocol error, not a complete archive', async () => {
+  const z = await zstd(tarOf({ 'PG_VERSION': '15\n' }));
+  await assert.rejects(unpack(decoderEvents(z, 100).slice(0, 2)), (e: unknown) => e instanceof ProtocolError && /ended inside a compressed archive/.test(e.message));
+  await assert.rejects(unpack([{ type: 'archive-bytes', data: z }]), (e: unknown) => e instanceof ProtocolError && /outside an archive/.test(e.message));
 });
 
 test('a reader that takes nothing: 256 MiB of zeros behind a few KiB stay compressed, the writer waits', async () => {
