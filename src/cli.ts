@@ -129,7 +129,7 @@ export function buildProgram(): Command {
     .helpOption('-?, --help', 'show help')
     .requiredOption('-D, --pgdata <target>', 'directory to write the backup to, - for a tar stream on stdout, or s3://bucket/prefix')
     .option('-F, --format <format>', 'output format: plain (p) or tar (t); default plain, tar for -D -')
-    .option('-Z, --compress <method>', 'compress tar output: zstd[:LEVEL] or zstd:level=N,workers=N, or none')
+    .option('-Z, --compress <method>', 'compress: zstd[:LEVEL] or zstd:level=N,workers=N (tar output), server-zstd[:LEVEL] (the server compresses, PostgreSQL 15+), or none')
     .option('-z, --gzip', 'compress with gzip (as pg_basebackup -z): refused, pgbb compresses with zstd (-Z zstd)')
     .option('-R, --write-recovery-conf', 'write standby.signal and primary_conninfo (and primary_slot_name with -S) into the backup')
     .option('-C, --create-slot', 'create the replication slot named by -S before starting (dropped again if the backup fails)')

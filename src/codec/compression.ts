@@ -8,8 +8,10 @@
  * Errors: UsageError, one line naming the option text and what is wrong.
  *
  * Pure: no streams, no native code. Differences from pg_basebackup, on purpose:
- * - `server-…` (the server compresses) is refused for now: pgbb's tar parser
- *   reads the server's archives, so it would have to decompress them first.
+ * - `server-zstd[:…]` (BASE_BACKUP COMPRESSION 'zstd', PostgreSQL 15+) gives
+ *   `server: true`: the network carries zstd, pgbb decompresses before its
+ *   checks and, for tar and -D -, compresses again at the same level.
+ *   server-gzip and server-lz4 are refused like their client forms.
  * - gzip and lz4 are not supported, and a bare level (`-Z 5`, gzip to
  *   pg_basebackup) is refused instead of silently meaning something else;
  *   `0` still means none.
@@ -17,7 +19,7 @@
  */
 import { UsageError } from '../errors';
 
-export type CompressSpec = { method: 'none' } | { method: 'zstd'; level: number; workers?: number };
+export type CompressSpec = { method: 'none' } | { method: 'zstd'; level: number; workers?: number; server?: true };
 
 /** zstd's own default (ZSTD_CLEVEL_DEFAULT), which pg_basebackup also uses for zstd. */
 export const ZSTD_DEFAULT_LEVEL = 3;
@@ -35,8 +37,10 @@ export function parseCompressSpec(text: string): CompressSpec {
   let method = (colon < 0 ? spec : spec.slice(0, colon)).toLowerCase();
   const detail = colon < 0 ? null : spec.slice(colon + 1);
 
-  if (method.startsWith('server-')) {
-    throw new UsageError(`server-side compression is not supported yet ("${text}"); use client-side, e.g. "zstd:${detail ?? ZSTD_DEFAULT_LEVEL}"`);
+  const server = method.startsWith('server-');
+  if (server) {
+    method = method.slice('server-'.length);
+    if (method !== 'zstd') throw bad(`server-side compression method "${method}" is not supported (use server-zstd)`);
   }
   if (method.startsWith('client-')) method = method.slice('client-'.length);
 
@@ -51,8 +55,9 @@ export function parseCompressSpec(text: string): CompressSpec {
   if (method !== 'zstd') {
     throw bad(`compression method "${method}" is not supported (use zstd or none)`);
   }
-  if (detail === null) return { method: 'zstd', level: ZSTD_DEFAULT_LEVEL };
-  return { method: 'zstd', ...parseZstdDetail(detail, bad) };
+  const where = server ? { server: true as const } : {};
+  if (detail === null) return { method: 'zstd', level: ZSTD_DEFAULT_LEVEL, ...where };
+  return { method: 'zstd', ...parseZstdDetail(detail, bad), ...where };
 }
 
 /** `5`, or `level=5,workers=2` in any order; each keyword at most once. */
@@ -102,7 +107,12 @@ function checkWorkers(value: string, bad: (why: string) => UsageError): number {
 /** The spec back as text, e.g. for --json results and logs. */
 export function formatCompressSpec(spec: CompressSpec): string {
   if (spec.method === 'none') return 'none';
-  return spec.workers === undefined ? `zstd:level=${spec.level}` : `zstd:level=${spec.level},workers=${spec.workers}`;
+  return `${spec.server ? 'server-' : ''}zstd:${zstdDetail(spec)}`;
+}
+
+/** `level=N` or `level=N,workers=N`: pg_basebackup's detail form, which the server's COMPRESSION_DETAIL reads too. */
+export function zstdDetail(spec: { level: number; workers?: number }): string {
+  return spec.workers === undefined ? `level=${spec.level}` : `level=${spec.level},workers=${spec.workers}`;
 }
 
 /** File suffix for an archive compressed this way: '' or '.zst'. */

@@ -6,6 +6,7 @@
  *   hasOptionListGrammar(v)  15+: BASE_BACKUP ( … ) and CREATE_REPLICATION_SLOT … ( RESERVE_WAL );
  *                            14: the keyword grammar, one CopyOut per tablespace and the manifest in its own
  *   hasReadReplicationSlot(v)  15+: READ_REPLICATION_SLOT
+ *   hasServerCompression(v)    15+: BASE_BACKUP ( COMPRESSION … ), archives named <name>.tar.zst
  *   hasIncrementalBackup(v)    17+: UPLOAD_MANIFEST, BASE_BACKUP ( INCREMENTAL ), summarize_wal
  *   manifestVersionFor(v)      17+: backup_manifest version 2, with System-Identifier; before: 1
  *   strictRelationFileNames(v) 17+: the server checksums only files that parse as relation files
@@ -48,6 +49,10 @@ export function hasOptionListGrammar(serverVersion: number): boolean {
 }
 
 export function hasReadReplicationSlot(serverVersion: number): boolean {
+  return serverVersion >= 150000;
+}
+
+export function hasServerCompression(serverVersion: number): boolean {
   return serverVersion >= 150000;
 }
 

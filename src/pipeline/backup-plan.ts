@@ -137,6 +137,8 @@ export interface BackupPlan {
   walSpool: string | null;
   /** With zstd: level and workers filled in. */
   compress: CompressSpec;
+  /** --compress server-zstd: BASE_BACKUP's COMPRESSION 'zstd' with this level (and workers). */
+  serverCompress: { level: number; workers?: number } | null;
   encrypt: EncryptKey | null;
   progress: boolean;
   sync: boolean;
@@ -175,7 +177,12 @@ export function settleBackup(o: BackupOptions): BackupPlan {
   checkWalOptions({ wal, slot: o.slot, noSlot: o.noSlot });
   // Every connection setting checked now, before anything is created or locked.
   const config = clientConfig(o.connection ?? {}, true);
-  const compress = settleCompress(o.compress ?? (s3 ? { method: 'zstd', level: 3 } : undefined));
+  const asked = settleCompress(o.compress ?? (s3 ? { method: 'zstd', level: 3 } : undefined));
+  // server-zstd: the server compresses the network's bytes; tar and -D - are compressed again as client zstd would.
+  // Workers only as given: the settled default is this machine's cores, not the server's.
+  const given = o.compress?.method === 'zstd' ? o.compress.workers : undefined;
+  const serverCompress = asked.method === 'zstd' && asked.server ? { level: asked.level, ...(given !== undefined ? { workers: given } : {}) } : null;
+  const compress: CompressSpec = serverCompress ? (format === 'plain' && !toStdout ? { method: 'none' } : { method: 'zstd', ...serverCompress }) : asked;
   if (toStdout && format === 'plain') throw new UsageError('-D - (stdout) requires tar format (-F tar)');
   if ((toStdout || format === 'tar') && Object.keys(tablespaceMapping).length > 0) {
     throw new UsageError('-T/--tablespace-mapping is only allowed with plain format');
@@ -205,6 +212,7 @@ export function settleBackup(o: BackupOptions): BackupPlan {
   checkJobs(jobs);
   const parallel = jobs > 1 || o.localPgdata !== undefined;
   if (parallel && wal === 'fetch') throw new UsageError('-j/--jobs and --local-pgdata cannot fetch WAL (-X fetch): use -X stream');
+  if (parallel && serverCompress) throw new UsageError('--compress server-zstd is not supported with -j/--jobs or --local-pgdata (they read files, not BASE_BACKUP archives)');
   if (parallel && o.createSlot) throw new UsageError('-C/--create-slot is not supported with -j/--jobs or --local-pgdata');
   const sink: SinkKind = s3 ? 's3' : toStdout ? 'stdout' : format === 'tar' ? 'tar-files' : 'directory';
   return {
@@ -227,6 +235,7 @@ export function settleBackup(o: BackupOptions): BackupPlan {
     maxRate: o.maxRate ?? null,
     walSpool: o.walSpool === undefined ? null : path.resolve(o.walSpool),
     compress,
+    serverCompress,
     encrypt: o.encrypt ?? null,
     progress: o.progress ?? false,
     sync: o.sync ?? true,
@@ -260,5 +269,5 @@ function settleCompress(c: CompressSpec | undefined): CompressSpec {
   }
   if (c.method === 'none') return { method: 'none' };
   if (c.method !== 'zstd') throw new UsageError(`invalid compression method "${String((c as { method: unknown }).method)}", must be "zstd" or "none"`);
-  return { method: 'zstd', ...checkZstdOptions(c) };
+  return { method: 'zstd', ...checkZstdOptions(c), ...(c.server ? { server: true as const } : {}) };
 }

@@ -35,6 +35,7 @@ export function replicationSourceFor(
     // An S3 sink sizes its upload parts from the server's estimate.
     progress: plan.progress || plan.sink === 's3',
     timeout: plan.timeout,
+    ...(plan.serverCompress ? { serverCompress: plan.serverCompress } : {}),
     ...wal,
     ...(extra.rateLimiter ? { rateLimiter: extra.rateLimiter } : {}),
     ...(extra.incrementalFrom ? { incrementalFrom: extra.incrementalFrom } : {}),

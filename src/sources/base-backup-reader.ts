@@ -22,13 +22,13 @@ import { Readable } from 'node:stream';
 import type { ClientConfig } from 'pg';
 import { ReplicationConnection } from '../net/replication-connection';
 import { baseBackupCommand, legacyBaseBackupCommand, type BaseBackupOptions } from '../codec/protocol/base-backup';
-import { BaseBackupDecoder } from '../codec/protocol/base-backup-decoder';
-import { PgbbError } from '../errors';
+import { BaseBackupDecoder, type ArchiveBytesEvent } from '../codec/protocol/base-backup-decoder';
+import { PgbbError, ServerError, UsageError } from '../errors';
 import type { BackupEvent } from '../events';
 import { readServerSettings } from '../net/server-settings';
 import { incrementalAvailable, uploadManifest } from '../net/upload-manifest';
 import type { LiveSourceHooks } from './live-source';
-import { hasOptionListGrammar } from '../codec/server-version';
+import { hasOptionListGrammar, hasServerCompression } from '../codec/server-version';
 
 export interface BaseBackupReaderOptions {
   config: ClientConfig;
@@ -88,6 +88,9 @@ export class BaseBackupReader extends Readable {
     this.conn = await ReplicationConnection.connect(o.config, { timeoutMs: o.timeoutMs, signal: this.opening.signal });
     const settings = await readServerSettings(this.conn);
     if (this.destroyed) return;
+    if (o.backup.compression && !hasServerCompression(settings.serverVersion)) {
+      throw new UsageError(`server-side compression (--compress server-zstd) needs PostgreSQL 15 or later; the server is ${settings.serverVersion}: use client-side zstd`);
+    }
     await o.hooks.beforeBackup(settings);
     if (this.destroyed) return;
     const backup = { ...o.backup };
@@ -110,6 +113,7 @@ export class BaseBackupReader extends Readable {
         ...(backup.incremental ? { incremental: true } : {}),
       },
       emit: (ev) => this.emitEvent(ev),
+      compressed: backup.compression !== undefined,
       onStart: (lsn, tli) => {
         // The checkpoint is done: from here on the server sends as fast as we read.
         conn.allowSilence(false);
@@ -143,16 +147,22 @@ export class BaseBackupReader extends Readable {
           this.push(null);
         },
         (err) => {
-          throw decoder.mapError(err);
+          throw serverCompressionError(err, backup) ?? decoder.mapError(err);
         },
       )
       .catch((err) => this.destroy(err));
   }
 
-  private emitEvent(ev: BackupEvent): void {
+  private emitEvent(ev: BackupEvent | ArchiveBytesEvent): void {
     if (!this.push(ev) && !this.paused) {
       this.paused = true;
       this.conn?.pause();
     }
   }
+}
+
+/** A server built without zstd says "invalid compression specification: this build does not support…": say whose build. */
+function serverCompressionError(err: unknown, backup: BaseBackupOptions): Error | null {
+  if (!backup.compression || !(err instanceof ServerError) || !/compression/i.test(err.message)) return null;
+  return new ServerError(`the server refused --compress server-zstd (${err.message}); use client-side zstd instead`, err.sqlstate, 'server', { cause: err });
 }

@@ -20,6 +20,8 @@ import { UsageError } from '../errors';
 import { checkWalOptions } from '../wal/streamed-wal';
 import type { RateLimiter } from '../rate-limiter';
 import { BaseBackupReader } from './base-backup-reader';
+import { pipeline } from 'node:stream';
+import { serverArchiveUnpack } from '../../transforms/server-archive-unpack';
 import { StreamedWalSource } from './streamed-wal-source';
 
 export { DEFAULT_TIMEOUT_MS } from '../net/silence-watchdog';
@@ -89,6 +91,11 @@ export interface ReplicationSourceOptions {
    * the WAL (src/sources/manifest-hold.ts). Default 1 MiB.
    */
   manifestMemory?: number;
+  /**
+   * The server zstd-compresses each archive (BASE_BACKUP COMPRESSION, PostgreSQL
+   * 15+): fewer bytes on the network; the events are decompressed members all the same.
+   */
+  serverCompress?: { level: number; workers?: number };
   signal?: AbortSignal;
 }
 
@@ -112,11 +119,19 @@ export class ReplicationSource extends StreamedWalSource {
       tablespaceMap: opts.tablespaceMap ?? false,
       maxRate: opts.maxRate,
       verifyChecksums: opts.verifyChecksums ?? true,
+      ...(opts.serverCompress ? { compression: opts.serverCompress } : {}),
     };
     // Validate now so bad options fail before any connection is made.
     baseBackupCommand(backup);
     super({
-      source: (hooks) => new BaseBackupReader({ config, backup, timeoutMs, incrementalFrom: opts.incrementalFrom ?? null, hooks }),
+      source: (hooks) => {
+        const reader = new BaseBackupReader({ config, backup, timeoutMs, incrementalFrom: opts.incrementalFrom ?? null, hooks });
+        if (!backup.compression) return reader;
+        // pipeline: an error or destroy on either side reaches the other (destroying the unpacker cancels the backup).
+        const unpack = serverArchiveUnpack();
+        pipeline(reader, unpack, () => {});
+        return unpack;
+      },
       wal:
         walMethod === 'stream'
           ? { clientConfig: config, slot: opts.slot, noSlot: opts.noSlot ?? false, walDir: opts.walDir, walSpool: opts.walSpool, limiter: opts.rateLimiter, timeoutMs, manifestMemory: opts.manifestMemory }

@@ -18,6 +18,7 @@ import { CommandError, run } from '../support/run';
 import { runPgbb } from '../support/pgbb';
 import { dirEvents } from '../support/dir-events';
 import { useSampleServer } from '../support/sample-server';
+import { flipByte } from '../support/data-dir';
 import { ChecksumError, type BackupEvent, type WarningEvent } from '../../src/index';
 import { pageChecksumVerify, type PageChecksumResult } from '../../transforms/page-checksum-verify';
 
@@ -45,16 +46,7 @@ async function prepareVictim(cluster: Cluster): Promise<void> {
   cleanRun = await verifyDir(cluster.dataDir);
 
   // One byte in the middle of block 3 flips; its stored checksum no longer matches.
-  const fh = await fs.open(join(cluster.dataDir, relPath), 'r+');
-  try {
-    const at = BAD_BLOCK * BS + BS / 2;
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, at);
-    b[0] ^= 0xff;
-    await fh.write(b, 0, 1, at);
-  } finally {
-    await fh.close();
-  }
+  await flipByte(join(cluster.dataDir, relPath), BAD_BLOCK * BS + BS / 2);
 }
 
 /** The stopped cluster's latest checkpoint REDO: every page on disk is older, as with a backup started then. */

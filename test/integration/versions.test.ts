@@ -128,6 +128,27 @@ for (const major of MAJORS) {
       assert.ok(names.some((n) => new RegExp(`^pg_tblspc/\\d+/PG_${major}_\\d+/`).test(n)), 'the tablespace is in the stream');
     });
 
+    test('--compress server-zstd: 14 refuses it in one line and leaves nothing; 15+ writes .tar.zst archives that pgbb verify accepts, or says the server build cannot', async () => {
+      const root = await scratch(`pgbb-v${major}-szstd-`);
+      const dir = join(root, 'tar');
+      const r = await runPgbb(['backup', ...connArgs(pg), '-D', dir, '-Ft', '-X', 'fetch', '-c', 'fast', '-N', '--compress', 'server-zstd:1']);
+      if (major < 15) {
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /^pgbb: error: server-side compression \(--compress server-zstd\) needs PostgreSQL 15 or later; the server is 14\d{4}: use client-side zstd\n$/);
+        await assert.rejects(fs.stat(dir), { code: 'ENOENT' });
+        return;
+      }
+      if (r.code !== 0) {
+        // The embedded builds have no zstd (Debian's 15, in server-compress.test.ts, has): the server's refusal, said as such.
+        assert.match(r.stderr, /^pgbb: error: the server refused --compress server-zstd \(invalid compression specification: this build does not support compression with ZSTD\); use client-side zstd instead\n$/);
+        await assert.rejects(fs.stat(dir), { code: 'ENOENT' });
+        return;
+      }
+      assert.ok((await fs.readdir(dir)).includes('base.tar.zst'));
+      const v = await runPgbb(['verify', dir]);
+      assert.equal(v.code, 0, v.stderr);
+    });
+
     test('-S with a slot that does not exist: one clear line, non-zero exit, nothing left behind', async () => {
       // 15+ is asked with READ_REPLICATION_SLOT before the backup; 14 says so when streaming starts.
       const root = await scratch(`pgbb-v${major}-noslot-`);

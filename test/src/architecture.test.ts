@@ -117,7 +117,8 @@ const RULES: Array<{ name: string; breaks: (from: string, to: string) => boolean
     breaks: (f, t) =>
       under(f, 'src') && !under(f, 'src/pipeline', 'src/commands') && f !== 'src/cli' && f !== 'src/index' && under(t, 'sinks', 'transforms') &&
       !(f === 'src/sources/tar-backup-source' && ['transforms/zstd-decompress', 'transforms/gzip-decompress', 'transforms/tar-unpack', 'transforms/decrypt'].includes(t)) &&
-      !(f === 'src/sources/s3-backup-source' && t === 'transforms/decrypt'),
+      !(f === 'src/sources/s3-backup-source' && t === 'transforms/decrypt') &&
+      !(f === 'src/sources/replication-source' && t === 'transforms/server-archive-unpack'),
   },
 ];
 

@@ -8,12 +8,13 @@
  * handOver: makes a directory we did not create startable — ownership to the
  *   postgres OS user (tablespace targets too) and mode 0700.
  * pgVersionOf: PG_VERSION, to pick matching binaries.
+ * flipByte: inverts one byte of a (stopped server's) file, e.g. to corrupt a page.
  *
  * Errors: file system errors and failing chown commands propagate; a setting
  * name that is not an identifier is refused before anything is written.
  */
 
-import { appendFile, chmod, lstat, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, lstat, open, readdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chownToPostgres, isRoot } from './run';
 
@@ -74,4 +75,16 @@ export async function handOver(dataDir: string): Promise<void> {
 /** '15', '17', … or '' when the file is missing. */
 export async function pgVersionOf(dataDir: string): Promise<string> {
   return (await readFile(join(dataDir, 'PG_VERSION'), 'utf8').catch(() => '')).trim();
+}
+
+export async function flipByte(file: string, at: number): Promise<void> {
+  const fh = await open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, at);
+    b[0] ^= 0xff;
+    await fh.write(b, 0, 1, at);
+  } finally {
+    await fh.close();
+  }
 }

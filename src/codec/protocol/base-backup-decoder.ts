@@ -19,8 +19,13 @@
  * that lists them.
  * Errors: ProtocolError for any out-of-order message (data before an
  * archive, an archive after the manifest, a second start or end row, an
- * archive name that is not base.tar or <oid>.tar — server-side compression
- * renames them), TarError from a malformed archive.
+ * archive name that is not base.tar or <oid>.tar — or, with `compressed`,
+ * base.tar.zst / <oid>.tar.zst), TarError from a malformed archive.
+ *
+ * Server-compressed (`compressed`, BASE_BACKUP COMPRESSION 'zstd'): the
+ * archive's bytes are not parsed here (decompressing is not synchronous work)
+ * but handed on as `archive-bytes` events between `archive` and `archive-end`;
+ * transforms/server-archive-unpack.ts turns them into members.
  */
 import { ChecksumError, ProtocolError, ServerError } from '../../errors';
 import type { BackupEvent, StartEvent, Tablespace } from '../../events';
@@ -33,9 +38,17 @@ import { hasOptionListGrammar } from '../server-version';
 /** What the start event says beyond the server's rows (src/net/server-settings.ts, the options). */
 export type StartFacts = Omit<StartEvent, 'type' | 'timeline' | 'startLsn' | 'tablespaces' | 'totalBytes'>;
 
+/** A server-compressed archive's bytes, as they arrived: only between the decoder and the stage that unpacks them. */
+export interface ArchiveBytesEvent {
+  type: 'archive-bytes';
+  data: Buffer;
+}
+
 export interface BaseBackupDecoderOptions {
   start: StartFacts;
-  emit(ev: BackupEvent): void;
+  emit(ev: BackupEvent | ArchiveBytesEvent): void;
+  /** The server zstd-compresses the archives: hand their bytes on unparsed. */
+  compressed?: boolean;
   /** The start position: the checkpoint is over. */
   onStart?(lsn: string, timeline: number): void;
   /** The end position, as soon as the server sends it. */
@@ -59,6 +72,8 @@ export class BaseBackupDecoder implements CommandHandler {
   private readonly tablespaces: Tablespace[] = [];
   private totalBytes: number | null = null;
   private tar: TarParser | null = null;
+  /** A compressed archive is open: its bytes go on as they are. */
+  private raw: { bytes: number; name: string } | null = null;
   /** Within a CopyOut (legacy: each one; 15+: the one). */
   private copying = false;
   private inManifest = false;
@@ -198,7 +213,7 @@ export class BaseBackupDecoder implements CommandHandler {
 
   /** After the command's success: the end position. */
   finish(): Position {
-    if (this.copying || this.tar) throw new ProtocolError('server ended BASE_BACKUP inside an archive');
+    if (this.copying || this.tar || this.raw) throw new ProtocolError('server ended BASE_BACKUP inside an archive');
     if (!this.endPos) throw new ProtocolError('server ended BASE_BACKUP without reporting the end position');
     this.phase = 'done';
     return this.endPos;
@@ -232,34 +247,50 @@ export class BaseBackupDecoder implements CommandHandler {
   private bytes(data: Buffer): void {
     if (this.inManifest) {
       if (data.length) this.o.emit({ type: 'manifest', data });
+    } else if (this.raw) {
+      this.raw.bytes += data.length;
+      if (data.length) this.o.emit({ type: 'archive-bytes', data });
     } else if (this.tar) this.tar.write(data);
     else throw new ProtocolError('archive data before any archive started');
   }
 
   private openArchive(fileName: string, location: string): void {
     this.closeArchive();
-    const base = fileName === 'base.tar';
-    const name = fileName.replace(/\.tar$/, '');
-    if (!base && !/^\d+$/.test(name)) {
-      throw new ProtocolError(`unexpected archive "${fileName}" from server (server-side compression is not supported)`);
+    const suffix = this.o.compressed ? '.tar.zst' : '.tar';
+    const name = fileName.endsWith(suffix) ? fileName.slice(0, -suffix.length) : null;
+    if (name === null || (name !== 'base' && !/^\d+$/.test(name))) {
+      throw new ProtocolError(`unexpected archive "${fileName}" from server (expected base${suffix} or <oid>${suffix})`);
     }
     const emit = this.o.emit;
-    emit({ type: 'archive', kind: base ? 'base' : 'tablespace', name, location });
-    this.tar = new TarParser(
-      {
-        entry: (m) => emit({ type: 'entry', path: m.path, kind: m.kind, size: m.size, mode: m.mode, mtime: m.mtime, linkTarget: m.linkTarget }),
-        data: (chunk, offset) => emit({ type: 'data', offset, chunk }),
-        entryEnd: () => emit({ type: 'entry-end' }),
-      },
-      { archiveName: fileName },
-    );
+    emit({ type: 'archive', kind: name === 'base' ? 'base' : 'tablespace', name, location });
+    if (this.o.compressed) this.raw = { bytes: 0, name: fileName };
+    else this.tar = memberParser(emit, fileName);
   }
 
   private closeArchive(): void {
+    if (this.raw) {
+      // A compressor always writes a frame: no bytes at all would pass for an empty archive.
+      if (this.raw.bytes === 0) throw new ProtocolError(`server sent no bytes for compressed archive "${this.raw.name}"`);
+      this.raw = null;
+      this.o.emit({ type: 'archive-end' });
+      return;
+    }
     if (!this.tar) return;
     const tar = this.tar;
     this.tar = null;
     tar.end();
     this.o.emit({ type: 'archive-end' });
   }
+}
+
+/** A tar parser whose members come out as member events (entry, data, entry-end). */
+export function memberParser(emit: (ev: BackupEvent) => void, archiveName: string): TarParser {
+  return new TarParser(
+    {
+      entry: (m) => emit({ type: 'entry', path: m.path, kind: m.kind, size: m.size, mode: m.mode, mtime: m.mtime, linkTarget: m.linkTarget }),
+      data: (chunk, offset) => emit({ type: 'data', offset, chunk }),
+      entryEnd: () => emit({ type: 'entry-end' }),
+    },
+    { archiveName },
+  );
 }

@@ -9,6 +9,7 @@
  *   'm' the manifest follows
  */
 import { ProtocolError, UsageError } from '../../errors';
+import { zstdDetail } from '../compression';
 
 export interface BaseBackupOptions {
   label: string;
@@ -26,6 +27,8 @@ export interface BaseBackupOptions {
   /** Server-side rate limit in kB/s (32 – 1048576), or undefined. */
   maxRate?: number;
   verifyChecksums: boolean;
+  /** The server zstd-compresses each archive (PostgreSQL 15+); the manifest stays plain. */
+  compression?: { level: number; workers?: number };
   /** PostgreSQL 17+, after UPLOAD_MANIFEST on the same connection (src/net/upload-manifest.ts). */
   incremental?: boolean;
 }
@@ -63,6 +66,7 @@ export function baseBackupCommand(o: BaseBackupOptions): string {
   if (o.manifest) {
     opts.push(`MANIFEST '${o.manifestForceEncode ? 'force-encode' : 'yes'}'`, `MANIFEST_CHECKSUMS '${o.manifestChecksums}'`);
   }
+  if (o.compression) opts.push(`COMPRESSION 'zstd'`, `COMPRESSION_DETAIL '${zstdDetail(o.compression)}'`);
   if (o.incremental) opts.push('INCREMENTAL');
   return `BASE_BACKUP ( ${opts.join(', ')} )`;
 }
@@ -71,6 +75,7 @@ export function baseBackupCommand(o: BaseBackupOptions): string {
 export function legacyBaseBackupCommand(o: BaseBackupOptions): string {
   validate(o);
   if (o.incremental) throw new UsageError('INCREMENTAL backups need PostgreSQL 17 or later');
+  if (o.compression) throw new UsageError('server-side compression (--compress server-zstd) needs PostgreSQL 15 or later; use client-side zstd');
   const opts = [`LABEL ${quoteLiteral(o.label)}`];
   if (o.progress) opts.push('PROGRESS');
   if (o.checkpoint === 'fast') opts.push('FAST');

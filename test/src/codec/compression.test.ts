@@ -34,10 +34,14 @@ test('workers must be a whole number 0..256', () => {
   }
 });
 
-test('server-side compression is refused with a clear message', () => {
-  assert.throws(() => parseCompressSpec('server-zstd'), (e: unknown) => e instanceof UsageError && /^server-side compression is not supported yet/.test(e.message));
-  assert.throws(() => parseCompressSpec('server-zstd:level=5'), /server-side compression is not supported yet.*zstd:level=5/);
-  assert.throws(() => parseCompressSpec('server-gzip'), /server-side compression is not supported yet/);
+test('server-zstd is the server-side form; its level is checked as client zstd\'s, other server methods refused', () => {
+  assert.deepEqual(parseCompressSpec('server-zstd'), { method: 'zstd', level: 3, server: true });
+  assert.deepEqual(parseCompressSpec('server-zstd:1'), { method: 'zstd', level: 1, server: true });
+  assert.deepEqual(parseCompressSpec('server-zstd:level=5,workers=2'), { method: 'zstd', level: 5, workers: 2, server: true });
+  assert.equal(formatCompressSpec(parseCompressSpec('server-zstd:level=5')), 'server-zstd:level=5');
+  assert.throws(() => parseCompressSpec('server-zstd:level=99'), (e: unknown) => e instanceof UsageError && /^invalid compression specification "server-zstd:level=99": zstd level "99" is out of range/.test(e.message));
+  assert.throws(() => parseCompressSpec('server-gzip'), /server-side compression method "gzip" is not supported \(use server-zstd\)/);
+  assert.throws(() => parseCompressSpec('server-lz4:1'), /server-side compression method "lz4" is not supported/);
 });
 
 test('every malformed spec is a one-line UsageError naming the spec', () => {

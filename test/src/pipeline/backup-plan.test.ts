@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { settleBackup, type BackupOptions } from '../../../src/pipeline/backup-plan';
 import { settleRefresh, checkIncrementalFrom } from '../../../src/pipeline/refresh-plan';
 import { UsageError } from '../../../src/errors';
+import { parseCompressSpec } from '../../../src/codec/compression';
 
 const connection = { host: '127.0.0.1', port: '5432', user: 'postgres' };
 
@@ -83,4 +84,15 @@ test('a library caller\'s checkpoint and compress are checked up front too (the 
     () => settleBackup({ connection, target: '-', compress: 'zstd' as unknown as BackupOptions['compress'] }),
     /^UsageError: invalid compress "zstd": give \{ method: 'zstd', level\?, workers\? \} or \{ method: 'none' \}/,
   );
+});
+
+test('server-zstd: BASE_BACKUP compresses; plain is written as is, tar and -D - as client zstd at the same level; -j refused', () => {
+  const server = parseCompressSpec('server-zstd:level=2');
+  const plain = settleBackup({ connection, target: '/tmp/x', compress: server });
+  assert.deepEqual([plain.serverCompress, plain.compress], [{ level: 2 }, { method: 'none' }]);
+  const tar = settleBackup({ connection, target: '/tmp/x', format: 'tar', compress: server });
+  assert.deepEqual([tar.serverCompress, tar.compress.method, (tar.compress as { level: number }).level], [{ level: 2 }, 'zstd', 2]);
+  assert.equal(settleBackup({ connection, target: '-', compress: server }).compress.method, 'zstd');
+  assert.equal(settleBackup({ connection, target: '/tmp/x', format: 'tar', compress: parseCompressSpec('zstd:2') }).serverCompress, null);
+  assert.throws(() => settleBackup({ connection, target: '/tmp/x', compress: server, jobs: 2 }), /server-zstd is not supported with -j\/--jobs/);
 });

@@ -87,11 +87,12 @@ interface Run {
  * Feeds `wire` in the given pieces; a thrown error ends the run as the connection would.
  * `parts`: split CopyData comes to copyDataPart in pieces, as the connection hands it out.
  */
-function run(wire: Buffer, facts: StartFacts, cuts: number[] = [], parts = false): Run {
+function run(wire: Buffer, facts: StartFacts, cuts: number[] = [], parts = false, compressed = false): Run {
   const r: Run = { events: [], positions: [], error: null, serverErrors: [], end: null };
   const dec = new BaseBackupDecoder({
     start: facts,
-    emit: (ev) => r.events.push(ev),
+    emit: (ev) => r.events.push(ev as BackupEvent),
+    compressed,
     onStart: (lsn, tli) => r.positions.push(`start ${lsn} ${tli}`),
     onEnd: (lsn, tli) => r.positions.push(`end ${lsn} ${tli}`),
   });
@@ -222,6 +223,30 @@ test('another server error passes unchanged', () => {
   assert.equal(dec.mapError(err), err);
 });
 
+test('compressed (COMPRESSION zstd): <name>.tar.zst archives, their bytes handed on unparsed as archive-bytes', () => {
+  const Z = Buffer.from('not parsed here');
+  const wire = withReady([
+    ...s, m.copyOut(),
+    m.newArchive('16385.tar.zst', '/srv/ts'), m.archiveBytes(Z.subarray(0, 4)), m.archiveBytes(Z.subarray(4)),
+    m.newArchive('base.tar.zst', ''), m.archiveBytes(Z),
+    m.manifestFollows(), m.archiveBytes(MANIFEST), m.copyDone(), ...e,
+  ]);
+  const r = run(wire, FACTS15, [], false, true);
+  assert.equal(r.error, null);
+  const types = r.events.map((ev) => (ev.type === 'archive' ? `archive ${ev.name} ${ev.kind}` : ev.type));
+  assert.deepEqual(types, ['start', 'archive 16385 tablespace', 'archive-bytes', 'archive-bytes', 'archive-end', 'archive base base', 'archive-bytes', 'archive-end', 'manifest']);
+  const bytes = r.events.filter((ev) => (ev.type as string) === 'archive-bytes').map((ev) => (ev as unknown as { data: Buffer }).data.toString());
+  assert.deepEqual(bytes, ['not ', 'parsed here', 'not parsed here']);
+});
+
+test('compressed: an uncompressed name, or a compressed archive without a byte, is a protocol error', () => {
+  const plainName = run(withReady([...s, m.copyOut(), m.newArchive('base.tar', ''), m.archiveBytes(BASE), m.copyDone(), ...e]), FACTS15, [], false, true);
+  assert.match(String(plainName.error), /unexpected archive "base\.tar" from server \(expected base\.tar\.zst or <oid>\.tar\.zst\)/);
+  const empty = run(withReady([...s, m.copyOut(), m.newArchive('base.tar.zst', ''), m.manifestFollows(), m.archiveBytes(MANIFEST), m.copyDone(), ...e]), FACTS15, [], false, true);
+  assert.ok(empty.error instanceof ProtocolError);
+  assert.match(empty.error.message, /server sent no bytes for compressed archive "base\.tar\.zst"/);
+});
+
 /** A reply edited into a malformed one: the run must end in a ProtocolError matching `re`. */
 function malformed(name: string, facts: StartFacts, parts: Buffer[], re: RegExp, kind: new (...a: never[]) => Error = ProtocolError): void {
   test(`malformed: ${name}`, () => {
@@ -242,7 +267,7 @@ malformed('archive after the manifest', FACTS15, [...s, m.copyOut(), ...tsArchiv
 malformed('a second manifest', FACTS15, [...s, m.copyOut(), ...tsArchive, m.manifestFollows(), m.manifestFollows(), m.copyDone(), ...e], /a second manifest/);
 malformed('a second start row', FACTS15, [s[0], s[1], m.dataRow(['0/3000000', '1']), ...s.slice(2)], /a second start position row/);
 malformed('a second end row', FACTS15, [...s, m.copyOut(), ...tsArchive, m.copyDone(), e[0], e[1], m.dataRow(['0/4000000', '1']), ...e.slice(2)], /a second end position row/);
-malformed('compressed archive name', FACTS15, [...s, m.copyOut(), m.newArchive('base.tar.gz', ''), m.copyDone(), ...e], /unexpected archive "base\.tar\.gz".*server-side compression/);
+malformed('compressed archive name', FACTS15, [...s, m.copyOut(), m.newArchive('base.tar.gz', ''), m.copyDone(), ...e], /unexpected archive "base\.tar\.gz" from server \(expected base\.tar or <oid>\.tar\)/);
 malformed('archive name that is no OID', FACTS15, [...s, m.copyOut(), m.newArchive('../x.tar', ''), m.copyDone(), ...e], /unexpected archive "\.\.\/x\.tar"/);
 malformed('unknown sub-message', FACTS15, [...s, m.copyOut(), m.copyData(Buffer.from('zz')), m.copyDone(), ...e], /unknown CopyData message type 0x7a/);
 malformed('copy data outside a copy', FACTS15, [...s, m.archiveBytes(TS), ...e], /copy data outside a copy response/);

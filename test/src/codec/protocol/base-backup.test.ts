@@ -39,6 +39,12 @@ test('13/14 command: keywords without parentheses', () => {
   );
 });
 
+test('server compression: COMPRESSION and its detail on 15+, refused in the 13/14 form (which has no such option)', () => {
+  assert.match(baseBackupCommand({ ...defaults, compression: { level: 1 } }), /, COMPRESSION 'zstd', COMPRESSION_DETAIL 'level=1' \)$/);
+  assert.match(baseBackupCommand({ ...defaults, compression: { level: 5, workers: 2 } }), /COMPRESSION_DETAIL 'level=5,workers=2'/);
+  assert.throws(() => legacyBaseBackupCommand({ ...defaults, compression: { level: 1 } }), (e: unknown) => e instanceof UsageError && /needs PostgreSQL 15 or later/.test(e.message));
+});
+
 test('bad labels and rates are usage errors', () => {
   assert.throws(() => baseBackupCommand({ ...defaults, label: 'a\nb' }), UsageError);
   assert.throws(() => baseBackupCommand({ ...defaults, label: 'x'.repeat(1025) }), /longer than 1024/);
