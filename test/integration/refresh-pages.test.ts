@@ -63,7 +63,10 @@ test('one row on every 64th page: a refresh writes about the pages that changed,
   assert.ok(r.result.bytesSame > 20e6, `compared and left alone: ${r.result.bytesSame}`);
   // Pages: what changed (data, WAL), and what every refresh writes whole (manifest ~140 KB, chunk map, label, control, journal).
   const changed = r.changed.data + r.changed.walMeta;
-  assert.ok(r.written <= changed * 1.15 + 384 * 1024, `kernel: wrote ${r.written} for ${changed} changed: ${JSON.stringify(r)}`);
+  assert.ok(r.result.bytesWritten <= changed * 1.15 + 384 * 1024, `pgbb: wrote ${r.result.bytesWritten} for ${changed} changed: ${JSON.stringify(r)}`);
+  // The kernel's count can add whole large folios for the few buffered writes (seen once in three CI runs: 5.3 MB);
+  // whole chunks would be ~25 MB, so the bound still tells pages from chunks.
+  assert.ok(r.written <= changed * 1.15 + 6 * 1024 * 1024, `kernel: wrote ${r.written} for ${changed} changed: ${JSON.stringify(r)}`);
   assert.ok(r.result.bytesWritten <= r.changed.data * 1.15 + 512 * 1024, `pgbb: wrote ${r.result.bytesWritten} for ${r.changed.data} data changed`);
   await verifybackup(dir);
   await restoreAndCompare(dir, root, fingerprint);
