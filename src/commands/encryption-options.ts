@@ -10,7 +10,7 @@
  * or they are refused, as libpq refuses a loose .pgpass. Nothing read is
  * ever put in a message.
  */
-import { openRegular } from '../io/read-limited';
+import { openRegular, readOpened } from '../io/read-limited';
 import { showPath } from '../codec/path-bytes';
 import { UsageError } from '../errors';
 import { Secret } from '../crypto/secret';
@@ -26,8 +26,7 @@ async function readKeyFile(file: string, what: string, secret: boolean): Promise
     if (secret && (st.mode & 0o077) !== 0) {
       throw new UsageError(`${what} "${showPath(file)}" has mode 0${(st.mode & 0o777).toString(8)}: it must not be readable by group or others (chmod 0600)`);
     }
-    if (st.size > MAX_KEY_FILE_BYTES) throw new UsageError(`${what} "${showPath(file)}" is larger than ${MAX_KEY_FILE_BYTES} bytes`);
-    return (await fh.readFile()).toString('utf8');
+    return (await readOpened(fh, file, { maxBytes: MAX_KEY_FILE_BYTES, what })).toString('utf8');
   } finally {
     await fh.close();
   }

@@ -81,6 +81,19 @@ export async function readLimited(file: string, limits: ReadLimits): Promise<Buf
     throw err;
   }
   try {
+    return await readOpened(fh, file, limits);
+  } finally {
+    await fh.close().catch(() => {});
+  }
+}
+
+/**
+ * The whole of a file opened by openRegular (the caller keeps and closes the
+ * handle), capped by fstat and by what is read: a file growing past the cap
+ * while read is refused too.
+ */
+export async function readOpened(fh: fs.FileHandle, file: string, limits: ReadLimits): Promise<Buffer> {
+  try {
     const st = await fh.stat();
     if (st.size > limits.maxBytes) throw tooLarge(file, limits.what, limits.maxBytes);
     // Sized by what fstat says, grown only up to the cap: a lying size costs nothing.
@@ -101,8 +114,6 @@ export async function readLimited(file: string, limits: ReadLimits): Promise<Buf
     return len === buf.length ? buf : Buffer.from(buf.subarray(0, len));
   } catch (err) {
     throw err instanceof IoError ? err : ioError(`could not read ${limits.what}`, showPath(file), err);
-  } finally {
-    await fh.close().catch(() => {});
   }
 }
 

@@ -98,12 +98,15 @@ test('bad key options are one-line usage errors before the server is contacted',
   const loose = join(root, 'loose');
   await fs.writeFile(loose, `${PASS}\n`, { mode: 0o644 });
   await fs.chmod(loose, 0o644);
+  const huge = join(root, 'huge');
+  await fs.writeFile(huge, `${PASS}\n${'#'.repeat(70 * 1024)}\n`, { mode: 0o600 });
   const noServer = ['-d', 'host=127.0.0.1 port=1 user=postgres'];
   const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
     [['backup', ...noServer, '-D', join(root, 't1'), '-F', 'tar', '--encrypt-passphrase-file', loose], {}, /^pgbb: error: passphrase file ".*loose" has mode 0644: it must not be readable by group or others \(chmod 0600\)$/],
     [['backup', ...noServer, '-D', join(root, 't2'), '--encrypt-passphrase-file', join(root, 'missing')], {}, /^pgbb: error: could not open passphrase file .*: no such file or directory$/],
     [['backup', ...noServer, '-D', join(root, 't3'), '-F', 'plain'], { PGBB_ENCRYPT_PASSPHRASE: PASS }, /^pgbb: error: encryption .* not a plain backup$/],
     [['restore', join(root, 'none'), '-D', join(root, 't4'), '--encrypt-identity-file', loose], {}, /^pgbb: error: identity file ".*loose" has mode 0644/],
+    [['backup', ...noServer, '-D', join(root, 't1'), '-F', 'tar', '--encrypt-passphrase-file', huge], {}, /^pgbb: error: passphrase file ".*huge" is larger than 65536 bytes/],
   ];
   for (const [args, env, re] of cases) {
     const r = await runPgbb(args, { env });
