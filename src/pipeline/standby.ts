@@ -110,8 +110,8 @@ export async function standby(o: StandbyOptions): Promise<StandbyResult> {
   const { settings, slotCreated } = await askPrimary(o.connection, timeout, o.signal, o.createSlot);
   const major = majorOf(settings.serverVersion);
   const bin = findServerBinaries(major, o.pgBin);
-  step('server', `primary: PostgreSQL ${settings.serverVersion}, system ${settings.systemIdentifier}, timeline ${settings.timeline}; server programs in ${bin.dir}`, {
-    serverVersion: settings.serverVersion, systemIdentifier: settings.systemIdentifier, pgBin: bin.dir,
+  step('server', `primary: PostgreSQL ${settings.serverVersion}, system ${settings.systemIdentifier}, timeline ${settings.timeline}; server programs in ${bin.dir} (${bin.from})`, {
+    serverVersion: settings.serverVersion, systemIdentifier: settings.systemIdentifier, pgBin: bin.dir, pgBinFrom: bin.from,
   });
   const slot = o.createSlot ?? o.slot ?? null;
   if (slotCreated !== null) step('slot', `replication slot "${o.createSlot}" ${slotCreated ? 'created' : 'exists already: reused'}`, { slot: o.createSlot, created: slotCreated });

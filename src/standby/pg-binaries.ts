@@ -18,6 +18,8 @@ export interface ServerBinaries {
   pgCtl: string;
   /** `pg_ctl --version`'s version text, e.g. "15.18". */
   version: string;
+  /** Where it was found: '--pg-bin', 'PATH', 'pg_config --bindir' or 'Debian layout'. */
+  from: string;
 }
 
 function run(file: string, args: string[]): string | null {
@@ -67,7 +69,7 @@ export function findServerBinaries(major: number, pgBin?: string): ServerBinarie
       passed.push(`${c.dir} (${c.from}): PostgreSQL ${m[1]}`);
       continue;
     }
-    return { dir: c.dir, pgCtl, version: `${m[1]}${m[2] ?? ''}` };
+    return { dir: c.dir, pgCtl, version: `${m[1]}${m[2] ?? ''}`, from: c.from };
   }
   throw new PgbbError('pg_bin', `no PostgreSQL ${major} server programs found (tried ${passed.join('; ')}): give their directory with --pg-bin`);
 }

@@ -98,3 +98,19 @@ test('server programs are found for the major asked, and a wrong one says what w
   assert.match(findServerBinaries(17, seventeen).version, /^17\./);
   assert.throws(() => findServerBinaries(17, DEBIAN_PG15_BIN), /no PostgreSQL 17 server programs found \(tried .*PostgreSQL 15\).*--pg-bin/);
 });
+
+test('without --pg-bin: pg_ctl on PATH first, then pg_config --bindir, then Debian\'s layout', () => {
+  const saved = process.env.PATH;
+  try {
+    // Only PATH can yield a 17 here: pg_config and Debian's layout are 15's.
+    process.env.PATH = `${embeddedBinDir()}:${saved}`;
+    assert.deepEqual([findServerBinaries(17).dir, findServerBinaries(17).from], [embeddedBinDir(), 'PATH']);
+    // Debian keeps pg_ctl off PATH (/usr/bin has pg_ctlcluster) and pg_config on it.
+    process.env.PATH = '/usr/bin';
+    assert.deepEqual([findServerBinaries(15).dir, findServerBinaries(15).from], [DEBIAN_PG15_BIN, 'pg_config --bindir']);
+    process.env.PATH = '/nonexistent';
+    assert.deepEqual([findServerBinaries(15).dir, findServerBinaries(15).from], [DEBIAN_PG15_BIN, 'Debian layout']);
+  } finally {
+    process.env.PATH = saved;
+  }
+});
