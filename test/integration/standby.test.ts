@@ -2,27 +2,31 @@
  * `pgbb standby` end to end against a real PostgreSQL 15 primary: from a
  * missing directory to a standby that streams (with a slot it creates),
  * replays what the primary writes afterwards, and is left alone by a second
- * run; a run killed with SIGKILL mid-backup is completed by the next run
- * (not started over); --rebuild re-seeds a running standby in place; a live
- * primary, a directory of someone else's files and (as root) a root-owned
- * place are refused before anything is written.
+ * run; a run killed with SIGKILL mid-backup, and one whose backup connection
+ * the server ends, are completed by the next run (not started over); a
+ * standby that starts but does not stream fails the run; --rebuild re-seeds
+ * a running standby in place, and one that was promoted and written to; a
+ * live primary, a directory of someone else's files and (as root) a
+ * root-owned place are refused before anything is written.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, promises as fs, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { before, test } from 'node:test';
-import { Client } from 'pg';
-import { fillSampleData, freePort, type Cluster } from '../support/cluster';
-import { isRoot } from '../support/run';
+import { DEBIAN_PG15_BIN, fillSampleData, type Cluster } from '../support/cluster';
+import { isRoot, run } from '../support/run';
 import { killServer } from '../support/reaper';
 import { connArgs, testScratch } from '../support/scratch';
-import { PGBB_CLI, runPgbb } from '../support/pgbb';
+import { runPgbb } from '../support/pgbb';
+import { cutOffTwice, onStandby, postmasterPid, standbyEvents, standbyPlace, standbyResult, waitForReplay, type StandbyPlace } from '../support/standby';
 
 const scratch = testScratch();
 let primary: Cluster;
 let tsLocation: string;
+/** What the first run of the first test wrote: a fresh backup's bytes, to compare rebuilds with. */
+let freshBytes = 0;
+/** The standby the resume test leaves running, for the tests after it. */
+let resumed: StandbyPlace | undefined;
 
 before(async () => {
   primary = await scratch.cluster();
@@ -31,23 +35,8 @@ before(async () => {
   [{ tsLocation }] = await primary.query<{ tsLocation: string }>(`SELECT pg_tablespace_location(oid) AS "tsLocation" FROM pg_tablespace WHERE spcname = 'pgbb_ts'`);
 });
 
-interface StandbyPlace {
-  dataDir: string;
-  sock: string;
-  port: number;
-  /** -o for pg_ctl: its own port and socket, loopback only. */
-  options: string;
-  /** Where -T puts the primary's tablespace (this host has the primary's own location). */
-  tablespace: string;
-}
-
 async function place(name: string): Promise<StandbyPlace> {
-  const base = await scratch.dir(`pgbb-standby-${name}-`);
-  const sock = join(base, 'sock');
-  await fs.mkdir(sock);
-  if (isRoot()) await fs.chown(sock, statSync(base).uid, statSync(base).gid);
-  const port = await freePort();
-  const p = { dataDir: join(base, 'data'), sock, port, options: `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1`, tablespace: join(base, 'ts') };
+  const p = await standbyPlace(await scratch.dir(`pgbb-standby-${name}-`));
   // Whatever a test leaves running is stopped by its pid.
   scratch.defer(async () => {
     const pid = postmasterPid(p.dataDir);
@@ -56,56 +45,21 @@ async function place(name: string): Promise<StandbyPlace> {
   return p;
 }
 
-function postmasterPid(dataDir: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    return pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 const standbyArgs = (p: StandbyPlace, extra: string[] = []) => [
   'standby', ...connArgs(primary), '-D', p.dataDir, '-T', `${tsLocation}=${p.tablespace}`, '-c', 'fast', '-o', p.options, '--json', ...extra,
 ];
 
-function events(stderr: string): Array<Record<string, any>> {
-  return stderr
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l));
-}
-
-const resultOf = (stderr: string) => {
-  const r = events(stderr).find((e) => e.event === 'result' && 'replayLagBytes' in e);
-  assert.ok(r, `no standby result in:\n${stderr}`);
-  return r;
-};
-
-async function onStandby<T = any>(p: StandbyPlace, sql: string): Promise<T[]> {
-  const c = new Client({ host: p.sock, port: p.port, user: 'postgres', database: 'postgres' });
-  await c.connect();
-  try {
-    return (await c.query(sql)).rows;
-  } finally {
-    await c.end();
-  }
-}
+const events = standbyEvents;
+const resultOf = standbyResult;
 
 /** Waits until the standby has replayed the primary's current position, then compares a digest of the data. */
 async function sameData(p: StandbyPlace): Promise<void> {
-  const [{ lsn }] = await primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  await waitForReplay(primary, p);
   const digest = `SELECT count(*)::text AS n, sum(abalance)::text AS s, md5(string_agg(aid::text || ':' || abalance, ',' ORDER BY aid)) AS h FROM pgbench_accounts`;
-  for (let i = 0; ; i++) {
-    const [{ caught }] = await onStandby<{ caught: boolean }>(p, `SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn AS caught`);
-    if (caught) break;
-    assert.ok(i < 120, `the standby did not replay up to ${lsn} within 60 s`);
-    await sleep(500);
-  }
   assert.deepEqual(await onStandby(p, digest), await primary.query(digest));
 }
 
-test('standby: from nothing to a streaming standby with its own slot; it replays later writes; a second run leaves it be', async () => {
+test('standby: from nothing to a streaming standby with its own slot; it replays later writes; a second run leaves it be', async (t) => {
   const p = await place('fresh');
   const r = await runPgbb(standbyArgs(p, ['--create-slot', 'pgbb_standby_fresh']));
   assert.equal(r.code, 0, r.stderr);
@@ -114,6 +68,8 @@ test('standby: from nothing to a streaming standby with its own slot; it replays
   assert.equal(res.found, 'new');
   assert.equal(res.slot, 'pgbb_standby_fresh');
   assert.ok(res.bytesWritten > 10 * 1024 * 1024, `wrote only ${res.bytesWritten} bytes`);
+  assert.ok(Number.isInteger(res.replayLagBytes) && res.replayLagBytes >= 0, `replay lag ${res.replayLagBytes}`);
+  freshBytes = res.bytesWritten;
   const steps = events(r.stderr).filter((e) => e.event === 'step').map((e) => e.step);
   for (const s of ['server', 'slot', 'refresh', 'recovery_config', 'start', 'streaming']) assert.ok(steps.includes(s), `no ${s} step in ${steps}`);
   assert.ok(events(r.stderr).every((e) => e.event !== 'step' || typeof e.time === 'string'));
@@ -153,39 +109,74 @@ test('standby: from nothing to a streaming standby with its own slot; it replays
   const res3 = resultOf(rebuilt.stderr);
   assert.equal(res3.status, 'streaming');
   assert.ok(events(rebuilt.stderr).some((e) => e.step === 'stop'));
+  t.diagnostic(`rebuild of the running standby: received ${res3.bytesReceived} bytes, wrote ${res3.bytesWritten}; the fresh one wrote ${res.bytesWritten}`);
   assert.ok(res3.bytesWritten < res.bytesWritten * 0.8 && res3.chunksUnchanged > 0, `rebuild wrote ${res3.bytesWritten} bytes, the first run ${res.bytesWritten}`);
   await sameData(p);
 });
 
-test('standby: a run killed mid-backup is completed by the next run, not started over', async () => {
+test('standby: a run killed with -9, then one whose backup connection the server ends, are completed by the next run, not started over', async () => {
   const p = await place('resume');
-  // Hint bits settled first: the second run should find the first run's chunks as they were.
-  await primary.query('VACUUM FREEZE');
-  await primary.query('CHECKPOINT');
-  // Throttled so that there is time to kill it in the middle.
-  const child = spawn(process.execPath, [PGBB_CLI, ...standbyArgs(p, ['-r', '4M'])], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const base = join(p.dataDir, 'base');
-  for (let i = 0; ; i++) {
-    const bytes = await du(base);
-    if (bytes > 12 * 1024 * 1024) break;
-    assert.ok(i < 600 && child.exitCode === null, `the backup did not get far enough (${bytes} bytes; exit ${child.exitCode}):\n${stderr}`);
-    await sleep(100);
-  }
-  child.kill('SIGKILL');
-  await new Promise((res) => child.once('close', res));
-  assert.ok(existsSync(join(p.dataDir, 'pgbb_refresh_incomplete')), 'the cut-off run left its refresh marker');
-  assert.ok(!existsSync(join(p.dataDir, 'backup_manifest')));
-  assert.equal(postmasterPid(p.dataDir), undefined);
+  await cutOffTwice(primary, p, (extra) => standbyArgs(p, extra), 8 << 20, 24 << 20);
 
   const r = await runPgbb(standbyArgs(p));
   assert.equal(r.code, 0, r.stderr);
   const res = resultOf(r.stderr);
   assert.equal(res.found, 'incomplete');
   assert.equal(res.status, 'streaming');
-  assert.ok(res.chunksUnchanged > 5, `the second run rewrote everything: ${JSON.stringify(res)}`);
-  assert.ok(res.bytesWritten < res.bytesReceived * 0.8, `the second run wrote ${res.bytesWritten} of ${res.bytesReceived} bytes`);
+  assert.ok(res.chunksUnchanged > 5, `the last run rewrote everything: ${JSON.stringify(res)}`);
+  assert.ok(res.bytesWritten < res.bytesReceived * 0.8, `the last run wrote ${res.bytesWritten} of ${res.bytesReceived} bytes`);
+  await sameData(p);
+  resumed = p;
+});
+
+test('standby: a standby that starts but does not stream fails the run, in one line; the next run finds it and exits 0 once it streams', async () => {
+  assert.ok(resumed, 'the resume test left a standby');
+  const p = resumed;
+  await killServer(postmasterPid(p.dataDir)!); // stopped hard: a standby recovers from that
+  // -o reaches the server: its primary_conninfo, on the command line, outranks postgresql.auto.conf's.
+  const r = await runPgbb(['standby', ...connArgs(primary), '-D', p.dataDir, '-o', `${p.options} -c primary_conninfo=host=${p.sock}/nowhere`, '--wait-timeout', '4']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^pgbb: error: the standby in ".*" runs but does not stream after 4 s: its WAL receiver's status is "none"; see its log\n$/m);
+  assert.equal(r.stderr.split('\n').filter((l) => l.startsWith('pgbb: error:')).length, 1);
+  assert.ok(!/streams \(/.test(r.stderr), 'no summary line from a run that did not stream');
+  assert.deepEqual(await onStandby(p, "SELECT current_setting('primary_conninfo') AS c"), [{ c: `host=${p.sock}/nowhere` }]);
+
+  // Restarted with the settings pgbb wrote, it streams, and the next run says so.
+  await killServer(postmasterPid(p.dataDir)!);
+  const again = await runPgbb(standbyArgs(p));
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(resultOf(again.stderr).found, 'stopped');
+  assert.equal(resultOf(again.stderr).status, 'streaming');
+});
+
+test('standby: --rebuild re-seeds a standby that was promoted and written to, writing only what differs; it follows the primary again', async (t) => {
+  assert.ok(resumed, 'the resume test left a standby');
+  const p = resumed;
+  await onStandby(p, 'SELECT pg_promote()');
+  await onStandby(p, 'UPDATE pgbench_accounts SET abalance = abalance + 1000 WHERE aid <= 5000');
+  await onStandby(p, "INSERT INTO pgbb_ts_rows VALUES (-2, 'written on the promoted standby')");
+  await onStandby(p, 'CHECKPOINT');
+  // A running primary is never touched, --rebuild or not.
+  const live = await runPgbb(standbyArgs(p, ['--rebuild']));
+  assert.equal(live.code, 1, live.stderr);
+  assert.match(events(live.stderr).find((e) => e.event === 'error')?.message ?? '', /running PostgreSQL server that is not a standby/);
+  await run(join(DEBIAN_PG15_BIN, 'pg_ctl'), ['stop', '-D', p.dataDir, '-m', 'fast', '-w'], { asPostgres: true });
+  const stopped = await runPgbb(standbyArgs(p));
+  assert.equal(stopped.code, 1, stopped.stderr);
+  assert.match(events(stopped.stderr).find((e) => e.event === 'error')?.message ?? '', /stopped server that is not a standby .*use --rebuild/);
+
+  const r = await runPgbb(standbyArgs(p, ['--rebuild']));
+  assert.equal(r.code, 0, r.stderr);
+  const res = resultOf(r.stderr);
+  assert.equal(res.found, 'other');
+  assert.equal(res.status, 'streaming');
+  t.diagnostic(`rebuild of the promoted standby: received ${res.bytesReceived} bytes, wrote ${res.bytesWritten}; a fresh standby wrote ${freshBytes}`);
+  assert.ok(res.bytesWritten < freshBytes * 0.5, `the rebuild wrote ${res.bytesWritten} bytes, a fresh standby ${freshBytes}`);
+  // On the primary's timeline again, its writes undone, the primary's later ones replayed.
+  const [{ tli }] = await primary.query<{ tli: number }>('SELECT timeline_id AS tli FROM pg_control_checkpoint()');
+  assert.deepEqual(await onStandby(p, 'SELECT received_tli AS tli FROM pg_stat_wal_receiver'), [{ tli }]);
+  assert.deepEqual(await onStandby(p, 'SELECT count(*)::int AS n FROM pgbb_ts_rows WHERE id = -2'), [{ n: 0 }]);
+  await primary.query('UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 97 = 0');
   await sameData(p);
 });
 
@@ -213,14 +204,3 @@ test('standby: refuses a live primary, a directory of other files and (as root) 
     assert.deepEqual(await fs.readdir(rootOwned), []);
   }
 });
-
-async function du(dir: string): Promise<number> {
-  let total = 0;
-  const names = await fs.readdir(dir, { recursive: true }).catch(() => [] as string[]);
-  for (const n of names) {
-    const st = await fs.lstat(join(dir, n)).catch(() => null);
-    if (st?.isFile()) total += st.size;
-  }
-  return total;
-}
-

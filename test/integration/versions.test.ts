@@ -6,7 +6,7 @@
  * included, and Debian 15's pg_verifybackup -n where it reads the manifest:
  * version 1, i.e. 14 and 16 — the embedded packages ship no pg_verifybackup
  * of their own, and pg_waldump 15 reads no other major's WAL), refresh,
- * and a standby that streams.
+ * and a standby that streams, is rebuilt, and resumes after kill -9 and a cut connection.
  *
  * PGBB_TEST_PG_MAJORS="14,18" (the default, what `npm test` runs) picks the
  * majors; `npm run test:versions` runs 14, 16, 17 and 18; 15 (Debian's) can
@@ -17,15 +17,15 @@ import { promises as fs, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { Client } from 'pg';
-import { Cluster, DEBIAN_PG15_BIN, dataFingerprint, fillSampleData, freePort, makeTempDir, serverBinDir } from '../support/cluster';
+import { Cluster, DEBIAN_PG15_BIN, dataFingerprint, fillSampleData, makeTempDir, serverBinDir } from '../support/cluster';
 import { EMBEDDED_MAJORS } from '../support/embedded';
 import { serverClean } from '../support/failure-helpers';
 import { killServer } from '../support/reaper';
 import { restoreAndCompare } from '../support/restore-compare';
-import { isRoot, run } from '../support/run';
+import { run } from '../support/run';
 import { connArgs } from '../support/scratch';
 import { runPgbb } from '../support/pgbb';
+import { cutOffTwice, onStandby, postmasterPid, standbyPlace, standbyResult, waitForReplay, type StandbyPlace } from '../support/standby';
 
 const MAJORS = (process.env.PGBB_TEST_PG_MAJORS ?? '14,18').split(',').map((s) => Number(s.trim()));
 const AVAILABLE = [...EMBEDDED_MAJORS, 15].sort((a, b) => a - b);
@@ -174,52 +174,55 @@ for (const major of MAJORS) {
       await restoreAndCompare(dir, plainRoot, await dataFingerprint(pg));
     });
 
-    test('standby: streams from the primary, --rebuild re-seeds it in place, it replays a later write', async () => {
-      const base = await scratch(`pgbb-v${major}-standby-`);
-      const sock = join(base, 'sock');
-      await fs.mkdir(sock);
-      if (isRoot()) await fs.chown(sock, (await fs.stat(base)).uid, (await fs.stat(base)).gid);
-      const port = await freePort();
-      const dataDir = join(base, 'data');
+    const standbyArgs = (p: StandbyPlace, extra: string[]) => [
+      'standby', ...connArgs(pg), '-D', p.dataDir, '-T', `${tsLocation}=${p.tablespace}`, '-c', 'fast',
+      '-o', p.options, '--pg-bin', serverBinDir(major), '--json', ...extra,
+    ];
+    const newStandbyPlace = async (name: string) => {
+      const p = await standbyPlace(await scratch(`pgbb-v${major}-${name}-`));
       cleanup.push(async () => {
-        const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-        if (pid > 0) await killServer(pid);
+        const pid = postmasterPid(p.dataDir);
+        if (pid) await killServer(pid);
       });
-      const standby = async (extra: string[]) => {
-        const r = await runPgbb([
-          'standby', ...connArgs(pg), '-D', dataDir, '-T', `${tsLocation}=${join(base, 'ts')}`, '-c', 'fast',
-          '-o', `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1`, '--pg-bin', serverBinDir(major), '--json', ...extra,
-        ]);
-        assert.equal(r.code, 0, r.stderr);
-        const result = jsonLines(r.stderr).find((e) => e.event === 'result' && 'replayLagBytes' in e);
-        assert.equal(result?.status, 'streaming', r.stderr);
-        return result!;
-      };
-      const first = await standby(['--create-slot', `pgbb_v${major}`]);
+      return p;
+    };
+    const streamingStandby = async (p: StandbyPlace, extra: string[]) => {
+      const r = await runPgbb(standbyArgs(p, extra));
+      assert.equal(r.code, 0, r.stderr);
+      const result = standbyResult(r.stderr);
+      assert.equal(result.status, 'streaming', r.stderr);
+      return result;
+    };
+    /** A table the primary creates now is read back on the standby once it has replayed that far. */
+    const replaysNewTable = async (p: StandbyPlace, table: string) => {
+      await pg.query(`CREATE TABLE ${table} AS SELECT 42 AS x`);
+      await waitForReplay(pg, p);
+      assert.deepEqual(await onStandby(p, `SELECT x FROM ${table}`), [{ x: 42 }]);
+    };
+
+    test('standby: streams from the primary, --rebuild re-seeds it in place, it replays a later write', async () => {
+      const p = await newStandbyPlace('standby');
+      const first = await streamingStandby(p, ['--create-slot', `pgbb_v${major}`]);
       assert.equal(first.found, 'new');
 
       // --rebuild: stopped with this major's pg_ctl, re-seeded in place writing only what differs, started again.
       await pg.query('UPDATE pgbench_accounts SET abalance = abalance - 3 WHERE aid BETWEEN 1 AND 2000');
-      const rebuilt = await standby(['-S', `pgbb_v${major}`, '--rebuild']);
+      const rebuilt = await streamingStandby(p, ['-S', `pgbb_v${major}`, '--rebuild']);
       assert.ok(rebuilt.bytesWritten < first.bytesWritten * 0.8, `rebuild wrote ${rebuilt.bytesWritten} bytes, the first run ${first.bytesWritten}`);
-
-      await pg.query('CREATE TABLE after_standby AS SELECT 42 AS x');
-      const [{ lsn }] = await pg.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-      const c = new Client({ host: sock, port, user: 'postgres', database: 'postgres' });
-      await c.connect();
-      try {
-        for (let i = 0; ; i++) {
-          const { rows } = await c.query(`SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn AS caught`);
-          if (rows[0].caught) break;
-          assert.ok(i < 120, `the standby did not replay up to ${lsn} within 60 s`);
-          await sleep(500);
-        }
-        assert.deepEqual((await c.query('SELECT x FROM after_standby')).rows, [{ x: 42 }]);
-      } finally {
-        await c.end();
-      }
+      await replaysNewTable(p, 'after_standby');
       const [{ active }] = await pg.query<{ active: boolean }>(`SELECT active FROM pg_replication_slots WHERE slot_name = 'pgbb_v${major}'`);
       assert.equal(active, true, 'the standby streams through its slot');
+    });
+
+    test('standby: a run killed with -9, then one whose backup connection the server ends, are completed by the next run, not started over', async (t) => {
+      const p = await newStandbyPlace('resume');
+      t.diagnostic(`cut off: ${await cutOffTwice(pg, p, (extra) => standbyArgs(p, extra), 6 << 20, 14 << 20)}`);
+
+      const done = await streamingStandby(p, []);
+      assert.equal(done.found, 'incomplete');
+      assert.ok(done.chunksUnchanged > 0 && done.bytesWritten < done.bytesReceived * 0.8, `the last run rewrote too much: ${JSON.stringify(done)}`);
+      t.diagnostic(`the completing run received ${done.bytesReceived} bytes, wrote ${done.bytesWritten} (${done.chunksUnchanged} chunks unchanged, ${done.chunksChanged} changed)`);
+      await replaysNewTable(p, 'after_resume');
     });
   });
 }
