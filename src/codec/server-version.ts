@@ -10,9 +10,13 @@
  *   hasIncrementalBackup(v)    17+: UPLOAD_MANIFEST, BASE_BACKUP ( INCREMENTAL ), summarize_wal
  *   manifestVersionFor(v)      17+: backup_manifest version 2, with System-Identifier; before: 1
  *   strictRelationFileNames(v) 17+: the server checksums only files that parse as relation files
+ *   hasRenamedBackupFunctions(v) 15+: pg_backup_start(label, fast) / pg_backup_stop(wait), exclusive mode gone;
+ *                            14: pg_start_backup(label, fast, exclusive) / pg_stop_backup(exclusive, wait) (-j's SQL backup)
+ *   skipsDsStore(v)            15+: BASE_BACKUP leaves .DS_Store files out
+ *   hasWalSummaries(v)         17+: pg_wal/summaries beside pg_wal/archive_status
  *
  * Facts from PostgreSQL's repl_gram.y, basebackup.c, backup_manifest.c and
- * pg_basebackup.c of each release. What is the same everywhere (WAL page
+ * pg_basebackup.c, xlogfuncs.c of each release. What is the same everywhere (WAL page
  * format as far as pgbb reads it, tar layout, pg_control's tail) is not here.
  * Things that differ only for people running servers (18's initdb turns data
  * checksums on by default) are the test harness's business, not pgbb's.
@@ -65,5 +69,17 @@ export function manifestVersionFor(serverVersion: number): 1 | 2 {
 }
 
 export function strictRelationFileNames(serverVersion: number): boolean {
+  return serverVersion >= 170000;
+}
+
+export function hasRenamedBackupFunctions(serverVersion: number): boolean {
+  return serverVersion >= 150000;
+}
+
+export function skipsDsStore(serverVersion: number): boolean {
+  return serverVersion >= 150000;
+}
+
+export function hasWalSummaries(serverVersion: number): boolean {
   return serverVersion >= 170000;
 }

@@ -4,6 +4,7 @@
  * (src/net/server-settings.ts), and the current timeline.
  */
 import { PgbbError } from '../errors';
+import { unsupportedServer } from '../codec/server-version';
 import { parseShowSize, type ServerSettings } from './server-settings';
 import type { SqlSession } from './sql-session';
 
@@ -21,7 +22,8 @@ export async function readSqlSettings(s: SqlSession): Promise<ServerSettings> {
   );
   const [version, sysid, tli, lsn, walSeg, block, seg, checksums, dirMode] = (row ?? []).map((v) => v ?? '');
   const serverVersion = Number(version);
-  if (!(serverVersion >= 130000)) throw new PgbbError('unsupported', `server version ${version} is not supported (PostgreSQL 13 or later is required)`);
+  const unsupported = unsupportedServer(serverVersion);
+  if (unsupported) throw new PgbbError('unsupported', unsupported);
   const blockSize = parseShowSize(block);
   return {
     serverVersion,

@@ -7,10 +7,11 @@
  */
 import { PgbbError } from '../errors';
 import type { SqlSession } from '../net/sql-session';
+import { hasRenamedBackupFunctions } from '../codec/server-version';
 
 /** The functions the parallel source calls, by signature, for PostgreSQL 15+ and 13–14. */
 export function backupFunctions(serverVersion: number): string[] {
-  const [start, stop] = serverVersion >= 150000 ? ['pg_backup_start(text, boolean)', 'pg_backup_stop(boolean)'] : ['pg_start_backup(text, boolean, boolean)', 'pg_stop_backup(boolean, boolean)'];
+  const [start, stop] = hasRenamedBackupFunctions(serverVersion) ? ['pg_backup_start(text, boolean)', 'pg_backup_stop(boolean)'] : ['pg_start_backup(text, boolean, boolean)', 'pg_stop_backup(boolean, boolean)'];
   return [start, stop, 'pg_ls_dir(text, boolean, boolean)', 'pg_stat_file(text, boolean)', 'pg_read_binary_file(text, bigint, bigint, boolean)'];
 }
 

@@ -10,6 +10,7 @@
  * `dirPath` is relative to the data directory ('' for its root). 'empty-dir':
  * the directory is sent, its contents are not.
  */
+import { hasWalSummaries, skipsDsStore } from '../codec/server-version';
 
 /** Sent as empty directories, wherever they are (matched by name). */
 const EMPTY_DIRS = new Set(['pg_stat_tmp', 'pg_replslot', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_subtrans']);
@@ -23,7 +24,7 @@ export type EntryRule = 'skip' | 'empty-dir' | 'keep';
 export function entryRule(dirPath: string, name: string, serverVersion: number): EntryRule {
   if (name.startsWith(TEMP_PREFIX)) return 'skip';
   if (SKIPPED_FILES.has(name) || name.startsWith(SKIPPED_PREFIX)) return 'skip';
-  if (serverVersion >= 150000 && name === '.DS_Store') return 'skip';
+  if (skipsDsStore(serverVersion) && name === '.DS_Store') return 'skip';
   if (EMPTY_DIRS.has(name)) return 'empty-dir';
   // pg_wal's contents come from WAL streaming; pg_tblspc's links are the tablespaces, listed apart.
   if (dirPath === '' && (name === 'pg_wal' || name === 'pg_tblspc')) return 'empty-dir';
@@ -32,7 +33,7 @@ export function entryRule(dirPath: string, name: string, serverVersion: number):
 
 /** The subdirectories BASE_BACKUP creates inside the (emptied) pg_wal. */
 export function walSubdirs(serverVersion: number): string[] {
-  return serverVersion >= 170000 ? ['pg_wal/archive_status', 'pg_wal/summaries'] : ['pg_wal/archive_status'];
+  return hasWalSummaries(serverVersion) ? ['pg_wal/archive_status', 'pg_wal/summaries'] : ['pg_wal/archive_status'];
 }
 
 /** base/<db>, or <PG_version dir>/<db> of a tablespace (relative to the tablespace's root). */

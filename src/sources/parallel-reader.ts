@@ -35,6 +35,7 @@ import { checkConnectionRoom, checkPrivileges } from './parallel-checks';
 import { CHUNK, OrderedFetch, fetchPiece, planPieces, type Piece, type PieceData } from './parallel-fetch';
 import { checkLocalDataDir, readPiece, readRange } from './local-fetch';
 import { remoteHashFetch } from './remote-hash-fetch';
+import { hasRenamedBackupFunctions } from '../codec/server-version';
 
 export interface ParallelReaderOptions {
   /** A plain (non-replication) client config. */
@@ -127,7 +128,7 @@ export class ParallelReader extends Readable {
   }
 
   private stopSql(): string {
-    return (this.settings?.serverVersion ?? 150000) >= 150000
+    return hasRenamedBackupFunctions(this.settings?.serverVersion ?? 150000)
       ? 'SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(false)'
       : 'SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, false)';
   }
@@ -158,7 +159,7 @@ export class ParallelReader extends Readable {
     this.fetcher = o.localDir ? localFetcher(o.localDir, o.jobs) : await this.connectWorkers();
     if (this.destroyed) return;
 
-    const v15 = settings.serverVersion >= 150000;
+    const v15 = hasRenamedBackupFunctions(settings.serverVersion);
     const fast = o.checkpoint === 'fast' ? 'true' : 'false';
     leader.allowSilence(true);
     this.backupRunning = true;

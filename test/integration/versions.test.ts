@@ -6,7 +6,8 @@
  * included, and Debian 15's pg_verifybackup -n where it reads the manifest:
  * version 1, i.e. 14 and 16 — the embedded packages ship no pg_verifybackup
  * of their own, and pg_waldump 15 reads no other major's WAL), refresh,
- * and a standby that streams, is rebuilt, and resumes after kill -9 and a cut connection.
+ * -j 2 (the SQL backup), and a standby that streams, is rebuilt, and resumes
+ * after kill -9 and a cut connection.
  *
  * PGBB_TEST_PG_MAJORS="14,18" (the default, what `npm test` runs) picks the
  * majors; `npm run test:versions` runs 14, 16, 17 and 18; 15 (Debian's) can
@@ -126,6 +127,17 @@ for (const major of MAJORS) {
       assert.equal(names[names.length - 1], 'backup_manifest');
       assert.ok(names.includes('PG_VERSION') && names.includes('global/pg_control'));
       assert.ok(names.some((n) => new RegExp(`^pg_tblspc/\\d+/PG_${major}_\\d+/`).test(n)), 'the tablespace is in the stream');
+    });
+
+    test(`-j 2 (the SQL backup: ${major >= 15 ? 'pg_backup_start' : 'pg_start_backup'}): pgbb verify accepts it`, async () => {
+      const root = await scratch(`pgbb-v${major}-jobs-`);
+      const dir = join(root, 'data');
+      const b = await runPgbb(['backup', ...connArgs(pg), '-D', dir, '-j', '2', '-c', 'fast', '-N', ...tsMap(root)]);
+      assert.equal(b.code, 0, b.stderr);
+      assert.equal(readFileSync(join(dir, 'PG_VERSION'), 'utf8').trim(), String(major));
+      const v = await runPgbb(['verify', dir]);
+      assert.equal(v.code, 0, v.stderr);
+      await serverClean(pg); // the backup stopped, its sessions gone
     });
 
     test('--compress server-zstd: 14 refuses it in one line and leaves nothing; 15+ writes .tar.zst archives that pgbb verify accepts, or says the server build cannot', async () => {

@@ -9,24 +9,27 @@ import {
   hasIncrementalBackup,
   hasOptionListGrammar,
   hasReadReplicationSlot,
+  hasRenamedBackupFunctions,
+  hasWalSummaries,
   majorOf,
   manifestVersionFor,
+  skipsDsStore,
   strictRelationFileNames,
   unsupportedServer,
   versionOfMajor,
 } from '../../../src/codec/server-version';
 
-test('per major: option-list grammar and READ_REPLICATION_SLOT from 15, INCREMENTAL, manifest 2 and strict relation names from 17', () => {
+test('per major: option-list grammar, READ_REPLICATION_SLOT, pg_backup_start and .DS_Store left out from 15; INCREMENTAL, manifest 2, strict relation names and pg_wal/summaries from 17', () => {
   const facts = [14, 15, 16, 17, 18].map((major) => {
     const v = versionOfMajor(major) + 7; // a minor release
-    return [majorOf(v), hasOptionListGrammar(v), hasReadReplicationSlot(v), hasIncrementalBackup(v), manifestVersionFor(v), strictRelationFileNames(v)];
+    return [majorOf(v), hasOptionListGrammar(v), hasReadReplicationSlot(v), hasIncrementalBackup(v), manifestVersionFor(v), strictRelationFileNames(v), hasRenamedBackupFunctions(v), skipsDsStore(v), hasWalSummaries(v)];
   });
   assert.deepEqual(facts, [
-    [14, false, false, false, 1, false],
-    [15, true, true, false, 1, false],
-    [16, true, true, false, 1, false],
-    [17, true, true, true, 2, true],
-    [18, true, true, true, 2, true],
+    [14, false, false, false, 1, false, false, false, false],
+    [15, true, true, false, 1, false, true, true, false],
+    [16, true, true, false, 1, false, true, true, false],
+    [17, true, true, true, 2, true, true, true, true],
+    [18, true, true, true, 2, true, true, true, true],
   ]);
 });
 
