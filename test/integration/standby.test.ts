@@ -50,6 +50,8 @@ const standbyArgs = (p: StandbyPlace, extra: string[] = []) => [
 ];
 
 const events = standbyEvents;
+/** pg_ctl stop -m fast: a clean stop, so that the next start is quick. */
+const stopStandby = (p: StandbyPlace) => run(join(DEBIAN_PG15_BIN, 'pg_ctl'), ['stop', '-D', p.dataDir, '-m', 'fast', '-w'], { asPostgres: true });
 const resultOf = standbyResult;
 
 /** Waits until the standby has replayed the primary's current position, then compares a digest of the data. */
@@ -132,17 +134,17 @@ test('standby: a run killed with -9, then one whose backup connection the server
 test('standby: a standby that starts but does not stream fails the run, in one line; the next run finds it and exits 0 once it streams', async () => {
   assert.ok(resumed, 'the resume test left a standby');
   const p = resumed;
-  await killServer(postmasterPid(p.dataDir)!); // stopped hard: a standby recovers from that
+  await stopStandby(p);
   // -o reaches the server: its primary_conninfo, on the command line, outranks postgresql.auto.conf's.
-  const r = await runPgbb(['standby', ...connArgs(primary), '-D', p.dataDir, '-o', `${p.options} -c primary_conninfo=host=${p.sock}/nowhere`, '--wait-timeout', '4']);
+  const r = await runPgbb(['standby', ...connArgs(primary), '-D', p.dataDir, '-o', `${p.options} -c primary_conninfo=host=${p.sock}/nowhere`, '--wait-timeout', '5']);
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /^pgbb: error: the standby in ".*" runs but does not stream after 4 s: its WAL receiver's status is "none"; see its log\n$/m);
+  assert.match(r.stderr, /^pgbb: error: the standby in ".*" runs but does not stream after 5 s: its WAL receiver's status is "none"; see its log\n$/m);
   assert.equal(r.stderr.split('\n').filter((l) => l.startsWith('pgbb: error:')).length, 1);
   assert.ok(!/streams \(/.test(r.stderr), 'no summary line from a run that did not stream');
   assert.deepEqual(await onStandby(p, "SELECT current_setting('primary_conninfo') AS c"), [{ c: `host=${p.sock}/nowhere` }]);
 
   // Restarted with the settings pgbb wrote, it streams, and the next run says so.
-  await killServer(postmasterPid(p.dataDir)!);
+  await stopStandby(p);
   const again = await runPgbb(standbyArgs(p));
   assert.equal(again.code, 0, again.stderr);
   assert.equal(resultOf(again.stderr).found, 'stopped');
@@ -160,7 +162,7 @@ test('standby: --rebuild re-seeds a standby that was promoted and written to, wr
   const live = await runPgbb(standbyArgs(p, ['--rebuild']));
   assert.equal(live.code, 1, live.stderr);
   assert.match(events(live.stderr).find((e) => e.event === 'error')?.message ?? '', /running PostgreSQL server that is not a standby/);
-  await run(join(DEBIAN_PG15_BIN, 'pg_ctl'), ['stop', '-D', p.dataDir, '-m', 'fast', '-w'], { asPostgres: true });
+  await stopStandby(p);
   const stopped = await runPgbb(standbyArgs(p));
   assert.equal(stopped.code, 1, stopped.stderr);
   assert.match(events(stopped.stderr).find((e) => e.event === 'error')?.message ?? '', /stopped server that is not a standby .*use --rebuild/);
