@@ -5,7 +5,8 @@
  * run; a run killed with SIGKILL mid-backup, and one whose backup connection
  * the server ends, are completed by the next run (not started over); a
  * standby that starts but does not stream fails the run; --rebuild re-seeds
- * a running standby in place, and one that was promoted and written to; a
+ * a running standby in place, one that was promoted and written to, and a
+ * stopped one whose WAL the primary no longer has; a
  * live primary, a directory of someone else's files and (as root) a
  * root-owned place are refused before anything is written.
  */
@@ -205,4 +206,27 @@ test('standby: refuses a live primary, a directory of other files and (as root) 
     assert.match(r.stderr, /^pgbb: error: running as root and ".*" is owned by root: PostgreSQL cannot run as root/m);
     assert.deepEqual(await fs.readdir(rootOwned), []);
   }
+});
+
+test('standby: --rebuild re-seeds a stopped standby the primary has left behind (the WAL it would need is gone), writing only what differs', async (t) => {
+  assert.ok(resumed, 'the resume test left a standby');
+  const p = resumed;
+  await stopStandby(p);
+  const { stdout } = await run(join(DEBIAN_PG15_BIN, 'pg_controldata'), ['-D', p.dataDir], { asPostgres: true });
+  const needed = /^Latest checkpoint's REDO WAL file:\s+(\S+)$/m.exec(stdout)?.[1];
+  assert.ok(needed, stdout);
+  for (let i = 0; i < 3; i++) await primary.query(`INSERT INTO pgbb_ts_rows VALUES (${-10 - i}, 'while the standby was down'); SELECT pg_switch_wal()`);
+  await primary.query('CHECKPOINT');
+  const onPrimary = (await primary.query<{ name: string }>('SELECT name FROM pg_ls_waldir()')).map((r) => r.name);
+  assert.ok(!onPrimary.includes(needed), `${needed} is still on the primary`);
+
+  const r = await runPgbb(standbyArgs(p, ['--rebuild']));
+  assert.equal(r.code, 0, r.stderr);
+  const res = resultOf(r.stderr);
+  assert.equal(res.found, 'stopped');
+  assert.equal(res.status, 'streaming');
+  t.diagnostic(`rebuild of the stopped standby left behind: received ${res.bytesReceived} bytes, wrote ${res.bytesWritten}; a fresh standby wrote ${freshBytes}`);
+  assert.ok(res.bytesWritten < freshBytes * 0.5, `the rebuild wrote ${res.bytesWritten} bytes, a fresh standby ${freshBytes}`);
+  await sameData(p);
+  assert.deepEqual(await onStandby(p, 'SELECT count(*)::int AS n FROM pgbb_ts_rows WHERE id <= -10'), [{ n: 3 }]);
 });
