@@ -83,6 +83,7 @@ class ReplaySource extends Readable {
   private readonly parser: BackendParser;
   private paused = false;
   private done = false;
+  private scheduled = false;
 
   constructor(file: string) {
     super({ objectMode: true, highWaterMark: 16 });
@@ -127,13 +128,20 @@ class ReplaySource extends Readable {
 
   override _read(): void {
     this.paused = false;
-    // As the socket does: one read per turn of the event loop while the consumer wants more.
+    if (!this.scheduled) this.schedule();
+  }
+
+  /** As a socket is read: libuv reads a readable stream up to 32 times per turn of the event loop. */
+  private schedule(): void {
+    this.scheduled = true;
     setImmediate(() => {
-      while (!this.paused && !this.done) {
+      this.scheduled = false;
+      for (let i = 0; i < 32 && !this.paused && !this.done; i++) {
         const chunk = this.next();
         if (!chunk) return this.destroy(new Error('recording ended early'));
         this.parser.write(chunk);
       }
+      if (!this.paused && !this.done && !this.destroyed) this.schedule();
     });
   }
 
