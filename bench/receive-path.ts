@@ -4,10 +4,11 @@
  * (each recorded read in a fresh Buffer, as Node's socket hands them out)
  * through what `pgbb backup -D -` runs on it: BackendParser → BaseBackupDecoder
  * → manifest-verify → tally → the stdout sink (tar pack, writev) into /dev/null.
- * Prints the main thread's CPU ms, GC pauses by kind, events and peak RSS per
- * replay, so that a change to the path is measured on exactly the same bytes.
+ * Prints CPU ms (the process's, and the main thread's alone), GC pauses by
+ * kind and peak RSS per replay, so that a change to the path is measured on
+ * exactly the same bytes.
  *
- *   node dist/bench/receive-path.js [--scale 20] [--runs 5] [--record FILE] [--replay FILE] [--path decode|stages|all|tar]
+ *   node dist/bench/receive-path.js [--scale 20] [--runs 5] [--record FILE] [--replay FILE] [--path decode|stages|all|tar|zstd]
  *                                      [--checksums CRC32C|NONE|SHA256…] [--conninfo STR]
  *
  * Without --replay it starts the harness PostgreSQL 15, fills pgbench scale N,
@@ -17,9 +18,11 @@
  * one it was recorded with).
  * `--path decode`: only parser and decoder, into a null sink; `stages`: also
  * manifest-verify and tally; `all` (default): also the stdout sink; `tar`:
- * the tar-files sink (`-F tar -N`) instead, into the temporary directory.
+ * the tar-files sink (`-F tar -N`) instead, into the temporary directory;
+ * `zstd`: the stdout sink compressing (level 1, 2 workers, as the suite's
+ * tar + zstd row). CPU is the whole process's (libzstd's threads included).
  */
-import { closeSync, openSync, promises as fs, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, promises as fs, readFileSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -37,10 +40,14 @@ import { StdoutSink } from '../sinks/stdout';
 import { TarFilesSink } from '../sinks/tar-files';
 import { FdOutput } from '../src/io/stdout-output';
 import type { Reporter } from '../src/report/types';
+import type { CompressSpec } from '../src/codec/compression';
 import type { ChecksumAlgorithm } from '../src/codec/manifest-format';
 import { arg, numArg } from './support/args';
 import { fill, startBenchServer } from './support/bench-server';
 import { median } from './support/stats';
+
+/** The suite's tar + zstd row: level 1, two libzstd workers. */
+const ZSTD: CompressSpec = { method: 'zstd', level: 1, workers: 2 };
 
 /** A recording: per socket read, its length (u32) then its bytes; the settings first, as JSON. */
 async function record(file: string, scale: number, checksums: ChecksumAlgorithm, conninfo: string): Promise<void> {
@@ -69,6 +76,14 @@ async function record(file: string, scale: number, checksums: ChecksumAlgorithm,
   } finally {
     await server?.cluster.destroy();
   }
+}
+
+/** This thread's user + system CPU in ms (Linux /proc, 10 ms ticks): the main thread's alone, where process.cpuUsage() counts every thread. */
+function threadCpuMs(): number {
+  const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After the command name: state is field 3, utime 14 and stime 15 (proc(5)).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 function u32(n: number): Buffer {
@@ -154,9 +169,9 @@ class ReplaySource extends Readable {
 const quiet: Reporter = { start() {}, progress() {}, warning() {}, result() {} } as unknown as Reporter;
 
 /** `--path`: how much of the path runs (each a prefix of the next), to find what costs. */
-type Path = 'decode' | 'stages' | 'all' | 'tar';
+type Path = 'decode' | 'stages' | 'all' | 'tar' | 'zstd';
 
-async function replay(file: string, path: Path, checksums: ChecksumAlgorithm, scratch: string): Promise<{ cpuMs: number; gc: Record<string, [number, number]>; rssMb: number }> {
+async function replay(file: string, path: Path, checksums: ChecksumAlgorithm, scratch: string): Promise<{ cpuMs: number; mainMs: number; gc: Record<string, [number, number]>; rssMb: number }> {
   const gc: Record<string, [number, number]> = {};
   const kinds: Record<number, string> = { [constants.NODE_PERFORMANCE_GC_MINOR]: 'scavenge', [constants.NODE_PERFORMANCE_GC_MAJOR]: 'mark-compact', [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental' };
   const obs = new PerformanceObserver((list) => {
@@ -172,12 +187,13 @@ async function replay(file: string, path: Path, checksums: ChecksumAlgorithm, sc
   let rss = 0;
   const sampler = setInterval(() => (rss = Math.max(rss, process.memoryUsage.rss())), 20);
   const t0 = process.cpuUsage();
+  const main0 = threadCpuMs();
   try {
     const stages = path === 'decode' ? [] : takingStages({ manifest: true, checksums, limiter: null, progress: false, reporter: quiet, tally: newTally() });
     const target = join(scratch, 'tar');
     const sink =
-      path === 'all'
-        ? new StdoutSink({ output: new FdOutput(devNull, '/dev/null') })
+      path === 'all' || path === 'zstd'
+        ? new StdoutSink({ output: new FdOutput(devNull, '/dev/null'), ...(path === 'zstd' ? { compress: ZSTD } : {}) })
         : path === 'tar'
           ? new TarFilesSink({ target, sync: false })
           : new Writable({ objectMode: true, write: (_ev, _enc, cb) => cb() });
@@ -189,15 +205,16 @@ async function replay(file: string, path: Path, checksums: ChecksumAlgorithm, sc
     await fs.rm(join(scratch, 'tar'), { recursive: true, force: true });
   }
   const u = process.cpuUsage(t0);
+  const mainMs = threadCpuMs() - main0;
   await new Promise((r) => setTimeout(r, 50));
   obs.disconnect();
-  return { cpuMs: (u.user + u.system) / 1000, gc, rssMb: rss / 1048576 };
+  return { cpuMs: (u.user + u.system) / 1000, mainMs, gc, rssMb: rss / 1048576 };
 }
 
 async function main(): Promise<void> {
   const runs = numArg('runs', 5);
   const path = arg('path', 'all') as Path;
-  if (!['decode', 'stages', 'all', 'tar'].includes(path)) throw new Error(`--path: decode, stages, all or tar, not ${path}`);
+  if (!['decode', 'stages', 'all', 'tar', 'zstd'].includes(path)) throw new Error(`--path: decode, stages, all, tar or zstd, not ${path}`);
   // The manifest check's algorithm (the CLI's --manifest-checksums; NONE: sizes only), to see what CRC32C costs.
   const checksums = arg('checksums', 'CRC32C') as ChecksumAlgorithm;
   const tmp = await makeTempDir('pgbb-receive-');
@@ -209,13 +226,15 @@ async function main(): Promise<void> {
     }
     const size = (await fs.stat(file)).size;
     const cpu: number[] = [];
+    const main: number[] = [];
     for (let i = 0; i < runs; i++) {
       const r = await replay(file, path, checksums, tmp);
       cpu.push(r.cpuMs);
+      main.push(r.mainMs);
       const gcs = Object.entries(r.gc).map(([k, [n, ms]]) => `${k} ${n}× ${ms.toFixed(0)} ms`).join(', ');
-      console.log(`replay ${i + 1}: ${(size / 1048576).toFixed(0)} MiB, CPU ${r.cpuMs.toFixed(0)} ms (${((size / 1048576) / (r.cpuMs / 1000)).toFixed(0)} MiB/CPU s), GC: ${gcs}; peak RSS ${r.rssMb.toFixed(0)} MB`);
+      console.log(`replay ${i + 1}: ${(size / 1048576).toFixed(0)} MiB, CPU ${r.cpuMs.toFixed(0)} ms, main thread ${r.mainMs} ms (${((size / 1048576) / (r.cpuMs / 1000)).toFixed(0)} MiB/CPU s), GC: ${gcs}; peak RSS ${r.rssMb.toFixed(0)} MB`);
     }
-    console.log(`median CPU ${median(cpu).toFixed(0)} ms`);
+    console.log(`median CPU ${median(cpu).toFixed(0)} ms, main thread ${median(main).toFixed(0)} ms`);
   } finally {
     await fs.rm(tmp, { recursive: true, force: true });
   }
