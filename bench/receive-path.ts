@@ -52,28 +52,39 @@ const ZSTD: CompressSpec = { method: 'zstd', level: 1, workers: 2 };
 /** A recording: per socket read, its length (u32) then its bytes; the settings first, as JSON. */
 async function record(file: string, scale: number, checksums: ChecksumAlgorithm, conninfo: string): Promise<void> {
   const server = conninfo ? null : await startBenchServer();
+  let conn: ReplicationConnection | null = null;
+  let fd: number | null = null;
   try {
     if (server) await fill(server, scale, 0);
-    const conn = await ReplicationConnection.connect(clientConfig({ conninfo: server?.conninfo ?? conninfo }));
+    conn = await ReplicationConnection.connect(clientConfig({ conninfo: server?.conninfo ?? conninfo }));
     const settings = await readServerSettings(conn);
-    const fd = openSync(file, 'w');
+    const out = openSync(file, 'w');
+    fd = out;
     const json = Buffer.from(JSON.stringify(settings));
-    writeSync(fd, u32(json.length));
-    writeSync(fd, json);
+    writeSync(out, u32(json.length));
+    writeSync(out, json);
+    // The socket itself (private to the connection): the replay must cut the bytes where the reads did.
     const socket = (conn as unknown as { socket: NodeJS.EventEmitter }).socket;
-    const onData = (chunk: Buffer) => {
-      writeSync(fd, u32(chunk.length));
-      writeSync(fd, chunk);
-    };
-    socket.prependListener('data', onData);
-    const command = baseBackupCommand({
-      label: 'bench', checkpoint: 'fast', manifest: true, manifestChecksums: checksums, tablespaceMap: false, verifyChecksums: true, wal: true, progress: true, wait: false,
+    socket.prependListener('data', (chunk: Buffer) => {
+      writeSync(out, u32(chunk.length));
+      writeSync(out, chunk);
     });
-    await conn.run(command);
-    socket.off('data', onData);
-    closeSync(fd);
-    await conn.close();
+    await conn.run(
+      baseBackupCommand({
+        label: 'bench',
+        checkpoint: 'fast',
+        manifest: true,
+        manifestChecksums: checksums,
+        tablespaceMap: false,
+        verifyChecksums: true,
+        wal: true,
+        progress: true,
+        wait: false,
+      }),
+    );
   } finally {
+    if (fd !== null) closeSync(fd);
+    await conn?.close();
     await server?.cluster.destroy();
   }
 }
@@ -105,7 +116,15 @@ class ReplaySource extends Readable {
     this.fd = openSync(file, 'r');
     const settings = JSON.parse(this.next()!.toString()) as ServerSettings;
     const decoder = new BaseBackupDecoder({
-      start: { ...settings, label: 'bench' },
+      start: {
+        serverVersion: settings.serverVersion,
+        systemIdentifier: settings.systemIdentifier,
+        walSegmentSize: settings.walSegmentSize,
+        blockSize: settings.blockSize,
+        segmentBlocks: settings.segmentBlocks,
+        dataChecksums: settings.dataChecksums,
+        label: 'bench',
+      },
       emit: (ev) => {
         if (!this.push(ev)) this.paused = true;
       },
