@@ -39,6 +39,7 @@ import { newTally, takingStages } from '../src/pipeline/observers';
 import { StdoutSink } from '../sinks/stdout';
 import { TarFilesSink } from '../sinks/tar-files';
 import { FdOutput } from '../src/io/stdout-output';
+import { startFacts } from '../src/sources/base-backup-reader';
 import type { Reporter } from '../src/report/types';
 import type { CompressSpec } from '../src/codec/compression';
 import type { ChecksumAlgorithm } from '../src/codec/manifest-format';
@@ -116,15 +117,7 @@ class ReplaySource extends Readable {
     this.fd = openSync(file, 'r');
     const settings = JSON.parse(this.next()!.toString()) as ServerSettings;
     const decoder = new BaseBackupDecoder({
-      start: {
-        serverVersion: settings.serverVersion,
-        systemIdentifier: settings.systemIdentifier,
-        walSegmentSize: settings.walSegmentSize,
-        blockSize: settings.blockSize,
-        segmentBlocks: settings.segmentBlocks,
-        dataChecksums: settings.dataChecksums,
-        label: 'bench',
-      },
+      start: startFacts(settings, { label: 'bench' }),
       emit: (ev) => {
         if (!this.push(ev)) this.paused = true;
       },
