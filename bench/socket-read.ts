@@ -52,6 +52,7 @@ function child(mode: Mode, host: string, port: number): void {
     used += part.length;
   };
   let asked = false;
+  let finished = false;
   const parser = new BackendParser(
     (code, body) => {
       if (code === 0x45) throw new Error(`server error: ${body.toString('utf8').replace(/\0/g, ' ')}`);
@@ -59,6 +60,7 @@ function child(mode: Mode, host: string, port: number): void {
       if (code === 0x64) keep(body);
       if (code !== 0x5a) return;
       if (asked) {
+        finished = true;
         process.stdout.write(`${bytes}\n`);
         socket.end();
         return;
@@ -86,6 +88,12 @@ function child(mode: Mode, host: string, port: number): void {
     socket.write(startup);
   });
   if (mode === 'fresh') socket.on('data', (d: Buffer) => parser.write(d));
+  // A connection that ends before the backup did must not pass for a measurement.
+  socket.on('close', () => {
+    if (finished) return;
+    console.error('socket-read: the connection closed before the backup was complete');
+    process.exitCode = 1;
+  });
 }
 
 async function main(): Promise<void> {
