@@ -22,10 +22,10 @@ import { Readable } from 'node:stream';
 import type { ClientConfig } from 'pg';
 import { ReplicationConnection } from '../net/replication-connection';
 import { baseBackupCommand, legacyBaseBackupCommand, type BaseBackupOptions } from '../codec/protocol/base-backup';
-import { BaseBackupDecoder, type ArchiveBytesEvent } from '../codec/protocol/base-backup-decoder';
+import { BaseBackupDecoder, type ArchiveBytesEvent, type StartFacts } from '../codec/protocol/base-backup-decoder';
 import { PgbbError, ServerError, UsageError } from '../errors';
 import type { BackupEvent } from '../events';
-import { readServerSettings } from '../net/server-settings';
+import { readServerSettings, type ServerSettings } from '../net/server-settings';
 import { incrementalAvailable, uploadManifest } from '../net/upload-manifest';
 import type { LiveSourceHooks } from './live-source';
 import { hasOptionListGrammar, hasServerCompression } from '../codec/server-version';
@@ -101,17 +101,7 @@ export class BaseBackupReader extends Readable {
     const command = hasOptionListGrammar(settings.serverVersion) ? baseBackupCommand(backup) : legacyBaseBackupCommand(backup);
     const conn = this.conn;
     const decoder = new BaseBackupDecoder({
-      start: {
-        serverVersion: settings.serverVersion,
-        systemIdentifier: settings.systemIdentifier,
-        walSegmentSize: settings.walSegmentSize,
-        blockSize: settings.blockSize,
-        segmentBlocks: settings.segmentBlocks,
-        dataChecksums: settings.dataChecksums,
-        ...(settings.groupReadable ? { groupReadable: true } : {}),
-        label: backup.label,
-        ...(backup.incremental ? { incremental: true } : {}),
-      },
+      start: startFacts(settings, backup),
       emit: (ev) => this.emitEvent(ev),
       compressed: backup.compression !== undefined,
       onStart: (lsn, tli) => {
@@ -159,6 +149,21 @@ export class BaseBackupReader extends Readable {
       this.conn?.pause();
     }
   }
+}
+
+/** What the start event says beyond the server's rows: the server's settings and the options. */
+export function startFacts(settings: ServerSettings, backup: Pick<BaseBackupOptions, 'label' | 'incremental'>): StartFacts {
+  return {
+    serverVersion: settings.serverVersion,
+    systemIdentifier: settings.systemIdentifier,
+    walSegmentSize: settings.walSegmentSize,
+    blockSize: settings.blockSize,
+    segmentBlocks: settings.segmentBlocks,
+    dataChecksums: settings.dataChecksums,
+    ...(settings.groupReadable ? { groupReadable: true } : {}),
+    label: backup.label,
+    ...(backup.incremental ? { incremental: true } : {}),
+  };
 }
 
 /** A server built without zstd says "invalid compression specification: this build does not support…": say whose build. */
