@@ -50,7 +50,7 @@ export interface S3SinkOptions {
   sseKmsKeyId?: string;
   /** Smallest part size (default 8 MiB); grown for large archives. */
   partSize?: number;
-  /** Parts in flight per object (default 3; peak RSS 155 MB for a 2 GiB upload with 8 MiB parts, 131 MB with 2: bench/s3-upload.ts). */
+  /** Parts in flight per object (default 3; peak RSS 120 MB for a 2 GiB upload with 8 MiB parts: bench/s3-upload.ts). */
   queueSize?: number;
   /** Default: the time ready() runs. */
   now?: () => Date;

@@ -17,7 +17,7 @@ export interface S3TargetOptions {
   transformName?: string;
   /** Smallest part size in bytes (default 8 MiB, at least 5 MiB). */
   partSize?: number;
-  /** Parts in flight per object (default 3; peak RSS 155 MB for a 2 GiB upload with 8 MiB parts, 131 MB with 2: bench/s3-upload.ts). */
+  /** Parts in flight per object (default 3; peak RSS 120 MB for a 2 GiB upload with 8 MiB parts: bench/s3-upload.ts). */
   queueSize?: number;
   /** Default: one made from the standard AWS chain. */
   client?: S3Client;
