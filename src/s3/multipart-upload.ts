@@ -37,6 +37,27 @@ export interface MultipartOptions {
   queueSize: number;
   storageClass?: string;
   sseKmsKeyId?: string;
+  /** Part buffers shared with the other objects of one backup (default: this upload's own). */
+  buffers?: PartBuffers;
+}
+
+/**
+ * Part buffers handed from one object's upload to the next (a backup's
+ * archives are uploaded one after another): without it each archive made
+ * its own while the last one's waited for the collector.
+ */
+export class PartBuffers {
+  private readonly spare: Buffer[] = [];
+  constructor(private readonly keep: number) {}
+
+  take(size: number): Buffer {
+    const i = this.spare.findIndex((b) => b.length === size);
+    return i < 0 ? Buffer.allocUnsafe(size) : this.spare.splice(i, 1)[0];
+  }
+
+  give(bufs: Buffer[]): void {
+    for (const b of bufs) if (this.spare.length < this.keep) this.spare.push(b);
+  }
 }
 
 export const MAX_PARTS = 10_000;
@@ -87,8 +108,18 @@ export class MultipartUpload extends Writable {
   private waiting: (() => void) | null = null;
   private completed = false;
 
+  private readonly pool: PartBuffers;
+
   constructor(private readonly o: MultipartOptions) {
     super({ highWaterMark: 1 << 20 });
+    this.pool = o.buffers ?? new PartBuffers(0);
+  }
+
+  /** Once no part is in flight: every buffer back to the pool. */
+  private release(): void {
+    if (this.current) this.free.push(this.current);
+    this.current = null;
+    this.pool.give(this.free.splice(0));
   }
 
   private get objectParams() {
@@ -110,7 +141,7 @@ export class MultipartUpload extends Writable {
     while (off < chunk.length) {
       if (this.failure) return callback(this.failure);
       if (!this.current) {
-        const b = this.free.pop() ?? (this.made <= this.o.queueSize ? (this.made++, Buffer.allocUnsafe(this.o.partSize)) : null);
+        const b = this.free.pop() ?? (this.made <= this.o.queueSize ? (this.made++, this.pool.take(this.o.partSize)) : null);
         if (!b) {
           this.waiting = () => this.copyIn(chunk, off, callback);
           return;
@@ -201,6 +232,7 @@ export class MultipartUpload extends Writable {
       await this.o.client.send(new sdk.CompleteMultipartUploadCommand({ Bucket: this.o.bucket, Key: this.o.key, UploadId, MultipartUpload: { Parts: this.parts } }));
     }
     this.completed = true;
+    this.release();
   }
 
   override _destroy(err: Error | null, callback: Callback): void {
@@ -215,6 +247,7 @@ export class MultipartUpload extends Writable {
   /** Once no part is in flight: AbortMultipartUpload, if one was begun; says so in the error when that fails too. */
   private async abandon(err: Error | null): Promise<Error | null> {
     while (this.inFlight.size) await Promise.all(this.inFlight);
+    this.release();
     const id = this.uploadId ?? (this.begun ? await this.begun.catch(() => null) : null);
     if (!id) return err;
     try {

@@ -18,7 +18,7 @@ import { pipeline, Writable, type Transform } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { crcHex } from './backup-record';
-import { MAX_PARTS, MultipartUpload } from './multipart-upload';
+import { MAX_PARTS, MultipartUpload, type PartBuffers } from './multipart-upload';
 import { UsageError } from '../errors';
 
 /** A per-object byte transform (encryption) on the way up or down. */
@@ -35,6 +35,8 @@ export interface ObjectWriterOptions {
   transform?: Transform | null;
   storageClass?: string;
   sseKmsKeyId?: string;
+  /** Shared with the backup's other objects (src/s3/multipart-upload.ts). */
+  buffers?: PartBuffers;
 }
 
 export interface ObjectWritten {

@@ -31,6 +31,8 @@ export interface FaultProxy {
   partChecksums: (string | null)[];
   /** Upload ids pgbb aborted (answered here with 204: s3rver has no AbortMultipartUpload). */
   aborted: string[];
+  /** For each object begun (PutObject, CreateMultipartUpload): its key and the SSE-KMS key id it asked for, or null. */
+  kmsKeys: { key: string; kmsKeyId: string | null }[];
   /** Resolves at the first held request. */
   held: Promise<void>;
   setRules(rules: FaultRule[]): void;
@@ -65,6 +67,7 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [])
   const injected: string[] = [];
   const aborted: string[] = [];
   const partChecksums: (string | null)[] = [];
+  const kmsKeys: { key: string; kmsKeyId: string | null }[] = [];
   let current = rules;
   let onHeld: () => void = () => {};
   const held = new Promise<void>((r) => (onHeld = r));
@@ -73,6 +76,10 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [])
     const op = opOf(req);
     const n = (seen[op] = (seen[op] ?? 0) + 1);
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (op === 'PutObject' || op === 'CreateMultipartUpload') {
+      const id = req.headers['x-amz-server-side-encryption-aws-kms-key-id'];
+      kmsKeys.push({ key: decodeURIComponent(path), kmsKeyId: typeof id === 'string' ? id : null });
+    }
     if (op === 'AbortMultipartUpload') {
       aborted.push(new URL(req.url ?? '/', 'http://x').searchParams.get('uploadId') ?? '');
       req.resume();
@@ -129,6 +136,7 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [])
     seen,
     injected,
     aborted,
+    kmsKeys,
     partChecksums,
     held,
     setRules: (r) => void (current = r),
