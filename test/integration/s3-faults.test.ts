@@ -6,7 +6,8 @@
  * every object); a store that keeps failing fails the
  * backup, which aborts its multipart upload (no parts left in s3rver's
  * directory) and removes its objects; kill -9 mid-upload leaves a backup
- * that is listed incomplete, refused by restore, and removed by expire.
+ * that is listed incomplete, refused by restore, and removed by expire,
+ * which aborts the upload it left open.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -27,7 +28,7 @@ const setup = async () => {
   if (!s3) {
     s3 = await startS3Server();
     pg.onCleanup(() => s3.stop());
-    proxy = await startFaultProxy(s3.endpoint);
+    proxy = await startFaultProxy(s3.endpoint, [], { dir: s3.dir, bucket: s3.bucket });
     pg.onCleanup(() => proxy.stop());
   }
 };
@@ -94,7 +95,7 @@ test('S3 faults: parts that keep failing fail the backup, which aborts its uploa
   assert.deepEqual(open.filter((u) => !proxy.aborted.includes(u)), [], 'every upload left open was aborted by pgbb');
 });
 
-test('S3 faults: kill -9 mid-upload leaves an incomplete backup: listed so, refused by restore, removed by expire', async () => {
+test('S3 faults: kill -9 mid-upload leaves an incomplete backup: listed so, refused by restore, removed by expire, which aborts its open upload', async () => {
   await setup();
   const repo = `s3://${s3.bucket}/killed`;
   // A complete one first, so that "newest complete" has an answer that is not the killed one.
@@ -106,6 +107,8 @@ test('S3 faults: kill -9 mid-upload leaves an incomplete backup: listed so, refu
   child.kill('SIGKILL');
   await exited;
   proxy.setRules([]);
+  const left = (await s3.openUploads()).filter((u) => !proxy.aborted.includes(u));
+  assert.ok(left.length >= 1, 'the killed backup left its upload open');
   const rows = await listRows(repo);
   assert.deepEqual(rows.map((r) => r.status), ['complete', 'incomplete']);
   const killed = rows[1].id;
@@ -127,4 +130,6 @@ test('S3 faults: kill -9 mid-upload leaves an incomplete backup: listed so, refu
   assert.match(ex.stdout, new RegExp(`removed ${killed.replace('.', '\\.')} \\(incomplete`));
   assert.deepEqual((await listRows(repo)).map((r) => r.status), ['complete']);
   assert.deepEqual((await keys(`killed/${killed}/`)), []);
+  // The upload it left open was aborted by expire (listed through the proxy: s3rver cannot list uploads).
+  assert.deepEqual(left.filter((u) => !proxy.aborted.includes(u)), []);
 });
