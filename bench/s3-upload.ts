@@ -5,8 +5,10 @@
  * alternating, --runs times each; wall, CPU seconds (user+sys) and peak RSS
  * of the writing process (bench/support/measure.ts). Printed, not asserted.
  * s3rver itself (in this process) is the bottleneck on loopback (~80 MB/s,
- * DESIGN.md), so wall time says more about it than about pgbb: compare CPU
- * seconds, and peak RSS against the goal (< 150 MB during a 2 GB upload).
+ * DESIGN.md), so each run is also made against a loopback server that
+ * answers the same calls and discards the bodies (support/discard-s3.ts):
+ * that row is pgbb's own upload cost, the one to hold against local disk
+ * (goal: within 1.2×), with peak RSS (goal < 150 MB during a 2 GB upload).
  *
  *   node dist/bench/s3-upload.js [--mib 2048] [--runs 2] [--queue 3] [--part-mib 8]
  */
@@ -16,6 +18,7 @@ import { measure, type Sample } from './support/measure';
 import { numArg } from './support/args';
 import { startS3Server } from '../test/support/s3-server';
 import { makeTempDir } from '../test/support/run';
+import { startDiscardS3 } from './support/discard-s3';
 
 const CHILD = join(__dirname, 's3-upload-child.js');
 
@@ -26,6 +29,7 @@ async function main(): Promise<void> {
   const partMib = numArg('part-mib', 8);
   const s3 = await startS3Server({ bucket: 'pgbb-bench' });
   Object.assign(process.env, s3.env);
+  const discard = await startDiscardS3();
   const rows: { to: string; s: Sample }[] = [];
   try {
     for (let i = 0; i < runs; i++) {
@@ -35,10 +39,19 @@ async function main(): Promise<void> {
       } finally {
         await fs.rm(dir, { recursive: true, force: true });
       }
-      rows.push({ to: `s3 q${queue} ${partMib}M`, s: await measure(process.execPath, [CHILD, '--to', 's3', '--bucket', 'pgbb-bench', '--mib', String(mib), '--queue', String(queue), '--part-mib', String(partMib)]) });
+      const s3Args = [CHILD, '--to', 's3', '--bucket', 'pgbb-bench', '--mib', String(mib), '--queue', String(queue), '--part-mib', String(partMib)];
+      rows.push({ to: `s3rver q${queue} ${partMib}M`, s: await measure(process.execPath, s3Args) });
+      const endpoint = process.env.AWS_ENDPOINT_URL;
+      process.env.AWS_ENDPOINT_URL = discard.endpoint;
+      try {
+        rows.push({ to: `discarding server q${queue} ${partMib}M`, s: await measure(process.execPath, s3Args) });
+      } finally {
+        process.env.AWS_ENDPOINT_URL = endpoint;
+      }
     }
   } finally {
     await s3.stop();
+    await discard.stop();
   }
   console.log(`| sink | MiB | wall s | MB/s | CPU s | peak RSS MB |\n|---|---|---|---|---|---|`);
   for (const { to, s } of rows) {

@@ -34,6 +34,7 @@ import { encodeRecord, RECORD_NAME, STARTED_NAME, type StoredObject } from '../s
 import { newBackupId, type S3Location } from '../src/s3/s3-url';
 import { DEFAULT_PART_SIZE, partSizeFor, S3ObjectWriter, type ObjectTransform, type ObjectWritten } from '../src/s3/object-writer';
 import { CHUNK_MAP_OBJECT } from '../src/s3/chain';
+import { PartBuffers } from '../src/s3/multipart-upload';
 import { encodeChunkMapPieces, encodedChunkMapSize, type ChunkMap } from '../src/codec/chunkmap/chunk-map';
 import { compressorFor, PackedOutput } from './packed-output';
 
@@ -50,7 +51,7 @@ export interface S3SinkOptions {
   sseKmsKeyId?: string;
   /** Smallest part size (default 8 MiB); grown for large archives. */
   partSize?: number;
-  /** Parts in flight per object (default 3; peak RSS 155 MB for a 2 GiB upload with 8 MiB parts, 131 MB with 2: bench/s3-upload.ts). */
+  /** Parts in flight per object (default 3; peak RSS 120 MB for a 2 GiB upload with 8 MiB parts: bench/s3-upload.ts). */
   queueSize?: number;
   /** Default: the time ready() runs. */
   now?: () => Date;
@@ -81,6 +82,8 @@ export class S3Sink extends Writable implements BackupSink {
   private sawEnd = false;
   private committed = false;
   private opened: Promise<void> | null = null;
+  /** The archives are uploaded one after another: each takes the last one's part buffers. */
+  private readonly buffers: PartBuffers;
 
   constructor(private readonly opts: S3SinkOptions) {
     super({ objectMode: true, highWaterMark: 16 });
@@ -89,6 +92,7 @@ export class S3Sink extends Writable implements BackupSink {
     this.compress = opts.compress ?? { method: 'zstd', level: 3 };
     // A bad level fails here, before the server is contacted.
     compressorFor(this.compress)?.destroy();
+    this.buffers = new PartBuffers((opts.queueSize ?? 3) + 1);
     this.ownClient = !opts.client;
     this.repo = new Repository(opts.client ?? makeS3Client(), opts.location);
     this.began = (opts.now ?? (() => new Date()))();
@@ -151,6 +155,7 @@ export class S3Sink extends Writable implements BackupSink {
       transform: this.opts.transform?.(name) ?? null,
       storageClass: this.opts.storageClass,
       sseKmsKeyId: this.opts.sseKmsKeyId,
+      buffers: this.buffers,
     });
   }
 

@@ -31,7 +31,7 @@ import { parseCompressSpec } from './codec/compression';
 import { showPath } from './codec/path-bytes';
 import { isS3Url } from './s3/s3-url';
 import { parsePartSize } from './s3/object-writer';
-import { decryptKeyFrom, encryptKeyFrom, PASSPHRASE_ENV } from './commands/encryption-options';
+import { decryptKeyFrom, encryptKeyFrom, parentKeyFrom, PASSPHRASE_ENV } from './commands/encryption-options';
 import { listCommand, listJson, listTable } from './commands/list';
 import { expireCommand, expireReport, parseAmount, parseCount } from './commands/expire';
 
@@ -147,7 +147,8 @@ export function buildProgram(): Command {
     .option('-j, --jobs <n>', 'fetch files over N SQL sessions in parallel (pg_backup_start/pg_read_binary_file); default 1: BASE_BACKUP')
     .option('--local-pgdata <dir>', 'pgbb runs on the database host: read the files from this data directory (with -j N readers), the backup held over SQL')
     .option('--encrypt-passphrase-file <file>', `encrypt (age, scrypt) with the first line of this 0600 file; or set ${PASSPHRASE_ENV}`)
-    .option('--encrypt-recipients-file <file>', 'encrypt (age) to the age1… recipients listed in this file');
+    .option('--encrypt-recipients-file <file>', 'encrypt (age) to the age1… recipients listed in this file')
+    .option('--encrypt-identity-file <file>', 'with --encrypt-recipients-file and -D s3://… --incremental-from: an identity of those recipients, to read the parent\'s chunk map');
   backupOptions(backup, 'relocate tablespace in OLD to NEW (repeatable)');
   backup.action(async (opts) => {
     // With --json even a bad option value is reported as a JSON error line.
@@ -161,7 +162,10 @@ export function buildProgram(): Command {
       throw new UsageError('--s3-storage-class, --s3-sse-kms-key-id and --s3-part-size need -D s3://…');
     }
     const encrypt = await encryptKeyFrom(opts);
-    if (encrypt && opts.incrementalFrom !== undefined) throw new UsageError('encryption is not possible with --incremental-from (a refresh writes a plain backup; an S3 incremental reads its parent unencrypted)');
+    if (encrypt && opts.incrementalFrom !== undefined && !toS3) throw new UsageError('encryption is not possible with --incremental-from DIR (a refresh writes a plain backup)');
+    const s3Incremental = toS3 && opts.incrementalFrom !== undefined && !opts.full;
+    if (opts.encryptIdentityFile !== undefined && !(s3Incremental && encrypt)) throw new UsageError('--encrypt-identity-file on backup reads an encrypted parent: it needs -D s3://…, --incremental-from and --encrypt-recipients-file');
+    const parentKey = s3Incremental && encrypt ? await parentKeyFrom(opts, encrypt) : undefined;
     if (opts.incrementalFrom !== undefined && !toS3) return runRefresh(opts, checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
     if (opts.gzip) throw new UsageError('-z/--gzip: pgbb does not write gzip; use -Z zstd[:LEVEL] (pgbb verify and restore read zstd)');
     const common = backupSettings(opts);
@@ -177,6 +181,7 @@ export function buildProgram(): Command {
           ...(opts.s3PartSize !== undefined ? { partSize: parsePartSize(String(opts.s3PartSize)) } : {}),
           ...(opts.incrementalFrom !== undefined && !opts.full ? { incrementalFrom: String(opts.incrementalFrom) } : {}),
           ...(opts.maxChain !== undefined ? { maxChain: parseCount(String(opts.maxChain), '--max-chain') } : {}),
+          ...(parentKey ? { parentKey } : {}),
         }
       : undefined;
     const result = await backupCommand({

@@ -84,3 +84,16 @@ export async function decryptKeyFrom(o: KeyOptions, env: NodeJS.ProcessEnv = pro
   await checkKeys(null, key);
   return key;
 }
+
+/**
+ * backup -D s3://… --incremental-from, encrypted: the key that opens the
+ * parent's chunk map. A passphrase opens what it encrypted; recipients are
+ * public keys, so the identity of one of them is needed too.
+ */
+export async function parentKeyFrom(o: KeyOptions, encrypt: EncryptKey): Promise<DecryptKey | undefined> {
+  if (encrypt.passphrase) {
+    if (o.encryptIdentityFile !== undefined) throw new UsageError('--encrypt-identity-file goes with --encrypt-recipients-file (a passphrase opens the parent it encrypted)');
+    return { passphrases: [encrypt.passphrase] };
+  }
+  return o.encryptIdentityFile === undefined ? undefined : decryptKeyFrom({ encryptIdentityFile: o.encryptIdentityFile }, {});
+}

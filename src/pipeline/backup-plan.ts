@@ -177,7 +177,10 @@ export function settleBackup(o: BackupOptions): BackupPlan {
   checkWalOptions({ wal, slot: o.slot, noSlot: o.noSlot });
   // Every connection setting checked now, before anything is created or locked.
   const config = clientConfig(o.connection ?? {}, true);
-  const asked = settleCompress(o.compress ?? (s3 ? { method: 'zstd', level: 3 } : undefined));
+  // S3's default is single-threaded zstd: libzstd's worker job buffers cost ~30 MB of peak RSS
+  // (a scale-20 backup: 177 -> 143 MB, bench/README.md), and an upload seldom outruns one core's
+  // compression; -Z zstd:workers=N asks for them.
+  const asked = settleCompress(o.compress ?? (s3 ? { method: 'zstd', level: 3, workers: 0 } : undefined));
   // server-zstd: the server compresses the network's bytes; tar and -D - are compressed again as client zstd would.
   // Workers only as given: the settled default is this machine's cores, not the server's.
   const given = o.compress?.method === 'zstd' ? o.compress.workers : undefined;

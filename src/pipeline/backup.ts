@@ -116,7 +116,7 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
   const limiter = rateLimiterFor(plan);
   const tally = newTally();
   // An S3 backup keeps its chunk map; an incremental one uploads only what changed since its parent.
-  const s3Stages = plan.s3 ? await s3BackupStages(plan.s3.location, plan.s3.options, plan.chunkSize) : null;
+  const s3Stages = plan.s3 ? await s3BackupStages(plan.s3.location, plan.s3.options, plan.chunkSize, plan.encrypt !== null) : null;
   let parallel: ParallelSource | null = null;
   const observers = [
     ...(plan.sqlConfig ? parallelStages(plan, () => parallel) : []),

@@ -26,7 +26,8 @@ import { CHUNK_MAP_FILE, encodeChunkMapPieces } from '../codec/chunkmap/chunk-ma
 import { tablespaceLocations } from '../codec/chunkmap/tablespace-locations';
 import { backupChain, readChunkMap, type ChainLink } from '../s3/chain';
 import type { Repository } from '../s3/repository';
-import { resolveS3Backup, s3BackupSource, type S3SourceOptions } from '../sources/s3-backup-source';
+import { objectDecoder, resolveS3Backup, s3BackupSource, type S3SourceOptions } from '../sources/s3-backup-source';
+import type { DecryptKey } from '../crypto/age-keys';
 import { loadPriorState } from '../refresh/prior-state';
 import { lockForRefresh } from '../io/target-lock';
 import { RefreshDirectorySink } from '../../sinks/refresh-directory';
@@ -39,7 +40,7 @@ import { compose } from './compose';
 import { discard, newTally, tallyStage } from './observers';
 
 /** What restoreChain reads of restore's options (restore.ts passes its own; this file does not import it, which imports this one). */
-export type ChainRestoreOptions = { source: string; target: string; s3?: S3SourceOptions; signal?: AbortSignal; standby?: RecoverySettings } & TablespaceAndSync;
+export type ChainRestoreOptions = { source: string; target: string; s3?: S3SourceOptions; decrypt?: DecryptKey; signal?: AbortSignal; standby?: RecoverySettings } & TablespaceAndSync;
 type TablespaceAndSync = { tablespaceMapping?: Record<string, string>; sync?: boolean; tablespacesAtRecordedLocations?: boolean };
 
 export interface ChainRestoreResult {
@@ -54,6 +55,7 @@ export interface ChainRestoreResult {
 export interface ChainVerifyOptions {
   source: string;
   s3?: S3SourceOptions;
+  decrypt?: DecryptKey;
   signal?: AbortSignal;
 }
 
@@ -101,8 +103,9 @@ export async function restoreChain<O extends ChainRestoreOptions, R extends Chai
   const last = links[links.length - 1];
   const base = await restoreFull({ ...o, source: repo.where(links[0].id), standby: undefined });
   try {
-    const s3 = { ...o.s3, client: repo.client };
-    const map = await readChunkMap(repo, links[0], o.s3?.transform);
+    // An encrypted chain's chunk maps are decrypted like its archives (each link's record says how it was written).
+    const s3 = { ...o.s3, client: repo.client, decrypt: o.s3?.decrypt ?? o.decrypt };
+    const map = await readChunkMap(repo, links[0], objectDecoder({ repo, ...links[0] }, s3));
     map.header = { ...map.header, tablespaces: tablespaceLocations(base.start.tablespaces, o.tablespacesAtRecordedLocations ? {} : mapping) };
     await writeNew(path.join(o.target, CHUNK_MAP_FILE), encodeChunkMapPieces(map), o.sync ?? true);
     for (const link of links.slice(1)) await applyLink(o, repo, link, s3, mapping);
@@ -122,7 +125,7 @@ async function applyLink(o: ChainRestoreOptions, repo: Repository, link: ChainLi
   const lock = await lockForRefresh(o.target);
   try {
     const prior = await loadPriorState(o.target);
-    const map = await readChunkMap(repo, link, s3.transform);
+    const map = await readChunkMap(repo, link, objectDecoder({ repo, ...link }, s3));
     const b = await resolveS3Backup(repo.where(link.id), { ...s3, link: true });
     await compose({
       sink: new RefreshDirectorySink({ prior, tablespaceMapping: mapping, sync: o.sync ?? true }),
@@ -167,8 +170,9 @@ export async function verifyChain<V extends ChainVerifyOptions, Rep, O extends C
   const dir = await fs.mkdtemp(path.join(scratchRoot, 'pgbb-verify-chain-'));
   try {
     const target = path.join(dir, 'data');
-    const mapping = await scratchTablespaces(chain, dir, o.s3);
-    await restoreChain({ source: o.source, s3: o.s3, target, sync: false, tablespaceMapping: mapping, signal: o.signal } as O, chain, steps.restoreFull);
+    const s3 = { ...o.s3, decrypt: o.s3?.decrypt ?? o.decrypt };
+    const mapping = await scratchTablespaces(chain, dir, s3);
+    await restoreChain({ source: o.source, s3, decrypt: s3.decrypt, target, sync: false, tablespaceMapping: mapping, signal: o.signal } as O, chain, steps.restoreFull);
     return { ...(await steps.verifyDir({ ...o, source: target })), format: 's3', location: chain.repo.where(chain.links[chain.links.length - 1].id) };
   } finally {
     await fs.rm(dir, { recursive: true, force: true });

@@ -20,6 +20,9 @@ import { chunkMapBuild } from '../../transforms/chunk-map-build';
 import { chunkDiff } from '../../transforms/chunk-diff';
 import { deltaPack } from '../../transforms/delta-pack';
 import { PgbbError } from '../errors';
+import { objectDecoder } from '../sources/s3-backup-source';
+import type { BackupRecord } from '../s3/backup-record';
+import type { ObjectTransform } from '../s3/object-writer';
 import type { ChunkFiles, ChunkMap } from '../codec/chunkmap/chunk-map';
 import { CONTROL_FILE } from '../refresh/walk-target';
 
@@ -28,7 +31,8 @@ export interface S3BackupStages {
   sink: Pick<S3SinkOptions, 'parent' | 'chunkMap'>;
 }
 
-export async function s3BackupStages(loc: S3Location, o: S3TargetOptions, chunkSize?: number): Promise<S3BackupStages> {
+/** `encrypted`: the new backup's objects are encrypted (age); an incremental's parent must be, too, or not, as it is. */
+export async function s3BackupStages(loc: S3Location, o: S3TargetOptions, chunkSize?: number, encrypted = false): Promise<S3BackupStages> {
   if (o.incrementalFrom === undefined) {
     const build = chunkMapBuild({ emit: false, chunkSize });
     return { observers: [build], sink: { chunkMap: () => build.result?.map ?? null } };
@@ -45,7 +49,7 @@ export async function s3BackupStages(loc: S3Location, o: S3TargetOptions, chunkS
     if (length > maxChain) {
       throw new UsageError(`an incremental backup on ${repo.where(id)} would make its chain ${length} incrementals long, more than --max-chain ${maxChain}: take a full backup (--full)`);
     }
-    const map = await readChunkMap(repo, { id, record });
+    const map = await readChunkMap(repo, { id, record }, parentDecoder(repo, { id, record }, encrypted, o));
     const diff = chunkDiff({ prior: without(map, CONTROL_FILE), chunkSize });
     return {
       observers: [diff, deltaPack(map.chunkSize)],
@@ -54,6 +58,25 @@ export async function s3BackupStages(loc: S3Location, o: S3TargetOptions, chunkS
   } finally {
     if (!o.client) client.destroy();
   }
+}
+
+/**
+ * How the parent's chunk map is read. A chain is encrypted throughout or
+ * not at all: a plain incremental would put an encrypted backup's changed
+ * data in the clear, and an encrypted one on a plain parent is a chain half
+ * of whose restore needs no key.
+ */
+function parentDecoder(repo: Repository, parent: { id: string; record: BackupRecord }, encrypted: boolean, o: S3TargetOptions): ObjectTransform | undefined {
+  const sealed = parent.record.transform !== null;
+  const where = repo.where(parent.id);
+  if (sealed && !encrypted) throw new UsageError(`${where} is encrypted ("${parent.record.transform}"): an incremental backup on it must be encrypted too (give its key), or take a full backup (--full)`);
+  if (!sealed && encrypted) throw new UsageError(`${where} is not encrypted: an encrypted backup cannot be an incremental on it; take a full backup (--full)`);
+  if (!sealed) return undefined;
+  if (parent.record.transform !== 'age') throw new UsageError(`${where} was written through "${parent.record.transform}", which pgbb cannot read here: take a full backup (--full)`);
+  if (!o.parentKey) {
+    throw new UsageError(`${where} is encrypted: reading its chunk map needs a key that opens it (the passphrase, or --encrypt-identity-file with --encrypt-recipients-file)`);
+  }
+  return objectDecoder({ repo, ...parent }, { decrypt: o.parentKey });
 }
 
 /** The parent --incremental-from names: `latest`, an id, or an s3:// URL of this repository. */

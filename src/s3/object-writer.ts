@@ -1,32 +1,25 @@
 /**
  * One S3 object as a byte Writable: what is written is streamed up as a
- * multipart upload (@aws-sdk/lib-storage), never spooled to disk.
+ * multipart upload (src/s3/multipart-upload.ts), never spooled to disk.
  *
- *   write() ─► [transform] ─► crc32c + size ─► Upload (parts of partSize, queueSize in flight)
+ *   write() ─► [transform] ─► multipart upload (parts of partSize, queueSize in flight; size, CRC32C)
  *
- * Memory: at most partSize × (queueSize + 1) + the streams' small buffers —
- * lib-storage assembles each part in memory, and writes wait (backpressure)
- * while the parts in flight are full.
+ * Memory: at most partSize × (queueSize + 1) + the streams' small buffers.
  * The optional `transform` (an encryption, say) sees the bytes before the
  * checksum, so that the recorded CRC32C is of what the store holds and any
  * download can be checked against it before it is decoded.
- * Each part carries a CRC32C (x-amz-checksum-crc32c, composite for the
- * multipart object) that S3 checks on receipt.
- * `finish`: resolves `result` once the upload is complete. A failed request
- * (after the SDK's retries) or `destroy(err)` fails the body stream at
- * once; once lib-storage has settled (no part in flight) the writer sends
- * AbortMultipartUpload itself, and _destroy waits for that, so no upload
- * this writer began is left open by a failure it saw. The error is the
- * first failure, not the abort's.
+ * `finish`: `result` is set once the upload is complete. A failed request
+ * (after the SDK's retries) or `destroy(err)` fails the upload, which
+ * aborts itself once no part is in flight; _destroy waits for that, so no
+ * upload this writer began is left open by a failure it saw. The error is
+ * the first failure, not the abort's.
  */
-import { PassThrough, Transform, Writable, pipeline, type Readable } from 'node:stream';
-import type { Upload } from '@aws-sdk/lib-storage';
-import type { S3Client, StorageClass } from '@aws-sdk/client-s3';
-import { s3Sdk, s3Upload } from './sdk';
-import { calculate as crc32c } from 'fast-crc32c';
+import { pipeline, Writable, type Transform } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { crcHex } from './backup-record';
-import { s3Error } from './client';
-import { PgbbError, UsageError } from '../errors';
+import { MAX_PARTS, MultipartUpload, type PartBuffers } from './multipart-upload';
+import { UsageError } from '../errors';
 
 /** A per-object byte transform (encryption) on the way up or down. */
 export type ObjectTransform = (objectName: string) => Transform;
@@ -42,6 +35,8 @@ export interface ObjectWriterOptions {
   transform?: Transform | null;
   storageClass?: string;
   sseKmsKeyId?: string;
+  /** Shared with the backup's other objects (src/s3/multipart-upload.ts). */
+  buffers?: PartBuffers;
 }
 
 export interface ObjectWritten {
@@ -52,8 +47,6 @@ export interface ObjectWritten {
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 export const MAX_PART_SIZE = 5 * 1024 * 1024 * 1024;
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
-const MAX_PARTS = 10_000;
-
 /**
  * Part size for an object of about `expected` bytes: the default, or larger
  * so that it stays under 10,000 parts with a margin (estimates grow while a
@@ -79,83 +72,19 @@ type Callback = (err?: Error | null) => void;
 
 export class S3ObjectWriter extends Writable {
   private readonly head: Writable;
-  private readonly upload: Upload;
-  private readonly settled: Promise<ObjectWritten>;
-  private size = 0;
-  private crc = 0;
-  private failure: Error | null = null;
-  private done = false;
+  private readonly upload: MultipartUpload;
   result: ObjectWritten | null = null;
 
-  constructor(private readonly o: ObjectWriterOptions) {
+  constructor(o: ObjectWriterOptions) {
     super({ highWaterMark: 1 << 20 });
-    const tap = new Transform({
-      transform: (chunk: Buffer, _enc, cb) => {
-        this.size += chunk.length;
-        this.crc = crc32c(chunk, this.crc);
-        cb(null, chunk);
-      },
-      highWaterMark: 1 << 20,
-    });
+    this.upload = new MultipartUpload({ ...o, queueSize: o.queueSize ?? 3 });
+    this.upload.on('error', (err) => this.destroy(err));
     if (o.transform) {
       this.head = o.transform;
-      pipeline(o.transform, tap, (err) => {
-        if (err) tap.destroy(err);
-      });
+      o.transform.on('error', (err) => this.destroy(err));
+      pipeline(o.transform, this.upload, () => {});
     } else {
-      const pass = new PassThrough({ highWaterMark: 1 << 20 });
-      this.head = pass;
-      pass.pipe(tap);
-      pass.on('error', (err) => tap.destroy(err));
-    }
-    // lib-storage learns of a failed part only once the body has ended (its other uploaders
-    // read on), and an abort that fails replaces the first error: so failures are watched
-    // here, stop the body at once, and the upload is aborted by abandon() below.
-    const watched = Object.create(o.client) as S3Client;
-    watched.send = ((cmd: never, ...rest: never[]) =>
-      (o.client.send as (...a: unknown[]) => Promise<unknown>)(cmd, ...rest).catch((err: unknown) => {
-        this.failure ??= s3Error(err, 'upload', o.where);
-        tap.destroy(this.failure);
-        throw err;
-      })) as S3Client['send'];
-    this.upload = new (s3Upload())({
-      client: watched,
-      partSize: o.partSize,
-      queueSize: o.queueSize ?? 3,
-      leavePartsOnError: true,
-      params: {
-        Bucket: o.bucket,
-        Key: o.key,
-        Body: tap as Readable,
-        ChecksumAlgorithm: 'CRC32C',
-        ContentType: 'application/octet-stream',
-        ...(o.storageClass ? { StorageClass: o.storageClass as StorageClass } : {}),
-        ...(o.sseKmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: o.sseKmsKeyId } : {}),
-      },
-    });
-    this.settled = this.upload.done().then(
-      () => {
-        this.done = true;
-        return (this.result = { size: this.size, crc32c: crcHex(this.crc) });
-      },
-      async (err) => {
-        throw await this.abandon(this.failure ?? s3Error(err, 'upload', o.where));
-      },
-    );
-    this.settled.catch(() => {});
-    this.head.on('error', (err) => this.destroy(err));
-  }
-
-  /** Aborts the multipart upload, if one was begun; says so in the error when that fails too. */
-  private async abandon(err: Error): Promise<Error> {
-    const uploadId = (this.upload as unknown as { uploadId?: string }).uploadId;
-    if (!uploadId) return err;
-    try {
-      await this.o.client.send(new (s3Sdk().AbortMultipartUploadCommand)({ Bucket: this.o.bucket, Key: this.o.key, UploadId: uploadId }));
-      return err;
-    } catch (abortErr) {
-      const why = s3Error(abortErr, 'abort the upload of', this.o.where).message;
-      return new PgbbError((err as PgbbError).code ?? 's3', `${err.message}; and ${why} (pgbb expire aborts it later)`, { cause: err });
+      this.head = this.upload;
     }
   }
 
@@ -166,20 +95,20 @@ export class S3ObjectWriter extends Writable {
 
   override _final(callback: Callback): void {
     this.head.end();
-    this.settled.then(
-      () => callback(),
-      (err) => callback(err),
-    );
+    finished(this.upload).then(() => {
+      this.result = { size: this.upload.size, crc32c: crcHex(this.upload.crc) };
+      callback();
+    }, callback);
   }
 
   override _destroy(err: Error | null, callback: Callback): void {
-    if (this.done) return callback(err);
-    // Failing the body makes lib-storage abort the multipart upload; wait until it has.
-    this.failure ??= err ?? new Error('upload abandoned');
-    this.head.destroy(this.failure);
-    this.settled.then(
-      () => callback(err),
-      () => callback(err),
-    );
+    if (this.result) return callback(err);
+    const failure = err ?? new Error('upload abandoned');
+    // The upload aborts itself once its parts have settled: wait for that.
+    const done = () => callback(err);
+    if (this.upload.closed) return done();
+    this.upload.once('close', done);
+    if (this.head !== this.upload) this.head.destroy(failure);
+    this.upload.destroy(failure);
   }
 }

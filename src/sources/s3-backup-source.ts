@@ -109,9 +109,18 @@ function manifestPieces(b: ResolvedS3Backup, open: (name: string) => Readable): 
   return b.objects.has('backup_manifest') ? cappedPieces(open('backup_manifest'), b.repo.where(b.id, 'backup_manifest')) : (async function* () {})();
 }
 
-/** The member stream of an S3 backup (resolve it first with resolveS3Backup). */
-export function s3BackupSource(b: ResolvedS3Backup, o: S3SourceOptions = {}): Readable {
+/**
+ * How the objects of backup `id` are read back: the given `transform`, or
+ * age decryption with `decrypt` when its record says "age" (or it has
+ * none), or nothing.
+ */
+export function objectDecoder(b: Pick<ResolvedS3Backup, 'repo' | 'id' | 'record'>, o: S3SourceOptions = {}): ObjectTransform | undefined {
   const key = o.decrypt;
   const age = key && (b.record === null || b.record.transform === 'age') ? (name: string) => decrypt({ key, name: b.repo.where(b.id, name) }) : undefined;
-  return Readable.from(archiveSetEvents(s3Set(b, o.transform ?? age)), { objectMode: true, highWaterMark: 16 });
+  return o.transform ?? age;
+}
+
+/** The member stream of an S3 backup (resolve it first with resolveS3Backup). */
+export function s3BackupSource(b: ResolvedS3Backup, o: S3SourceOptions = {}): Readable {
+  return Readable.from(archiveSetEvents(s3Set(b, objectDecoder(b, o))), { objectMode: true, highWaterMark: 16 });
 }

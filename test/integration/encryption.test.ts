@@ -16,7 +16,7 @@ import { run } from '../support/run';
 import { runPgbb, type PgbbRun } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
 import { startS3Server } from '../support/s3-server';
-import { loadAge } from '../../src/crypto/age-keys';
+import { ageKeyFiles } from '../support/age-key-files';
 
 const pg = useSampleServer({ fingerprint: true });
 const PASS = 'pgbb-test-passphrase-7f3a9c';
@@ -45,14 +45,7 @@ async function refusedRestore(args: string[], re: RegExp, env?: NodeJS.ProcessEn
 
 test('tar files to age recipients: `age -d -i` reads them, verify and restore decrypt with the identity file; keyless, wrong-key, tampered and cut restores leave nothing', async () => {
   const root = await pg.scratch('pgbb-enc-tar-');
-  const age = await loadAge();
-  const identity = await age.generateX25519Identity();
-  const recipients = join(root, 'recipients');
-  const keyFile = join(root, 'key.txt');
-  const otherKey = join(root, 'other.txt');
-  await fs.writeFile(recipients, `# the backup operator\n${await age.identityToRecipient(identity)}\n`);
-  await fs.writeFile(keyFile, `${identity}\n`, { mode: 0o600 });
-  await fs.writeFile(otherKey, `${await age.generateX25519Identity()}\n`, { mode: 0o600 });
+  const { identity, recipients, keyFile, otherKey } = await ageKeyFiles(root);
   const target = join(root, 'tar');
   const b = await runPgbb(['backup', ...pg.conn(), '-D', target, '-F', 'tar', '-Z', 'zstd', '-c', 'fast', '--encrypt-recipients-file', recipients]);
   assert.equal(b.code, 0, b.stderr);

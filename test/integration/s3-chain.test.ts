@@ -6,6 +6,8 @@
  * link, checked by pg_verifybackup and started with the server's data.
  * Then what a chain refuses (--max-chain, a damaged link, a parent without
  * its record), --full, and expire keeping what an incremental needs.
+ * An encrypted chain (age recipients) round trips the same way, its chunk
+ * maps read through decryption; a chain half encrypted is refused.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -16,6 +18,7 @@ import { runPgbb } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
 import { sharedS3Server, type S3TestServer } from '../support/s3-server';
 import { dataFingerprint } from '../support/sample-data';
+import { ageKeyFiles } from '../support/age-key-files';
 
 const pg = useSampleServer();
 const shared = sharedS3Server(pg);
@@ -49,10 +52,10 @@ async function backup(repo: string, extra: string[] = []): Promise<Row> {
 }
 
 /** Restored with -R (its files checked, then standby.signal removed so that it starts as a primary), pg_verifybackup, started, compared. */
-async function restoreAndStart(source: string, expected: string): Promise<void> {
+async function restoreAndStart(source: string, expected: string, extra: string[] = []): Promise<void> {
   const root = await pg.scratch('pgbb-s3-chain-');
   const target = join(root, 'data');
-  const r = await pgbb(['restore', source, '-D', target, '-N', '-T', `${pg.tsLocation}=${target}-ts`, '-R', '--primary-conninfo', 'host=127.0.0.1 port=1']);
+  const r = await pgbb(['restore', source, '-D', target, '-N', '-T', `${pg.tsLocation}=${target}-ts`, '-R', '--primary-conninfo', 'host=127.0.0.1 port=1', ...extra]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(await readFile(join(target, 'postgresql.auto.conf'), 'utf8'), /^primary_conninfo = 'host=127\.0\.0\.1 port=1'$/m);
   await rm(join(target, 'standby.signal'));
@@ -184,4 +187,62 @@ test('S3 chain: --max-chain refuses a longer chain, --full starts a new one; exp
   const e3 = await pgbb(['expire', repo, '--retain-full', '1', '--grace-hours', '0', '--dry-run']);
   assert.equal(e3.code, 0, e3.stderr);
   assert.doesNotMatch(e3.stdout, new RegExp(inc1.id));
+});
+
+test('S3 chain, encrypted to age recipients: full + 2 incrementals → list → verify → restore → start → same data; half-encrypted chains and a missing identity refused', async () => {
+  await server();
+  const repo = `s3://${s3.bucket}/chain-enc`;
+  const c = pg.cluster;
+  const root = await pg.scratch('pgbb-s3-chain-keys-');
+  const { recipients, keyFile, otherKey } = await ageKeyFiles(root);
+  const enc = ['--encrypt-recipients-file', recipients];
+  const withKey = [...enc, '--encrypt-identity-file', keyFile];
+  const full = await backup(repo, enc);
+
+  // Refused with nothing uploaded: no identity to read the parent's chunk map, the wrong one, a plain incremental on it.
+  for (const [extra, why] of [
+    [enc, /^pgbb: error: s3:\/\/\S+ is encrypted: reading its chunk map needs a key that opens it \(the passphrase, or --encrypt-identity-file with --encrypt-recipients-file\)\n$/],
+    [[...enc, '--encrypt-identity-file', otherKey], /^pgbb: error: s3:\/\/\S+\/chunkmap: wrong key \(not encrypted to the passphrase or identities given\)\n$/],
+    [[], /^pgbb: error: s3:\/\/\S+ is encrypted \("age"\): an incremental backup on it must be encrypted too \(give its key\), or take a full backup \(--full\)\n$/],
+    [['--encrypt-identity-file', keyFile], /^pgbb: error: --encrypt-identity-file on backup reads an encrypted parent: it needs -D s3:\/\/…, --incremental-from and --encrypt-recipients-file\n$/],
+  ] as const) {
+    const r = await pgbb(['backup', ...pg.conn(), '-D', repo, '-c', 'fast', '--incremental-from', 'latest', ...extra]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, why);
+  }
+  assert.equal((await list(repo)).length, 1, 'nothing uploaded');
+
+  await c.query('UPDATE pgbench_accounts SET abalance = abalance + 3 WHERE aid % 50 = 0');
+  const inc1 = await backup(repo, [...withKey, '--incremental-from', 'latest']);
+  assert.equal(inc1.parent, full.id);
+  assert.ok(inc1.storedBytes < full.storedBytes / 2, `the incremental stored ${inc1.storedBytes} bytes, the full ${full.storedBytes}`);
+  // Its chunk map is encrypted like its archives, as a user's script sees it.
+  const map = await s3.client().send(new GetObjectCommand({ Bucket: s3.bucket, Key: `chain-enc/${inc1.id}/chunkmap` }));
+  assert.ok(Buffer.from(await map.Body!.transformToByteArray()).subarray(0, 22).equals(Buffer.from('age-encryption.org/v1\n')), 'the chunk map is an age file');
+
+  await c.query('DELETE FROM pgbb_ts_rows WHERE id % 5 = 0');
+  await c.query('CREATE TABLE chain_enc AS SELECT i FROM generate_series(1, 3000) i');
+  const expected = await dataFingerprint(c);
+  const inc2 = await backup(repo, [...withKey, '--incremental-from', `${repo}/${inc1.id}`]);
+  assert.equal(inc2.parent, inc1.id);
+  assert.deepEqual((await list(repo)).map((r) => [r.kind, r.parent, r.status]), [
+    ['full', null, 'complete'],
+    ['incremental', full.id, 'complete'],
+    ['incremental', inc1.id, 'complete'],
+  ]);
+
+  const keyless = await pgbb(['verify', repo]);
+  assert.notEqual(keyless.code, 0);
+  assert.match(keyless.stderr, /^pgbb: error: s3:\/\/\S+ was written through "age": give the matching key to read it/);
+  const v = await pgbb(['verify', repo, '--encrypt-identity-file', keyFile]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /backup successfully verified/);
+  await restoreAndStart(repo, expected, ['--encrypt-identity-file', keyFile]);
+
+  // A plain full backup, then an encrypted incremental on it: refused, nothing uploaded.
+  const plain = await backup(repo, ['--full']);
+  const r = await pgbb(['backup', ...pg.conn(), '-D', repo, '-c', 'fast', '--incremental-from', `${repo}/${plain.id}`, ...withKey]);
+  assert.notEqual(r.code, 0);
+  assert.equal(r.stderr, `pgbb: error: ${repo}/${plain.id} is not encrypted: an encrypted backup cannot be an incremental on it; take a full backup (--full)\n`);
+  assert.equal((await list(repo)).length, 4, 'nothing uploaded');
 });

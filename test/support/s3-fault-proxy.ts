@@ -8,6 +8,7 @@
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pendingUploadList } from './s3-server';
 
 export type S3Op = 'AbortMultipartUpload' | 'UploadPart' | 'CompleteMultipartUpload' | 'CreateMultipartUpload' | 'PutObject' | 'other';
 export type Fault = 'slowdown' | 'reset' | 'error-200' | 'hold';
@@ -31,6 +32,8 @@ export interface FaultProxy {
   partChecksums: (string | null)[];
   /** Upload ids pgbb aborted (answered here with 204: s3rver has no AbortMultipartUpload). */
   aborted: string[];
+  /** For each object begun (PutObject, CreateMultipartUpload): its key and the SSE-KMS key id it asked for, or null. */
+  kmsKeys: { key: string; kmsKeyId: string | null }[];
   /** Resolves at the first held request. */
   held: Promise<void>;
   setRules(rules: FaultRule[]): void;
@@ -47,6 +50,13 @@ function opOf(req: http.IncomingMessage): S3Op {
   return 'other';
 }
 
+async function listUploads(store: { dir: string; bucket: string }, prefix: string, aborted: string[], res: http.ServerResponse): Promise<void> {
+  const open = (await pendingUploadList(store.dir, store.bucket)).filter((u) => !aborted.includes(u.uploadId) && u.key.startsWith(prefix));
+  const uploads = open.map((u) => `<Upload><Key>${u.key}</Key><UploadId>${u.uploadId}</UploadId><Initiated>${u.initiated.toISOString()}</Initiated></Upload>`).join('');
+  res.writeHead(200, { 'content-type': 'application/xml' });
+  res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<ListMultipartUploadsResult><Bucket>${store.bucket}</Bucket><IsTruncated>false</IsTruncated>${uploads}</ListMultipartUploadsResult>`);
+}
+
 const xmlError = (code: string, message: string) =>
   `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault</RequestId></Error>`;
 
@@ -59,12 +69,18 @@ function answerAfterBody(req: http.IncomingMessage, res: http.ServerResponse, st
   });
 }
 
-export async function startFaultProxy(upstream: string, rules: FaultRule[] = []): Promise<FaultProxy> {
+/**
+ * `store`: the s3rver directory and bucket behind the proxy, so that
+ * ListMultipartUploads (NotImplemented in s3rver) is answered from its
+ * pending uploads, less those aborted here, as a store that aborts would.
+ */
+export async function startFaultProxy(upstream: string, rules: FaultRule[] = [], store?: { dir: string; bucket: string }): Promise<FaultProxy> {
   const up = new URL(upstream);
   const seen: Record<string, number> = {};
   const injected: string[] = [];
   const aborted: string[] = [];
   const partChecksums: (string | null)[] = [];
+  const kmsKeys: { key: string; kmsKeyId: string | null }[] = [];
   let current = rules;
   let onHeld: () => void = () => {};
   const held = new Promise<void>((r) => (onHeld = r));
@@ -73,6 +89,12 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [])
     const op = opOf(req);
     const n = (seen[op] = (seen[op] ?? 0) + 1);
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (op === 'PutObject' || op === 'CreateMultipartUpload') {
+      const id = req.headers['x-amz-server-side-encryption-aws-kms-key-id'];
+      kmsKeys.push({ key: decodeURIComponent(path), kmsKeyId: typeof id === 'string' ? id : null });
+    }
+    const q = new URL(req.url ?? '/', 'http://x').searchParams;
+    if (store && req.method === 'GET' && q.has('uploads')) return void listUploads(store, q.get('prefix') ?? '', aborted, res);
     if (op === 'AbortMultipartUpload') {
       aborted.push(new URL(req.url ?? '/', 'http://x').searchParams.get('uploadId') ?? '');
       req.resume();
@@ -129,6 +151,7 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [])
     seen,
     injected,
     aborted,
+    kmsKeys,
     partChecksums,
     held,
     setRules: (r) => void (current = r),

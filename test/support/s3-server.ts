@@ -87,14 +87,25 @@ export async function startS3Server(opts: { bucket?: string } = {}): Promise<S3T
 
 /**
  * s3rver keeps each multipart upload in `<dir>/<bucket>/._S3rver_uploads/<uploadId>/`
- * until it is completed (it does not implement AbortMultipartUpload: 405).
+ * (its key in `key`, written at initiation) until it is completed (it does
+ * not implement AbortMultipartUpload: 405).
  */
-async function pendingUploads(dir: string, bucket: string): Promise<string[]> {
-  const names = await fs.readdir(path.join(dir, bucket, '._S3rver_uploads')).catch((e: NodeJS.ErrnoException) => {
+export async function pendingUploadList(dir: string, bucket: string): Promise<{ uploadId: string; key: string; initiated: Date }[]> {
+  const root = path.join(dir, bucket, '._S3rver_uploads');
+  const names = await fs.readdir(root).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return [] as string[];
     throw e;
   });
-  return names.sort();
+  return Promise.all(
+    names.sort().map(async (uploadId) => {
+      const keyFile = path.join(root, uploadId, 'key');
+      return { uploadId, key: await fs.readFile(keyFile, 'utf8'), initiated: (await fs.stat(keyFile)).mtime };
+    }),
+  );
+}
+
+async function pendingUploads(dir: string, bucket: string): Promise<string[]> {
+  return (await pendingUploadList(dir, bucket)).map((u) => u.uploadId);
 }
 
 /** One S3 server for a test file: started by the first test that asks, stopped with `owner`'s cleanup. */
