@@ -16,7 +16,7 @@
  * Memory: per listed file its path, size and digest in one compact table
  *      (src/manifest/manifest-comparison.ts), the manifest piece held, and
  *      the entry being read (src/codec/manifest-reader.ts) — no object per
- *      file, and never the manifest whole.
+ *      file, and never the manifest whole (unless `opts.manifest` is it).
  * Result (after end): { files: files compared (without a manifest: listed
  *      files seen), bytes: bytes digested, checked: whether a manifest was
  *      there to compare against }.
@@ -55,12 +55,18 @@ export interface ManifestVerifyOptions {
   /** How many problems the error message names before "and N more" (default 20). */
   maxListed?: number;
   /**
-   * With `manifest` given: fail at a file's entry, before any of its bytes
-   * pass, when the manifest does not list it or gives it another size
-   * (restore: a sparse terabyte planted in a backup directory must not be
-   * written out in full before the check at `end` refuses it).
+   * With `manifest` or `listedSizes` given: fail at a file's entry, before
+   * any of its bytes pass, when the manifest does not list it or gives it
+   * another size (restore: a sparse terabyte planted in a backup directory
+   * must not be written out in full before the check at `end` refuses it).
    */
   failFast?: boolean;
+  /**
+   * The sizes the manifest lists, read ahead of the stream
+   * (src/manifest/manifest-preview.ts) when the manifest itself is left to
+   * come in the stream: what failFast checks entries against.
+   */
+  listedSizes?: FileTable;
   /**
    * 'fail' (default): problems fail the stream as described above.
    * 'report': problems in the backup (the manifest not parsing, files at
@@ -88,7 +94,7 @@ export class ManifestVerify extends Observer implements Verifier {
   private readonly comparison: ManifestComparison;
   /** The manifest given up front, read again at end; its listed sizes when failing fast. */
   readonly given: Buffer | null;
-  private readonly givenSizes: FileTable | null = null;
+  private readonly givenSizes: FileTable | null;
   /** The streamed manifest, read as its pieces come; the latest piece, held. */
   private reader: ManifestReader | null = null;
   private held: ManifestEvent | null = null;
@@ -114,6 +120,7 @@ export class ManifestVerify extends Observer implements Verifier {
     this.problems = new ProblemList('manifest', this.maxListed);
     this.given = opts.manifest ?? null;
     let algorithm: ChecksumAlgorithm = alg;
+    this.givenSizes = this.failFast && !this.given ? (opts.listedSizes ?? null) : null;
     if (this.given) {
       // Read once now: it must parse, it names the algorithm, and failing fast needs its sizes.
       let first: ChecksumAlgorithm | undefined;

@@ -1,6 +1,7 @@
 /**
  * observer: the skeleton every watching stage shares (manifest-build,
- * manifest-verify, page-checksum-verify, wal-verify; chunk-map-build next).
+ * manifest-verify, page-checksum-verify, wal-verify, chunk-map-build,
+ * control-identity-verify, require-complete).
  * It follows the member stream (src/events.ts), knows which archive and
  * entry it is in, and passes every event on unchanged and in order; a
  * subclass only says what to do at each step.

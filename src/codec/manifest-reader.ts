@@ -26,16 +26,14 @@ import { JsonSyntaxError, JsonTokenizer, type JsonHandler } from './json-tokeniz
 import { JsonValueBuilder } from './json-value';
 import { FileTable } from './file-table';
 import { show, type ManifestFile, type WalRange } from './manifest-format';
-import { unsigned, walRangeFromJson } from './wal-ranges';
+import { walRangeFromJson } from './wal-ranges';
+import { checkChecksum, checkHeader, systemIdentifierOf, VERSION_KEY } from './manifest-end-checks';
 import { parseFileEntry } from './manifest-file-entry';
 import { SealedPart } from './manifest-sealed-part';
-import {
-  CHECKSUM, FILES, FIRST_KEY, JSON_SYNTAX, LAST_KEY, ManifestFaults, NOT_OBJECT, RANGES, SYSTEM_ID, TOP_KEY, VERSION,
-} from './manifest-faults';
+import { CHECKSUM, FILES, FIRST_KEY, JSON_SYNTAX, ManifestFaults, NOT_OBJECT, RANGES, SYSTEM_ID, TOP_KEY, VERSION } from './manifest-faults';
 
 /** Bytes decoded at a time: the string stays under V8's large-object size, in the young generation. */
 const DECODE_BYTES = 32 * 1024;
-const VERSION_KEY = 'PostgreSQL-Backup-Manifest-Version';
 const TOP_KEYS = new Set([VERSION_KEY, 'System-Identifier', 'Files', 'WAL-Ranges', 'Manifest-Checksum']);
 /** Object.keys lists array-index keys first, whatever their place: such a key is "first". */
 const ARRAY_INDEX = /^(?:0|[1-9][0-9]{0,9})$/;
@@ -158,45 +156,16 @@ export class ManifestReader {
         this.syntax(err);
       }
     }
-    if (this.faults.open(VERSION)) this.checkHeader();
-    if (this.faults.open(CHECKSUM)) this.checkChecksum();
+    if (this.faults.open(VERSION)) checkHeader(this.top, this.lastKey, this.faults);
+    if (this.faults.open(CHECKSUM)) checkChecksum(this.top, this.sealed.end(), this.faults);
     const version = this.top[VERSION_KEY] as 1 | 2;
     let systemIdentifier: string | undefined;
-    if ('System-Identifier' in this.top && this.faults.open(SYSTEM_ID)) systemIdentifier = this.systemIdentifier();
+    if ('System-Identifier' in this.top && this.faults.open(SYSTEM_ID)) systemIdentifier = systemIdentifierOf(this.top, this.systemIdRaw, this.faults);
     const fault = this.faults.message;
     if (fault !== null) throw new ManifestError(`backup_manifest: ${fault}`);
     const out: ManifestSummary = { version, walRanges: this.walRanges, files: this.files };
     if (systemIdentifier !== undefined) out.systemIdentifier = systemIdentifier;
     return out;
-  }
-
-  // ---- the checks at end, each in parseManifest's order
-
-  private checkHeader(): void {
-    const version = this.top[VERSION_KEY];
-    this.faults.judge(VERSION, () => {
-      const v = unsigned(version, 'manifest version');
-      if (v !== 1 && v !== 2) throw new ManifestError(`backup_manifest: unexpected manifest version ${v} (pgbb reads 1 and 2)`);
-    });
-    if (this.lastKey !== 'Manifest-Checksum') this.faults.note(LAST_KEY, 'manifest has no checksum as its last field');
-  }
-
-  private checkChecksum(): void {
-    const expected = this.top['Manifest-Checksum'];
-    const r = this.sealed.end();
-    if ('fault' in r) return this.faults.note(CHECKSUM, r.fault);
-    if (typeof expected !== 'string' || !/^[0-9a-fA-F]{64}$/.test(expected)) return this.faults.note(CHECKSUM, `invalid manifest checksum "${show(expected)}"`);
-    if (r.sha256 !== expected.toLowerCase()) this.faults.note(CHECKSUM, `manifest checksum mismatch: file says ${expected}, contents hash to ${r.sha256}`);
-  }
-
-  /** The System-Identifier exceeds 2^53, so the number is taken from its token text. */
-  private systemIdentifier(): string | undefined {
-    const raw = this.systemIdRaw;
-    if (typeof this.top['System-Identifier'] !== 'number' || !/^[0-9]+$/.test(raw) || BigInt(raw) >= 1n << 64n) {
-      this.faults.note(SYSTEM_ID, 'manifest system identifier not an unsigned 64-bit integer');
-      return undefined;
-    }
-    return BigInt(raw).toString();
   }
 
   // ---- bytes: UTF-8 text to the tokenizer, the last lines held for the checksum

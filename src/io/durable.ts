@@ -1,5 +1,7 @@
 /**
- * Every fsync pgbb makes goes through here, so that "durable" means one thing:
+ * Every fsync pgbb makes of a path goes through here, so that "durable" means
+ * one thing (a writer holding its file open — sinks/pending-file.ts, the
+ * refresh journal, standby.signal — fsyncs that handle before closing it):
  *
  *   syncPaths      fsync files and directories, a few at a time
  *   syncDir        fsync one directory (after entries in it changed)
@@ -13,6 +15,9 @@
  *   renameDurably  a fully written file into place: fsync it, rename
  *                  (which replaces a link at the name, never writes through
  *                  it), fsync the directory
+ *   writeNewFile   a file this run creates at a plain path (O_EXCL|O_NOFOLLOW:
+ *                  never over what is there, never through a link), fsync it;
+ *                  the directory is the caller's to sync, after its last file
  *
  * Opening for fsync uses O_NONBLOCK: a FIFO swapped in mid-run must not hang
  * the pass (and an fsync through a link changes nothing). With `sync` false
@@ -89,6 +94,29 @@ export async function clearName(tree: SafeTree, rel: string): Promise<'none' | '
     throw ioError('could not remove', showPath(abs), err);
   }
   return st.isFile() ? 'file' : 'other';
+}
+
+/**
+ * Creates `file` (mode 0600) and writes `data` into it, fsynced unless `sync`
+ * is false. Errors: IoError "could not create" (its cause's code EEXIST when
+ * something has the name) or "could not write", naming the file.
+ */
+export async function writeNewFile(file: string, data: string | Iterable<Buffer>, sync: boolean): Promise<void> {
+  let fh: fs.FileHandle;
+  try {
+    fh = await fs.open(fsPath(file), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    throw ioError('could not create', showPath(file), err);
+  }
+  try {
+    if (typeof data === 'string') await fh.write(data);
+    else for (const piece of data) await fh.write(piece);
+    if (sync) await fh.sync();
+  } catch (err) {
+    throw ioError('could not write', showPath(file), err);
+  } finally {
+    await fh.close();
+  }
 }
 
 export interface DurableWrite {

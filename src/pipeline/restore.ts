@@ -20,7 +20,8 @@ import * as path from 'node:path';
 import { UsageError } from '../errors';
 import { showPath } from '../codec/path-bytes';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
-import { directoryManifest } from '../sources/tar-backup-source';
+import { directoryManifestPieces } from '../sources/tar-backup-source';
+import { previewManifest } from '../manifest/manifest-preview';
 import type { S3SourceOptions } from '../sources/s3-backup-source';
 import type { DecryptKey } from '../crypto/age-keys';
 import { isS3Url } from '../s3/s3-url';
@@ -86,8 +87,10 @@ export async function restore(o: RestoreOptions): Promise<RestoreResult> {
   // A backup directory's manifest is known before its files: each is refused at its entry, before
   // its bytes are written, if the manifest does not list it at that size (a planted sparse terabyte).
   // (An S3 backup's manifest is checked where it comes, at the end, as a stream's is.)
-  const given = o.source === '-' || remote ? null : await directoryManifest(o.source, o.decrypt);
-  const verify = earlyVerify(given);
+  // Read ahead for the sizes only (then checked again where the stream brings it, never held whole).
+  const ahead = o.source === '-' || remote ? null : await previewManifest(directoryManifestPieces(o.source, o.decrypt), { sizes: true });
+  // One that does not parse is refused where it comes in the stream (after the label and control checks), as before.
+  const verify = manifestVerify(ahead ? { failFast: true, listedSizes: ahead.sizes!, checksumAlgorithm: ahead.algorithm } : {});
   // Locked as backup locks its target: a second restore aimed at it is refused, instead of
   // racing this one and then, failing, removing what this one restored.
   const lock = await lockTarget(o.target);
@@ -151,16 +154,4 @@ async function refuseTargetsInSource(source: string, targets: string[]): Promise
       }
     }
   }
-}
-
-/** Checking at entries needs a manifest that parses; one that does not is refused where it comes in the stream (after the label and control checks), as before. */
-function earlyVerify(given: Buffer | null): ReturnType<typeof manifestVerify> {
-  if (given) {
-    try {
-      return manifestVerify({ manifest: given, failFast: true });
-    } catch {
-      // Fall through: the stream's manifest event fails the same way, in its place.
-    }
-  }
-  return manifestVerify();
 }

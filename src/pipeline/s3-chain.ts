@@ -15,7 +15,7 @@
  * after) and checks it as a plain backup: there is no other way to see every
  * file whole. A failure removes what the restore created.
  */
-import { promises as fs, constants as C } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PgbbError } from '../errors';
@@ -30,6 +30,7 @@ import { objectDecoder, resolveS3Backup, s3BackupSource, type S3SourceOptions } 
 import type { DecryptKey } from '../crypto/age-keys';
 import { loadPriorState } from '../refresh/prior-state';
 import { lockForRefresh } from '../io/target-lock';
+import { writeNewFile } from '../io/durable';
 import { RefreshDirectorySink } from '../../sinks/refresh-directory';
 import { deltaUnpack } from '../../transforms/delta-unpack';
 import { openBackupSource } from '../sources/open-backup';
@@ -107,7 +108,7 @@ export async function restoreChain<O extends ChainRestoreOptions, R extends Chai
     const s3 = { ...o.s3, client: repo.client, decrypt: o.s3?.decrypt ?? o.decrypt };
     const map = await readChunkMap(repo, links[0], objectDecoder({ repo, ...links[0] }, s3));
     map.header = { ...map.header, tablespaces: tablespaceLocations(base.start.tablespaces, o.tablespacesAtRecordedLocations ? {} : mapping) };
-    await writeNew(path.join(o.target, CHUNK_MAP_FILE), encodeChunkMapPieces(map), o.sync ?? true);
+    await writeNewFile(path.join(o.target, CHUNK_MAP_FILE), encodeChunkMapPieces(map), o.sync ?? true);
     for (const link of links.slice(1)) await applyLink(o, repo, link, s3, mapping);
     const rebuilt = await checkRebuilt(o.target, repo.where(last.id), o.signal);
     // -R after the check: the files it changes are not the backup's.
@@ -207,15 +208,4 @@ async function isAbsentOrEmpty(p: string): Promise<'absent' | 'empty' | null> {
 async function empty(p: string, remove: boolean): Promise<void> {
   if (remove) return fs.rm(p, { recursive: true, force: true });
   for (const n of await fs.readdir(p).catch(() => [] as string[])) await fs.rm(path.join(p, n), { recursive: true, force: true });
-}
-
-/** A file this run creates (never through a link, never over one that exists). */
-async function writeNew(file: string, pieces: Iterable<Buffer>, sync: boolean): Promise<void> {
-  const fh = await fs.open(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-  try {
-    for (const piece of pieces) await fh.write(piece);
-    if (sync) await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

@@ -21,7 +21,8 @@
 import * as path from 'node:path';
 import { LIMITS, readLimited } from '../io/read-limited';
 import { openBackupSource, type BackupFormat } from '../sources/open-backup';
-import { directoryManifest } from '../sources/tar-backup-source';
+import { directoryManifestPieces } from '../sources/tar-backup-source';
+import { previewManifest } from '../manifest/manifest-preview';
 import type { S3SourceOptions } from '../sources/s3-backup-source';
 import type { DecryptKey } from '../crypto/age-keys';
 import { manifestVerify } from '../../transforms/manifest-verify';
@@ -96,31 +97,26 @@ export interface VerifyReport {
 const ALWAYS_IGNORED = ['postgresql.auto.conf', 'standby.signal', 'recovery.signal'];
 
 /**
- * A backup directory's manifest is read first, so that each file is checked
- * with the algorithm the manifest names (--manifest-checksums SHA256, say);
- * a stream's manifest comes last, so CRC32C (the default) is computed. A
- * manifest that does not parse is left to the streamed check, which reports
- * it as a problem of the backup.
+ * A backup directory's manifest is read ahead once, for what the files need
+ * before it comes — the checksum algorithm it names (--manifest-checksums
+ * SHA256, say) and the total for -P — and then checked where the stream
+ * brings it, never held whole; a stream's manifest comes last, so CRC32C (the
+ * default) is computed. A manifest that does not parse is left to the
+ * streamed check, which reports it as a problem of the backup. -m's manifest
+ * is the one to check against: held.
  */
-async function manifestCheck(o: VerifyOptions, mode: VerifierMode): Promise<ReturnType<typeof manifestVerify>> {
+async function manifestCheck(o: VerifyOptions, mode: VerifierMode): Promise<{ check: ReturnType<typeof manifestVerify>; listedBytes: number }> {
   const scope = { require: true, mode, ignore: [...ALWAYS_IGNORED, ...(o.ignore ?? [])], skipChecksums: o.skipChecksums };
   if (o.manifestPath !== undefined) {
     const m = await readLimited(o.manifestPath, LIMITS.manifest);
     if (!m) throw new PgbbError('not_a_backup', `could not open manifest "${showPath(path.resolve(o.manifestPath))}": no such file`);
-    return manifestVerify({ ...scope, manifest: m });
+    const check = manifestVerify({ ...scope, manifest: m });
+    return { check, listedBytes: check.listedBytes };
   }
   const source = o.source;
-  const given = source === '-' || source.startsWith('s3://') ? null : await directoryManifest(source, o.decrypt).catch(() => null);
-  if (given) {
-    try {
-      return manifestVerify({ ...scope, manifest: given });
-    } catch {
-      // reported by the streamed check below
-    }
-  }
-  return manifestVerify(scope);
+  const ahead = source === '-' || isS3Url(source) ? null : await previewManifest(directoryManifestPieces(source, o.decrypt)).catch(() => null);
+  return { check: manifestVerify({ ...scope, ...(ahead ? { checksumAlgorithm: ahead.algorithm } : {}) }), listedBytes: ahead?.listedBytes ?? 0 };
 }
-
 
 export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   // An incremental backup is checked rebuilt from its chain (src/pipeline/s3-chain.ts).
@@ -129,7 +125,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   // A directory a refresh is rewriting is not a backup, whatever its files say.
   const { format, stream, location } = await openBackupSource(o.source, process.stdin, o.s3, o.decrypt);
   const mode: VerifierMode = o.exitOnError ? 'fail' : 'report';
-  const manifest = await manifestCheck(o, mode).catch((err) => {
+  const { check: manifest, listedBytes } = await manifestCheck(o, mode).catch((err) => {
     stream.destroy();
     throw err;
   });
@@ -139,7 +135,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   const tally = newTally();
   const report = o.onProgress;
   // pg_verifybackup's total: the bytes the manifest lists, when it is known before the files.
-  const total = manifest.listedBytes || null;
+  const total = listedBytes || null;
   const shown = report ? [progress({ onProgress: (p) => report(total && !p.total ? { ...p, total: Math.max(total, p.done) } : p) })] : [];
   await compose({ source: stream, observers: [tallyStage(tally), ...shown, ...checks], sink: discard(), signal: o.signal });
   const problems: string[] = [];

@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import { pipeline, Readable, type Duplex } from 'node:stream';
 import type { BackupEvent } from '../events';
 import { ioError, PgbbError, UsageError } from '../errors';
-import { LIMITS, openRegular, readLimited, readLimitedPieces } from '../io/read-limited';
+import { LIMITS, openRegular, readLimitedPieces } from '../io/read-limited';
 import { decodeDescriptor, startFromDescriptor, type BackupDescriptor } from '../codec/backup-descriptor';
 import { zstdDecompress } from '../../transforms/zstd-decompress';
 import { decrypt } from '../../transforms/decrypt';
@@ -153,18 +153,17 @@ export interface ArchiveSet {
 }
 
 /**
- * A backup directory's backup_manifest, whole (capped), for the checks that
- * want it before the files: decrypted when it is backup_manifest.age and a
- * key is given; null when there is none (or no key: opening an archive
- * then says the key is missing).
+ * A backup directory's backup_manifest in pieces (capped, never whole), for
+ * the checks that read it before the files (src/manifest/manifest-preview.ts):
+ * decrypted when it is backup_manifest.age and a key is given; nothing when
+ * there is none (or no key: opening an archive then says the key is missing).
  */
-export async function directoryManifest(dir: string, key: DecryptKey | undefined): Promise<Buffer | null> {
-  const plain = await readLimited(path.join(dir, 'backup_manifest'), LIMITS.manifest);
+export async function* directoryManifestPieces(dir: string, key: DecryptKey | undefined): AsyncGenerator<Buffer> {
+  const plain = path.join(dir, 'backup_manifest');
   const sealed = path.join(dir, `backup_manifest${AGE_SUFFIX}`);
-  if (plain || !key || !(await fs.lstat(sealed).then(() => true, () => false))) return plain;
-  const pieces: Buffer[] = [];
-  for await (const piece of encryptedManifest(sealed, key)) pieces.push(piece);
-  return Buffer.concat(pieces);
+  const exists = (p: string) => fs.lstat(p).then(() => true, () => false);
+  if (await exists(plain)) yield* readLimitedPieces(plain, LIMITS.manifest, MANIFEST_PIECE_BYTES);
+  else if (key && (await exists(sealed))) yield* encryptedManifest(sealed, key);
 }
 
 function directorySet(root: string, names: string[], key: DecryptKey | undefined): ArchiveSet {

@@ -11,28 +11,11 @@
 import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { IoError, ioError } from '../errors';
-import { syncDir } from '../io/durable';
+import { syncDir, writeNewFile } from '../io/durable';
 import { LIMITS, readLimited } from '../io/read-limited';
 import { withRecoveryBlock, type RecoverySettings } from '../codec/recovery-settings';
 
-const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_TRUNC } = constants;
-
-async function writeNew(file: string, data: string, sync: boolean): Promise<void> {
-  let fh: fs.FileHandle;
-  try {
-    fh = await fs.open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
-  } catch (err) {
-    throw ioError('could not create', file, err);
-  }
-  try {
-    await fh.write(data);
-    if (sync) await fh.sync();
-  } catch (err) {
-    throw ioError('could not write', file, err);
-  } finally {
-    await fh.close();
-  }
-}
+const { O_WRONLY, O_CREAT, O_NOFOLLOW, O_TRUNC } = constants;
 
 export async function writeRecoveryFiles(dataDir: string, settings: RecoverySettings, sync: boolean): Promise<void> {
   const dir = path.resolve(dataDir);
@@ -40,7 +23,7 @@ export async function writeRecoveryFiles(dataDir: string, settings: RecoverySett
   const old = await readLimited(conf, LIMITS.autoConf);
   const tmp = `${conf}.pgbb-tmp`;
   await fs.unlink(tmp).catch(() => {}); // an earlier run's, cut off before its rename
-  await writeNew(tmp, withRecoveryBlock(old ? old.toString('utf8') : '', settings), sync);
+  await writeNewFile(tmp, withRecoveryBlock(old ? old.toString('utf8') : '', settings), sync);
   await fs.rename(tmp, conf).catch((err) => {
     throw ioError('could not rename', tmp, err);
   });

@@ -12,10 +12,10 @@
  *
  * Errors: IoError naming the file.
  */
-import { constants, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { ioError } from '../errors';
-import { syncDir } from '../io/durable';
+import { ioError, type IoError } from '../errors';
+import { syncDir, writeNewFile } from '../io/durable';
 import { RefreshJournal } from '../refresh/refresh-journal';
 
 export async function seedDataDirectory(dir: string, major: number, sync: boolean): Promise<void> {
@@ -30,20 +30,11 @@ export async function seedDataDirectory(dir: string, major: number, sync: boolea
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('could not create directory', path.join(abs, 'global'), err);
   });
   const file = path.join(abs, 'PG_VERSION');
-  let fh: fs.FileHandle;
   try {
-    fh = await fs.open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    await writeNewFile(file, `${major}\n`, sync);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return; // a seed cut off after this step, or a refresh's own
-    throw ioError('could not create', file, err);
-  }
-  try {
-    await fh.write(`${major}\n`);
-    if (sync) await fh.sync();
-  } catch (err) {
-    throw ioError('could not write', file, err);
-  } finally {
-    await fh.close();
+    if (((err as IoError).cause as NodeJS.ErrnoException | undefined)?.code === 'EEXIST') return; // a seed cut off after this step, or a refresh's own
+    throw err;
   }
   if (sync) await syncDir(abs);
 }

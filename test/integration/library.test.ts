@@ -3,7 +3,9 @@
  * backup() with nothing but a connection and a target takes what `pgbb
  * backup -D` takes (WAL streamed straight into pg_wal/, chunk map, manifest
  * last), a custom observer plugged into it sees every byte, and verify()
- * and restore() read it back.
+ * and restore() read it back. README's custom sink and custom observer run
+ * as README prints them (only the host and paths swapped for the test's),
+ * and compile against the package's own types.
  */
 import assert from 'node:assert/strict';
 import { existsSync, promises as fs } from 'node:fs';
@@ -12,6 +14,7 @@ import { after, before, test } from 'node:test';
 import { Transform } from 'node:stream';
 import { Cluster, makeTempDir } from '../support/cluster';
 import { backup, compose, DirectorySink, ReplicationSource, restore, TarFilesSink, tee, verify, type BackupEvent } from '../../src/index';
+import { readmeSnippet, runSnippet, typeCheck } from '../support/readme-snippets';
 
 let pg: Cluster;
 let root: string;
@@ -88,4 +91,43 @@ test('tee of a plain directory and tar files with streamed WAL: written in place
     assert.deepEqual(r.problems, [], source);
     assert.ok(r.walSegments >= 1, source);
   }
+});
+
+const SINK = '**A custom sink**';
+const OBSERVER = '**A custom observer**';
+
+test('README: the custom sink and observer are under 15 lines each and compile against the package\'s own types (import from \'pgbb\')', () => {
+  const snippets = [readmeSnippet(SINK), readmeSnippet(OBSERVER)];
+  for (const s of snippets) assert.ok(s.trimEnd().split('\n').length < 15, s);
+  // With a third, broken on purpose beside them: the check is a real one, and only that one fails it.
+  const found = typeCheck([...snippets, snippets[1]!.replace('onData(', 'onDatum(')]);
+  assert.ok(found.length > 0);
+  assert.deepEqual(found.filter((d) => !d.startsWith('snippet2.ts: ')), []);
+  assert.match(found.join('\n'), /not declared in the base class 'Observer'/);
+});
+
+test('README\'s custom sink, run as printed: a live backup as tar + zstd into a file, read back by zstdDecompress → tarUnpack → DirectorySink', async () => {
+  const dir = join(root, 'readme-sink');
+  await fs.mkdir(dir);
+  const host = `{ host: ${JSON.stringify(pg.host)}, port: '${pg.port}', user: 'postgres' }`;
+  await runSnippet(readmeSnippet(SINK), [
+    ["{ host: 'db1', user: 'replicator' }", host],
+    ["'backup.tar.zst'", JSON.stringify(join(dir, 'backup.tar.zst'))],
+    ["'/srv/restore'", JSON.stringify(join(dir, 'restored'))],
+    ["'/srv/restore-ts'", JSON.stringify(join(dir, 'restored-ts'))],
+  ]);
+  assert.match(await fs.readFile(join(dir, 'restored', 'PG_VERSION'), 'utf8'), /^1[4-8]\n$/);
+  assert.ok((await fs.readdir(join(dir, 'restored', 'pg_wal'))).some((n) => /^[0-9A-F]{24}$/.test(n)), 'WAL streamed, the library default');
+  const r = await verify({ source: join(dir, 'restored') });
+  assert.deepEqual(r.problems, []);
+});
+
+test('README\'s custom observer, run as printed: counts the bytes of each archive of a live backup', async () => {
+  const host = `{ host: ${JSON.stringify(pg.host)}, port: '${pg.port}', user: 'postgres' }`;
+  const counter = (await runSnippet(readmeSnippet(OBSERVER), [
+    ["{ host: 'db1', user: 'replicator' }", host],
+    ["'/backups/db1'", JSON.stringify(join(root, 'readme-observer'))],
+  ], 'return counter;')) as { bytes: Map<string, number> };
+  assert.deepEqual([...counter.bytes.keys()].sort(), ['base', 'pg_wal']);
+  assert.ok(counter.bytes.get('base')! > 1_000_000, 'a data directory\'s worth of bytes');
 });

@@ -5,7 +5,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, sy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IoError } from '../../../src/errors';
-import { clearName, renameDurably, syncPaths, syncTree, writeDurably } from '../../../src/io/durable';
+import { clearName, renameDurably, syncPaths, syncTree, writeDurably, writeNewFile } from '../../../src/io/durable';
 import { SafeTree } from '../../../src/io/safe-tree';
 
 function sandbox(): { outer: string; root: string } {
@@ -133,4 +133,21 @@ test('clearName says what was there and removes it without following it', async 
   } finally {
     rmSync(outer, { recursive: true, force: true });
   }
+});
+
+test('writeNewFile: a new 0600 file from a string or pieces; never over a name that exists, never through a link', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgbb-durable-new-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  await writeNewFile(join(dir, 'a'), 'text\n', true);
+  await writeNewFile(join(dir, 'b'), [Buffer.from('one '), Buffer.from('two')], false);
+  assert.equal(readFileSync(join(dir, 'a'), 'utf8'), 'text\n');
+  assert.equal(readFileSync(join(dir, 'b'), 'utf8'), 'one two');
+  assert.equal(lstatSync(join(dir, 'a')).mode & 0o777, 0o600);
+  await assert.rejects(writeNewFile(join(dir, 'a'), 'again', true), (e: unknown) =>
+    e instanceof IoError && e.message.startsWith(`could not create "${join(dir, 'a')}"`) && (e.cause as NodeJS.ErrnoException).code === 'EEXIST');
+  assert.equal(readFileSync(join(dir, 'a'), 'utf8'), 'text\n');
+  writeFileSync(join(dir, 'outside'), 'kept');
+  symlinkSync(join(dir, 'outside'), join(dir, 'link'));
+  await assert.rejects(writeNewFile(join(dir, 'link'), 'through', true), IoError);
+  assert.equal(readFileSync(join(dir, 'outside'), 'utf8'), 'kept');
 });
