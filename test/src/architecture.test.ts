@@ -97,7 +97,9 @@ const isCli = (m: string) => m === 'src/cli' || under(m, 'src/cli');
 const LAYERS: string[][] = [
   ['core'],
   ['src/codec'],
-  ['src/io', 'src/crypto', 'src/s3', 'src/report', 'src/verify'],
+  // crypto below s3: an S3 target's options carry the key that reads an encrypted parent.
+  ['src/crypto'],
+  ['src/io', 'src/s3', 'src/report', 'src/verify'],
   ['src/net', 'src/manifest'],
   ['src/wal', 'src/refresh'],
   ['transforms', 'src/standby'],
