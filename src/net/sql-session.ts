@@ -50,12 +50,12 @@ export class SqlSession {
   copyEach(sql: string, onRow: (fields: (Buffer | null)[]) => void): Promise<void> {
     return this.serial(async () => {
       const decoder = new BinaryCopyDecoder(onRow);
-      await this.conn.run(`COPY (${sql}) TO STDOUT (FORMAT binary)`, {
-        copyData: (p) => {
-          this.copyBytes += p.length;
-          decoder.write(p);
-        },
-      });
+      const take = (p: Buffer) => {
+        this.copyBytes += p.length;
+        decoder.write(p);
+      };
+      // A 1 MiB row spans many socket reads: taken in parts, the decoder copies it once into its own buffer.
+      await this.conn.run(`COPY (${sql}) TO STDOUT (FORMAT binary)`, { copyData: take, copyDataPart: take });
       decoder.end();
     });
   }

@@ -64,7 +64,7 @@ interface Fetcher {
  * the memory bound of the transfer. Enough that each SQL worker streams runs
  * of several pieces (a round trip per run) with one more run per worker queued.
  */
-const WINDOW_PIECES = 48;
+const WINDOW_PIECES = 32;
 const MAX_RUN = 16;
 
 const STOP_TIMEOUT_MS = 10_000;
