@@ -60,15 +60,17 @@ test('-j 2 -D s3://…: a complete backup that pgbb verify accepts and that rest
 
 test('a table dropped while -j 2 runs: its vanished files are skipped, the backup verifies, the copy starts without it', async () => {
   const c = pg.cluster;
-  // Small files (batched, fetched after every larger piece) and one cut into chunks.
+  // Small files (batched, fetched after every larger piece) and one cut into chunks; ahead of them
+  // (largest first) ~100 MB of filler, so that at -r 16 MB/s the workers, at most the 32 MiB window
+  // ahead, reach the doomed files seconds after the drop.
+  await c.query(`CREATE TABLE filler AS SELECT g AS id, repeat('f', 900) AS pad FROM generate_series(1, 100000) g`);
   await c.query(`CREATE TABLE doomed_small AS SELECT g AS id FROM generate_series(1, 1000) g`);
   await c.query(`CREATE TABLE doomed_big AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 30000) g`);
   await c.query('CHECKPOINT');
   const files = (await c.query<{ path: string }>(`SELECT pg_relation_filepath(t) AS path FROM unnest(ARRAY['doomed_small', 'doomed_big']::regclass[]) t`)).map((x) => x.path);
   const root = await scratch('pgbb-par-vanish-');
   const target = join(root, 'data');
-  // -r keeps the workers busy with larger files while the drop happens.
-  const running = runPgbb(['backup', ...conn(), '-D', target, '-T', `${pg.tsLocation}=${join(root, 'ts')}`, '-j', '2', '-r', '8192', '-c', 'fast']);
+  const running = runPgbb(['backup', ...conn(), '-D', target, '-T', `${pg.tsLocation}=${join(root, 'ts')}`, '-j', '2', '-r', '16384', '-c', 'fast']);
   let seen = false;
   for (let i = 0; i < 200 && !seen; i++) {
     const [w] = await c.query(`SELECT 1 FROM pg_stat_activity WHERE query LIKE 'COPY (SELECT pg\\_read\\_binary\\_file%' AND pid <> pg_backend_pid()`);
