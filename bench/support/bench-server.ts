@@ -13,9 +13,10 @@ export interface BenchServer {
   conninfo: string;
 }
 
-export async function startBenchServer(): Promise<BenchServer> {
-  const cluster = await Cluster.create({ conf: { autovacuum: 'off', max_wal_size: '4GB' } });
-  return { cluster, conninfo: `host=127.0.0.1 port=${cluster.port} user=postgres` };
+/** `netns`: in that network namespace (bench/support/delayed-link.ts). */
+export async function startBenchServer(opts: { netns?: { name: string; address: string } } = {}): Promise<BenchServer> {
+  const cluster = await Cluster.create({ conf: { autovacuum: 'off', max_wal_size: '4GB' }, ...(opts.netns ? { netns: opts.netns } : {}) });
+  return { cluster, conninfo: `host=${cluster.host} port=${cluster.port} user=postgres` };
 }
 
 /** pgbench -i -s scale, then `files` one-row tables (one 8 KiB file each), then frozen and checkpointed. */

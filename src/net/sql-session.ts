@@ -8,6 +8,7 @@
  *   rows(sql)      text results of the last result set
  *   copyRows(sql)  `COPY (…) TO STDOUT (FORMAT binary)`: bytea arrives as its
  *                  bytes (src/codec/protocol/binary-copy.ts), not hex
+ *   copyEach(sql, onRow)  the same, row by row as they arrive
  *
  * Errors: the server's (ServerError with its SQLSTATE), lost connections
  * (ConnectionError), as ReplicationConnection reports them.
@@ -41,17 +42,21 @@ export class SqlSession {
   }
 
   copyRows(sql: string): Promise<(Buffer | null)[][]> {
+    const out: (Buffer | null)[][] = [];
+    return this.copyEach(sql, (fields) => out.push(fields)).then(() => out);
+  }
+
+  /** copyRows, each row handed over as soon as it is decoded: one query streams many (the parallel source's runs). */
+  copyEach(sql: string, onRow: (fields: (Buffer | null)[]) => void): Promise<void> {
     return this.serial(async () => {
-      const out: (Buffer | null)[][] = [];
-      const decoder = new BinaryCopyDecoder((fields) => out.push(fields));
-      await this.conn.run(`COPY (${sql}) TO STDOUT (FORMAT binary)`, {
-        copyData: (p) => {
-          this.copyBytes += p.length;
-          decoder.write(p);
-        },
-      });
+      const decoder = new BinaryCopyDecoder(onRow);
+      const take = (p: Buffer) => {
+        this.copyBytes += p.length;
+        decoder.write(p);
+      };
+      // A 1 MiB row spans many socket reads: taken in parts, the decoder copies it once into its own buffer.
+      await this.conn.run(`COPY (${sql}) TO STDOUT (FORMAT binary)`, { copyData: take, copyDataPart: take });
       decoder.end();
-      return out;
     });
   }
 

@@ -6,9 +6,12 @@
  *   planPieces(files)          largest first; a file ≥ CHUNK is one piece per
  *                              CHUNK, smaller ones share batches of ≤ CHUNK bytes
  *   new OrderedFetch(…).next() the next piece's bytes, in order, whoever
- *                              fetches them (SQL sessions here, disk readers
- *                              in local-fetch.ts)
+ *                              fetches them (SQL sessions: sql-run-fetch.ts,
+ *                              disk readers: local-fetch.ts)
  *
+ * Runs: a worker takes up to `run` consecutive pieces at a time and hands
+ * each one back as it arrives (over SQL, one query streams the whole run),
+ * so a round trip to the server is paid per run, not per piece.
  * Memory: workers run at most `window` pieces ahead of the consumer, so at
  * most window × CHUNK bytes wait; a consumer that stops pulling stops them.
  * Errors: the first worker failure is what next() rejects with; the other
@@ -52,6 +55,16 @@ export function planPieces(files: readonly ListedFile[], chunk = CHUNK): Piece[]
   return pieces;
 }
 
+/** Fetches `run` (consecutive pieces) and calls `deliver(k, data)` for each of them, in any order, before resolving. */
+export type RunFetch<W> = (worker: W, run: readonly Piece[], deliver: (k: number, data: PieceData) => void) => Promise<void>;
+
+/** A RunFetch from a fetcher of single pieces: the run's pieces one after another. */
+export function pieceByPiece<W>(fetch: (w: W, p: Piece) => Promise<PieceData>): RunFetch<W> {
+  return async (w, run, deliver) => {
+    for (let k = 0; k < run.length; k++) deliver(k, await fetch(w, run[k]));
+  };
+}
+
 export async function fetchPiece(s: SqlSession, p: Piece): Promise<PieceData> {
   if (p.kind === 'chunk') {
     const rows = await s.copyRows(`SELECT pg_read_binary_file(${sqlLiteral(p.file.serverPath)}, ${p.offset}, ${p.length}, true)`);
@@ -78,7 +91,8 @@ export class OrderedFetch<W = SqlSession> {
     private readonly pieces: readonly Piece[],
     workers: readonly W[],
     private readonly window: number,
-    private readonly fetch: (w: W, p: Piece) => Promise<PieceData>,
+    private readonly fetch: RunFetch<W>,
+    private readonly run = 1,
   ) {
     for (const w of workers) void this.work(w);
   }
@@ -105,13 +119,22 @@ export class OrderedFetch<W = SqlSession> {
   private async work(s: W): Promise<void> {
     try {
       while (!this.stopped && !this.failure && this.taken < this.pieces.length) {
-        if (this.taken >= this.delivered + this.window) {
+        const room = this.delivered + this.window - this.taken;
+        if (room <= 0) {
           await new Promise<void>((r) => this.wakeWorkers.push(r));
           continue;
         }
-        const i = this.taken++;
-        this.results.set(i, await this.fetch(s, this.pieces[i]));
-        this.wake();
+        const first = this.taken;
+        const n = Math.min(this.run, room, this.pieces.length - first);
+        this.taken += n;
+        let got = 0;
+        await this.fetch(s, this.pieces.slice(first, first + n), (k, data) => {
+          if (k < 0 || k >= n || this.results.has(first + k)) throw new Error(`piece ${k} of a run of ${n} delivered twice or out of range`);
+          got++;
+          this.results.set(first + k, data);
+          this.wake();
+        });
+        if (got !== n) throw new Error(`a run of ${n} pieces ended after ${got}`);
       }
     } catch (err) {
       this.failure ??= err as Error;

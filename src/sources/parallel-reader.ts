@@ -32,7 +32,8 @@ import { SqlSession, sqlLiteral } from '../net/sql-session';
 import type { LiveSourceHooks } from './live-source';
 import { listCluster, type ListedArchive, type ListedFile } from './parallel-listing';
 import { checkConnectionRoom, checkPrivileges } from './parallel-checks';
-import { CHUNK, OrderedFetch, fetchPiece, planPieces, type Piece, type PieceData } from './parallel-fetch';
+import { CHUNK, OrderedFetch, pieceByPiece, planPieces, type Piece, type PieceData, type RunFetch } from './parallel-fetch';
+import { fetchRunOverSql } from './sql-run-fetch';
 import { checkLocalDataDir, readPiece, readRange } from './local-fetch';
 import { remoteHashFetch } from './remote-hash-fetch';
 import { hasRenamedBackupFunctions } from '../codec/server-version';
@@ -51,11 +52,21 @@ export interface ParallelReaderOptions {
   remoteHashDir?: string;
 }
 
-/** Who fetches pieces: worker sessions, or readers of the local data directory. */
+/** Who fetches pieces: worker sessions, or readers of the local data directory; `run` pieces at a time, `window` ahead. */
 interface Fetcher {
   workers: unknown[];
-  fetch(worker: unknown, p: Piece): Promise<PieceData>;
+  fetch: RunFetch<unknown>;
+  run: number;
+  window: number;
 }
+
+/**
+ * Pieces (≤ CHUNK each) fetched ahead of the consumer, all workers together:
+ * the memory bound of the transfer. Enough that each SQL worker streams runs
+ * of several pieces (a round trip per run) with one more run per worker queued.
+ */
+const WINDOW_PIECES = 32;
+const MAX_RUN = 16;
 
 const STOP_TIMEOUT_MS = 10_000;
 const PG_CONTROL = 'global/pg_control';
@@ -142,8 +153,10 @@ export class ParallelReader extends Readable {
     this.workers = made.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     const failed = made.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    const fetch = this.o.remoteHashDir ? remoteHashFetch(this.o.remoteHashDir) : fetchPiece;
-    return { workers: this.workers, fetch: (w, p) => fetch(w as SqlSession, p) };
+    const n = this.workers.length;
+    if (this.o.remoteHashDir) return { workers: this.workers, fetch: pieceByPiece(remoteHashFetch(this.o.remoteHashDir)) as RunFetch<unknown>, run: 1, window: 2 * n };
+    const window = Math.max(WINDOW_PIECES, 2 * n);
+    return { workers: this.workers, fetch: fetchRunOverSql as RunFetch<unknown>, run: Math.max(1, Math.min(MAX_RUN, Math.floor(window / (n + 1)))), window };
   }
 
   private async run(): Promise<void> {
@@ -211,12 +224,17 @@ export class ParallelReader extends Readable {
     }
     // pg_control last, as BASE_BACKUP sends it.
     const control = base ? a.files.find((f) => f.path === PG_CONTROL) : undefined;
-    const { workers, fetch } = this.fetcher!;
-    this.fetch = new OrderedFetch(planPieces(a.files.filter((f) => f !== control)), workers, 2 * workers.length, fetch);
+    const { workers, fetch, run, window } = this.fetcher!;
+    this.fetch = new OrderedFetch(planPieces(a.files.filter((f) => f !== control)), workers, window, fetch, run);
     for (let next = await this.fetch.next(); next; next = await this.fetch.next()) await this.sendPiece(next.piece, next.data);
     this.fetch = null;
     if (base) {
-      if (control) await this.sendPiece({ kind: 'batch', files: [control] }, await fetch(workers[0], { kind: 'batch', files: [control] }));
+      if (control) {
+        const piece: Piece = { kind: 'batch', files: [control] };
+        let data: PieceData = null;
+        await fetch(workers[0], [piece], (_k, d) => (data = d));
+        await this.sendPiece(piece, data);
+      }
       await this.stopBackup();
     }
     await this.send({ type: 'archive-end' });
@@ -285,7 +303,7 @@ export class ParallelReader extends Readable {
 }
 
 function localFetcher(dir: string, jobs: number): Fetcher {
-  return { workers: Array.from({ length: jobs }, () => dir), fetch: (_w, p) => readPiece(dir, p) };
+  return { workers: Array.from({ length: jobs }, () => dir), fetch: pieceByPiece((_w, p) => readPiece(dir, p)), run: 1, window: 2 * jobs };
 }
 
 function padded(b: Buffer | null, length: number): Buffer {

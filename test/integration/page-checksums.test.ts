@@ -29,7 +29,18 @@ const BAD_BLOCK = 3;
 let relPath: string;
 let cleanRun: Awaited<ReturnType<typeof verifyDir>>;
 
-const pg = useSampleServer({ sampleData: false, setup: prepareVictim });
+// Every statement logged: the -j test counts its re-reads of the bad page.
+const pg = useSampleServer({ sampleData: false, conf: { log_statement: 'all' }, setup: prepareVictim });
+
+/** The corrupted cluster, started once for the server-side tests. */
+let corrupted: Cluster | undefined;
+async function startCorrupted(): Promise<Cluster> {
+  if (!corrupted) {
+    const c = (corrupted = await Cluster.startExisting(pg.cluster.dataDir));
+    pg.onCleanup(() => c.destroy());
+  }
+  return corrupted;
+}
 
 /** The table `victim`, the client-side run over the clean stopped cluster, then one corrupted byte. */
 async function prepareVictim(cluster: Cluster): Promise<void> {
@@ -106,8 +117,7 @@ test('client side: exactly the corrupted block fails, at any chunk size, and pg_
 });
 
 test('server side: pgbb backup fails naming the file and block, and removes its target; -k backs up anyway', async () => {
-  const restarted = await Cluster.startExisting(pg.cluster.dataDir);
-  pg.onCleanup(() => restarted.destroy());
+  const restarted = await startCorrupted();
   const root = await pg.scratch('pgbb-checksum-');
   const conn = pg.conn(restarted);
 
@@ -131,4 +141,18 @@ test('server side: pgbb backup fails naming the file and block, and removes its 
   assert.equal(k.code, 0, k.stderr);
   assert.equal(k.stderr, '');
   assert.ok(existsSync(join(target2, relPath)));
+});
+
+test('-j 2: the page read over SQL fails client-side verification, is read once more, and the backup fails naming it', async () => {
+  const restarted = await startCorrupted();
+  const root = await pg.scratch('pgbb-checksum-j-');
+  const target = join(root, 'data');
+  const logBefore = (await fs.readFile(restarted.logFile, 'utf8')).length;
+  const r = await runPgbb(['backup', ...pg.conn(restarted), '-D', target, '-j', '2', '-c', 'fast']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`^pgbb: error: .*checksum verification failed in file "\\./${relPath}", block ${BAD_BLOCK}: calculated [0-9A-F]+ but expected [0-9A-F]+.*\n$`));
+  assert.ok(!existsSync(target), 'no target left looking valid');
+  const log = (await fs.readFile(restarted.logFile, 'utf8')).slice(logBefore);
+  const rereads = log.split('\n').filter((l) => l.includes(`pg_read_binary_file('${relPath}', ${BAD_BLOCK * BS}, ${BS}, true)`));
+  assert.equal(rereads.length, 1, `one re-read of the bad page:\n${rereads.join('\n')}`);
 });

@@ -31,7 +31,7 @@ import { Client } from 'pg';
 import { configureNew, handOver, pgVersionOf, type ConfValue } from './data-dir';
 import { embeddedBinDir } from './embedded';
 import { forgetServer, isAlive, killServer, registerServer, waitForExit } from './reaper';
-import { chownToPostgres, isRoot, makeTempDir, POSTGRES_USER, run } from './run';
+import { chownToPostgres, commandLine, isRoot, makeTempDir, POSTGRES_USER, run } from './run';
 
 export type { ConfValue } from './data-dir';
 export { embeddedBinDir } from './embedded';
@@ -53,6 +53,13 @@ export interface ClusterOptions {
   /** Extra postgresql.conf settings, e.g. { fsync: false }; they win over ours. */
   conf?: Record<string, ConfValue>;
   initdbArgs?: string[];
+  /**
+   * Run the postmaster in this network namespace (`ip netns exec`, so root
+   * only), listening on `address` instead of 127.0.0.1; pg_hba also trusts
+   * the namespace's directly connected subnets (samenet). For the bench's
+   * delayed link (bench/support/delayed-link.ts).
+   */
+  netns?: { name: string; address: string };
 }
 
 const CREATE_TIMEOUT_S = 60;
@@ -60,7 +67,7 @@ const CREATE_TIMEOUT_S = 60;
 const START_EXISTING_TIMEOUT_S = 90;
 
 export class Cluster {
-  readonly host = '127.0.0.1';
+  readonly host: string;
   private currentPort = 0;
   private postmasterPid: number | undefined;
   private stopping: Promise<void> | undefined;
@@ -69,11 +76,15 @@ export class Cluster {
     readonly binDir: string,
     readonly baseDir: string,
     readonly dataDir: string,
-  ) {}
+    private readonly netns?: { name: string; address: string },
+  ) {
+    this.host = netns?.address ?? '127.0.0.1';
+  }
 
   static async create(opts: ClusterOptions = {}): Promise<Cluster> {
     const baseDir = await makeTempDir('pgbb-pg-');
-    const c = new Cluster(opts.binDir ?? DEBIAN_PG15_BIN, baseDir, join(baseDir, 'data'));
+    if (opts.netns && !isRoot()) throw new Error('Cluster.create: a network namespace needs root');
+    const c = new Cluster(opts.binDir ?? DEBIAN_PG15_BIN, baseDir, join(baseDir, 'data'), opts.netns);
     try {
       await c.makeDir('sock');
       await run(
@@ -87,7 +98,7 @@ export class Cluster {
         ],
         { asPostgres: true, cwd: baseDir },
       );
-      await configureNew(c.dataDir, opts.conf);
+      await configureNew(c.dataDir, opts.conf, opts.netns ? ['samenet'] : []);
       await c.start(CREATE_TIMEOUT_S);
     } catch (err) {
       await c.destroy().catch(() => {});
@@ -228,12 +239,12 @@ export class Cluster {
       this.currentPort = await freePort();
       const logBefore = await readFile(this.logFile, 'utf8').catch(() => '');
       try {
-        await run(
-          join(this.binDir, 'pg_ctl'),
+        const pgCtl: [string, string[]] = [join(this.binDir, 'pg_ctl'),
           ['start', '-D', this.dataDir, '-l', this.logFile, '-w', '-t', String(timeoutS),
-            '-o', `-p ${this.currentPort} -h ${this.host} -k '${sockDir}'`],
-          { asPostgres: true, cwd: this.baseDir, timeoutMs: (timeoutS + 30) * 1000 },
-        );
+            '-o', `-p ${this.currentPort} -h ${this.host} -k '${sockDir}'`]];
+        // The namespace is entered as root, then runuser drops to postgres inside it.
+        const [cmd, args] = this.netns ? ['ip', ['netns', 'exec', this.netns.name, ...commandLine(pgCtl[0], pgCtl[1], true).flat()]] as [string, string[]] : pgCtl;
+        await run(cmd, args, { asPostgres: !this.netns, cwd: this.baseDir, timeoutMs: (timeoutS + 30) * 1000 });
         break;
       } catch (err) {
         const log = (await readFile(this.logFile, 'utf8').catch(() => '')).slice(logBefore.length);

@@ -43,9 +43,11 @@ const DEFAULT_CONF: Record<string, ConfValue> = {
   logging_collector: false,
 };
 
-export async function configureNew(dataDir: string, conf: Record<string, ConfValue> = {}): Promise<void> {
+/** `trustAlso`: more pg_hba address fields to trust (e.g. 'samenet' for a server in a network namespace). */
+export async function configureNew(dataDir: string, conf: Record<string, ConfValue> = {}, trustAlso: string[] = []): Promise<void> {
   const lines = confLines({ ...DEFAULT_CONF, ...conf });
-  await writeFile(join(dataDir, 'pg_hba.conf'), HBA);
+  const more = trustAlso.flatMap((a) => [`host  all         all ${a}  trust`, `host  replication all ${a}  trust`]);
+  await writeFile(join(dataDir, 'pg_hba.conf'), HBA + more.map((l) => `${l}\n`).join(''));
   await appendFile(join(dataDir, 'postgresql.conf'), lines);
 }
 

@@ -50,3 +50,20 @@ test('a bad signature, a stream cut short and bytes after the trailer are errors
   assert.throws(() => decode([whole.subarray(0, whole.length - 3)]), /ended inside a row or without its trailer/);
   assert.throws(() => decode([whole, Buffer.from([0])]), /data after the end/);
 });
+
+test('a 1 MiB field fed in 64 KiB parts comes out whole, in one buffer of exactly its length; a field inside one part is a view of it', () => {
+  const big = Buffer.alloc(1 << 20, 7);
+  big[12345] = 1;
+  const out = copyOutput([[big], [Buffer.from('small')]]);
+  const rows: (Buffer | null)[][] = [];
+  const d = new BinaryCopyDecoder((r) => rows.push(r));
+  const parts: Buffer[] = [];
+  for (let at = 0; at < out.length; at += 64 * 1024) parts.push(out.subarray(at, at + 64 * 1024));
+  for (const p of parts) d.write(p);
+  d.end();
+  assert.equal(rows.length, 2);
+  assert.ok(rows[0][0]!.equals(big));
+  assert.equal(rows[0][0]!.buffer.byteLength, big.length, 'its own buffer, not a grown or concatenated one');
+  assert.equal(rows[1][0]!.toString(), 'small');
+  assert.equal(rows[1][0]!.buffer, parts[parts.length - 1].buffer, 'no copy when the field lies inside one part');
+});
