@@ -90,3 +90,27 @@ test('S3: a damaged object fails verify and restore, naming it; nothing restored
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /backup_manifest has CRC32C/);
 });
+
+test('S3: -r paces what the upload carries (data and WAL through one bucket); the paced backup verifies', async () => {
+  await server();
+  const repo = `s3://${s3.bucket}/paced`;
+  const rateKiB = 4096;
+  const started = performance.now();
+  const b = await pgbb(['backup', ...pg.conn(), '-D', repo, '-c', 'fast', '-r', `${rateKiB}k`, '--json']);
+  const wall = (performance.now() - started) / 1000;
+  assert.equal(b.code, 0, b.stderr);
+  const result = b.stderr.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.event === 'result');
+  const bytes: number = result.bytes; // file data, WAL included
+  assert.ok(bytes > 8 * 1024 * 1024, `a backup big enough to pace: ${bytes} bytes`);
+  // The bucket holds a tenth of a second: no run moves more than that beyond rate × time.
+  const least = (bytes - rateKiB * 1024 * 0.1) / (rateKiB * 1024);
+  assert.ok(wall >= least, `${bytes} bytes in ${wall.toFixed(2)} s: faster than -r ${rateKiB}k allows (${least.toFixed(2)} s at least)`);
+  assert.ok(result.seconds >= least, `result.seconds ${result.seconds} < ${least.toFixed(2)}`);
+  const v = await pgbb(['verify', repo]);
+  assert.equal(v.code, 0, v.stderr);
+  // Without -r the same upload is quicker than the paced one would allow, or the pacing proves nothing here.
+  const free = await pgbb(['backup', ...pg.conn(), '-D', `s3://${s3.bucket}/unpaced`, '-c', 'fast', '--json']);
+  assert.equal(free.code, 0, free.stderr);
+  const freeResult = free.stderr.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.event === 'result');
+  assert.ok(freeResult.seconds < least, `unpaced ${freeResult.seconds} s is not below the paced bound ${least.toFixed(2)} s`);
+});
