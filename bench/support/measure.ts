@@ -19,12 +19,12 @@ export interface Sample {
 
 const WRAPPER = join(__dirname, 'measured-child.js');
 
-/** Runs cmd args (stdout to a file, default /dev/null) after a `sync`; rejects on a non-zero exit. */
-export function measure(cmd: string, args: string[], opts: { stdoutTo?: string } = {}): Promise<Sample> {
+/** Runs cmd args (stdout to a file, default /dev/null; `env` added to this process's) after a `sync`; rejects on a non-zero exit. */
+export function measure(cmd: string, args: string[], opts: { stdoutTo?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Sample> {
   syncAll(); // nothing dirty from an earlier run gets flushed on this one's time
   return new Promise((resolve, reject) => {
     const out = openSync(opts.stdoutTo ?? '/dev/null', 'w');
-    const child = spawn(process.execPath, [WRAPPER, cmd, ...args], { stdio: ['ignore', out, 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [WRAPPER, cmd, ...args], { stdio: ['ignore', out, 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
     closeSync(out);
     let stderr = '';
     let report = '';
