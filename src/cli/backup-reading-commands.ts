@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { restoreCommand, restoreSummary } from '../commands/restore';
-import { verifyCommand, verifyFailure, verifyProgress, verifySummary } from '../commands/verify';
+import { verifyCommand, verifyFailure, verifyProgress, verifyStoredCommand, verifyStoredSummary, verifySummary } from '../commands/verify';
 import { decryptKeyFrom, PASSPHRASE_ENV } from '../commands/encryption-options';
 import { parseTablespaceMapping } from '../commands/options';
 import { listCommand, listJson, listTable } from '../commands/list';
@@ -14,6 +14,24 @@ import { showPath } from '../codec/path-bytes';
 import { UsageError } from '../errors';
 import { abortOnSignals } from './run-state';
 import { s3SourceOptions } from './shared-options';
+
+/** verify --objects-only: no other check applies, so any other check's option is refused rather than ignored. */
+async function verifyObjectsOnly(source: string, opts: Record<string, any>): Promise<void> {
+  const others = [
+    ['-i', opts.ignore?.length], ['-m', opts.manifestPath], ['-s', opts.skipChecksums], ['-w', opts.walDirectory], ['-e', opts.exitOnError],
+    ['-P', opts.progress], ['-n', opts.parseWal === false], ['-k', opts.verifyChecksums === false], ['--encrypt-passphrase-file', opts.encryptPassphraseFile], ['--encrypt-identity-file', opts.encryptIdentityFile],
+  ].filter(([, given]) => given);
+  if (others.length) throw new UsageError(`--objects-only reads no file of the backup: ${others.map(([o]) => o).join(', ')} cannot go with it`);
+  const s3 = s3SourceOptions(source, opts);
+  if (!s3) throw new UsageError('--objects-only is only for s3:// sources');
+  const ac = abortOnSignals();
+  const r = await verifyStoredCommand(source, { ...s3, signal: ac.signal });
+  if (r.problems.length) {
+    for (const p of r.problems) process.stderr.write(`pgbb: ${p}\n`);
+    throw verifyFailure(source, { problemCount: r.problems.length });
+  }
+  if (!opts.quiet) process.stdout.write(`${verifyStoredSummary(r)}\n`);
+}
 
 export function addReadingCommands(program: Command): void {
   const restore = program
@@ -74,9 +92,11 @@ export function addReadingCommands(program: Command): void {
     .option('-w, --wal-directory <dir>', 'check the WAL in this directory instead of the backup\'s')
     .option('-P, --progress', 'show progress on stderr')
     .option('--allow-incomplete', 'with s3://…/<id>: read a backup that has no backup.json (an unfinished upload)')
+    .option('--objects-only', 'with s3://: check each object\'s size and stored CRC32C against the record, without downloading')
     .option('--encrypt-passphrase-file <file>', `decrypt with the first line of this 0600 file; or set ${PASSPHRASE_ENV}`)
     .option('--encrypt-identity-file <file>', 'decrypt with the AGE-SECRET-KEY-1… identities in this 0600 file')
     .action(async (source: string, opts) => {
+      if (opts.objectsOnly) return verifyObjectsOnly(source, opts);
       const decrypt = await decryptKeyFrom(opts);
       const ac = abortOnSignals();
       const r = await verifyCommand({

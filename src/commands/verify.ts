@@ -4,6 +4,7 @@
  * report as the CLI says it.
  */
 import { verify, type VerifyOptions, type VerifyReport } from '../pipeline/verify';
+import { verifyStored, type StoredVerifyReport } from '../pipeline/verify-stored';
 import { PgbbError } from '../errors';
 import type { ProgressInfo } from '../report/types';
 
@@ -13,8 +14,17 @@ export function verifyCommand(o: VerifyOptions): Promise<VerifyReport> {
   return verify(o);
 }
 
+export const verifyStoredCommand = verifyStored;
+
+/** The line --objects-only gives a good backup: what was compared, and how much only by size. */
+export function verifyStoredSummary(r: StoredVerifyReport): string {
+  const chain = r.backups > 1 ? ` and the ${r.backups - 1} it stands on` : '';
+  const bySize = r.sizeOnly ? `; ${r.sizeOnly} by size only (the store keeps no CRC32C for them, or the record predates it)` : '';
+  return `backup objects verified without downloading: ${r.objects} objects of ${r.location}${chain}, ${r.bytes} bytes; ${r.checksummed} by the CRC32C the store keeps${bySize}`;
+}
+
 /** The error a failed verification ends with (each problem is printed before it). */
-export function verifyFailure(source: string, r: VerifyReport): PgbbError {
+export function verifyFailure(source: string, r: Pick<VerifyReport, 'problemCount'>): PgbbError {
   const n = r.problemCount;
   return new PgbbError('verify', `backup "${source}" failed verification (${n} problem${n === 1 ? '' : 's'})`);
 }

@@ -20,6 +20,12 @@ export interface StoredObject {
   size: number;
   /** CRC32C of the stored bytes, 8 hex digits: checked against every download. */
   crc32c: string;
+  /**
+   * The x-amz-checksum-crc32c the store keeps (base64, "-N" for a multipart
+   * upload's composite): `verify --objects-only` compares it without
+   * downloading. Absent in records of pgbb before it.
+   */
+  storeCrc32c?: string;
 }
 
 export interface BackupRecord {
@@ -47,6 +53,8 @@ export interface BackupRecord {
 /** Names an object in a backup may have: nothing else is ever read or written there (chunkmap: src/s3/chain.ts). */
 export const OBJECT_NAME = /^(base|pg_wal|\d{1,10})\.tar(\.zst)?$|^backup_manifest$|^chunkmap$/;
 
+/** Base64 of 4 bytes, and "-N" (1..10,000 parts) for a composite. */
+const STORE_CRC = /^[A-Za-z0-9+/]{6}==(-[1-9]\d{0,4})?$/;
 const LSN = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i;
 const isInt = (v: unknown, min = 0) => typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
 const isTime = (v: unknown) => typeof v === 'string' && v.length < 40 && !Number.isNaN(Date.parse(v));
@@ -82,6 +90,7 @@ function invalid(o: Record<string, unknown>): string | null {
     seen.add(s.name);
     if (!isInt(s.size)) return `objects[${i}].size is not a size`;
     if (typeof s.crc32c !== 'string' || !/^[0-9a-f]{8}$/.test(s.crc32c)) return `objects[${i}].crc32c is not 8 hex digits`;
+    if (s.storeCrc32c !== undefined && (typeof s.storeCrc32c !== 'string' || !STORE_CRC.test(s.storeCrc32c))) return `objects[${i}].storeCrc32c is not a CRC32C checksum`;
   }
   if (!seen.has('backup_manifest') || ![...seen].some((n) => n.startsWith('base.tar'))) return 'objects lack base.tar or backup_manifest';
   return null;

@@ -14,7 +14,10 @@
  * them: bench/s3-upload.ts.)
  * Each request is retried by the SDK (standard mode: 5xx, SlowDown,
  * resets); a part that still fails fails the stream at once.
- * `size` and `crc32c` are of every byte written.
+ * `size` and `crc32c` are of every byte written; `storeChecksum` is the
+ * x-amz-checksum-crc32c the store keeps for the object (for a multipart
+ * upload S3's composite form: the CRC32C of the parts' CRC32Cs, "-N"), so
+ * `pgbb verify --objects-only` can compare without downloading.
  * destroy (any failure, or abandoned): waits for the parts in flight, then
  * sends AbortMultipartUpload, so no upload this writer began is left open
  * by a failure it saw; if the abort fails too, the error says so.
@@ -64,6 +67,18 @@ export const MAX_PARTS = 10_000;
 
 type Callback = (err?: Error | null) => void;
 
+/**
+ * What S3 keeps as an object's x-amz-checksum-crc32c: one PutObject's is the
+ * object's CRC32C; a multipart upload's is composite, the CRC32C of its
+ * parts' CRC32Cs (4 bytes each, big-endian, in order) followed by "-N".
+ */
+export function storeChecksumOf(partCrcs: number[], objectCrc: number): string {
+  if (partCrcs.length === 0) return crcBase64(objectCrc);
+  const joined = Buffer.alloc(4 * partCrcs.length);
+  partCrcs.forEach((c, i) => joined.writeUInt32BE(c >>> 0, 4 * i));
+  return `${crcBase64(crc32c(joined))}-${partCrcs.length}`;
+}
+
 function crcBase64(crc: number): string {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(crc >>> 0);
@@ -94,6 +109,8 @@ export class MultipartUpload extends Writable {
   /** Of the object: the parts' CRCs combined, so each byte is checksummed once. */
   private objectCrc = 0;
   private partCrc = 0;
+  /** Every sent part's CRC32C, in order (4 bytes a part, 10,000 at most). */
+  private readonly partCrcs: number[] = [];
   private readonly free: Buffer[] = [];
   private made = 0;
   private current: Buffer | null = null;
@@ -177,6 +194,7 @@ export class MultipartUpload extends Writable {
     if (number > MAX_PARTS) return this.fail(new PgbbError('s3', `could not upload ${this.o.where}: it takes more than ${MAX_PARTS} parts of ${this.o.partSize} bytes (give a larger --s3-part-size)`));
     const checksum = crcBase64(this.partCrc);
     this.objectCrc = crc32cCombine(this.objectCrc, this.partCrc, body.length);
+    this.partCrcs.push(this.partCrc);
     this.partCrc = 0;
     const sent: Promise<void> = this.begin()
       .then((UploadId) =>
@@ -203,6 +221,11 @@ export class MultipartUpload extends Writable {
   /** CRC32C of every byte written (once finished). */
   get crc(): number {
     return this.objectCrc;
+  }
+
+  /** The checksum the store reports for the finished object (HeadObject with ChecksumMode ENABLED). */
+  get storeChecksum(): string {
+    return storeChecksumOf(this.partNumber === 0 ? [] : this.partCrcs, this.objectCrc);
   }
 
   private fail(err: Error): void {

@@ -42,6 +42,8 @@ export interface ObjectWriterOptions {
 export interface ObjectWritten {
   size: number;
   crc32c: string;
+  /** The checksum the store keeps for it (src/s3/multipart-upload.ts: storeChecksumOf). */
+  storeCrc32c: string;
 }
 
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -96,7 +98,7 @@ export class S3ObjectWriter extends Writable {
   override _final(callback: Callback): void {
     this.head.end();
     finished(this.upload).then(() => {
-      this.result = { size: this.upload.size, crc32c: crcHex(this.upload.crc) };
+      this.result = { size: this.upload.size, crc32c: crcHex(this.upload.crc), storeCrc32c: this.upload.storeChecksum };
       callback();
     }, callback);
   }

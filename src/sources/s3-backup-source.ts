@@ -35,6 +35,8 @@ export interface S3SourceOptions {
   client?: S3Client;
   /** Read an incremental backup as it is stored, one link of its chain (src/pipeline/s3-chain.ts rebuilds it). */
   link?: boolean;
+  /** Only the objects' metadata will be read (verify --objects-only): no key is asked for. */
+  metadataOnly?: boolean;
 }
 
 export interface ResolvedS3Backup {
@@ -72,7 +74,7 @@ export async function resolveS3Backup(url: string, o: S3SourceOptions = {}): Pro
       objects.set(obj.name, { size: obj.size, crc32c: obj.crc32c });
     }
     if (record.kind !== 'full' && !o.link) throw new PgbbError('not_a_backup', `${repo.where(id)} is an incremental backup: it is read through its chain (pgbb restore / verify)`);
-    if (record.transform !== null && !o.transform && !(record.transform === 'age' && o.decrypt)) {
+    if (record.transform !== null && !o.transform && !o.metadataOnly && !(record.transform === 'age' && o.decrypt)) {
       const how = record.transform === 'age' ? ' (--encrypt-passphrase-file, PGBB_ENCRYPT_PASSPHRASE or --encrypt-identity-file)' : '';
       throw new UsageError(`${repo.where(id)} was written through "${record.transform}": give the matching key to read it${how}`);
     }

@@ -114,3 +114,40 @@ test('S3: -r paces what the upload carries (data and WAL through one bucket); th
   const freeResult = free.stderr.trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.event === 'result');
   assert.ok(freeResult.seconds < least, `unpaced ${freeResult.seconds} s is not below the paced bound ${least.toFixed(2)} s`);
 });
+
+test('S3: verify --objects-only checks every object against the record without downloading; a missing or resized object is named', async () => {
+  await server();
+  const repo = `s3://${s3.bucket}/objects-only`;
+  const b = await pgbb(['backup', ...pg.conn(), '-D', repo, '-c', 'fast']);
+  assert.equal(b.code, 0, b.stderr);
+  const id = JSON.parse((await pgbb(['list', repo, '--json'])).stdout.trim()).id;
+  const record = JSON.parse((await objectBytes(`objects-only/${id}/backup.json`)).toString());
+  // What S3 would keep for each (s3rver keeps none): one PutObject's CRC32C, base64, for objects under one part.
+  for (const o of record.objects) {
+    const bytes = await objectBytes(`objects-only/${id}/${o.name}`);
+    const be = Buffer.alloc(4);
+    be.writeUInt32BE(crc32c(bytes) >>> 0);
+    if (bytes.length < 5 * 1024 * 1024) assert.equal(o.storeCrc32c, be.toString('base64'), o.name);
+    else assert.match(o.storeCrc32c, /^[A-Za-z0-9+/]{6}==-\d+$/, o.name);
+  }
+
+  const ok = await pgbb(['verify', repo, '--objects-only']);
+  assert.equal(ok.code, 0, ok.stderr);
+  const n = record.objects.length;
+  assert.match(ok.stdout, new RegExp(`^backup objects verified without downloading: ${n} objects of s3://\\S+/${id}, \\d+ bytes; 0 by the CRC32C the store keeps; ${n} by size only`));
+
+  // Refused with what it cannot do, before anything is read.
+  const mixed = await pgbb(['verify', repo, '--objects-only', '-m', '/tmp/x']);
+  assert.equal(mixed.code, 1);
+  assert.match(mixed.stderr, /^pgbb: error: --objects-only reads no file of the backup: -m cannot go with it/m);
+  const local = await pgbb(['verify', await pg.scratch('pgbb-oo-'), '--objects-only']);
+  assert.equal(local.code, 1);
+  assert.match(local.stderr, /--objects-only is only for s3:\/\/ sources/);
+
+  // One archive one byte longer: named, nothing downloaded to find out.
+  const wal = `objects-only/${id}/pg_wal.tar.zst`;
+  await s3.client().send(new PutObjectCommand({ Bucket: s3.bucket, Key: wal, Body: Buffer.concat([await objectBytes(wal), Buffer.from([0])]) }));
+  const bad = await pgbb(['verify', `${repo}/${id}`, '--objects-only']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, new RegExp(`pgbb: error: .*${id}/pg_wal\\.tar\\.zst is \\d+ bytes, the backup recorded \\d+`));
+});

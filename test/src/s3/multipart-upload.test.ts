@@ -2,7 +2,8 @@
  * MultipartUpload against a real S3 API server (s3rver on loopback): objects
  * of every shape around the part size (empty, under one part, exactly one,
  * an exact multiple, a short last part) written in uneven pieces come back
- * byte for byte, with the size and CRC32C of what was written; one
+ * byte for byte, with the size and CRC32C of what was written (and the
+ * checksum S3 keeps, composite for multipart, as verify --objects-only compares it); one
  * abandoned mid-way sends AbortMultipartUpload (s3rver refuses it, so the
  * error says the upload is left for expire).
  */
@@ -35,6 +36,23 @@ async function write(w: MultipartUpload, data: Buffer, piece: number): Promise<v
   });
 }
 
+/** As S3 documents its CRC32C: the object's for one PutObject; for a multipart upload the CRC32C of the parts' (4 bytes each), then "-N". */
+function s3Checksum(data: Buffer): string {
+  const b64 = (crc: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(crc >>> 0);
+    return b.toString('base64');
+  };
+  if (data.length < part) return b64(crc32c(data));
+  const crcs: Buffer[] = [];
+  for (let off = 0; off < data.length; off += part) {
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(crc32c(data.subarray(off, off + part)) >>> 0);
+    crcs.push(c);
+  }
+  return `${b64(crc32c(Buffer.concat(crcs)))}-${crcs.length}`;
+}
+
 test('objects around the part size round trip exactly, with the size and CRC32C written', async () => {
   for (const size of [0, 1000, part, 2 * part, 2 * part + 3]) {
     const key = `shapes/${size}`;
@@ -43,6 +61,7 @@ test('objects around the part size round trip exactly, with the size and CRC32C 
     await write(w, data, 100_003);
     assert.equal(w.size, size);
     assert.equal(w.crc >>> 0, crc32c(data) >>> 0);
+    assert.equal(w.storeChecksum, s3Checksum(data), `${size} bytes: the checksum S3 keeps`);
     const got = await s3.client().send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
     assert.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(data), `${size} bytes come back as written`);
   }
