@@ -76,6 +76,8 @@ export interface StandbyResult {
 }
 
 const DEFAULT_WAIT_MS = 5 * 60_000;
+/** Least time between two `waiting` steps that say the same status (the -P convention: a line every 5 s). */
+const WAITING_LINE_MS = 5000;
 
 async function askPrimary(connection: ConnectionOptions, timeout: number, signal: AbortSignal | undefined, createSlot?: string): Promise<{ settings: ServerSettings; slotCreated: boolean | null }> {
   const conn = await ReplicationConnection.connect(clientConfig(connection, true), { timeoutMs: timeout, signal });
@@ -144,12 +146,17 @@ export async function standby(o: StandbyOptions): Promise<StandbyResult> {
   const at = await listening(dataDir);
   const cfg = clientConfig(o.connection, false);
   const s = connectionSettings(o.connection);
+  let waitSaid = { status: '', ms: 0 };
   const status = await waitForStreaming(dataDir, at, {
     client: { user: cfg.user, password: cfg.password, database: s.dbname || 'postgres', application_name: 'pgbb', connectionTimeoutMillis: 10_000 },
     timeoutMs: waitMs,
     signal: o.signal,
     onStatus: (st, ms) => {
-      if (st.status !== 'streaming') step('waiting', `waiting for the standby to stream: WAL receiver ${st.status} (${Math.round(ms / 1000)} s)`, { status: st.status });
+      if (st.status === 'streaming') return;
+      // The standby is polled twice a second; a person (or a log) needs a line when the status changes, else every 5 s.
+      if (st.status === waitSaid.status && ms - waitSaid.ms < WAITING_LINE_MS) return;
+      waitSaid = { status: st.status, ms };
+      step('waiting', `waiting for the standby to stream: WAL receiver ${st.status} (${Math.round(ms / 1000)} s)`, { status: st.status });
     },
   });
   const { settings: now } = await askPrimary(o.connection, timeout, o.signal);
