@@ -90,16 +90,22 @@ async function askPrimary(connection: ConnectionOptions, timeout: number, signal
   }
 }
 
+/** The options alone, checked before anything is looked at (the CLI calls it before it drops root). */
+export function checkStandbyOptions(o: StandbyOptions): void {
+  if (o.createSlot !== undefined && o.slot !== undefined) throw new PgbbError('usage', '-S and --create-slot cannot be used together');
+  if (o.createSlot !== undefined) validateSlotName(o.createSlot);
+  if (o.slot !== undefined) validateSlotName(o.slot);
+  if (o.waitTimeout !== undefined && !(o.waitTimeout > 0)) throw new PgbbError('usage', '--wait-timeout must be more than 0 seconds');
+  connectionSettings(o.connection); // every setting checked before anything is created
+}
+
 export async function standby(o: StandbyOptions): Promise<StandbyResult> {
   const began = Date.now();
   const dataDir = path.resolve(o.target);
   const step = o.onStep ?? (() => {});
   const timeout = o.timeout ?? DEFAULT_TIMEOUT_MS;
   const waitMs = o.waitTimeout ?? DEFAULT_WAIT_MS;
-  if (o.createSlot !== undefined && o.slot !== undefined) throw new PgbbError('usage', '-S and --create-slot cannot be used together');
-  if (o.createSlot !== undefined) validateSlotName(o.createSlot);
-  if (o.slot !== undefined) validateSlotName(o.slot);
-  connectionSettings(o.connection); // every setting checked before anything is created
+  checkStandbyOptions(o);
 
   const found = await dataDirState(dataDir);
   if (found.kind === 'running' && !found.standby) {
