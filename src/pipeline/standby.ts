@@ -18,9 +18,10 @@
  * standby.signal, are refused (--rebuild re-seeds the latter); the primary's
  * own data directory is refused by the refresh's checks.
  *
- * Errors: those of refresh; PgbbError 'standby' for a DATADIR pgbb will not
+ * Errors: those of refresh (saying so when DATADIR is left resumable); PgbbError 'standby' for a DATADIR pgbb will not
  * use, 'start', 'not_streaming', 'pg_bin'.
  */
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { PgbbError } from '../errors';
 import { clientConfig, connectionSettings, type ConnectionOptions } from '../net/conninfo';
@@ -30,6 +31,7 @@ import { DEFAULT_TIMEOUT_MS } from '../net/silence-watchdog';
 import { createPermanentSlot } from '../net/permanent-slot';
 import { validateSlotName } from '../codec/protocol/replication-commands';
 import { LiveDataDirectoryError } from '../io/live-cluster';
+import { REFRESH_MARKER } from '../io/refresh-marker';
 import { dataDirState, type DataDirState } from '../standby/data-dir-state';
 import { seedDataDirectory } from '../standby/seed';
 import { writeRecoveryFiles } from '../standby/recovery-files';
@@ -141,7 +143,9 @@ export async function standby(o: StandbyOptions): Promise<StandbyResult> {
     const { createSlot: _c, serverOptions: _s, pgBin: _p, logFile: _l, rebuild: _r, waitTimeout: _w, onStep: _o, ...common } = o;
     // A seed is an "interrupted refresh" of nothing: the refresh's warnings about that would only mislead.
     const reporter = common.reporter && state.kind === 'new' ? quietAboutSeed(common.reporter) : common.reporter;
-    refreshed = await refresh({ ...common, reporter, target: dataDir, wal: 'stream', slot: slot ?? undefined, incremental: 'off' });
+    refreshed = await refresh({ ...common, reporter, target: dataDir, wal: 'stream', slot: slot ?? undefined, incremental: 'off' }).catch(async (err) => {
+      throw await sayResumable(err, dataDir);
+    });
   }
   if (state.kind !== 'running') {
     step('recovery_config', `standby.signal and primary_conninfo${slot ? ` with primary_slot_name "${slot}"` : ''} written to postgresql.auto.conf`);
@@ -171,6 +175,18 @@ export async function standby(o: StandbyOptions): Promise<StandbyResult> {
     replayLsn: status.replayLsn, replayLagBytes, replayDelaySeconds: status.replayDelaySeconds,
   });
   return { dataDir, found: found.kind, refreshed, slot, status, replayLagBytes, seconds: (Date.now() - began) / 1000 };
+}
+
+/**
+ * A refresh that failed and left its marker: the one error line also says
+ * that the same command completes it (the message is extended in place so
+ * that the error keeps its class and code for --json and the exit).
+ */
+async function sayResumable(err: unknown, dataDir: string): Promise<unknown> {
+  if (!(err instanceof PgbbError)) return err;
+  const marked = await fs.lstat(path.join(dataDir, REFRESH_MARKER)).then((st) => st.isFile(), () => false);
+  if (marked) err.message += `; "${dataDir}" is left resumable: run the same pgbb standby again to complete it`;
+  return err;
 }
 
 function quietAboutSeed(r: Reporter): Reporter {

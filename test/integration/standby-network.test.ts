@@ -125,6 +125,7 @@ test('standby through a proxy cut midway through the backup: one line, non-zero,
   t.diagnostic(`the cut run: ${errors[0].message}`);
   // Whichever of its two connections (backup, WAL) notices first names it.
   assert.match(errors[0].message, new RegExp(`^(WAL streaming connection lost|connection to server at "127\\.0\\.0\\.1:${proxy.port}" lost): `));
+  assert.ok(errors[0].message.endsWith(`; "${p.dataDir}" is left resumable: run the same pgbb standby again to complete it`), errors[0].message);
   assert.ok(!cutEvents.some((e) => e.event === 'result'), 'no result from a run that was cut off');
   assertResumable(p.dataDir, 'after the cut');
   const before = await inodes(p.dataDir);

@@ -138,6 +138,7 @@ export async function cutOffTwice(primary: Cluster, p: StandbyPlace, args: (extr
   const errors = ev.filter((e) => e.event === 'error');
   assert.equal(errors.length, 1, cut.stderr);
   assert.match(errors[0].message, /connection to server .* lost/);
+  assert.ok(errors[0].message.endsWith(`; "${p.dataDir}" is left resumable: run the same pgbb standby again to complete it`), errors[0].message);
   assertResumable(p.dataDir, 'after the connection was ended');
   return errors[0].message;
 }
