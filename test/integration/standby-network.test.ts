@@ -17,12 +17,11 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { DEBIAN_PG15_BIN, fillSampleData, type Cluster } from '../support/cluster';
 import { spawnPgbb, waitFor, type SpawnedPgbb } from '../support/failure-helpers';
-import { killServer } from '../support/reaper';
 import { run } from '../support/run';
 import { runPgbb } from '../support/pgbb';
 import { testScratch } from '../support/scratch';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy';
-import { assertResumable, onStandby, postmasterPid, standbyEvents, standbyPlace, standbyResult, waitForReplay, type StandbyPlace } from '../support/standby';
+import { assertResumable, assertSameData, postmasterPid, scratchStandbyPlace, standbyEvents, standbyResult, type StandbyPlace } from '../support/standby';
 
 const scratch = testScratch();
 let primary: Cluster;
@@ -42,14 +41,7 @@ before(async () => {
   scratch.defer(() => proxy.close());
 });
 
-async function place(name: string): Promise<StandbyPlace> {
-  const p = await standbyPlace(await scratch.dir(`pgbb-standby-${name}-`));
-  scratch.defer(async () => {
-    const pid = postmasterPid(p.dataDir);
-    if (pid) await killServer(pid);
-  });
-  return p;
-}
+const place = (name: string) => scratchStandbyPlace(scratch, name);
 
 /** Through the proxy: pgbb's connections, and (primary_conninfo) the standby's. */
 const viaProxy = (p: StandbyPlace, extra: string[]) => [
@@ -99,12 +91,7 @@ function assertWaitingPaced(messages: string[]): void {
   }
 }
 
-/** Waits until the standby has replayed the primary's position, then compares a digest of the data. */
-async function sameData(p: StandbyPlace): Promise<void> {
-  await waitForReplay(primary, p);
-  const digest = `SELECT count(*)::text AS n, md5(string_agg(aid::text || ':' || abalance, ',' ORDER BY aid)) AS h FROM pgbench_accounts`;
-  assert.deepEqual(await onStandby(p, digest), await primary.query(digest));
-}
+const sameData = (p: StandbyPlace) => assertSameData(primary, p);
 
 test('standby through a proxy cut midway through the backup: one line, non-zero, resumable; through the restored proxy the next run completes it, waits out a cut while the standby starts, and reports each phase in --json', async (t) => {
   const p = await place('cut');
