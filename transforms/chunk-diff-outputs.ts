@@ -10,6 +10,7 @@ import type { BackupEvent, EndEvent, StartEvent } from '../src/events';
 import type { ChunkMap, ChunkMapFile } from '../src/codec/chunkmap/chunk-map';
 import { crc32cHex, ManifestWriter, walRangesFor } from '../src/codec/manifest';
 import { crc32cOfChunks } from '../src/codec/chunkmap/crc32c-combine';
+import { manifestVersionFor } from '../src/codec/server-version';
 import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
 import { chunkMapMember, emptyChunkMap } from './chunk-map-build';
 
@@ -30,7 +31,7 @@ export class ChunkDiffOutputs {
 
   /** At `start`: the map's header, and the manifest writer when `rebuild`. */
   begin(ev: StartEvent, rebuild: boolean): void {
-    if (rebuild) this.manifest = new ManifestWriter({ version: ev.serverVersion >= 170000 ? 2 : 1, systemIdentifier: ev.systemIdentifier });
+    if (rebuild) this.manifest = new ManifestWriter({ version: manifestVersionFor(ev.serverVersion), systemIdentifier: ev.systemIdentifier });
     this.map.header = {
       hashKey: this.map.header.hashKey,
       systemIdentifier: ev.systemIdentifier, timeline: ev.timeline, startLsn: ev.startLsn, serverVersion: ev.serverVersion,

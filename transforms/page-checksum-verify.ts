@@ -37,6 +37,7 @@ import type { ArchiveEvent, DataEvent, EntryEvent, StartEvent } from '../src/eve
 import { ChecksumError, UsageError } from '../src/errors';
 import { parseLsn } from '../src/codec/lsn';
 import { DEFAULT_BLOCK_SIZE, DEFAULT_SEGMENT_BLOCKS, isRelationFile } from '../src/codec/page-checksum';
+import { namesAbsoluteBlocks } from '../src/codec/server-version';
 import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
 import { verifierMode } from '../src/verify/problem-list';
 import { Observer } from './observer';
@@ -239,9 +240,9 @@ class PageChecksumVerifier extends Observer implements PageChecksumVerify {
     }
   }
 
-  /** Before 17 the server names the block by its index in the file, from 17 on by its absolute number. */
+  /** The block as the server names it (src/codec/server-version.ts): by its index in the file or its absolute number. */
   private shownBlock(index: number): number {
-    return this.serverVersion >= 170000 ? this.file!.segno * this.pages.segmentBlocks + index : index;
+    return namesAbsoluteBlocks(this.serverVersion) ? this.file!.segno * this.pages.segmentBlocks + index : index;
   }
 
   private warn(code: string, message: string): void {

@@ -130,7 +130,7 @@ export function addBackupCommands(program: Command): void {
       pgBin: opts.pgBin === undefined ? undefined : String(opts.pgBin),
       logFile: opts.logFile === undefined ? undefined : String(opts.logFile),
       rebuild: Boolean(opts.rebuild),
-      waitTimeout: parseTimeout(String(opts.waitTimeout)) || undefined,
+      waitTimeout: parseTimeout(String(opts.waitTimeout)),
       json: Boolean(opts.json),
       signal: ac.signal,
     });

@@ -14,6 +14,8 @@
  *                            14: pg_start_backup(label, fast, exclusive) / pg_stop_backup(exclusive, wait) (-j's SQL backup)
  *   skipsDsStore(v)            15+: BASE_BACKUP leaves .DS_Store files out
  *   hasWalSummaries(v)         17+: pg_wal/summaries beside pg_wal/archive_status
+ *   namesAbsoluteBlocks(v)     17+: a checksum failure names the block by its number in the relation;
+ *                            before: by its index in the segment file
  *
  * Facts from PostgreSQL's repl_gram.y, basebackup.c, backup_manifest.c and
  * pg_basebackup.c, xlogfuncs.c of each release. What is the same everywhere (WAL page
@@ -81,5 +83,9 @@ export function skipsDsStore(serverVersion: number): boolean {
 }
 
 export function hasWalSummaries(serverVersion: number): boolean {
+  return serverVersion >= 170000;
+}
+
+export function namesAbsoluteBlocks(serverVersion: number): boolean {
   return serverVersion >= 170000;
 }

@@ -2,9 +2,10 @@
  * `pgbb standby`: the CLI's options onto src/pipeline/standby.ts, each step
  * as a line for people (`pgbb: standby: …`) or a JSON `step` event, and the
  * end as a `result`. Run as root, the process first becomes the data
- * directory's owner (src/standby/run-as-owner.ts).
+ * directory's owner (src/standby/run-as-owner.ts), once the options are
+ * known to be good.
  */
-import { standby, type StandbyOptions, type StandbyResult, type StandbyStep } from '../pipeline/standby';
+import { checkStandbyOptions, standby, type StandbyOptions, type StandbyResult, type StandbyStep } from '../pipeline/standby';
 import { dropToDataDirectoryOwner } from '../standby/run-as-owner';
 
 export type StandbyCommandOptions = StandbyOptions & { json?: boolean; stream?: NodeJS.WritableStream };
@@ -13,6 +14,8 @@ export type { StandbyResult };
 export async function standbyCommand(o: StandbyCommandOptions): Promise<StandbyResult> {
   const out = o.stream ?? process.stderr;
   const { json, stream: _s, ...rest } = o;
+  // A mistyped option is the first thing to hear, before root's owner check (which may refuse too).
+  checkStandbyOptions(rest);
   dropToDataDirectoryOwner(o.target);
   const onStep = (step: StandbyStep, message: string, detail: Record<string, unknown> = {}) => {
     out.write(json ? `${JSON.stringify({ event: 'step', step, message, ...detail, time: new Date().toISOString() })}\n` : `pgbb: standby: ${message}\n`);

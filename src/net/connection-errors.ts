@@ -42,7 +42,7 @@ export function lostError(where: string, farewell: string | null, err?: Error): 
     why = e.code && /^E[A-Z]+$/.test(e.code) ? systemReason(err) : err.message;
     if (why === 'Connection terminated unexpectedly') why = null;
   }
-  return new ConnectionError(`connection to server at ${where} lost: ${why ?? 'server closed the connection unexpectedly (it probably shut down or crashed)'}`, {
+  return new ConnectionError(`connection to server at ${where} lost: ${why ?? 'server closed the connection unexpectedly (it shut down or crashed, or the network failed)'}`, {
     cause: err,
   });
 }

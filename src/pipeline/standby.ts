@@ -18,9 +18,10 @@
  * standby.signal, are refused (--rebuild re-seeds the latter); the primary's
  * own data directory is refused by the refresh's checks.
  *
- * Errors: those of refresh; PgbbError 'standby' for a DATADIR pgbb will not
+ * Errors: those of refresh (saying so when DATADIR is left resumable); PgbbError 'standby' for a DATADIR pgbb will not
  * use, 'start', 'not_streaming', 'pg_bin'.
  */
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { PgbbError } from '../errors';
 import { clientConfig, connectionSettings, type ConnectionOptions } from '../net/conninfo';
@@ -30,6 +31,7 @@ import { DEFAULT_TIMEOUT_MS } from '../net/silence-watchdog';
 import { createPermanentSlot } from '../net/permanent-slot';
 import { validateSlotName } from '../codec/protocol/replication-commands';
 import { LiveDataDirectoryError } from '../io/live-cluster';
+import { REFRESH_MARKER } from '../io/refresh-marker';
 import { dataDirState, type DataDirState } from '../standby/data-dir-state';
 import { seedDataDirectory } from '../standby/seed';
 import { writeRecoveryFiles } from '../standby/recovery-files';
@@ -76,6 +78,8 @@ export interface StandbyResult {
 }
 
 const DEFAULT_WAIT_MS = 5 * 60_000;
+/** Least time between two `waiting` steps that say the same status (the -P convention: a line every 5 s). */
+const WAITING_LINE_MS = 5000;
 
 async function askPrimary(connection: ConnectionOptions, timeout: number, signal: AbortSignal | undefined, createSlot?: string): Promise<{ settings: ServerSettings; slotCreated: boolean | null }> {
   const conn = await ReplicationConnection.connect(clientConfig(connection, true), { timeoutMs: timeout, signal });
@@ -88,16 +92,22 @@ async function askPrimary(connection: ConnectionOptions, timeout: number, signal
   }
 }
 
+/** The options alone, checked before anything is looked at (the CLI calls it before it drops root). */
+export function checkStandbyOptions(o: StandbyOptions): void {
+  if (o.createSlot !== undefined && o.slot !== undefined) throw new PgbbError('usage', '-S and --create-slot cannot be used together');
+  if (o.createSlot !== undefined) validateSlotName(o.createSlot);
+  if (o.slot !== undefined) validateSlotName(o.slot);
+  if (o.waitTimeout !== undefined && !(o.waitTimeout > 0)) throw new PgbbError('usage', '--wait-timeout must be more than 0 seconds');
+  connectionSettings(o.connection); // every setting checked before anything is created
+}
+
 export async function standby(o: StandbyOptions): Promise<StandbyResult> {
   const began = Date.now();
   const dataDir = path.resolve(o.target);
   const step = o.onStep ?? (() => {});
   const timeout = o.timeout ?? DEFAULT_TIMEOUT_MS;
   const waitMs = o.waitTimeout ?? DEFAULT_WAIT_MS;
-  if (o.createSlot !== undefined && o.slot !== undefined) throw new PgbbError('usage', '-S and --create-slot cannot be used together');
-  if (o.createSlot !== undefined) validateSlotName(o.createSlot);
-  if (o.slot !== undefined) validateSlotName(o.slot);
-  connectionSettings(o.connection); // every setting checked before anything is created
+  checkStandbyOptions(o);
 
   const found = await dataDirState(dataDir);
   if (found.kind === 'running' && !found.standby) {
@@ -133,7 +143,9 @@ export async function standby(o: StandbyOptions): Promise<StandbyResult> {
     const { createSlot: _c, serverOptions: _s, pgBin: _p, logFile: _l, rebuild: _r, waitTimeout: _w, onStep: _o, ...common } = o;
     // A seed is an "interrupted refresh" of nothing: the refresh's warnings about that would only mislead.
     const reporter = common.reporter && state.kind === 'new' ? quietAboutSeed(common.reporter) : common.reporter;
-    refreshed = await refresh({ ...common, reporter, target: dataDir, wal: 'stream', slot: slot ?? undefined, incremental: 'off' });
+    refreshed = await refresh({ ...common, reporter, target: dataDir, wal: 'stream', slot: slot ?? undefined, incremental: 'off' }).catch(async (err) => {
+      throw await sayResumable(err, dataDir);
+    });
   }
   if (state.kind !== 'running') {
     step('recovery_config', `standby.signal and primary_conninfo${slot ? ` with primary_slot_name "${slot}"` : ''} written to postgresql.auto.conf`);
@@ -144,12 +156,17 @@ export async function standby(o: StandbyOptions): Promise<StandbyResult> {
   const at = await listening(dataDir);
   const cfg = clientConfig(o.connection, false);
   const s = connectionSettings(o.connection);
+  let waitSaid = { status: '', ms: 0 };
   const status = await waitForStreaming(dataDir, at, {
     client: { user: cfg.user, password: cfg.password, database: s.dbname || 'postgres', application_name: 'pgbb', connectionTimeoutMillis: 10_000 },
     timeoutMs: waitMs,
     signal: o.signal,
     onStatus: (st, ms) => {
-      if (st.status !== 'streaming') step('waiting', `waiting for the standby to stream: WAL receiver ${st.status} (${Math.round(ms / 1000)} s)`, { status: st.status });
+      if (st.status === 'streaming') return;
+      // The standby is polled twice a second; a person (or a log) needs a line when the status changes, else every 5 s.
+      if (st.status === waitSaid.status && ms - waitSaid.ms < WAITING_LINE_MS) return;
+      waitSaid = { status: st.status, ms };
+      step('waiting', `waiting for the standby to stream: WAL receiver ${st.status} (${Math.round(ms / 1000)} s)`, { status: st.status });
     },
   });
   const { settings: now } = await askPrimary(o.connection, timeout, o.signal);
@@ -158,6 +175,18 @@ export async function standby(o: StandbyOptions): Promise<StandbyResult> {
     replayLsn: status.replayLsn, replayLagBytes, replayDelaySeconds: status.replayDelaySeconds,
   });
   return { dataDir, found: found.kind, refreshed, slot, status, replayLagBytes, seconds: (Date.now() - began) / 1000 };
+}
+
+/**
+ * A refresh that failed and left its marker: the one error line also says
+ * that the same command completes it (the message is extended in place so
+ * that the error keeps its class and code for --json and the exit).
+ */
+async function sayResumable(err: unknown, dataDir: string): Promise<unknown> {
+  if (!(err instanceof PgbbError)) return err;
+  const marked = await fs.lstat(path.join(dataDir, REFRESH_MARKER)).then((st) => st.isFile(), () => false);
+  if (marked) err.message += `; "${dataDir}" is left resumable: run the same pgbb standby again to complete it`;
+  return err;
 }
 
 function quietAboutSeed(r: Reporter): Reporter {

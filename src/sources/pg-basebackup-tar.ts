@@ -28,6 +28,7 @@ import { LIMITS } from '../io/read-limited';
 import { parseBackupLabel } from '../codec/backup-label';
 import { parseControlFile } from '../codec/pg-control';
 import { parseTablespaceMap } from '../codec/tablespace-map';
+import { versionOfMajor } from '../codec/server-version';
 import type { BackupDescriptor } from '../codec/backup-descriptor';
 import { tarMembers } from './tar-members';
 
@@ -70,7 +71,7 @@ export async function deriveFromBase(base: AsyncIterable<Buffer>, where: string)
   const linked = new Set(links.map((l) => l.oid));
   return {
     version: 1,
-    serverVersion: major * 10000,
+    serverVersion: versionOfMajor(major),
     systemIdentifier: control.systemIdentifier,
     timeline: label.timeline,
     startLsn: label.startLsn,

@@ -16,10 +16,9 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { DEBIAN_PG15_BIN, fillSampleData, type Cluster } from '../support/cluster';
 import { isRoot, run } from '../support/run';
-import { killServer } from '../support/reaper';
 import { connArgs, testScratch } from '../support/scratch';
 import { runPgbb } from '../support/pgbb';
-import { cutOffTwice, onStandby, postmasterPid, standbyEvents, standbyPlace, standbyResult, waitForReplay, type StandbyPlace } from '../support/standby';
+import { assertSameData, cutOffTwice, onStandby, scratchStandbyPlace, standbyEvents, standbyResult, type StandbyPlace } from '../support/standby';
 
 const scratch = testScratch();
 let primary: Cluster;
@@ -36,15 +35,7 @@ before(async () => {
   [{ tsLocation }] = await primary.query<{ tsLocation: string }>(`SELECT pg_tablespace_location(oid) AS "tsLocation" FROM pg_tablespace WHERE spcname = 'pgbb_ts'`);
 });
 
-async function place(name: string): Promise<StandbyPlace> {
-  const p = await standbyPlace(await scratch.dir(`pgbb-standby-${name}-`));
-  // Whatever a test leaves running is stopped by its pid.
-  scratch.defer(async () => {
-    const pid = postmasterPid(p.dataDir);
-    if (pid) await killServer(pid);
-  });
-  return p;
-}
+const place = (name: string) => scratchStandbyPlace(scratch, name);
 
 const standbyArgs = (p: StandbyPlace, extra: string[] = []) => [
   'standby', ...connArgs(primary), '-D', p.dataDir, '-T', `${tsLocation}=${p.tablespace}`, '-c', 'fast', '-o', p.options, '--json', ...extra,
@@ -55,12 +46,7 @@ const events = standbyEvents;
 const stopStandby = (p: StandbyPlace) => run(join(DEBIAN_PG15_BIN, 'pg_ctl'), ['stop', '-D', p.dataDir, '-m', 'fast', '-w'], { asPostgres: true });
 const resultOf = standbyResult;
 
-/** Waits until the standby has replayed the primary's current position, then compares a digest of the data. */
-async function sameData(p: StandbyPlace): Promise<void> {
-  await waitForReplay(primary, p);
-  const digest = `SELECT count(*)::text AS n, sum(abalance)::text AS s, md5(string_agg(aid::text || ':' || abalance, ',' ORDER BY aid)) AS h FROM pgbench_accounts`;
-  assert.deepEqual(await onStandby(p, digest), await primary.query(digest));
-}
+const sameData = (p: StandbyPlace) => assertSameData(primary, p);
 
 test('standby: from nothing to a streaming standby with its own slot; it replays later writes; a second run leaves it be', async (t) => {
   const p = await place('fresh');

@@ -8,6 +8,8 @@
  *   const cut = await cutOffStandby(primary, args, 'kill', 6 << 20);
  *   const r = standbyResult((await runPgbb(args)).stderr);
  *   await waitForReplay(primary, p);
+ *   await assertSameData(primary, p);             // waits, then compares pgbench_accounts
+ *   const q = await scratchStandbyPlace(scratch, 'name');  // its server stopped after the file's tests
  *
  * 'kill' is kill -9 of pgbb; 'network' ends the backup's connection on the
  * server (pg_terminate_backend of the walsender sending it), which pgbb sees
@@ -26,6 +28,8 @@ import { freePort, type Cluster } from './cluster';
 import { spawnPgbb, waitFor } from './failure-helpers';
 import type { PgbbRun } from './pgbb';
 import { isRoot } from './run';
+import { killServer } from './reaper';
+import type { Scratch } from './scratch';
 
 export interface StandbyPlace {
   dataDir: string;
@@ -44,6 +48,16 @@ export async function standbyPlace(base: string): Promise<StandbyPlace> {
   if (isRoot()) await fs.chown(sock, statSync(base).uid, statSync(base).gid);
   const port = await freePort();
   return { dataDir: join(base, 'data'), sock, port, options: `-p ${port} -k ${sock} -c listen_addresses=127.0.0.1`, tablespace: join(base, 'ts') };
+}
+
+/** A place under a scratch directory; whatever server runs on it when the file's tests end is stopped by its pid. */
+export async function scratchStandbyPlace(scratch: Scratch, name: string): Promise<StandbyPlace> {
+  const p = await standbyPlace(await scratch.dir(`pgbb-standby-${name}-`));
+  scratch.defer(async () => {
+    const pid = postmasterPid(p.dataDir);
+    if (pid) await killServer(pid);
+  });
+  return p;
 }
 
 export function postmasterPid(dataDir: string): number | undefined {
@@ -88,6 +102,13 @@ export async function waitForReplay(primary: Cluster, p: StandbyPlace): Promise<
     assert.ok(i < 120, `the standby did not replay up to ${lsn} within 60 s`);
     await sleep(500);
   }
+}
+
+/** Waits until the standby has replayed the primary's position, then compares a digest of pgbench_accounts. */
+export async function assertSameData(primary: Cluster, p: StandbyPlace): Promise<void> {
+  await waitForReplay(primary, p);
+  const digest = `SELECT count(*)::text AS n, sum(abalance)::text AS s, md5(string_agg(aid::text || ':' || abalance, ',' ORDER BY aid)) AS h FROM pgbench_accounts`;
+  assert.deepEqual(await onStandby(p, digest), await primary.query(digest));
 }
 
 /** What a cut-off run leaves: the refresh marker, no manifest (so never taken for a backup), no server. */
@@ -138,6 +159,7 @@ export async function cutOffTwice(primary: Cluster, p: StandbyPlace, args: (extr
   const errors = ev.filter((e) => e.event === 'error');
   assert.equal(errors.length, 1, cut.stderr);
   assert.match(errors[0].message, /connection to server .* lost/);
+  assert.ok(errors[0].message.endsWith(`; "${p.dataDir}" is left resumable: run the same pgbb standby again to complete it`), errors[0].message);
   assertResumable(p.dataDir, 'after the connection was ended');
   return errors[0].message;
 }
