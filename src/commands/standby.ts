@@ -18,7 +18,7 @@ export async function standbyCommand(o: StandbyCommandOptions): Promise<StandbyR
   checkStandbyOptions(rest);
   dropToDataDirectoryOwner(o.target);
   const onStep = (step: StandbyStep, message: string, detail: Record<string, unknown> = {}) => {
-    out.write(json ? `${JSON.stringify({ event: 'step', step, message, ...detail, time: new Date().toISOString() })}\n` : `pgbb: standby: ${message}\n`);
+    out.write(json ? `${JSON.stringify({ event: 'step', code: step, message, ...detail, time: new Date().toISOString() })}\n` : `pgbb: standby: ${message}\n`);
   };
   const r = await standby({ ...rest, onStep });
   if (json) {

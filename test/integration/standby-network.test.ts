@@ -122,9 +122,9 @@ test('standby through a proxy cut midway through the backup: one line, non-zero,
   await proxy.restore();
   const accepted = proxy.accepted;
   const resume = spawnPgbb(args([]));
-  await lineSeen(resume, /"step":"start"/);
+  await lineSeen(resume, /"code":"start"/);
   await proxy.cut();
-  await lineSeen(resume, /"step":"waiting"/);
+  await lineSeen(resume, /"code":"waiting"/);
   await proxy.restore();
   const r = await resume.done;
   assert.equal(r.code, 0, r.stderr);
@@ -144,11 +144,11 @@ test('standby through a proxy cut midway through the backup: one line, non-zero,
   const ev = standbyEvents(r.stderr);
   const at = (f: (e: Record<string, any>) => boolean) => ev.findIndex(f);
   const progress = at((e) => e.event === 'progress' && e.done > 0);
-  const start = at((e) => e.step === 'start');
-  const waiting = at((e) => e.step === 'waiting');
-  const streaming = at((e) => e.step === 'streaming');
+  const start = at((e) => e.code === 'start');
+  const waiting = at((e) => e.code === 'waiting');
+  const streaming = at((e) => e.code === 'streaming');
   assert.ok(progress >= 0 && progress < start && start < waiting && waiting < streaming, `phases out of order: ${[progress, start, waiting, streaming]}`);
-  assertWaitingPaced(ev.filter((e) => e.step === 'waiting').map((e) => e.message));
+  assertWaitingPaced(ev.filter((e) => e.code === 'waiting').map((e) => e.message));
   assert.ok(Number.isInteger(ev[streaming].replayLagBytes) && ev[streaming].replayLagBytes >= 0, JSON.stringify(ev[streaming]));
   assert.deepEqual(ev[ev.length - 1], res, 'the result is the last line');
   assert.ok(Number.isInteger(res.replayLagBytes) && res.replayLagBytes >= 0 && typeof res.replayLsn === 'string', JSON.stringify(res));

@@ -59,7 +59,7 @@ test('standby: from nothing to a streaming standby with its own slot; it replays
   assert.ok(res.bytesWritten > 10 * 1024 * 1024, `wrote only ${res.bytesWritten} bytes`);
   assert.ok(Number.isInteger(res.replayLagBytes) && res.replayLagBytes >= 0, `replay lag ${res.replayLagBytes}`);
   freshBytes = res.bytesWritten;
-  const steps = events(r.stderr).filter((e) => e.event === 'step').map((e) => e.step);
+  const steps = events(r.stderr).filter((e) => e.event === 'step').map((e) => e.code);
   for (const s of ['server', 'slot', 'refresh', 'recovery_config', 'start', 'streaming']) assert.ok(steps.includes(s), `no ${s} step in ${steps}`);
   assert.ok(events(r.stderr).every((e) => e.event !== 'step' || typeof e.time === 'string'));
 
@@ -97,7 +97,7 @@ test('standby: from nothing to a streaming standby with its own slot; it replays
   assert.equal(rebuilt.code, 0, rebuilt.stderr);
   const res3 = resultOf(rebuilt.stderr);
   assert.equal(res3.status, 'streaming');
-  assert.ok(events(rebuilt.stderr).some((e) => e.step === 'stop'));
+  assert.ok(events(rebuilt.stderr).some((e) => e.code === 'stop'));
   t.diagnostic(`rebuild of the running standby: received ${res3.bytesReceived} bytes, wrote ${res3.bytesWritten}; the fresh one wrote ${res.bytesWritten}`);
   assert.ok(res3.bytesWritten < res.bytesWritten * 0.8 && res3.chunksUnchanged > 0, `rebuild wrote ${res3.bytesWritten} bytes, the first run ${res.bytesWritten}`);
   await sameData(p);

@@ -154,7 +154,7 @@ export async function cutOffTwice(primary: Cluster, p: StandbyPlace, args: (extr
   const cut = await cutOffStandby(primary, args(['-r', '8M']), 'network', cutAt);
   assert.equal(cut.code, 1, cut.stderr);
   const ev = standbyEvents(cut.stderr);
-  assert.equal(ev.find((e) => e.event === 'step' && e.step === 'datadir')?.found, 'incomplete', 'the second run found the first one\'s');
+  assert.equal(ev.find((e) => e.event === 'step' && e.code === 'datadir')?.found, 'incomplete', 'the second run found the first one\'s');
   assert.ok(!ev.some((e) => e.event === 'result'), 'no result from a run that was cut off');
   const errors = ev.filter((e) => e.event === 'error');
   assert.equal(errors.length, 1, cut.stderr);
