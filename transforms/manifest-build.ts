@@ -99,7 +99,7 @@ export class ManifestBuild extends Observer {
   }
 
   protected override onData(ev: DataEvent): void {
-    this.tracker.data(ev.offset, ev.chunk);
+    this.tracker.data(ev);
     if (this.history) this.captureHistory(ev.chunk);
   }
 

@@ -162,7 +162,7 @@ export class ManifestVerify extends Observer implements Verifier {
   }
 
   protected override onData(ev: DataEvent): void {
-    this.tracker.data(ev.offset, ev.chunk);
+    this.tracker.data(ev);
   }
 
   protected override onEntryEnd(): void {
