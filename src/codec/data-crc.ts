@@ -12,23 +12,30 @@
  * bytes).
  *
  * What it is remembered against: the event object and, inside it, the very
- * Buffer it carries. A stage that passes other bytes makes a new event (or
- * puts another Buffer in it), and the CRC is computed afresh for those: a
- * spread `{ ...ev, chunk }` or a subarray never inherits it. What cannot be
- * caught is a stage writing into a chunk's bytes in place after a CRC was
- * taken; no stage may (src/events.ts says so of DataEvent). Nothing is held
- * past the event: the entry goes when the event is collected.
+ * Buffer it carries (two symbol-keyed properties on the event; a WeakMap
+ * was measured slower and, its entries dying with young events, larger).
+ * A stage that passes other bytes makes a new event or puts another Buffer
+ * in it, and the CRC is computed afresh for those: a spread `{ ...ev, chunk }`
+ * copies the properties but not the match, a subarray is another Buffer.
+ * A reused Buffer never carries a stale CRC either: it is the event, made
+ * anew for every piece, that holds it. What cannot be caught is a stage
+ * writing into a chunk's bytes in place after a CRC was taken; no stage may
+ * (src/events.ts says so of DataEvent).
  */
 // calculate(buf, crc) continues a running CRC (types: src/types/fast-crc32c.d.ts).
 import { calculate as crc32c } from 'fast-crc32c';
 import type { DataEvent } from '../events';
 
-const known = new WeakMap<DataEvent, { chunk: Buffer; crc: number }>();
+/** Kept on the event itself, with the Buffer it was taken of (spread into a new event with another chunk, it no longer matches). */
+const CRC = Symbol('pgbb.crc32c');
+const OF = Symbol('pgbb.crc32c.of');
+type Tagged = DataEvent & { [CRC]?: number; [OF]?: Buffer };
 
 export function dataCrc(ev: DataEvent): number {
-  const k = known.get(ev);
-  if (k !== undefined && k.chunk === ev.chunk) return k.crc;
+  const t = ev as Tagged;
+  if (t[OF] === ev.chunk) return t[CRC]!;
   const crc = crc32c(ev.chunk, 0) >>> 0;
-  known.set(ev, { chunk: ev.chunk, crc });
+  t[CRC] = crc;
+  t[OF] = ev.chunk;
   return crc;
 }
