@@ -58,8 +58,8 @@ async function main(): Promise<void> {
       const b: Sample[] = [];
       const c: Sample[] = [];
       for (let i = 0; i < runs; i++) {
-        // The order rotates, so that no build always follows the same one.
-        const order: Array<'pg' | 'pgbb' | 'base'> = baseline ? (['pg', 'pgbb', 'base', 'pg', 'pgbb'] as const).slice(i % 3, (i % 3) + 3) : ['pg', 'pgbb'];
+        // pg_basebackup first, then the two builds in turn: each build follows pg_basebackup and the other build equally often.
+        const order: Array<'pg' | 'pgbb' | 'base'> = !baseline ? ['pg', 'pgbb'] : i % 2 === 0 ? ['pg', 'pgbb', 'base'] : ['pg', 'base', 'pgbb'];
         for (const who of order) (who === 'pg' ? b : who === 'pgbb' ? a : c).push(await run(m, who));
       }
       const med = (xs: Sample[], k: 'wall' | 'cpu' | 'maxRssKb') => median(xs.map((s) => s[k]));

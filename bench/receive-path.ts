@@ -205,8 +205,9 @@ async function replay(file: string, path: Path, checksums: ChecksumAlgorithm, sc
   const t0 = process.cpuUsage();
   const main0 = threadCpuMs();
   try {
-    const stages = path === 'decode' ? [] : takingStages({ manifest: true, checksums, limiter: null, progress: false, reporter: quiet, tally: newTally() });
-    if (path === 'map' || path === 'plain') stages.push(chunkMapBuild());
+    const map = path === 'map' || path === 'plain';
+    const stages = path === 'decode' ? [] : takingStages({ manifest: true, checksums, shareCrc: map, limiter: null, progress: false, reporter: quiet, tally: newTally() });
+    if (map) stages.push(chunkMapBuild());
     const target = join(scratch, 'tar');
     const sink =
       path === 'all' || path === 'zstd'

@@ -4,6 +4,7 @@
  *
  *   dataCrc(ev)   CRC32C of ev.chunk: computed by the first stage that asks,
  *                 remembered for the later ones
+ *   knownCrc(ev)  the remembered one, or undefined (nothing computed)
  *
  * Why: a plain backup's manifest check (src/manifest/file-tracker.ts) and
  * its chunk map (src/codec/chunkmap/chunk-hasher.ts) used to checksum every
@@ -30,6 +31,12 @@ import type { DataEvent } from '../events';
 const CRC = Symbol('pgbb.crc32c');
 const OF = Symbol('pgbb.crc32c.of');
 type Tagged = DataEvent & { [CRC]?: number; [OF]?: Buffer };
+
+/** The CRC an earlier stage computed for this event's chunk, if any: lets a stage that would not share its own use one for free. */
+export function knownCrc(ev: DataEvent): number | undefined {
+  const t = ev as Tagged;
+  return t[OF] === ev.chunk ? t[CRC] : undefined;
+}
 
 export function dataCrc(ev: DataEvent): number {
   const t = ev as Tagged;

@@ -17,7 +17,7 @@ import { ManifestError } from '../errors';
 import type { ArchiveKind, DataEvent, EntryKind } from '../events';
 import { crc32cHex, type ChecksumAlgorithm } from '../codec/manifest';
 import { crc32cCombine } from '../codec/chunkmap/crc32c-combine';
-import { dataCrc } from '../codec/data-crc';
+import { dataCrc, knownCrc } from '../codec/data-crc';
 
 const fail = (msg: string): never => {
   throw new ManifestError(`backup_manifest: ${msg}`);
@@ -80,7 +80,16 @@ export class FileTracker {
   private archiveName = 'base';
   private current: { path: string; mtime: Date; digest: FileDigest } | null = null;
 
-  constructor(readonly algorithm: ChecksumAlgorithm) {}
+  /**
+   * `shareCrc`: a later stage wants each data event's CRC32C too (the chunk
+   * map): take it from the event, computing and leaving it there if no stage
+   * did (src/codec/data-crc.ts). Otherwise the running CRC goes on over the
+   * bytes directly, as cheap as it gets when nobody else wants the CRC.
+   */
+  constructor(
+    readonly algorithm: ChecksumAlgorithm,
+    private readonly shareCrc = false,
+  ) {}
 
   archive(kind: ArchiveKind, name: string): void {
     this.current = null;
@@ -101,7 +110,7 @@ export class FileTracker {
     // A checksum needs every byte in order; a stage that skips or reorders data must come after us.
     if (ev.offset !== cur.digest.size) fail(`data for "${cur.path}" at offset ${ev.offset}, expected ${cur.digest.size}`);
     // CRC32C: the event's, shared with the chunk map's (each byte checksummed once).
-    cur.digest.update(ev.chunk, this.algorithm === 'CRC32C' ? dataCrc(ev) : undefined);
+    cur.digest.update(ev.chunk, this.algorithm !== 'CRC32C' ? undefined : this.shareCrc ? dataCrc(ev) : knownCrc(ev));
     this.bytes += ev.chunk.length;
   }
 

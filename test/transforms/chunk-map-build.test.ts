@@ -179,14 +179,14 @@ test('the map is paced by its reader: an unread stage holds a few pieces, not th
   assert.equal(data.reduce((n, d) => n + d.chunk.length, 0), t.result!.size);
 });
 
-test('behind the manifest check or build, each byte is CRC32C\'d once, and both get every CRC right', async () => {
+test('behind the manifest check or build (shareCrc), each byte is CRC32C\'d once, and both get every CRC right', async () => {
   const big = bytes(5 * C + 777, 9);
   const files: Member[] = [{ path: 'PG_VERSION', data: Buffer.from('15\n') }, { path: 'base/5/16384', data: rel }, { path: 'base/5/16390', data: big }, { path: 'global/pg_control', data: fakeControlFile() }];
   const total = files.reduce((n, f) => n + f.data!.length, 0);
   const boundaries = files.reduce((n, f) => n + Math.max(0, Math.ceil(f.data!.length / C) - 1), 0);
   for (const split of [1000, 32768, 100_000, 200_000]) {
     for (const ahead of ['verify', 'build'] as const) {
-      const manifest = ahead === 'verify' ? manifestVerify() : manifestBuild();
+      const manifest = ahead === 'verify' ? manifestVerify({ shareCrc: true }) : manifestBuild({ shareCrc: true });
       const map = chunkMapBuild({ chunkSize: C, emit: false });
       const { bytes: crcBytes } = await crcBytesDuring(() => collect(backupEvents({ base: files, split }), [manifest, map]));
       // Once per byte, plus what an event cut at a chunk boundary costs: its piece before the cut.
@@ -203,4 +203,7 @@ test('behind the manifest check or build, each byte is CRC32C\'d once, and both 
       }
     }
   }
+  // Without shareCrc the check keeps its CRCs to itself (nothing left on the events): the map checksums every byte again.
+  const { bytes: twice } = await crcBytesDuring(() => collect(backupEvents({ base: files, split: 32768 }), [manifestVerify(), chunkMapBuild({ chunkSize: C, emit: false })]));
+  assert.equal(twice, 2 * total);
 });
