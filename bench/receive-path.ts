@@ -8,7 +8,7 @@
  * kind and peak RSS per replay, so that a change to the path is measured on
  * exactly the same bytes.
  *
- *   node dist/bench/receive-path.js [--scale 20] [--runs 5] [--record FILE] [--replay FILE] [--path decode|stages|all|tar|zstd]
+ *   node dist/bench/receive-path.js [--scale 20] [--runs 5] [--record FILE] [--replay FILE] [--path decode|stages|all|tar|zstd|map|plain]
  *                                      [--checksums CRC32C|NONE|SHA256…] [--conninfo STR]
  *
  * Without --replay it starts the harness PostgreSQL 15, fills pgbench scale N,
@@ -20,7 +20,9 @@
  * manifest-verify and tally; `all` (default): also the stdout sink; `tar`:
  * the tar-files sink (`-F tar -N`) instead, into the temporary directory;
  * `zstd`: the stdout sink compressing (level 1, 2 workers, as the suite's
- * tar + zstd row). CPU is the whole process's (libzstd's threads included).
+ * tar + zstd row); `map`: stages and the chunk map (chunk-map-build) into a
+ * null sink; `plain`: the same into the directory sink (`-N` plain, into the
+ * temporary directory). CPU is the whole process's (libzstd's threads included).
  */
 import { closeSync, openSync, promises as fs, readFileSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,6 +40,8 @@ import { readServerSettings, type ServerSettings } from '../src/net/server-setti
 import { newTally, takingStages } from '../src/pipeline/observers';
 import { StdoutSink } from '../sinks/stdout';
 import { TarFilesSink } from '../sinks/tar-files';
+import { DirectorySink } from '../sinks/directory';
+import { chunkMapBuild } from '../transforms/chunk-map-build';
 import { FdOutput } from '../src/io/stdout-output';
 import { startFacts } from '../src/sources/base-backup-reader';
 import type { Reporter } from '../src/report/types';
@@ -181,7 +185,7 @@ class ReplaySource extends Readable {
 const quiet: Reporter = { start() {}, progress() {}, warning() {}, result() {} } as unknown as Reporter;
 
 /** `--path`: how much of the path runs (each a prefix of the next), to find what costs. */
-type Path = 'decode' | 'stages' | 'all' | 'tar' | 'zstd';
+type Path = 'decode' | 'stages' | 'all' | 'tar' | 'zstd' | 'map' | 'plain';
 
 async function replay(file: string, path: Path, checksums: ChecksumAlgorithm, scratch: string): Promise<{ cpuMs: number; mainMs: number; gc: Record<string, [number, number]>; rssMb: number }> {
   const gc: Record<string, [number, number]> = {};
@@ -201,15 +205,19 @@ async function replay(file: string, path: Path, checksums: ChecksumAlgorithm, sc
   const t0 = process.cpuUsage();
   const main0 = threadCpuMs();
   try {
-    const stages = path === 'decode' ? [] : takingStages({ manifest: true, checksums, limiter: null, progress: false, reporter: quiet, tally: newTally() });
+    const map = path === 'map' || path === 'plain';
+    const stages = path === 'decode' ? [] : takingStages({ manifest: true, checksums, shareCrc: map, limiter: null, progress: false, reporter: quiet, tally: newTally() });
+    if (map) stages.push(chunkMapBuild());
     const target = join(scratch, 'tar');
     const sink =
       path === 'all' || path === 'zstd'
         ? new StdoutSink({ output: new FdOutput(devNull, '/dev/null'), ...(path === 'zstd' ? { compress: ZSTD } : {}) })
         : path === 'tar'
           ? new TarFilesSink({ target, sync: false })
-          : new Writable({ objectMode: true, write: (_ev, _enc, cb) => cb() });
-    if (sink instanceof TarFilesSink) await sink.ready();
+          : path === 'plain'
+            ? new DirectorySink({ target, sync: false })
+            : new Writable({ objectMode: true, write: (_ev, _enc, cb) => cb() });
+    if (sink instanceof TarFilesSink || sink instanceof DirectorySink) await sink.ready();
     await pipeline([new ReplaySource(file), ...stages, sink]);
   } finally {
     clearInterval(sampler);
@@ -226,7 +234,7 @@ async function replay(file: string, path: Path, checksums: ChecksumAlgorithm, sc
 async function main(): Promise<void> {
   const runs = numArg('runs', 5);
   const path = arg('path', 'all') as Path;
-  if (!['decode', 'stages', 'all', 'tar', 'zstd'].includes(path)) throw new Error(`--path: decode, stages, all, tar or zstd, not ${path}`);
+  if (!['decode', 'stages', 'all', 'tar', 'zstd', 'map', 'plain'].includes(path)) throw new Error(`--path: decode, stages, all, tar, zstd, map or plain, not ${path}`);
   // The manifest check's algorithm (the CLI's --manifest-checksums; NONE: sizes only), to see what CRC32C costs.
   const checksums = arg('checksums', 'CRC32C') as ChecksumAlgorithm;
   const tmp = await makeTempDir('pgbb-receive-');

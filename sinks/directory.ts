@@ -203,9 +203,16 @@ export class DirectorySink extends Writable implements BackupSink {
       case 'entry-end':
         if (this.file) {
           const f = this.file;
+          const b = this.batcher!;
           this.file = null;
-          await this.batcher!.flush();
           this.batcher = null;
+          try {
+            await b.flush();
+          } catch (err) {
+            // The file is no longer this.file, so _destroy would not close it: close it here (a full disk must not leak a descriptor per failed backup).
+            await f.close().catch(() => {});
+            throw err;
+          }
           try {
             await f.close();
           } catch (err) {

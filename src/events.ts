@@ -125,6 +125,11 @@ export interface DataEvent {
   type: 'data';
   /** Offset of `chunk` within the current entry's file. */
   offset: number;
+  /**
+   * Never written into once pushed: a stage that passes other bytes passes
+   * another Buffer (in a new event). Its CRC32C is computed once and shared
+   * by the stages that want it (src/codec/data-crc.ts).
+   */
   chunk: Buffer;
   /**
    * Only in `inPlace` entries (see EntryEvent): these bytes are already what

@@ -39,7 +39,8 @@ import {
   CHUNK_MAP_FILE, checkChunkSize, chunkCount, chunkKey, chunkLength, DEFAULT_CHUNK_SIZE, hashKeyOf, sameChunk,
   type ChunkMap, type ChunkMapFile,
 } from '../src/codec/chunkmap/chunk-map';
-import { ChunkHasher, ChunkListBuilder, newHashKey, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
+import { ChunkHasher, ChunkListBuilder, newHashKey, PieceCrcs, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
+import { dataCrc } from '../src/codec/data-crc';
 import { manifestPathOf } from '../src/manifest/file-tracker';
 import { PacedTransform } from './paced-push';
 import { ChunkDiffOutputs, manifestEvents } from './chunk-diff-outputs';
@@ -95,6 +96,7 @@ export class ChunkDiff extends PacedTransform {
   /** The new chunk map and the rebuilt manifest. */
   private readonly out: ChunkDiffOutputs;
   private readonly hasher: ChunkHasher;
+  private readonly pieces = new PieceCrcs();
   /** One builder for every file (each is packed into newMap as it ends). */
   private readonly list: ChunkListBuilder;
   private kind: ArchiveKind = 'base';
@@ -201,11 +203,13 @@ export class ChunkDiff extends PacedTransform {
     }
     if (ev.offset !== f.pos) throw new PgbbError('chunk_map', `data for "${f.key}" at offset ${ev.offset}, expected ${f.pos}`);
     if (f.pos + ev.chunk.length > f.size) throw new PgbbError('chunk_map', `data for "${f.key}" runs past its size ${f.size}`);
+    // The event's CRC32C, shared with the manifest check upstream: each byte is checksummed once.
+    const crcs = this.pieces.of(ev.chunk.length, dataCrc(ev));
     let at = 0;
     while (at < ev.chunk.length) {
       const n = Math.min(ev.chunk.length - at, toBoundary(f.pos, C));
       const piece: DataEvent = at === 0 && n === ev.chunk.length ? ev : { type: 'data', offset: f.pos, chunk: ev.chunk.subarray(at, at + n), ...(ev.inTarget ? { inTarget: true } : {}) };
-      this.hasher.update(piece.chunk);
+      this.hasher.update(piece.chunk, crcs.next(piece.chunk));
       if (f.held) f.held.push(piece);
       else {
         this.push(piece);

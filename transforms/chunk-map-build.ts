@@ -34,7 +34,8 @@ import { PackedChunkFiles, type RecordSpill } from '../src/codec/chunkmap/packed
 import { ScratchFile } from '../src/io/scratch-file';
 import { Pacer } from './paced-push';
 import { Observer } from './observer';
-import { ChunkHasher, ChunkListBuilder, newHashKey, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
+import { ChunkHasher, ChunkListBuilder, newHashKey, PieceCrcs, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
+import { dataCrc } from '../src/codec/data-crc';
 import { tablespaceLocations } from '../src/codec/chunkmap/tablespace-locations';
 
 export interface ChunkMapBuildOptions {
@@ -92,6 +93,7 @@ export class ChunkMapRecorder {
   private file: { key: string; size: number; pos: number; list: ChunkListBuilder } | null = null;
   private readonly hasher: ChunkHasher;
   private readonly list: ChunkListBuilder;
+  private readonly pieces = new PieceCrcs();
 
   /** Where the map's records go past the first MiB; close() it when the map is no longer read. */
   readonly spill = new ScratchFile('the chunk map');
@@ -118,14 +120,17 @@ export class ChunkMapRecorder {
     return key;
   }
 
-  data(offset: number, chunk: Buffer): void {
+  /** `crc`: the chunk's CRC32C when known (dataCrc: the manifest check's), so that its bytes are not checksummed again. */
+  data(offset: number, chunk: Buffer, crc?: number): void {
     const f = this.file;
     if (!f) return;
     if (offset !== f.pos) throw new PgbbError('chunk_map', `data for "${f.key}" at offset ${offset}, expected ${f.pos}`);
+    const crcs = crc === undefined ? null : this.pieces.of(chunk.length, crc);
     let at = 0;
     while (at < chunk.length) {
       const n = Math.min(chunk.length - at, toBoundary(f.pos, this.chunkSize));
-      this.hasher.update(at === 0 && n === chunk.length ? chunk : chunk.subarray(at, at + n));
+      const piece = at === 0 && n === chunk.length ? chunk : chunk.subarray(at, at + n);
+      this.hasher.update(piece, crcs?.next(piece));
       at += n;
       f.pos += n;
       if (f.pos % this.chunkSize === 0) this.closeChunk(f);
@@ -186,7 +191,8 @@ export class ChunkMapBuild extends Observer {
   }
 
   protected override onData(ev: DataEvent): void {
-    this.recorder.data(ev.offset, ev.chunk);
+    // The event's CRC32C, shared with the manifest check upstream: each byte is checksummed once.
+    this.recorder.data(ev.offset, ev.chunk, dataCrc(ev));
   }
 
   protected override onEntryEnd(): void {

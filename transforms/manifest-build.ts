@@ -41,6 +41,8 @@ export interface ManifestBuildOptions {
   version?: 1 | 2;
   /** Encoded-Path for every file (MANIFEST 'force-encode'). */
   forceEncode?: boolean;
+  /** A later stage (the chunk map) wants every data event's CRC32C: leave it on the events (src/codec/data-crc.ts), so that each byte is checksummed once. */
+  shareCrc?: boolean;
 }
 
 export interface ManifestBuildResult {
@@ -73,7 +75,7 @@ export class ManifestBuild extends Observer {
     if (!CHECKSUM_ALGORITHMS.includes(alg)) throw new UsageError(`invalid manifest checksum algorithm "${alg}"`);
     if (opts.version !== undefined && opts.version !== 1 && opts.version !== 2) throw new UsageError(`invalid manifest version ${opts.version}`);
     this.opts = opts;
-    this.tracker = new FileTracker(alg);
+    this.tracker = new FileTracker(alg, opts.shareCrc);
   }
 
   get result(): ManifestBuildResult | null {
@@ -99,7 +101,7 @@ export class ManifestBuild extends Observer {
   }
 
   protected override onData(ev: DataEvent): void {
-    this.tracker.data(ev.offset, ev.chunk);
+    this.tracker.data(ev);
     if (this.history) this.captureHistory(ev.chunk);
   }
 

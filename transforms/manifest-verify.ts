@@ -79,6 +79,8 @@ export interface ManifestVerifyOptions {
   ignore?: string[];
   /** Compare sizes only: no checksum is computed or compared (pg_verifybackup -s). */
   skipChecksums?: boolean;
+  /** A later stage (the chunk map) wants every data event's CRC32C: leave it on the events (src/codec/data-crc.ts), so that each byte is checksummed once. */
+  shareCrc?: boolean;
 }
 
 export interface ManifestVerifyResult {
@@ -138,7 +140,7 @@ export class ManifestVerify extends Observer implements Verifier {
       this.givenSizes = sizes;
     }
     if (opts.skipChecksums) algorithm = 'NONE';
-    this.tracker = new FileTracker(algorithm);
+    this.tracker = new FileTracker(algorithm, opts.shareCrc);
     this.comparison = new ManifestComparison(algorithm, this.maxListed, { ignored: ignoredPaths(opts.ignore ?? []), skipChecksums: opts.skipChecksums });
   }
 
@@ -162,7 +164,7 @@ export class ManifestVerify extends Observer implements Verifier {
   }
 
   protected override onData(ev: DataEvent): void {
-    this.tracker.data(ev.offset, ev.chunk);
+    this.tracker.data(ev);
   }
 
   protected override onEntryEnd(): void {

@@ -14,8 +14,10 @@ import { createHash, type Hash } from 'node:crypto';
 // calculate(buf, crc) continues a running CRC (types: src/types/fast-crc32c.d.ts).
 import { calculate as crc32c } from 'fast-crc32c';
 import { ManifestError } from '../errors';
-import type { ArchiveKind, EntryKind } from '../events';
+import type { ArchiveKind, DataEvent, EntryKind } from '../events';
 import { crc32cHex, type ChecksumAlgorithm } from '../codec/manifest';
+import { crc32cCombine } from '../codec/chunkmap/crc32c-combine';
+import { dataCrc, knownCrc } from '../codec/data-crc';
 
 const fail = (msg: string): never => {
   throw new ManifestError(`backup_manifest: ${msg}`);
@@ -31,9 +33,10 @@ export class FileDigest {
     this.hash = algorithm.startsWith('SHA') ? createHash(algorithm.toLowerCase()) : null;
   }
 
-  update(chunk: Buffer): void {
+  /** `crc`: the chunk's own CRC32C when already known (src/codec/data-crc.ts), which spares the pass over its bytes. */
+  update(chunk: Buffer, crc?: number): void {
     this.size += chunk.length;
-    if (this.algorithm === 'CRC32C') this.crc = crc32c(chunk, this.crc);
+    if (this.algorithm === 'CRC32C') this.crc = crc === undefined ? crc32c(chunk, this.crc) : crc32cCombine(this.crc, crc, chunk.length);
     else this.hash?.update(chunk);
   }
 
@@ -77,7 +80,16 @@ export class FileTracker {
   private archiveName = 'base';
   private current: { path: string; mtime: Date; digest: FileDigest } | null = null;
 
-  constructor(readonly algorithm: ChecksumAlgorithm) {}
+  /**
+   * `shareCrc`: a later stage wants each data event's CRC32C too (the chunk
+   * map): take it from the event, computing and leaving it there if no stage
+   * did (src/codec/data-crc.ts). Otherwise the running CRC goes on over the
+   * bytes directly, as cheap as it gets when nobody else wants the CRC.
+   */
+  constructor(
+    readonly algorithm: ChecksumAlgorithm,
+    private readonly shareCrc = false,
+  ) {}
 
   archive(kind: ArchiveKind, name: string): void {
     this.current = null;
@@ -92,13 +104,14 @@ export class FileTracker {
     return mpath;
   }
 
-  data(offset: number, chunk: Buffer): void {
+  data(ev: DataEvent): void {
     const cur = this.current;
     if (!cur) return;
     // A checksum needs every byte in order; a stage that skips or reorders data must come after us.
-    if (offset !== cur.digest.size) fail(`data for "${cur.path}" at offset ${offset}, expected ${cur.digest.size}`);
-    cur.digest.update(chunk);
-    this.bytes += chunk.length;
+    if (ev.offset !== cur.digest.size) fail(`data for "${cur.path}" at offset ${ev.offset}, expected ${cur.digest.size}`);
+    // CRC32C: the event's, shared with the chunk map's (each byte checksummed once).
+    cur.digest.update(ev.chunk, this.algorithm !== 'CRC32C' ? undefined : this.shareCrc ? dataCrc(ev) : knownCrc(ev));
+    this.bytes += ev.chunk.length;
   }
 
   /** The file just finished, when it is listed. */

@@ -120,7 +120,7 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
   let parallel: ParallelSource | null = null;
   const observers = [
     ...(plan.sqlConfig ? parallelStages(plan, () => parallel) : []),
-    ...takingStages({ manifest: plan.manifest && !plan.sqlConfig, checksums: plan.manifestChecksums, limiter, progress: plan.progress, reporter, tally }),
+    ...takingStages({ manifest: plan.manifest && !plan.sqlConfig, checksums: plan.manifestChecksums, shareCrc: plan.chunkMap || s3Stages !== null, limiter, progress: plan.progress, reporter, tally }),
     // After the manifest check (the files it changes no longer match the server's manifest; pg_verifybackup ignores both), before the chunk map.
     ...(plan.writeRecoveryConf ? [recoveryConfig({ primaryConninfo: primaryConninfo(plan.connection), slot: plan.slot })] : []),
     ...own,

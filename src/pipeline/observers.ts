@@ -71,10 +71,11 @@ export function newTally(): Tally {
 }
 
 /** What every backup-taking builder (backup, refresh) puts between the source and its own stages. */
-export function takingStages(o: { manifest: boolean; checksums?: ChecksumAlgorithm; limiter: RateLimiter | null; progress: boolean; reporter: Reporter; tally: Tally }): Duplex[] {
+export function takingStages(o: { manifest: boolean; checksums?: ChecksumAlgorithm; shareCrc?: boolean; limiter: RateLimiter | null; progress: boolean; reporter: Reporter; tally: Tally }): Duplex[] {
   return [
     // The algorithm the server was asked for (--manifest-checksums): each file is checked with it as it arrives.
-    ...(o.manifest ? [manifestVerify(o.checksums ? { checksumAlgorithm: o.checksums } : {})] : []),
+    // shareCrc: a chunk map follows, and takes each event's CRC32C from the check (each byte checksummed once).
+    ...(o.manifest ? [manifestVerify({ ...(o.checksums ? { checksumAlgorithm: o.checksums } : {}), shareCrc: o.shareCrc })] : []),
     tallyStage(o.tally, o.reporter),
     ...(o.limiter ? [throttle(o.limiter)] : []),
     ...(o.progress ? [progress({ onProgress: (p) => o.reporter.progress(p) })] : []),

@@ -16,6 +16,7 @@ import type { BackupPlan } from './backup-plan';
 export function parallelStages(plan: Pick<BackupPlan, 'verifyChecksums' | 'manifest' | 'manifestChecksums' | 'manifestForceEncode'>, source: () => ParallelSource | null): Duplex[] {
   return [
     ...(plan.verifyChecksums ? [pageChecksumVerify({ reread: (path, block) => source()?.reread(path, block) ?? Promise.resolve(null) })] : []),
-    ...(plan.manifest ? [manifestBuild({ checksumAlgorithm: plan.manifestChecksums, forceEncode: plan.manifestForceEncode })] : []),
+    // shareCrc: a plain backup's (or a refresh's) chunk map follows; for -F tar it is left unused on the events, a few bytes each.
+    ...(plan.manifest ? [manifestBuild({ checksumAlgorithm: plan.manifestChecksums, forceEncode: plan.manifestForceEncode, shareCrc: true })] : []),
   ];
 }

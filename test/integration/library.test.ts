@@ -3,7 +3,8 @@
  * backup() with nothing but a connection and a target takes what `pgbb
  * backup -D` takes (WAL streamed straight into pg_wal/, chunk map, manifest
  * last), a custom observer plugged into it sees every byte, and verify()
- * and restore() read it back. README's custom sink and custom observer run
+ * and restore() read it back; a plain backup CRC32Cs each byte it receives
+ * once, though the manifest check and the chunk map both want it. README's custom sink and custom observer run
  * as README prints them (only the host and paths swapped for the test's),
  * and compile against the package's own types.
  */
@@ -15,6 +16,7 @@ import { Transform } from 'node:stream';
 import { Cluster, makeTempDir } from '../support/cluster';
 import { backup, compose, DirectorySink, ReplicationSource, restore, TarFilesSink, tee, verify, type BackupEvent } from '../../src/index';
 import { readmeSnippet, runSnippet, typeCheck } from '../support/readme-snippets';
+import { crcBytesDuring } from '../support/crc-count';
 
 let pg: Cluster;
 let root: string;
@@ -57,6 +59,16 @@ test('README: a custom observer transform counting bytes per archive, plugged in
   assert.ok(report.walSegments >= 1);
   const restored = await restore({ source: target, target: join(root, 'restored'), sync: false });
   assert.equal(restored.files, result.files + 1, 'and the chunk map the backup recorded after the observers');
+});
+
+test('a plain backup CRC32Cs each received byte once: the chunk map takes the manifest check\'s CRCs', async (t) => {
+  const connection = { host: pg.host, port: String(pg.port), user: 'postgres' };
+  const target = join(root, 'crc-once');
+  const { value: result, bytes } = await crcBytesDuring(() => backup({ connection, target, checkpoint: 'fast', sync: false }));
+  t.diagnostic(`${bytes} bytes CRC32C'd for ${result.bytes} received`);
+  // Each byte once (the check and the map both digest every listed file), plus at most one event per 1 MiB chunk boundary and WAL records' own CRCs.
+  assert.ok(bytes >= result.bytes && bytes < result.bytes * 1.2, `${bytes} bytes CRC32C'd for ${result.bytes} received`);
+  await verify({ source: target });
 });
 
 test('verify() in report mode gathers the problems of every check from one read', async () => {

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DirectorySink } from '../../sinks/directory';
+import { mountSmallFs } from '../support/small-fs';
+import { run } from '../support/run';
 import { runPipeline } from '../../src/pipeline';
 import { WalSpool } from '../../src/wal/wal-spool';
 import { walArchiveEvents } from '../../src/wal/wal-archive';
@@ -95,6 +97,45 @@ test('a source failing inside the wal archive leaves no target behind', async ()
     assert.ok(!existsSync(target));
   } finally {
     await spool.remove();
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});
+
+/** Descriptors of this process open on something under `dir` (deleted or not). */
+async function fdsUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const fd of await fs.readdir('/proc/self/fd')) {
+    const to = await fs.readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (to.startsWith(`${dir}/`)) out.push(`${fd} -> ${to}`);
+  }
+  return out;
+}
+
+test('a file whose last write fails (a full disk) is closed: the sink leaves no descriptor open', async (t) => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'pgbb-dirsink-'));
+  const mnt = join(root, 'mnt');
+  await fs.mkdir(mnt);
+  const small = await mountSmallFs(mnt, 4);
+  t.diagnostic(`a 4 MiB ${small.kind}`);
+  try {
+    // Leave ~32 KiB: the file's 128 KiB stay below one batch (256 KiB), so only its entry-end flush writes them, and fails.
+    const { stdout } = await run('df', ['-B1', '--output=avail', mnt]);
+    await fs.writeFile(join(mnt, 'filler'), Buffer.alloc(Math.max(0, Number(stdout.trim().split('\n').pop()) - 32 * 1024)));
+    const target = join(mnt, 'data');
+    const evs: BackupEvent[] = [
+      start,
+      { type: 'archive', kind: 'base', name: 'base', location: '' },
+      { type: 'entry', path: 'big', kind: 'file', size: 128 * 1024, mode: 0o600, mtime },
+      ...Array.from({ length: 4 }, (_, i): BackupEvent => ({ type: 'data', offset: i * 32 * 1024, chunk: Buffer.alloc(32 * 1024, 0x61) })),
+      { type: 'entry-end' },
+      { type: 'archive-end' },
+      { type: 'end', endLsn: '0/30100', timeline: 1 },
+    ];
+    await assert.rejects(runPipeline(Readable.from(evs), [], new DirectorySink({ target, sync: false })), /no space left on device/i);
+    assert.deepEqual(await fdsUnder(mnt), [], 'no descriptor left open on the full disk');
+    assert.ok(!existsSync(target), 'target removed');
+  } finally {
+    await small.unmount();
     await fs.rm(root, { recursive: true, force: true });
   }
 });

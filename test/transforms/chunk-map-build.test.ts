@@ -4,16 +4,22 @@
  * out just before the manifest (or end) as pg_wal/pgbb.chunkmap and decodes
  * to the result; every other event passes unchanged; data out of order and a
  * stream already carrying a map fail. A map past 1 MiB of records spills
- * them to a temporary file, closed when the stream is destroyed.
+ * them to a temporary file, closed when the stream is destroyed. Behind a
+ * manifest check or build, each byte is CRC32C'd once (the stages share the
+ * events' CRCs), and both still get the right CRCs.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { calculate as crc32c } from 'fast-crc32c';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { chunkMapBuild } from '../../transforms/chunk-map-build';
+import { manifestBuild } from '../../transforms/manifest-build';
+import { manifestVerify } from '../../transforms/manifest-verify';
+import { crc32cHex, parseManifest } from '../../src/codec/manifest';
 import { decodeChunkMap } from '../../src/codec/chunkmap/chunk-map';
 import { digestChunk } from '../../src/codec/chunkmap/chunk-hasher';
 import type { BackupEvent } from '../../src/events';
+import { crcBytesDuring } from '../support/crc-count';
 import { backupEvents, bytes, collect, fakeControlFile, type Member } from '../support/chunk-fixtures';
 
 const C = 64 * 1024;
@@ -28,7 +34,7 @@ const base: Member[] = [
 const ts = { oid: '16400', location: '/ts', members: [{ path: 'PG_15_1', kind: 'directory' as const }, { path: 'PG_15_1/5/1', data: bytes(C, 2) }] };
 
 test('the map holds size, CRC32C and hash of every chunk of every file, keyed as the manifest keys them', async () => {
-  for (const split of [1000, 32768, C, 100_000]) {
+  for (const split of [1000, 32768, C, 100_000, 200_000]) {
     const t = chunkMapBuild({ chunkSize: C });
     await collect(backupEvents({ base, tablespace: ts, split, manifest: Buffer.from('{}') }), [t]);
     const m = t.result!.map;
@@ -171,4 +177,33 @@ test('the map is paced by its reader: an unread stage holds a few pieces, not th
   assert.equal(rest[rest.length - 1].type, 'end');
   const data = rest.filter((e): e is Extract<BackupEvent, { type: 'data' }> => e.type === 'data');
   assert.equal(data.reduce((n, d) => n + d.chunk.length, 0), t.result!.size);
+});
+
+test('behind the manifest check or build (shareCrc), each byte is CRC32C\'d once, and both get every CRC right', async () => {
+  const big = bytes(5 * C + 777, 9);
+  const files: Member[] = [{ path: 'PG_VERSION', data: Buffer.from('15\n') }, { path: 'base/5/16384', data: rel }, { path: 'base/5/16390', data: big }, { path: 'global/pg_control', data: fakeControlFile() }];
+  const total = files.reduce((n, f) => n + f.data!.length, 0);
+  const boundaries = files.reduce((n, f) => n + Math.max(0, Math.ceil(f.data!.length / C) - 1), 0);
+  for (const split of [1000, 32768, 100_000, 200_000]) {
+    for (const ahead of ['verify', 'build'] as const) {
+      const manifest = ahead === 'verify' ? manifestVerify({ shareCrc: true }) : manifestBuild({ shareCrc: true });
+      const map = chunkMapBuild({ chunkSize: C, emit: false });
+      const { bytes: crcBytes } = await crcBytesDuring(() => collect(backupEvents({ base: files, split }), [manifest, map]));
+      // Once per byte, plus what an event cut at a chunk boundary costs: its piece before the cut.
+      assert.ok(crcBytes >= total && crcBytes <= total + boundaries * Math.min(split, C), `${ahead}, split ${split}: ${crcBytes} bytes CRC32C'd for ${total}`);
+      const m = map.result!.map;
+      const key = Buffer.from(m.header.hashKey!, 'hex');
+      for (const f of files) {
+        const rec = m.files.get(f.path)!;
+        for (let k = 0; k < rec.crcs.length; k++) assert.equal(rec.crcs[k], digestChunk(f.data!.subarray(k * C, (k + 1) * C), key).crc, `${ahead} split ${split} ${f.path} chunk ${k}`);
+      }
+      if (ahead === 'build') {
+        const listed = parseManifest((manifest as ReturnType<typeof manifestBuild>).result!.manifest!).files;
+        for (const f of files) assert.equal(listed.get(f.path)!.checksum, crc32cHex(crc32c(f.data!) >>> 0), `${f.path} split ${split}`);
+      }
+    }
+  }
+  // Without shareCrc the check keeps its CRCs to itself (nothing left on the events): the map checksums every byte again.
+  const { bytes: twice } = await crcBytesDuring(() => collect(backupEvents({ base: files, split: 32768 }), [manifestVerify(), chunkMapBuild({ chunkSize: C, emit: false })]));
+  assert.equal(twice, 2 * total);
 });

@@ -2,11 +2,14 @@
  * Per-chunk digests while bytes flow (pure computation, no streams):
  *
  *   ChunkHasher        running CRC32C + keyed XXH3-128 of one chunk; digest() resets
+ *   PieceCrcs          the CRC32C of each piece of a buffer whose own CRC is known
  *   ChunkListBuilder   a file's chunk records, in order, into a ChunkMapFile
  *   toBoundary         bytes left before the next chunk boundary
  *   hashSecret         the XXH3 secret a map's 32-byte hash key stands for
  *
- * The CRC32C runs over buffers where they are; XXH3-128 is one call per
+ * The CRC32C runs over buffers where they are, or comes with them (a data
+ * event's, src/codec/data-crc.ts, shared with the manifest's check;
+ * PieceCrcs for an event cut at chunk boundaries); XXH3-128 is one call per
  * chunk (the native binding has no streaming 128-bit form), so a chunk's
  * bytes are copied once into a scratch buffer as they come. That copy also
  * means no caller's buffer is held: a receiver may reuse its buffers.
@@ -19,6 +22,7 @@ import { xxh3 } from '@node-rs/xxhash';
 import { calculate as crc32c } from 'fast-crc32c';
 import { PgbbError } from '../../errors';
 import { chunkCount, HASH_BYTES, HASH_KEY_BYTES, type ChunkMapFile } from './chunk-map';
+import { crc32cCombine, crc32cTail } from './crc32c-combine';
 
 export interface ChunkDigest {
   crc: number;
@@ -52,9 +56,11 @@ export class ChunkHasher {
     this.scratch = Buffer.allocUnsafe(chunkSize);
   }
 
-  update(buf: Buffer): void {
+  /** `crc`: buf's own CRC32C when already known: it is then not computed again. */
+  update(buf: Buffer, crc?: number): void {
     if (!buf.length) return;
-    this.crc = crc32c(buf, this.crc);
+    if (crc === undefined) this.crc = crc32c(buf, this.crc);
+    else this.crc = crc32cCombine(this.crc, crc, buf.length);
     if (this.length + buf.length > this.scratch.length) {
       const bigger = Buffer.allocUnsafe(Math.max(this.scratch.length * 2, this.length + buf.length));
       this.scratch.copy(bigger, 0, 0, this.length);
@@ -73,6 +79,37 @@ export class ChunkHasher {
     this.crc = 0;
     this.length = 0;
     return out;
+  }
+}
+
+/**
+ * The CRC32C of consecutive pieces of one buffer whose own CRC32C is known
+ * (a data event cut at chunk boundaries): every piece but the last is
+ * checksummed, the last's follows from what is left (crc32cTail). So an
+ * event inside one chunk costs no pass over its bytes at all.
+ */
+export class PieceCrcs {
+  private rest = 0;
+  private left = 0;
+
+  /** Starts on a buffer of `length` bytes whose CRC32C is `crc`. */
+  of(length: number, crc: number): this {
+    this.rest = crc >>> 0;
+    this.left = length;
+    return this;
+  }
+
+  /** The next piece's CRC32C; pieces must follow each other from the buffer's start. */
+  next(piece: Buffer): number {
+    if (piece.length === this.left) {
+      this.left = 0;
+      return this.rest;
+    }
+    if (piece.length > this.left) throw new RangeError(`piece of ${piece.length} bytes where ${this.left} are left`);
+    const crc = crc32c(piece, 0) >>> 0;
+    this.left -= piece.length;
+    this.rest = crc32cTail(this.rest, crc, this.left);
+    return crc;
   }
 }
 

@@ -218,6 +218,21 @@ test('FileDigest gives the same result however the bytes are split', () => {
   assert.equal(new FileDigest('NONE').digest(), undefined);
 });
 
+test('FileDigest continued with pieces\' own CRC32Cs equals the digest over their bytes', () => {
+  const data = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7919) & 0xff));
+  const whole = new FileDigest('CRC32C');
+  whole.update(data);
+  for (let cut = 0; cut <= data.length; cut += 13) {
+    const d = new FileDigest('CRC32C');
+    for (const p of [data.subarray(0, cut), data.subarray(cut)]) d.update(p, crc32c.calculate(p, 0) >>> 0);
+    assert.equal(d.digest(), whole.digest(), `split at ${cut}`);
+  }
+  // The given CRC is what counts: a wrong one gives another digest (it is not computed again).
+  const d = new FileDigest('CRC32C');
+  d.update(data, (crc32c.calculate(data, 0) ^ 1) >>> 0);
+  assert.notEqual(d.digest(), whole.digest());
+});
+
 test('Last-Modified: UTC, whole seconds, GMT', () => {
   assert.equal(formatLastModified(new Date(Date.UTC(2026, 10, 21, 19, 44, 40, 999))), '2026-11-21 19:44:40 GMT');
   assert.equal(formatLastModified(new Date(Date.UTC(2001, 0, 2, 3, 4, 5))), '2001-01-02 03:04:05 GMT');
@@ -234,8 +249,8 @@ test('which members are listed, and under which path', () => {
   assert.equal(t.entry('pg_tblspc/16384', 'symlink', new Date()), null);
   assert.equal(t.entry('base', 'directory', new Date()), null);
   t.entry('a', 'file', new Date(0));
-  t.data(0, Buffer.from('1234'));
-  assert.throws(() => t.data(5, Buffer.from('x')), /data for "a" at offset 5, expected 4/);
+  t.data({ type: 'data', offset: 0, chunk: Buffer.from('1234') });
+  assert.throws(() => t.data({ type: 'data', offset: 5, chunk: Buffer.from('x') }), /data for "a" at offset 5, expected 4/);
 });
 
 test('WAL-Ranges: one timeline, or several from the end timeline history, newest first', () => {

@@ -2,13 +2,15 @@
  * ChunkHasher gives CRC32C and keyed XXH3-128, the same however the bytes
  * are split, holding no caller's buffer; keys matter; digests reset; ChunkListBuilder grows past its estimate, copies records from
  * another entry, and refuses a record count that does not fit the size.
+ * PieceCrcs gives each piece's CRC32C from the whole's, at any cuts; a
+ * hasher given those CRCs digests as one computing them.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { calculate as crc32c } from 'fast-crc32c';
 import { xxh3 } from '@node-rs/xxhash';
-import { ChunkHasher, ChunkListBuilder, digestChunk, hashSecret, newHashKey, toBoundary } from '../../../../src/codec/chunkmap/chunk-hasher';
+import { ChunkHasher, ChunkListBuilder, digestChunk, hashSecret, newHashKey, PieceCrcs, toBoundary } from '../../../../src/codec/chunkmap/chunk-hasher';
 import { HASH_BYTES } from '../../../../src/codec/chunkmap/chunk-map';
 import { bytes, HASH_KEY_BYTES } from '../../../support/chunk-fixtures';
 
@@ -94,4 +96,27 @@ test('ChunkListBuilder grows past its estimate, takes records from another entry
   assert.equal(g.crcs[0], f.crcs[4]);
   assert.ok(g.hashes.equals(f.hashes.subarray(4 * HASH_BYTES)));
   assert.throws(() => new ChunkListBuilder('h', 65536).finish(1), /"h": 0 chunks digested for a size of 1 bytes \(expected 1\)/);
+});
+
+test('PieceCrcs: each piece\'s CRC32C from the whole\'s, at any cuts; a hasher fed them digests as one computing them', () => {
+  const buf = bytes(5000, 11);
+  const key = HASH_KEY_BYTES;
+  const p = new PieceCrcs();
+  for (const cuts of [[5000], [1, 4999], [2500, 2500], [100, 200, 4700], [4999, 1], [1000, 1000, 1000, 1000, 1000]]) {
+    p.of(buf.length, crc32c(buf) >>> 0);
+    const given = new ChunkHasher(key);
+    const computed = new ChunkHasher(key);
+    let at = 0;
+    for (const n of cuts) {
+      const piece = buf.subarray(at, at + n);
+      const c = p.next(piece);
+      assert.equal(c, crc32c(piece) >>> 0, `cuts ${cuts} at ${at}`);
+      given.update(piece, c);
+      computed.update(piece);
+      at += n;
+    }
+    assert.deepEqual(given.digest(), computed.digest(), `cuts ${cuts}`);
+  }
+  p.of(10, 0);
+  assert.throws(() => p.next(Buffer.alloc(11)), RangeError);
 });
