@@ -1,9 +1,9 @@
 /**
  * Reads backups written as tar back into the member stream:
  *
- * - a tar directory (`pgbb backup -F tar`, optionally `--compress zstd`):
- *   base.tar[.zst], then each <oid>.tar[.zst], then pg_wal.tar[.zst], and
- *   backup_manifest;
+ * - a tar directory (`pgbb backup -F tar`, optionally `--compress zstd`;
+ *   pg_basebackup's also `.gz` and `.lz4`): base.tar[.zst], then each
+ *   <oid>.tar[.zst], then pg_wal.tar[.zst], and backup_manifest;
  * - one tar stream (`pgbb backup -D -`, zstd-compressed or not, detected by
  *   its magic): tablespaces under pg_tblspc/<oid>/, then the data directory,
  *   WAL under pg_wal/, backup_manifest last.
@@ -34,6 +34,7 @@ import { ManifestEndScanner, MANIFEST_PIECE_BYTES, tarUnpack } from '../../trans
 import { tarMembers } from './tar-members';
 import { deriveFromBase, manifestMemberAsManifest, mapLinks } from './pg-basebackup-tar';
 import { gzipDecompress } from '../../transforms/gzip-decompress';
+import { lz4Decompress } from '../../transforms/lz4-decompress';
 import { showPath } from '../codec/path-bytes';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
@@ -115,18 +116,14 @@ async function* encryptedManifest(file: string, key: DecryptKey | undefined): As
   }
 }
 
-/** An archive's bytes, zstd-decompressed when its name ends in `.zst`; `name` says where in errors. */
+/** An archive's bytes, decompressed by its name's suffix (`.zst`, `.gz`, `.lz4`); `name` says where in errors. */
 export async function* decompressed(raw: Readable, file: string, name: string, readError: (err: unknown) => Error): AsyncGenerator<Buffer> {
-  if (file.endsWith('.lz4')) {
-    raw.destroy();
-    throw new PgbbError('compression', `"${name}" is lz4-compressed, which pgbb does not read: decompress it first (lz4 -d ${path.basename(file)})`);
-  }
-  if (!file.endsWith('.zst') && !file.endsWith('.gz')) {
+  if (!file.endsWith('.zst') && !file.endsWith('.gz') && !file.endsWith('.lz4')) {
     yield* raw;
     return;
   }
   // Named, so that a truncated or corrupt frame says which archive it is in.
-  const z: Duplex = file.endsWith('.gz') ? gzipDecompress({ name }) : zstdDecompress({ name });
+  const z: Duplex = file.endsWith('.gz') ? gzipDecompress({ name }) : file.endsWith('.lz4') ? lz4Decompress({ name }) : zstdDecompress({ name });
   raw.on('error', (err) => z.destroy(readError(err)));
   try {
     yield* raw.pipe(z) as AsyncIterable<Buffer>;
@@ -203,7 +200,7 @@ export async function* archiveSetEvents(set: ArchiveSet): AsyncGenerator<BackupE
   const openArchive = (name: string) => set.archive(name);
   const find = (base: string) => names.find((n) => ARCHIVE_SUFFIXES.some((s) => n === base + s));
   const baseFile = find('base');
-  if (!baseFile) throw new PgbbError('not_a_backup', `"${root}" holds no base.tar (or .tar.zst, .tar.gz)`);
+  if (!baseFile) throw new PgbbError('not_a_backup', `"${root}" holds no base.tar (or .tar.zst, .tar.gz, .tar.lz4)`);
   let descriptor: BackupDescriptor | null = null;
   const linked = new Set<string>();
   const base = tarMembers(openArchive(baseFile), baseFile, (m) => {
