@@ -21,7 +21,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { pipeline, Readable, type Duplex } from 'node:stream';
+import { PassThrough, pipeline, Readable, type Duplex } from 'node:stream';
 import type { BackupEvent } from '../events';
 import { ioError, PgbbError, UsageError } from '../errors';
 import { LIMITS, openRegular, readLimitedPieces } from '../io/read-limited';
@@ -36,6 +36,7 @@ import { deriveFromBase, manifestMemberAsManifest, mapLinks } from './pg-basebac
 import { gzipDecompress } from '../../transforms/gzip-decompress';
 import { lz4Decompress } from '../../transforms/lz4-decompress';
 import { showPath } from '../codec/path-bytes';
+import { isPgBasebackupStream, spooledEvents } from './stdin-spool';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 /**
@@ -248,7 +249,10 @@ async function* manifestPieces(pieces: AsyncIterable<Buffer>, scanner: ManifestE
   }
 }
 
-/** Peeks at the first bytes to choose between plain tar and zstd, decrypting an age stream first. */
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+const LZ4_MAGIC = Buffer.from([0x04, 0x22, 0x4d, 0x18]);
+
+/** Peeks at the first bytes to choose between plain tar, zstd, gzip and lz4 (pg_basebackup -D - -Ft -z or --compress), decrypting an age stream first. */
 async function* maybeDecompress(input: Readable, name: string, key?: DecryptKey): AsyncGenerator<Buffer> {
   const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const first = await it.next();
@@ -261,12 +265,13 @@ async function* maybeDecompress(input: Readable, name: string, key?: DecryptKey)
       yield n.value;
     }
   })();
+  const starts = (magic: Buffer) => first.value.length >= magic.length && first.value.subarray(0, magic.length).equals(magic);
   if (looksLikeAge(first.value)) {
     yield* maybeDecompress(decrypting(Readable.from(rest, { objectMode: false }), name, key, (e) => e as Error), name);
-  } else if (first.value.length >= 4 && first.value.subarray(0, 4).equals(ZSTD_MAGIC)) {
+  } else if (starts(ZSTD_MAGIC) || starts(GZIP_MAGIC) || starts(LZ4_MAGIC)) {
     // pipe() does not pass errors on: a failing input (a decrypt error, say) must fail the decompressor.
     const src = Readable.from(rest, { objectMode: false });
-    const z = zstdDecompress({ name });
+    const z: Duplex = starts(ZSTD_MAGIC) ? zstdDecompress({ name }) : starts(GZIP_MAGIC) ? gzipDecompress({ name }) : lz4Decompress({ name });
     src.on('error', (err) => z.destroy(err));
     yield* src.pipe(z) as AsyncIterable<Buffer>;
   } else {
@@ -278,17 +283,55 @@ export function tarDirectorySource(dir: string, key?: DecryptKey): Readable {
   return Readable.from(tarDirectoryEvents(dir, key), { objectMode: true, highWaterMark: 16 });
 }
 
+/** The first `bytes` of a byte stream, and the whole stream again (nothing lost). */
+async function peek(chunks: AsyncGenerator<Buffer>, bytes: number): Promise<{ head: Buffer; all: AsyncGenerator<Buffer> }> {
+  const held: Buffer[] = [];
+  let n = 0;
+  while (n < bytes) {
+    const r = await chunks.next();
+    if (r.done) break;
+    held.push(r.value);
+    n += r.value.length;
+  }
+  const all = (async function* () {
+    yield* held;
+    yield* chunks;
+  })();
+  return { head: Buffer.concat(held), all };
+}
+
 /**
- * A `-D -` stream (plain or zstd, told by its magic) → the member stream:
- * [zstdDecompress()] → tarUnpack().
+ * A `-D -` stream (plain, zstd, gzip or lz4, told by its magic) → the member
+ * stream: [decompress] → tarUnpack(), or, for pg_basebackup's stream (see
+ * ./stdin-spool.ts), spooled to disk and read as a tar directory.
  */
 export function tarStreamSource(input: Readable, name = 'standard input', key?: DecryptKey): Readable {
-  const unpack = tarUnpack({ name });
-  pipeline(Readable.from(maybeDecompress(input, name, key), { objectMode: false }), unpack, () => {});
+  const out = new PassThrough({ objectMode: true, highWaterMark: 16 });
+  const begin = async () => {
+    const { head, all } = await peek(maybeDecompress(input, name, key), 512);
+    if (out.destroyed) return;
+    if (isPgBasebackupStream(head)) {
+      const events = spooledEvents(all, name, (dir) => archiveSetEvents(spooledSet(dir, name)));
+      pipeline(Readable.from(events, { objectMode: true, highWaterMark: 16 }), out, () => {});
+    } else {
+      pipeline(Readable.from(all, { objectMode: false }), tarUnpack({ name }), out, () => {});
+    }
+  };
+  begin().catch((err) => out.destroy(err));
   // Destroying the source (an abort, SIGTERM) must end a wait on input that never comes, an
   // idle pipe say: the generator cannot return while it awaits, so the input goes too.
-  unpack.once('close', () => input.destroy());
-  return unpack;
+  out.once('close', () => input.destroy());
+  return out;
+}
+
+/** The spooled base.tar as an archive set, named in messages as the stream it came from. */
+function spooledSet(dir: string, name: string): ArchiveSet {
+  return {
+    where: name,
+    names: ['base.tar'],
+    archive: () => openArchive(path.join(dir, 'base.tar'), undefined),
+    manifest: () => (async function* () {})(),
+  };
 }
 
 export { MANIFEST_PIECE_BYTES };

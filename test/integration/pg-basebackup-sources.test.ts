@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { Cluster, dataFingerprint, DEBIAN_PG15_BIN, fillSampleData } from '../support/cluster';
 import { run } from '../support/run';
-import { runPgbb } from '../support/pgbb';
+import { PGBB_CLI, runPgbb } from '../support/pgbb';
 import { testScratch } from '../support/scratch';
 import { patchMember } from '../support/tar-offset';
 
@@ -132,13 +132,51 @@ for (const [name, args] of [
   });
 }
 
-test('pg_basebackup -D - -Ft: the stream itself is refused in one line saying what to do; saved as base.tar it verifies and restores', async () => {
+/** `pg_basebackup -D - -Ft ARGS | pgbb CMD -` through a real pipe, with TMPDIR (the spool's parent) given. */
+function piped(pgArgs: string[], pgbbArgs: string[], tmp: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const pg = spawn(join(DEBIAN_PG15_BIN, 'pg_basebackup'), ['-h', cluster.host, '-p', String(cluster.port), '-U', 'postgres', '-c', 'fast', '-D', '-', '-Ft', ...pgArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const pgbb = spawn(process.execPath, [PGBB_CLI, ...pgbbArgs], { env: { ...process.env, TMPDIR: tmp }, stdio: ['pipe', 'pipe', 'pipe'] });
+    pg.stdout.pipe(pgbb.stdin);
+    pgbb.stdin.on('error', () => {});
+    let stdout = '';
+    let stderr = '';
+    pgbb.stdout.on('data', (c) => (stdout += c));
+    pgbb.stderr.on('data', (c) => (stderr += c));
+    pg.on('error', reject);
+    pgbb.on('error', reject).on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test('pg_basebackup -D - -Ft piped into pgbb verify - and restore - (plain and -z): spooled, verified, restored, started; the spool is gone after', async () => {
   // pg_basebackup writes only a single tablespace to stdout: this last test moves the data out of pgbb_ts and drops it.
   await cluster.query('ALTER TABLE pgbb_ts_rows SET TABLESPACE pg_default');
   await cluster.query('ALTER INDEX pgbb_ts_rows_pkey SET TABLESPACE pg_default');
   await cluster.query('DROP TABLESPACE pgbb_ts');
+  const tmp = await scratch.dir('pgbb-spool-');
+  for (const extra of [[], ['-z']]) {
+    const v = await piped(['-X', 'fetch', ...extra], ['verify', '-'], tmp);
+    assert.equal(v.code, 0, v.stderr);
+    assert.match(v.stdout, /backup successfully verified: \d+ files/);
+    assert.match(v.stdout, /\(1 segments, \d+ records\)/, 'the fetched WAL checked');
+    assert.deepEqual(await fs.readdir(tmp), [], 'spool removed');
+  }
+  const target = join(root, 'stdout-restored');
+  const r = await piped(['-X', 'fetch', '-z'], ['restore', '-', '-D', target, '-N'], tmp);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(await fs.readdir(tmp), [], 'spool removed');
+  assert.ok(lstatSync(join(target, 'backup_manifest')).isFile(), 'the manifest from the member');
+  const copy = await Cluster.startExisting(target);
+  try {
+    assert.equal(await dataFingerprint(copy), await dataFingerprint(cluster));
+  } finally {
+    await copy.destroy();
+  }
+});
+
+test('pg_basebackup -D - -Ft cut short on stdin: one line, nothing restored, no spool left', async () => {
   const dir = join(root, 'stdout');
-  await fs.mkdir(dir);
+  await fs.mkdir(dir, { recursive: true });
   const file = join(dir, 'base.tar');
   const out = await fs.open(file, 'w');
   try {
@@ -149,20 +187,17 @@ test('pg_basebackup -D - -Ft: the stream itself is refused in one line saying wh
   } finally {
     await out.close();
   }
-  const s = await runPgbb(['verify', '-'], { input: await fs.readFile(file) });
-  assert.equal(s.code, 1);
-  assert.match(s.stderr, /^pgbb: error: standard input is a tar stream without pgbb's descriptor \(pg_basebackup -D - -Ft\?\): .*save it as base\.tar in an empty directory/);
+  const whole = await fs.readFile(file);
+  const tmp = await scratch.dir('pgbb-spool-cut-');
+  const target = join(root, 'cut-restored');
+  for (const cmd of [['verify', '-'], ['restore', '-', '-D', target]]) {
+    const r = await runPgbb(cmd, { input: whole.subarray(0, whole.length >> 1), env: { TMPDIR: tmp } });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^pgbb: error: [^\n]*standard input[^\n]*\n$/);
+    assert.deepEqual(await fs.readdir(tmp), [], 'spool removed');
+  }
+  await assert.rejects(fs.stat(target));
+  // Saved as base.tar in a directory, the whole stream verifies too.
   const v = await runPgbb(['verify', dir]);
   assert.equal(v.code, 0, v.stderr);
-  assert.match(v.stdout, /backup successfully verified/);
-  const target = join(root, 'stdout-restored');
-  const r = await runPgbb(['restore', dir, '-D', target, '-N']);
-  assert.equal(r.code, 0, r.stderr);
-  assert.ok(lstatSync(join(target, 'backup_manifest')).isFile(), 'the manifest from the member');
-  const copy = await Cluster.startExisting(target);
-  try {
-    assert.equal(await dataFingerprint(copy), await dataFingerprint(cluster));
-  } finally {
-    await copy.destroy();
-  }
 });
