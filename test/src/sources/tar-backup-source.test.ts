@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { execFileSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
 import type { BackupEvent } from '../../../src/events';
 import { pathToBytes } from '../../../src/codec/path-bytes';
 import { tarDirectorySource, tarStreamSource } from '../../../src/sources/tar-backup-source';
@@ -95,6 +97,17 @@ for (const zstd of [false, true]) {
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     await sampleTarDirectory(join(dir, 'b'), { zstd });
     assertSameBackup(await collect(tarDirectorySource(join(dir, 'b'))));
+  });
+}
+
+for (const [name, compress] of [
+  ['gzip', (b: Buffer) => gzipSync(b)],
+  ['lz4', (b: Buffer) => execFileSync('lz4', ['-c'], { input: b, stdio: ['pipe', 'pipe', 'ignore'] })],
+] as const) {
+  test(`tarStreamSource: a ${name} stream is told by its magic and read as it arrives`, async () => {
+    const stream = compress(await sampleStream());
+    const pieces = Array.from({ length: Math.ceil(stream.length / 1000) }, (_, k) => stream.subarray(k * 1000, (k + 1) * 1000));
+    assertSameBackup(await collect(tarStreamSource(Readable.from(pieces))));
   });
 }
 
