@@ -14,27 +14,21 @@
  * naming `name`: corrupt data (why, and at which compressed byte), a
  * checksum that does not match, input that ends inside a frame or is empty.
  */
-import { Duplex } from 'node:stream';
 import { Lz4FrameDecoder } from '../src/codec/lz4-frame';
-import { CompressionError } from '../src/errors';
 import { guardBytes, type Stage } from './stream-kinds';
+import { PulledDecoder } from './pulled-decoder';
 
 export interface Lz4DecompressOptions {
   /** What the bytes are (a file or object name), for error messages. */
   name?: string;
 }
 
-type Callback = (err?: Error | null) => void;
-
-export class Lz4Decompress extends Duplex implements Stage<'bytes', 'bytes'> {
+export class Lz4Decompress extends PulledDecoder implements Stage<'bytes', 'bytes'> {
   readonly type = 'lz4-decompress';
   readonly takes = 'bytes' as const;
   readonly gives = 'bytes' as const;
   readonly stageName = 'lz4Decompress()';
   private decoder: Lz4FrameDecoder | null;
-  private inputCallback: Callback | null = null;
-  private finalCallback: Callback | null = null;
-  private wanted = false;
   private pumping = false;
 
   constructor(opts: Lz4DecompressOptions = {}) {
@@ -43,29 +37,16 @@ export class Lz4Decompress extends Duplex implements Stage<'bytes', 'bytes'> {
     guardBytes(this, 'it reads lz4 bytes (a file, a download)');
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, callback: Callback): void {
+  protected accept(chunk: Buffer): void {
     this.decoder?.push(chunk);
-    this.inputCallback = callback;
-    this.pump();
   }
 
-  override _final(callback: Callback): void {
-    this.finalCallback = callback;
-    this.pump();
-  }
-
-  override _read(): void {
-    this.wanted = true;
-    this.pump();
-  }
-
-  override _destroy(err: Error | null, callback: Callback): void {
+  protected release(): void {
     this.decoder = null;
-    callback(err);
   }
 
   /** Decodes while wanted; a write is acknowledged once its bytes are all decoded (the decoder asks for more). */
-  private pump(): void {
+  protected pump(): void {
     if (this.pumping || !this.decoder) return;
     this.pumping = true;
     try {
@@ -95,13 +76,7 @@ export class Lz4Decompress extends Duplex implements Stage<'bytes', 'bytes'> {
         return;
       }
     } catch (err) {
-      const e = err instanceof Error ? err : new CompressionError(String(err));
-      const cb = this.inputCallback ?? this.finalCallback;
-      this.inputCallback = null;
-      this.finalCallback = null;
-      this.decoder = null;
-      if (cb) cb(e);
-      else this.destroy(e);
+      this.fail(err);
     } finally {
       this.pumping = false;
     }

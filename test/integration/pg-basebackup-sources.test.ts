@@ -1,5 +1,5 @@
 /**
- * pg_basebackup's own tar backups as sources, against a real PostgreSQL 15
+ * pg_basebackup's own backups as sources (tar, and plain -Fp), against a real PostgreSQL 15
  * with a tablespace: `-Ft` (stream WAL in pg_wal.tar), `--compress
  * client-zstd`, `-z` (gzip), `--compress server-zstd`, `-X fetch` verify
  * with pgbb (no pgbb descriptor: it is derived from backup_label,
@@ -131,6 +131,25 @@ for (const [name, args] of [
     }
   });
 }
+
+test('pg_basebackup -Fp (with -T): pgbb verify passes, pages and WAL checked; pgbb restore of it starts with the same data', async () => {
+  const dir = await pgBasebackup('plain', ['-Fp', '-T', `${tsLocation}=${join(root, 'plain-ts')}`]);
+  const v = await runPgbb(['verify', dir]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /backup successfully verified: \d+ files/);
+  assert.ok(Number(/(\d+) pages/.exec(v.stdout)![1]) > 1000, v.stdout);
+  assert.match(v.stdout, /\(1 segments, \d+ records\)/);
+  const target = join(root, 'plain-restored');
+  const r = await runPgbb(['restore', dir, '-D', target, '-N', '-T', `${join(root, 'plain-ts')}=${target}-ts`]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readlinkSync(join(target, 'pg_tblspc', tsOid)), `${target}-ts`);
+  const copy = await Cluster.startExisting(target);
+  try {
+    assert.equal(await dataFingerprint(copy), await dataFingerprint(cluster));
+  } finally {
+    await copy.destroy();
+  }
+});
 
 /** `pg_basebackup -D - -Ft ARGS | pgbb CMD -` through a real pipe, with TMPDIR (the spool's parent) given. */
 function piped(pgArgs: string[], pgbbArgs: string[], tmp: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
