@@ -209,36 +209,42 @@ export async function* archiveSetEvents(set: ArchiveSet): AsyncGenerator<BackupE
     const link = m.kind === 'symlink' ? /^pg_tblspc\/(\d+)\/?$/.exec(m.path) : null;
     if (link) linked.add(link[1]);
   });
-  const first = await base.next();
-  // pg_basebackup's: what the descriptor would hold comes from base.tar itself (./pg-basebackup-tar.ts).
-  const derived = !descriptor;
-  descriptor ??= await deriveFromBase(openArchive(baseFile), `${root}/${baseFile}`);
-  const d = descriptor as BackupDescriptor;
-  yield startFromDescriptor(d);
-  yield { type: 'archive', kind: 'base', name: 'base', location: '' };
-  const scanner = new ManifestEndScanner();
-  // pg_basebackup -D - -Ft saved as base.tar: the manifest is its last member, not a file beside it.
-  const memberManifest = derived && !names.includes('backup_manifest');
-  yield* !memberManifest ? prefetchFirst(base, first) : manifestMemberAsManifest(prefetchFirst(base, first), (p) => scanner.feed(p), `${root}/${baseFile}`);
-  // With tablespace_map instead of links (pg_basebackup -Ft, pgbb -F tar), base gets its links at its end.
-  if (!set.delta) yield* mapLinks(d.tablespaces.filter((t) => !linked.has(t.oid)));
-  yield { type: 'archive-end' };
-  for (const ts of d.tablespaces) {
-    const file = find(ts.oid);
-    if (!file) throw new PgbbError('not_a_backup', `"${root}" lacks ${ts.oid}.tar for tablespace ${ts.oid} (${ts.location})`);
-    yield { type: 'archive', kind: 'tablespace', name: ts.oid, location: ts.location };
-    yield* tarMembers(openArchive(file), file);
+  // The first read of base stays open while base is read again to derive the descriptor, and while
+  // start and archive are taken: closed whatever ends this (a truncated archive, a consumer gone).
+  try {
+    const first = await base.next();
+    // pg_basebackup's: what the descriptor would hold comes from base.tar itself (./pg-basebackup-tar.ts).
+    const derived = !descriptor;
+    descriptor ??= await deriveFromBase(openArchive(baseFile), `${root}/${baseFile}`);
+    const d = descriptor as BackupDescriptor;
+    yield startFromDescriptor(d);
+    yield { type: 'archive', kind: 'base', name: 'base', location: '' };
+    const scanner = new ManifestEndScanner();
+    // pg_basebackup -D - -Ft saved as base.tar: the manifest is its last member, not a file beside it.
+    const memberManifest = derived && !names.includes('backup_manifest');
+    yield* !memberManifest ? prefetchFirst(base, first) : manifestMemberAsManifest(prefetchFirst(base, first), (p) => scanner.feed(p), `${root}/${baseFile}`);
+    // With tablespace_map instead of links (pg_basebackup -Ft, pgbb -F tar), base gets its links at its end.
+    if (!set.delta) yield* mapLinks(d.tablespaces.filter((t) => !linked.has(t.oid)));
     yield { type: 'archive-end' };
+    for (const ts of d.tablespaces) {
+      const file = find(ts.oid);
+      if (!file) throw new PgbbError('not_a_backup', `"${root}" lacks ${ts.oid}.tar for tablespace ${ts.oid} (${ts.location})`);
+      yield { type: 'archive', kind: 'tablespace', name: ts.oid, location: ts.location };
+      yield* tarMembers(openArchive(file), file);
+      yield { type: 'archive-end' };
+    }
+    const walFile = find('pg_wal');
+    if (walFile) {
+      yield { type: 'archive', kind: 'wal', name: 'pg_wal', location: '' };
+      yield* tarMembers(openArchive(walFile), walFile);
+      yield { type: 'archive-end' };
+    }
+    if (!memberManifest) yield* manifestPieces(set.manifest(), scanner);
+    const end = scanner.result();
+    yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
+  } finally {
+    await base.return(undefined);
   }
-  const walFile = find('pg_wal');
-  if (walFile) {
-    yield { type: 'archive', kind: 'wal', name: 'pg_wal', location: '' };
-    yield* tarMembers(openArchive(walFile), walFile);
-    yield { type: 'archive-end' };
-  }
-  if (!memberManifest) yield* manifestPieces(set.manifest(), scanner);
-  const end = scanner.result();
-  yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
 }
 
 /** backup_manifest as `manifest` events of at most MANIFEST_PIECE_BYTES, none when it does not exist (capped, src/io/read-limited.ts). */

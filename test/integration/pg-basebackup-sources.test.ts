@@ -13,9 +13,10 @@ import { spawn } from 'node:child_process';
 import { promises as fs, lstatSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { Cluster, dataFingerprint, DEBIAN_PG15_BIN, fillSampleData } from '../support/cluster';
+import { Cluster, DEBIAN_PG15_BIN, fillSampleData } from '../support/cluster';
 import { run } from '../support/run';
 import { PGBB_CLI, runPgbb } from '../support/pgbb';
+import { assertStartsLike } from '../support/restore-compare';
 import { testScratch } from '../support/scratch';
 import { patchMember } from '../support/tar-offset';
 
@@ -123,12 +124,7 @@ for (const [name, args] of [
     assert.equal(readlinkSync(join(target, 'pg_tblspc', tsOid)), `${target}-ts`);
     // The map would have PostgreSQL point the link back at the recorded location.
     assert.throws(() => lstatSync(join(target, 'tablespace_map')), /ENOENT/);
-    const copy = await Cluster.startExisting(target);
-    try {
-      assert.equal(await dataFingerprint(copy), await dataFingerprint(cluster));
-    } finally {
-      await copy.destroy();
-    }
+    await assertStartsLike(target, cluster);
   });
 }
 
@@ -143,12 +139,7 @@ test('pg_basebackup -Fp (with -T): pgbb verify passes, pages and WAL checked; pg
   const r = await runPgbb(['restore', dir, '-D', target, '-N', '-T', `${join(root, 'plain-ts')}=${target}-ts`]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(readlinkSync(join(target, 'pg_tblspc', tsOid)), `${target}-ts`);
-  const copy = await Cluster.startExisting(target);
-  try {
-    assert.equal(await dataFingerprint(copy), await dataFingerprint(cluster));
-  } finally {
-    await copy.destroy();
-  }
+  await assertStartsLike(target, cluster);
 });
 
 /** `pg_basebackup -D - -Ft ARGS | pgbb CMD -` through a real pipe, with TMPDIR (the spool's parent) given. */
@@ -185,12 +176,7 @@ test('pg_basebackup -D - -Ft piped into pgbb verify - and restore - (plain and -
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(await fs.readdir(tmp), [], 'spool removed');
   assert.ok(lstatSync(join(target, 'backup_manifest')).isFile(), 'the manifest from the member');
-  const copy = await Cluster.startExisting(target);
-  try {
-    assert.equal(await dataFingerprint(copy), await dataFingerprint(cluster));
-  } finally {
-    await copy.destroy();
-  }
+  await assertStartsLike(target, cluster);
 });
 
 test('pg_basebackup -D - -Ft cut short on stdin: one line, nothing restored, no spool left', async () => {

@@ -10,8 +10,9 @@ import assert from 'node:assert/strict';
 import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import { Cluster, dataFingerprint, fillSampleData, serverBinDir } from '../support/cluster';
+import { Cluster, fillSampleData, serverBinDir } from '../support/cluster';
 import { runPgbb } from '../support/pgbb';
+import { assertStartsLike } from '../support/restore-compare';
 import { connArgs, testScratch } from '../support/scratch';
 
 const scratch = testScratch();
@@ -43,12 +44,18 @@ test('-t server:/DIR -X fetch: the server writes the backup there; pgbb verify a
   const target = join(root, 'restored');
   const rr = await runPgbb(['restore', dir, '-D', target, '-N', '-T', `${loc}=${target}-ts`]);
   assert.equal(rr.code, 0, rr.stderr);
-  const copy = await Cluster.startExisting(target);
-  try {
-    assert.equal(await dataFingerprint(copy), await dataFingerprint(cluster));
-  } finally {
-    await copy.destroy();
-  }
+  await assertStartsLike(target, cluster);
+});
+
+test('-t server:/DIR -Z server-zstd:1: the server writes base.tar.zst there, which pgbb verify accepts', async () => {
+  const dir = join(cluster.baseDir, 'on-server-zstd');
+  const r = await runPgbb(['backup', ...connArgs(cluster), '-c', 'fast', '-t', `server:${dir}`, '-X', 'fetch', '-Z', 'server-zstd:1']);
+  assert.equal(r.code, 0, r.stderr);
+  const names = await fs.readdir(dir);
+  assert.ok(names.includes('base.tar.zst') && names.includes('backup_manifest'), names.join(' '));
+  const v = await runPgbb(['verify', dir]);
+  assert.equal(v.code, 0, v.stderr);
+  assert.match(v.stdout, /backup successfully verified: \d+ files/);
 });
 
 test('-t blackhole -X none: completes, the server keeps nothing, the result says blackhole', async () => {

@@ -9,7 +9,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
@@ -210,4 +210,23 @@ test('a tar directory\'s backup_manifest comes in pieces of at most 256 KiB, nev
   assert.ok(Buffer.concat(pieces.map((p) => p.data)).equals(padded));
   const end = events[events.length - 1]!;
   assert.ok(end.type === 'end' && end.endLsn === '0/2000100' && end.timeline === 1, JSON.stringify(end));
+});
+
+test('a pg_basebackup base.tar cut short: the error, and no descriptor of it left open (its first read is closed too)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgbb-tar-cut-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const label = Buffer.from('START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n');
+  const member = (name: string, data: Buffer) => Buffer.concat([encodeHeader({ name, type: '0', size: data.length, mode: 0o600, mtime: new Date() }), data, Buffer.alloc((512 - (data.length % 512)) % 512)]);
+  // No pgbb descriptor (pg_basebackup's), and cut inside its second member: deriving the descriptor fails.
+  const whole = Buffer.concat([member('backup_label', label), member('PG_VERSION', Buffer.alloc(100_000, 0x31))]);
+  writeFileSync(join(dir, 'base.tar'), whole.subarray(0, 2048));
+  await assert.rejects(collect(tarDirectorySource(dir)), /base\.tar/);
+  const open = readdirSync('/proc/self/fd').flatMap((fd) => {
+    try {
+      return [readlinkSync(`/proc/self/fd/${fd}`)];
+    } catch {
+      return [];
+    }
+  });
+  assert.deepEqual(open.filter((p) => p.startsWith(dir)), [], 'descriptors still open on the backup');
 });
