@@ -14,13 +14,14 @@
  *
  * Where: $TMPDIR or /var/tmp, the first on disk (src/wal/spool-place.ts),
  * in a fresh 0700 directory, the file 0600 (O_EXCL); removed when the run
- * ends, fails or is stopped. On a memory-backed filesystem (no disk
+ * ends or fails, and at once (synchronously) when the source is destroyed:
+ * a CLI that exits as soon as its pipeline rejects (SIGTERM) leaves none. On a memory-backed filesystem (no disk
  * candidate) the spool is capped at spoolBudget() and refused past it.
  *
  * Recognised by its first tar header: a regular file named backup_label,
  * where pgbb's own stream begins with its descriptor's pax header.
  */
-import { createWriteStream, promises as fs } from 'node:fs';
+import { createWriteStream, promises as fs, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -37,11 +38,23 @@ export function isPgBasebackupStream(head: Buffer): boolean {
   return name === 'backup_label' && (type === 0x30 || type === 0);
 }
 
+/** Where a spool is, so that destroying its source removes it at once. */
+export class SpoolPlace {
+  dir: string | null = null;
+  discarded = false;
+
+  discard(): void {
+    this.discarded = true;
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
 /** The stream's bytes written to a spool file, then `read(dir)`'s events; the spool goes at the end whatever happens. */
 export async function* spooledEvents(
   bytes: AsyncIterable<Buffer>,
   name: string,
   read: (dir: string) => AsyncIterable<BackupEvent>,
+  place: SpoolPlace = new SpoolPlace(),
 ): AsyncGenerator<BackupEvent> {
   const parent = defaultSpoolParent();
   let dir: string;
@@ -50,6 +63,9 @@ export async function* spooledEvents(
   } catch (err) {
     throw ioError('could not create a spool directory in', parent, err);
   }
+  place.dir = dir;
+  // Destroyed while the directory was being made.
+  if (place.discarded) place.discard();
   try {
     const file = path.join(dir, 'base.tar');
     const budget = memoryFilesystem(parent) ? spoolBudget(parent) : Infinity;

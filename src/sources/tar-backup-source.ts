@@ -36,7 +36,7 @@ import { deriveFromBase, manifestMemberAsManifest, mapLinks } from './pg-basebac
 import { gzipDecompress } from '../../transforms/gzip-decompress';
 import { lz4Decompress } from '../../transforms/lz4-decompress';
 import { showPath } from '../codec/path-bytes';
-import { isPgBasebackupStream, spooledEvents } from './stdin-spool';
+import { isPgBasebackupStream, spooledEvents, SpoolPlace } from './stdin-spool';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 /**
@@ -312,12 +312,21 @@ async function peek(chunks: AsyncGenerator<Buffer>, bytes: number): Promise<{ he
  * ./stdin-spool.ts), spooled to disk and read as a tar directory.
  */
 export function tarStreamSource(input: Readable, name = 'standard input', key?: DecryptKey): Readable {
-  const out = new PassThrough({ objectMode: true, highWaterMark: 16 });
+  const place = new SpoolPlace();
+  const out = new PassThrough({
+    objectMode: true,
+    highWaterMark: 16,
+    // The spool goes now, not when the generator gets round to its finally: the CLI exits as soon as the pipeline rejects.
+    destroy: (err, cb) => {
+      place.discard();
+      cb(err);
+    },
+  });
   const begin = async () => {
     const { head, all } = await peek(maybeDecompress(input, name, key), 512);
     if (out.destroyed) return;
     if (isPgBasebackupStream(head)) {
-      const events = spooledEvents(all, name, (dir) => archiveSetEvents(spooledSet(dir, name)));
+      const events = spooledEvents(all, name, (dir) => archiveSetEvents(spooledSet(dir, name)), place);
       pipeline(Readable.from(events, { objectMode: true, highWaterMark: 16 }), out, () => {});
     } else {
       pipeline(Readable.from(all, { objectMode: false }), tarUnpack({ name }), out, () => {});
