@@ -4,7 +4,7 @@
  * client-zstd`, `-z` (gzip), `--compress server-zstd`, `-X fetch` verify
  * with pgbb (no pgbb descriptor: it is derived from backup_label,
  * tablespace_map and pg_control); a damaged member fails, naming it;
- * `client-lz4` and `server-lz4` verify, and lz4 and zstd ones restore (-T)
+ * `client-lz4`, `server-lz4` and `server-gzip` verify, and gzip, lz4 and zstd ones restore (-T)
  * and start with the same data; a truncated or corrupted .lz4 fails naming
  * the file. Every backup is made here by pg_basebackup itself.
  */
@@ -48,6 +48,7 @@ for (const [name, args, archives] of [
   ['server-zstd', ['-Ft', '--compress', 'server-zstd:1'], ['base.tar.zst']],
   ['client-lz4', ['-Ft', '--compress', 'client-lz4'], ['base.tar.lz4']],
   ['server-lz4', ['-Ft', '--compress', 'server-lz4:1'], ['base.tar.lz4']],
+  ['server-gzip', ['-Ft', '--compress', 'server-gzip:1'], ['base.tar.gz']],
   ['fetch', ['-Ft', '-X', 'fetch'], ['base.tar']],
 ] as const) {
   test(`pg_basebackup ${args.join(' ')}: pgbb verify passes, pages and WAL checked`, async () => {
@@ -111,6 +112,8 @@ test('pg_basebackup -Ft --compress client-lz4: a flipped byte inside a block fai
 });
 
 for (const [name, args] of [
+  ['gzip', ['-Ft', '-z']],
+  ['server-zstd', ['-Ft', '--compress', 'server-zstd:1']],
   ['client-zstd', ['-Ft', '--compress', 'client-zstd']],
   ['client-lz4', ['-Ft', '--compress', 'client-lz4']],
   ['server-lz4', ['-Ft', '--compress', 'server-lz4:1']],
