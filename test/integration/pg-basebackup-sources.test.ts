@@ -6,7 +6,9 @@
  * tablespace_map and pg_control); a damaged member fails, naming it;
  * `client-lz4`, `server-lz4` and `server-gzip` verify, and gzip, lz4 and zstd ones restore (-T)
  * and start with the same data; a truncated or corrupted .lz4 fails naming
- * the file. Every backup is made here by pg_basebackup itself.
+ * the file; `-Fp` verifies and restores; `-D - -Ft` (plain and -z) piped into
+ * `verify -` and `restore -` is spooled, checked, restored and started, and
+ * cut short fails in one line. Every backup is made here by pg_basebackup itself.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
