@@ -169,7 +169,7 @@ async function runServerTarget(opts: Record<string, any>, target: BackupTarget):
     ['-C/--create-slot', Boolean(opts.createSlot)],
     ['-j/--jobs', opts.jobs !== undefined],
     ['--local-pgdata', opts.localPgdata !== undefined],
-    ['--incremental-from', opts.incrementalFrom !== undefined],
+    ['--incremental-from DIR', opts.incrementalFrom !== undefined],
     ['--wal-spool', opts.walSpool !== undefined],
     ['--chunk-size', opts.chunkSize !== undefined],
     ['encryption', opts.encryptPassphraseFile !== undefined || opts.encryptRecipientsFile !== undefined || process.env[PASSPHRASE_ENV] !== undefined],
