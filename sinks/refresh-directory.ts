@@ -109,6 +109,11 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
   private inFlight: Promise<void> = Promise.resolve();
   private sawEnd = false;
   private modes: DataModes = OWNER_ONLY;
+  /** Bytes written into the backup so far (for -P while the refresh runs). */
+  get bytesWritten(): number {
+    return this.stats.bytesWritten;
+  }
+
   private stats: RefreshDirectoryResult = { bytesWritten: 0, bytesSame: 0, filesWritten: 0, filesCreated: 0, filesRemoved: 0, directoriesRemoved: 0, linksRemoved: 0 };
 
   constructor(opts: RefreshDirectorySinkOptions) {

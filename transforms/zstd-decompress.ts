@@ -24,10 +24,10 @@
  * Cleanup: the context is dropped at the end and in _destroy; zstd-napi frees
  * it (ZSTD_freeDCtx) when V8 collects the wrapper, see zstd-compress.ts.
  */
-import { Duplex } from 'node:stream';
 import * as binding from 'zstd-napi/binding';
 import { CompressionError } from '../src/errors';
 import { guardBytes, type Stage } from './stream-kinds';
+import { PulledDecoder } from './pulled-decoder';
 
 export interface ZstdDecompressOptions {
   /** What the bytes are (a file or object name), for error messages. */
@@ -40,26 +40,21 @@ export interface ZstdDecompressResult {
   frames: number;
 }
 
-type Callback = (err?: Error | null) => void;
-
 const OUT_BYTES = binding.dStreamOutSize();
 const EMPTY = Buffer.alloc(0);
 
-export class ZstdDecompress extends Duplex implements Stage<'bytes', 'bytes'> {
+export class ZstdDecompress extends PulledDecoder implements Stage<'bytes', 'bytes'> {
   readonly type = 'zstd-decompress';
   readonly takes = 'bytes' as const;
   readonly gives = 'bytes' as const;
   readonly stageName = 'zstdDecompress()';
   private dctx: binding.DCtx | null = new binding.DCtx();
   private readonly what: string;
-  /** The chunk being decoded and its write callback. */
+  /** The chunk being decoded (its write callback held meanwhile). */
   private input: Buffer = EMPTY;
-  private inputCallback: Callback | null = null;
-  private finalCallback: Callback | null = null;
   /** libzstd filled the last output buffer: it may hold more. */
   private moreOutput = false;
   private inFrame = false;
-  private wanted = false;
   private pumping = false;
   private bytesIn = 0;
   private bytesOut = 0;
@@ -76,25 +71,8 @@ export class ZstdDecompress extends Duplex implements Stage<'bytes', 'bytes'> {
     return this.done;
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, callback: Callback): void {
+  protected accept(chunk: Buffer): void {
     this.input = chunk;
-    this.inputCallback = callback;
-    this.pump();
-  }
-
-  override _final(callback: Callback): void {
-    this.finalCallback = callback;
-    this.pump();
-  }
-
-  override _read(): void {
-    this.wanted = true;
-    this.pump();
-  }
-
-  override _destroy(err: Error | null, callback: Callback): void {
-    this.release();
-    callback(err);
   }
 
   /**
@@ -102,7 +80,7 @@ export class ZstdDecompress extends Duplex implements Stage<'bytes', 'bytes'> {
    * a chunk is used up (the next chunk may arrive synchronously, hence the
    * loop and the re-entry guard); ends the stream after the last chunk.
    */
-  private pump(): void {
+  protected pump(): void {
     if (this.pumping || !this.dctx) return;
     this.pumping = true;
     try {
@@ -167,17 +145,7 @@ export class ZstdDecompress extends Duplex implements Stage<'bytes', 'bytes'> {
     cb();
   }
 
-  private fail(err: unknown): void {
-    const e = err instanceof Error ? err : new CompressionError(String(err));
-    const cb = this.inputCallback ?? this.finalCallback;
-    this.inputCallback = null;
-    this.finalCallback = null;
-    this.release();
-    if (cb) cb(e);
-    else this.destroy(e);
-  }
-
-  private release(): void {
+  protected release(): void {
     this.dctx = null;
     this.input = EMPTY;
     this.moreOutput = false;

@@ -17,13 +17,16 @@ import { isS3Url } from '../s3/s3-url';
 import { parsePartSize } from '../s3/object-writer';
 import { abortOnSignals, setActiveReporter } from './run-state';
 import { backupOptions, backupSettings, parseJobs, parseTimeout } from './shared-options';
+import { describeTarget, parseBackupTarget, serverTargetBackup, type BackupTarget } from '../pipeline/server-target';
+import type { ChecksumAlgorithm } from '../codec/manifest-format';
 
 export function addBackupCommands(program: Command): void {
   const backup = program
     .command('backup')
     .description('take a base backup of a running PostgreSQL server')
     .helpOption('-?, --help', 'show help')
-    .requiredOption('-D, --pgdata <target>', 'directory to write the backup to, - for a tar stream on stdout, or s3://bucket/prefix')
+    .option('-D, --pgdata <target>', 'directory to write the backup to, - for a tar stream on stdout, or s3://bucket/prefix')
+    .option('-t, --target <target>', 'PostgreSQL 15+: server:/DIR (the server writes the backup there) or blackhole (it writes nothing); needs -X fetch or none')
     .option('-F, --format <format>', 'output format: plain (p) or tar (t); default plain, tar for -D -')
     .option('-Z, --compress <method>', 'compress: zstd[:LEVEL] or zstd:level=N,workers=N (tar output), server-zstd[:LEVEL] (the server compresses, PostgreSQL 15+), or none')
     .option('-z, --gzip', 'compress with gzip (as pg_basebackup -z): refused, pgbb compresses with zstd (-Z zstd)')
@@ -49,6 +52,10 @@ export function addBackupCommands(program: Command): void {
   backup.action(async (opts) => {
     // With --json even a bad option value is reported as a JSON error line.
     if (opts.json) setActiveReporter(createReporter({ json: true, stream: process.stderr }));
+    const target = opts.target === undefined ? null : parseBackupTarget(String(opts.target));
+    if (target) return runServerTarget(opts, target);
+    // pg_basebackup's words.
+    if (opts.pgdata === undefined) throw new UsageError('must specify output directory or backup target (-D DIR or -t TARGET)');
     const toS3 = isS3Url(String(opts.pgdata));
     const format = String(opts.format ?? (opts.pgdata === '-' || toS3 ? 'tar' : 'plain'));
     const fmt = format === 'p' || format === 'plain' ? 'plain' : format === 't' || format === 'tar' ? 'tar' : null;
@@ -138,6 +145,73 @@ export function addBackupCommands(program: Command): void {
     setActiveReporter(null);
     if (!opts.json) process.stderr.write(`${standbySummary(r)}\n`);
   });
+}
+
+/**
+ * `pgbb backup -t server:/DIR|blackhole`: pg_basebackup's rules for a
+ * backup target, in its words, then the server-side backup
+ * (src/pipeline/server-target.ts).
+ */
+async function runServerTarget(opts: Record<string, any>, target: BackupTarget): Promise<void> {
+  if (opts.pgdata !== undefined) throw new UsageError('cannot specify both output directory and backup target');
+  if (opts.format !== undefined) throw new UsageError('cannot specify both format and backup target');
+  const compress = opts.compress === undefined ? undefined : parseCompressSpec(String(opts.compress));
+  if (opts.gzip || (compress && compress.method !== 'none' && !compress.server)) {
+    throw new UsageError('client-side compression is not possible when a backup target is specified (the server compresses: -Z server-zstd[:LEVEL])');
+  }
+  if (!String(opts.walMethod).startsWith('f') && !String(opts.walMethod).startsWith('n')) {
+    throw new UsageError('WAL cannot be streamed when a backup target is specified: use -X fetch or -X none');
+  }
+  if (opts.writeRecoveryConf) throw new UsageError('recovery configuration cannot be written when a backup target is used');
+  if (opts.waldir !== undefined) throw new UsageError('WAL directory location cannot be specified along with a backup target');
+  const clientOnly: [string, boolean][] = [
+    ['-T/--tablespace-mapping', Object.keys(opts.tablespaceMapping ?? {}).length > 0],
+    ['-C/--create-slot', Boolean(opts.createSlot)],
+    ['-j/--jobs', opts.jobs !== undefined],
+    ['--local-pgdata', opts.localPgdata !== undefined],
+    ['--incremental-from DIR', opts.incrementalFrom !== undefined],
+    ['--wal-spool', opts.walSpool !== undefined],
+    ['--chunk-size', opts.chunkSize !== undefined],
+    ['encryption', opts.encryptPassphraseFile !== undefined || opts.encryptRecipientsFile !== undefined || process.env[PASSPHRASE_ENV] !== undefined],
+  ];
+  for (const [flag, given] of clientOnly) if (given) throw new UsageError(`${flag} is not possible with a backup target (the server writes the backup, pgbb receives none of it)`);
+  const common = backupSettings(opts);
+  const { reporter } = common;
+  const ac = abortOnSignals();
+  const r = await serverTargetBackup({
+    connection: common.connection,
+    target,
+    wal: common.wal === 'fetch' ? 'fetch' : 'none',
+    checkpoint: common.checkpoint,
+    label: common.label,
+    progress: common.progress,
+    ...(common.maxRate !== undefined ? { maxRate: common.maxRate } : {}),
+    manifest: common.manifest,
+    ...(opts.manifestChecksums !== undefined ? { manifestChecksums: String(opts.manifestChecksums).toUpperCase() as ChecksumAlgorithm } : {}),
+    manifestForceEncode: Boolean(opts.manifestForceEncode),
+    verifyChecksums: common.verifyChecksums,
+    ...(compress?.method === 'zstd' && compress.server ? { serverCompress: { level: compress.level ?? 3, ...(compress.workers !== undefined ? { workers: compress.workers } : {}) } } : {}),
+    timeout: common.timeout,
+    reporter,
+    signal: ac.signal,
+  });
+  reporter.result({
+    startLsn: r.start.startLsn,
+    endLsn: r.end.endLsn,
+    timeline: r.end.timeline,
+    bytes: r.bytes,
+    files: 0,
+    seconds: r.seconds,
+    checkpointSeconds: r.checkpointSeconds,
+    target: describeTarget(target),
+    format: 'tar',
+    compression: compress?.method === 'zstd' ? `server-zstd:${compress.level ?? 3}` : 'none',
+  });
+  reporter.close();
+  setActiveReporter(null);
+  if (opts.verbose) {
+    process.stderr.write(`pgbb: backup written by the server to ${describeTarget(target)}: ${r.archives.map((a) => `${a}.tar`).join(', ')}; start ${r.start.startLsn} end ${r.end.endLsn} on timeline ${r.end.timeline}\n`);
+  }
 }
 
 /** `pgbb refresh` and `pgbb backup --incremental-from`: the options they share with backup, then the refresh. */

@@ -71,14 +71,26 @@ export function newTally(): Tally {
 }
 
 /** What every backup-taking builder (backup, refresh) puts between the source and its own stages. */
-export function takingStages(o: { manifest: boolean; checksums?: ChecksumAlgorithm; shareCrc?: boolean; limiter: RateLimiter | null; progress: boolean; reporter: Reporter; tally: Tally }): Duplex[] {
+export function takingStages(o: {
+  manifest: boolean;
+  checksums?: ChecksumAlgorithm;
+  /** A chunk map follows: the check leaves each event's CRC32C for it. */
+  shareCrc?: boolean;
+  limiter: RateLimiter | null;
+  progress: boolean;
+  reporter: Reporter;
+  tally: Tally;
+  /** refresh: bytes its sink has written so far, shown beside what was received. */
+  written?: () => number;
+}): Duplex[] {
+  const written = o.written;
   return [
     // The algorithm the server was asked for (--manifest-checksums): each file is checked with it as it arrives.
     // shareCrc: a chunk map follows, and takes each event's CRC32C from the check (each byte checksummed once).
     ...(o.manifest ? [manifestVerify({ ...(o.checksums ? { checksumAlgorithm: o.checksums } : {}), shareCrc: o.shareCrc })] : []),
     tallyStage(o.tally, o.reporter),
     ...(o.limiter ? [throttle(o.limiter)] : []),
-    ...(o.progress ? [progress({ onProgress: (p) => o.reporter.progress(p) })] : []),
+    ...(o.progress ? [progress({ onProgress: (p) => o.reporter.progress(written ? { ...p, writtenBytes: written() } : p) })] : []),
   ];
 }
 

@@ -117,7 +117,7 @@ async function run(plan: RefreshPlan, prior: PriorState, reporter: Reporter, inc
   let parallel: ParallelSource | null = null;
   const observers = [
     ...(plan.sqlConfig ? parallelStages(plan, () => parallel) : []),
-    ...takingStages({ manifest: plan.manifest && !plan.sqlConfig, shareCrc: true, limiter, progress: plan.progress, reporter, tally }),
+    ...takingStages({ manifest: plan.manifest && !plan.sqlConfig, shareCrc: true, limiter, progress: plan.progress, reporter, tally, written: () => sink.bytesWritten }),
     ...(incrementalFrom ? [incrementalApply({ target: prior.dir, prior: prior.map })] : []),
     diff,
   ];

@@ -48,6 +48,7 @@ export class JsonReporter implements Reporter {
       eta: p.etaSeconds === null ? null : round(p.etaSeconds, 1),
       elapsed: round(p.elapsedSeconds, 3),
       ...(p.walBytes !== undefined ? { wal: p.walBytes } : {}),
+      ...(p.writtenBytes !== undefined ? { written: p.writtenBytes } : {}),
     });
   }
 

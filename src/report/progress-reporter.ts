@@ -162,6 +162,8 @@ export function describeProgress(p: ProgressInfo): string {
   else parts.push(`${formatDuration(p.elapsedSeconds)} elapsed`);
   if (p.walBytes) parts.push(`+ ${formatBytes(p.walBytes)} WAL`);
   else if (p.phase === 'wal') parts.push('WAL');
+  // A refresh receives everything but writes what changed: both, so that -P does not read as a full rewrite.
+  if (p.writtenBytes !== undefined) parts.push(`wrote ${formatBytes(p.writtenBytes)}`);
   return parts.join(', ');
 }
 

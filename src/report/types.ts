@@ -22,6 +22,8 @@ export interface ProgressInfo {
    * end would say the backup was further along than it was.
    */
   walBytes?: number;
+  /** refresh: bytes written into the backup so far (what changed, of the `done` received). */
+  writtenBytes?: number;
 }
 
 export interface BackupSummary {

@@ -104,6 +104,7 @@ export class BaseBackupReader extends Readable {
       start: startFacts(settings, backup),
       emit: (ev) => this.emitEvent(ev),
       compressed: backup.compression !== undefined,
+      noData: backup.target !== undefined,
       onStart: (lsn, tli) => {
         // The checkpoint is done: from here on the server sends as fast as we read.
         conn.allowSilence(false);

@@ -96,6 +96,12 @@ export interface ReplicationSourceOptions {
    * 15+): fewer bytes on the network; the events are decompressed members all the same.
    */
   serverCompress?: { level: number; workers?: number };
+  /**
+   * --target (PostgreSQL 15+, wal 'fetch' or 'none'): the server writes the
+   * backup into a directory of its own, or discards it; the stream then
+   * carries start, archive names, progress and end, no members.
+   */
+  target?: BaseBackupOptions['target'];
   signal?: AbortSignal;
 }
 
@@ -120,13 +126,17 @@ export class ReplicationSource extends StreamedWalSource {
       maxRate: opts.maxRate,
       verifyChecksums: opts.verifyChecksums ?? true,
       ...(opts.serverCompress ? { compression: opts.serverCompress } : {}),
+      ...(opts.target ? { target: opts.target } : {}),
     };
+    // pg_basebackup's words: the WAL stream would have nowhere to go.
+    if (opts.target && walMethod === 'stream') throw new UsageError('WAL cannot be streamed when a backup target is specified: use -X fetch or -X none');
     // Validate now so bad options fail before any connection is made.
     baseBackupCommand(backup);
     super({
       source: (hooks) => {
         const reader = new BaseBackupReader({ config, backup, timeoutMs, incrementalFrom: opts.incrementalFrom ?? null, hooks });
-        if (!backup.compression) return reader;
+        // With a target the archives carry no bytes: nothing to unpack.
+        if (!backup.compression || backup.target) return reader;
         // pipeline: an error or destroy on either side reaches the other (destroying the unpacker cancels the backup).
         const unpack = serverArchiveUnpack();
         pipeline(reader, unpack, () => {});

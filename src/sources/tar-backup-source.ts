@@ -1,9 +1,9 @@
 /**
  * Reads backups written as tar back into the member stream:
  *
- * - a tar directory (`pgbb backup -F tar`, optionally `--compress zstd`):
- *   base.tar[.zst], then each <oid>.tar[.zst], then pg_wal.tar[.zst], and
- *   backup_manifest;
+ * - a tar directory (`pgbb backup -F tar`, optionally `--compress zstd`;
+ *   pg_basebackup's also `.gz` and `.lz4`): base.tar[.zst], then each
+ *   <oid>.tar[.zst], then pg_wal.tar[.zst], and backup_manifest;
  * - one tar stream (`pgbb backup -D -`, zstd-compressed or not, detected by
  *   its magic): tablespaces under pg_tblspc/<oid>/, then the data directory,
  *   WAL under pg_wal/, backup_manifest last.
@@ -21,7 +21,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { pipeline, Readable, type Duplex } from 'node:stream';
+import { PassThrough, pipeline, Readable, type Duplex } from 'node:stream';
 import type { BackupEvent } from '../events';
 import { ioError, PgbbError, UsageError } from '../errors';
 import { LIMITS, openRegular, readLimitedPieces } from '../io/read-limited';
@@ -34,7 +34,9 @@ import { ManifestEndScanner, MANIFEST_PIECE_BYTES, tarUnpack } from '../../trans
 import { tarMembers } from './tar-members';
 import { deriveFromBase, manifestMemberAsManifest, mapLinks } from './pg-basebackup-tar';
 import { gzipDecompress } from '../../transforms/gzip-decompress';
+import { lz4Decompress } from '../../transforms/lz4-decompress';
 import { showPath } from '../codec/path-bytes';
+import { isPgBasebackupStream, spooledEvents, SpoolPlace } from './stdin-spool';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 /**
@@ -115,18 +117,14 @@ async function* encryptedManifest(file: string, key: DecryptKey | undefined): As
   }
 }
 
-/** An archive's bytes, zstd-decompressed when its name ends in `.zst`; `name` says where in errors. */
+/** An archive's bytes, decompressed by its name's suffix (`.zst`, `.gz`, `.lz4`); `name` says where in errors. */
 export async function* decompressed(raw: Readable, file: string, name: string, readError: (err: unknown) => Error): AsyncGenerator<Buffer> {
-  if (file.endsWith('.lz4')) {
-    raw.destroy();
-    throw new PgbbError('compression', `"${name}" is lz4-compressed, which pgbb does not read: decompress it first (lz4 -d ${path.basename(file)})`);
-  }
-  if (!file.endsWith('.zst') && !file.endsWith('.gz')) {
+  if (!file.endsWith('.zst') && !file.endsWith('.gz') && !file.endsWith('.lz4')) {
     yield* raw;
     return;
   }
   // Named, so that a truncated or corrupt frame says which archive it is in.
-  const z: Duplex = file.endsWith('.gz') ? gzipDecompress({ name }) : zstdDecompress({ name });
+  const z: Duplex = file.endsWith('.gz') ? gzipDecompress({ name }) : file.endsWith('.lz4') ? lz4Decompress({ name }) : zstdDecompress({ name });
   raw.on('error', (err) => z.destroy(readError(err)));
   try {
     yield* raw.pipe(z) as AsyncIterable<Buffer>;
@@ -203,7 +201,7 @@ export async function* archiveSetEvents(set: ArchiveSet): AsyncGenerator<BackupE
   const openArchive = (name: string) => set.archive(name);
   const find = (base: string) => names.find((n) => ARCHIVE_SUFFIXES.some((s) => n === base + s));
   const baseFile = find('base');
-  if (!baseFile) throw new PgbbError('not_a_backup', `"${root}" holds no base.tar (or .tar.zst, .tar.gz)`);
+  if (!baseFile) throw new PgbbError('not_a_backup', `"${root}" holds no base.tar (or .tar.zst, .tar.gz, .tar.lz4)`);
   let descriptor: BackupDescriptor | null = null;
   const linked = new Set<string>();
   const base = tarMembers(openArchive(baseFile), baseFile, (m) => {
@@ -211,36 +209,42 @@ export async function* archiveSetEvents(set: ArchiveSet): AsyncGenerator<BackupE
     const link = m.kind === 'symlink' ? /^pg_tblspc\/(\d+)\/?$/.exec(m.path) : null;
     if (link) linked.add(link[1]);
   });
-  const first = await base.next();
-  // pg_basebackup's: what the descriptor would hold comes from base.tar itself (./pg-basebackup-tar.ts).
-  const derived = !descriptor;
-  descriptor ??= await deriveFromBase(openArchive(baseFile), `${root}/${baseFile}`);
-  const d = descriptor as BackupDescriptor;
-  yield startFromDescriptor(d);
-  yield { type: 'archive', kind: 'base', name: 'base', location: '' };
-  const scanner = new ManifestEndScanner();
-  // pg_basebackup -D - -Ft saved as base.tar: the manifest is its last member, not a file beside it.
-  const memberManifest = derived && !names.includes('backup_manifest');
-  yield* !memberManifest ? prefetchFirst(base, first) : manifestMemberAsManifest(prefetchFirst(base, first), (p) => scanner.feed(p), `${root}/${baseFile}`);
-  // With tablespace_map instead of links (pg_basebackup -Ft, pgbb -F tar), base gets its links at its end.
-  if (!set.delta) yield* mapLinks(d.tablespaces.filter((t) => !linked.has(t.oid)));
-  yield { type: 'archive-end' };
-  for (const ts of d.tablespaces) {
-    const file = find(ts.oid);
-    if (!file) throw new PgbbError('not_a_backup', `"${root}" lacks ${ts.oid}.tar for tablespace ${ts.oid} (${ts.location})`);
-    yield { type: 'archive', kind: 'tablespace', name: ts.oid, location: ts.location };
-    yield* tarMembers(openArchive(file), file);
+  // The first read of base stays open while base is read again to derive the descriptor, and while
+  // start and archive are taken: closed whatever ends this (a truncated archive, a consumer gone).
+  try {
+    const first = await base.next();
+    // pg_basebackup's: what the descriptor would hold comes from base.tar itself (./pg-basebackup-tar.ts).
+    const derived = !descriptor;
+    descriptor ??= await deriveFromBase(openArchive(baseFile), `${root}/${baseFile}`);
+    const d = descriptor as BackupDescriptor;
+    yield startFromDescriptor(d);
+    yield { type: 'archive', kind: 'base', name: 'base', location: '' };
+    const scanner = new ManifestEndScanner();
+    // pg_basebackup -D - -Ft saved as base.tar: the manifest is its last member, not a file beside it.
+    const memberManifest = derived && !names.includes('backup_manifest');
+    yield* !memberManifest ? prefetchFirst(base, first) : manifestMemberAsManifest(prefetchFirst(base, first), (p) => scanner.feed(p), `${root}/${baseFile}`);
+    // With tablespace_map instead of links (pg_basebackup -Ft, pgbb -F tar), base gets its links at its end.
+    if (!set.delta) yield* mapLinks(d.tablespaces.filter((t) => !linked.has(t.oid)));
     yield { type: 'archive-end' };
+    for (const ts of d.tablespaces) {
+      const file = find(ts.oid);
+      if (!file) throw new PgbbError('not_a_backup', `"${root}" lacks ${ts.oid}.tar for tablespace ${ts.oid} (${ts.location})`);
+      yield { type: 'archive', kind: 'tablespace', name: ts.oid, location: ts.location };
+      yield* tarMembers(openArchive(file), file);
+      yield { type: 'archive-end' };
+    }
+    const walFile = find('pg_wal');
+    if (walFile) {
+      yield { type: 'archive', kind: 'wal', name: 'pg_wal', location: '' };
+      yield* tarMembers(openArchive(walFile), walFile);
+      yield { type: 'archive-end' };
+    }
+    if (!memberManifest) yield* manifestPieces(set.manifest(), scanner);
+    const end = scanner.result();
+    yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
+  } finally {
+    await base.return(undefined);
   }
-  const walFile = find('pg_wal');
-  if (walFile) {
-    yield { type: 'archive', kind: 'wal', name: 'pg_wal', location: '' };
-    yield* tarMembers(openArchive(walFile), walFile);
-    yield { type: 'archive-end' };
-  }
-  if (!memberManifest) yield* manifestPieces(set.manifest(), scanner);
-  const end = scanner.result();
-  yield { type: 'end', endLsn: end.endLsn, timeline: end.timeline || d.timeline };
 }
 
 /** backup_manifest as `manifest` events of at most MANIFEST_PIECE_BYTES, none when it does not exist (capped, src/io/read-limited.ts). */
@@ -251,7 +255,10 @@ async function* manifestPieces(pieces: AsyncIterable<Buffer>, scanner: ManifestE
   }
 }
 
-/** Peeks at the first bytes to choose between plain tar and zstd, decrypting an age stream first. */
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+const LZ4_MAGIC = Buffer.from([0x04, 0x22, 0x4d, 0x18]);
+
+/** Peeks at the first bytes to choose between plain tar, zstd, gzip and lz4 (pg_basebackup -D - -Ft -z or --compress), decrypting an age stream first. */
 async function* maybeDecompress(input: Readable, name: string, key?: DecryptKey): AsyncGenerator<Buffer> {
   const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const first = await it.next();
@@ -264,12 +271,13 @@ async function* maybeDecompress(input: Readable, name: string, key?: DecryptKey)
       yield n.value;
     }
   })();
+  const starts = (magic: Buffer) => first.value.length >= magic.length && first.value.subarray(0, magic.length).equals(magic);
   if (looksLikeAge(first.value)) {
     yield* maybeDecompress(decrypting(Readable.from(rest, { objectMode: false }), name, key, (e) => e as Error), name);
-  } else if (first.value.length >= 4 && first.value.subarray(0, 4).equals(ZSTD_MAGIC)) {
+  } else if (starts(ZSTD_MAGIC) || starts(GZIP_MAGIC) || starts(LZ4_MAGIC)) {
     // pipe() does not pass errors on: a failing input (a decrypt error, say) must fail the decompressor.
     const src = Readable.from(rest, { objectMode: false });
-    const z = zstdDecompress({ name });
+    const z: Duplex = starts(ZSTD_MAGIC) ? zstdDecompress({ name }) : starts(GZIP_MAGIC) ? gzipDecompress({ name }) : lz4Decompress({ name });
     src.on('error', (err) => z.destroy(err));
     yield* src.pipe(z) as AsyncIterable<Buffer>;
   } else {
@@ -281,17 +289,64 @@ export function tarDirectorySource(dir: string, key?: DecryptKey): Readable {
   return Readable.from(tarDirectoryEvents(dir, key), { objectMode: true, highWaterMark: 16 });
 }
 
+/** The first `bytes` of a byte stream, and the whole stream again (nothing lost). */
+async function peek(chunks: AsyncGenerator<Buffer>, bytes: number): Promise<{ head: Buffer; all: AsyncGenerator<Buffer> }> {
+  const held: Buffer[] = [];
+  let n = 0;
+  while (n < bytes) {
+    const r = await chunks.next();
+    if (r.done) break;
+    held.push(r.value);
+    n += r.value.length;
+  }
+  const all = (async function* () {
+    yield* held;
+    yield* chunks;
+  })();
+  return { head: Buffer.concat(held), all };
+}
+
 /**
- * A `-D -` stream (plain or zstd, told by its magic) → the member stream:
- * [zstdDecompress()] → tarUnpack().
+ * A `-D -` stream (plain, zstd, gzip or lz4, told by its magic) → the member
+ * stream: [decompress] → tarUnpack(), or, for pg_basebackup's stream (see
+ * ./stdin-spool.ts), spooled to disk and read as a tar directory.
  */
 export function tarStreamSource(input: Readable, name = 'standard input', key?: DecryptKey): Readable {
-  const unpack = tarUnpack({ name });
-  pipeline(Readable.from(maybeDecompress(input, name, key), { objectMode: false }), unpack, () => {});
+  const place = new SpoolPlace();
+  const out = new PassThrough({
+    objectMode: true,
+    highWaterMark: 16,
+    // The spool goes now, not when the generator gets round to its finally: the CLI exits as soon as the pipeline rejects.
+    destroy: (err, cb) => {
+      place.discard();
+      cb(err);
+    },
+  });
+  const begin = async () => {
+    const { head, all } = await peek(maybeDecompress(input, name, key), 512);
+    if (out.destroyed) return;
+    if (isPgBasebackupStream(head)) {
+      const events = spooledEvents(all, name, (dir) => archiveSetEvents(spooledSet(dir, name)), place);
+      pipeline(Readable.from(events, { objectMode: true, highWaterMark: 16 }), out, () => {});
+    } else {
+      pipeline(Readable.from(all, { objectMode: false }), tarUnpack({ name }), out, () => {});
+    }
+  };
+  begin().catch((err) => out.destroy(err));
   // Destroying the source (an abort, SIGTERM) must end a wait on input that never comes, an
   // idle pipe say: the generator cannot return while it awaits, so the input goes too.
-  unpack.once('close', () => input.destroy());
-  return unpack;
+  out.once('close', () => input.destroy());
+  return out;
+}
+
+/** The spooled base.tar as an archive set, named in messages as the stream it came from. */
+function spooledSet(dir: string, name: string): ArchiveSet {
+  return {
+    where: name,
+    names: ['base.tar'],
+    archive: () => openArchive(path.join(dir, 'base.tar'), undefined),
+    manifest: () => (async function* () {})(),
+  };
 }
 
 export { MANIFEST_PIECE_BYTES };

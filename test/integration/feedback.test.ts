@@ -75,3 +75,22 @@ test('refresh says, without -v, what it wrote of what and what crossed the netwo
     /^pgbb: refresh complete \(full\): wrote [\d.]+ (kB|MB) of [\d.]+ MB \([\d.]+%\); files \d+ added, \d+ changed, \d+ removed \(\d+ unchanged\); chunks \d+ changed, \d+ unchanged; received [\d.]+ MB; [\d.]+ s; start \S+ end \S+ on timeline 1$/m,
   );
 });
+
+test('refresh -P: progress lines say what was written beside what was received; --json progress carries written', async () => {
+  const dir = join(await scratch.dir('pgbb-feedback-p-'), 'b');
+  assert.equal((await runPgbb(['backup', ...connArgs(cluster), '-D', dir, '-c', 'fast', '-N'])).code, 0);
+  await cluster.query('UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 100');
+  const r = await runPgbb(['refresh', ...connArgs(cluster), '-D', dir, '-c', 'fast', '-N', '--no-incremental', '-P']);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stderr.split('\n').filter((l) => / done in /.test(l));
+  assert.equal(lines.length, 1, r.stderr);
+  const m = /^pgbb: ([\d.]+) MB of [\d.]+ MB \(\d+%\), .* done in \S+, (?:\+ [\d.]+ \S+ WAL, )?wrote ([\d.]+) (kB|MB|bytes)$/.exec(lines[0]);
+  assert.ok(m, lines[0]);
+  const written = Number(m[2]) * (m[3] === 'MB' ? 1024 * 1024 : m[3] === 'kB' ? 1024 : 1);
+  assert.ok(written > 0 && written < Number(m[1]) * 1024 * 1024, `wrote ${written} of ${m[1]} MB received`);
+  await cluster.query('UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 100');
+  const j = await runPgbb(['refresh', ...connArgs(cluster), '-D', dir, '-c', 'fast', '-N', '--no-incremental', '--json']);
+  assert.equal(j.code, 0, j.stderr);
+  const progress = j.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((e) => e.event === 'progress');
+  assert.ok(progress.length > 0 && progress.every((e) => typeof e.written === 'number' && e.written <= e.done + (e.wal ?? 0)), JSON.stringify(progress.slice(-2)));
+});

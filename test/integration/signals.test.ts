@@ -10,6 +10,8 @@
  *   pgbb without end): refused as a link, the target not left behind.
  * - `verify -` and `restore -` with stdin a pipe nobody writes to, then
  *   SIGTERM or SIGINT: exit 143 / 130 within a second.
+ * - `verify -` / `restore -` spooling a pg_basebackup stream (no pgbb
+ *   descriptor), stopped mid-stream: the spool is gone when pgbb has exited.
  *
  * The children run under `prlimit --data` (RLIMIT_DATA: the memory they may
  * write to) so that a regression reading /dev/zero fails the test instead of
@@ -24,6 +26,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PGBB_CLI } from '../support/pgbb';
+import { encodeHeader } from '../../src/codec/tar/encode-header';
+import { readdirSync, mkdirSync } from 'node:fs';
 import { plant, releaseFifos, tinyPlainBackup, type Hostile } from '../support/hostile-files';
 
 const root = mkdtempSync(join(tmpdir(), 'pgbb-signals-'));
@@ -43,8 +47,8 @@ interface Ended {
 }
 
 /** The CLI with stdin a pipe it is never sent anything on; killed after `killAfterMs`. */
-function start(args: string[], killAfterMs = 5000): { child: ChildProcess; ended: Promise<Ended>; mark: () => void } {
-  const child = spawn('prlimit', ['--data=3000000000', process.execPath, PGBB_CLI, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+function start(args: string[], killAfterMs = 5000, env?: NodeJS.ProcessEnv): { child: ChildProcess; ended: Promise<Ended>; mark: () => void } {
+  const child = spawn('prlimit', ['--data=3000000000', process.execPath, PGBB_CLI, ...args], { stdio: ['pipe', 'ignore', 'pipe'], ...(env ? { env: { ...process.env, ...env } } : {}) });
   children.add(child);
   let from = performance.now();
   let stderr = '';
@@ -119,6 +123,31 @@ for (const [command, sig, code] of [
     assert.equal(r.code, code);
     assert.ok(r.ms < 1000, `took ${r.ms.toFixed(0)} ms after ${sig}`);
     assert.equal(r.stderr, `pgbb: error: interrupted by ${sig}\n`);
+    assert.ok(!existsSync(target), 'restore left no target behind');
+  });
+}
+
+for (const [command, sig, code] of [
+  ['verify', 'SIGTERM', 143],
+  ['restore', 'SIGINT', 130],
+] as const) {
+  test(`pgbb ${command} - spooling a pg_basebackup stream: ${sig} ends it with ${code} and the spool is gone`, async () => {
+    const tmp = join(root, `spool-${command}`);
+    mkdirSync(tmp);
+    const target = join(root, `spool-${command}-target`);
+    const { child, ended, mark } = start(command === 'verify' ? ['verify', '-'] : ['restore', '-', '-D', target], 5000, { TMPDIR: tmp });
+    // pg_basebackup's first member, promising more than is sent: pgbb spools and waits for the rest.
+    child.stdin!.write(encodeHeader({ name: 'backup_label', type: '0', size: 10_000_000, mode: 0o600, mtime: new Date() }));
+    child.stdin!.write(Buffer.alloc(1_000_000, 0x78));
+    for (let i = 0; i < 100 && readdirSync(tmp).length === 0; i++) await sleep(50);
+    assert.equal(readdirSync(tmp).length, 1, 'spooling');
+    await waitIdle(child);
+    mark();
+    child.kill(sig);
+    const r = await ended;
+    assert.equal(r.code, code, r.stderr);
+    assert.ok(r.ms < 1000, `took ${r.ms.toFixed(0)} ms after ${sig}`);
+    assert.deepEqual(readdirSync(tmp), [], 'no spool left');
     assert.ok(!existsSync(target), 'restore left no target behind');
   });
 }

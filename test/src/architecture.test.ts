@@ -160,11 +160,11 @@ const RULES: Array<{ name: string; breaks: (from: string, to: string) => boolean
   { name: 'refresh does not import sources', breaks: (f, t) => under(f, 'src/refresh') && under(t, 'src/sources') },
   {
     // The builder (src/pipeline) composes sources, transforms and sinks; the commands and the CLI sit on it.
-    // A source that reads an archive composes the byte transforms (zstdDecompress, gzipDecompress, tarUnpack), as the tar sinks compose tarPack.
+    // A source that reads an archive composes the byte transforms (zstdDecompress, gzipDecompress, lz4Decompress, tarUnpack), as the tar sinks compose tarPack.
     name: 'src/ below the pipeline builder imports neither sinks/ nor transforms/ (archive-reading sources may use the byte transforms)',
     breaks: (f, t) =>
       under(f, 'src') && !under(f, 'src/pipeline', 'src/commands') && !isCli(f) && f !== 'src/index' && under(t, 'sinks', 'transforms') &&
-      !(f === 'src/sources/tar-backup-source' && ['transforms/zstd-decompress', 'transforms/gzip-decompress', 'transforms/tar-unpack', 'transforms/decrypt'].includes(t)) &&
+      !(f === 'src/sources/tar-backup-source' && ['transforms/zstd-decompress', 'transforms/gzip-decompress', 'transforms/lz4-decompress', 'transforms/tar-unpack', 'transforms/decrypt'].includes(t)) &&
       !(f === 'src/sources/s3-backup-source' && t === 'transforms/decrypt') &&
       !(f === 'src/sources/replication-source' && t === 'transforms/server-archive-unpack'),
   },

@@ -15,7 +15,8 @@ import { parseTablespaceMapping } from '../../src/commands/options';
 test('an unknown option, a missing one, an extra argument: one line, a hint, exit 1', async () => {
   const cases: [string[], RegExp][] = [
     [['backup', '-D', '/nonexistent/x', '--bogus'], /^pgbb: error: unknown option '--bogus'\npgbb: hint: Try "pgbb backup --help" for more information\.\n$/],
-    [['backup'], /^pgbb: error: required option '-D, --pgdata <target>' not specified\npgbb: hint: Try "pgbb backup --help" for more information\.\n$/],
+    // pg_basebackup's words: -D or -t/--target (a server-side backup) is needed.
+    [['backup'], /^pgbb: error: must specify output directory or backup target \(-D DIR or -t TARGET\)\n$/],
     [['verify', 'a', 'b'], /^pgbb: error: too many arguments for 'verify'\. Expected 1 argument but got 2\.\npgbb: hint: Try "pgbb verify --help" for more information\.\n$/],
     [['nonsense'], /^pgbb: error: unknown command 'nonsense'\npgbb: hint: Try "pgbb --help" for more information\.\n$/],
   ];

@@ -23,3 +23,13 @@ export async function restoreAndCompare(dir: string, root: string, fingerprint: 
     await fs.rm(`${target}-ts`, { recursive: true, force: true });
   }
 }
+
+/** Starts the data directory `target` (a restored backup) and checks it holds `original`'s data; stops it again. */
+export async function assertStartsLike(target: string, original: Cluster): Promise<void> {
+  const copy = await Cluster.startExisting(target);
+  try {
+    assert.equal(await dataFingerprint(copy), await dataFingerprint(original));
+  } finally {
+    await copy.destroy();
+  }
+}

@@ -49,6 +49,8 @@ export interface BaseBackupDecoderOptions {
   emit(ev: BackupEvent | ArchiveBytesEvent): void;
   /** The server zstd-compresses the archives: hand their bytes on unparsed. */
   compressed?: boolean;
+  /** BASE_BACKUP TARGET server|blackhole: archives are named but carry no bytes (and the manifest none). */
+  noData?: boolean;
   /** The start position: the checkpoint is over. */
   onStart?(lsn: string, timeline: number): void;
   /** The end position, as soon as the server sends it. */
@@ -74,6 +76,8 @@ export class BaseBackupDecoder implements CommandHandler {
   private tar: TarParser | null = null;
   /** A compressed archive is open: its bytes go on as they are. */
   private raw: { bytes: number; name: string } | null = null;
+  /** noData: an archive is open (named, no bytes). */
+  private open = false;
   /** Within a CopyOut (legacy: each one; 15+: the one). */
   private copying = false;
   private inManifest = false;
@@ -213,7 +217,7 @@ export class BaseBackupDecoder implements CommandHandler {
 
   /** After the command's success: the end position. */
   finish(): Position {
-    if (this.copying || this.tar || this.raw) throw new ProtocolError('server ended BASE_BACKUP inside an archive');
+    if (this.copying || this.tar || this.raw || this.open) throw new ProtocolError('server ended BASE_BACKUP inside an archive');
     if (!this.endPos) throw new ProtocolError('server ended BASE_BACKUP without reporting the end position');
     this.phase = 'done';
     return this.endPos;
@@ -245,6 +249,7 @@ export class BaseBackupDecoder implements CommandHandler {
   }
 
   private bytes(data: Buffer): void {
+    if (this.o.noData && data.length) throw new ProtocolError('server sent backup data although the backup has a server-side target');
     if (this.inManifest) {
       if (data.length) this.o.emit({ type: 'manifest', data });
     } else if (this.raw) {
@@ -263,11 +268,17 @@ export class BaseBackupDecoder implements CommandHandler {
     }
     const emit = this.o.emit;
     emit({ type: 'archive', kind: name === 'base' ? 'base' : 'tablespace', name, location });
-    if (this.o.compressed) this.raw = { bytes: 0, name: fileName };
+    if (this.o.noData) this.open = true;
+    else if (this.o.compressed) this.raw = { bytes: 0, name: fileName };
     else this.tar = memberParser(emit, fileName);
   }
 
   private closeArchive(): void {
+    if (this.open) {
+      this.open = false;
+      this.o.emit({ type: 'archive-end' });
+      return;
+    }
     if (this.raw) {
       // A compressor always writes a frame: no bytes at all would pass for an empty archive.
       if (this.raw.bytes === 0) throw new ProtocolError(`server sent no bytes for compressed archive "${this.raw.name}"`);

@@ -31,11 +31,17 @@ export interface BaseBackupOptions {
   compression?: { level: number; workers?: number };
   /** PostgreSQL 17+, after UPLOAD_MANIFEST on the same connection (src/net/upload-manifest.ts). */
   incremental?: boolean;
+  /**
+   * PostgreSQL 15+, --target: the server writes the backup itself (TARGET
+   * 'server', TARGET_DETAIL an absolute directory on the server) or throws
+   * it away ('blackhole'); the reply names archives and progress, no bytes.
+   */
+  target?: { kind: 'server'; directory: string } | { kind: 'blackhole' };
 }
 
 /** A replication-protocol string literal: '' doubles a quote, no backslash escapes. */
 export function quoteLiteral(value: string): string {
-  if (value.includes('\0')) throw new UsageError('a NUL byte is not allowed in a label');
+  if (value.includes('\0')) throw new UsageError('a NUL byte is not allowed in a label or target');
   return `'${value.replace(/'/g, "''")}'`;
 }
 
@@ -68,6 +74,10 @@ export function baseBackupCommand(o: BaseBackupOptions): string {
   }
   if (o.compression) opts.push(`COMPRESSION 'zstd'`, `COMPRESSION_DETAIL '${zstdDetail(o.compression)}'`);
   if (o.incremental) opts.push('INCREMENTAL');
+  if (o.target) {
+    opts.push(`TARGET '${o.target.kind}'`);
+    if (o.target.kind === 'server') opts.push(`TARGET_DETAIL ${quoteLiteral(o.target.directory)}`);
+  }
   return `BASE_BACKUP ( ${opts.join(', ')} )`;
 }
 
@@ -75,6 +85,8 @@ export function baseBackupCommand(o: BaseBackupOptions): string {
 export function legacyBaseBackupCommand(o: BaseBackupOptions): string {
   validate(o);
   if (o.incremental) throw new UsageError('INCREMENTAL backups need PostgreSQL 17 or later');
+  // pg_basebackup's words.
+  if (o.target) throw new UsageError('backup targets are not supported by this server version (--target needs PostgreSQL 15 or later)');
   if (o.compression) throw new UsageError('server-side compression (--compress server-zstd) needs PostgreSQL 15 or later; use client-side zstd');
   const opts = [`LABEL ${quoteLiteral(o.label)}`];
   if (o.progress) opts.push('PROGRESS');

@@ -203,4 +203,9 @@ test('formatting: PostgreSQL units and short durations', () => {
     describeProgress({ done: 2048, total: 4096, rateBytesPerSec: 1024, etaSeconds: 2, elapsedSeconds: 3, phase: 'wal', walBytes: 16 * 1024 * 1024 }),
     '2.0 kB of 4.0 kB (50%), 1.0 kB/s, ETA 2s, + 16.0 MB WAL',
   );
+  // refresh -P: what it wrote beside what it received.
+  assert.equal(
+    describeProgress({ done: 40 * 1024 * 1024, total: 80 * 1024 * 1024, rateBytesPerSec: 1024 * 1024, etaSeconds: 40, elapsedSeconds: 40, phase: 'backup', writtenBytes: 3 * 1024 * 1024 }),
+    '40.0 MB of 80.0 MB (50%), 1.0 MB/s, ETA 40s, wrote 3.0 MB',
+  );
 });

@@ -9,11 +9,13 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { execFileSync } from 'node:child_process';
+import { gzipSync } from 'node:zlib';
 import type { BackupEvent } from '../../../src/events';
 import { pathToBytes } from '../../../src/codec/path-bytes';
 import { tarDirectorySource, tarStreamSource } from '../../../src/sources/tar-backup-source';
@@ -95,6 +97,17 @@ for (const zstd of [false, true]) {
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     await sampleTarDirectory(join(dir, 'b'), { zstd });
     assertSameBackup(await collect(tarDirectorySource(join(dir, 'b'))));
+  });
+}
+
+for (const [name, compress] of [
+  ['gzip', (b: Buffer) => gzipSync(b)],
+  ['lz4', (b: Buffer) => execFileSync('lz4', ['-c'], { input: b, stdio: ['pipe', 'pipe', 'ignore'] })],
+] as const) {
+  test(`tarStreamSource: a ${name} stream is told by its magic and read as it arrives`, async () => {
+    const stream = compress(await sampleStream());
+    const pieces = Array.from({ length: Math.ceil(stream.length / 1000) }, (_, k) => stream.subarray(k * 1000, (k + 1) * 1000));
+    assertSameBackup(await collect(tarStreamSource(Readable.from(pieces))));
   });
 }
 
@@ -197,4 +210,23 @@ test('a tar directory\'s backup_manifest comes in pieces of at most 256 KiB, nev
   assert.ok(Buffer.concat(pieces.map((p) => p.data)).equals(padded));
   const end = events[events.length - 1]!;
   assert.ok(end.type === 'end' && end.endLsn === '0/2000100' && end.timeline === 1, JSON.stringify(end));
+});
+
+test('a pg_basebackup base.tar cut short: the error, and no descriptor of it left open (its first read is closed too)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgbb-tar-cut-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const label = Buffer.from('START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\n');
+  const member = (name: string, data: Buffer) => Buffer.concat([encodeHeader({ name, type: '0', size: data.length, mode: 0o600, mtime: new Date() }), data, Buffer.alloc((512 - (data.length % 512)) % 512)]);
+  // No pgbb descriptor (pg_basebackup's), and cut inside its second member: deriving the descriptor fails.
+  const whole = Buffer.concat([member('backup_label', label), member('PG_VERSION', Buffer.alloc(100_000, 0x31))]);
+  writeFileSync(join(dir, 'base.tar'), whole.subarray(0, 2048));
+  await assert.rejects(collect(tarDirectorySource(dir)), /base\.tar/);
+  const open = readdirSync('/proc/self/fd').flatMap((fd) => {
+    try {
+      return [readlinkSync(`/proc/self/fd/${fd}`)];
+    } catch {
+      return [];
+    }
+  });
+  assert.deepEqual(open.filter((p) => p.startsWith(dir)), [], 'descriptors still open on the backup');
 });

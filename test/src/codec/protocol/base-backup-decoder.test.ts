@@ -87,12 +87,13 @@ interface Run {
  * Feeds `wire` in the given pieces; a thrown error ends the run as the connection would.
  * `parts`: split CopyData comes to copyDataPart in pieces, as the connection hands it out.
  */
-function run(wire: Buffer, facts: StartFacts, cuts: number[] = [], parts = false, compressed = false): Run {
+function run(wire: Buffer, facts: StartFacts, cuts: number[] = [], parts = false, compressed = false, noData = false): Run {
   const r: Run = { events: [], positions: [], error: null, serverErrors: [], end: null };
   const dec = new BaseBackupDecoder({
     start: facts,
     emit: (ev) => r.events.push(ev as BackupEvent),
     compressed,
+    noData,
     onStart: (lsn, tli) => r.positions.push(`start ${lsn} ${tli}`),
     onEnd: (lsn, tli) => r.positions.push(`end ${lsn} ${tli}`),
   });
@@ -245,6 +246,19 @@ test('compressed: an uncompressed name, or a compressed archive without a byte, 
   const empty = run(withReady([...s, m.copyOut(), m.newArchive('base.tar.zst', ''), m.manifestFollows(), m.archiveBytes(MANIFEST), m.copyDone(), ...e]), FACTS15, [], false, true);
   assert.ok(empty.error instanceof ProtocolError);
   assert.match(empty.error.message, /server sent no bytes for compressed archive "base\.tar\.zst"/);
+});
+
+test('noData (TARGET server|blackhole): archives named, progress, manifest announced, no bytes; a byte is a protocol error', () => {
+  const wire = withReady([...s, m.copyOut(), m.newArchive('16385.tar', '/srv/ts'), m.progressMessage(2048), m.newArchive('base.tar', ''), m.progressMessage(4096), m.manifestFollows(), m.copyDone(), ...e]);
+  const r = run(wire, FACTS15, [], false, false, true);
+  assert.equal(r.error, null);
+  assert.deepEqual(
+    r.events.map((ev) => (ev.type === 'archive' ? `archive ${ev.name}` : ev.type === 'progress' ? `progress ${ev.done}` : ev.type)),
+    ['start', 'archive 16385', 'progress 2048', 'archive-end', 'archive base', 'progress 4096', 'archive-end'],
+  );
+  assert.ok(r.end, 'the end position');
+  const withBytes = run(withReady([...s, m.copyOut(), m.newArchive('base.tar', ''), m.archiveBytes(BASE), m.copyDone(), ...e]), FACTS15, [], false, false, true);
+  assert.match(String(withBytes.error), /server sent backup data although the backup has a server-side target/);
 });
 
 /** A reply edited into a malformed one: the run must end in a ProtocolError matching `re`. */

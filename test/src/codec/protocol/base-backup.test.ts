@@ -45,6 +45,12 @@ test('server compression: COMPRESSION and its detail on 15+, refused in the 13/1
   assert.throws(() => legacyBaseBackupCommand({ ...defaults, compression: { level: 1 } }), (e: unknown) => e instanceof UsageError && /needs PostgreSQL 15 or later/.test(e.message));
 });
 
+test('--target: TARGET and TARGET_DETAIL on 15+ (the directory quoted), refused in the 13/14 form in pg_basebackup\'s words', () => {
+  assert.match(baseBackupCommand({ ...defaults, target: { kind: 'server', directory: "/srv/it's" } }), /, TARGET 'server', TARGET_DETAIL '\/srv\/it''s' \)$/);
+  assert.match(baseBackupCommand({ ...defaults, target: { kind: 'blackhole' } }), /, TARGET 'blackhole' \)$/);
+  assert.throws(() => legacyBaseBackupCommand({ ...defaults, target: { kind: 'blackhole' } }), (e: unknown) => e instanceof UsageError && /^backup targets are not supported by this server version/.test(e.message));
+});
+
 test('bad labels and rates are usage errors', () => {
   assert.throws(() => baseBackupCommand({ ...defaults, label: 'a\nb' }), UsageError);
   assert.throws(() => baseBackupCommand({ ...defaults, label: 'x'.repeat(1025) }), /longer than 1024/);
