@@ -68,25 +68,18 @@ export class SafeTree {
 
   /** Makes sure every component above `rel` is a verified directory; returns `rel` normalised. */
   async parentOf(rel: string): Promise<string> {
-    const parts = pathComponents(rel);
-    let cur = '';
-    for (const part of parts.slice(0, -1)) {
-      cur = cur ? `${cur}/${part}` : part;
-      if (this.verified.has(cur)) continue;
+    const { norm, above } = this.unverifiedAbove(rel);
+    for (const cur of above) {
       this.mustLookUp(rel, cur);
-      const at = cur;
-      this.verify(rel, at, await fs.lstat(fsPath(this.abs(at))).catch((err) => this.statFailed(at, err)));
+      this.verify(rel, cur, await fs.lstat(fsPath(this.abs(cur))).catch((err) => this.statFailed(cur, err)));
     }
-    return parts.join('/');
+    return norm;
   }
 
   /** parentOf with synchronous calls (lstat only in an existing tree, for a directory not yet verified). */
   parentOfSync(rel: string): string {
-    const parts = pathComponents(rel);
-    let cur = '';
-    for (const part of parts.slice(0, -1)) {
-      cur = cur ? `${cur}/${part}` : part;
-      if (this.verified.has(cur)) continue;
+    const { norm, above } = this.unverifiedAbove(rel);
+    for (const cur of above) {
       this.mustLookUp(rel, cur);
       let st: Stats;
       try {
@@ -96,7 +89,19 @@ export class SafeTree {
       }
       this.verify(rel, cur, st);
     }
-    return parts.join('/');
+    return norm;
+  }
+
+  /** `rel` normalised, and the directories above it not yet verified, outermost first. */
+  private unverifiedAbove(rel: string): { norm: string; above: string[] } {
+    const parts = pathComponents(rel);
+    const above: string[] = [];
+    let cur = '';
+    for (const part of parts.slice(0, -1)) {
+      cur = cur ? `${cur}/${part}` : part;
+      if (!this.verified.has(cur)) above.push(cur);
+    }
+    return { norm: parts.join('/'), above };
   }
 
   /** `cur`, above `rel`, is not verified: only an existing tree looks it up on disk. */
