@@ -27,7 +27,7 @@
  *      (empties directories that existed empty).
  */
 import { Writable } from 'node:stream';
-import { promises as fs } from 'node:fs';
+import { closeSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { BackupEvent, EntryEvent, StartEvent } from '../src/events';
 import { IoError, PgbbError, TarFormatError, UsageError } from '../src/errors';
@@ -97,7 +97,8 @@ export class DirectorySink extends Writable implements BackupSink {
   /** Decided by the first directory or file member (data-modes.ts). */
   private modes: DataModes | null = null;
   private walInPlace = false;
-  private file: fs.FileHandle | null = null;
+  /** The file being written: a bare descriptor (opened and closed synchronously, as its writes are; no FileHandle per file). */
+  private file: number | null = null;
   private batcher: WriteBatcher | null = null;
   private filePath = '';
   /** backup_manifest.tmp, written piece by piece as the manifest comes (src/events.ts), renamed at commit. */
@@ -201,23 +202,18 @@ export class DirectorySink extends Writable implements BackupSink {
       case 'entry':
         return this.openEntry(ev);
       case 'entry-end':
-        if (this.file) {
-          const f = this.file;
-          const b = this.batcher!;
+        if (this.file !== null) {
+          const fd = this.file;
           this.file = null;
+          const batcher = this.batcher!;
           this.batcher = null;
           try {
-            await b.flush();
+            await batcher.flush();
           } catch (err) {
-            // The file is no longer this.file, so _destroy would not close it: close it here (a full disk must not leak a descriptor per failed backup).
-            await f.close().catch(() => {});
+            closeFile(fd, this.filePath, false);
             throw err;
           }
-          try {
-            await f.close();
-          } catch (err) {
-            throw ioError('could not close file', this.filePath, err);
-          }
+          closeFile(fd, this.filePath);
         }
         return;
       case 'archive-end':
@@ -286,8 +282,9 @@ export class DirectorySink extends Writable implements BackupSink {
       return;
     }
     this.filePath = tree.abs(rel);
-    this.file = await tree.createFile(rel, ev.secret ? SECRET_FILE_MODE : modes.file);
-    this.batcher = new WriteBatcher(this.file, this.filePath);
+    const fd = tree.createFileSync(rel, ev.secret ? SECRET_FILE_MODE : modes.file);
+    this.file = fd;
+    this.batcher = new WriteBatcher({ fd }, this.filePath);
   }
 
   /** The manifest comes after every member; its first piece creates backup_manifest.tmp (any member of that name removed first). */
@@ -324,7 +321,7 @@ export class DirectorySink extends Writable implements BackupSink {
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     const cleanup = async () => {
       await this.inflight?.catch(() => {});
-      await this.file?.close().catch(() => {});
+      if (this.file !== null) closeFile(this.file, this.filePath, false);
       this.file = null;
       await this.manifest?.discard();
       if (!this.committed) {
@@ -334,6 +331,15 @@ export class DirectorySink extends Writable implements BackupSink {
       for (const l of this.tablespaceLocks) await l.release().catch(() => {});
     };
     cleanup().then(() => callback(err), () => callback(err));
+  }
+}
+
+/** Closes a file this sink wrote; `report` false: on abort, where only the first error counts. */
+function closeFile(fd: number, file: string, report = true): void {
+  try {
+    closeSync(fd);
+  } catch (err) {
+    if (report) throw ioError('could not close file', file, err);
   }
 }
 

@@ -14,7 +14,8 @@
  *      verdict comes at `end`, which is passed on only if it succeeds, so a
  *      sink never commits a backup that failed verification.
  * Memory: per listed file its path, size and digest in one compact table
- *      (src/manifest/manifest-comparison.ts), the manifest piece held, and
+ *      (src/manifest/manifest-comparison.ts; with `listedSizes` that very
+ *      table, not a second one), the manifest piece held, and
  *      the entry being read (src/codec/manifest-reader.ts) — no object per
  *      file, and never the manifest whole (unless `opts.manifest` is it).
  * Result (after end): { files: files compared (without a manifest: listed
@@ -64,7 +65,9 @@ export interface ManifestVerifyOptions {
   /**
    * The sizes the manifest lists, read ahead of the stream
    * (src/manifest/manifest-preview.ts) when the manifest itself is left to
-   * come in the stream: what failFast checks entries against.
+   * come in the stream: what failFast checks entries against. The check
+   * then records the files seen in it (their digests added; a size is the
+   * listed one until the file is seen): the caller hands it over.
    */
   listedSizes?: FileTable;
   /**
@@ -141,7 +144,9 @@ export class ManifestVerify extends Observer implements Verifier {
     }
     if (opts.skipChecksums) algorithm = 'NONE';
     this.tracker = new FileTracker(algorithm, opts.shareCrc);
-    this.comparison = new ManifestComparison(algorithm, this.maxListed, { ignored: ignoredPaths(opts.ignore ?? []), skipChecksums: opts.skipChecksums });
+    // The failFast table's paths are the ones seen files are recorded under: one table, not two.
+    const scope = { ignored: ignoredPaths(opts.ignore ?? []), skipChecksums: opts.skipChecksums };
+    this.comparison = new ManifestComparison(algorithm, this.maxListed, scope, this.givenSizes ?? undefined);
   }
 
   /** Set once `end` has passed verification (report mode: once `end` came, whatever was found). */

@@ -55,8 +55,25 @@ export class FileTable {
   private readonly seed = randomBytes(4).readUInt32LE(0);
 
   /** `digestBytes`: the width of each record's digest (4 for CRC32C, 32 for SHA256, 0 for none). */
-  constructor(readonly digestBytes: number) {
-    this.digests = new Uint8Array(1024 * digestBytes);
+  constructor(private width: number) {
+    this.digests = new Uint8Array(1024 * width);
+  }
+
+  get digestBytes(): number {
+    return this.width;
+  }
+
+  /**
+   * Gives a table made without digests room for `bytes` of digest a record
+   * (all zero), so that one filled ahead with paths and sizes can take the
+   * digests later instead of a second table repeating its paths.
+   */
+  withDigests(bytes: number): this {
+    if (bytes === this.width) return this;
+    if (this.width !== 0) throw new Error(`FileTable: digests are ${this.width} bytes wide already`);
+    this.digests = new Uint8Array(this.start.length * bytes);
+    this.width = bytes;
+    return this;
   }
 
   get count(): number {

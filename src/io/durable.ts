@@ -25,23 +25,37 @@
  *
  * Errors: IoError naming the path.
  */
-import { constants, promises as fs } from 'node:fs';
+import { closeSync, constants, fsync, openSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { ioError, PgbbError } from '../errors';
 import { fsPath, showPath } from '../codec/path-bytes';
 import type { SafeTree } from './safe-tree';
 import { walkTree } from './walk-tree';
 
-/** fsyncs one file or directory. */
+/**
+ * fsyncs one file or directory. Opened and closed synchronously on a bare
+ * descriptor (an open of a path just written is metadata in memory), the
+ * fsync itself in the thread pool: one request per path, no FileHandle and
+ * promises per path, whose native halves wait for a full GC (syncTree of
+ * many small files).
+ */
 export async function syncPath(p: string): Promise<void> {
-  let fh: fs.FileHandle | undefined;
+  let fd: number | undefined;
   try {
-    fh = await fs.open(fsPath(p), constants.O_RDONLY | constants.O_NONBLOCK);
-    await fh.sync();
+    fd = openSync(fsPath(p), constants.O_RDONLY | constants.O_NONBLOCK);
+    await new Promise<void>((resolve, reject) => fsync(fd!, (err) => (err ? reject(err) : resolve())));
   } catch (err) {
     throw ioError('could not fsync', showPath(p), err);
   } finally {
-    await fh?.close().catch(() => {});
+    if (fd !== undefined) closeQuietly(fd);
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // nothing to lose: the file was only opened to fsync it
   }
 }
 

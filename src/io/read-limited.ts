@@ -8,6 +8,7 @@
  *   readLimited(file, { maxBytes, what })   → Buffer, or null when missing
  *   readLimitedSync(...)                    the same, for the password file
  *   openRegular(file, what)                 → a FileHandle on a regular file
+ *   openRegularSync(file, what)             → a descriptor, the same checks
  *
  * Every open is O_NOFOLLOW (a link in the last component fails with ELOOP)
  * and O_NONBLOCK (a FIFO opens at once instead of waiting for a writer); the
@@ -69,6 +70,28 @@ export async function openRegular(file: string, what: string): Promise<fs.FileHa
     throw err instanceof IoError ? err : ioError(`could not stat ${what}`, showPath(file), err);
   }
   return fh;
+}
+
+/**
+ * openRegular, synchronously, as a bare descriptor (the caller closes it with
+ * closeSync): for many small files, where a FileHandle and a promise per call
+ * are native memory left for a full GC to free.
+ */
+export function openRegularSync(file: string, what: string): number {
+  let fd: number;
+  try {
+    fd = openSync(fsPath(file), OPEN_FLAGS);
+  } catch (err) {
+    throw openError(file, what, err);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw notRegular(file, what, st);
+  } catch (err) {
+    closeSync(fd);
+    throw err instanceof IoError ? err : ioError(`could not stat ${what}`, showPath(file), err);
+  }
+  return fd;
 }
 
 /** The whole of a small file, or null when it does not exist. */
@@ -155,14 +178,13 @@ export async function* readLimitedPieces(file: string, limits: ReadLimits, piece
 export function readLimitedSync(file: string, limits: ReadLimits): Buffer | null {
   let fd: number;
   try {
-    fd = openSync(fsPath(file), OPEN_FLAGS);
+    fd = openRegularSync(file, limits.what);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw openError(file, limits.what, err);
+    if (((err as IoError).cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return null;
+    throw err;
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile()) throw notRegular(file, limits.what, st);
     if (st.size > limits.maxBytes) throw tooLarge(file, limits.what, limits.maxBytes);
     let buf = Buffer.allocUnsafe(Math.min(limits.maxBytes + 1, Math.max(st.size + 1, 4096)));
     let len = 0;

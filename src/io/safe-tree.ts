@@ -28,7 +28,7 @@
  * IoError naming the path for a parent that is a link or not a directory
  * pgbb may use, and for failed system calls.
  */
-import { constants, promises as fs } from 'node:fs';
+import { constants, lstatSync, openSync, promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { IoError, TarFormatError, ioError } from '../errors';
 import { fsPath, showPath } from '../codec/path-bytes';
@@ -68,20 +68,56 @@ export class SafeTree {
 
   /** Makes sure every component above `rel` is a verified directory; returns `rel` normalised. */
   async parentOf(rel: string): Promise<string> {
+    const { norm, above } = this.unverifiedAbove(rel);
+    for (const cur of above) {
+      this.mustLookUp(rel, cur);
+      this.verify(rel, cur, await fs.lstat(fsPath(this.abs(cur))).catch((err) => this.statFailed(cur, err)));
+    }
+    return norm;
+  }
+
+  /** parentOf with synchronous calls (lstat only in an existing tree, for a directory not yet verified). */
+  parentOfSync(rel: string): string {
+    const { norm, above } = this.unverifiedAbove(rel);
+    for (const cur of above) {
+      this.mustLookUp(rel, cur);
+      let st: Stats;
+      try {
+        st = lstatSync(fsPath(this.abs(cur)));
+      } catch (err) {
+        this.statFailed(cur, err);
+      }
+      this.verify(rel, cur, st);
+    }
+    return norm;
+  }
+
+  /** `rel` normalised, and the directories above it not yet verified, outermost first. */
+  private unverifiedAbove(rel: string): { norm: string; above: string[] } {
     const parts = pathComponents(rel);
+    const above: string[] = [];
     let cur = '';
     for (const part of parts.slice(0, -1)) {
       cur = cur ? `${cur}/${part}` : part;
-      if (this.verified.has(cur)) continue;
-      if (!this.existing) throw new IoError(`cannot write "${showPath(rel)}": "${showPath(cur)}" is not a directory this run created`);
-      const st = await fs.lstat(fsPath(this.abs(cur))).catch((err) => {
-        throw ioError('could not stat', showPath(this.abs(cur)), err);
-      });
-      if (st.isSymbolicLink()) throw new IoError(`cannot write "${showPath(rel)}": "${showPath(this.abs(cur))}" is a symbolic link, refusing to follow it`);
-      if (!st.isDirectory()) throw new IoError(`cannot write "${showPath(rel)}": "${showPath(this.abs(cur))}" is not a directory`);
-      this.verified.add(cur);
+      if (!this.verified.has(cur)) above.push(cur);
     }
-    return parts.join('/');
+    return { norm: parts.join('/'), above };
+  }
+
+  /** `cur`, above `rel`, is not verified: only an existing tree looks it up on disk. */
+  private mustLookUp(rel: string, cur: string): void {
+    if (!this.existing) throw new IoError(`cannot write "${showPath(rel)}": "${showPath(cur)}" is not a directory this run created`);
+  }
+
+  /** `cur`, above `rel` and not yet verified: verified now if this tree may take it as a directory (`st`, its lstat). */
+  private verify(rel: string, cur: string, st: Stats): void {
+    if (st.isSymbolicLink()) throw new IoError(`cannot write "${showPath(rel)}": "${showPath(this.abs(cur))}" is a symbolic link, refusing to follow it`);
+    if (!st.isDirectory()) throw new IoError(`cannot write "${showPath(rel)}": "${showPath(this.abs(cur))}" is not a directory`);
+    this.verified.add(cur);
+  }
+
+  private statFailed(cur: string, err: unknown): never {
+    throw ioError('could not stat', showPath(this.abs(cur)), err);
   }
 
   /**
@@ -109,6 +145,20 @@ export class SafeTree {
     const r = await this.parentOf(rel);
     try {
       return await fs.open(fsPath(this.abs(r)), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+    } catch (err) {
+      throw ioError('could not create file', showPath(this.abs(r)), err);
+    }
+  }
+
+  /**
+   * createFile with synchronous calls, as a bare descriptor the caller closes
+   * (closeSync): a sink writing many small files makes no FileHandle or
+   * promise per file, native memory that waits for a full GC.
+   */
+  createFileSync(rel: string, mode: number): number {
+    const r = this.parentOfSync(rel);
+    try {
+      return openSync(fsPath(this.abs(r)), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
     } catch (err) {
       throw ioError('could not create file', showPath(this.abs(r)), err);
     }

@@ -18,7 +18,7 @@
  * Errors: IoError naming the directory that could not be read or the entry
  * that could not be lstat'ed.
  */
-import { promises as fs, type BigIntStats, type Dirent } from 'node:fs';
+import { lstatSync, promises as fs, type BigIntStats, type Dirent } from 'node:fs';
 import * as path from 'node:path';
 import { ioError } from '../errors';
 import { fsPath, pathFromBytes, showPath } from '../codec/path-bytes';
@@ -53,9 +53,14 @@ function typeKnown(d: Dirent): boolean {
   return d.isFile() || d.isDirectory() || d.isSymbolicLink() || d.isFIFO() || d.isSocket() || d.isCharacterDevice() || d.isBlockDevice();
 }
 
-async function lstat(abs: string): Promise<BigIntStats> {
+/**
+ * Synchronous: lstat is answered from the kernel's inode cache, and the
+ * promise form allocates a request and a native stats array per entry that
+ * wait for a full GC (a walk of many files grew with their count).
+ */
+function lstat(abs: string): BigIntStats {
   try {
-    return await fs.lstat(fsPath(abs), { bigint: true });
+    return lstatSync(fsPath(abs), { bigint: true });
   } catch (err) {
     throw ioError('could not stat', showPath(abs), err);
   }
@@ -81,7 +86,7 @@ async function* below(dir: string, prefix: string, opts: WalkOptions): AsyncGene
     const name = pathFromBytes(d.name as unknown as Buffer);
     const abs = path.join(dir, name);
     const rel = prefix ? `${prefix}/${name}` : name;
-    const stats = withStats || !typeKnown(d) ? await lstat(abs) : undefined;
+    const stats = withStats || !typeKnown(d) ? lstat(abs) : undefined;
     const e: TreeEntry = { rel, abs, kind: kindOf(stats ?? d), stats: withStats ? stats : undefined };
     if (opts.skip?.(e)) continue;
     yield e;

@@ -21,7 +21,7 @@ import type { ChecksumAlgorithm } from '../codec/manifest';
  * fetched by streaming brings its own archive_status files.
  */
 export const UNLISTED_OK = /^pg_wal\//;
-/** FileTable flags: a manifest entry named the file; it was reported as seen twice. */
+
 export interface ComparisonScope {
   /** A path left out of the comparison, both ways (listed and not present, present and not listed). */
   ignored?: (path: string) => boolean;
@@ -36,8 +36,13 @@ export function ignoredPaths(paths: string[]): ((path: string) => boolean) | und
   return (path) => norm.some((p) => path === p || path.startsWith(`${p}/`));
 }
 
+/** FileTable flags: a manifest entry named the file; it was reported as seen twice. */
 const LISTED = 1;
 const TWICE = 2;
+/** The backup held the file (a table filled ahead with the listed paths holds the others too). */
+const SEEN = 4;
+/** Listed ahead, not in the backup, and named by a streamed entry: a second entry is a duplicate. */
+const NAMED = 8;
 
 export class ManifestComparison {
   private readonly seen: FileTable;
@@ -48,6 +53,7 @@ export class ManifestComparison {
   private otherAlgorithm: string | null = null;
   /** Manifest entries that named a file seen. */
   matched = 0;
+  private seenCount = 0;
   /** Files the backup holds that -i (or pg_verifybackup's own defaults) left unchecked. */
   leftAlone = 0;
 
@@ -56,20 +62,30 @@ export class ManifestComparison {
     private readonly maxListed: number,
     /** pg_verifybackup's -i (a path and what is under it) and -s (sizes only). */
     private readonly scope: ComparisonScope = {},
+    /**
+     * The manifest's paths and sizes read ahead (restore's failFast table,
+     * src/manifest/manifest-preview.ts): files seen are recorded in it
+     * rather than in a second table repeating every path. A size there is
+     * the listed one until the file is seen, then the size seen.
+     */
+    listed?: FileTable,
   ) {
-    this.seen = new FileTable(digestBytes(algorithm));
+    this.seen = listed ? listed.withDigests(digestBytes(algorithm)) : new FileTable(digestBytes(algorithm));
     this.entryProblems = new Bounded(maxListed);
     this.twice = new Bounded(maxListed);
   }
 
   /** Listed files seen so far. */
   get files(): number {
-    return this.seen.count;
+    return this.seenCount;
   }
 
   record(f: DigestedFile): void {
-    const { index, added } = this.seen.add(f.path);
-    if (!added && !this.seen.hasFlag(index, TWICE)) {
+    const { index } = this.seen.add(f.path);
+    if (!this.seen.hasFlag(index, SEEN)) {
+      this.seen.setFlag(index, SEEN);
+      this.seenCount++;
+    } else if (!this.seen.hasFlag(index, TWICE)) {
       this.seen.setFlag(index, TWICE);
       this.twice.add(`"${showPath(f.path)}" appears more than once in the backup`);
     }
@@ -81,15 +97,22 @@ export class ManifestComparison {
   /** For the manifest reader: refuses a path a second entry names, without a set of its own. */
   readonly paths: PathSet = {
     add: (path) => {
-      const i = this.seen.find(path);
-      return i >= 0 ? !this.seen.hasFlag(i, LISTED) : this.absent.add(path).added;
+      const seen = this.seen;
+      const i = seen.find(path);
+      if (i < 0) return this.absent.add(path).added;
+      if (seen.hasFlag(i, SEEN)) return !seen.hasFlag(i, LISTED);
+      // Listed ahead, not in the backup: as if in `absent`.
+      if (seen.hasFlag(i, NAMED)) return false;
+      seen.setFlag(i, NAMED);
+      return true;
     },
   };
 
   /** One manifest entry against what the backup held. */
   compare(f: ManifestFile): void {
     const seen = this.seen;
-    const i = seen.find(f.path);
+    const found = seen.find(f.path);
+    const i = found >= 0 && seen.hasFlag(found, SEEN) ? found : -1;
     if (this.scope.ignored?.(f.path)) {
       if (i >= 0) this.leftAlone++;
       return;
@@ -111,7 +134,7 @@ export class ManifestComparison {
     const seen = this.seen;
     const extras = new Bounded(this.maxListed);
     for (let i = 0; i < seen.count; i++) {
-      if (seen.hasFlag(i, LISTED)) continue;
+      if (seen.hasFlag(i, LISTED) || !seen.hasFlag(i, SEEN)) continue;
       const path = seen.path(i);
       if (!UNLISTED_OK.test(path) && !this.scope.ignored?.(path)) extras.add(`"${showPath(path)}" is in the backup but not in the manifest`);
     }

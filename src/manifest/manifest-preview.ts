@@ -12,7 +12,8 @@
  *
  * Memory: the reader's entry in progress; with `sizes` one compact record a
  * listed file (src/codec/file-table.ts), which is also what refuses a
- * duplicate path. Without it duplicates are not looked for here (the
+ * duplicate path, and which manifest-verify then records the files seen in
+ * (its listedSizes), so a restore holds one table, not two. Without it duplicates are not looked for here (the
  * streamed check does that at the end), so nothing per file is held.
  *
  * Returns null for a manifest that does not parse (the streamed check reports

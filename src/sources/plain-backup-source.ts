@@ -9,18 +9,19 @@
  *
  * An async generator under Readable.from: one file chunk is read only when the
  * consumer wants it. Files are read in 256 KiB pieces into fresh buffers
- * (events may be held downstream). Errors name the file.
+ * (events may be held downstream); one of a piece or less with synchronous
+ * calls (readSmallFile), larger ones through a FileHandle. Errors name the file.
  *
  * Names are read as bytes and carried as pgbb path strings
  * (src/codec/path-bytes.ts), so a file whose name is not UTF-8 (an admin's stray
  * file, say) is read, restored and listed in the manifest under its own bytes.
  */
-import { promises as fs } from 'node:fs';
+import { closeSync, promises as fs, readSync } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import type { BackupEvent, StartEvent } from '../events';
 import { ioError, PgbbError } from '../errors';
-import { LIMITS, openRegular, readLimited, readLimitedPieces, type ReadLimits } from '../io/read-limited';
+import { LIMITS, openRegular, openRegularSync, readLimited, readLimitedPieces, type ReadLimits } from '../io/read-limited';
 import { walkTree } from '../io/walk-tree';
 import { parseWalRanges } from '../codec/wal-ranges';
 import { formatLsn } from '../codec/lsn';
@@ -97,6 +98,11 @@ async function* walk(root: string, skip: (rel: string) => boolean): AsyncGenerat
 }
 
 async function* readFile(file: string, size: number): AsyncGenerator<BackupEvent> {
+  if (size <= CHUNK) {
+    const chunk = readSmallFile(file, size);
+    if (size) yield { type: 'data', offset: 0, chunk };
+    return;
+  }
   // Opened without following a link or blocking: what was a file at lstat may be a FIFO now.
   const fh = await openRegular(file, 'file');
   try {
@@ -113,6 +119,30 @@ async function* readFile(file: string, size: number): AsyncGenerator<BackupEvent
     throw ioError('could not read file', showPath(file), err);
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * A file of one piece or less, read with synchronous calls on a bare
+ * descriptor: no FileHandle, request or promise per file, whose native
+ * halves would wait for a full GC (memory would grow with a backup's file
+ * count). Opened as openRegular opens; `size` bytes at most.
+ */
+function readSmallFile(file: string, size: number): Buffer {
+  const fd = openRegularSync(file, 'file');
+  try {
+    const buf = Buffer.allocUnsafe(size);
+    for (let got = 0; got < size; ) {
+      const n = readSync(fd, buf, got, size - got, got);
+      if (n === 0) throw new PgbbError('io', `file "${showPath(file)}" is shorter than its size ${size} (changed while reading?)`);
+      got += n;
+    }
+    return buf;
+  } catch (err) {
+    if (err instanceof PgbbError) throw err;
+    throw ioError('could not read file', showPath(file), err);
+  } finally {
+    closeSync(fd);
   }
 }
 

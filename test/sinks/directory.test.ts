@@ -196,3 +196,35 @@ test('the manifest goes to backup_manifest.tmp as its pieces come and is renamed
     await fs.rm(root, { recursive: true, force: true });
   }
 });
+
+test('many small files are written and fsynced with no FileHandle of their own: per-file native memory would grow with the file count', async () => {
+  const { countAsyncResources } = await import('../support/async-resources');
+  const root = await fs.mkdtemp(join(tmpdir(), 'pgbb-dirsink-'));
+  const many = 300;
+  function* members(): Generator<BackupEvent> {
+    yield start;
+    yield { type: 'archive', kind: 'base', name: 'base', location: '' };
+    yield { type: 'entry', path: 'base', kind: 'directory', size: 0, mode: 0o700, mtime };
+    yield { type: 'entry-end' };
+    for (let i = 0; i < many; i++) {
+      const body = Buffer.from(`file ${i}`);
+      yield { type: 'entry', path: `base/f${i}`, kind: 'file', size: body.length, mode: 0o600, mtime };
+      yield { type: 'data', offset: 0, chunk: body };
+      yield { type: 'entry-end' };
+    }
+    yield { type: 'archive-end' };
+    yield { type: 'manifest', data: Buffer.from('{}\n') };
+    yield { type: 'end', endLsn: '0/30100', timeline: 1 };
+  }
+  try {
+    const target = join(root, 'data');
+    const counts = await countAsyncResources(() => pipeline(Readable.from(members()), new DirectorySink({ target, sync: true })));
+    assert.equal(await fs.readFile(join(target, 'base', 'f123'), 'utf8'), 'file 123');
+    assert.equal((await fs.readdir(join(target, 'base'))).length, many);
+    // The target's lock file and backup_manifest: a few handles, none per file; one fsync request per file stays.
+    assert.ok((counts.get('FILEHANDLE') ?? 0) < 10, `FileHandles for ${many} files: ${counts.get('FILEHANDLE')}`);
+    assert.ok((counts.get('FSREQPROMISE') ?? 0) < many / 4, `promise fs requests for ${many} files: ${counts.get('FSREQPROMISE')}`);
+  } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});

@@ -335,3 +335,37 @@ test('report mode, a manifest in pieces that does not parse: every piece passes,
   assert.deepEqual(r.out.filter((e) => e.type === 'manifest'), pieces);
   assert.deepEqual(v.outcome().problems, ['backup_manifest: not valid UTF-8']);
 });
+
+test('failFast with listed sizes read ahead: files seen are recorded in that table (no second one), with the same verdicts as without it', async () => {
+  const { FileTable } = await import('../../src/codec/file-table');
+  const table = (files: FileSpec[]) => {
+    const t = new FileTable(0);
+    for (const f of files) t.setSize(t.add(f.path).index, f.data.length);
+    return t;
+  };
+  const dupOf = (path: string) => {
+    const files = listed();
+    return manifestFor([...files, files.find((f) => f.path === path)!]);
+  };
+  const twice = BASE.find((f) => f.path === 'PG_VERSION')!;
+  const cases: Array<[string, BackupEvent[]]> = [
+    ['correct', backup()],
+    ['missing', backup({ base: BASE.filter((f) => f.path !== 'PG_VERSION') })],
+    ['flipped', backup({ base: flipped(BASE, 'base/5/16390', 17) })],
+    ['a listed-twice missing file', backup({ base: BASE.filter((f) => f.path !== 'PG_VERSION'), manifest: dupOf('PG_VERSION') })],
+    ['a listed-twice present file', backup({ manifest: dupOf('backup_label') })],
+    ['a file twice in the backup', backup({ base: [...BASE, twice] })],
+  ];
+  for (const [what, events] of cases) {
+    const plain = manifestVerify();
+    const expected = await run(plain, events);
+    const t = table(listed());
+    const ahead = manifestVerify({ failFast: true, listedSizes: t, checksumAlgorithm: 'CRC32C' });
+    const got = await run(ahead, events);
+    assert.equal(String(got.err), String(expected.err), what);
+    assert.deepEqual(ahead.result, plain.result, what);
+    // One table: the listed one took the digests, and every file seen was listed (WAL segments are not recorded).
+    assert.equal(t.digestBytes, 4, what);
+    assert.equal(t.count, listed().length, what);
+  }
+});

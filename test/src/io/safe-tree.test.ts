@@ -76,3 +76,35 @@ test('existing tree: a file with another hard link is not updated in place (the 
     rmSync(outer, { recursive: true, force: true });
   }
 });
+
+test('createFileSync: the same refusals as createFile (parents this run made, O_EXCL, O_NOFOLLOW), as a bare descriptor', async () => {
+  const { closeSync, writeSync } = await import('node:fs');
+  const { outer, root } = sandbox();
+  try {
+    const fresh = new SafeTree(root);
+    await fresh.symlink('a', '.');
+    assert.throws(() => fresh.createFileSync('a/x', 0o600), (e: unknown) => e instanceof IoError && /"a" is not a directory this run created/.test(e.message));
+    await fresh.mkdir('d', 0o700);
+    const fd = fresh.createFileSync('d/f', 0o600);
+    writeSync(fd, 'new');
+    closeSync(fd);
+    assert.equal(readFileSync(join(root, 'd/f'), 'utf8'), 'new');
+    assert.throws(() => fresh.createFileSync('d/f', 0o600), (e: unknown) => e instanceof IoError && /could not create file/.test(e.message)); // O_EXCL
+    symlinkSync(join(outer, 'victim'), join(root, 'd/g'));
+    assert.throws(() => fresh.createFileSync('d/g', 0o600), IoError); // a link at the name: not created through
+    assert.equal(existsSync(join(outer, 'victim')), false);
+    assert.throws(() => fresh.createFileSync('../x', 0o600), TarFormatError);
+    // An existing tree verifies a real directory on disk, and refuses a planted link as a parent.
+    const elsewhere = join(outer, 'elsewhere');
+    mkdirSync(elsewhere);
+    mkdirSync(join(root, 'base'));
+    symlinkSync(elsewhere, join(root, 'global'));
+    const existing = new SafeTree(root, true);
+    closeSync(existing.createFileSync('base/new', 0o600));
+    assert.throws(() => existing.createFileSync('global/new', 0o600), (e: unknown) => e instanceof IoError && /is a symbolic link, refusing to follow it/.test(e.message));
+    assert.throws(() => existing.createFileSync('missing/new', 0o600), (e: unknown) => e instanceof IoError && /could not stat/.test(e.message));
+    assert.deepEqual(readdirSync(elsewhere), []);
+  } finally {
+    rmSync(outer, { recursive: true, force: true });
+  }
+});

@@ -20,7 +20,7 @@ import { plainBackupEvents, plainBackupSource } from '../../../src/sources/plain
 import { DirectorySink } from '../../../sinks/directory';
 import { manifestBuild } from '../../../transforms/manifest-build';
 import { manifestVerify } from '../../../transforms/manifest-verify';
-import { IoError } from '../../../src/errors';
+import { IoError, PgbbError } from '../../../src/errors';
 import { LIMITS } from '../../../src/io/read-limited';
 import { LONG_NAME, LONG_TARGET, RAW_NAME, sampleEvents } from '../../support/synthetic-backup';
 import { plant, releaseFifos, tinyPlainBackup, within, type Hostile } from '../../support/hostile-files';
@@ -140,4 +140,48 @@ test('backup_manifest is read in pieces of at most 256 KiB, and end takes its WA
   assert.ok(pieces.length >= 3 && pieces.every((p) => p.length <= 256 * 1024), `${pieces.length} pieces`);
   assert.ok(Buffer.concat(pieces).equals(manifest));
   assert.deepEqual(end, { type: 'end', endLsn: '1/2A000100', timeline: 3 });
+});
+
+test('small files are read with no FileHandle or fs request of their own: per-file native memory would grow with the file count', async (t) => {
+  const dir = tinyPlainBackup(mkdtempSync(join(tmpdir(), 'pgbb-plain-many-')));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const { countAsyncResources } = await import('../../support/async-resources');
+  const { writeFileSync } = await import('node:fs');
+  const many = 300;
+  for (let i = 0; i < many; i++) writeFileSync(join(dir, 'base/1', `f${i}`), `file ${i}`);
+  writeFileSync(join(dir, 'base/1/big'), Buffer.alloc(300 * 1024, 0x62)); // past one piece: read through a FileHandle
+  let events: BackupEvent[] = [];
+  const counts = await countAsyncResources(async () => {
+    events = [];
+    for await (const ev of plainBackupEvents(dir)) events.push(ev);
+  });
+  const got = files(events);
+  assert.equal(got.get(`base|${Buffer.from('base/1/f7').toString('hex')}`), `file 6  ${Buffer.from('file 7').toString('hex')}`);
+  assert.equal(got.get(`base|${Buffer.from('base/1/big').toString('hex')}`)?.length, `file ${300 * 1024}  `.length + 300 * 1024 * 2);
+  // pg_control, backup_label, PG_VERSION, the big file and backup_manifest: one handle each, none per small file.
+  assert.ok((counts.get('FILEHANDLE') ?? 0) <= 5, `FileHandles: ${counts.get('FILEHANDLE')}`);
+  const requests = (counts.get('FSREQPROMISE') ?? 0) + (counts.get('FSREQCALLBACK') ?? 0);
+  assert.ok(requests < many / 4, `fs requests for ${many} small files: ${requests}`);
+});
+
+test('a small file swapped for a link, or cut short, between the walk and its read is refused, naming it', async (t) => {
+  const { symlinkSync, truncateSync, writeFileSync } = await import('node:fs');
+  for (const how of ['link', 'short'] as const) {
+    const dir = tinyPlainBackup(mkdtempSync(join(tmpdir(), 'pgbb-plain-swap-')));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'outside'), 'secret!');
+    const run = (async () => {
+      for await (const ev of plainBackupEvents(dir)) {
+        if (ev.type === 'entry' && ev.path === 'base/1/100') {
+          if (how === 'link') {
+            unlinkSync(join(dir, 'base/1/100'));
+            symlinkSync(join(dir, 'outside'), join(dir, 'base/1/100'));
+          } else truncateSync(join(dir, 'base/1/100'), 1);
+        }
+        assert.ok(ev.type !== 'data' || !ev.chunk.toString().includes('secret'), 'read through the link');
+      }
+    })();
+    const why = how === 'link' ? /^file ".*\/base\/1\/100" is a symbolic link: refusing to follow it$/ : /^file ".*\/base\/1\/100" is shorter than its size 4 \(changed while reading\?\)$/;
+    await assert.rejects(within(run), (e: unknown) => e instanceof PgbbError && why.test(e.message));
+  }
 });
