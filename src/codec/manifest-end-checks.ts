@@ -9,7 +9,7 @@
 import { ManifestError } from '../errors';
 import { show } from './manifest-format';
 import { unsigned } from './wal-ranges';
-import { CHECKSUM, LAST_KEY, SYSTEM_ID, VERSION, type ManifestFaults } from './manifest-faults';
+import { CHECKSUM, FIRST_KEY, LAST_KEY, SYSTEM_ID, VERSION, type ManifestFaults } from './manifest-faults';
 
 export const VERSION_KEY = 'PostgreSQL-Backup-Manifest-Version';
 
@@ -17,6 +17,8 @@ type TopFields = Record<string, unknown>;
 
 export function checkHeader(top: TopFields, lastKey: string, faults: ManifestFaults): void {
   const version = top[VERSION_KEY];
+  // `{}`: the object ended before its first field.
+  if (!(VERSION_KEY in top)) faults.note(FIRST_KEY, 'expected version indicator as the first field');
   faults.judge(VERSION, () => {
     const v = unsigned(version, 'manifest version');
     if (v !== 1 && v !== 2) throw new ManifestError(`backup_manifest: unexpected manifest version ${v} (pgbb reads 1 and 2)`);

@@ -1,5 +1,5 @@
 /**
- * Which of a manifest's faults the ManifestReader names. parseManifest
+ * Which of a manifest's faults the ManifestReader names. pg_verifybackup
  * (src/common/parse_manifest.c) stops at the first fault in the order below;
  * a streaming reader meets them in another order (a bad checksum is known
  * only at the end, a bad file entry early), so it notes each and keeps the
@@ -8,18 +8,22 @@
  */
 import { ManifestError } from '../errors';
 
-// Fault categories, in the order parseManifest reports them.
+// Fault categories, in the order pg_verifybackup reports them: what its
+// incremental parser meets while reading (syntax, the top-level fields, the
+// version, the system identifier, each file, each WAL range) before what it
+// checks at the end (the last field, the Manifest-Checksum). So a broken file
+// entry is named as such, not as a manifest that lacks its checksum.
 export const UTF8 = 0;
 export const JSON_SYNTAX = 1;
 export const NOT_OBJECT = 2;
 export const FIRST_KEY = 3;
 export const TOP_KEY = 4;
 export const VERSION = 5;
-export const LAST_KEY = 6;
-export const CHECKSUM = 7;
-export const SYSTEM_ID = 8;
-export const FILES = 9;
-export const RANGES = 10;
+export const SYSTEM_ID = 6;
+export const FILES = 7;
+export const RANGES = 8;
+export const LAST_KEY = 9;
+export const CHECKSUM = 10;
 
 export class ManifestFaults {
   private fault: { rank: number; message: string } | null = null;

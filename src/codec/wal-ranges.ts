@@ -41,6 +41,7 @@ export function walRangeFromJson(r: unknown): ManifestWalRange {
   if (!isObject(r)) return fail('a WAL range is not an object');
   for (const k of Object.keys(r)) if (!RANGE_KEYS.has(k)) fail(`unexpected WAL range field "${show(k)}"`);
   const lsn = (v: unknown, what: string) => {
+    if (v === undefined) fail(`missing ${what} in a WAL range`);
     if (typeof v !== 'string' || !LSN_TEXT.test(v)) fail(`could not parse ${what} "${show(v)}"`);
     return v as string;
   };

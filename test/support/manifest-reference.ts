@@ -50,8 +50,6 @@ export function parseManifestReference(buf: Buffer): Manifest {
   for (const k of keys) if (!TOP_KEYS.has(k)) fail(`unrecognized top-level field "${show(k)}"`);
   const version = unsigned(doc['PostgreSQL-Backup-Manifest-Version'], 'manifest version');
   if (version !== 1 && version !== 2) fail(`unexpected manifest version ${version} (pgbb reads 1 and 2)`);
-  if (keys[keys.length - 1] !== 'Manifest-Checksum') fail('manifest has no checksum as its last field');
-  verifyChecksum(buf, doc['Manifest-Checksum']);
 
   const manifest: Manifest = { version: version as 1 | 2, files: new Map(), walRanges: [] };
   if ('System-Identifier' in doc) manifest.systemIdentifier = rawSystemIdentifier(text, doc['System-Identifier']);
@@ -68,12 +66,16 @@ export function parseManifestReference(buf: Buffer): Manifest {
     if (!isObject(r)) return fail('a WAL range is not an object');
     for (const k of Object.keys(r)) if (!RANGE_KEYS.has(k)) fail(`unexpected WAL range field "${show(k)}"`);
     const lsn = (v: unknown, what: string) => {
+      if (v === undefined) fail(`missing ${what} in a WAL range`);
       if (typeof v !== 'string' || !/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/.test(v)) fail(`could not parse ${what} "${show(v)}"`);
       return v as string;
     };
     if (r.Timeline === undefined) fail('missing timeline in a WAL range');
     manifest.walRanges.push({ timeline: unsigned(r.Timeline, 'timeline'), startLsn: lsn(r['Start-LSN'], 'start LSN'), endLsn: lsn(r['End-LSN'], 'end LSN') });
   }
+  // Checked once the whole is read, as pg_verifybackup does: a broken entry is named before a missing checksum.
+  if (keys[keys.length - 1] !== 'Manifest-Checksum') fail('manifest has no checksum as its last field');
+  verifyChecksum(buf, doc['Manifest-Checksum']);
   return manifest;
 }
 
