@@ -33,7 +33,8 @@ export function exitCode(err: unknown): number {
 
 export function abortOnSignals(): AbortController {
   const ac = new AbortController();
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  // SIGHUP too: what a closed terminal or ssh session sends; without a handler the process dies where it stands, leaving what it made.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     // once: a second signal finds no handler and ends the process the default way.
     process.once(sig, () => ac.abort(new InterruptedError(`interrupted by ${sig}`, sig)));
   }

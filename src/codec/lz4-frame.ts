@@ -10,8 +10,9 @@
  * The format is small; decoding it here keeps memory at one block.
  *
  * Memory: the input held is at most one block (≤ the frame's maximum block
- * size, 4 MiB at most) plus the last chunk pushed; the output is one block
- * at a time plus, for linked blocks, the 64 KiB window they may refer to.
+ * size, 4 MiB at most) plus the last chunk pushed; blocks are decoded in one
+ * reused buffer (window + maximum block) and each is handed on as a copy of
+ * its own size, so what waits downstream is counted at what it holds.
  * Nothing read is trusted: every size is checked against the frame's own
  * maximum before anything is allocated for it.
  *
@@ -50,8 +51,12 @@ interface Frame {
 
 export class Lz4FrameDecoder {
   private readonly where: string;
+  /** Input held, from pieces[head] on (an index, not shift(): a block pushed a byte at a time stays linear). */
   private pieces: Buffer[] = [];
+  private head = 0;
   private held = 0;
+  /** Where compressed blocks are decoded (window + the frame's maximum block), reused: each output is copied out at its own size, so a stream of tiny blocks cannot pin a block-sized buffer each. */
+  private scratch: Buffer | null = null;
   private state: State = 'magic';
   private frame: Frame | null = null;
   /** The frame descriptor's length once FLG is known; the current block's stored size and whether it is compressed. */
@@ -81,6 +86,16 @@ export class Lz4FrameDecoder {
     if (chunk.length === 0) return;
     this.pieces.push(chunk);
     this.held += chunk.length;
+  }
+
+  private get first(): Buffer {
+    return this.pieces[this.head];
+  }
+
+  private dropFirst(): void {
+    this.head++;
+    if (this.head === this.pieces.length) (this.pieces = []), (this.head = 0);
+    else if (this.head >= 1024 && this.head * 2 >= this.pieces.length) (this.pieces = this.pieces.slice(this.head)), (this.head = 0);
   }
 
   /** The next decoded block (never empty), or null when more input is needed. */
@@ -212,16 +227,18 @@ export class Lz4FrameDecoder {
       out = Buffer.from(data);
     } else {
       const hist = f.independent ? 0 : this.history.length;
-      const dst = Buffer.allocUnsafe(hist + f.blockMax);
+      if (!this.scratch || this.scratch.length < WINDOW + f.blockMax) this.scratch = Buffer.allocUnsafe(WINDOW + f.blockMax);
+      // Only hist + blockMax of it: a block may not write beyond the frame's maximum.
+      const dst = this.scratch.subarray(0, hist + f.blockMax);
       if (hist) this.history.copy(dst, 0);
       let end: number;
       try {
         end = decodeBlock(data, dst, hist);
       } catch (err) {
-        if (err instanceof BlockError) throw this.corrupt(err.message, at + 4);
+        if (err instanceof BlockError) throw this.corrupt(err.message, at);
         throw err;
       }
-      out = dst.subarray(hist, end);
+      out = Buffer.from(dst.subarray(hist, end));
     }
     f.produced += BigInt(out.length);
     if (f.contentSize !== null && f.produced > f.contentSize) throw this.corrupt(`more data than the frame's declared content size of ${f.contentSize} bytes`, at);
@@ -253,44 +270,47 @@ export class Lz4FrameDecoder {
 
   /** Drops skippable-frame bytes as they arrive; true once all are gone. */
   private discard(): boolean {
-    while (this.skipLeft > 0 && this.pieces.length > 0) {
-      const p = this.pieces[0];
+    while (this.skipLeft > 0 && this.held > 0) {
+      const p = this.first;
       const n = Math.min(p.length, this.skipLeft);
       this.skipLeft -= n;
       this.held -= n;
       this.consumed += n;
-      if (n === p.length) this.pieces.shift();
-      else this.pieces[0] = p.subarray(n);
+      if (n === p.length) this.dropFirst();
+      else this.pieces[this.head] = p.subarray(n);
     }
     return this.skipLeft === 0;
   }
 
   /** Exactly `n` held bytes (a view when one piece has them, else one copy). */
   private take(n: number): Buffer {
+    // An empty stored block needs nothing, and nothing may be held.
+    if (n === 0) return Buffer.alloc(0);
     this.held -= n;
     this.consumed += n;
-    const first = this.pieces[0];
+    const first = this.first;
     if (first.length >= n) {
-      if (first.length === n) this.pieces.shift();
-      else this.pieces[0] = first.subarray(n);
+      if (first.length === n) this.dropFirst();
+      else this.pieces[this.head] = first.subarray(n);
       return first.subarray(0, n);
     }
     const out = Buffer.allocUnsafe(n);
     let filled = 0;
     while (filled < n) {
-      const p = this.pieces[0];
+      const p = this.first;
       const k = Math.min(p.length, n - filled);
       p.copy(out, filled, 0, k);
       filled += k;
-      if (k === p.length) this.pieces.shift();
-      else this.pieces[0] = p.subarray(k);
+      if (k === p.length) this.dropFirst();
+      else this.pieces[this.head] = p.subarray(k);
     }
     return out;
   }
 
   /** Puts bytes taken back at the front (the two descriptor bytes read ahead). */
   private unread(bytes: Buffer): void {
-    this.pieces.unshift(bytes);
+    if (this.head > 0) this.pieces[--this.head] = bytes;
+    else this.pieces.unshift(bytes);
     this.held += bytes.length;
     this.consumed -= bytes.length;
   }

@@ -9,7 +9,7 @@
  * - `restore DIR` where DIR/PG_VERSION is a link to /dev/zero (read, it grew
  *   pgbb without end): refused as a link, the target not left behind.
  * - `verify -` and `restore -` with stdin a pipe nobody writes to, then
- *   SIGTERM or SIGINT: exit 143 / 130 within a second.
+ *   SIGTERM, SIGINT or SIGHUP: exit 143 / 130 / 129 within a second.
  * - `verify -` / `restore -` spooling a pg_basebackup stream (no pgbb
  *   descriptor), stopped mid-stream: the spool is gone when pgbb has exited.
  *
@@ -130,11 +130,13 @@ for (const [command, sig, code] of [
 for (const [command, sig, code] of [
   ['verify', 'SIGTERM', 143],
   ['restore', 'SIGINT', 130],
+  // A closed terminal or ssh session: the spool went with the default action's kill before.
+  ['verify', 'SIGHUP', 129],
 ] as const) {
   test(`pgbb ${command} - spooling a pg_basebackup stream: ${sig} ends it with ${code} and the spool is gone`, async () => {
-    const tmp = join(root, `spool-${command}`);
+    const tmp = join(root, `spool-${command}-${sig}`);
     mkdirSync(tmp);
-    const target = join(root, `spool-${command}-target`);
+    const target = join(root, `spool-${command}-${sig}-target`);
     const { child, ended, mark } = start(command === 'verify' ? ['verify', '-'] : ['restore', '-', '-D', target], 5000, { TMPDIR: tmp });
     // pg_basebackup's first member, promising more than is sent: pgbb spools and waits for the rest.
     child.stdin!.write(encodeHeader({ name: 'backup_label', type: '0', size: 10_000_000, mode: 0o600, mtime: new Date() }));
