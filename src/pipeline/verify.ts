@@ -143,9 +143,9 @@ export async function verify(o: VerifyOptions): Promise<VerifyReport> {
   // A manifest that does not parse is said once, by its check: the WAL check reads the same
   // manifest for its ranges and would only repeat it (or name a later fault of the same file).
   const unreadable = (p: string) => p.startsWith('backup_manifest: ');
-  const manifestBroken = manifest.outcome().problems.some(unreadable);
-  for (const c of checks) {
-    const out = c.outcome();
+  const outcomes = checks.map((c) => ({ c, out: c.outcome() }));
+  const manifestBroken = outcomes.some(({ c, out }) => c === manifest && out.problems.some(unreadable));
+  for (const { c, out } of outcomes) {
     const own = c === wal && manifestBroken ? out.problems.filter((p) => !unreadable(p)) : out.problems;
     for (const p of own) problems.push(`${out.check}: ${p}`);
     if (out.more > 0) problems.push(`${out.check}: and ${out.more} more problems`);

@@ -225,7 +225,7 @@ export class MultipartUpload extends Writable {
 
   /** The checksum the store reports for the finished object (HeadObject with ChecksumMode ENABLED). */
   get storeChecksum(): string {
-    return storeChecksumOf(this.partNumber === 0 ? [] : this.partCrcs, this.objectCrc);
+    return storeChecksumOf(this.partCrcs, this.objectCrc);
   }
 
   private fail(err: Error): void {

@@ -43,7 +43,8 @@ export async function checkStoredObjects(repo: Repository, links: ChainLink[], s
       r.objects++;
       r.bytes += obj.size;
       if (head.ContentLength !== obj.size) {
-        r.problems.push(`${where} is ${head.ContentLength ?? 'of unknown size,'} bytes, the backup recorded ${obj.size}: truncated or replaced`);
+        const size = head.ContentLength === undefined ? 'of no size the store will say' : `${head.ContentLength} bytes`;
+        r.problems.push(`${where} is ${size}, the backup recorded ${obj.size} bytes: truncated or replaced`);
       } else if (head.ChecksumCRC32C && obj.storeCrc32c) {
         if (head.ChecksumCRC32C === obj.storeCrc32c) r.checksummed++;
         else r.problems.push(`${where} has store checksum ${head.ChecksumCRC32C}, the backup uploaded ${obj.storeCrc32c}: replaced`);
