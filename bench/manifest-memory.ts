@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { calculate as crc32c } from 'fast-crc32c';
+import { crc32c } from '@node-rs/crc32';
 import type { BackupEvent } from '../src/events';
 import { manifestVerify } from '../transforms/manifest-verify';
 

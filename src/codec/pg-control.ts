@@ -11,7 +11,7 @@
  * the run (anchored on nameDataLen = 64), and check every value for sanity
  * rather than trusting fixed offsets. Host byte order: little-endian.
  */
-import { calculate as crc32c } from 'fast-crc32c';
+import { crc32c } from '@node-rs/crc32';
 import { PgbbError } from '../errors';
 
 export interface ControlData {

@@ -11,8 +11,8 @@
  *                    (src/codec/file-table.ts)
  */
 import { createHash, type Hash } from 'node:crypto';
-// calculate(buf, crc) continues a running CRC (types: src/types/fast-crc32c.d.ts).
-import { calculate as crc32c } from 'fast-crc32c';
+// crc32c(buf, crc) continues a running CRC (why this library: src/codec/data-crc.ts).
+import { crc32c } from '@node-rs/crc32';
 import { ManifestError } from '../errors';
 import type { ArchiveKind, DataEvent, EntryKind } from '../events';
 import { crc32cHex, type ChecksumAlgorithm } from '../codec/manifest';

@@ -15,13 +15,13 @@
  */
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { s3Sdk } from './sdk';
-import { calculate as crc32c } from 'fast-crc32c';
+import { crc32c } from '@node-rs/crc32';
 import { PgbbError } from '../errors';
 
 /**
  * The SDK's CRC32C is JavaScript (about a quarter of the CPU an upload
  * took in bench/s3-upload.ts); this is the same checksum through
- * fast-crc32c's SSE4.2 code, in the SDK's Checksum shape.
+ * native code (@node-rs/crc32, as everywhere in pgbb), in the SDK's Checksum shape.
  */
 export class NativeCrc32c {
   private crc = 0;

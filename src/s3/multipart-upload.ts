@@ -24,7 +24,7 @@
  */
 import { Writable } from 'node:stream';
 import type { CompletedPart, S3Client, StorageClass } from '@aws-sdk/client-s3';
-import { calculate as crc32c } from 'fast-crc32c';
+import { crc32c } from '@node-rs/crc32';
 import { s3Sdk } from './sdk';
 import { s3Error } from './client';
 import { PgbbError } from '../errors';

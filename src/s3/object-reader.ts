@@ -9,7 +9,7 @@
  */
 import { Transform, type Readable } from 'node:stream';
 import { s3Sdk } from './sdk';
-import { calculate as crc32c } from 'fast-crc32c';
+import { crc32c } from '@node-rs/crc32';
 import { ChecksumError } from '../errors';
 import { crcHex } from './backup-record';
 import { s3Error } from './client';

@@ -1,22 +1,22 @@
 /**
- * How many bytes fast-crc32c checksums while a function runs: its module's
- * `calculate` is wrapped for the duration (pgbb's modules call it through the
- * module object, so they see the wrapper). For tests that prove a byte is
- * checksummed once however many stages want its CRC.
+ * How many bytes pgbb's CRC32C (@node-rs/crc32) checksums while a function
+ * runs: the module's `crc32c` is wrapped for the duration (pgbb's modules
+ * call it through the module object, so they see the wrapper). For tests
+ * that prove a byte is checksummed once however many stages want its CRC.
  */
-import fastCrc = require('fast-crc32c');
+import nodeRsCrc = require('@node-rs/crc32');
 
 export async function crcBytesDuring<T>(f: () => T | Promise<T>): Promise<{ value: T; bytes: number }> {
-  const mod = fastCrc as { calculate: typeof fastCrc.calculate };
-  const real = mod.calculate;
+  const mod = nodeRsCrc as { crc32c: typeof nodeRsCrc.crc32c };
+  const real = mod.crc32c;
   let bytes = 0;
-  mod.calculate = (data, initial) => {
+  mod.crc32c = (data, initial) => {
     bytes += data.length;
     return real(data, initial);
   };
   try {
     return { value: await f(), bytes };
   } finally {
-    mod.calculate = real;
+    mod.crc32c = real;
   }
 }
