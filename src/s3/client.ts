@@ -26,7 +26,7 @@ import { PgbbError } from '../errors';
 export class NativeCrc32c {
   private crc = 0;
   update(data: Uint8Array): void {
-    this.crc = crc32c(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength), this.crc);
+    this.crc = crc32c(data, this.crc);
   }
   async digest(): Promise<Uint8Array> {
     const out = Buffer.alloc(4);
