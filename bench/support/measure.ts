@@ -13,7 +13,10 @@ export interface Sample {
   /** user + sys of the command and its descendants. */
   cpu: number;
   maxRssKb: number;
+  /** Bytes the kernel had to send to storage (write_bytes): whole dirtied folios. */
   writeBytes: number;
+  /** Bytes handed to write calls on any descriptor (wchar): exact. */
+  writeCallBytes: number;
   stderr: string;
 }
 
@@ -32,7 +35,7 @@ export function measure(cmd: string, args: string[], opts: { stdoutTo?: string; 
     child.stdio[3]!.on('data', (d) => (report += d));
     child.on('error', reject);
     child.on('close', (code) => {
-      let r: { wall: number; user: number; sys: number; maxRssKb: number; writeBytes: number } | undefined;
+      let r: { wall: number; user: number; sys: number; maxRssKb: number; writeBytes: number; writeCallBytes: number } | undefined;
       try {
         r = JSON.parse(report);
       } catch {
@@ -42,7 +45,7 @@ export function measure(cmd: string, args: string[], opts: { stdoutTo?: string; 
         const tail = stderr.trim().split('\n').slice(-5).join('\n');
         return reject(new Error(`${cmd} ${args.join(' ')} failed (exit ${code}): ${tail}`));
       }
-      resolve({ wall: r.wall, cpu: r.user + r.sys, maxRssKb: r.maxRssKb, writeBytes: r.writeBytes, stderr });
+      resolve({ wall: r.wall, cpu: r.user + r.sys, maxRssKb: r.maxRssKb, writeBytes: r.writeBytes, writeCallBytes: r.writeCallBytes, stderr });
     });
   });
 }

@@ -1,6 +1,6 @@
 /**
  * Runs one command and reports what it cost, as one JSON line on fd 3:
- *   { wall, user, sys, maxRssKb, writeBytes, code, signal }
+ *   { wall, user, sys, maxRssKb, writeBytes, writeCallBytes, code, signal }
  *
  *   node measured-child.js CMD ARGS...   (stdin ignored; stdout and stderr are the command's)
  *
@@ -16,20 +16,30 @@
  *    what it said at our start. write_bytes counts bytes the kernel had to
  *    send to storage: page-cache pages dirtied by write(), not pipes, not
  *    /dev/null, not tmpfs; a page rewritten while still dirty counts once.
+ *    The kernel counts a dirtied page cache folio whole, and it picks folio
+ *    sizes (ext4 and xfs cache files in large folios), so an 8 KiB pwrite
+ *    can count 64 KiB or more, varying run to run.
+ *  - writeCallBytes is wchar from the same file: the bytes the command handed
+ *    to write(), pwrite() and writev() on any descriptor (files, pipes,
+ *    sockets, /dev/null). Exact and repeatable, independent of folios.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeSync } from 'node:fs';
 
 const GNU_TIME = '/usr/bin/time';
 
-function writeBytes(): number {
-  const m = /^write_bytes:\s*(\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'));
-  if (!m) throw new Error('/proc/self/io has no write_bytes line');
-  return Number(m[1]);
+function ioCounters(): { writeBytes: number; wchar: number } {
+  const io = readFileSync('/proc/self/io', 'utf8');
+  const field = (name: string) => {
+    const m = new RegExp(`^${name}:\\s*(\\d+)$`, 'm').exec(io);
+    if (!m) throw new Error(`/proc/self/io has no ${name} line`);
+    return Number(m[1]);
+  };
+  return { writeBytes: field('write_bytes'), wchar: field('wchar') };
 }
 
 const [cmd, ...args] = process.argv.slice(2);
-const before = writeBytes();
+const before = ioCounters();
 const start = process.hrtime.bigint();
 const MARK = 'pgbb-bench-time';
 const child = spawn(GNU_TIME, ['-f', `${MARK} %U %S %M`, '--', cmd, ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
@@ -41,7 +51,7 @@ process.on('SIGINT', () => {});
 process.on('SIGTERM', () => child.kill('SIGTERM'));
 child.on('close', (code, signal) => {
   const wall = Number(process.hrtime.bigint() - start) / 1e9;
-  const written = writeBytes() - before;
+  const after = ioCounters();
   const lines = stderr.split('\n');
   const ours = lines.findIndex((l) => l.startsWith(MARK));
   const m = ours >= 0 ? new RegExp(`^${MARK} ([\\d.]+) ([\\d.]+) (\\d+)`).exec(lines.splice(ours, 1)[0]) : null;
@@ -53,7 +63,8 @@ child.on('close', (code, signal) => {
     user: m ? Number(m[1]) : NaN,
     sys: m ? Number(m[2]) : NaN,
     maxRssKb: m ? Number(m[3]) : NaN,
-    writeBytes: written,
+    writeBytes: after.writeBytes - before.writeBytes,
+    writeCallBytes: after.wchar - before.wchar,
     code,
     signal,
   };

@@ -7,12 +7,14 @@ import { measure } from '../../bench/support/measure';
 
 const node = process.execPath;
 
-test('bytes written by a grandchild are counted (reaped counters), pipes and /dev/null are not', async () => {
+test('bytes written by a grandchild are counted (reaped counters): to storage, files only; in write calls, every descriptor', async () => {
   const dir = await fs.mkdtemp(join(tmpdir(), 'pgbb-bench-measure-'));
   try {
     // sh → head: the writer is a descendant of the measured command, not the command itself.
     const s = await measure('/bin/sh', ['-c', `head -c 3000000 /dev/urandom > ${dir}/f; head -c 5000000 /dev/zero | cat > /dev/null`]);
     assert.ok(s.writeBytes >= 3_000_000 && s.writeBytes < 4_000_000, `writeBytes ${s.writeBytes}`);
+    // Write calls count every descriptor: 3 MB to the file, 5 MB into the pipe, 5 MB to /dev/null.
+    assert.ok(s.writeCallBytes >= 13_000_000 && s.writeCallBytes < 13_100_000, `writeCallBytes ${s.writeCallBytes}`);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

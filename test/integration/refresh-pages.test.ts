@@ -42,7 +42,7 @@ async function refreshMeasured(dir: string, root: string) {
   assert.ok(line, s.stderr);
   const changed = await changedBytes(copy, dir);
   await fs.rm(copy, { recursive: true, force: true });
-  return { written: s.writeBytes, result: JSON.parse(line) as Record<string, number>, changed };
+  return { written: s.writeBytes, writeCalls: s.writeCallBytes, result: JSON.parse(line) as Record<string, number>, changed };
 }
 
 test('one row on every 64th page: a refresh writes about the pages that changed, not the chunks; verifies and restores', async () => {
@@ -64,9 +64,12 @@ test('one row on every 64th page: a refresh writes about the pages that changed,
   // Pages: what changed (data, WAL), and what every refresh writes whole (manifest ~140 KB, chunk map, label, control, journal).
   const changed = r.changed.data + r.changed.walMeta;
   assert.ok(r.result.bytesWritten <= changed * 1.15 + 384 * 1024, `pgbb: wrote ${r.result.bytesWritten} for ${changed} changed: ${JSON.stringify(r)}`);
-  // The kernel's count can add whole large folios for the few buffered writes (seen once in three CI runs: 5.3 MB);
-  // whole chunks would be ~25 MB, so the bound still tells pages from chunks.
-  assert.ok(r.written <= changed * 1.15 + 6 * 1024 * 1024, `kernel: wrote ${r.written} for ${changed} changed: ${JSON.stringify(r)}`);
+  // The kernel's independent counts. Bytes handed to write calls are exact (stderr's JSON lines and the
+  // socket's few queries included). Bytes sent to storage count each dirtied page-cache folio whole, and
+  // the kernel picks folio sizes run to run (5.3 and 7.3 MB seen in CI for ~0.8 MB of pages), so that
+  // bound only tells pages from whole chunks (>= 25 MB here).
+  assert.ok(r.writeCalls <= changed * 1.15 + 512 * 1024, `kernel: write calls of ${r.writeCalls} for ${changed} changed: ${JSON.stringify(r)}`);
+  assert.ok(r.written <= 16 * 1024 * 1024, `kernel: sent ${r.written} to storage for ${changed} changed: ${JSON.stringify(r)}`);
   assert.ok(r.result.bytesWritten <= r.changed.data * 1.15 + 512 * 1024, `pgbb: wrote ${r.result.bytesWritten} for ${r.changed.data} data changed`);
   await verifybackup(dir);
   await restoreAndCompare(dir, root, fingerprint);
@@ -77,8 +80,9 @@ test('one row on every 64th page: a refresh writes about the pages that changed,
   assert.ok(again.result.bytesWritten <= 256 * 1024, JSON.stringify(again.result)); // backup_label, pg_control, map, manifest
   const changedAgain = again.changed.data + again.changed.walMeta;
   assert.ok(again.result.bytesWritten <= changedAgain * 1.15 + 384 * 1024, `pgbb wrote ${again.result.bytesWritten}: ${JSON.stringify(again)}`);
-  // The kernel's count, with the same room for folio accounting as above.
-  assert.ok(again.written <= changedAgain * 1.15 + 6 * 1024 * 1024, `wrote ${again.written}: ${JSON.stringify(again)}`);
+  // The kernel's counts, as above.
+  assert.ok(again.writeCalls <= changedAgain * 1.15 + 512 * 1024, `write calls of ${again.writeCalls}: ${JSON.stringify(again)}`);
+  assert.ok(again.written <= 16 * 1024 * 1024, `sent ${again.written} to storage: ${JSON.stringify(again)}`);
   assert.ok(again.changed.data <= 64 * 1024, `data changed ${again.changed.data}`);
   await verifybackup(dir);
 });
