@@ -38,6 +38,7 @@ import { TarEncoder } from '../src/codec/tar/tar-encoder';
 import { descriptorFromStart, encodeDescriptor } from '../src/codec/backup-descriptor';
 import { showPath } from '../src/codec/path-bytes';
 import { HeldManifest } from './held-manifest';
+import { release } from '../src/io/slab-pool';
 import { looksLikeEvent, notMembers, trackUpstream, type Stage } from './stream-kinds';
 
 export interface TarPackOptions {
@@ -224,6 +225,8 @@ export class TarPack extends Duplex implements Stage<'members', 'bytes'> {
     }
     buf.copy(this.batch, this.used);
     this.used += buf.length;
+    // Copied, not passed on: recycled read memory (src/io/slab-pool.ts) may be reused.
+    release(buf);
   }
 
   private flushBatch(): void {

@@ -43,6 +43,7 @@ import * as binding from 'zstd-napi/binding';
 import { CompressionError, UsageError } from '../src/errors';
 import { ZSTD_DEFAULT_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MAX_WORKERS, ZSTD_MIN_LEVEL } from '../src/codec/compression';
 import { guardBytes, type Stage } from './stream-kinds';
+import { release } from '../src/io/slab-pool';
 
 export interface ZstdCompressOptions {
   /** 1..19, default 3 (zstd's and pg_basebackup's default). */
@@ -127,6 +128,8 @@ export class ZstdCompress extends Transform implements Stage<'bytes', 'bytes'> {
     } catch (err) {
       return callback(this.failure(err));
     }
+    // compressStream2 has copied it (into its job buffers, or compressed it): a recycled read slab may be reused.
+    release(chunk);
     callback();
   }
 

@@ -16,6 +16,7 @@
 import { Transform, Writable } from 'node:stream';
 import { promises as fs, writevSync } from 'node:fs';
 import { ioError } from '../errors';
+import { release } from './slab-pool';
 
 /**
  * 256 KiB: measured against 32 KiB (no batching), 64 KiB, 128 KiB, 1 MiB and
@@ -57,7 +58,8 @@ export class WriteBatcher {
   /** Writes what is gathered (synchronously; see the top of this file). */
   async flush(): Promise<void> {
     if (!this.pendingBytes) return;
-    let bufs = this.pending;
+    const batch = this.pending;
+    let bufs = batch;
     let at = this.position;
     if (this.position !== null) this.position += this.pendingBytes;
     this.pending = [];
@@ -78,6 +80,8 @@ export class WriteBatcher {
     } catch (err) {
       throw ioError('could not write to file', this.file, err);
     }
+    // The kernel has the bytes: recycled read memory may be read into again.
+    for (const b of batch) release(b);
   }
 }
 

@@ -16,8 +16,9 @@
  */
 import type { ClientConfig } from 'pg';
 import { pgClient } from './pg-module';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { startupPacket } from '../codec/protocol/startup';
+import { SlabReader } from '../io/slab-pool';
 
 interface PgInternals {
   connection: { startup(p: Record<string, string>): void; stream: Socket };
@@ -37,6 +38,8 @@ export interface CancelKey {
 
 export interface PgSession {
   socket: Socket;
+  /** From now on every byte the server sends goes to `handler` (and no longer to pg). */
+  read(handler: (chunk: Buffer) => void): void;
   /** The server process's pid (BackendKeyData). */
   pid: number | undefined;
   cancelKey: CancelKey | null;
@@ -49,9 +52,15 @@ export interface PgSession {
 /**
  * Opens a session with pg. `onSocket` hears of the socket at once, so that
  * an abort can destroy it while connecting. Rejects with pg's error.
+ *
+ * `slabs`: read a plain TCP or Unix socket into recycled memory
+ * (src/io/slab-pool.ts): pg gets a socket of ours with `onread`, and a copy
+ * of what it reads until the session is open. A TLS session keeps Node's
+ * reads (the TLS layer reads the socket's handle itself).
  */
-export async function openPgSession(config: ClientConfig, onSocket: (socket: () => Socket) => void): Promise<PgSession> {
-  const client = new (pgClient())(config);
+export async function openPgSession(config: ClientConfig, onSocket: (socket: () => Socket) => void, slabs = false): Promise<PgSession> {
+  const own = slabs && !config.ssl ? slabSocket() : null;
+  const client = new (pgClient())(own ? { ...config, stream: () => own.socket } : config);
   const pg = client as unknown as PgInternals;
   // Send the startup packet pg_basebackup sends: no client_encoding (see protocol/startup.ts).
   pg.connection.startup = (params) => void pg.connection.stream.write(startupPacket(params));
@@ -70,12 +79,48 @@ export async function openPgSession(config: ClientConfig, onSocket: (socket: () 
   for (const l of socket.listeners('data')) socket.removeListener('data', l as (...a: unknown[]) => void);
   return {
     socket,
+    read: (handler) => {
+      if (own) own.take(handler);
+      else socket.on('data', handler);
+    },
     pid: pg.processID ?? undefined,
     cancelKey: pg.processID && pg.secretKey != null ? { host: pg.host, port: pg.port, pid: pg.processID, secret: pg.secretKey } : null,
     end: () => client.end().catch(() => {}),
     onLost: (listener) => {
       client.on('error', (err) => listener(err));
       client.on('end', () => listener());
+    },
+  };
+}
+
+/** A socket that reads into slabs; what it reads goes to pg (copied) until `take`, then to the taker. */
+function slabSocket(): { socket: Socket; take(handler: (chunk: Buffer) => void): void } {
+  const reader = new SlabReader();
+  let taker: ((chunk: Buffer) => void) | null = null;
+  let early: Buffer[] = [];
+  // onread is a constructor option since Node 12 (lib/net.js), though @types/node lists it only for connect().
+  const options = {
+    onread: {
+      buffer: () => reader.next(),
+      callback: (n: number) => {
+        const chunk = reader.got(n);
+        if (taker) taker(chunk);
+        // pg's parser keeps what it is given; the slab is read into again.
+        else if (socket.listenerCount('data') > 0) socket.emit('data', Buffer.from(chunk));
+        else early.push(Buffer.from(chunk));
+        return true;
+      },
+    },
+  };
+  const socket = new Socket(options as ConstructorParameters<typeof Socket>[0]);
+  socket.once('close', () => reader.finish());
+  return {
+    socket,
+    take: (handler) => {
+      taker = handler;
+      const pending = early;
+      early = [];
+      for (const chunk of pending) handler(chunk);
     },
   };
 }

@@ -46,6 +46,12 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** Aborting gives up a connection attempt at once. */
   signal?: AbortSignal;
+  /**
+   * Read into recycled slabs (src/io/slab-pool.ts): every Buffer a handler
+   * gets is then valid only while its bytes are retained. For the backup
+   * source, whose stages give back what they wrote; plain TCP only.
+   */
+  slabs?: boolean;
 }
 
 export interface QueryResult {
@@ -78,7 +84,7 @@ export class ReplicationConnection {
       wantParts: () => this.handler?.copyDataPart !== undefined,
       part: (part, first, last) => this.handler?.copyDataPart?.(part, first, last),
     });
-    this.socket.on('data', (chunk: Buffer) => {
+    session.read((chunk: Buffer) => {
       this.watchdog.heard();
       try {
         this.parser.write(chunk);
@@ -123,7 +129,7 @@ export class ReplicationConnection {
     const onAbort = () => socketOf?.().destroy();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      const session = await openPgSession(connectLimit ? { ...config, connectionTimeoutMillis: connectLimit } : config, (s) => (socketOf = s));
+      const session = await openPgSession(connectLimit ? { ...config, connectionTimeoutMillis: connectLimit } : config, (s) => (socketOf = s), opts.slabs);
       return new ReplicationConnection(session, where, timeoutMs);
     } catch (err) {
       if (signal?.aborted) throw abortReason(signal);

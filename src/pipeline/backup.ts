@@ -132,7 +132,9 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
     sink,
     source: (place) => {
       reporter.step?.({ code: 'checkpoint', message: `initiating base backup, waiting for checkpoint to complete (${plan.checkpoint === 'fast' ? 'fast' : 'spread: -c fast to hurry it'})` });
-      const source = plan.sqlConfig ? (parallel = parallelSourceFor(plan, place, limiter)) : replicationSourceFor(plan, place, limiter ? { rateLimiter: limiter } : {});
+      // Recycled read memory only where every stage is pgbb's (a stage of yours may keep chunks: src/io/slab-pool.ts).
+      const recycleBuffers = own.length === 0;
+      const source = plan.sqlConfig ? (parallel = parallelSourceFor(plan, place, limiter)) : replicationSourceFor(plan, place, { recycleBuffers, ...(limiter ? { rateLimiter: limiter } : {}) });
       // Said once the target is ready, as the backup begins.
       if (plan.wal === 'none') reporter.warning('no_wal', 'WAL is not included (-X none): the backup cannot be restored without a WAL archive');
       return source;

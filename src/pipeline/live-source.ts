@@ -16,7 +16,7 @@ import type { BackupPlan } from './backup-plan';
 export function replicationSourceFor(
   plan: BackupPlan,
   place: WalPlace | null,
-  extra: { rateLimiter?: RateLimiter; incrementalFrom?: Buffer } = {},
+  extra: { rateLimiter?: RateLimiter; incrementalFrom?: Buffer; recycleBuffers?: boolean } = {},
 ): ReplicationSource {
   const wal = place ?? (plan.walSpool !== null ? { walSpool: plan.walSpool } : {});
   return new ReplicationSource({
@@ -39,6 +39,7 @@ export function replicationSourceFor(
     ...wal,
     ...(extra.rateLimiter ? { rateLimiter: extra.rateLimiter } : {}),
     ...(extra.incrementalFrom ? { incrementalFrom: extra.incrementalFrom } : {}),
+    ...(extra.recycleBuffers ? { recycleBuffers: true } : {}),
   });
 }
 

@@ -28,6 +28,7 @@ import type { BackupEvent } from '../events';
 import { readServerSettings, type ServerSettings } from '../net/server-settings';
 import { incrementalAvailable, uploadManifest } from '../net/upload-manifest';
 import type { LiveSourceHooks } from './live-source';
+import { retain } from '../io/slab-pool';
 import { hasOptionListGrammar, hasServerCompression } from '../codec/server-version';
 
 export interface BaseBackupReaderOptions {
@@ -37,6 +38,12 @@ export interface BaseBackupReaderOptions {
   timeoutMs: number;
   incrementalFrom: Buffer | null;
   hooks: LiveSourceHooks;
+  /**
+   * Read into recycled slabs (src/io/slab-pool.ts): each data, manifest and
+   * archive-bytes Buffer is pushed retained, and stays valid until a stage
+   * releases it. Only for pipelines whose every stage is pgbb's own.
+   */
+  slabs?: boolean;
 }
 
 export class BaseBackupReader extends Readable {
@@ -85,7 +92,7 @@ export class BaseBackupReader extends Readable {
 
   private async open(): Promise<void> {
     const o = this.o;
-    this.conn = await ReplicationConnection.connect(o.config, { timeoutMs: o.timeoutMs, signal: this.opening.signal });
+    this.conn = await ReplicationConnection.connect(o.config, { timeoutMs: o.timeoutMs, signal: this.opening.signal, slabs: o.slabs === true });
     const settings = await readServerSettings(this.conn);
     if (this.destroyed) return;
     if (o.backup.compression && !hasServerCompression(settings.serverVersion)) {
@@ -145,6 +152,8 @@ export class BaseBackupReader extends Readable {
   }
 
   private emitEvent(ev: BackupEvent | ArchiveBytesEvent): void {
+    if (ev.type === 'data') retain(ev.chunk);
+    else if (ev.type === 'manifest' || ev.type === 'archive-bytes') retain(ev.data);
     if (!this.push(ev) && !this.paused) {
       this.paused = true;
       this.conn?.pause();

@@ -7,6 +7,8 @@ import { closeSync, createWriteStream, openSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const PGBB_CLI = join(__dirname, '..', '..', 'src', 'cli.js');
+/** Poisons recycled read memory in every run (./slab-poison.ts). */
+const POISON = join(__dirname, 'slab-poison.js');
 
 export interface PgbbRun {
   code: number | null;
@@ -28,7 +30,7 @@ export function runPgbb(
 ): Promise<PgbbRun> {
   return new Promise((resolve, reject) => {
     const outFd = opts.stdoutTo ? openSync(opts.stdoutTo, 'w') : null;
-    const child = spawn(process.execPath, [PGBB_CLI, ...args], {
+    const child = spawn(process.execPath, ['-r', POISON, PGBB_CLI, ...args], {
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', outFd ?? 'pipe', 'pipe'],
     });
