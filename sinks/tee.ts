@@ -44,6 +44,7 @@ import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { PgbbError, UsageError } from '../src/errors';
 import { isBackupSink, type BackupSink, type WalPlace } from '../src/sink';
+import { retain } from '../src/io/slab-pool';
 
 export class Tee extends Writable implements BackupSink {
   readonly sinks: readonly Writable[];
@@ -92,6 +93,9 @@ export class Tee extends Writable implements BackupSink {
         return callback(new PgbbError('incomplete', `tee: sink ${sink.constructor.name} is no longer writable`));
       }
     }
+    // Each sink gives back what it wrote (src/io/slab-pool.ts): recycled read memory is held once per sink.
+    const bytes = heldBytes(chunk);
+    if (bytes) for (let i = 1; i < this.sinks.length; i++) retain(bytes);
     for (const sink of this.sinks) {
       if (!sink.write(chunk)) {
         pending++;
@@ -134,4 +138,13 @@ function closed(s: Writable): Promise<void> {
 /** Writes every event to all `sinks`; see the file comment. */
 export function tee(...sinks: Writable[]): Tee {
   return new Tee(sinks);
+}
+
+/** The bytes a member event (or a byte chunk) carries, which a sink may give back. */
+function heldBytes(chunk: unknown): Uint8Array | null {
+  if (chunk instanceof Uint8Array) return chunk;
+  const ev = chunk as { type?: string; chunk?: unknown; data?: unknown } | null;
+  if (ev?.type === 'data' && ev.chunk instanceof Uint8Array) return ev.chunk;
+  if ((ev?.type === 'manifest' || ev?.type === 'archive-bytes') && ev.data instanceof Uint8Array) return ev.data;
+  return null;
 }

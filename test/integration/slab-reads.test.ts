@@ -6,7 +6,7 @@
  * tar and zstd stdout paths do recycle (the poison is not idle), and what
  * they wrote verifies with pg_verifybackup and starts with the same data;
  * a stage of the caller's own turns recycling off, so the chunks it keeps
- * stay what the server sent.
+ * stay what the server sent; a tee holds each chunk once per sink.
  */
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
@@ -16,7 +16,7 @@ import { Transform } from 'node:stream';
 import { run } from '../support/run';
 import { runPgbb } from '../support/pgbb';
 import { useSampleServer } from '../support/sample-server';
-import { backup, type BackupEvent } from '../../src/index';
+import { backup, compose, DirectorySink, TarFilesSink, tee, type BackupEvent } from '../../src/index';
 import '../support/slab-poison';
 import { slabEvents } from '../../src/io/slab-pool';
 
@@ -29,6 +29,22 @@ async function recycledBy(args: string[], extra: { stdoutTo?: string } = {}): Pr
   const r = await runPgbb(args, { ...extra, env: { PGBB_TEST_SLAB_LOG: log } });
   assert.equal(r.code, 0, r.stderr);
   return Number((await fs.readFile(log, 'utf8')).trim());
+}
+
+/** Slabs this process recycles while `fn` runs. */
+async function recycledDuring(fn: () => Promise<unknown>): Promise<number> {
+  let n = 0;
+  const was = slabEvents.recycled;
+  slabEvents.recycled = (slab) => {
+    n++;
+    was(slab);
+  };
+  try {
+    await fn();
+  } finally {
+    slabEvents.recycled = was;
+  }
+  return n;
 }
 
 /** A 60 MB backup passes ~240 slabs: most must come back, or recycling is not happening. */
@@ -81,22 +97,29 @@ test('slab reads: with an observer of yours, chunks it keeps stay what was writt
       done(null, ev);
     },
   });
-  let recycled = 0;
-  const was = slabEvents.recycled;
-  slabEvents.recycled = (slab) => {
-    recycled++;
-    was(slab);
-  };
-  try {
-    await backup({ connection: { host: pg.cluster.host, port: String(pg.cluster.port), user: 'postgres' }, target, checkpoint: 'fast', sync: false, tablespaceMapping: { [pg.tsLocation]: join(root, 'ts') }, observers: [keep] });
-  } finally {
-    slabEvents.recycled = was;
-  }
+  const connection = { host: pg.cluster.host, port: String(pg.cluster.port), user: 'postgres' };
+  const recycled = await recycledDuring(() => backup({ connection, target, checkpoint: 'fast', sync: false, tablespaceMapping: { [pg.tsLocation]: join(root, 'ts') }, observers: [keep] }));
   assert.equal(recycled, 0);
   assert.ok(kept.size > 10, `kept ${kept.size} files`);
   for (const [name, chunks] of kept) {
     assert.ok(Buffer.concat(chunks).equals(await fs.readFile(join(target, name.slice(5)))), `${name}: the kept chunks differ from the file`);
   }
+});
+
+test('slab reads: recycleBuffers under a tee of a directory and tar files: each sink writes every byte before the slab comes back', async () => {
+  const root = await scratch('pgbb-slab-tee-');
+  const plain = join(root, 'plain');
+  const tarDir = join(root, 'tar');
+  const recycled = await recycledDuring(async () => {
+    const sink = tee(new TarFilesSink({ target: tarDir, sync: false }), new DirectorySink({ target: plain, tablespaceMapping: { [pg.tsLocation]: join(root, 'ts') }, sync: false }));
+    await compose({ sink, source: (place) => pg.source({ recycleBuffers: true, ...(place ?? {}) }) });
+  });
+  assert.ok(recycled >= ENOUGH, `only ${recycled} slabs recycled`);
+  await verify(plain);
+  const fromTar = join(root, 'from-tar');
+  await extract(join(tarDir, 'base.tar'), fromTar, join(root, 'from-tar-ts'), join(tarDir, `${pg.tsOid}.tar`));
+  await fs.copyFile(join(tarDir, 'backup_manifest'), join(fromTar, 'backup_manifest'));
+  await verify(fromTar);
 });
 
 /** -F tar's base.tar and tablespace archive, extracted as a DBA restores them. */
