@@ -128,6 +128,8 @@ export class WalReceiver {
     this.conn = await ReplicationConnection.connect({ ...o.clientConfig, replication: 'true' } as ClientConfig, {
       timeoutMs: o.timeoutMs,
       signal: o.signal,
+      // Every XLogData is written (writeSync) before its handler returns and nothing keeps it: recycled read memory needs no hold.
+      slabs: true,
     }).catch((err) => {
       throw walStreamError(err);
     });
