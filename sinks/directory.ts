@@ -32,6 +32,7 @@ import * as path from 'node:path';
 import type { BackupEvent, EntryEvent, StartEvent } from '../src/events';
 import { IoError, PgbbError, TarFormatError, UsageError } from '../src/errors';
 import { WriteBatcher } from '../src/io/file-writer';
+import { release } from '../src/io/slab-pool';
 import { SafeTree } from '../src/io/safe-tree';
 import { showPath } from '../src/codec/path-bytes';
 import { modesFromMember, OWNER_ONLY, SECRET_FILE_MODE, type DataModes } from './data-modes';
@@ -154,7 +155,11 @@ export class DirectorySink extends Writable implements BackupSink {
   }
 
   override _write(ev: BackupEvent, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
-    if (this.walInPlace && (ev.type === 'entry' || ev.type === 'data' || ev.type === 'entry-end')) return callback();
+    if (this.walInPlace && (ev.type === 'entry' || ev.type === 'data' || ev.type === 'entry-end')) {
+      // Already in this target's pg_wal/: the read-back bytes end here (src/io/slab-pool.ts).
+      if (ev.type === 'data') release(ev.chunk);
+      return callback();
+    }
     if (ev.type === 'data') {
       // The hot path: chunks gather into large positioned writes.
       const b = this.batcher;

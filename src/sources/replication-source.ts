@@ -153,7 +153,7 @@ export class ReplicationSource extends StreamedWalSource {
       },
       wal:
         walMethod === 'stream'
-          ? { clientConfig: config, slot: opts.slot, noSlot: opts.noSlot ?? false, walDir: opts.walDir, walSpool: opts.walSpool, limiter: opts.rateLimiter, timeoutMs, manifestMemory: opts.manifestMemory }
+          ? { clientConfig: config, slot: opts.slot, noSlot: opts.noSlot ?? false, walDir: opts.walDir, walSpool: opts.walSpool, limiter: opts.rateLimiter, timeoutMs, manifestMemory: opts.manifestMemory, recycleBuffers: opts.recycleBuffers === true }
           : null,
       signal: opts.signal,
     });

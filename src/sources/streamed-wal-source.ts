@@ -33,7 +33,7 @@ import { NO_HOOKS } from './live-source';
 import { ManifestHold } from './manifest-hold';
 
 /** Where and how to stream: the StreamedWal options a caller settles (the server's settings come from the source). */
-export interface WalStreamPlan extends Pick<StreamedWalOptions, 'clientConfig' | 'slot' | 'noSlot' | 'walDir' | 'walSpool' | 'limiter' | 'timeoutMs'> {
+export interface WalStreamPlan extends Pick<StreamedWalOptions, 'clientConfig' | 'slot' | 'noSlot' | 'walDir' | 'walSpool' | 'limiter' | 'timeoutMs' | 'recycleBuffers'> {
   /** Manifest bytes held in memory before they go to a file (default 1 MiB). */
   manifestMemory?: number;
 }
@@ -116,6 +116,7 @@ export class StreamedWalSource extends Readable {
           walSpool: plan.walSpool,
           limiter: plan.limiter,
           timeoutMs: plan.timeoutMs,
+          recycleBuffers: plan.recycleBuffers,
           signal: this.opening.signal,
           onFailure: (err) => this.destroy(err),
         });

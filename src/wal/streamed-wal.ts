@@ -72,6 +72,8 @@ export interface StreamedWalOptions {
   timeoutMs?: number;
   /** Aborting gives up connecting. */
   signal?: AbortSignal;
+  /** Read the archive's WAL back into recycled slabs (src/io/slab-pool.ts; ReplicationSourceOptions.recycleBuffers). */
+  recycleBuffers?: boolean;
   onFailure: (err: Error) => void;
 }
 
@@ -79,9 +81,11 @@ export class StreamedWal {
   private readonly receiver: WalReceiver;
   private stopped: Promise<SpoolSummary> | null = null;
   private readonly paced: boolean;
+  private readonly recycle: boolean;
 
   constructor(o: StreamedWalOptions) {
     this.paced = o.limiter !== undefined;
+    this.recycle = o.recycleBuffers === true;
     this.receiver = new WalReceiver({
       clientConfig: o.clientConfig,
       serverVersion: o.settings.serverVersion,
@@ -128,7 +132,7 @@ export class StreamedWal {
     this.stopAt(endLsn);
     const spool = await this.stopped!;
     if (manifest?.size) checkWalCoverage(parseWalRanges(manifest.tail()), spool);
-    yield* walArchiveEvents(spool, { paced: this.paced });
+    yield* walArchiveEvents(spool, { paced: this.paced, recycle: this.recycle });
     // A spool has been read back: it goes before the manifest marks the backup whole
     // (a manifest spooled inside it stays readable: its name goes first).
     manifest?.detach();

@@ -16,7 +16,8 @@
  *        archive-end
  *      Files are read `readSize` bytes at a time into fresh buffers (sinks may
  *      hold chunks until they batch a write) and handed out as `data` events
- *      of at most `chunkSize` bytes, subarrays of those buffers.
+ *      of at most `chunkSize` bytes, subarrays of those buffers; with
+ *      `recycle`, into recycled slabs instead, a read at a time.
  * Errors: IoError naming the spool file that could not be read, or that
  *      came back shorter than its segment.
  */
@@ -24,6 +25,7 @@ import { promises as fs } from 'node:fs';
 import type { BackupEvent, EntryEvent } from '../events';
 import { ioError, IoError } from '../errors';
 import type { SpoolSummary } from './wal-spool';
+import { retain, SlabReader } from '../io/slab-pool';
 
 export interface WalArchiveOptions {
   /** Largest data event, bytes (default 32 KiB, as the server sends archives). */
@@ -34,9 +36,24 @@ export interface WalArchiveOptions {
   mtime?: Date;
   /** The WAL drew from the backup's rate limiter as it arrived (ArchiveEvent.paced). */
   paced?: boolean;
+  /**
+   * Read into recycled slabs (src/io/slab-pool.ts) instead of fresh buffers:
+   * each chunk is handed out retained, for the stage that writes it to give
+   * back. Only where every stage is pgbb's (ReplicationSourceOptions.recycleBuffers).
+   */
+  recycle?: boolean;
 }
 
 export async function* walArchiveEvents(spool: SpoolSummary, opts: WalArchiveOptions = {}): AsyncGenerator<BackupEvent> {
+  const slabs = opts.recycle ? new SlabReader() : null;
+  try {
+    yield* archiveEvents(spool, opts, slabs);
+  } finally {
+    slabs?.finish();
+  }
+}
+
+async function* archiveEvents(spool: SpoolSummary, opts: WalArchiveOptions, slabs: SlabReader | null): AsyncGenerator<BackupEvent> {
   const chunkSize = opts.chunkSize ?? 32 * 1024;
   const readSize = Math.max(chunkSize, opts.readSize ?? 1024 * 1024);
   const mtime = opts.mtime ?? new Date();
@@ -55,7 +72,7 @@ export async function* walArchiveEvents(spool: SpoolSummary, opts: WalArchiveOpt
   yield { type: 'entry-end' };
   for (const seg of spool.segments) {
     yield file(seg.name, spool.segmentSize);
-    yield* fileData(seg.path, spool.segmentSize, chunkSize, readSize);
+    yield* fileData(seg.path, spool.segmentSize, chunkSize, readSize, slabs);
     yield { type: 'entry-end' };
     if (seg.complete) {
       yield file(`archive_status/${seg.name}.done`, 0);
@@ -65,7 +82,7 @@ export async function* walArchiveEvents(spool: SpoolSummary, opts: WalArchiveOpt
   if (spool.history) {
     const size = await fileSize(spool.history.path);
     yield file(spool.history.name, size);
-    yield* fileData(spool.history.path, size, chunkSize, readSize);
+    yield* fileData(spool.history.path, size, chunkSize, readSize, slabs);
     yield { type: 'entry-end' };
     yield file(`archive_status/${spool.history.name}.done`, 0);
     yield { type: 'entry-end' };
@@ -81,7 +98,7 @@ async function fileSize(p: string): Promise<number> {
   }
 }
 
-async function* fileData(p: string, size: number, chunkSize: number, readSize: number): AsyncGenerator<BackupEvent> {
+async function* fileData(p: string, size: number, chunkSize: number, readSize: number, slabs: SlabReader | null): AsyncGenerator<BackupEvent> {
   let fh: fs.FileHandle;
   try {
     fh = await fs.open(p, 'r');
@@ -90,6 +107,24 @@ async function* fileData(p: string, size: number, chunkSize: number, readSize: n
   }
   try {
     let offset = 0;
+    while (slabs && offset < size) {
+      const into = slabs.next();
+      let n: number;
+      try {
+        ({ bytesRead: n } = await fh.read(into, 0, Math.min(into.length, size - offset), offset));
+      } catch (err) {
+        throw ioError('could not read WAL spool file', p, err);
+      }
+      if (n === 0) throw new IoError(`WAL spool file "${p}" ended at ${offset} bytes, expected ${size}`);
+      const got = slabs.got(n);
+      for (let at = 0; at < n; at += chunkSize) {
+        const chunk = got.subarray(at, Math.min(at + chunkSize, n));
+        // Held before it is handed on: the next read may move to a new slab.
+        retain(chunk);
+        yield { type: 'data', offset: offset + at, chunk };
+      }
+      offset += n;
+    }
     while (offset < size) {
       const buf = Buffer.allocUnsafe(Math.min(readSize, size - offset));
       let got = 0;

@@ -98,8 +98,8 @@ test('slab reads: with an observer of yours, chunks it keeps stay what was writt
     },
   });
   const connection = { host: pg.cluster.host, port: String(pg.cluster.port), user: 'postgres' };
-  const recycled = await recycledDuring(() => backup({ connection, target, checkpoint: 'fast', sync: false, tablespaceMapping: { [pg.tsLocation]: join(root, 'ts') }, observers: [keep] }));
-  assert.equal(recycled, 0);
+  // (The WAL connection still recycles its reads: they are written before anything sees them.)
+  await backup({ connection, target, checkpoint: 'fast', sync: false, tablespaceMapping: { [pg.tsLocation]: join(root, 'ts') }, observers: [keep] });
   assert.ok(kept.size > 10, `kept ${kept.size} files`);
   for (const [name, chunks] of kept) {
     assert.ok(Buffer.concat(chunks).equals(await fs.readFile(join(target, name.slice(5)))), `${name}: the kept chunks differ from the file`);
