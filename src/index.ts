@@ -81,6 +81,8 @@ export type { Verifier, VerifierMode, VerifierOutcome } from './verifier';
 
 // Helpers and codecs
 export { RateLimiter, type RateLimiterOptions } from './rate-limiter';
+/** For a sink of yours under ReplicationSource({ recycleBuffers: true }): give back each chunk once written. */
+export { release, retain } from './io/slab-pool';
 export { createReporter, plainReporter, type Reporter, type ReporterOptions, type BackupSummary, type ProgressInfo } from './report/reporters';
 export { parseCompressSpec, formatCompressSpec, type CompressSpec } from './codec/compression';
 export { parseManifest, buildManifest, crc32cHex, ManifestReader, ManifestWriter, type Manifest, type ManifestFile, type ManifestSummary } from './codec/manifest';
