@@ -14,6 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import { tap, TarFilesSink, type BackupEvent } from '../../src/index';
 import { MANIFEST_SPOOL_NAME } from '../../src/sources/manifest-hold';
+import { SLAB_SIZE, slabEvents } from '../../src/io/slab-pool';
 import { useSampleServer } from '../support/sample-server';
 import { watchNames } from '../support/watch-names';
 
@@ -61,6 +62,32 @@ test('tar: the large manifest waits in the WAL spool inside the target; nothing 
   assert.ok([...seen].some((n) => n.endsWith(`/${MANIFEST_SPOOL_NAME}`)), `the manifest waited in the spool: ${[...seen]}`);
   assert.deepEqual((await fs.readdir(target)).sort(), [`${pg.tsOid}.tar`, 'backup_manifest', 'base.tar', 'pg_wal.tar'].sort());
   assert.deepEqual(order.slice(-3), ['archive pg_wal', 'manifest', 'end']);
+});
+
+test('recycleBuffers: the spooled manifest comes back in recycled slabs, given back only once written (poisoned on recycle); pg_verifybackup accepts', async () => {
+  const root = await scratch('pgbb-mspool-slabs-');
+  const walDir = join(root, 'data', 'pg_wal');
+  const was = slabEvents.recycled;
+  let recycled = 0;
+  slabEvents.recycled = (slab) => {
+    recycled++;
+    new Uint8Array(slab).fill(0xa5);
+  };
+  let inSlabs = 0;
+  let pieces = 0;
+  const t = tap((ev: BackupEvent) => {
+    if (ev.type !== 'manifest') return;
+    pieces++;
+    if (ev.data.buffer.byteLength === SLAB_SIZE) inSlabs++;
+  });
+  try {
+    await pipeline(pg.source({ wal: 'stream', walDir, manifestMemory: 4096, recycleBuffers: true }), t, pg.directorySink(root));
+  } finally {
+    slabEvents.recycled = was;
+  }
+  assert.ok(pieces > 0 && inSlabs === pieces, `${inSlabs} of ${pieces} manifest pieces were slab views`);
+  assert.ok(recycled > 0, 'slabs were recycled');
+  await verify(join(root, 'data'));
 });
 
 test('destroyed while the manifest waits in its file: the file goes with the spool, at once', async () => {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MANIFEST_SPOOL_NAME, ManifestHold } from '../../../src/sources/manifest-hold';
 import { IoError } from '../../../src/errors';
+import { release, SLAB_SIZE, slabEvents, SlabReader } from '../../../src/io/slab-pool';
 
 const dirOf = () => mkdtempSync(join(tmpdir(), 'pgbb-mhold-'));
 const collect = async (it: AsyncIterable<Buffer>) => {
@@ -109,6 +110,33 @@ test('a manifest growing past maxBytes is refused, in memory and in the file', (
       h.discard();
     }
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('spooled, read back with a SlabReader: slab views, each held until its writer gives it back, then recycled; the bytes are the manifest', async () => {
+  const dir = dirOf();
+  const recycled: ArrayBuffer[] = [];
+  const was = slabEvents.recycled;
+  slabEvents.recycled = (slab) => void recycled.push(slab);
+  try {
+    const h = new ManifestHold({ dir: () => dir, memoryLimit: 1000 });
+    const whole = Buffer.alloc(900_000);
+    for (let i = 0; i < whole.length; i++) whole[i] = (i * 7) & 0xff;
+    for (let at = 0; at < whole.length; at += 30_000) h.add(whole.subarray(at, at + 30_000));
+    assert.equal(h.spooled, true);
+    const reader = new SlabReader();
+    const back = await collect(h.read(reader));
+    reader.finish();
+    assert.ok(back.length >= 4, `${back.length} pieces`);
+    for (const b of back) assert.equal(b.buffer.byteLength, SLAB_SIZE, 'a slab view, not a fresh buffer');
+    assert.deepEqual(Buffer.concat(back), whole);
+    // Nothing comes back while the pieces are held (retained for their writer).
+    assert.equal(recycled.length, 0);
+    for (const b of back) release(b);
+    assert.ok(recycled.length >= 3, `${recycled.length} slabs recycled`);
+  } finally {
+    slabEvents.recycled = was;
     rmSync(dir, { recursive: true, force: true });
   }
 });
