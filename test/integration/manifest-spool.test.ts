@@ -90,6 +90,29 @@ test('recycleBuffers: the spooled manifest comes back in recycled slabs, given b
   await verify(join(root, 'data'));
 });
 
+test('recycleBuffers, tar target: backup_manifest on disk is byte for byte what the source sent from its slabs', async () => {
+  const root = await scratch('pgbb-mspool-slabs-tar-');
+  const target = join(root, 'tar');
+  const was = slabEvents.recycled;
+  slabEvents.recycled = (slab) => void new Uint8Array(slab).fill(0xa5);
+  const sent: Buffer[] = [];
+  let inSlabs = 0;
+  const t = tap((ev: BackupEvent) => {
+    if (ev.type !== 'manifest') return;
+    if (ev.data.buffer.byteLength === SLAB_SIZE) inSlabs++;
+    sent.push(Buffer.from(ev.data)); // a copy, taken before the sink gives the slab back
+  });
+  try {
+    await pipeline(pg.source({ wal: 'stream', walSpool: target, manifestMemory: 4096, recycleBuffers: true }), t, new TarFilesSink({ target, sync: false }));
+  } finally {
+    slabEvents.recycled = was;
+  }
+  assert.ok(sent.length > 0 && inSlabs === sent.length, `${inSlabs} of ${sent.length} manifest pieces were slab views`);
+  const written = await fs.readFile(join(target, 'backup_manifest'));
+  assert.ok(written.equals(Buffer.concat(sent)), 'backup_manifest differs from what was sent (poisoned: given back before it was written?)');
+  assert.match(written.toString('utf8', written.length - 200), /"Manifest-Checksum"/);
+});
+
 test('destroyed while the manifest waits in its file: the file goes with the spool, at once', async () => {
   const root = await scratch('pgbb-mspool-destroy-');
   const spool = join(root, 'spool');
