@@ -9,7 +9,7 @@
  * backup is written to), created O_EXCL|O_NOFOLLOW, 0600, and read back in
  * pieces of at most `readSize` (default 256 KiB). The file's name goes as
  * soon as it is read back (`detach()`, before the spool directory is
- * removed), and on discard(). Read back with a SlabReader (recycleBuffers),
+ * removed), and on discard(). Read back with `recycle` (recycleBuffers),
  * the pieces are recycled slab views, each retained for the stage that
  * writes it to give back: a 100,000-file manifest no longer leaves ~15 MB
  * of read buffers to the collector.
@@ -26,7 +26,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { IoError, ioError } from '../errors';
 import { LIMITS } from '../io/read-limited';
-import { retain, type SlabReader } from '../io/slab-pool';
+import { retain, SlabReader } from '../io/slab-pool';
 
 export const MANIFEST_SPOOL_NAME = 'pgbb.manifest.partial';
 
@@ -104,8 +104,8 @@ export class ManifestHold {
     }
   }
 
-  /** The pieces, in order: as they came, or read back from the file (into `slabs`' recycled memory if given). */
-  async *read(slabs: SlabReader | null = null): AsyncGenerator<Buffer> {
+  /** The pieces, in order: as they came, or read back from the file (with `recycle`, into recycled slabs). */
+  async *read(recycle = false): AsyncGenerator<Buffer> {
     if (this.fd === null) {
       const pieces = this.pieces;
       this.pieces = [];
@@ -114,16 +114,18 @@ export class ManifestHold {
     }
     this.detach();
     const fd = this.fd;
+    // Only a file is read back: a manifest held in memory takes no slab.
+    const slabs = recycle ? new SlabReader() : null;
     try {
       for (let at = 0; at < this.written && this.fd !== null; ) {
+        const want = Math.min(this.readSize, this.written - at);
         const into = slabs?.next();
-        let buf = into ? into.subarray(0, Math.min(into.length, this.readSize, this.written - at)) : Buffer.allocUnsafe(Math.min(this.readSize, this.written - at));
-        let got = 0;
+        let buf = into ? into.subarray(0, Math.min(into.length, want)) : Buffer.allocUnsafe(want);
         this.reading = true;
         try {
           // A slab read is taken as it comes (short or not): the next one goes to the slab's free tail.
-          if (into) buf = slabs!.got((got = await readAt(fd, buf, 0, at, this.file!)));
-          else while (got < buf.length) got += await readAt(fd, buf, got, at + got, this.file!);
+          if (slabs) buf = slabs.got(await readAt(fd, buf, 0, at, this.file!));
+          else for (let got = 0; got < buf.length; ) got += await readAt(fd, buf, got, at + got, this.file!);
         } finally {
           this.reading = false;
           // discarded meanwhile: the close was left to us
@@ -132,10 +134,11 @@ export class ManifestHold {
         if (this.fd === null) return;
         at += buf.length;
         // Held before it is handed on: the next read may move to another slab.
-        if (into) retain(buf);
+        if (slabs) retain(buf);
         yield buf;
       }
     } finally {
+      slabs?.finish();
       if (this.fd === fd) this.discard();
     }
   }

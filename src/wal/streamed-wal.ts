@@ -28,7 +28,6 @@ import type { ServerSettings } from '../net/server-settings';
 import { WalReceiver } from './wal-receiver';
 import type { SpoolSummary } from './wal-spool';
 import { walArchiveEvents } from './wal-archive';
-import { SlabReader } from '../io/slab-pool';
 import { checkWalCoverage, parseWalRanges } from '../codec/wal-ranges';
 import { validateSlotName } from '../codec/protocol/replication-commands';
 import { UsageError } from '../errors';
@@ -55,8 +54,8 @@ export interface HeldManifest {
   tail(): Buffer;
   /** Its file (if any) loses its name, staying readable: before the spool directory goes. */
   detach(): void;
-  /** With `slabs`, read back into recycled memory (each piece retained, for its writer to give back). */
-  read(slabs?: SlabReader | null): AsyncIterable<Buffer>;
+  /** With `recycle`, read back into recycled memory (each piece retained, for its writer to give back). */
+  read(recycle?: boolean): AsyncIterable<Buffer>;
 }
 
 export interface StreamedWalOptions {
@@ -139,14 +138,7 @@ export class StreamedWal {
     // (a manifest spooled inside it stays readable: its name goes first).
     manifest?.detach();
     if (!spool.inPlace) await this.receiver.destroy();
-    if (manifest) {
-      const slabs = this.recycle ? new SlabReader() : null;
-      try {
-        for await (const data of manifest.read(slabs)) yield { type: 'manifest', data };
-      } finally {
-        slabs?.finish();
-      }
-    }
+    if (manifest) for await (const data of manifest.read(this.recycle)) yield { type: 'manifest', data };
     // In place, the WAL belongs to the backup once the whole stream was handed on.
     this.receiver.keep();
     await this.receiver.destroy();
