@@ -73,6 +73,8 @@ export class S3Sink extends Writable implements BackupSink {
   private descriptor: string | null = null;
   private archive: { out: PackedOutput; writer: S3ObjectWriter; name: string } | null = null;
   private manifest: { writer: S3ObjectWriter } | null = null;
+  /** Archives whose bytes are all sent, in order; their CompleteMultipartUpload may still be on its way. */
+  private finishing: { out: PackedOutput; done: Promise<StoredObject> }[] = [];
   private stored: StoredObject[] = [];
   /** Keys this sink created (or began): removed on failure. */
   private created: string[] = [];
@@ -190,12 +192,18 @@ export class S3Sink extends Writable implements BackupSink {
         this.archive = null;
         a.out.write(ev, (err) => {
           if (err) return callback(err);
-          a.out.finish().then(
-            () => {
-              this.stored.push({ name: a.name, ...a.writer.result! });
-              callback();
-            },
-            (e) => callback(e instanceof PgbbError ? e : s3Error(e, 'upload', this.repo.where(this.id, a.name))),
+          let answered = false;
+          const done = a.out.finish().then(
+            (): StoredObject => ({ name: a.name, ...a.writer.result! }),
+            (e) => Promise.reject(e instanceof PgbbError ? e : s3Error(e, 'upload', this.repo.where(this.id, a.name))),
+          );
+          this.finishing.push({ out: a.out, done });
+          // A Complete that fails after the next archive began fails the backup from here.
+          done.catch((e) => answered && this.destroy(e));
+          // The next archive goes up while the store assembles this one; the record waits for both (commit).
+          Promise.race([a.writer.partsSent, done]).then(
+            () => ((answered = true), callback()),
+            (e) => ((answered = true), callback(e)),
           );
         });
         return;
@@ -224,14 +232,19 @@ export class S3Sink extends Writable implements BackupSink {
     if (!this.sawEnd || !this.start) throw new PgbbError('incomplete', 'backup stream ended before the backup was complete');
     const m = this.manifest;
     if (!m) throw new PgbbError('manifest', 'the backup has no backup_manifest: an S3 backup needs one (do not use --no-manifest)');
-    await new Promise<void>((resolve, reject) => {
-      m.writer.once('error', reject);
-      m.writer.end(() => resolve());
-    });
-    this.stored.push({ name: 'backup_manifest', ...m.writer.result! });
     const map = this.opts.chunkMap?.();
-    if (map) this.stored.push({ name: CHUNK_MAP_OBJECT, ...(await this.upload(CHUNK_MAP_OBJECT, encodedChunkMapSize(map), encodeChunkMapPieces(map))) });
-    else if (this.opts.chunkMap) throw new PgbbError('chunk_map', 'the backup ended without its chunk map');
+    if (!map && this.opts.chunkMap) throw new PgbbError('chunk_map', 'the backup ended without its chunk map');
+    // The archives' Completes, the manifest's end and the chunk map go up together; the record waits for all.
+    const [archives, manifest, chunkMap] = await settledAll([
+      Promise.all(this.finishing.map((f) => f.done)),
+      new Promise<ObjectWritten>((resolve, reject) => {
+        m.writer.once('error', reject);
+        m.writer.end(() => resolve(m.writer.result!));
+      }),
+      map ? this.upload(CHUNK_MAP_OBJECT, encodedChunkMapSize(map), encodeChunkMapPieces(map)) : Promise.resolve(null),
+    ] as const);
+    this.stored.push(...archives, { name: 'backup_manifest', ...manifest });
+    if (chunkMap) this.stored.push({ name: CHUNK_MAP_OBJECT, ...chunkMap });
     const s = this.start;
     await this.put(
       RECORD_NAME,
@@ -282,7 +295,8 @@ export class S3Sink extends Writable implements BackupSink {
     const m = this.manifest;
     this.archive = null;
     this.manifest = null;
-    const writers = Promise.all([a?.out.abort(err ?? undefined), m && !m.writer.destroyed ? closed(m.writer, err) : undefined]);
+    // An archive whose Complete is on its way settles first (aborted if it has not): then its object is removed too.
+    const writers = Promise.all([a?.out.abort(err ?? undefined), ...this.finishing.map((f) => f.out.abort(err ?? undefined)), m && !m.writer.destroyed ? closed(m.writer, err) : undefined]);
     writers
       .then(async () => {
         if (!this.committed && this.created.length) {
@@ -294,6 +308,14 @@ export class S3Sink extends Writable implements BackupSink {
         callback(err);
       });
   }
+}
+
+/** Promise.all that waits for every one to settle before it rejects: nothing is still uploading when the sink cleans up. */
+async function settledAll<T extends readonly unknown[]>(ps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const r = await Promise.allSettled(ps);
+  const failed = r.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (failed) throw failed.reason;
+  return r.map((x) => (x as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 function mappedBytes(map: ChunkMap): number {

@@ -8,7 +8,9 @@
  * The optional `transform` (an encryption, say) sees the bytes before the
  * checksum, so that the recorded CRC32C is of what the store holds and any
  * download can be checked against it before it is decoded.
- * `finish`: `result` is set once the upload is complete. A failed request
+ * `finish`: `result` is set once the upload is complete; `partsSent`
+ * resolves before that, once the store has every byte (the part buffers are
+ * free for the next object while the store assembles this one). A failed request
  * (after the SDK's retries) or `destroy(err)` fails the upload, which
  * aborts itself once no part is in flight; _destroy waits for that, so no
  * upload this writer began is left open by a failure it saw. The error is
@@ -76,11 +78,14 @@ export class S3ObjectWriter extends Writable {
   private readonly head: Writable;
   private readonly upload: MultipartUpload;
   result: ObjectWritten | null = null;
+  /** Every byte is with the store and the part buffers are free; the Complete may still be on its way. */
+  readonly partsSent: Promise<void>;
 
   constructor(o: ObjectWriterOptions) {
     super({ highWaterMark: 1 << 20 });
     this.upload = new MultipartUpload({ ...o, queueSize: o.queueSize ?? 3 });
     this.upload.on('error', (err) => this.destroy(err));
+    this.partsSent = this.upload.partsSent;
     if (o.transform) {
       this.head = o.transform;
       o.transform.on('error', (err) => this.destroy(err));

@@ -133,3 +133,46 @@ test('S3 faults: kill -9 mid-upload leaves an incomplete backup: listed so, refu
   // The upload it left open was aborted by expire (listed through the proxy: s3rver cannot list uploads).
   assert.deepEqual(left.filter((u) => !proxy.aborted.includes(u)), []);
 });
+
+test('S3 faults: a slow CompleteMultipartUpload holds nothing up: the WAL archive and manifest go up while the store assembles base.tar.zst, the record after every Complete', async () => {
+  await setup();
+  const from = proxy.log.length;
+  proxy.setRules([{ op: 'CompleteMultipartUpload', fault: 'delay', ms: 1500, key: /\/base\.tar\.zst$/ }]);
+  const repo = `s3://${s3.bucket}/slowcomplete`;
+  const b = await pgbb(backupArgs(repo));
+  proxy.setRules([]);
+  assert.equal(b.code, 0, b.stderr);
+  const log = proxy.log.slice(from);
+  const named = (op: string, name: string) => log.filter((r) => r.op === op && r.key.endsWith(`/${name}`));
+  const [complete] = named('CompleteMultipartUpload', 'base.tar.zst');
+  assert.ok(complete, JSON.stringify(log.map((r) => `${r.op} ${r.key}`)));
+  const wal = log.find((r) => r.key.endsWith('/pg_wal.tar.zst'));
+  const manifest = log.find((r) => r.key.endsWith('/backup_manifest'));
+  assert.ok(wal && manifest, 'the WAL archive and the manifest were uploaded');
+  assert.ok(wal.began < complete.answered, `the WAL archive began ${(complete.answered - wal.began).toFixed(0)} ms before base.tar.zst was complete`);
+  assert.ok(manifest.began < complete.answered, 'the manifest went up while base.tar.zst was being completed');
+  const [record] = named('PutObject', 'backup.json');
+  const completes = log.filter((r) => r.op === 'CompleteMultipartUpload' || (r.op === 'PutObject' && !r.key.endsWith('/backup.json') && !r.key.endsWith('/backup.started')));
+  for (const c of completes) assert.ok(record.began >= c.answered, `the record was written after ${c.op} ${c.key} was answered`);
+  assert.deepEqual((await listRows(repo)).map((r) => r.status), ['complete']);
+  const v = await pgbb(['verify', repo]);
+  assert.equal(v.code, 0, v.stderr);
+});
+
+test('S3 faults: a CompleteMultipartUpload that fails while the next objects go up fails the backup, which removes them all and aborts its upload', async () => {
+  await setup();
+  const from = proxy.log.length;
+  // Every try refused, each after 700 ms: the WAL archive is on its way before the store refuses for good.
+  proxy.setRules([{ op: 'CompleteMultipartUpload', fault: 'error-200', ms: 700, key: /\/base\.tar\.zst$/ }]);
+  const repo = `s3://${s3.bucket}/completefails`;
+  const b = await pgbb(backupArgs(repo));
+  proxy.setRules([]);
+  assert.notEqual(b.code, 0);
+  assert.match(b.stderr, /^pgbb: error: could not upload s3:\/\/pgbb-test\/completefails\/[^ ]+\/base\.tar\.zst: /m);
+  assert.doesNotMatch(b.stderr, /S3RVER|    at /, 'no credentials, no stack trace');
+  const log = proxy.log.slice(from);
+  assert.ok(log.some((r) => r.key.endsWith('/pg_wal.tar.zst')), 'the WAL archive went up before the Complete failed');
+  assert.deepEqual(await keys('completefails/'), [], 'the failed backup removed what it created');
+  assert.deepEqual(await listRows(repo), []);
+  assert.deepEqual((await s3.openUploads()).filter((u) => !proxy.aborted.includes(u)), [], 'every upload left open was aborted by pgbb');
+});

@@ -2,7 +2,8 @@
  * A fault-injecting HTTP proxy in front of the test S3 server: forwards
  * every request as it is, except the ones a rule picks, which it answers
  * itself — 503 SlowDown, a connection reset halfway through the body, a
- * 200 whose body is an S3 error, or a hold (for kill -9 mid-upload tests).
+ * 200 whose body is an S3 error, a hold (for kill -9 mid-upload tests), or
+ * a delay (the request forwarded, its answer held back `ms`).
  * AbortMultipartUpload, which s3rver lacks, is answered here and recorded.
  * Counts what it did, so a test can tell that its faults happened.
  */
@@ -11,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { pendingUploadList } from './s3-server';
 
 export type S3Op = 'AbortMultipartUpload' | 'UploadPart' | 'CompleteMultipartUpload' | 'CreateMultipartUpload' | 'PutObject' | 'other';
-export type Fault = 'slowdown' | 'reset' | 'error-200' | 'hold';
+export type Fault = 'slowdown' | 'reset' | 'error-200' | 'hold' | 'delay';
 
 export interface FaultRule {
   op: S3Op;
@@ -20,6 +21,16 @@ export interface FaultRule {
   nth?: number[];
   /** Only for keys matching this. */
   key?: RegExp;
+  /** For 'delay' (and 'slowdown', 'error-200'): how long the answer is held back. */
+  ms?: number;
+}
+
+/** One request as the proxy saw it: when it came and when its answer was sent (performance.now() ms; NaN until then). */
+export interface ProxiedRequest {
+  op: S3Op;
+  key: string;
+  began: number;
+  answered: number;
 }
 
 export interface FaultProxy {
@@ -34,6 +45,8 @@ export interface FaultProxy {
   aborted: string[];
   /** For each object begun (PutObject, CreateMultipartUpload): its key and the SSE-KMS key id it asked for, or null. */
   kmsKeys: { key: string; kmsKeyId: string | null }[];
+  /** Every request, in the order they came. */
+  log: ProxiedRequest[];
   /** Resolves at the first held request. */
   held: Promise<void>;
   setRules(rules: FaultRule[]): void;
@@ -61,12 +74,14 @@ const xmlError = (code: string, message: string) =>
   `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault</RequestId></Error>`;
 
 /** Reads the request's body to its end, then answers with `body`. */
-function answerAfterBody(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string): void {
+function answerAfterBody(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string, delayMs = 0): void {
   req.resume();
-  req.on('end', () => {
-    res.writeHead(status, { 'content-type': 'application/xml' });
-    res.end(body);
-  });
+  req.on('end', () =>
+    setTimeout(() => {
+      res.writeHead(status, { 'content-type': 'application/xml' });
+      res.end(body);
+    }, delayMs),
+  );
 }
 
 /**
@@ -81,6 +96,7 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [],
   const aborted: string[] = [];
   const partChecksums: (string | null)[] = [];
   const kmsKeys: { key: string; kmsKeyId: string | null }[] = [];
+  const log: ProxiedRequest[] = [];
   let current = rules;
   let onHeld: () => void = () => {};
   const held = new Promise<void>((r) => (onHeld = r));
@@ -89,6 +105,9 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [],
     const op = opOf(req);
     const n = (seen[op] = (seen[op] ?? 0) + 1);
     const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const entry: ProxiedRequest = { op, key: decodeURIComponent(path), began: performance.now(), answered: NaN };
+    log.push(entry);
+    res.on('finish', () => (entry.answered = performance.now()));
     if (op === 'PutObject' || op === 'CreateMultipartUpload') {
       const id = req.headers['x-amz-server-side-encryption-aws-kms-key-id'];
       kmsKeys.push({ key: decodeURIComponent(path), kmsKeyId: typeof id === 'string' ? id : null });
@@ -102,12 +121,13 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [],
       res.end();
       return;
     }
+    let delay = 0;
     const rule = current.find((r) => r.op === op && (!r.nth || r.nth.includes(n)) && (!r.key || r.key.test(decodeURIComponent(path))));
     if (rule) {
       injected.push(`${op}:${rule.fault}`);
       switch (rule.fault) {
         case 'slowdown':
-          return answerAfterBody(req, res, 503, xmlError('SlowDown', 'Please reduce your request rate.'));
+          return answerAfterBody(req, res, 503, xmlError('SlowDown', 'Please reduce your request rate.'), rule.ms);
         case 'reset': {
           let got = 0;
           const want = Number(req.headers['content-length'] ?? 0) / 2;
@@ -119,10 +139,13 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [],
           return;
         }
         case 'error-200':
-          return answerAfterBody(req, res, 200, xmlError('InternalError', 'We encountered an internal error. Please try again.'));
+          return answerAfterBody(req, res, 200, xmlError('InternalError', 'We encountered an internal error. Please try again.'), rule.ms);
         case 'hold':
           onHeld();
           return; // never answered: the client is killed meanwhile
+        case 'delay':
+          delay = rule.ms ?? 500;
+          break;
       }
     }
     if (op === 'UploadPart') {
@@ -133,8 +156,12 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [],
     const fwd = http.request(
       { host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers },
       (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
+        const answer = () => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        };
+        if (delay > 0) setTimeout(answer, delay);
+        else answer();
       },
     );
     fwd.on('error', () => res.destroy());
@@ -153,6 +180,7 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [],
     aborted,
     kmsKeys,
     partChecksums,
+    log,
     held,
     setRules: (r) => void (current = r),
     stop: async () => {
