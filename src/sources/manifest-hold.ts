@@ -12,7 +12,10 @@
  * removed), and on discard(). Read back with `recycle` (recycleBuffers),
  * the pieces are recycled slab views, each retained for the stage that
  * writes it to give back: a 100,000-file manifest no longer leaves ~15 MB
- * of read buffers to the collector.
+ * of read buffers to the collector. The pieces that came (retained by the
+ * source) are given back once written to the file and out of the tail, so
+ * that the slabs the socket read them into come back while the manifest
+ * is still arriving (before, a 15 MB manifest pinned 59 slabs).
  *
  * The manifest's WAL-Ranges (wanted before the WAL archive goes out) sit at
  * its end: the last `tailSize` bytes (default 256 KiB) are kept in memory too.
@@ -26,7 +29,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { IoError, ioError } from '../errors';
 import { LIMITS } from '../io/read-limited';
-import { retain, SlabReader } from '../io/slab-pool';
+import { release, retain, SlabReader } from '../io/slab-pool';
 
 export const MANIFEST_SPOOL_NAME = 'pgbb.manifest.partial';
 
@@ -113,6 +116,9 @@ export class ManifestHold {
       return;
     }
     this.detach();
+    // The tail was read (WAL-Ranges) before the manifest goes out: its pieces go back.
+    for (const p of this.tailPieces.splice(0)) release(p);
+    this.tailHeld = 0;
     const fd = this.fd;
     // Only a file is read back: a manifest held in memory takes no slab.
     const slabs = recycle ? new SlabReader() : null;
@@ -168,7 +174,10 @@ export class ManifestHold {
     this.tailPieces.push(piece);
     this.tailHeld += piece.length;
     while (this.tailPieces.length > 1 && this.tailHeld - this.tailPieces[0].length >= this.tailSize) {
-      this.tailHeld -= this.tailPieces.shift()!.length;
+      const old = this.tailPieces.shift()!;
+      this.tailHeld -= old.length;
+      // Already in the file (a piece is written after it joins the tail): nothing holds it now.
+      if (this.fd !== null) release(old);
     }
   }
 
@@ -188,6 +197,7 @@ export class ManifestHold {
     for (const p of pieces) this.write(p);
   }
 
+  /** In the file: the piece is not needed any more, unless the tail keeps it. */
   private write(piece: Buffer): void {
     try {
       let done = 0;
@@ -196,6 +206,7 @@ export class ManifestHold {
       throw ioError('could not write manifest spool file', this.file!, err);
     }
     this.written += piece.length;
+    if (!this.tailPieces.includes(piece)) release(piece);
   }
 }
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MANIFEST_SPOOL_NAME, ManifestHold } from '../../../src/sources/manifest-hold';
 import { IoError } from '../../../src/errors';
-import { release, SLAB_SIZE, slabEvents } from '../../../src/io/slab-pool';
+import { release, retain, SLAB_SIZE, SlabReader, slabEvents } from '../../../src/io/slab-pool';
 
 const dirOf = () => mkdtempSync(join(tmpdir(), 'pgbb-mhold-'));
 const collect = async (it: AsyncIterable<Buffer>) => {
@@ -133,6 +133,42 @@ test('spooled, read back with recycle: slab views, each held until its writer gi
     assert.equal(recycled.length, 0);
     for (const b of back) release(b);
     assert.ok(recycled.length >= 3, `${recycled.length} slabs recycled`);
+  } finally {
+    slabEvents.recycled = was;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('spooled: the pieces that came in slabs are given back once in the file and out of the tail, so their slabs come back while the manifest arrives', async () => {
+  const dir = dirOf();
+  const recycled = new Set<ArrayBuffer>();
+  const was = slabEvents.recycled;
+  slabEvents.recycled = (slab) => void recycled.add(slab);
+  try {
+    const h = new ManifestHold({ dir: () => dir, memoryLimit: 100_000, tailSize: 50_000 });
+    // As the source hands them on: views of the slabs the socket read into, each retained.
+    const reader = new SlabReader();
+    const whole: Buffer[] = [];
+    const slabs = new Set<ArrayBuffer>();
+    for (let i = 0; i < 40; i++) {
+      const into = reader.next();
+      const piece = reader.got(30_000);
+      assert.ok(into.length >= 30_000);
+      piece.fill(i + 1);
+      retain(piece);
+      slabs.add(piece.buffer as ArrayBuffer);
+      whole.push(Buffer.from(piece));
+      h.add(piece);
+    }
+    reader.finish();
+    assert.equal(h.spooled, true);
+    // 1.2 MB came through two slabs, each given back (and read into again) once its pieces were in the file;
+    // held until read, they would have taken five.
+    assert.ok(slabs.size <= 3, `${slabs.size} slabs for 1.2 MB`);
+    assert.ok(recycled.size >= 1);
+    assert.equal(h.tail().length >= 50_000, true);
+    const back = await collect(h.read());
+    assert.deepEqual(Buffer.concat(back), Buffer.concat(whole));
   } finally {
     slabEvents.recycled = was;
     rmSync(dir, { recursive: true, force: true });
