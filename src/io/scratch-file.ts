@@ -51,12 +51,14 @@ export class ScratchFile {
     return at;
   }
 
-  read(offset: number, length: number): Buffer {
+  /** `length` bytes at `offset`: into `into` when given (its first `length` bytes; the same buffer back), else a new buffer. */
+  read(offset: number, length: number, into?: Buffer): Buffer {
     this.check();
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.end) {
       throw new IoError(`read of ${length} bytes at ${offset} is outside the temporary file for ${this.what} (${this.end} bytes)`);
     }
-    const buf = Buffer.allocUnsafe(length);
+    if (into && into.length < length) throw new IoError(`read of ${length} bytes into a buffer of ${into.length}`);
+    const buf = into ?? Buffer.allocUnsafe(length);
     let done = 0;
     try {
       while (done < length) {

@@ -83,6 +83,7 @@ export class ReplicationConnection {
     this.parser = new BackendParser((code, body) => dispatchMessage(code, body, this.dispatch), {
       wantParts: () => this.handler?.copyDataPart !== undefined,
       part: (part, first, last) => this.handler?.copyDataPart?.(part, first, last),
+      reuseJoined: () => this.handler?.copyDataTransient === true,
     });
     session.read((chunk: Buffer) => {
       this.watchdog.heard();

@@ -236,6 +236,8 @@ export class WalReceiver {
         this.timer.unref();
       },
       copyData: (payload) => this.onCopyData(payload),
+      // Written (writeSync) before onCopyData returns, nothing kept: one buffer joins every split XLogData.
+      copyDataTransient: true,
       copyDone: () => {
         // The server ended the stream first (end of timeline, shutdown): answer so it can finish.
         if (!this.copyDoneSent) {

@@ -41,6 +41,13 @@ export interface CopyPartHandler {
   /** Asked when a split CopyData starts: hand this one out in parts? */
   wantParts(): boolean;
   part(part: Buffer, first: boolean, last: boolean): void;
+  /**
+   * Asked when a split CopyData is joined instead: does its handler keep
+   * nothing past the call? Then the next one is joined into the same buffer
+   * (a WAL stream's 128 KiB XLogData messages, written at once: no garbage
+   * buffer per message).
+   */
+  reuseJoined?(): boolean;
 }
 
 export class BackendParser {
@@ -53,6 +60,9 @@ export class BackendParser {
   private code = 0;
   /** A CopyData body is being handed out in parts: bodySize and bodyHave count it. */
   private streaming = false;
+  /** The last joined CopyData's buffer, when its handler keeps nothing (reuseJoined). */
+  private spare: Buffer | null = null;
+  private reusing = false;
 
   constructor(
     private readonly onMessage: MessageHandler,
@@ -87,7 +97,8 @@ export class BackendParser {
         if (this.bodyHave === this.bodySize) {
           const body = this.body;
           this.body = null;
-          this.onMessage(this.code, body);
+          this.onMessage(this.code, body.length === this.bodySize ? body : body.subarray(0, this.bodySize));
+          if (this.reusing) this.spare = body;
         }
         continue;
       }
@@ -138,7 +149,10 @@ export class BackendParser {
   }
 
   private startBody(size: number): void {
-    this.body = Buffer.allocUnsafe(Math.min(size, FIRST_BUFFER));
+    this.reusing = this.code === 0x64 && this.copyPart?.reuseJoined?.() === true;
+    const want = Math.min(size, FIRST_BUFFER);
+    this.body = this.reusing && this.spare && this.spare.length >= want ? this.spare : Buffer.allocUnsafe(want);
+    this.spare = null;
     this.bodySize = size;
     this.bodyHave = 0;
   }

@@ -26,6 +26,8 @@ export interface CommandHandler {
    * messages still come to copyData.
    */
   copyDataPart?(part: Buffer, first: boolean, last: boolean): void;
+  /** copyData keeps nothing of its payload past the call: a joined one's buffer may be reused for the next. */
+  copyDataTransient?: boolean;
   copyDone?(): void;
   notice?(notice: ServerNotice): void;
 }

@@ -20,12 +20,14 @@ function file(path: string, size: number, seed: number): ChunkMapFile {
 }
 
 /** Counts what goes through a spill. */
-function counted(inner: RecordSpill): RecordSpill & { appended: number; reads: number } {
+function counted(inner: RecordSpill): RecordSpill & { appended: number; reads: number; targets: Set<ArrayBufferLike | null> } {
   const s = {
     appended: 0,
     reads: 0,
+    /** The buffers reads went into (null: a new one asked of the spill). */
+    targets: new Set<ArrayBufferLike | null>(),
     append: (b: Uint8Array) => ((s.appended += b.length), inner.append(b)),
-    read: (at: number, n: number) => (s.reads++, inner.read(at, n)),
+    read: (at: number, n: number, into?: Buffer) => (s.reads++, s.targets.add(into ? into.buffer : null), inner.read(at, n, into)),
   };
   return s;
 }
@@ -100,4 +102,27 @@ test('a map whose spill was released fails with a clear error, not wrong bytes',
   for (let i = 0; i < 500; i++) p.set(`base/1/${i}`, file(`base/1/${i}`, C, i));
   scratch.close();
   assert.throws(() => p.get('base/1/0'), /temporary file for the chunk map was already released/);
+});
+
+test('encoding reads the spilled blocks one after another into one buffer, not a new one each', () => {
+  const scratch = new ScratchFile('a test map');
+  try {
+    const spill = counted(scratch);
+    const whole: ChunkMap = { chunkSize: C, header, files: new PackedChunkFiles(C, HASH_BYTES) };
+    const packed = new PackedChunkFiles(C, HASH_BYTES, { spill, blockBytes: 4096, keepBlocks: 2 });
+    const spilled: ChunkMap = { chunkSize: C, header, files: packed };
+    for (const f of files()) {
+      whole.files.set(f.path, f);
+      spilled.files.set(f.path, f);
+    }
+    spill.targets.clear();
+    const before = spill.reads;
+    const pieces = [...encodeChunkMapPieces(spilled, 4096)];
+    assert.ok(spill.reads - before >= 10, `${spill.reads - before} blocks read back`);
+    assert.equal(spill.targets.size, 1, 'every block into the same buffer');
+    assert.ok(!spill.targets.has(null));
+    assert.ok(Buffer.concat(pieces).equals(encodeChunkMap(whole)), 'the same bytes as a map kept whole');
+  } finally {
+    scratch.close();
+  }
 });

@@ -177,3 +177,23 @@ test('an invalid length names a non-printable message type in hex, keeping the e
   );
   assert.throws(() => new BackendParser(() => {}).write(Buffer.from([0x64, 0, 0, 0, 1])), /for message type 'd' from server$/);
 });
+
+test('backend parser: split CopyData joined for a handler that keeps nothing reuse one buffer; the bytes are each message’s; other handlers get a buffer each', () => {
+  const bodies = [Buffer.alloc(130_000, 1), Buffer.alloc(90_000, 2), Buffer.alloc(130_000, 3), Buffer.alloc(20, 4)];
+  const wire = Buffer.concat([...bodies.map((b) => copyData(b)), msg('c', Buffer.alloc(0))]);
+  for (const transient of [true, false]) {
+    const seen: { bytes: string; buffer: ArrayBufferLike }[] = [];
+    const p = new BackendParser(
+      (code, body) => {
+        if (code === 0x64) seen.push({ bytes: body.toString('hex'), buffer: body.buffer });
+      },
+      { wantParts: () => false, part: () => assert.fail('no parts asked for'), reuseJoined: () => transient },
+    );
+    // 64 KiB reads, as a socket gives them: the three large messages straddle reads and are joined.
+    for (let at = 0; at < wire.length; at += 65536) p.write(Buffer.from(wire.subarray(at, at + 65536)));
+    assert.ok(p.idle);
+    assert.deepEqual(seen.map((s) => s.bytes), bodies.map((b) => b.toString('hex')), 'each message whole, as sent');
+    const joined = new Set([seen[0].buffer, seen[1].buffer, seen[2].buffer]);
+    assert.equal(joined.size, transient ? 1 : 3, transient ? 'one buffer joins them all' : 'a buffer per message when the handler may keep it');
+  }
+});
