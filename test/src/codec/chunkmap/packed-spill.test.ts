@@ -40,18 +40,24 @@ function files(): ChunkMapFile[] {
   return out;
 }
 
+/** The same files in a map kept whole and in one that spills past two 4 KiB blocks. */
+function twoMaps(spill: RecordSpill, all: ChunkMapFile[]): { whole: ChunkMap; packed: PackedChunkFiles; spilled: ChunkMap } {
+  const whole: ChunkMap = { chunkSize: C, header, files: new PackedChunkFiles(C, HASH_BYTES) };
+  const packed = new PackedChunkFiles(C, HASH_BYTES, { spill, blockBytes: 4096, keepBlocks: 2 });
+  const spilled: ChunkMap = { chunkSize: C, header, files: packed };
+  for (const f of all) {
+    whole.files.set(f.path, f);
+    spilled.files.set(f.path, f);
+  }
+  return { whole, packed, spilled };
+}
+
 test('a spilled map encodes as a whole one, looks up and iterates as one', () => {
   const scratch = new ScratchFile('a test map');
   try {
     const spill = counted(scratch);
-    const whole: ChunkMap = { chunkSize: C, header, files: new PackedChunkFiles(C, HASH_BYTES) };
-    const packed = new PackedChunkFiles(C, HASH_BYTES, { spill, blockBytes: 4096, keepBlocks: 2 });
-    const spilled: ChunkMap = { chunkSize: C, header, files: packed };
     const all = files();
-    for (const f of all) {
-      whole.files.set(f.path, f);
-      spilled.files.set(f.path, f);
-    }
+    const { whole, packed, spilled } = twoMaps(spill, all);
     // Every block but the first two and the one being filled has left memory.
     assert.equal(spill.appended, scratch.size);
     const kept = packed.recordBytes - spill.appended;
@@ -108,13 +114,7 @@ test('encoding reads the spilled blocks one after another into one buffer, not a
   const scratch = new ScratchFile('a test map');
   try {
     const spill = counted(scratch);
-    const whole: ChunkMap = { chunkSize: C, header, files: new PackedChunkFiles(C, HASH_BYTES) };
-    const packed = new PackedChunkFiles(C, HASH_BYTES, { spill, blockBytes: 4096, keepBlocks: 2 });
-    const spilled: ChunkMap = { chunkSize: C, header, files: packed };
-    for (const f of files()) {
-      whole.files.set(f.path, f);
-      spilled.files.set(f.path, f);
-    }
+    const { whole, spilled } = twoMaps(spill, files());
     spill.targets.clear();
     const before = spill.reads;
     const pieces = [...encodeChunkMapPieces(spilled, 4096)];
