@@ -83,6 +83,8 @@ export class S3Sink extends Writable implements BackupSink {
   private bytes = 0;
   private sawEnd = false;
   private committed = false;
+  /** commit() under way: a destroy waits for it to settle before it removes anything (nothing lands after the cleanup). */
+  private committing: Promise<void> | null = null;
   private opened: Promise<void> | null = null;
   /** The archives are uploaded one after another: each takes the last one's part buffers. */
   private readonly buffers: PartBuffers;
@@ -198,8 +200,8 @@ export class S3Sink extends Writable implements BackupSink {
             (e) => Promise.reject(e instanceof PgbbError ? e : s3Error(e, 'upload', this.repo.where(this.id, a.name))),
           );
           this.finishing.push({ out: a.out, done });
-          // A Complete that fails after the next archive began fails the backup from here.
-          done.catch((e) => answered && this.destroy(e));
+          // A Complete that fails after the next archive began fails the backup from here (during commit, commit reports it).
+          done.catch((e) => answered && !this.committing && this.destroy(e));
           // The next archive goes up while the store assembles this one; the record waits for both (commit).
           Promise.race([a.writer.partsSent, done]).then(
             () => ((answered = true), callback()),
@@ -225,7 +227,8 @@ export class S3Sink extends Writable implements BackupSink {
   }
 
   override _final(callback: Callback): void {
-    this.commit().then(() => callback(), callback);
+    this.committing = this.commit();
+    this.committing.then(() => callback(), callback);
   }
 
   private async commit(): Promise<void> {
@@ -237,14 +240,13 @@ export class S3Sink extends Writable implements BackupSink {
     // The archives' Completes, the manifest's end and the chunk map go up together; the record waits for all.
     const [archives, manifest, chunkMap] = await settledAll([
       Promise.all(this.finishing.map((f) => f.done)),
-      new Promise<ObjectWritten>((resolve, reject) => {
-        m.writer.once('error', reject);
-        m.writer.end(() => resolve(m.writer.result!));
-      }),
+      ended(m.writer, this.repo.where(this.id, 'backup_manifest')),
       map ? this.upload(CHUNK_MAP_OBJECT, encodedChunkMapSize(map), encodeChunkMapPieces(map)) : Promise.resolve(null),
     ] as const);
     this.stored.push(...archives, { name: 'backup_manifest', ...manifest });
     if (chunkMap) this.stored.push({ name: CHUNK_MAP_OBJECT, ...chunkMap });
+    // Destroyed meanwhile (its cleanup waits for this): no record for objects that are being removed.
+    if (this.destroyed) throw new PgbbError('aborted', `the backup to ${this.location()} was stopped before its record was written`);
     const s = this.start;
     await this.put(
       RECORD_NAME,
@@ -279,15 +281,11 @@ export class S3Sink extends Writable implements BackupSink {
     const w = this.writer(name, size);
     try {
       for (const piece of pieces) if (!w.write(piece)) await once(w, 'drain');
-      await new Promise<void>((resolve, reject) => {
-        w.once('error', reject);
-        w.end(() => resolve());
-      });
+      return await ended(w, this.repo.where(this.id, name));
     } catch (e) {
       await closed(w, e as Error);
       throw e instanceof PgbbError ? e : s3Error(e, 'upload', this.repo.where(this.id, name));
     }
-    return w.result!;
   }
 
   override _destroy(err: Error | null, callback: Callback): void {
@@ -299,6 +297,8 @@ export class S3Sink extends Writable implements BackupSink {
     const writers = Promise.all([a?.out.abort(err ?? undefined), ...this.finishing.map((f) => f.out.abort(err ?? undefined)), m && !m.writer.destroyed ? closed(m.writer, err) : undefined]);
     writers
       .then(async () => {
+        // A commit under way settles first: its uploads are done (or failed), and it writes no record now.
+        await this.committing?.catch(() => {});
         if (!this.committed && this.created.length) {
           await this.repo.deleteKeys([...new Set(this.created)], this.repo.where(this.id)).catch(() => {});
         }
@@ -324,8 +324,24 @@ function mappedBytes(map: ChunkMap): number {
   return n;
 }
 
+/** Ends an object's writer: what was stored, or the error that ended it (an end without a result is one too). */
+function ended(w: S3ObjectWriter, where: string): Promise<ObjectWritten> {
+  return new Promise((resolve, reject) => {
+    w.once('error', reject);
+    w.end((err?: Error | null) => {
+      if (err) return reject(err);
+      if (!w.result) return reject(new PgbbError('s3', `could not upload ${where}: the upload ended without being complete`));
+      resolve(w.result);
+    });
+  });
+}
+
+/** Destroys `w` and resolves once it has closed (at once if it already has: its failure closed it). */
 function closed(w: Writable, err: Error | null): Promise<void> {
   return new Promise((resolve) => {
+    if (w.closed) return resolve();
+    // The error is the caller's to report.
+    w.on('error', () => {});
     w.once('close', () => resolve());
     w.destroy(err ?? undefined);
   });

@@ -176,3 +176,39 @@ test('S3 faults: a CompleteMultipartUpload that fails while the next objects go 
   assert.deepEqual(await listRows(repo), []);
   assert.deepEqual((await s3.openUploads()).filter((u) => !proxy.aborted.includes(u)), [], 'every upload left open was aborted by pgbb');
 });
+
+test('S3 faults: a backup_manifest or chunkmap the store keeps refusing fails the backup: no record, nothing left', async () => {
+  await setup();
+  for (const name of ['backup_manifest', 'chunkmap']) {
+    proxy.setRules([{ op: 'PutObject', fault: 'slowdown', key: new RegExp(`/${name}$`) }]);
+    const repo = `s3://${s3.bucket}/refused-${name}`;
+    const b = await pgbb(backupArgs(repo));
+    proxy.setRules([]);
+    assert.notEqual(b.code, 0, `${name}: ${b.stderr}`);
+    assert.match(b.stderr, new RegExp(`^pgbb: error: could not upload s3://pgbb-test/refused-${name}/[^ ]+/${name}: SlowDown, HTTP 503`, 'm'));
+    assert.deepEqual(await keys(`refused-${name}/`), [], `${name}: the failed backup removed what it created`);
+    assert.deepEqual(await listRows(repo), []);
+  }
+});
+
+test('S3 faults: a Complete that fails while the manifest is still going up: the cleanup waits for it, nothing lands after', async () => {
+  await setup();
+  proxy.setRules([
+    { op: 'CompleteMultipartUpload', fault: 'error-200', ms: 300, key: /\/base\.tar\.zst$/ },
+    // Answered (and stored) well after the Complete has failed for good.
+    { op: 'PutObject', fault: 'delay', ms: 4000, key: /\/backup_manifest$/ },
+  ]);
+  const repo = `s3://${s3.bucket}/latemanifest`;
+  const from = proxy.log.length;
+  const b = await pgbb(backupArgs(repo));
+  proxy.setRules([]);
+  // Until the held manifest has reached the store, whenever pgbb gave up on it.
+  const held = proxy.log.slice(from).find((r) => r.key.endsWith('/backup_manifest'));
+  assert.ok(held, 'the manifest was sent');
+  await new Promise((r) => setTimeout(r, Math.max(0, held.began + 4500 - performance.now())));
+  assert.notEqual(b.code, 0);
+  assert.match(b.stderr, /^pgbb: error: could not upload s3:\/\/pgbb-test\/latemanifest\/[^ ]+\/base\.tar\.zst: /m);
+  assert.deepEqual(await keys('latemanifest/'), [], 'nothing left behind, the manifest included');
+  assert.deepEqual(await listRows(repo), []);
+  assert.deepEqual((await s3.openUploads()).filter((u) => !proxy.aborted.includes(u)), []);
+});

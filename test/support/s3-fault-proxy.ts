@@ -3,7 +3,8 @@
  * every request as it is, except the ones a rule picks, which it answers
  * itself — 503 SlowDown, a connection reset halfway through the body, a
  * 200 whose body is an S3 error, a hold (for kill -9 mid-upload tests), or
- * a delay (the request forwarded, its answer held back `ms`).
+ * a delay (the request read whole and passed on `ms` later: the store has it
+ * only then, and answers after).
  * AbortMultipartUpload, which s3rver lacks, is answered here and recorded.
  * Counts what it did, so a test can tell that its faults happened.
  */
@@ -21,7 +22,7 @@ export interface FaultRule {
   nth?: number[];
   /** Only for keys matching this. */
   key?: RegExp;
-  /** For 'delay' (and 'slowdown', 'error-200'): how long the answer is held back. */
+  /** For 'delay': how long the request is held before it goes on; for 'slowdown' and 'error-200': how long their answer waits. */
   ms?: number;
 }
 
@@ -153,19 +154,20 @@ export async function startFaultProxy(upstream: string, rules: FaultRule[] = [],
       const trailer = String(req.headers['x-amz-trailer'] ?? '');
       partChecksums.push(typeof h === 'string' ? h : trailer.toLowerCase() === 'x-amz-checksum-crc32c' ? 'trailer' : null);
     }
-    const fwd = http.request(
-      { host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers },
-      (r) => {
-        const answer = () => {
-          res.writeHead(r.statusCode ?? 502, r.headers);
-          r.pipe(res);
-        };
-        if (delay > 0) setTimeout(answer, delay);
-        else answer();
-      },
-    );
-    fwd.on('error', () => res.destroy());
-    req.pipe(fwd);
+    const forward = (body?: Buffer) => {
+      const fwd = http.request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      fwd.on('error', () => res.destroy());
+      if (body) fwd.end(body);
+      else req.pipe(fwd);
+    };
+    if (delay === 0) return forward();
+    // Held whole, then passed on whether or not the client is still there (as a store that got it late).
+    const body: Buffer[] = [];
+    req.on('data', (c: Buffer) => body.push(c));
+    req.on('end', () => setTimeout(() => forward(Buffer.concat(body)), delay));
   });
   server.on('connection', (s) => {
     sockets.add(s);
