@@ -203,10 +203,12 @@ export class TarFilesSink extends Writable implements BackupSink {
   }
 }
 
+/** Ends the manifest's writer; rejects with what ended it (end()'s callback gets the error first: it is no success). */
 function endWriter(w: Writable, file: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    w.once('error', (err) => reject(err instanceof PgbbError ? err : ioError('could not write manifest', file, err)));
-    w.end(() => resolve());
+    const fail = (err: Error) => reject(err instanceof PgbbError ? err : ioError('could not write manifest', file, err));
+    w.once('error', fail);
+    w.end((err?: Error | null) => (err ? fail(err) : resolve()));
   });
 }
 

@@ -5,13 +5,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { BackupEvent } from '../../src/events';
 import { TarFilesSink } from '../../sinks/tar-files';
 import { sampleEvents } from '../support/synthetic-backup';
+import { mountSmallFs } from '../support/small-fs';
 
 function write(w: Writable, ev: BackupEvent): Promise<void> {
   return new Promise((resolve, reject) => w.write(ev, (err) => (err ? reject(err) : resolve())));
@@ -56,3 +58,32 @@ test('TarFilesSink destroyed mid-archive (zstd) removes what it made, and closes
   assert.ok(!existsSync(target), 'the target the sink made is gone');
 });
 
+
+test('TarFilesSink: a disk that fills at the manifest’s last write fails the commit, naming the file; no backup_manifest, nothing left', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgbb-tarfiles-'));
+  const mnt = join(dir, 'mnt');
+  mkdirSync(mnt);
+  const small = await mountSmallFs(mnt, 2);
+  t.after(async () => {
+    await small.unmount();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const target = join(mnt, 'b');
+  const sink = new TarFilesSink({ target, sync: false });
+  await sink.ready();
+  const events = sampleEvents();
+  const end = events.pop()!;
+  for (const ev of events) await write(sink, ev);
+  // What is left of the disk: 64 KiB. The manifest, smaller than one 256 KiB batch, goes to disk only at the end.
+  const { bavail, bsize } = await statfs(mnt);
+  writeFileSync(join(mnt, 'filler'), Buffer.alloc(Math.max(0, Number(bavail) * Number(bsize) - 64 * 1024)));
+  await write(sink, { type: 'manifest', data: Buffer.alloc(200 * 1024, 0x7b) });
+  await write(sink, end);
+  // As in a pipeline, which listens: the commit's failure is also the stream's error.
+  sink.on('error', () => {});
+  const err = await new Promise<Error | null | undefined>((r) => sink.end((e?: Error | null) => r(e)));
+  assert.ok(err, 'the commit failed');
+  assert.equal(err.message, `could not write to file "${target}/backup_manifest.tmp": no space left on device`);
+  await new Promise((r) => (sink.closed ? r(null) : sink.once('close', r)));
+  assert.deepEqual(readdirSync(mnt), ['filler'], 'the target the sink made is gone');
+});
