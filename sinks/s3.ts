@@ -37,6 +37,7 @@ import { CHUNK_MAP_OBJECT } from '../src/s3/chain';
 import { PartBuffers } from '../src/s3/multipart-upload';
 import { encodeChunkMapPieces, encodedChunkMapSize, type ChunkMap } from '../src/codec/chunkmap/chunk-map';
 import { compressorFor, PackedOutput } from './packed-output';
+import { destroyAndWait, endAndWait } from '../src/io/stream-end';
 
 export interface S3SinkOptions {
   location: S3Location;
@@ -283,7 +284,7 @@ export class S3Sink extends Writable implements BackupSink {
       for (const piece of pieces) if (!w.write(piece)) await once(w, 'drain');
       return await ended(w, this.repo.where(this.id, name));
     } catch (e) {
-      await closed(w, e as Error);
+      await destroyAndWait(w, e as Error);
       throw e instanceof PgbbError ? e : s3Error(e, 'upload', this.repo.where(this.id, name));
     }
   }
@@ -294,7 +295,7 @@ export class S3Sink extends Writable implements BackupSink {
     this.archive = null;
     this.manifest = null;
     // An archive whose Complete is on its way settles first (aborted if it has not): then its object is removed too.
-    const writers = Promise.all([a?.out.abort(err ?? undefined), ...this.finishing.map((f) => f.out.abort(err ?? undefined)), m && !m.writer.destroyed ? closed(m.writer, err) : undefined]);
+    const writers = Promise.all([a?.out.abort(err ?? undefined), ...this.finishing.map((f) => f.out.abort(err ?? undefined)), m && !m.writer.destroyed ? destroyAndWait(m.writer, err) : undefined]);
     writers
       .then(async () => {
         // A commit under way settles first: its uploads are done (or failed), and it writes no record now.
@@ -325,26 +326,10 @@ function mappedBytes(map: ChunkMap): number {
 }
 
 /** Ends an object's writer: what was stored, or the error that ended it (an end without a result is one too). */
-function ended(w: S3ObjectWriter, where: string): Promise<ObjectWritten> {
-  return new Promise((resolve, reject) => {
-    w.once('error', reject);
-    w.end((err?: Error | null) => {
-      if (err) return reject(err);
-      if (!w.result) return reject(new PgbbError('s3', `could not upload ${where}: the upload ended without being complete`));
-      resolve(w.result);
-    });
-  });
-}
-
-/** Destroys `w` and resolves once it has closed (at once if it already has: its failure closed it). */
-function closed(w: Writable, err: Error | null): Promise<void> {
-  return new Promise((resolve) => {
-    if (w.closed) return resolve();
-    // The error is the caller's to report.
-    w.on('error', () => {});
-    w.once('close', () => resolve());
-    w.destroy(err ?? undefined);
-  });
+async function ended(w: S3ObjectWriter, where: string): Promise<ObjectWritten> {
+  await endAndWait(w);
+  if (!w.result) throw new PgbbError('s3', `could not upload ${where}: the upload ended without being complete`);
+  return w.result;
 }
 
 export function s3Sink(opts: S3SinkOptions): S3Sink {

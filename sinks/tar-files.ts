@@ -28,6 +28,7 @@ import type { BackupSink, WalPlace } from '../src/sink';
 import { compressorFor, PackedOutput } from './packed-output';
 import { AGE_SUFFIX, encryptedTo } from './encrypted-output';
 import type { EncryptKey } from '../src/crypto/age-keys';
+import { destroyAndWait, endAndWait } from '../src/io/stream-end';
 
 export interface TarFilesSinkOptions {
   target: string;
@@ -195,7 +196,7 @@ export class TarFilesSink extends Writable implements BackupSink {
     this.firstCompressor?.destroy();
     this.firstCompressor = null;
     // Inner writers first (the compressor's context goes with its pipeline), then what the sink made.
-    const writers = Promise.all([a?.abort(), m && !m.destroyed ? closed(m) : undefined]);
+    const writers = Promise.all([a?.abort(), m && !m.destroyed ? destroyAndWait(m) : undefined]);
     writers.then(() => {
       if (this.committed || !this.dir) return callback(err);
       discardDir(this.dir).then(() => callback(err), () => callback(err));
@@ -203,20 +204,9 @@ export class TarFilesSink extends Writable implements BackupSink {
   }
 }
 
-/** Ends the manifest's writer; rejects with what ended it (end()'s callback gets the error first: it is no success). */
+/** Ends the manifest's writer; rejects with what ended it. */
 function endWriter(w: Writable, file: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const fail = (err: Error) => reject(err instanceof PgbbError ? err : ioError('could not write manifest', file, err));
-    w.once('error', fail);
-    w.end((err?: Error | null) => (err ? fail(err) : resolve()));
-  });
-}
-
-function closed(w: Writable): Promise<void> {
-  return new Promise((resolve) => {
-    w.once('close', () => resolve());
-    w.destroy();
-  });
+  return endAndWait(w).catch((err) => Promise.reject(err instanceof PgbbError ? err : ioError('could not write manifest', file, err)));
 }
 
 export function tarFilesSink(opts: TarFilesSinkOptions): TarFilesSink {

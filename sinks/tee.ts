@@ -45,6 +45,7 @@ import { finished } from 'node:stream/promises';
 import { PgbbError, UsageError } from '../src/errors';
 import { isBackupSink, type BackupSink, type WalPlace } from '../src/sink';
 import { retain } from '../src/io/slab-pool';
+import { whenClosed } from '../src/io/stream-end';
 
 export class Tee extends Writable implements BackupSink {
   readonly sinks: readonly Writable[];
@@ -71,7 +72,7 @@ export class Tee extends Writable implements BackupSink {
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (!failed) return;
     if (!this.destroyed) this.destroy(failed.reason as Error);
-    await closed(this);
+    await whenClosed(this);
     throw failed.reason;
   }
 
@@ -126,14 +127,10 @@ export class Tee extends Writable implements BackupSink {
     this.waits = [];
     for (const sink of this.sinks) if (!sink.destroyed) sink.destroy(err ?? undefined);
     // Report only once every sink has cleaned up what it half-wrote.
-    Promise.all(this.sinks.map(closed)).then(() => callback(err));
+    Promise.all(this.sinks.map(whenClosed)).then(() => callback(err));
   }
 }
 
-/** Resolves on 'close' (events.once would reject on the 'error' just before it). */
-function closed(s: Writable): Promise<void> {
-  return s.closed ? Promise.resolve() : new Promise((resolve) => s.once('close', () => resolve()));
-}
 
 /** Writes every event to all `sinks`; see the file comment. */
 export function tee(...sinks: Writable[]): Tee {

@@ -19,6 +19,7 @@ import type { Duplex, Readable, Writable } from 'node:stream';
 import { UsageError } from '../errors';
 import { isBackupSink, type WalPlace } from '../sink';
 import { runPipeline } from './run-pipeline';
+import { destroyAndWait } from '../io/stream-end';
 
 export interface Composition {
   /** A stream, or a function that builds it once the sink is ready and has said where WAL goes. */
@@ -68,9 +69,7 @@ function checkFresh(source: Readable): void {
 }
 
 /** Destroys a stream (a sink removes what it made, a source closes its connections) and waits until it has. */
-async function discard(stream: Writable | Readable, err: unknown): Promise<void> {
+function discard(stream: Writable | Readable, err: unknown): Promise<void> {
   // 'error' is the caller's to report, from the rejection.
-  stream.on('error', () => {});
-  if (!stream.destroyed) stream.destroy(err as Error);
-  if (!stream.closed) await new Promise((resolve) => stream.once('close', resolve));
+  return destroyAndWait(stream, err as Error);
 }

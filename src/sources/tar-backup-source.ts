@@ -37,6 +37,7 @@ import { gzipDecompress } from '../../transforms/gzip-decompress';
 import { lz4Decompress } from '../../transforms/lz4-decompress';
 import { showPath } from '../codec/path-bytes';
 import { isPgBasebackupStream, spooledEvents, SpoolPlace } from './stdin-spool';
+import { destroyAndWait } from '../io/stream-end';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 /**
@@ -63,11 +64,7 @@ async function* openArchive(file: string, key: DecryptKey | undefined): AsyncGen
     // Closes the handle, also when the consumer stops early; waited for, so
     // that no descriptor outlives a failed restore or verify.
     if (plain !== raw) plain.destroy();
-    if (!raw.closed) {
-      const closed = new Promise<void>((resolve) => raw.once('close', () => resolve()));
-      raw.destroy();
-      await closed;
-    }
+    await destroyAndWait(raw);
   }
 }
 

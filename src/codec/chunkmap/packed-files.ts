@@ -220,10 +220,8 @@ export class PackedChunkFiles implements ChunkFiles {
         }
         block = reuse!.subarray(0, length);
       }
-      // The record's length from this block (recordLength() would read the block again, into a buffer of its own).
-      const pathEnd = at + 4 + block.readUInt32LE(at);
-      const n = Math.ceil(Number(block.readBigUInt64LE(pathEnd)) / this.chunkSize);
-      yield block.subarray(at, pathEnd + 8 + n * (4 + this.hashBytes));
+      // From this block: recordLength() would read it again, into a buffer of its own.
+      yield block.subarray(at, at + this.lengthIn(block, at));
     }
   }
 
@@ -327,9 +325,14 @@ export class PackedChunkFiles implements ChunkFiles {
   }
 
   private recordLength(r: number): number {
-    const pathEnd = this.pathEnd(r);
-    const n = Math.ceil(Number(this.blockAt(r).readBigUInt64LE(pathEnd)) / this.chunkSize);
-    return pathEnd + 8 + n * (4 + this.hashBytes) - this.offsetOf[r]!;
+    return this.lengthIn(this.blockAt(r), this.offsetOf[r]!);
+  }
+
+  /** The length of the record at `at` in `block`: its path's length, the path, the size, a CRC and hash per chunk. */
+  private lengthIn(block: Buffer, at: number): number {
+    const pathEnd = at + 4 + block.readUInt32LE(at);
+    const n = Math.ceil(Number(block.readBigUInt64LE(pathEnd)) / this.chunkSize);
+    return pathEnd + 8 + n * (4 + this.hashBytes) - at;
   }
 
   private fileAt(r: number, path: string): ChunkMapFile {
