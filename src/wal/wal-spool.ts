@@ -21,8 +21,10 @@
  *      name (a killed run's `.partial`). Writes are synchronous positioned
  *      writes, like src/io/file-writer.ts: WAL arrives in ≤ 128 KiB messages,
  *      far slower than base backup data, and a write into the page cache
- *      costs less than a thread-pool round trip. Nothing is fsynced: the sink
- *      syncs the backup.
+ *      costs less than a thread-pool round trip. Page-aligned stretches of
+ *      zeros are not written (the file is new and pre-sized: they read back
+ *      as zero), so a switched segment's padding costs neither writes nor
+ *      disk. Nothing is fsynced: the sink syncs the backup.
  * Room: before each segment, its size must be free on the filesystem; a
  *      spool (not in place) on a memory-backed filesystem is also held to
  *      spoolBudget() (src/wal/spool-place.ts), so it fails with a clear
@@ -71,6 +73,38 @@ export interface SpoolSummary {
 
 export const STATUS_DIR = 'archive_status';
 const EMPTY = Buffer.alloc(0);
+/** WAL page size (XLOG_BLCKSZ): the unit in which zero stretches are left unwritten. */
+const PAGE = 8192;
+const ZERO_PAGE = Buffer.alloc(PAGE);
+
+/**
+ * Writes data[from, from+length) at file offset `at`, leaving out the
+ * page-aligned stretches that are all zero: a segment file is new and
+ * pre-sized, so they already read back as zero. What a switch leaves of a
+ * segment (pg_switch_wal, the end of every backup) arrives as up to a whole
+ * segment of zeros, which would otherwise be written and allocated on disk.
+ */
+function writeNonZero(fd: number, data: Buffer, from: number, length: number, at: number): void {
+  const end = from + length;
+  let runStart = -1;
+  let i = from;
+  while (i < end) {
+    const next = Math.min(end, i + PAGE - ((at + i - from) % PAGE));
+    const zero = data.compare(ZERO_PAGE, 0, next - i, i, next) === 0;
+    if (!zero && runStart < 0) runStart = i;
+    if (zero && runStart >= 0) {
+      writeFully(fd, data, runStart, i - runStart, at + runStart - from);
+      runStart = -1;
+    }
+    i = next;
+  }
+  if (runStart >= 0) writeFully(fd, data, runStart, end - runStart, at + runStart - from);
+}
+
+function writeFully(fd: number, data: Buffer, from: number, length: number, at: number): void {
+  let written = 0;
+  while (written < length) written += writeSync(fd, data, from + written, length - written, at + written);
+}
 
 export class WalSpool {
   private timeline = 0;
@@ -161,8 +195,7 @@ export class WalSpool {
       const take = Math.min(data.length - done, this.segmentSize - offset);
       const fd = this.fd ?? this.openSegment();
       try {
-        let written = 0;
-        while (written < take) written += writeSync(fd, data, done + written, take - written, offset + written);
+        writeNonZero(fd, data, done, take, offset);
       } catch (err) {
         throw ioError('could not write WAL file', this.current!.path, err);
       }

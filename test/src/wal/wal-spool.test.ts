@@ -70,6 +70,29 @@ test('segments named for timeline and LSN, pre-sized, complete ones flagged, tai
     }
   }));
 
+test('stretches of zeros (a switched segment\'s padding) are not written: the file reads the same and holds only the pages with data', () =>
+  withSpool(async (s) => {
+    s.begin(0n, 1, SEG);
+    const want = Buffer.alloc(SEG);
+    want.fill(7, 0, 100); // the switch record's end
+    want[20_000] = 9; // one byte inside page 2
+    want[8191] = 0; // page 0 ends in zeros; page 1 is all zero
+    // Odd message sizes: zero pages inside a message, a message that starts mid-page.
+    let at = 0;
+    for (const size of [60, 9000, 11_000, 5, 30_000]) {
+      s.write(BigInt(at), want.subarray(at, at + size));
+      at += size;
+    }
+    s.write(BigInt(at), want.subarray(at));
+    const [seg] = s.summary().segments;
+    assert.equal(seg.complete, true);
+    const data = await fs.readFile(seg.path);
+    assert.ok(data.equals(want), 'content as received');
+    const st = await fs.stat(seg.path);
+    // Pages 0 and 2 only (8 KiB each); writing the zeros would allocate all 64 KiB.
+    assert.ok(st.blocks * 512 <= 2 * 8192, `${st.blocks * 512} bytes allocated`);
+  }));
+
 test('a message ending exactly at a boundary completes the segment without opening the next', () =>
   withSpool(async (s) => {
     s.begin(0n, 1, SEG);
