@@ -28,10 +28,11 @@
 import type { ArchiveEvent, ArchiveKind, BackupEvent, DataEvent, EntryEvent, StartEvent } from '../src/events';
 import { PgbbError } from '../src/errors';
 import {
-  CHUNK_MAP_FILE, checkChunkSize, chunkKey, DEFAULT_CHUNK_SIZE, encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, HASH_BYTES, hashKeyOf, type ChunkMap,
+  CHUNK_MAP_FILE, CHUNK_MAP_PIECE, checkChunkSize, chunkKey, DEFAULT_CHUNK_SIZE, encodeChunkMap, encodeChunkMapPieces, encodedChunkMapSize, HASH_BYTES, hashKeyOf, type ChunkMap,
 } from '../src/codec/chunkmap/chunk-map';
 import { PackedChunkFiles, type RecordSpill } from '../src/codec/chunkmap/packed-files';
 import { ScratchFile } from '../src/io/scratch-file';
+import { retain, SlabReader } from '../src/io/slab-pool';
 import { Pacer } from './paced-push';
 import { Observer } from './observer';
 import { ChunkHasher, ChunkListBuilder, newHashKey, PieceCrcs, toBoundary } from '../src/codec/chunkmap/chunk-hasher';
@@ -66,9 +67,16 @@ export function* chunkMapMember(map: ChunkMap, mtime = new Date()): Generator<Ba
   yield { type: 'archive', kind: 'wal', name: 'pg_wal', location: '' };
   yield { type: 'entry', path: CHUNK_MAP_FILE.slice('pg_wal/'.length), kind: 'file', size: encodedChunkMapSize(map), mode: 0o600, mtime };
   let offset = 0;
-  for (const chunk of encodeChunkMapPieces(map)) {
-    yield { type: 'data', offset, chunk };
-    offset += chunk.length;
+  // In recycled slabs, like the data read from the server (src/io/slab-pool.ts): the write that takes a piece gives it back.
+  const slabs = new SlabReader();
+  try {
+    for (const chunk of encodeChunkMapPieces(map, CHUNK_MAP_PIECE, slabs)) {
+      retain(chunk);
+      yield { type: 'data', offset, chunk };
+      offset += chunk.length;
+    }
+  } finally {
+    slabs.finish();
   }
   yield { type: 'entry-end' };
   yield { type: 'archive-end' };

@@ -1,9 +1,13 @@
 /**
  * FileTable: one record per file (path → size, digest, flags), kept
  * compactly so that a backup of a million files costs its paths' bytes and
- * a few dozen bytes each, not a million JS objects: paths in one growing
- * byte arena, fixed-width fields in typed arrays, an open-addressing hash
- * index of record numbers. Records are numbered in insertion order.
+ * a few dozen bytes each, not a million JS objects: paths in a byte arena,
+ * fixed-width fields in typed arrays, an open-addressing hash index of
+ * record numbers. Records are numbered in insertion order. Arena and fields
+ * grow by fixed pages, never by copying: a table that doubled would leave
+ * its old copies (as much again as it holds) as garbage that the collector
+ * takes only at a full collection, which a backup of small files rarely
+ * triggers (bench/README.md, "many files").
  *
  * Paths are pgbb path strings (src/codec/path-bytes.ts). They are stored as
  * UTF-8 when they hold no surrogate, else as 0xFF + UTF-16LE (a first byte
@@ -35,29 +39,34 @@ function hashOf(b: Uint8Array, seed: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-function grown<T extends Float64Array | Uint32Array | Uint8Array>(a: T, n: number): T {
-  const b = new (a.constructor as new (n: number) => T)(n);
-  b.set(a);
-  return b;
+/** Records per page: the fixed-width fields grow a page at a time, never copied. */
+const PAGE_BITS = 12;
+const PAGE = 1 << PAGE_BITS;
+/** Path bytes per arena page; a longer path gets a page of its own. A location is page << 16 | offset. */
+const ARENA_BITS = 16;
+const ARENA_PAGE = 1 << ARENA_BITS;
+const MAX_ARENA_PAGES = 2 ** (32 - ARENA_BITS);
+
+interface RecordPage {
+  loc: Uint32Array;
+  length: Uint32Array;
+  sizes: Float64Array;
+  flags: Uint8Array;
+  digests: Uint8Array;
 }
 
 export class FileTable {
-  private arena = Buffer.allocUnsafe(64 * 1024);
-  private used = 0;
-  private start = new Uint32Array(1024);
-  private length = new Uint32Array(1024);
-  private sizes = new Float64Array(1024);
-  private flagBits = new Uint8Array(1024);
-  private digests: Uint8Array;
+  private readonly arena: Buffer[] = [];
+  /** Bytes used in the last arena page. */
+  private used = ARENA_PAGE;
+  private readonly pages: RecordPage[] = [];
   /** Record number + 1 per slot; 0 = empty. Kept at most half full. */
   private slots = new Uint32Array(2048);
   private n = 0;
   private readonly seed = randomBytes(4).readUInt32LE(0);
 
   /** `digestBytes`: the width of each record's digest (4 for CRC32C, 32 for SHA256, 0 for none). */
-  constructor(private width: number) {
-    this.digests = new Uint8Array(1024 * width);
-  }
+  constructor(private width: number) {}
 
   get digestBytes(): number {
     return this.width;
@@ -71,7 +80,7 @@ export class FileTable {
   withDigests(bytes: number): this {
     if (bytes === this.width) return this;
     if (this.width !== 0) throw new Error(`FileTable: digests are ${this.width} bytes wide already`);
-    this.digests = new Uint8Array(this.start.length * bytes);
+    for (const p of this.pages) p.digests = new Uint8Array(PAGE * bytes);
     this.width = bytes;
     return this;
   }
@@ -82,7 +91,7 @@ export class FileTable {
 
   /** Bytes held, for measurements. */
   get footprint(): number {
-    return this.arena.length + this.slots.byteLength + this.start.length * (4 + 4 + 8 + 1 + this.digestBytes);
+    return this.arena.reduce((sum, a) => sum + a.length, 0) + this.slots.byteLength + this.pages.length * PAGE * (4 + 4 + 8 + 1 + this.width);
   }
 
   /** The record of `path`, or -1. */
@@ -102,56 +111,94 @@ export class FileTable {
       this.rehash(this.slots.length * 2);
       at = this.slotOf(key, h);
     }
+    const loc = this.store(key);
     const i = this.n++;
-    if (i === this.start.length) this.growRecords(i * 2);
-    if (this.used + key.length > this.arena.length) {
-      const a = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.used + key.length));
-      this.arena.copy(a, 0, 0, this.used);
-      this.arena = a;
-    }
-    key.copy(this.arena, this.used);
-    this.start[i] = this.used;
-    this.length[i] = key.length;
-    this.used += key.length;
-    this.sizes[i] = 0;
-    this.flagBits[i] = 0;
+    if (i >>> PAGE_BITS === this.pages.length) this.pages.push(this.newPage());
+    const p = this.pages[i >>> PAGE_BITS];
+    const r = i & (PAGE - 1);
+    p.loc[r] = loc;
+    p.length[r] = key.length;
+    p.sizes[r] = 0;
+    p.flags[r] = 0;
     this.slots[at] = i + 1;
     return { index: i, added: true };
   }
 
   path(i: number): string {
-    const b = this.arena.subarray(this.start[i], this.start[i] + this.length[i]);
+    const b = this.keyAt(i);
     return b[0] === 0xff ? b.toString('utf16le', 1) : b.toString('utf8');
   }
 
   size(i: number): number {
-    return this.sizes[i];
+    return this.pages[i >>> PAGE_BITS].sizes[i & (PAGE - 1)];
   }
 
   setSize(i: number, size: number): void {
-    this.sizes[i] = size;
+    this.pages[i >>> PAGE_BITS].sizes[i & (PAGE - 1)] = size;
   }
 
   /** The digest as lowercase hex. */
   digestHex(i: number): string {
-    const w = this.digestBytes;
-    return Buffer.from(this.digests.buffer, this.digests.byteOffset + i * w, w).toString('hex');
+    return this.digestOf(i).toString('hex');
   }
 
   /** Sets the digest from lowercase hex of exactly digestBytes bytes; false when it is not that. */
   setDigestHex(i: number, hex: string): boolean {
-    const w = this.digestBytes;
+    const w = this.width;
     if (hex.length !== w * 2) return false;
-    const n = Buffer.from(this.digests.buffer, this.digests.byteOffset + i * w, w).write(hex, 'hex');
-    return n === w;
+    return this.digestOf(i).write(hex, 'hex') === w;
   }
 
   hasFlag(i: number, bit: number): boolean {
-    return (this.flagBits[i] & bit) !== 0;
+    return (this.pages[i >>> PAGE_BITS].flags[i & (PAGE - 1)] & bit) !== 0;
   }
 
   setFlag(i: number, bit: number): void {
-    this.flagBits[i] |= bit;
+    this.pages[i >>> PAGE_BITS].flags[i & (PAGE - 1)] |= bit;
+  }
+
+  private newPage(): RecordPage {
+    return {
+      loc: new Uint32Array(PAGE), length: new Uint32Array(PAGE), sizes: new Float64Array(PAGE),
+      flags: new Uint8Array(PAGE), digests: new Uint8Array(PAGE * this.width),
+    };
+  }
+
+  /** Copies `key` into the arena; its location. */
+  private store(key: Buffer): number {
+    let page = this.arena.length - 1;
+    if (page < 0 || key.length > ARENA_PAGE - this.used) {
+      if (this.arena.length === MAX_ARENA_PAGES) throw new RangeError('FileTable: more paths than its arena holds (4 GiB)');
+      // The first page starts small: most tables (a small backup's) hold a few KiB of paths.
+      const first = this.arena.length === 0 && key.length <= 4096;
+      this.arena.push(Buffer.allocUnsafe(first ? 4096 : Math.max(ARENA_PAGE, key.length)));
+      page++;
+      this.used = 0;
+    } else if (page === 0 && this.used + key.length > this.arena[0].length) {
+      // The small first page grows to a whole one (copied once, while small).
+      const a = Buffer.allocUnsafe(ARENA_PAGE);
+      this.arena[0].copy(a, 0, 0, this.used);
+      this.arena[0] = a;
+    }
+    key.copy(this.arena[page], this.used);
+    const loc = (page << ARENA_BITS) | this.used;
+    // A page of its own (a path longer than a page) is full.
+    this.used = this.arena[page].length > ARENA_PAGE ? ARENA_PAGE : this.used + key.length;
+    return loc >>> 0;
+  }
+
+  private keyAt(i: number): Buffer {
+    const p = this.pages[i >>> PAGE_BITS];
+    const r = i & (PAGE - 1);
+    const loc = p.loc[r];
+    const off = loc & (ARENA_PAGE - 1);
+    return this.arena[loc >>> ARENA_BITS].subarray(off, off + p.length[r]);
+  }
+
+  private digestOf(i: number): Buffer {
+    const w = this.width;
+    const d = this.pages[i >>> PAGE_BITS].digests;
+    return Buffer.from(d.buffer, d.byteOffset + (i & (PAGE - 1)) * w, w);
   }
 
   private slotOf(key: Buffer, h: number): number {
@@ -163,10 +210,14 @@ export class FileTable {
   }
 
   private equals(i: number, key: Buffer): boolean {
-    const len = this.length[i];
+    const p = this.pages[i >>> PAGE_BITS];
+    const r = i & (PAGE - 1);
+    const len = p.length[r];
     if (len !== key.length) return false;
-    const s = this.start[i];
-    for (let j = 0; j < len; j++) if (this.arena[s + j] !== key[j]) return false;
+    const loc = p.loc[r];
+    const a = this.arena[loc >>> ARENA_BITS];
+    const s = loc & (ARENA_PAGE - 1);
+    for (let j = 0; j < len; j++) if (a[s + j] !== key[j]) return false;
     return true;
   }
 
@@ -174,18 +225,10 @@ export class FileTable {
     const slots = new Uint32Array(n);
     const mask = n - 1;
     for (let i = 0; i < this.n; i++) {
-      let at = hashOf(this.arena.subarray(this.start[i], this.start[i] + this.length[i]), this.seed) & mask;
+      let at = hashOf(this.keyAt(i), this.seed) & mask;
       while (slots[at]) at = (at + 1) & mask;
       slots[at] = i + 1;
     }
     this.slots = slots;
-  }
-
-  private growRecords(n: number): void {
-    this.start = grown(this.start, n);
-    this.length = grown(this.length, n);
-    this.sizes = grown(this.sizes, n);
-    this.flagBits = grown(this.flagBits, n);
-    this.digests = grown(this.digests, n * this.digestBytes);
   }
 }

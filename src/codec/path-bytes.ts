@@ -93,6 +93,16 @@ export function pathToBytes(s: string): Buffer {
   return Buffer.concat(parts);
 }
 
+/**
+ * pathToBytes(s) written into `scratch` when it fits (then a view of it, valid
+ * until the scratch is written again), else a new buffer: per-file callers
+ * then allocate nothing per path.
+ */
+export function pathBytesIn(s: string, scratch: Buffer): Buffer {
+  if (s.length * 3 > scratch.length || !wellFormed(s)) return pathToBytes(s);
+  return scratch.subarray(0, scratch.write(s, 0, 'utf8'));
+}
+
 /** True when `s` carries bytes that are not valid UTF-8. */
 export function isRawPath(s: string): boolean {
   return !wellFormed(s) && /[\udc80-\udcff]/u.test(s);

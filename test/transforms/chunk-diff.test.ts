@@ -120,7 +120,9 @@ test('a file that grows, one that shrinks: the changed tail passes and the entry
 test('collision: a prior chunk with the same CRC32C but another hash, or another length, is rewritten', async () => {
   const prior = await mapOf(baseOf(relOld));
   const f = prior.files.get('base/5/16384')!;
-  f.hashes[3 * HASH_BYTES] ^= 1; // chunk 3: CRC still equal, hash differs
+  const hashes = Buffer.from(f.hashes);
+  hashes[3 * HASH_BYTES] ^= 1; // chunk 3: CRC still equal, hash differs
+  prior.files.set(f.path, { ...f, hashes });
   const d = chunkDiff({ prior });
   const w = written(await collect(backupEvents({ base: baseOf(relOld) }), [d]));
   assert.deepEqual(w.offsets.get('base/5/16384')!.filter((o) => o % C === 0), [3 * C]);
@@ -130,8 +132,12 @@ test('collision: a prior chunk with the same CRC32C but another hash, or another
   const cut = relOld.subarray(0, 5 * C + 99);
   const prior2 = await mapOf(baseOf(relOld));
   const last = digestChunk(cut.subarray(5 * C), Buffer.from(prior2.header.hashKey!, 'hex'));
-  prior2.files.get('base/5/16384')!.crcs[5] = last.crc;
-  last.hash.copy(prior2.files.get('base/5/16384')!.hashes, 5 * HASH_BYTES);
+  const f2 = prior2.files.get('base/5/16384')!;
+  const crcs = f2.crcs.slice();
+  crcs[5] = last.crc;
+  const hashes2 = Buffer.from(f2.hashes);
+  last.hash.copy(hashes2, 5 * HASH_BYTES);
+  prior2.files.set(f2.path, { ...f2, crcs, hashes: hashes2 });
   const w2 = written(await collect(backupEvents({ base: baseOf(cut) }), [chunkDiff({ prior: prior2 })]));
   assert.deepEqual(w2.offsets.get('base/5/16384'), [5 * C]);
 });

@@ -47,6 +47,8 @@ export class ChunkHasher {
   private crc = 0;
   private scratch: Buffer;
   private readonly secret: Buffer;
+  /** digest()'s hash: one per hasher, not one per chunk (100,000 files are 100,000 chunks). */
+  private readonly hash = Buffer.allocUnsafe(HASH_BYTES);
   /** Bytes since the last digest. */
   length = 0;
 
@@ -70,9 +72,10 @@ export class ChunkHasher {
     this.length += buf.length;
   }
 
+  /** The chunk's digest; its `hash` is this hasher's own buffer, valid until the next digest() (callers copy it). */
   digest(): ChunkDigest {
     const h = xxh3.xxh128WithSecret(this.scratch.subarray(0, this.length), this.secret);
-    const hash = Buffer.allocUnsafe(HASH_BYTES);
+    const hash = this.hash;
     hash.writeBigUInt64BE(h >> 64n, 0);
     hash.writeBigUInt64BE(h & 0xffffffffffffffffn, 8);
     const out = { crc: this.crc >>> 0, hash };

@@ -13,8 +13,8 @@
  *
  * Lookups hash the path's bytes into an open-addressing table of record
  * numbers; `get` builds a ChunkMapFile on each call (its CRCs copied out, its
- * hashes a view of the record), so callers that keep one pay for that one
- * only. Iteration is in record order. `set` appends a record; one it
+ * hashes a view of the record, or a copy in a map with a spill, whose
+ * blocks are reused), so callers that keep one pay for that one only. Iteration is in record order. `set` appends a record; one it
  * replaces is hidden (so iteration and `records()` skip it).
  * `records()` yields the live records' bytes, as the map encodes them, and
  * `recordBytes` is their total: the encoder sizes and writes the map from
@@ -31,13 +31,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { PgbbError } from '../../errors';
-import { pathFromBytes, pathToBytes } from '../path-bytes';
+import { pathBytesIn, pathFromBytes } from '../path-bytes';
 import type { ChunkFiles, ChunkMapFile } from './types';
+import { U32Pages } from '../u32-pages';
 
 /** Records are appended into blocks of this size (a larger record gets a block of its own). */
 const BLOCK = 256 * 1024;
 /** Full blocks kept in memory before a spill takes the rest (1 MiB: small backups never spill). */
 const KEEP_BLOCKS = 4;
+/** A path's bytes for set() and lookups: copied into a block or compared, never kept. */
+const pathScratch = Buffer.allocUnsafe(4096);
 
 /** Where full blocks go (src/io/scratch-file.ts): append returns the offset to read them back from. */
 export interface RecordSpill {
@@ -72,11 +75,12 @@ export class PackedChunkFiles implements ChunkFiles {
   private readonly blockLength: number[] = [];
   /** The spilled block read last (sequential reads take each block once). */
   private loaded: { index: number; buf: Buffer } | null = null;
-  /** Per record: the block holding it (null while every record is in block 0) and its offset there. */
-  private blockOf: Uint32Array | null = null;
-  private offsetOf: Uint32Array = new Uint32Array(16);
+  /** Per block: its first record (records fill blocks in order, so this finds any record's block). */
+  private readonly firstOf: number[] = [];
+  /** Per record: its offset in its block (in pages: growing them copies nothing). */
+  private offsetOf = new U32Pages();
   /** Per record: its path's hash, so that probes and rehashing need no record bytes. */
-  private hashOf: Uint32Array = new Uint32Array(16);
+  private hashOf = new U32Pages();
   private count = 0;
   /** Bytes used in the last block, when it is one of ours to append to (-1: it is not). */
   private used = -1;
@@ -108,15 +112,17 @@ export class PackedChunkFiles implements ChunkFiles {
   static decoded(buf: Buffer, records: Uint32Array, chunkSize: number, hashBytes: number, recordsEnd: number): PackedChunkFiles {
     const p = new PackedChunkFiles(chunkSize, hashBytes);
     p.blocks.push(buf);
-    p.offsetOf = records;
+    p.firstOf.push(0);
+    p.offsetOf = new U32Pages(records);
     p.count = records.length;
     // The records lie back to back up to recordsEnd.
     p.recordBytes = records.length ? recordsEnd - records[0]! : 0;
-    p.hashOf = new Uint32Array(records.length);
+    p.hashOf = new U32Pages(new Uint32Array(records.length));
     p.resize(records.length);
     for (let r = 0; r < records.length; r++) {
-      p.hashOf[r] = pathHash(buf, p.pathStart(r), p.pathEnd(r), p.seed);
-      const slot = p.slotOf(buf, p.pathStart(r), p.pathEnd(r), p.hashOf[r]!);
+      const h = pathHash(buf, p.pathStart(r), p.pathEnd(r), p.seed);
+      p.hashOf.set(r, h);
+      const slot = p.slotOf(buf, p.pathStart(r), p.pathEnd(r), h);
       if (p.table[slot] !== 0) {
         if (p.firstDuplicate < 0) p.firstDuplicate = r;
         continue;
@@ -154,7 +160,7 @@ export class PackedChunkFiles implements ChunkFiles {
     if (file.crcs.length !== n || file.hashes.length !== n * this.hashBytes) {
       throw new PgbbError('chunk_map', `cannot encode chunk map: "${file.path}" has ${file.crcs.length} chunks, its size ${file.size} needs ${n}`);
     }
-    const path = pathToBytes(key);
+    const path = pathBytesIn(key, pathScratch);
     const len = 4 + path.length + 8 + n * (4 + this.hashBytes);
     const block = this.tail(len);
     let at = this.used;
@@ -166,12 +172,11 @@ export class PackedChunkFiles implements ChunkFiles {
     file.hashes.copy(block, at + 4 * n, 0, n * this.hashBytes);
     const r = this.count++;
     this.resize(this.count);
-    this.blockOf![r] = this.blocks.length - 1;
-    this.offsetOf[r] = this.used;
+    this.offsetOf.set(r, this.used);
     this.used += len;
     this.recordBytes += len;
     const h = pathHash(path, 0, path.length, this.seed);
-    this.hashOf[r] = h;
+    this.hashOf.set(r, h);
     const slot = this.slotOf(path, 0, path.length, h);
     const old = this.table[slot]! - 1;
     if (old >= 0) this.hide(old);
@@ -207,8 +212,8 @@ export class PackedChunkFiles implements ChunkFiles {
     let loaded = -1;
     for (let r = 0; r < this.count; r++) {
       if (this.hidden?.[r]) continue;
-      const at = this.offsetOf[r]!;
-      const i = this.blockOf ? this.blockOf[r]! : 0;
+      const at = this.offsetOf.get(r);
+      const i = this.blockIndex(r);
       let block = this.blocks[i];
       if (!block) {
         const length = this.blockLength[i]!;
@@ -226,8 +231,8 @@ export class PackedChunkFiles implements ChunkFiles {
   }
 
   private hide(r: number): void {
-    if (!this.hidden || this.hidden.length < this.offsetOf.length) {
-      const h = new Uint8Array(this.offsetOf.length);
+    if (!this.hidden || this.hidden.length <= r) {
+      const h = new Uint8Array(Math.max(this.count, r + 1) * 2);
       if (this.hidden) h.set(this.hidden);
       this.hidden = h;
     }
@@ -246,32 +251,40 @@ export class PackedChunkFiles implements ChunkFiles {
       if (this.spill && i >= this.keepBlocks) {
         this.spilledAt[i] = this.spill.append(last.subarray(0, this.used));
         this.blocks[i] = null;
+        // Its bytes are in the spill (appended synchronously) and no view of a
+        // block is handed out past the call (fileAt copies with a spill): the
+        // block takes the next records instead of becoming garbage.
+        if (last.length === this.blockBytes && len <= this.blockBytes) {
+          this.blocks.push(last);
+          this.firstOf.push(this.count);
+          this.used = 0;
+          return last;
+        }
       }
     }
     const block = Buffer.allocUnsafe(Math.max(this.blockBytes, len));
     this.blocks.push(block);
+    this.firstOf.push(this.count);
     this.used = 0;
     return block;
   }
 
-  /** Room for `n` records: the per-record arrays grow by doubling, the table stays at most 3/4 full. */
+  /** The block holding record `r`: the last one whose first record is at most r. */
+  private blockIndex(r: number): number {
+    const f = this.firstOf;
+    let lo = 0;
+    let hi = f.length - 1;
+    if (f[hi]! <= r) return hi; // the newest block: appends and lookups of recent records
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (f[mid]! <= r) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Room for `n` records: the table stays at most 3/4 full (the per-record arrays grow as they are written). */
   private resize(n: number): void {
-    if (n > this.offsetOf.length) {
-      const cap = Math.max(n, this.offsetOf.length * 2);
-      const off = new Uint32Array(cap);
-      off.set(this.offsetOf.subarray(0, this.count));
-      this.offsetOf = off;
-      const hashes = new Uint32Array(cap);
-      hashes.set(this.hashOf.subarray(0, Math.min(this.hashOf.length, cap)));
-      this.hashOf = hashes;
-    }
-    if (this.blocks.length > 1 || this.used >= 0) {
-      if (!this.blockOf || this.blockOf.length < this.offsetOf.length) {
-        const b = new Uint32Array(this.offsetOf.length);
-        if (this.blockOf) b.set(this.blockOf.subarray(0, Math.min(this.blockOf.length, b.length)));
-        this.blockOf = b;
-      }
-    }
     if (n * 4 <= this.table.length * 3) return;
     let slots = this.table.length;
     while (slots * 3 < n * 4) slots *= 2;
@@ -281,7 +294,7 @@ export class PackedChunkFiles implements ChunkFiles {
     // Distinct live paths: each goes to the first free slot of its hash's run.
     for (const v of live) {
       if (v === 0) continue;
-      let slot = this.hashOf[v - 1]! & this.mask;
+      let slot = this.hashOf.get(v - 1) & this.mask;
       while (this.table[slot] !== 0) slot = (slot + 1) & this.mask;
       this.table[slot] = v;
     }
@@ -289,7 +302,7 @@ export class PackedChunkFiles implements ChunkFiles {
 
   /** Live record number of `key`, or -1. */
   private find(key: string): number {
-    const bytes = pathToBytes(key);
+    const bytes = pathBytesIn(key, pathScratch);
     return this.table[this.slotOf(bytes, 0, bytes.length, pathHash(bytes, 0, bytes.length, this.seed))]! - 1;
   }
 
@@ -299,7 +312,7 @@ export class PackedChunkFiles implements ChunkFiles {
     for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
       const r = this.table[slot]! - 1;
       if (r < 0) return slot;
-      if (this.hashOf[r] !== h) continue;
+      if (this.hashOf.get(r) !== h) continue;
       const s = this.pathStart(r);
       const e = this.pathEnd(r);
       if (e - s === len && this.blockAt(r).compare(src, start, end, s, e) === 0) return slot;
@@ -307,7 +320,7 @@ export class PackedChunkFiles implements ChunkFiles {
   }
 
   private blockAt(r: number): Buffer {
-    const i = this.blockOf ? this.blockOf[r]! : 0;
+    const i = this.blockIndex(r);
     const b = this.blocks[i];
     if (b) return b;
     // A new buffer per read: views handed out earlier (hashes, records()) stay valid.
@@ -316,16 +329,16 @@ export class PackedChunkFiles implements ChunkFiles {
   }
 
   private pathStart(r: number): number {
-    return this.offsetOf[r]! + 4;
+    return this.offsetOf.get(r) + 4;
   }
 
   private pathEnd(r: number): number {
-    const at = this.offsetOf[r]!;
+    const at = this.offsetOf.get(r);
     return at + 4 + this.blockAt(r).readUInt32LE(at);
   }
 
   private recordLength(r: number): number {
-    return this.lengthIn(this.blockAt(r), this.offsetOf[r]!);
+    return this.lengthIn(this.blockAt(r), this.offsetOf.get(r));
   }
 
   /** The length of the record at `at` in `block`: its path's length, the path, the size, a CRC and hash per chunk. */
@@ -344,6 +357,8 @@ export class PackedChunkFiles implements ChunkFiles {
     const crcs = new Uint32Array(n);
     for (let k = 0; k < n; k++) crcs[k] = buf.readUInt32LE(crcAt + 4 * k);
     const hashAt = crcAt + 4 * n;
-    return { path, size, crcs, hashes: buf.subarray(hashAt, hashAt + n * this.hashBytes) };
+    const hashes = buf.subarray(hashAt, hashAt + n * this.hashBytes);
+    // With a spill, a block in memory is reused once spilled: what a caller keeps must be its own.
+    return { path, size, crcs, hashes: this.spill ? Buffer.from(hashes) : hashes };
   }
 }

@@ -34,6 +34,49 @@ test('100,000 paths: each found again with its size, digest and flags; unknown p
   assert.ok(t.footprint < n * 100, `${t.footprint} bytes for ${n} files`);
 });
 
+test('memory is what the records use, plus at most a page: the table grows by pages, not by doubling copies', () => {
+  for (const width of [0, 4]) {
+    const t = new FileTable(width);
+    const n = 100_000;
+    let pathBytes = 0;
+    for (let i = 0; i < n; i++) {
+      const p = `pgbb_bench/${String(Math.floor(i / 1000)).padStart(4, '0')}/f${i}`;
+      pathBytes += p.length;
+      t.add(p);
+    }
+    const records = n * (4 + 4 + 8 + 1 + width);
+    const index = 262_144 * 4; // at most half full: the next power of two above 2n slots
+    // A doubling table holds up to twice what it uses (here ~7.7 MB for 5.7 MB used).
+    const slack = 64 * 1024 + 4096 * (17 + width);
+    assert.ok(t.footprint <= pathBytes + records + index + slack, `width ${width}: ${t.footprint} bytes for ${pathBytes + records + index} used`);
+  }
+});
+
+test('an empty path, first or later, is a path like any other', () => {
+  for (const order of [['', 'a'], ['a', '']]) {
+    const t = new FileTable(0);
+    for (const p of order) assert.equal(t.add(p).added, true);
+    order.forEach((p, i) => {
+      assert.equal(t.find(p), i);
+      assert.equal(t.path(i), p);
+    });
+  }
+});
+
+test('paths across arena pages and longer than a page are found again whole', () => {
+  const t = new FileTable(4);
+  const long = 'd/' + 'x'.repeat(70_000);
+  const paths: string[] = [];
+  for (let i = 0; i < 3000; i++) paths.push(`base/${i}/${'y'.repeat(i % 50)}`);
+  paths.splice(1500, 0, long, 'after/the/long/one', 'z'.repeat(65_536), 'é'.repeat(5000));
+  for (const p of paths) assert.equal(t.add(p).added, true);
+  paths.forEach((p, i) => {
+    assert.equal(t.find(p), i);
+    assert.equal(t.path(i), p);
+  });
+  assert.equal(t.find(long.slice(0, -1)), -1);
+});
+
 test('paths with not-UTF-8 bytes, the replacement character and plain UTF-8 stay distinct', () => {
   const t = new FileTable(0);
   const paths = [pathFromBytes(Buffer.from([0x61, 0xff])), 'a\ufffd', 'a\udcfe', 'é', pathFromBytes(Buffer.from([0xc3])), 'a'];
