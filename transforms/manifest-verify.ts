@@ -38,6 +38,7 @@ import { ManifestError, UsageError } from '../src/errors';
 import { CHECKSUM_ALGORITHMS, ManifestReader, type ChecksumAlgorithm, type ManifestSummary } from '../src/codec/manifest';
 import { FileTracker, manifestPathOf } from '../src/manifest/file-tracker';
 import { ignoredPaths, ManifestComparison, UNLISTED_OK } from '../src/manifest/manifest-comparison';
+import { ScratchFile } from '../src/io/scratch-file';
 import { FileTable } from '../src/codec/file-table';
 import { showPath } from '../src/codec/path-bytes';
 import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
@@ -111,6 +112,8 @@ export class ManifestVerify extends Observer implements Verifier {
   /** A manifest came but did not parse (report mode). */
   private unparsed = false;
   private done: ManifestVerifyResult | null = null;
+  /** The seen files' paths past the first 256 KiB (memory flat in file count); closed once compared, or on destroy. */
+  private readonly spill = new ScratchFile('the files seen');
   /** With a manifest given up front: the sum of the sizes it lists (a total for progress); else 0. */
   listedBytes = 0;
 
@@ -146,7 +149,12 @@ export class ManifestVerify extends Observer implements Verifier {
     this.tracker = new FileTracker(algorithm, opts.shareCrc);
     // The failFast table's paths are the ones seen files are recorded under: one table, not two.
     const scope = { ignored: ignoredPaths(opts.ignore ?? []), skipChecksums: opts.skipChecksums };
-    this.comparison = new ManifestComparison(algorithm, this.maxListed, scope, this.givenSizes ?? undefined);
+    this.comparison = new ManifestComparison(algorithm, this.maxListed, scope, this.givenSizes ?? undefined, this.spill);
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.spill.close();
+    super._destroy(err, callback);
   }
 
   /** Set once `end` has passed verification (report mode: once `end` came, whatever was found). */
@@ -214,7 +222,11 @@ export class ManifestVerify extends Observer implements Verifier {
     }
     if (this.held) this.push(this.held);
     this.held = null;
-    this.verify(end, summary);
+    try {
+      this.verify(end, summary);
+    } finally {
+      this.spill.close();
+    }
   }
 
   /** A streamed manifest that does not parse: the stream fails, or (report mode) it is the one problem. */

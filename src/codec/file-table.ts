@@ -4,16 +4,17 @@
  * a few dozen bytes each, not a million JS objects: paths in a byte arena,
  * fixed-width fields in typed arrays, an open-addressing hash index of
  * record numbers. Records are numbered in insertion order. Arena and fields
- * grow by fixed pages, never by copying: a table that doubled would leave
- * its old copies (as much again as it holds) as garbage that the collector
- * takes only at a full collection, which a backup of small files rarely
- * triggers (bench/README.md, "many files").
+ * grow by fixed pages, never by copying (file-table-pages.ts), and with a
+ * spill their full pages leave memory: what stays is the index and each
+ * record's path hash, ~14 bytes a file.
  *
  * Paths are pgbb path strings (src/codec/path-bytes.ts). They are stored as
  * UTF-8 when they hold no surrogate, else as 0xFF + UTF-16LE (a first byte
  * UTF-8 never has), so any two distinct strings stay distinct.
  */
 import { randomBytes } from 'node:crypto';
+import { PathArena, RECORD_BITS, RecordPages, type PageSpill } from './file-table-pages';
+import { U32Pages } from './u32-pages';
 
 const SURROGATE = /[\ud800-\udfff]/;
 
@@ -39,37 +40,33 @@ function hashOf(b: Uint8Array, seed: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** Records per page: the fixed-width fields grow a page at a time, never copied. */
-const PAGE_BITS = 12;
-const PAGE = 1 << PAGE_BITS;
-/** Path bytes per arena page; a longer path gets a page of its own. A location is page << 16 | offset. */
-const ARENA_BITS = 16;
-const ARENA_PAGE = 1 << ARENA_BITS;
-const MAX_ARENA_PAGES = 2 ** (32 - ARENA_BITS);
+export type { PageSpill } from './file-table-pages';
 
-interface RecordPage {
-  loc: Uint32Array;
-  length: Uint32Array;
-  sizes: Float64Array;
-  flags: Uint8Array;
-  digests: Uint8Array;
+export interface FileTableOptions {
+  /** Full pages of paths and records go here (src/io/scratch-file.ts), past the first few. */
+  spill?: PageSpill;
 }
 
+const MASK = (1 << RECORD_BITS) - 1;
+
 export class FileTable {
-  private readonly arena: Buffer[] = [];
-  /** Bytes used in the last arena page. */
-  private used = ARENA_PAGE;
-  private readonly pages: RecordPage[] = [];
+  private readonly arena: PathArena;
+  private readonly records: RecordPages;
+  /** Each record's path hash: probes and rehashing read no path unless it matches. */
+  private readonly hashes = new U32Pages();
   /** Record number + 1 per slot; 0 = empty. Kept at most half full. */
   private slots = new Uint32Array(2048);
   private n = 0;
   private readonly seed = randomBytes(4).readUInt32LE(0);
 
-  /** `digestBytes`: the width of each record's digest (4 for CRC32C, 32 for SHA256, 0 for none). */
-  constructor(private width: number) {}
+  /** `width`: each record's digest in bytes (4 for CRC32C, 32 for SHA256, 0 for none). */
+  constructor(width: number, opts: FileTableOptions = {}) {
+    this.arena = new PathArena(opts.spill);
+    this.records = new RecordPages(width, opts.spill);
+  }
 
   get digestBytes(): number {
-    return this.width;
+    return this.records.digestBytes;
   }
 
   /**
@@ -78,10 +75,7 @@ export class FileTable {
    * digests later instead of a second table repeating its paths.
    */
   withDigests(bytes: number): this {
-    if (bytes === this.width) return this;
-    if (this.width !== 0) throw new Error(`FileTable: digests are ${this.width} bytes wide already`);
-    for (const p of this.pages) p.digests = new Uint8Array(PAGE * bytes);
-    this.width = bytes;
+    if (bytes !== this.digestBytes) this.records.withDigests(bytes);
     return this;
   }
 
@@ -89,9 +83,9 @@ export class FileTable {
     return this.n;
   }
 
-  /** Bytes held, for measurements. */
+  /** Bytes held in memory, for measurements. */
   get footprint(): number {
-    return this.arena.reduce((sum, a) => sum + a.length, 0) + this.slots.byteLength + this.pages.length * PAGE * (4 + 4 + 8 + 1 + this.width);
+    return this.arena.footprint + this.records.footprint + this.slots.byteLength + this.hashes.footprint;
   }
 
   /** The record of `path`, or -1. */
@@ -111,15 +105,15 @@ export class FileTable {
       this.rehash(this.slots.length * 2);
       at = this.slotOf(key, h);
     }
-    const loc = this.store(key);
+    const loc = this.arena.store(key);
     const i = this.n++;
-    if (i >>> PAGE_BITS === this.pages.length) this.pages.push(this.newPage());
-    const p = this.pages[i >>> PAGE_BITS];
-    const r = i & (PAGE - 1);
+    const p = this.records.add(i);
+    const r = i & MASK;
     p.loc[r] = loc;
     p.length[r] = key.length;
     p.sizes[r] = 0;
     p.flags[r] = 0;
+    this.hashes.set(i, h);
     this.slots[at] = i + 1;
     return { index: i, added: true };
   }
@@ -130,102 +124,59 @@ export class FileTable {
   }
 
   size(i: number): number {
-    return this.pages[i >>> PAGE_BITS].sizes[i & (PAGE - 1)];
+    return this.records.page(i).sizes[i & MASK];
   }
 
   setSize(i: number, size: number): void {
-    this.pages[i >>> PAGE_BITS].sizes[i & (PAGE - 1)] = size;
+    this.records.page(i, true).sizes[i & MASK] = size;
   }
 
   /** The digest as lowercase hex. */
   digestHex(i: number): string {
-    return this.digestOf(i).toString('hex');
+    return this.digestOf(i, false).toString('hex');
   }
 
   /** Sets the digest from lowercase hex of exactly digestBytes bytes; false when it is not that. */
   setDigestHex(i: number, hex: string): boolean {
-    const w = this.width;
+    const w = this.digestBytes;
     if (hex.length !== w * 2) return false;
-    return this.digestOf(i).write(hex, 'hex') === w;
+    return this.digestOf(i, true).write(hex, 'hex') === w;
   }
 
   hasFlag(i: number, bit: number): boolean {
-    return (this.pages[i >>> PAGE_BITS].flags[i & (PAGE - 1)] & bit) !== 0;
+    return (this.records.page(i).flags[i & MASK] & bit) !== 0;
   }
 
   setFlag(i: number, bit: number): void {
-    this.pages[i >>> PAGE_BITS].flags[i & (PAGE - 1)] |= bit;
+    this.records.page(i, true).flags[i & MASK] |= bit;
   }
 
-  private newPage(): RecordPage {
-    return {
-      loc: new Uint32Array(PAGE), length: new Uint32Array(PAGE), sizes: new Float64Array(PAGE),
-      flags: new Uint8Array(PAGE), digests: new Uint8Array(PAGE * this.width),
-    };
-  }
-
-  /** Copies `key` into the arena; its location. */
-  private store(key: Buffer): number {
-    let page = this.arena.length - 1;
-    if (page < 0 || key.length > ARENA_PAGE - this.used) {
-      if (this.arena.length === MAX_ARENA_PAGES) throw new RangeError('FileTable: more paths than its arena holds (4 GiB)');
-      // The first page starts small: most tables (a small backup's) hold a few KiB of paths.
-      const first = this.arena.length === 0 && key.length <= 4096;
-      this.arena.push(Buffer.allocUnsafe(first ? 4096 : Math.max(ARENA_PAGE, key.length)));
-      page++;
-      this.used = 0;
-    } else if (page === 0 && this.used + key.length > this.arena[0].length) {
-      // The small first page grows to a whole one (copied once, while small).
-      const a = Buffer.allocUnsafe(ARENA_PAGE);
-      this.arena[0].copy(a, 0, 0, this.used);
-      this.arena[0] = a;
-    }
-    key.copy(this.arena[page], this.used);
-    const loc = (page << ARENA_BITS) | this.used;
-    // A page of its own (a path longer than a page) is full.
-    this.used = this.arena[page].length > ARENA_PAGE ? ARENA_PAGE : this.used + key.length;
-    return loc >>> 0;
-  }
-
+  /** Record i's path bytes: a view valid until the next call. */
   private keyAt(i: number): Buffer {
-    const p = this.pages[i >>> PAGE_BITS];
-    const r = i & (PAGE - 1);
-    const loc = p.loc[r];
-    const off = loc & (ARENA_PAGE - 1);
-    return this.arena[loc >>> ARENA_BITS].subarray(off, off + p.length[r]);
+    const p = this.records.page(i);
+    const r = i & MASK;
+    return this.arena.bytes(p.loc[r], p.length[r]);
   }
 
-  private digestOf(i: number): Buffer {
-    const w = this.width;
-    const d = this.pages[i >>> PAGE_BITS].digests;
-    return Buffer.from(d.buffer, d.byteOffset + (i & (PAGE - 1)) * w, w);
+  private digestOf(i: number, write: boolean): Buffer {
+    const w = this.digestBytes;
+    const d = this.records.page(i, write).digests;
+    return Buffer.from(d.buffer, d.byteOffset + (i & MASK) * w, w);
   }
 
   private slotOf(key: Buffer, h: number): number {
     const mask = this.slots.length - 1;
     for (let at = h & mask; ; at = (at + 1) & mask) {
       const r = this.slots[at];
-      if (r === 0 || this.equals(r - 1, key)) return at;
+      if (r === 0 || (this.hashes.get(r - 1) === h && this.keyAt(r - 1).equals(key))) return at;
     }
-  }
-
-  private equals(i: number, key: Buffer): boolean {
-    const p = this.pages[i >>> PAGE_BITS];
-    const r = i & (PAGE - 1);
-    const len = p.length[r];
-    if (len !== key.length) return false;
-    const loc = p.loc[r];
-    const a = this.arena[loc >>> ARENA_BITS];
-    const s = loc & (ARENA_PAGE - 1);
-    for (let j = 0; j < len; j++) if (a[s + j] !== key[j]) return false;
-    return true;
   }
 
   private rehash(n: number): void {
     const slots = new Uint32Array(n);
     const mask = n - 1;
     for (let i = 0; i < this.n; i++) {
-      let at = hashOf(this.keyAt(i), this.seed) & mask;
+      let at = this.hashes.get(i) & mask;
       while (slots[at]) at = (at + 1) & mask;
       slots[at] = i + 1;
     }

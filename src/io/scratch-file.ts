@@ -9,6 +9,7 @@
  *
  *   append(bytes) → offset     written at the end; refused past maxBytes
  *   read(offset, length)       a new buffer; only what was appended
+ *   overwrite(offset, bytes)   rewrites what was appended (a page changed)
  *   close()                    idempotent; later calls fail with a clear error
  */
 import { closeSync, constants, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
@@ -49,6 +50,20 @@ export class ScratchFile {
     }
     this.end += bytes.length;
     return at;
+  }
+
+  /** Rewrites bytes appended before (a page read back and changed). */
+  overwrite(offset: number, bytes: Uint8Array): void {
+    this.check();
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + bytes.length > this.end) {
+      throw new IoError(`write of ${bytes.length} bytes at ${offset} is outside the temporary file for ${this.what} (${this.end} bytes)`);
+    }
+    let done = 0;
+    try {
+      while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, offset + done);
+    } catch (err) {
+      throw ioError(`could not write the temporary file for ${this.what}`, this.dir, err);
+    }
   }
 
   /** `length` bytes at `offset`: into `into` when given (its first `length` bytes; the same buffer back), else a new buffer. */

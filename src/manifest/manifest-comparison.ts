@@ -8,7 +8,7 @@
  * problems in the order pgbb always gave them, bounded.
  */
 import { parseLsn } from '../codec/lsn';
-import { FileTable } from '../codec/file-table';
+import { FileTable, type PageSpill } from '../codec/file-table';
 import { showPath } from '../codec/path-bytes';
 import type { ManifestFile, ManifestSummary, PathSet } from '../codec/manifest';
 import type { EndEvent, StartEvent } from '../events';
@@ -69,8 +69,10 @@ export class ManifestComparison {
      * the listed one until the file is seen, then the size seen.
      */
     listed?: FileTable,
+    /** Where the seen files' paths go past the first 256 KiB (a table of its own only; src/io/scratch-file.ts). */
+    spill?: PageSpill,
   ) {
-    this.seen = listed ? listed.withDigests(digestBytes(algorithm)) : new FileTable(digestBytes(algorithm));
+    this.seen = listed ? listed.withDigests(digestBytes(algorithm)) : new FileTable(digestBytes(algorithm), { spill });
     this.entryProblems = new Bounded(maxListed);
     this.twice = new Bounded(maxListed);
   }

@@ -7,6 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FileTable } from '../../../src/codec/file-table';
 import { pathFromBytes } from '../../../src/codec/path-bytes';
+import { ScratchFile } from '../../../src/io/scratch-file';
+import { allocationsOf } from '../../support/allocations';
 
 test('100,000 paths: each found again with its size, digest and flags; unknown paths are not', () => {
   const t = new FileTable(4);
@@ -44,10 +46,10 @@ test('memory is what the records use, plus at most a page: the table grows by pa
       pathBytes += p.length;
       t.add(p);
     }
-    const records = n * (4 + 4 + 8 + 1 + width);
+    const records = n * (4 + 4 + 4 + 8 + 1 + width); // hash, location, length, size, flags, digest
     const index = 262_144 * 4; // at most half full: the next power of two above 2n slots
     // A doubling table holds up to twice what it uses (here ~7.7 MB for 5.7 MB used).
-    const slack = 64 * 1024 + 4096 * (17 + width);
+    const slack = 64 * 1024 + 4096 * (21 + width);
     assert.ok(t.footprint <= pathBytes + records + index + slack, `width ${width}: ${t.footprint} bytes for ${pathBytes + records + index} used`);
   }
 });
@@ -107,4 +109,63 @@ test('paths built to collide under FNV-1a (a crafted manifest) are added in line
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   assert.equal(t.count, 65_536);
   assert.ok(ms < 4000, `65,536 colliding paths took ${Math.round(ms)} ms`);
+});
+
+test('with a spill, full pages of paths and records leave memory; they are read back to find, name and change records', () => {
+  const spill = new ScratchFile('a test table');
+  try {
+    const t = new FileTable(4, { spill });
+    const n = 100_000;
+    const name = (i: number) => (i === 7000 ? 'L/' + 'q'.repeat(80_000) : `pgbb_bench/${String(Math.floor(i / 1000)).padStart(4, '0')}/f${i}`);
+    const made = allocationsOf(64 * 1024, () => {
+      for (let i = 0; i < n; i++) {
+        const { index } = t.add(name(i));
+        t.setSize(index, i);
+        t.setDigestHex(index, i.toString(16).padStart(8, '0'));
+      }
+    });
+    assert.ok(spill.size > 3_000_000, `${spill.size} bytes spilled`);
+    // Four kept arena pages and the one filling, one after the long path's own: a spilled page takes the next paths.
+    assert.ok(made <= 7, `${made} arena pages allocated`);
+    // In memory: the index (1 MiB), the hashes (400 KB), a few pages; without the spill ~5.9 MB.
+    assert.ok(t.footprint < 2_600_000, `${t.footprint} bytes held`);
+    // In order, as a manifest names them: found, named, changed (flags set on spilled records are written back).
+    for (let i = 0; i < n; i++) {
+      assert.equal(t.find(name(i)), i);
+      if (i % 3 === 0) t.setFlag(i, 2);
+    }
+    for (let i = 0; i < n; i += 1) {
+      assert.equal(t.size(i), i);
+      assert.equal(t.hasFlag(i, 2), i % 3 === 0, `flag of ${i}`);
+      if (i % 97 === 0) assert.equal(t.path(i), name(i));
+      if (i % 89 === 0) assert.equal(t.digestHex(i), i.toString(16).padStart(8, '0'));
+    }
+    assert.deepEqual(t.add(name(19_999)), { index: 19_999, added: false });
+    assert.equal(t.find('pgbb_bench/0000/f100000'), -1);
+    assert.ok(t.footprint < 2_600_000, `still ${t.footprint} bytes held after use in order`);
+  } finally {
+    spill.close();
+  }
+});
+
+test('with a spill used at random, the pages come back into memory instead of being read again and again', () => {
+  const spill = new ScratchFile('a test table');
+  try {
+    const t = new FileTable(0, { spill });
+    const n = 60_000;
+    for (let i = 0; i < n; i++) t.setSize(t.add(`base/${i}`).index, i * 2);
+    const held = t.footprint;
+    let x = 12345;
+    for (let k = 0; k < 20_000; k++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      const i = x % n;
+      assert.equal(t.find(`base/${i}`), i);
+      t.setFlag(i, 1);
+      assert.equal(t.size(i), i * 2);
+    }
+    assert.ok(t.footprint > held + 1_000_000, `${held} -> ${t.footprint} bytes: back in memory`);
+    for (let i = 0; i < n; i += 7) assert.equal(t.path(i), `base/${i}`);
+  } finally {
+    spill.close();
+  }
 });

@@ -14,24 +14,10 @@ import { ScratchFile } from '../../../../src/io/scratch-file';
 import { release, SLAB_SIZE } from '../../../../src/io/slab-pool';
 import { chunkMapMember, emptyChunkMap } from '../../../../transforms/chunk-map-build';
 import { chunkFile } from '../../../support/chunk-fixtures';
+import { allocationsOf } from '../../../support/allocations';
 
 const C = 64 * 1024;
 
-/** Calls of Buffer.allocUnsafe(n) for n === size while fn runs. */
-function allocationsOf(size: number, fn: () => void): number {
-  const orig = Buffer.allocUnsafe;
-  let n = 0;
-  Buffer.allocUnsafe = (len: number) => {
-    if (len === size) n++;
-    return orig(len);
-  };
-  try {
-    fn();
-  } finally {
-    Buffer.allocUnsafe = orig;
-  }
-  return n;
-}
 
 test('a spilling map reuses its spilled blocks, and a file taken out of it stays as it was while more records come', () => {
   const spill = new ScratchFile('a test map');
