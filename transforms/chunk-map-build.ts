@@ -21,6 +21,9 @@
  *      is built when asked for: the whole map in one buffer). Once the stream
  *      is destroyed (which follows its end), a map past 1 MiB of records has
  *      released its temporary file: reading its records then fails clearly.
+ *      Not with `emit: false` after a clean end: the map is there to be read
+ *      after the stream (an S3 sink uploads it at commit, while this stage is
+ *      already destroyed), and `release()` gives the file back.
  * Errors: PgbbError 'chunk_map' for data out of order, a file whose data
  *      disagrees with its size, or an upstream member already at
  *      pg_wal/pgbb.chunkmap (two maps would collide in the target).
@@ -223,8 +226,15 @@ export class ChunkMapBuild extends Observer {
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     this.pacer.resume();
-    this.recorder.spill.close();
+    // A map not emitted is read after the stream's end by whoever asked for it (an S3 sink's commit),
+    // which then calls release(); a failed stream's map is nobody's.
+    if (err || this.emitMap || !this.done) this.recorder.spill.close();
     super._destroy(err, callback);
+  }
+
+  /** Gives back the map's temporary file (with `emit: false`, once the map is read); idempotent. */
+  release(): void {
+    this.recorder.spill.close();
   }
 
   private async finish(): Promise<void> {

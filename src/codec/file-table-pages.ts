@@ -60,7 +60,8 @@ export class PathArena {
   /** Copies `key` in; its location. */
   store(key: Buffer): number {
     let page = this.pages.length - 1;
-    if (page < 0 || key.length > ARENA_PAGE - this.used) {
+    // A full page takes nothing more, not even an empty path (its offset would be the next page's).
+    if (page < 0 || this.used === ARENA_PAGE || key.length > ARENA_PAGE - this.used) {
       if (this.pages.length === MAX_ARENA_PAGES) throw new RangeError('FileTable: more paths than its arena holds (4 GiB)');
       // The first page starts small: most tables (a small backup's) hold a few KiB of paths.
       const first = page < 0 && key.length <= 4096;

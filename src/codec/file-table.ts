@@ -105,9 +105,11 @@ export class FileTable {
       this.rehash(this.slots.length * 2);
       at = this.slotOf(key, h);
     }
+    // Counted once stored: a spill that fails leaves the table as it was.
+    const i = this.n;
     const loc = this.arena.store(key);
-    const i = this.n++;
     const p = this.records.add(i);
+    this.n++;
     const r = i & MASK;
     p.loc[r] = loc;
     p.length[r] = key.length;

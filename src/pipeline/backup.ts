@@ -128,20 +128,25 @@ async function runBackup(plan: BackupPlan, reporter: Reporter, { observers: own 
     ...(plan.chunkMap ? [chunkMapBuild({ chunkSize: plan.chunkSize, tablespaceMapping: plan.tablespaceMapping })] : []),
   ];
   const sink = backupSink(plan, s3Stages?.sink);
-  await compose({
-    sink,
-    source: (place) => {
-      reporter.step?.({ code: 'checkpoint', message: `initiating base backup, waiting for checkpoint to complete (${plan.checkpoint === 'fast' ? 'fast' : 'spread: -c fast to hurry it'})` });
-      // Recycled read memory only where every stage is pgbb's (a stage of yours may keep chunks: src/io/slab-pool.ts).
-      const recycleBuffers = own.length === 0;
-      const source = plan.sqlConfig ? (parallel = parallelSourceFor(plan, place, limiter)) : replicationSourceFor(plan, place, { recycleBuffers, ...(limiter ? { rateLimiter: limiter } : {}) });
-      // Said once the target is ready, as the backup begins.
-      if (plan.wal === 'none') reporter.warning('no_wal', 'WAL is not included (-X none): the backup cannot be restored without a WAL archive');
-      return source;
-    },
-    observers,
-    signal,
-  });
+  try {
+    await compose({
+      sink,
+      source: (place) => {
+        reporter.step?.({ code: 'checkpoint', message: `initiating base backup, waiting for checkpoint to complete (${plan.checkpoint === 'fast' ? 'fast' : 'spread: -c fast to hurry it'})` });
+        // Recycled read memory only where every stage is pgbb's (a stage of yours may keep chunks: src/io/slab-pool.ts).
+        const recycleBuffers = own.length === 0;
+        const source = plan.sqlConfig ? (parallel = parallelSourceFor(plan, place, limiter)) : replicationSourceFor(plan, place, { recycleBuffers, ...(limiter ? { rateLimiter: limiter } : {}) });
+        // Said once the target is ready, as the backup begins.
+        if (plan.wal === 'none') reporter.warning('no_wal', 'WAL is not included (-X none): the backup cannot be restored without a WAL archive');
+        return source;
+      },
+      observers,
+      signal,
+    });
+  } finally {
+    // The S3 sink read its chunk map at commit: its temporary file goes now, whatever happened.
+    s3Stages?.release?.();
+  }
   reporter.step?.({ code: 'done', message: 'base backup completed' });
   return {
     start: tally.start!,

@@ -29,13 +29,15 @@ import { CONTROL_FILE } from '../refresh/walk-target';
 export interface S3BackupStages {
   observers: Transform[];
   sink: Pick<S3SinkOptions, 'parent' | 'chunkMap'>;
+  /** Once the backup is over (committed or not): what the sink's map held. */
+  release?: () => void;
 }
 
 /** `encrypted`: the new backup's objects are encrypted (age); an incremental's parent must be, too, or not, as it is. */
 export async function s3BackupStages(loc: S3Location, o: S3TargetOptions, chunkSize?: number, encrypted = false): Promise<S3BackupStages> {
   if (o.incrementalFrom === undefined) {
     const build = chunkMapBuild({ emit: false, chunkSize });
-    return { observers: [build], sink: { chunkMap: () => build.result?.map ?? null } };
+    return { observers: [build], sink: { chunkMap: () => build.result?.map ?? null }, release: () => build.release() };
   }
   const maxChain = o.maxChain ?? DEFAULT_MAX_CHAIN;
   const client = o.client ?? makeS3Client();

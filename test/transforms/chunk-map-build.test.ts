@@ -12,6 +12,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { calculate as crc32c } from 'fast-crc32c';
 import { readdirSync, readlinkSync } from 'node:fs';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { chunkMapBuild } from '../../transforms/chunk-map-build';
 import { manifestBuild } from '../../transforms/manifest-build';
 import { manifestVerify } from '../../transforms/manifest-verify';
@@ -154,6 +156,45 @@ test('a map past 1 MiB of records spills them and still goes out whole; the temp
   assert.deepEqual(scratchFds(), []);
   // Only spilled records can fail so: the map did leave memory.
   assert.throws(() => t.result!.encoded, /temporary file for the chunk map was already released/);
+});
+
+test('emit: false: a map past 1 MiB stays readable after the stage is destroyed at its end, until release()', async () => {
+  assert.deepEqual(scratchFds(), []);
+  const t = chunkMapBuild({ chunkSize: C, emit: false });
+  // As an S3 sink does: the map is encoded at its commit, after the stage's end (and autoDestroy).
+  let encoded: Buffer | null = null;
+  const sink = new Writable({
+    objectMode: true,
+    write: (_ev, _enc, cb) => cb(),
+    final: (cb) => {
+      setImmediate(() => {
+        try {
+          assert.ok(t.destroyed, 'the stage is destroyed by now');
+          encoded = t.result!.encoded;
+          cb();
+        } catch (err) {
+          cb(err as Error);
+        }
+      });
+    },
+  });
+  await pipeline(Readable.from(backupEvents({ base: manyFiles(40_000), manifest: Buffer.from('{}') })), t, sink);
+  assert.equal(decodeChunkMap(encoded!).files.size, 40_000);
+  assert.equal(scratchFds().length, 1, 'held for the reader');
+  t.release();
+  t.release();
+  assert.deepEqual(scratchFds(), []);
+  assert.throws(() => t.result!.encoded, /temporary file for the chunk map was already released/);
+
+  // A stream that fails releases it itself.
+  const f = chunkMapBuild({ chunkSize: C, emit: false });
+  const events = backupEvents({ base: manyFiles(40_000) });
+  await assert.rejects(
+    pipeline(Readable.from(events.slice(0, -2)), f, new Writable({ objectMode: true, write: (_e, _x, cb) => cb(), final: (cb) => cb(new Error('sink failed')) })),
+    /sink failed/,
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(scratchFds(), []);
 });
 
 test('the map is paced by its reader: an unread stage holds a few pieces, not the whole map', async () => {

@@ -55,7 +55,8 @@ test('memory is what the records use, plus at most a page: the table grows by pa
 });
 
 test('an empty path, first or later, is a path like any other', () => {
-  for (const order of [['', 'a'], ['a', '']]) {
+  // Also right after a page of its own (a path longer than a page) and after paths that fill a page exactly.
+  for (const order of [['', 'a'], ['a', ''], ['x'.repeat(70_000), ''], [...Array.from({ length: 64 }, (_, i) => String(i).padEnd(1024, 'z')), '']]) {
     const t = new FileTable(0);
     for (const p of order) assert.equal(t.add(p).added, true);
     order.forEach((p, i) => {
