@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { encrypt } from '../../transforms/encrypt';
 import { decrypt } from '../../transforms/decrypt';
 import { Secret } from '../../src/crypto/secret';
-import { loadAge, type DecryptKey, type EncryptKey } from '../../src/crypto/age-keys';
+import { loadAge, newHeader, openHeader, type DecryptKey, type EncryptKey } from '../../src/crypto/age-keys';
 import { CHUNK_BYTES } from '../../src/codec/age-format';
 import { DecryptionError } from '../../src/errors';
 import { makeTempDir, run } from '../support/run';
@@ -118,4 +118,31 @@ test('wrong key, truncation anywhere and a tampered byte each fail, naming the f
     assert.ok(passed < input.length, `byte ${at}: the stream did not complete`);
   }
   assert.match((await failure({ passphrases: [pass] }, input)).err.message, /not age-encrypted/);
+});
+
+test('passphrase keys are derived one at a time (each scrypt holds 128·r·N bytes), and each header still opens', async () => {
+  const crypto = require('node:crypto') as typeof import('node:crypto');
+  const orig = crypto.scrypt;
+  let running = 0;
+  let most = 0;
+  (crypto as { scrypt: unknown }).scrypt = (...args: unknown[]) => {
+    running++;
+    most = Math.max(most, running);
+    const cb = args[args.length - 1] as (err: Error | null, key: Buffer) => void;
+    (orig as (...a: unknown[]) => void)(...args.slice(0, -1), (err: Error | null, key: Buffer) => {
+      running--;
+      cb(err, key);
+    });
+  };
+  try {
+    const key: EncryptKey = { passphrase: new Secret('one at a time') };
+    const headers = await Promise.all([1, 2, 3, 4].map(() => newHeader(key, 12)));
+    assert.equal(most, 1, `${most} derivations at once`);
+    const dec: DecryptKey = { passphrases: [new Secret('one at a time')] };
+    const keys = await Promise.all(headers.map((h, i) => openHeader(dec, h.header, `object ${i}`)));
+    keys.forEach((k, i) => assert.ok(Buffer.from(k).equals(Buffer.from(headers[i]!.fileKey)), `object ${i}`));
+    assert.equal(most, 1, `${most} derivations at once while opening`);
+  } finally {
+    (crypto as { scrypt: unknown }).scrypt = orig;
+  }
 });
