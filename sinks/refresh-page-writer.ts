@@ -28,7 +28,8 @@
  * as the write batcher's are (see src/io/file-writer.ts): one thread-pool
  * hand-off per MiB cost more than the page-cache copy on the 2-core machine.
  */
-import { readSync, writeSync, type promises as fs } from 'node:fs';
+import { readSync, type promises as fs } from 'node:fs';
+import { writeAllSync } from '../src/io/write-all';
 import { ioError } from '../src/errors';
 import { showPath } from '../src/codec/path-bytes';
 import { DirectWrites } from '../src/io/direct-writes';
@@ -128,7 +129,7 @@ export class PageDiffWriter {
     }
     try {
       const direct = this.direct?.fits(start + from, to - from) && this.direct.write(data.subarray(from, to), start + from);
-      if (!direct) for (let at = from; at < to; ) at += writeSync(this.fh.fd, data, at, to - at, start + at);
+      if (!direct) writeAllSync(this.fh.fd, data, from, to - from, start + from);
     } catch (err) {
       throw ioError('could not write', showPath(this.file), err);
     }

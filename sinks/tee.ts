@@ -131,7 +131,6 @@ export class Tee extends Writable implements BackupSink {
   }
 }
 
-
 /** Writes every event to all `sinks`; see the file comment. */
 export function tee(...sinks: Writable[]): Tee {
   return new Tee(sinks);

@@ -112,7 +112,7 @@ export class ManifestVerify extends Observer implements Verifier {
   /** A manifest came but did not parse (report mode). */
   private unparsed = false;
   private done: ManifestVerifyResult | null = null;
-  /** The seen files' paths past the first 256 KiB (memory flat in file count); closed once compared, or on destroy. */
+  /** The seen files' paths and records past the first pages (memory flat in file count); closed once compared, or on destroy. */
   private readonly spill = new ScratchFile('the files seen');
   /** With a manifest given up front: the sum of the sizes it lists (a total for progress); else 0. */
   listedBytes = 0;

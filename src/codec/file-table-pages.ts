@@ -19,13 +19,7 @@
  * them come back into memory for good (memory as without a spill, not
  * minutes of reads).
  */
-
-/** Where full pages go: append returns the offset to read them back from; overwrite rewrites appended bytes. */
-export interface PageSpill {
-  append(bytes: Uint8Array): number;
-  read(offset: number, length: number, into?: Buffer): Buffer;
-  overwrite(offset: number, bytes: Uint8Array): void;
-}
+import type { PageSpill } from './spill';
 
 /** Reads past which a spill is given up: this many times the spilled pages, plus a margin. */
 const READS_PER_PAGE = 4;
@@ -240,10 +234,15 @@ export class RecordPages {
       this.writeBack(p);
       p.index = at;
     }
-    this.spill!.read(this.spilledAt[at]!, p.buf.byteLength, Buffer.from(p.buf));
-    p.dirty = false;
+    this.readBack(p);
     this.cache.push(p);
     return p;
+  }
+
+  /** Page p.index's bytes from the spill, into p. */
+  private readBack(p: RecordPage): void {
+    this.spill!.read(this.spilledAt[p.index]!, p.buf.byteLength, Buffer.from(p.buf));
+    p.dirty = false;
   }
 
   private writeBack(p: RecordPage): void {
@@ -257,7 +256,7 @@ export class RecordPages {
     for (let at = 0; at < this.pages.length; at++) {
       if (this.pages[at]) continue;
       const p = recordPage(at, this.width);
-      this.spill!.read(this.spilledAt[at]!, p.buf.byteLength, Buffer.from(p.buf));
+      this.readBack(p);
       this.pages[at] = p;
     }
     this.spill = undefined;

@@ -13,7 +13,8 @@
  * UTF-8 never has), so any two distinct strings stay distinct.
  */
 import { randomBytes } from 'node:crypto';
-import { PathArena, RECORD_BITS, RecordPages, type PageSpill } from './file-table-pages';
+import { PathArena, RECORD_BITS, RecordPages } from './file-table-pages';
+import type { PageSpill } from './spill';
 import { U32Pages } from './u32-pages';
 
 const SURROGATE = /[\ud800-\udfff]/;
@@ -40,7 +41,7 @@ function hashOf(b: Uint8Array, seed: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-export type { PageSpill } from './file-table-pages';
+export type { PageSpill } from './spill';
 
 export interface FileTableOptions {
   /** Full pages of paths and records go here (src/io/scratch-file.ts), past the first few. */

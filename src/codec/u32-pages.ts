@@ -3,7 +3,7 @@
  * of doubling copies, so that per-record tables leave no old copies behind
  * for the collector (which takes them only at a full collection: see
  * file-table.ts). Unwritten elements read as 0. It may start from a given
- * array (`over`), kept, not copied: elements past it go to pages.
+ * array (`base`), kept, not copied: elements past it go to pages.
  */
 const PAGE_BITS = 12;
 const PAGE = 1 << PAGE_BITS;

@@ -18,7 +18,8 @@
  * O_DIRECT (tmpfs, some FUSE), or no shift works, there is no direct
  * descriptor and the caller writes through the page cache as before.
  */
-import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { writeAllSync } from './write-all';
 
 /** Offsets and lengths of direct writes are multiples of this (the largest logical block in use). */
 export const DIRECT_ALIGN = 4096;
@@ -65,7 +66,7 @@ export class DirectWrites {
       const n = Math.min(this.buf.length, data.length - at);
       data.copy(this.buf, 0, at, at + n);
       try {
-        for (let done = 0; done < n; ) done += writeSync(this.fd, this.buf, done, n - done, pos + at + done);
+        writeAllSync(this.fd, this.buf, 0, n, pos + at);
       } catch (err) {
         if (at === 0 && (err as NodeJS.ErrnoException).code === 'EINVAL') return false;
         throw err;

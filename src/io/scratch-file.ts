@@ -12,11 +12,12 @@
  *   overwrite(offset, bytes)   rewrites what was appended (a page changed)
  *   close()                    idempotent; later calls fail with a clear error
  */
-import { closeSync, constants, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { IoError, ioError } from '../errors';
+import { writeAllSync } from './write-all';
 
 const FLAGS = constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
@@ -42,9 +43,8 @@ export class ScratchFile {
     if (this.end + bytes.length > this.maxBytes) throw new IoError(`the temporary file for ${this.what} would grow past ${this.maxBytes} bytes`);
     if (this.fd < 0) this.open();
     const at = this.end;
-    let done = 0;
     try {
-      while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, at + done);
+      writeAllSync(this.fd, bytes, 0, bytes.length, at);
     } catch (err) {
       throw ioError(`could not write the temporary file for ${this.what}`, this.dir, err);
     }
@@ -58,9 +58,8 @@ export class ScratchFile {
     if (!Number.isSafeInteger(offset) || offset < 0 || offset + bytes.length > this.end) {
       throw new IoError(`write of ${bytes.length} bytes at ${offset} is outside the temporary file for ${this.what} (${this.end} bytes)`);
     }
-    let done = 0;
     try {
-      while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, offset + done);
+      writeAllSync(this.fd, bytes, 0, bytes.length, offset);
     } catch (err) {
       throw ioError(`could not write the temporary file for ${this.what}`, this.dir, err);
     }

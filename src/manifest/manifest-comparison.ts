@@ -69,7 +69,7 @@ export class ManifestComparison {
      * the listed one until the file is seen, then the size seen.
      */
     listed?: FileTable,
-    /** Where the seen files' paths go past the first 256 KiB (a table of its own only; src/io/scratch-file.ts). */
+    /** Where the seen files' paths and records go past the first pages (a table of its own only; src/io/scratch-file.ts). */
     spill?: PageSpill,
   ) {
     this.seen = listed ? listed.withDigests(digestBytes(algorithm)) : new FileTable(digestBytes(algorithm), { spill });

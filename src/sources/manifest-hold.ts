@@ -24,7 +24,8 @@
  * back) is refused as it grows past it: a server that never ends its
  * manifest fills neither memory nor the disk.
  */
-import { closeSync, constants, openSync, read, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, read, unlinkSync } from 'node:fs';
+import { writeAllSync } from '../io/write-all';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { IoError, ioError } from '../errors';
@@ -200,8 +201,7 @@ export class ManifestHold {
   /** In the file: the piece is not needed any more, unless the tail keeps it. */
   private write(piece: Buffer): void {
     try {
-      let done = 0;
-      while (done < piece.length) done += writeSync(this.fd!, piece, done, piece.length - done, this.written + done);
+      writeAllSync(this.fd!, piece, 0, piece.length, this.written);
     } catch (err) {
       throw ioError('could not write manifest spool file', this.file!, err);
     }

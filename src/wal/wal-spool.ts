@@ -39,12 +39,13 @@
  * Errors: ProtocolError when WAL arrives out of order (a gap or overlap
  *      would make a segment silently wrong); IoError naming the file.
  */
-import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { ioError, IoError, ProtocolError } from '../errors';
 import { formatLsn, walFileName } from '../codec/lsn';
 import { checkRoom, defaultSpoolParent, memoryFilesystem, spoolBudget } from './spool-place';
 import { OwnFiles } from './own-files';
+import { writeAllSync } from '../io/write-all';
 
 export interface SpoolSegment {
   /** `<timeline><log><seg>`, 24 uppercase hex digits. */
@@ -93,17 +94,12 @@ function writeNonZero(fd: number, data: Buffer, from: number, length: number, at
     const zero = data.compare(ZERO_PAGE, 0, next - i, i, next) === 0;
     if (!zero && runStart < 0) runStart = i;
     if (zero && runStart >= 0) {
-      writeFully(fd, data, runStart, i - runStart, at + runStart - from);
+      writeAllSync(fd, data, runStart, i - runStart, at + runStart - from);
       runStart = -1;
     }
     i = next;
   }
-  if (runStart >= 0) writeFully(fd, data, runStart, end - runStart, at + runStart - from);
-}
-
-function writeFully(fd: number, data: Buffer, from: number, length: number, at: number): void {
-  let written = 0;
-  while (written < length) written += writeSync(fd, data, from + written, length - written, at + written);
+  if (runStart >= 0) writeAllSync(fd, data, runStart, end - runStart, at + runStart - from);
 }
 
 export class WalSpool {

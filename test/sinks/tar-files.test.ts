@@ -19,15 +19,21 @@ function write(w: Writable, ev: BackupEvent): Promise<void> {
   return new Promise((resolve, reject) => w.write(ev, (err) => (err ? reject(err) : resolve())));
 }
 
-test('TarFilesSink: the manifest goes to backup_manifest.tmp piece by piece, renamed only at the commit', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'pgbb-tarfiles-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const target = join(dir, 'b');
+/** A tar-files sink at `target` that has had every sample event but the last (`end`, returned). */
+async function sinkBeforeEnd(target: string): Promise<{ sink: TarFilesSink; end: BackupEvent }> {
   const sink = new TarFilesSink({ target, sync: false });
   await sink.ready();
   const events = sampleEvents();
   const end = events.pop()!;
   for (const ev of events) await write(sink, ev);
+  return { sink, end };
+}
+
+test('TarFilesSink: the manifest goes to backup_manifest.tmp piece by piece, renamed only at the commit', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgbb-tarfiles-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const target = join(dir, 'b');
+  const { sink, end } = await sinkBeforeEnd(target);
   const piece = Buffer.alloc(1 << 20, 0x7b);
   for (let i = 1; i <= 3; i++) {
     await write(sink, { type: 'manifest', data: piece });
@@ -69,11 +75,7 @@ test('TarFilesSink: a disk that fills at the manifest’s last write fails the c
     rmSync(dir, { recursive: true, force: true });
   });
   const target = join(mnt, 'b');
-  const sink = new TarFilesSink({ target, sync: false });
-  await sink.ready();
-  const events = sampleEvents();
-  const end = events.pop()!;
-  for (const ev of events) await write(sink, ev);
+  const { sink, end } = await sinkBeforeEnd(target);
   // What is left of the disk: 64 KiB. The manifest, smaller than one 256 KiB batch, goes to disk only at the end.
   const { bavail, bsize } = await statfs(mnt);
   writeFileSync(join(mnt, 'filler'), Buffer.alloc(Math.max(0, Number(bavail) * Number(bsize) - 64 * 1024)));

@@ -14,8 +14,9 @@
  * Lookups hash the path's bytes into an open-addressing table of record
  * numbers; `get` builds a ChunkMapFile on each call (its CRCs copied out, its
  * hashes a view of the record, or a copy in a map with a spill, whose
- * blocks are reused), so callers that keep one pay for that one only. Iteration is in record order. `set` appends a record; one it
- * replaces is hidden (so iteration and `records()` skip it).
+ * blocks are reused), so callers that keep one pay for that one only.
+ * Iteration is in record order. `set` appends a record; one it replaces is
+ * hidden (so iteration and `records()` skip it).
  * `records()` yields the live records' bytes, as the map encodes them, and
  * `recordBytes` is their total: the encoder sizes and writes the map from
  * them without building anything per file.
@@ -34,6 +35,7 @@ import { PgbbError } from '../../errors';
 import { pathBytesIn, pathFromBytes } from '../path-bytes';
 import type { ChunkFiles, ChunkMapFile } from './types';
 import { U32Pages } from '../u32-pages';
+import type { RecordSpill } from '../spill';
 
 /** Records are appended into blocks of this size (a larger record gets a block of its own). */
 const BLOCK = 256 * 1024;
@@ -42,12 +44,7 @@ const KEEP_BLOCKS = 4;
 /** A path's bytes for set() and lookups: copied into a block or compared, never kept. */
 const pathScratch = Buffer.allocUnsafe(4096);
 
-/** Where full blocks go (src/io/scratch-file.ts): append returns the offset to read them back from. */
-export interface RecordSpill {
-  append(block: Uint8Array): number;
-  /** The bytes at `offset`: into `into` (its first `length` bytes) when given, else a new buffer. */
-  read(offset: number, length: number, into?: Buffer): Buffer;
-}
+export type { RecordSpill } from '../spill';
 
 export interface PackedOptions {
   spill?: RecordSpill;
