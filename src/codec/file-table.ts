@@ -15,6 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { PathArena, RECORD_BITS, RecordPages } from './file-table-pages';
 import type { PageSpill } from './spill';
+import { SlotArray } from './slot-array';
 import { U32Pages } from './u32-pages';
 
 const SURROGATE = /[\ud800-\udfff]/;
@@ -55,8 +56,9 @@ export class FileTable {
   private readonly records: RecordPages;
   /** Each record's path hash: probes and rehashing read no path unless it matches. */
   private readonly hashes = new U32Pages();
-  /** Record number + 1 per slot; 0 = empty. Kept at most half full. */
-  private slots = new Uint32Array(2048);
+  /** Record number + 1 per slot; 0 = empty. Kept at most half full; grows in place. */
+  private readonly slotMem = new SlotArray(2048);
+  private slots = this.slotMem.slots;
   private n = 0;
   private readonly seed = randomBytes(4).readUInt32LE(0);
 
@@ -176,7 +178,7 @@ export class FileTable {
   }
 
   private rehash(n: number): void {
-    const slots = new Uint32Array(n);
+    const slots = this.slotMem.grow(n);
     const mask = n - 1;
     for (let i = 0; i < this.n; i++) {
       let at = this.hashes.get(i) & mask;

@@ -35,6 +35,7 @@ import { PgbbError } from '../../errors';
 import { pathBytesIn, pathFromBytes } from '../path-bytes';
 import type { ChunkFiles, ChunkMapFile } from './types';
 import { U32Pages } from '../u32-pages';
+import { SlotArray } from '../slot-array';
 import type { RecordSpill } from '../spill';
 
 /** Records are appended into blocks of this size (a larger record gets a block of its own). */
@@ -82,7 +83,8 @@ export class PackedChunkFiles implements ChunkFiles {
   /** Bytes used in the last block, when it is one of ours to append to (-1: it is not). */
   private used = -1;
   /** Live record number + 1 per slot; 0 is empty. */
-  private table = new Int32Array(16);
+  private readonly tableMem = new SlotArray(16);
+  private table = this.tableMem.slots;
   private mask = 15;
   private hidden: Uint8Array | null = null;
   private hiddenCount = 0;
@@ -111,11 +113,11 @@ export class PackedChunkFiles implements ChunkFiles {
     p.blocks.push(buf);
     p.firstOf.push(0);
     p.offsetOf = new U32Pages(records);
+    p.resize(records.length); // while count is 0: nothing to re-insert
     p.count = records.length;
     // The records lie back to back up to recordsEnd.
     p.recordBytes = records.length ? recordsEnd - records[0]! : 0;
     p.hashOf = new U32Pages(new Uint32Array(records.length));
-    p.resize(records.length);
     for (let r = 0; r < records.length; r++) {
       const h = pathHash(buf, p.pathStart(r), p.pathEnd(r), p.seed);
       p.hashOf.set(r, h);
@@ -167,8 +169,8 @@ export class PackedChunkFiles implements ChunkFiles {
     at += 12 + path.length;
     for (let k = 0; k < n; k++) block.writeUInt32LE(file.crcs[k]! >>> 0, at + 4 * k);
     file.hashes.copy(block, at + 4 * n, 0, n * this.hashBytes);
+    this.resize(this.count + 1); // before the new record counts: growing re-inserts every counted one
     const r = this.count++;
-    this.resize(this.count);
     this.offsetOf.set(r, this.used);
     this.used += len;
     this.recordBytes += len;
@@ -285,15 +287,14 @@ export class PackedChunkFiles implements ChunkFiles {
     if (n * 4 <= this.table.length * 3) return;
     let slots = this.table.length;
     while (slots * 3 < n * 4) slots *= 2;
-    const live = this.table;
-    this.table = new Int32Array(slots);
+    this.table = this.tableMem.grow(slots);
     this.mask = slots - 1;
-    // Distinct live paths: each goes to the first free slot of its hash's run.
-    for (const v of live) {
-      if (v === 0) continue;
-      let slot = this.hashOf.get(v - 1) & this.mask;
+    // Distinct live paths (hidden ones are not in the table): each goes to the first free slot of its hash's run.
+    for (let r = 0; r < this.count; r++) {
+      if (this.hidden?.[r]) continue;
+      let slot = this.hashOf.get(r) & this.mask;
       while (this.table[slot] !== 0) slot = (slot + 1) & this.mask;
-      this.table[slot] = v;
+      this.table[slot] = r + 1;
     }
   }
 
