@@ -1,7 +1,7 @@
 /**
  * LZ4 frame decoder (the `.lz4` format of lz4(1) and of pg_basebackup's
  * `--compress client-lz4|server-lz4`; lz4's doc/lz4_Frame_format.md and
- * doc/lz4_Block_format.md), pure: bytes are pushed in, decoded blocks are
+ * doc/lz4_Block_format.md; blocks by lz4-block.ts), pure: bytes are pushed in, decoded blocks are
  * pulled out one at a time with next().
  *
  * Why pgbb's own: of the npm libraries, lz4-napi and lz4-wasm-nodejs decode
@@ -29,12 +29,12 @@
  */
 import { Xxh32, xxh32 } from '@node-rs/xxhash';
 import { CompressionError } from '../errors';
+import { BlockError, decodeBlock } from './lz4-block';
 
 const MAGIC = 0x184d2204;
 const SKIPPABLE_MASK = 0xfffffff0;
 const SKIPPABLE = 0x184d2a50;
 const WINDOW = 64 * 1024;
-const MIN_MATCH = 4;
 const BLOCK_MAX: Record<number, number> = { 4: 64 * 1024, 5: 256 * 1024, 6: 1024 * 1024, 7: 4 * 1024 * 1024 };
 
 type State = 'magic' | 'descriptor' | 'block-size' | 'block' | 'content-checksum' | 'skip-size' | 'skip';
@@ -314,72 +314,6 @@ export class Lz4FrameDecoder {
     this.held += bytes.length;
     this.consumed -= bytes.length;
   }
-}
-
-class BlockError extends Error {}
-
-/**
- * Decodes one LZ4 block from `src` into `dst` from `start`, where
- * dst[0, start) is the window matches may reach back into; returns the end
- * of the output. Every length is checked against src and dst.
- */
-export function decodeBlock(src: Buffer, dst: Buffer, start: number): number {
-  let ip = 0;
-  let op = start;
-  const iend = src.length;
-  const oend = dst.length;
-  while (ip < iend) {
-    const token = src[ip++];
-    let lit = token >> 4;
-    if (lit === 15) {
-      let b: number;
-      do {
-        if (ip >= iend) throw new BlockError('literal length runs past the block');
-        b = src[ip++];
-        lit += b;
-      } while (b === 255);
-    }
-    if (lit > iend - ip) throw new BlockError('literals run past the block');
-    if (lit > oend - op) throw new BlockError('literals run past the maximum block size');
-    if (lit < 32) for (let i = 0; i < lit; i++) dst[op++] = src[ip++];
-    else {
-      src.copy(dst, op, ip, ip + lit);
-      op += lit;
-      ip += lit;
-    }
-    // The last sequence is literals only: the block ends after them.
-    if (ip === iend) break;
-    if (iend - ip < 2) throw new BlockError('match offset cut short');
-    const offset = src[ip] | (src[ip + 1] << 8);
-    ip += 2;
-    if (offset === 0) throw new BlockError('match offset 0');
-    if (offset > op) throw new BlockError(`match offset ${offset} reaches before the window`);
-    let len = token & 0x0f;
-    if (len === 15) {
-      let b: number;
-      do {
-        if (ip >= iend) throw new BlockError('match length runs past the block');
-        b = src[ip++];
-        len += b;
-      } while (b === 255);
-    }
-    len += MIN_MATCH;
-    if (len > oend - op) throw new BlockError('match runs past the maximum block size');
-    let ref = op - offset;
-    if (len < 32 || offset < 8) {
-      for (let i = 0; i < len; i++) dst[op++] = dst[ref++];
-    } else {
-      // Overlapping copies repeat the offset's pattern: each pass copies what is there so far.
-      let left = len;
-      while (left > 0) {
-        const n = Math.min(left, op - ref);
-        dst.copyWithin(op, ref, ref + n);
-        op += n;
-        left -= n;
-      }
-    }
-  }
-  return op;
 }
 
 function hex(n: number): string {

@@ -23,7 +23,8 @@ import { checkedObject, type Expected } from '../s3/object-reader';
 import type { ObjectTransform } from '../s3/object-writer';
 import type { DecryptKey } from '../crypto/age-keys';
 import { decrypt } from '../../transforms/decrypt';
-import { archiveSetEvents, cappedPieces, decompressed, type ArchiveSet } from './tar-backup-source';
+import { archiveSetEvents, type ArchiveSet } from './tar-backup-source';
+import { cappedPieces, decompressed } from './archive-bytes';
 
 export interface S3SourceOptions {
   /** Read a backup that has no record (only by id). */

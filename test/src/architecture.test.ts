@@ -164,7 +164,7 @@ const RULES: Array<{ name: string; breaks: (from: string, to: string) => boolean
     name: 'src/ below the pipeline builder imports neither sinks/ nor transforms/ (archive-reading sources may use the byte transforms)',
     breaks: (f, t) =>
       under(f, 'src') && !under(f, 'src/pipeline', 'src/commands') && !isCli(f) && f !== 'src/index' && under(t, 'sinks', 'transforms') &&
-      !(f === 'src/sources/tar-backup-source' && ['transforms/zstd-decompress', 'transforms/gzip-decompress', 'transforms/lz4-decompress', 'transforms/tar-unpack', 'transforms/decrypt'].includes(t)) &&
+      !((f === 'src/sources/tar-backup-source' || f === 'src/sources/archive-bytes') && ['transforms/zstd-decompress', 'transforms/gzip-decompress', 'transforms/lz4-decompress', 'transforms/tar-unpack', 'transforms/decrypt'].includes(t)) &&
       !(f === 'src/sources/s3-backup-source' && t === 'transforms/decrypt') &&
       !(f === 'src/sources/replication-source' && t === 'transforms/server-archive-unpack'),
   },

@@ -3,7 +3,7 @@
  * the records' own bytes (chunk-map.ts layout) plus about 20 bytes per file,
  * instead of JS objects per file (a 66 MB map of small files took 1.7 GB as
  * objects). Used for a decoded map (its records stay in the map's bytes) and
- * for a map being built (records appended to 256 KiB blocks as files end).
+ * for a map being built (records appended to blocks as files end).
  *
  *   new PackedChunkFiles(chunkSize, hashBytes)                 empty, grows by set()
  *   PackedChunkFiles.decoded(buf, records, chunkSize, hashBytes, recordsEnd)
@@ -25,9 +25,9 @@
  * record already has, or -1 (the decoder refuses such a map).
  *
  * With a `spill` (a map being built), full blocks past the first
- * `keepBlocks` are moved out of memory (src/io/scratch-file.ts) and read
- * back a block at a time when needed: a built map's memory is then about
- * 20 bytes per file. Each record's path hash is kept in memory, so lookups
+ * `keepBlocks` are moved out of memory and read back a block at a time when
+ * needed (record-blocks.ts): a built map's memory is then about 20 bytes
+ * per file. Each record's path hash is kept in memory, so lookups
  * and table growth read a spilled block only for a path that matches.
  */
 import { randomBytes } from 'node:crypto';
@@ -36,22 +36,14 @@ import { pathBytesIn, pathFromBytes } from '../path-bytes';
 import type { ChunkFiles, ChunkMapFile } from './types';
 import { U32Pages } from '../u32-pages';
 import { SlotArray } from '../slot-array';
-import type { RecordSpill } from '../spill';
+import { RecordBlocks, type RecordBlockOptions } from './record-blocks';
 
-/** Records are appended into blocks of this size (a larger record gets a block of its own). */
-const BLOCK = 256 * 1024;
-/** Full blocks kept in memory before a spill takes the rest (1 MiB: small backups never spill). */
-const KEEP_BLOCKS = 4;
 /** A path's bytes for set() and lookups: copied into a block or compared, never kept. */
 const pathScratch = Buffer.allocUnsafe(4096);
 
 export type { RecordSpill } from '../spill';
 
-export interface PackedOptions {
-  spill?: RecordSpill;
-  blockBytes?: number;
-  keepBlocks?: number;
-}
+export type PackedOptions = RecordBlockOptions;
 
 /**
  * FNV-1a over buf[start, end) from a random start per table, then mixed (murmur3's fmix32):
@@ -67,21 +59,12 @@ function pathHash(buf: Uint8Array, start: number, end: number, seed: number): nu
 }
 
 export class PackedChunkFiles implements ChunkFiles {
-  /** null: spilled, at spilledAt[i] with blockLength[i] bytes. */
-  private readonly blocks: Array<Buffer | null> = [];
-  private readonly spilledAt: number[] = [];
-  private readonly blockLength: number[] = [];
-  /** The spilled block read last (sequential reads take each block once). */
-  private loaded: { index: number; buf: Buffer } | null = null;
-  /** Per block: its first record (records fill blocks in order, so this finds any record's block). */
-  private readonly firstOf: number[] = [];
+  private blocks: RecordBlocks;
   /** Per record: its offset in its block (in pages: growing them copies nothing). */
   private offsetOf = new U32Pages();
   /** Per record: its path's hash, so that probes and rehashing need no record bytes. */
   private hashOf = new U32Pages();
   private count = 0;
-  /** Bytes used in the last block, when it is one of ours to append to (-1: it is not). */
-  private used = -1;
   /** Live record number + 1 per slot; 0 is empty. */
   private readonly tableMem = new SlotArray(16);
   private table = this.tableMem.slots;
@@ -93,25 +76,18 @@ export class PackedChunkFiles implements ChunkFiles {
   recordBytes = 0;
   private readonly seed = randomBytes(4).readUInt32LE(0);
 
-  private readonly spill: RecordSpill | undefined;
-  private readonly blockBytes: number;
-  private readonly keepBlocks: number;
-
   constructor(
     private readonly chunkSize: number,
     private readonly hashBytes: number,
     opts: PackedOptions = {},
   ) {
-    this.spill = opts.spill;
-    this.blockBytes = opts.blockBytes ?? BLOCK;
-    this.keepBlocks = opts.keepBlocks ?? KEEP_BLOCKS;
+    this.blocks = new RecordBlocks(opts);
   }
 
   /** The files of a verified map `buf` whose records start at `records` (kept, not copied). */
   static decoded(buf: Buffer, records: Uint32Array, chunkSize: number, hashBytes: number, recordsEnd: number): PackedChunkFiles {
     const p = new PackedChunkFiles(chunkSize, hashBytes);
-    p.blocks.push(buf);
-    p.firstOf.push(0);
+    p.blocks = RecordBlocks.whole(buf);
     p.offsetOf = new U32Pages(records);
     p.resize(records.length); // while count is 0: nothing to re-insert
     p.count = records.length;
@@ -161,8 +137,8 @@ export class PackedChunkFiles implements ChunkFiles {
     }
     const path = pathBytesIn(key, pathScratch);
     const len = 4 + path.length + 8 + n * (4 + this.hashBytes);
-    const block = this.tail(len);
-    let at = this.used;
+    const block = this.blocks.tail(len, this.count);
+    let at = this.blocks.used;
     block.writeUInt32LE(path.length, at);
     path.copy(block, at + 4);
     block.writeBigUInt64LE(BigInt(file.size), at + 4 + path.length);
@@ -171,8 +147,8 @@ export class PackedChunkFiles implements ChunkFiles {
     file.hashes.copy(block, at + 4 * n, 0, n * this.hashBytes);
     this.resize(this.count + 1); // before the new record counts: growing re-inserts every counted one
     const r = this.count++;
-    this.offsetOf.set(r, this.used);
-    this.used += len;
+    this.offsetOf.set(r, this.blocks.used);
+    this.blocks.used += len;
     this.recordBytes += len;
     const h = pathHash(path, 0, path.length, this.seed);
     this.hashOf.set(r, h);
@@ -207,23 +183,11 @@ export class PackedChunkFiles implements ChunkFiles {
    * into a new one each (4 MB of garbage at the end of a 100,000-file backup).
    */
   *records(): IterableIterator<Buffer> {
-    let reuse: Buffer | null = null;
-    let loaded = -1;
+    const blockOf = this.blocks.sequential();
     for (let r = 0; r < this.count; r++) {
       if (this.hidden?.[r]) continue;
       const at = this.offsetOf.get(r);
-      const i = this.blockIndex(r);
-      let block = this.blocks[i];
-      if (!block) {
-        const length = this.blockLength[i]!;
-        if (loaded !== i) {
-          // As large as the largest spilled block (a record larger than a block has one of its own).
-          reuse ??= Buffer.allocUnsafe(this.blocks.reduce((most, b, j) => (b ? most : Math.max(most, this.blockLength[j]!)), 0));
-          this.spill!.read(this.spilledAt[i]!, length, reuse);
-          loaded = i;
-        }
-        block = reuse!.subarray(0, length);
-      }
+      const block = blockOf(r);
       // From this block: recordLength() would read it again, into a buffer of its own.
       yield block.subarray(at, at + this.lengthIn(block, at));
     }
@@ -238,48 +202,6 @@ export class PackedChunkFiles implements ChunkFiles {
     this.hidden[r] = 1;
     this.hiddenCount++;
     this.recordBytes -= this.recordLength(r);
-  }
-
-  /** The block to append `len` bytes to (this.used is where). */
-  private tail(len: number): Buffer {
-    const i = this.blocks.length - 1;
-    const last = this.blocks[i];
-    if (last && this.used >= 0 && this.used + len <= last.length) return last;
-    if (last && this.used >= 0) {
-      this.blockLength[i] = this.used;
-      if (this.spill && i >= this.keepBlocks) {
-        this.spilledAt[i] = this.spill.append(last.subarray(0, this.used));
-        this.blocks[i] = null;
-        // Its bytes are in the spill (appended synchronously) and no view of a
-        // block is handed out past the call (fileAt copies with a spill): the
-        // block takes the next records instead of becoming garbage.
-        if (last.length === this.blockBytes && len <= this.blockBytes) {
-          this.blocks.push(last);
-          this.firstOf.push(this.count);
-          this.used = 0;
-          return last;
-        }
-      }
-    }
-    const block = Buffer.allocUnsafe(Math.max(this.blockBytes, len));
-    this.blocks.push(block);
-    this.firstOf.push(this.count);
-    this.used = 0;
-    return block;
-  }
-
-  /** The block holding record `r`: the last one whose first record is at most r. */
-  private blockIndex(r: number): number {
-    const f = this.firstOf;
-    let lo = 0;
-    let hi = f.length - 1;
-    if (f[hi]! <= r) return hi; // the newest block: appends and lookups of recent records
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if (f[mid]! <= r) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
   }
 
   /** Room for `n` records: the table stays at most 3/4 full (the per-record arrays grow as they are written). */
@@ -318,12 +240,7 @@ export class PackedChunkFiles implements ChunkFiles {
   }
 
   private blockAt(r: number): Buffer {
-    const i = this.blockIndex(r);
-    const b = this.blocks[i];
-    if (b) return b;
-    // A new buffer per read: views handed out earlier (hashes, records()) stay valid.
-    if (this.loaded?.index !== i) this.loaded = { index: i, buf: this.spill!.read(this.spilledAt[i]!, this.blockLength[i]!) };
-    return this.loaded.buf;
+    return this.blocks.blockAt(r);
   }
 
   private pathStart(r: number): number {
@@ -357,6 +274,6 @@ export class PackedChunkFiles implements ChunkFiles {
     const hashAt = crcAt + 4 * n;
     const hashes = buf.subarray(hashAt, hashAt + n * this.hashBytes);
     // With a spill, a block in memory is reused once spilled: what a caller keeps must be its own.
-    return { path, size, crcs, hashes: this.spill ? Buffer.from(hashes) : hashes };
+    return { path, size, crcs, hashes: this.blocks.spill ? Buffer.from(hashes) : hashes };
   }
 }
