@@ -8,12 +8,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { builtinModules } from 'node:module';
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 const DIST = path.resolve(__dirname, '../..');
 const REPO = path.resolve(DIST, '..');
 const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+  version: string;
   files: string[];
   main: string;
   types: string;
@@ -65,3 +67,13 @@ function hasTypes(name: string): boolean {
   const own = JSON.parse(readFileSync(path.join(REPO, 'node_modules', name, 'package.json'), 'utf8')) as { types?: string; typings?: string };
   return Boolean(own.types ?? own.typings);
 }
+
+test('the command runs as installed, through its shebang: every Node option there is one this Node accepts', () => {
+  const bin = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')).bin as Record<string, string>;
+  const cli = path.join(REPO, bin.pgbb!);
+  const shebang = readFileSync(cli, 'utf8').split('\n')[0]!;
+  assert.match(shebang, /^#!\/usr\/bin\/env -S node( --[a-z-]+=\d+)*$/);
+  // Run as the executable (not `node cli.js`, which would skip the shebang's options).
+  const out = execFileSync(cli, ['--version'], { encoding: 'utf8' });
+  assert.equal(out.trim(), pkg.version);
+});
