@@ -178,13 +178,6 @@ export class FileTable {
   }
 
   private rehash(n: number): void {
-    const slots = this.slotMem.grow(n);
-    const mask = n - 1;
-    for (let i = 0; i < this.n; i++) {
-      let at = this.hashes.get(i) & mask;
-      while (slots[at]) at = (at + 1) & mask;
-      slots[at] = i + 1;
-    }
-    this.slots = slots;
+    this.slots = this.slotMem.rebuild(n, this.n, this.hashes);
   }
 }

@@ -19,6 +19,9 @@ import { showPath } from '../codec/path-bytes';
 import { destroyAndWait } from '../io/stream-end';
 
 const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+const LZ4_MAGIC = Buffer.from([0x04, 0x22, 0x4d, 0x18]);
+
 /**
  * Opens one archive file, decrypting `.age` and decompressing `.zst`. Opened
  * without following a link or blocking (a FIFO named base.tar would hang the
@@ -40,7 +43,7 @@ export async function* openArchive(file: string, key: DecryptKey | undefined): A
   }
 }
 
-export function keyNeeded(name: string): UsageError {
+function keyNeeded(name: string): UsageError {
   return new UsageError(`${name} is encrypted: give its key (--encrypt-passphrase-file, PGBB_ENCRYPT_PASSPHRASE or --encrypt-identity-file)`);
 }
 
@@ -101,9 +104,6 @@ export async function* decompressed(raw: Readable, file: string, name: string, r
     z.destroy();
   }
 }
-
-const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
-const LZ4_MAGIC = Buffer.from([0x04, 0x22, 0x4d, 0x18]);
 
 /** Peeks at the first bytes to choose between plain tar, zstd, gzip and lz4 (pg_basebackup -D - -Ft -z or --compress), decrypting an age stream first. */
 export async function* maybeDecompress(input: Readable, name: string, key?: DecryptKey): AsyncGenerator<Buffer> {

@@ -209,15 +209,9 @@ export class PackedChunkFiles implements ChunkFiles {
     if (n * 4 <= this.table.length * 3) return;
     let slots = this.table.length;
     while (slots * 3 < n * 4) slots *= 2;
-    this.table = this.tableMem.grow(slots);
+    // Distinct live paths: hidden (replaced) records are not in the table.
+    this.table = this.tableMem.rebuild(slots, this.count, this.hashOf, this.hidden);
     this.mask = slots - 1;
-    // Distinct live paths (hidden ones are not in the table): each goes to the first free slot of its hash's run.
-    for (let r = 0; r < this.count; r++) {
-      if (this.hidden?.[r]) continue;
-      let slot = this.hashOf.get(r) & this.mask;
-      while (this.table[slot] !== 0) slot = (slot + 1) & this.mask;
-      this.table[slot] = r + 1;
-    }
   }
 
   /** Live record number of `key`, or -1. */

@@ -10,6 +10,7 @@ import { SlotArray } from '../../../src/codec/slot-array';
 import { FileTable } from '../../../src/codec/file-table';
 import { PackedChunkFiles } from '../../../src/codec/chunkmap/packed-files';
 import { HASH_BYTES } from '../../../src/codec/chunkmap/chunk-map';
+import { U32Pages } from '../../../src/codec/u32-pages';
 
 /** Typed arrays of more than 4096 elements made by length while fn runs (U32Pages' pages are 4096). */
 function bigArraysMade(fn: () => void): number {
@@ -33,15 +34,33 @@ function bigArraysMade(fn: () => void): number {
   return n;
 }
 
-test('grow keeps the same memory and gives all-zero slots', () => {
+test('a rebuild keeps the same memory: with no records, all slots are zero', () => {
   const s = new SlotArray(16);
   const mem = s.slots.buffer;
   s.slots.fill(7);
-  const grown = s.grow(1 << 16);
+  const grown = s.rebuild(1 << 16, 0, new U32Pages());
   assert.equal(grown.length, 1 << 16);
   assert.equal(grown.buffer, mem, 'the slots moved to a new buffer');
   assert.ok(grown.every((v) => v === 0));
   assert.equal(s.slots, grown);
+});
+
+test('a rebuild puts each record in its hash\'s run, leaves out the absent ones, and nothing else', () => {
+  const s = new SlotArray(16);
+  const hashes = new U32Pages();
+  const n = 3000;
+  for (let r = 0; r < n; r++) hashes.set(r, r % 7 === 0 ? 5 : Math.imul(r, 0x9e3779b1) >>> 0); // every 7th collides
+  const absent = new Uint8Array(n);
+  for (let r = 0; r < n; r += 10) absent[r] = 1;
+  const slots = s.rebuild(8192, n, hashes, absent);
+  const mask = slots.length - 1;
+  for (let r = 0; r < n; r++) {
+    // Linear probing: the record is in the run from its hash's slot to the first empty one.
+    let at = hashes.get(r) & mask;
+    while (slots[at] !== 0 && slots[at] !== r + 1) at = (at + 1) & mask;
+    assert.equal(slots[at] === r + 1, !absent[r], `record ${r}`);
+  }
+  assert.equal(slots.filter((v) => v !== 0).length, n - n / 10);
 });
 
 test('a FileTable of 50,000 paths allocates no slot array as it grows, and finds every path', () => {
