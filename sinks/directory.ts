@@ -110,8 +110,9 @@ export class DirectorySink extends Writable implements BackupSink {
   private inflight: Promise<void> | null = null;
 
   constructor(opts: DirectorySinkOptions) {
-    super({ objectMode: true, highWaterMark: 16 });
+    // Refused before super(): Writable schedules _construct (which creates the target) from its own constructor.
     if (!opts.target) throw new UsageError('no target directory given');
+    super({ objectMode: true, highWaterMark: 16 });
     this.opts = { sync: true, tablespaceMapping: {}, unmappedTablespaces: 'recorded', ...opts };
   }
 

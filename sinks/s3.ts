@@ -91,12 +91,14 @@ export class S3Sink extends Writable implements BackupSink {
   private readonly buffers: PartBuffers;
 
   constructor(private readonly opts: S3SinkOptions) {
-    super({ objectMode: true, highWaterMark: 16 });
+    // Refused before super(): Writable schedules _construct (which writes to the store) from its own constructor.
     if (!opts.location?.bucket) throw new UsageError('no S3 bucket given');
     if (opts.partSize !== undefined && !(opts.partSize >= 5 * 1024 * 1024)) throw new UsageError('S3 part size must be at least 5 MiB');
-    this.compress = opts.compress ?? { method: 'zstd', level: 3 };
+    const compress = opts.compress ?? { method: 'zstd', level: 3 };
     // A bad level fails here, before the server is contacted.
-    compressorFor(this.compress)?.destroy();
+    compressorFor(compress)?.destroy();
+    super({ objectMode: true, highWaterMark: 16 });
+    this.compress = compress;
     this.buffers = new PartBuffers((opts.queueSize ?? 3) + 1);
     this.ownClient = !opts.client;
     this.repo = new Repository(opts.client ?? makeS3Client(), opts.location);

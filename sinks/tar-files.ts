@@ -56,14 +56,17 @@ export class TarFilesSink extends Writable implements BackupSink {
   private committed = false;
 
   constructor(opts: TarFilesSinkOptions) {
-    super({ objectMode: true, highWaterMark: 16 });
+    // Refused before super(): Writable schedules _construct (which creates the target) from its own constructor.
     if (!opts.target) throw new UsageError('no target directory given');
-    this.opts = { sync: true, ...opts };
-    this.compress = opts.compress ?? { method: 'none' };
-    this.encrypt = opts.encrypt ?? null;
+    const compress = opts.compress ?? { method: 'none' };
     // The first archive's compressor is made now: a bad level fails here
-    // (zstdCompress()'s own check), before the server is contacted.
-    this.firstCompressor = compressorFor(this.compress);
+    // (zstdCompress()'s own check), before the target is made or the server contacted.
+    const first = compressorFor(compress);
+    super({ objectMode: true, highWaterMark: 16 });
+    this.opts = { sync: true, ...opts };
+    this.compress = compress;
+    this.encrypt = opts.encrypt ?? null;
+    this.firstCompressor = first;
   }
 
   /** Made by the constructor, used by the first archive (or destroyed with the sink). */
