@@ -101,7 +101,9 @@ test('S3 faults: kill -9 mid-upload leaves an incomplete backup: listed so, refu
   // A complete one first, so that "newest complete" has an answer that is not the killed one.
   assert.equal((await pgbb(backupArgs(repo))).code, 0);
   proxy.setRules([{ op: 'UploadPart', fault: 'hold', nth: [(proxy.seen.UploadPart ?? 0) + 2] }]);
-  const child = spawn(process.execPath, [PGBB_CLI, ...backupArgs(repo)], { env: { ...process.env, ...env() }, stdio: 'ignore' });
+  // Its WAL spool goes in $TMPDIR, and a killed process cannot remove it: a scratch TMPDIR of the test's, removed after.
+  const tmp = await pg.scratch('pgbb-killed-tmp-');
+  const child = spawn(process.execPath, [PGBB_CLI, ...backupArgs(repo)], { env: { ...process.env, ...env(), TMPDIR: tmp }, stdio: 'ignore' });
   const exited = new Promise((r) => child.on('exit', r));
   await proxy.held;
   child.kill('SIGKILL');
