@@ -12,7 +12,7 @@
  * UTF-8 when they hold no surrogate, else as 0xFF + UTF-16LE (a first byte
  * UTF-8 never has), so any two distinct strings stay distinct.
  */
-import { randomBytes } from 'node:crypto';
+import { halfSipHash, randomHashKey } from './half-siphash';
 import { PathArena, RECORD_BITS, RecordPages } from './file-table-pages';
 import type { PageSpill } from './spill';
 import { SlotArray } from './slot-array';
@@ -27,19 +27,6 @@ function keyOf(path: string): Buffer {
   if (!SURROGATE.test(path)) return scratch.subarray(0, scratch.write(path, 0, 'utf8'));
   scratch[0] = 0xff;
   return scratch.subarray(0, 1 + scratch.write(path, 1, 'utf16le'));
-}
-
-/**
- * FNV-1a from a random start per table, then mixed (murmur3's fmix32): paths come from
- * manifests pgbb did not write, and with a known start colliding paths are cheap to make
- * (every lookup would then probe all of them); the mix makes every index bit depend on all 32.
- */
-function hashOf(b: Uint8Array, seed: number): number {
-  let h = seed;
-  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i], 0x01000193);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
 }
 
 export type { PageSpill } from './spill';
@@ -60,7 +47,8 @@ export class FileTable {
   private readonly slotMem = new SlotArray(2048);
   private slots = this.slotMem.slots;
   private n = 0;
-  private readonly seed = randomBytes(4).readUInt32LE(0);
+  /** Paths come from manifests pgbb did not write: keyed, so colliding paths cannot be built. */
+  private readonly hashKey = randomHashKey();
 
   /** `width`: each record's digest in bytes (4 for CRC32C, 32 for SHA256, 0 for none). */
   constructor(width: number, opts: FileTableOptions = {}) {
@@ -94,14 +82,14 @@ export class FileTable {
   /** The record of `path`, or -1. */
   find(path: string): number {
     const key = keyOf(path);
-    const at = this.slotOf(key, hashOf(key, this.seed));
+    const at = this.slotOf(key, halfSipHash(this.hashKey, key));
     return this.slots[at] - 1;
   }
 
   /** The record of `path`, added (size 0, flags 0) when new; `added` says which. */
   add(path: string): { index: number; added: boolean } {
     const key = keyOf(path);
-    const h = hashOf(key, this.seed);
+    const h = halfSipHash(this.hashKey, key);
     let at = this.slotOf(key, h);
     if (this.slots[at]) return { index: this.slots[at] - 1, added: false };
     if ((this.n + 1) * 2 > this.slots.length) {

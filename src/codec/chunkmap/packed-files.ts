@@ -30,7 +30,7 @@
  * per file. Each record's path hash is kept in memory, so lookups
  * and table growth read a spilled block only for a path that matches.
  */
-import { randomBytes } from 'node:crypto';
+import { halfSipHash, randomHashKey } from '../half-siphash';
 import { PgbbError } from '../../errors';
 import { pathBytesIn, pathFromBytes } from '../path-bytes';
 import type { ChunkFiles, ChunkMapFile } from './types';
@@ -44,19 +44,6 @@ const pathScratch = Buffer.allocUnsafe(4096);
 export type { RecordSpill } from '../spill';
 
 export type PackedOptions = RecordBlockOptions;
-
-/**
- * FNV-1a over buf[start, end) from a random start per table, then mixed (murmur3's fmix32):
- * a map's paths come from a file pgbb did not necessarily write, and with a known start
- * colliding paths are cheap to make (each lookup would probe them all).
- */
-function pathHash(buf: Uint8Array, start: number, end: number, seed: number): number {
-  let h = seed;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
 
 export class PackedChunkFiles implements ChunkFiles {
   private blocks: RecordBlocks;
@@ -74,7 +61,8 @@ export class PackedChunkFiles implements ChunkFiles {
   private firstDuplicate = -1;
   /** Bytes of the live records, as the map encodes them. */
   recordBytes = 0;
-  private readonly seed = randomBytes(4).readUInt32LE(0);
+  /** A map's paths come from a file pgbb did not necessarily write: keyed, so colliding paths cannot be built. */
+  private readonly hashKey = randomHashKey();
 
   constructor(
     private readonly chunkSize: number,
@@ -95,7 +83,7 @@ export class PackedChunkFiles implements ChunkFiles {
     p.recordBytes = records.length ? recordsEnd - records[0]! : 0;
     p.hashOf = new U32Pages(new Uint32Array(records.length));
     for (let r = 0; r < records.length; r++) {
-      const h = pathHash(buf, p.pathStart(r), p.pathEnd(r), p.seed);
+      const h = halfSipHash(p.hashKey, buf, p.pathStart(r), p.pathEnd(r));
       p.hashOf.set(r, h);
       const slot = p.slotOf(buf, p.pathStart(r), p.pathEnd(r), h);
       if (p.table[slot] !== 0) {
@@ -150,7 +138,7 @@ export class PackedChunkFiles implements ChunkFiles {
     this.offsetOf.set(r, this.blocks.used);
     this.blocks.used += len;
     this.recordBytes += len;
-    const h = pathHash(path, 0, path.length, this.seed);
+    const h = halfSipHash(this.hashKey, path, 0, path.length);
     this.hashOf.set(r, h);
     const slot = this.slotOf(path, 0, path.length, h);
     const old = this.table[slot]! - 1;
@@ -217,7 +205,7 @@ export class PackedChunkFiles implements ChunkFiles {
   /** Live record number of `key`, or -1. */
   private find(key: string): number {
     const bytes = pathBytesIn(key, pathScratch);
-    return this.table[this.slotOf(bytes, 0, bytes.length, pathHash(bytes, 0, bytes.length, this.seed))]! - 1;
+    return this.table[this.slotOf(bytes, 0, bytes.length, halfSipHash(this.hashKey, bytes, 0, bytes.length))]! - 1;
   }
 
   /** The slot holding these path bytes (whose hash is h), or the empty slot where they would go. */

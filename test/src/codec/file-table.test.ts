@@ -9,6 +9,7 @@ import { FileTable } from '../../../src/codec/file-table';
 import { pathFromBytes } from '../../../src/codec/path-bytes';
 import { ScratchFile } from '../../../src/io/scratch-file';
 import { allocationsOf } from '../../support/allocations';
+import { fnvCollidingPaths } from '../../support/colliding-paths';
 
 test('100,000 paths: each found again with its size, digest and flags; unknown paths are not', () => {
   const t = new FileTable(4);
@@ -92,17 +93,9 @@ test('paths with not-UTF-8 bytes, the replacement character and plain UTF-8 stay
 });
 
 test('paths built to collide under FNV-1a (a crafted manifest) are added in linear time, not quadratic', () => {
-  // Joux multicollision: at each stage both 6-byte blocks lead plain FNV-1a (offset basis 0x811c9dc5)
-  // to the same state, so all 2^16 concatenations share one 32-bit hash. An index on that hash alone
+  // Paths that share one 32-bit FNV-1a hash (test/support/colliding-paths.ts). An index on such a hash
   // probes every earlier record for each new one: ~2·10^9 comparisons, tens of seconds.
-  const stages = [
-    ['r072gy', 'or06ph'], ['zdyx02', 'ne4q8y'], ['o7lpqt', 'vp1783'], ['bsghmq', 'h0jkw6'],
-    ['q1h8x2', 'viclln'], ['60n3mp', '0ec91b'], ['4bwrf8', 'geo13f'], ['o3zo4w', 'ixuq49'],
-    ['rx0rcx', '9bj4aq'], ['29p56i', 'fot77n'], ['by1mq2', 'ng7vzp'], ['dsoch8', '10a96v'],
-    ['iqilcp', 'tqc8xd'], ['uzdc2l', 'djba4u'], ['ipflun', '1mmo6l'], ['g5n5s3', 'rml6s1'],
-  ];
-  let paths = [''];
-  for (const [a, b] of stages) paths = paths.flatMap((p) => [p + a, p + b]);
+  const paths = fnvCollidingPaths(16);
   const t = new FileTable(0);
   const t0 = process.hrtime.bigint();
   for (const p of paths) assert.equal(t.add(p).added, true);

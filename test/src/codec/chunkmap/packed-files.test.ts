@@ -17,6 +17,7 @@ import { chunkCount, decodeChunkMap, encodeChunkMap, HASH_BYTES, type ChunkMap, 
 import { PackedChunkFiles } from '../../../../src/codec/chunkmap/packed-files';
 import { pathFromBytes } from '../../../../src/codec/path-bytes';
 import { HASH_KEY } from '../../../support/chunk-fixtures';
+import { fnvCollidingPaths } from '../../../support/colliding-paths';
 
 const C = 64 * 1024;
 const header = { systemIdentifier: '7300000000000000001', timeline: 1, startLsn: '0/2000028', serverVersion: 150018, hashKey: HASH_KEY };
@@ -97,16 +98,8 @@ test('decoding 300,000 files adds less memory than the map itself', (t) => {
 });
 
 test('paths built to collide under FNV-1a (a crafted map) are decoded in linear time, not quadratic', () => {
-  // Joux multicollision: at each stage both 6-byte blocks lead plain FNV-1a to the same state,
-  // so all 2^15 concatenations share one 32-bit hash (see test/src/codec/file-table.test.ts).
-  const stages = [
-    ['r072gy', 'or06ph'], ['zdyx02', 'ne4q8y'], ['o7lpqt', 'vp1783'], ['bsghmq', 'h0jkw6'],
-    ['q1h8x2', 'viclln'], ['60n3mp', '0ec91b'], ['4bwrf8', 'geo13f'], ['o3zo4w', 'ixuq49'],
-    ['rx0rcx', '9bj4aq'], ['29p56i', 'fot77n'], ['by1mq2', 'ng7vzp'], ['dsoch8', '10a96v'],
-    ['iqilcp', 'tqc8xd'], ['uzdc2l', 'djba4u'], ['ipflun', '1mmo6l'],
-  ];
-  let paths = [''];
-  for (const [a, b] of stages) paths = paths.flatMap((p) => [p + a, p + b]);
+  // Paths that share one 32-bit FNV-1a hash (test/support/colliding-paths.ts).
+  const paths = fnvCollidingPaths(15);
   const encoded = encodeChunkMap(mapOf(paths.map((p, i) => file(p, 0, i))));
   const t0 = process.hrtime.bigint();
   const d = decodeChunkMap(encoded);
