@@ -44,7 +44,10 @@ test('plain: the large manifest waits in pg_wal/, follows the WAL in pieces, is 
   const root = await scratch('pgbb-mspool-plain-');
   const walDir = join(root, 'data', 'pg_wal');
   const { t, order, pieces } = orderCheck();
-  const run = pipeline(pg.source({ wal: 'stream', walDir, manifestMemory: 4096 }), t, pg.directorySink(root));
+  // The sink makes data/ first, as compose() does: the WAL goes into its pg_wal/ (src/pipeline/compose.ts).
+  const sink = pg.directorySink(root);
+  await sink.ready();
+  const run = pipeline(pg.source({ wal: 'stream', walDir, manifestMemory: 4096 }), t, sink);
   const seen = await watch(walDir, run);
   assert.ok(seen.has(MANIFEST_SPOOL_NAME), `the manifest waited beside the WAL: ${[...seen]}`);
   assert.ok(!existsSync(join(walDir, MANIFEST_SPOOL_NAME)), 'and is gone');
@@ -80,8 +83,10 @@ test('recycleBuffers: the spooled manifest comes back in recycled slabs, given b
     pieces++;
     if (ev.data.buffer.byteLength === SLAB_SIZE) inSlabs++;
   });
+  const sink = pg.directorySink(root);
+  await sink.ready(); // data/ before the WAL goes into its pg_wal/
   try {
-    await pipeline(pg.source({ wal: 'stream', walDir, manifestMemory: 4096, recycleBuffers: true }), t, pg.directorySink(root));
+    await pipeline(pg.source({ wal: 'stream', walDir, manifestMemory: 4096, recycleBuffers: true }), t, sink);
   } finally {
     slabEvents.recycled = was;
   }
