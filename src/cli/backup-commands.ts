@@ -5,20 +5,21 @@
  * (src/commands/*); the command's plan checks every value together.
  */
 import type { Command } from 'commander';
-import { backupCommand, backupSummary } from '../commands/backup';
-import { checkIncrementalFrom, refreshCommand, refreshResultJson, refreshSummary } from '../commands/refresh';
-import { standbyCommand, standbySummary } from '../commands/standby';
 import { encryptKeyFrom, parentKeyFrom, PASSPHRASE_ENV } from '../commands/encryption-options';
-import { parseCount } from '../commands/expire';
 import { parseCompressSpec } from '../codec/compression';
 import { UsageError } from '../errors';
 import { createReporter } from '../report/reporters';
 import { isS3Url } from '../s3/s3-url';
-import { parsePartSize } from '../s3/object-writer';
 import { abortOnSignals, setActiveReporter } from './run-state';
 import { backupOptions, backupSettings, parseJobs, parseTimeout } from './shared-options';
-import { describeTarget, parseBackupTarget, serverTargetBackup, type BackupTarget } from '../pipeline/server-target';
+import type { BackupTarget } from '../pipeline/server-target';
 import type { ChecksumAlgorithm } from '../codec/manifest-format';
+
+// Each command's code is loaded by its action, not here: every run would
+// otherwise compile all of pgbb (~250 modules) before it starts.
+const backupCmd = () => import('../commands/backup');
+const refreshCmd = () => import('../commands/refresh');
+const serverTarget = () => import('../pipeline/server-target');
 
 export function addBackupCommands(program: Command): void {
   const backup = program
@@ -52,7 +53,7 @@ export function addBackupCommands(program: Command): void {
   backup.action(async (opts) => {
     // With --json even a bad option value is reported as a JSON error line.
     if (opts.json) setActiveReporter(createReporter({ json: true, stream: process.stderr }));
-    const target = opts.target === undefined ? null : parseBackupTarget(String(opts.target));
+    const target = opts.target === undefined ? null : (await serverTarget()).parseBackupTarget(String(opts.target));
     if (target) return runServerTarget(opts, target);
     // pg_basebackup's words.
     if (opts.pgdata === undefined) throw new UsageError('must specify output directory or backup target (-D DIR or -t TARGET)');
@@ -69,7 +70,7 @@ export function addBackupCommands(program: Command): void {
     const s3Incremental = toS3 && opts.incrementalFrom !== undefined && !opts.full;
     if (opts.encryptIdentityFile !== undefined && !(s3Incremental && encrypt)) throw new UsageError('--encrypt-identity-file on backup reads an encrypted parent: it needs -D s3://…, --incremental-from and --encrypt-recipients-file');
     const parentKey = s3Incremental && encrypt ? await parentKeyFrom(opts, encrypt) : undefined;
-    if (opts.incrementalFrom !== undefined && !toS3) return runRefresh(opts, checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
+    if (opts.incrementalFrom !== undefined && !toS3) return runRefresh(opts, (await refreshCmd()).checkIncrementalFrom(String(opts.incrementalFrom), opts.pgdata, fmt));
     if (opts.gzip) throw new UsageError('-z/--gzip: pgbb does not write gzip; use -Z zstd[:LEVEL] (pgbb verify and restore read zstd)');
     const common = backupSettings(opts);
     const compress = opts.compress === undefined ? undefined : parseCompressSpec(String(opts.compress));
@@ -77,16 +78,8 @@ export function addBackupCommands(program: Command): void {
     const verbose = Boolean(opts.verbose);
     const { reporter } = common;
     const walSpool = opts.walSpool === undefined ? undefined : String(opts.walSpool);
-    const s3 = toS3
-      ? {
-          storageClass: opts.s3StorageClass as string | undefined,
-          sseKmsKeyId: opts.s3SseKmsKeyId as string | undefined,
-          ...(opts.s3PartSize !== undefined ? { partSize: parsePartSize(String(opts.s3PartSize)) } : {}),
-          ...(opts.incrementalFrom !== undefined && !opts.full ? { incrementalFrom: String(opts.incrementalFrom) } : {}),
-          ...(opts.maxChain !== undefined ? { maxChain: parseCount(String(opts.maxChain), '--max-chain') } : {}),
-          ...(parentKey ? { parentKey } : {}),
-        }
-      : undefined;
+    const s3 = toS3 ? await s3Settings(opts, parentKey) : undefined;
+    const { backupCommand, backupSummary } = await backupCmd();
     const result = await backupCommand({
       ...common, target: opts.pgdata, format: fmt, compress, walSpool, s3, encrypt, signal: ac.signal,
       ...(opts.waldir !== undefined ? { walDirectory: String(opts.waldir) } : {}),
@@ -128,6 +121,7 @@ export function addBackupCommands(program: Command): void {
     if (!String(opts.walMethod).startsWith('s')) throw new UsageError('a standby needs its WAL streamed: -X stream');
     if (opts.slot === false) throw new UsageError('--no-slot: a standby streams through a slot only with -S or --create-slot; leave --no-slot out');
     const common = backupSettings(opts);
+    const { standbyCommand, standbySummary } = await import('../commands/standby');
     const ac = abortOnSignals();
     const r = await standbyCommand({
       ...common,
@@ -145,6 +139,20 @@ export function addBackupCommands(program: Command): void {
     setActiveReporter(null);
     if (!opts.json) process.stderr.write(`${standbySummary(r)}\n`);
   });
+}
+
+/** The S3 settings of `backup -D s3://…`. */
+async function s3Settings(opts: Record<string, any>, parentKey: Awaited<ReturnType<typeof parentKeyFrom>> | undefined) {
+  const { parsePartSize } = await import('../s3/object-writer');
+  const { parseCount } = await import('../commands/expire');
+  return {
+    storageClass: opts.s3StorageClass as string | undefined,
+    sseKmsKeyId: opts.s3SseKmsKeyId as string | undefined,
+    ...(opts.s3PartSize !== undefined ? { partSize: parsePartSize(String(opts.s3PartSize)) } : {}),
+    ...(opts.incrementalFrom !== undefined && !opts.full ? { incrementalFrom: String(opts.incrementalFrom) } : {}),
+    ...(opts.maxChain !== undefined ? { maxChain: parseCount(String(opts.maxChain), '--max-chain') } : {}),
+    ...(parentKey ? { parentKey } : {}),
+  };
 }
 
 /**
@@ -177,6 +185,7 @@ async function runServerTarget(opts: Record<string, any>, target: BackupTarget):
   for (const [flag, given] of clientOnly) if (given) throw new UsageError(`${flag} is not possible with a backup target (the server writes the backup, pgbb receives none of it)`);
   const common = backupSettings(opts);
   const { reporter } = common;
+  const { describeTarget, serverTargetBackup } = await serverTarget();
   const ac = abortOnSignals();
   const r = await serverTargetBackup({
     connection: common.connection,
@@ -219,6 +228,7 @@ async function runRefresh(opts: Record<string, any>, target: string): Promise<vo
   const common = backupSettings(opts);
   const { reporter } = common;
   const json = Boolean(opts.json);
+  const { refreshCommand, refreshResultJson, refreshSummary } = await refreshCmd();
   const ac = abortOnSignals();
   const r = await refreshCommand({
     ...common,

@@ -4,12 +4,8 @@
  * repository, `list` and `expire`.
  */
 import type { Command } from 'commander';
-import { restoreCommand, restoreSummary } from '../commands/restore';
-import { verifyCommand, verifyFailure, verifyProgress, verifyStoredCommand, verifyStoredSummary, verifySummary } from '../commands/verify';
 import { decryptKeyFrom, PASSPHRASE_ENV } from '../commands/encryption-options';
 import { parseTablespaceMapping } from '../commands/options';
-import { listCommand, listJson, listTable } from '../commands/list';
-import { expireCommand, expireReport, parseAmount, parseCount } from '../commands/expire';
 import { showPath } from '../codec/path-bytes';
 import { UsageError } from '../errors';
 import { abortOnSignals } from './run-state';
@@ -24,6 +20,7 @@ async function verifyObjectsOnly(source: string, opts: Record<string, any>): Pro
   if (others.length) throw new UsageError(`--objects-only reads no file of the backup: ${others.map(([o]) => o).join(', ')} cannot go with it`);
   const s3 = s3SourceOptions(source, opts);
   if (!s3) throw new UsageError('--objects-only is only for s3:// sources');
+  const { verifyStoredCommand, verifyFailure, verifyStoredSummary } = await import('../commands/verify');
   const ac = abortOnSignals();
   const r = await verifyStoredCommand(source, { ...s3, signal: ac.signal });
   if (r.problems.length) {
@@ -56,6 +53,7 @@ export function addReadingCommands(program: Command): void {
       throw new UsageError('--primary-conninfo and -S need -R');
     }
     const decrypt = await decryptKeyFrom(opts);
+    const { restoreCommand, restoreSummary } = await import('../commands/restore');
     const ac = abortOnSignals();
     const r = await restoreCommand({
       source,
@@ -98,6 +96,7 @@ export function addReadingCommands(program: Command): void {
     .action(async (source: string, opts) => {
       if (opts.objectsOnly) return verifyObjectsOnly(source, opts);
       const decrypt = await decryptKeyFrom(opts);
+      const { verifyCommand, verifyFailure, verifyProgress, verifySummary } = await import('../commands/verify');
       const ac = abortOnSignals();
       const r = await verifyCommand({
         source, decrypt, checkWal: opts.parseWal, checkPages: opts.verifyChecksums, s3: s3SourceOptions(source, opts), signal: ac.signal,
@@ -120,6 +119,7 @@ export function addReadingCommands(program: Command): void {
     .argument('<repository>', 's3://bucket/prefix')
     .option('--json', 'one JSON object per line, one per backup')
     .action(async (repo: string, opts) => {
+      const { listCommand, listJson, listTable } = await import('../commands/list');
       const rows = await listCommand({ repository: repo });
       process.stdout.write(opts.json ? listJson(rows) : listTable(rows));
     });
@@ -135,6 +135,7 @@ export function addReadingCommands(program: Command): void {
     .option('--dry-run', 'say what would be removed, remove nothing')
     .option('--json', 'one JSON object per line, one per backup removed (or to be removed)')
     .action(async (repo: string, opts) => {
+      const { expireCommand, expireReport, parseAmount, parseCount } = await import('../commands/expire');
       const r = await expireCommand({
         repository: repo,
         retainFull: opts.retainFull === undefined ? undefined : parseCount(String(opts.retainFull), '--retain-full'),

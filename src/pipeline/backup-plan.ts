@@ -32,7 +32,7 @@ import { checkZstdOptions } from '../../transforms/zstd-compress';
 import type { Reporter } from '../report/types';
 import { isS3Url, parseS3Url, type S3Location } from '../s3/s3-url';
 import type { S3TargetOptions } from '../s3/target-options';
-import { checkJobs } from '../sources/parallel-source';
+import { checkJobs } from '../sources/parallel-jobs';
 
 /** What a backup takes (the CLI's options, parsed). Only `connection` and `target` are required. */
 export interface BackupOptions {

@@ -1,9 +1,9 @@
 /**
  * The live source the backup-taking builders (backup, refresh) share, from
- * their settled plan, and the one rate limiter that paces it.
+ * their settled plan, and the one rate limiter that paces it (-j's parallel
+ * source: src/pipeline/parallel-stages.ts).
  */
 import { ReplicationSource } from '../sources/replication-source';
-import { ParallelSource } from '../sources/parallel-source';
 import { RateLimiter } from '../rate-limiter';
 import type { WalPlace } from '../sink';
 import type { BackupPlan } from './backup-plan';
@@ -18,7 +18,7 @@ export function replicationSourceFor(
   place: WalPlace | null,
   extra: { rateLimiter?: RateLimiter; incrementalFrom?: Buffer; recycleBuffers?: boolean } = {},
 ): ReplicationSource {
-  const wal = place ?? (plan.walSpool !== null ? { walSpool: plan.walSpool } : {});
+  const wal = walPlaceFor(plan, place);
   return new ReplicationSource({
     clientConfig: plan.clientConfig,
     label: plan.label,
@@ -43,24 +43,9 @@ export function replicationSourceFor(
   });
 }
 
-/** -j N or --local-pgdata: the parallel source of a plan, WAL placed as replicationSourceFor places it. */
-export function parallelSourceFor(plan: BackupPlan, place: WalPlace | null, rateLimiter: RateLimiter | null, remoteHashDir?: string): ParallelSource {
-  const wal = place ?? (plan.walSpool !== null ? { walSpool: plan.walSpool } : {});
-  return new ParallelSource({
-    clientConfig: plan.clientConfig,
-    sqlConfig: plan.sqlConfig!,
-    jobs: plan.jobs,
-    ...(plan.localPgdata !== null ? { localDir: plan.localPgdata } : {}),
-    ...(remoteHashDir ? { remoteHashDir } : {}),
-    label: plan.label,
-    checkpoint: plan.checkpoint,
-    wal: plan.wal === 'none' ? 'none' : 'stream',
-    slot: plan.slot,
-    noSlot: plan.noSlot,
-    timeout: plan.timeout,
-    ...wal,
-    ...(rateLimiter ? { rateLimiter } : {}),
-  });
+/** Where streamed WAL goes: where the sink said; a sink with no place of its own gets --wal-spool, else the source's default spool. */
+export function walPlaceFor(plan: Pick<BackupPlan, 'walSpool'>, place: WalPlace | null): WalPlace | { walSpool?: string } {
+  return place ?? (plan.walSpool !== null ? { walSpool: plan.walSpool } : {});
 }
 
 /** Client-side, so that one bucket covers the WAL stream too (the server's MAX_RATE paces only its own connection, in bursts). */

@@ -36,8 +36,7 @@ import type { Reporter } from '../report/types';
 import { settleRefresh, type RefreshOptions, type RefreshPlan } from './refresh-plan';
 import { compose } from './compose';
 import { newTally, takingStages } from './observers';
-import { parallelSourceFor, rateLimiterFor, replicationSourceFor } from './live-source';
-import { parallelStages } from './parallel-stages';
+import { rateLimiterFor, replicationSourceFor } from './live-source';
 import type { ParallelSource } from '../sources/parallel-source';
 
 export interface RefreshResult {
@@ -114,9 +113,10 @@ async function run(plan: RefreshPlan, prior: PriorState, reporter: Reporter, inc
   });
   const sink = new RefreshDirectorySink({ prior, tablespaceMapping: plan.tablespaceMapping, sync: plan.sync, onStep: plan.onStep });
   // -j N: the parallel source brings no manifest; pages are checked and the manifest built here, before chunk-diff.
+  const par = plan.sqlConfig ? await import('./parallel-stages') : null; // -j's code only when asked for
   let parallel: ParallelSource | null = null;
   const observers = [
-    ...(plan.sqlConfig ? parallelStages(plan, () => parallel) : []),
+    ...(par ? par.parallelStages(plan, () => parallel) : []),
     ...takingStages({ manifest: plan.manifest && !plan.sqlConfig, shareCrc: true, limiter, progress: plan.progress, reporter, tally, written: () => sink.bytesWritten }),
     ...(incrementalFrom ? [incrementalApply({ target: prior.dir, prior: prior.map })] : []),
     diff,
@@ -126,7 +126,7 @@ async function run(plan: RefreshPlan, prior: PriorState, reporter: Reporter, inc
       sink,
       source: (place) => {
         reporter.step?.({ code: 'checkpoint', message: `initiating base backup, waiting for checkpoint to complete (${plan.checkpoint === 'fast' ? 'fast' : 'spread: -c fast to hurry it'})` });
-        if (plan.sqlConfig) return (parallel = parallelSourceFor(plan, place, limiter, prior.dir));
+        if (par) return (parallel = par.parallelSourceFor(plan, place, limiter, prior.dir));
         return replicationSourceFor(plan, place, { ...(limiter ? { rateLimiter: limiter } : {}), ...(incrementalFrom ? { incrementalFrom } : {}) });
       },
       observers,

@@ -16,9 +16,8 @@ import { checkWalOptions } from '../wal/streamed-wal';
 import type { RateLimiter } from '../rate-limiter';
 import { ParallelReader } from './parallel-reader';
 import { StreamedWalSource } from './streamed-wal-source';
+import { checkJobs } from './parallel-jobs';
 
-/** The most workers one backup opens; PostgreSQL's prototype fell over ("too many open files") long before thousands. */
-export const MAX_JOBS = 64;
 
 export interface ParallelSourceOptions {
   /** Replication config, for streaming WAL. */
@@ -72,8 +71,4 @@ export class ParallelSource extends StreamedWalSource {
   reread(path: string, block: number): Promise<Buffer | null> {
     return this.reader ? this.reader.reread(path, block) : Promise.resolve(null);
   }
-}
-
-export function checkJobs(jobs: number): void {
-  if (!Number.isInteger(jobs) || jobs < 1 || jobs > MAX_JOBS) throw new UsageError(`invalid number of parallel jobs "${jobs}", must be between 1 and ${MAX_JOBS}`);
 }
