@@ -23,12 +23,8 @@
  * writing into a chunk's bytes in place after a CRC was taken; no stage may
  * (src/events.ts says so of DataEvent).
  */
-// crc32c(buf, crc) continues a running CRC. @node-rs/crc32 rather than
-// fast-crc32c: measured faster on the 2-core machine, 12.0 against 7.0 GB/s
-// on 32 KiB pieces and 6.1 against 2.9 GB/s on fresh 64 KiB–1 MiB buffers
-// (bench/README.md, "CRC32C library"). The tests keep fast-crc32c as an
-// independent referee.
-import { crc32c } from '@node-rs/crc32';
+// crc32c(buf, crc) continues a running CRC (which library, and why it is chosen on the machine: src/codec/crc32c.ts).
+import { crc32c } from './crc32c';
 import type { DataEvent } from '../events';
 
 /** Kept on the event itself, with the Buffer it was taken of (spread into a new event with another chunk, it no longer matches). */

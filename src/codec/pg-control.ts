@@ -11,7 +11,7 @@
  * the run (anchored on nameDataLen = 64), and check every value for sanity
  * rather than trusting fixed offsets. Host byte order: little-endian.
  */
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from './crc32c';
 import { PgbbError } from '../errors';
 
 export interface ControlData {

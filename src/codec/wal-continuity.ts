@@ -15,7 +15,7 @@
  * crosses pages and segments (its CRC runs along), never copied whole, so a
  * corrupt length field (up to the 1 GiB limit) costs no allocation.
  */
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from './crc32c';
 import { formatLsn, walFileName } from './lsn';
 import { PgbbError } from '../errors';
 

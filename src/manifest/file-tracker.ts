@@ -11,8 +11,8 @@
  *                    (src/codec/file-table.ts)
  */
 import { createHash, type Hash } from 'node:crypto';
-// crc32c(buf, crc) continues a running CRC (why this library: src/codec/data-crc.ts).
-import { crc32c } from '@node-rs/crc32';
+// crc32c(buf, crc) continues a running CRC (which library: src/codec/crc32c.ts).
+import { crc32c } from '../codec/crc32c';
 import { ManifestError } from '../errors';
 import type { ArchiveKind, DataEvent, EntryKind } from '../events';
 import { crc32cHex, type ChecksumAlgorithm } from '../codec/manifest';

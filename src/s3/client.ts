@@ -15,7 +15,7 @@
  */
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { s3Sdk } from './sdk';
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../codec/crc32c';
 import { PgbbError } from '../errors';
 
 /**

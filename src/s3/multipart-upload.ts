@@ -28,7 +28,7 @@
  */
 import { Writable } from 'node:stream';
 import type { CompletedPart, S3Client, StorageClass } from '@aws-sdk/client-s3';
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../codec/crc32c';
 import { s3Sdk } from './sdk';
 import { s3Error } from './client';
 import { PgbbError } from '../errors';

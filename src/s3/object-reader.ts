@@ -9,7 +9,7 @@
  */
 import { Transform, type Readable } from 'node:stream';
 import { s3Sdk } from './sdk';
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../codec/crc32c';
 import { ChecksumError } from '../errors';
 import { crcHex } from './backup-record';
 import { s3Error } from './client';

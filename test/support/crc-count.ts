@@ -1,13 +1,14 @@
 /**
- * How many bytes pgbb's CRC32C (@node-rs/crc32) checksums while a function
- * runs: the module's `crc32c` is wrapped for the duration (pgbb's modules
- * call it through the module object, so they see the wrapper). For tests
- * that prove a byte is checksummed once however many stages want its CRC.
+ * How many bytes pgbb's CRC32C (src/codec/crc32c.ts, whichever library it
+ * chose) checksums while a function runs: the module's `crc32c` is wrapped
+ * for the duration (pgbb's modules call it through the module object, so
+ * they see the wrapper). For tests that prove a byte is checksummed once
+ * however many stages want its CRC.
  */
-import nodeRsCrc = require('@node-rs/crc32');
+import pgbbCrc = require('../../src/codec/crc32c');
 
 export async function crcBytesDuring<T>(f: () => T | Promise<T>): Promise<{ value: T; bytes: number }> {
-  const mod = nodeRsCrc as { crc32c: typeof nodeRsCrc.crc32c };
+  const mod = pgbbCrc as { crc32c: typeof pgbbCrc.crc32c };
   const real = mod.crc32c;
   let bytes = 0;
   mod.crc32c = (data, initial) => {

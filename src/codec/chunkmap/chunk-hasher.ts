@@ -18,8 +18,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { xxh3 } from '@node-rs/xxhash';
-// crc32c(buf, crc) continues a running CRC (why this library: src/codec/data-crc.ts).
-import { crc32c } from '@node-rs/crc32';
+// crc32c(buf, crc) continues a running CRC (which library: src/codec/crc32c.ts).
+import { crc32c } from '../crc32c';
 import { PgbbError } from '../../errors';
 import { chunkCount, HASH_BYTES, HASH_KEY_BYTES, type ChunkMapFile } from './chunk-map';
 import { crc32cCombine, crc32cTail } from './crc32c-combine';
