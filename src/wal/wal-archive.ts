@@ -21,7 +21,7 @@
  * Errors: IoError naming the spool file that could not be read, or that
  *      came back shorter than its segment.
  */
-import { promises as fs } from 'node:fs';
+import { closeSync, constants, openSync, promises as fs, readSync } from 'node:fs';
 import type { BackupEvent, EntryEvent } from '../events';
 import { ioError, IoError } from '../errors';
 import type { SpoolSummary } from './wal-spool';
@@ -98,10 +98,18 @@ async function fileSize(p: string): Promise<number> {
   }
 }
 
+/**
+ * A spool file's bytes, read synchronously: the spool was written by this
+ * process moments ago, so its pages are in the page cache and a read is a
+ * copy. Asynchronous, each read waited a thread-pool round trip: a 650 MB
+ * `-F tar` backup's main thread sat idle ~19 ms on its one 16 MiB segment,
+ * read in 256 KiB slabs. Opened without following links: the spool's files
+ * are pgbb's own, and a link in their place was not made by pgbb.
+ */
 async function* fileData(p: string, size: number, chunkSize: number, readSize: number, slabs: SlabReader | null): AsyncGenerator<BackupEvent> {
-  let fh: fs.FileHandle;
+  let fd: number;
   try {
-    fh = await fs.open(p, 'r');
+    fd = openSync(p, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (err) {
     throw ioError('could not open WAL spool file', p, err);
   }
@@ -109,12 +117,7 @@ async function* fileData(p: string, size: number, chunkSize: number, readSize: n
     let offset = 0;
     while (slabs && offset < size) {
       const into = slabs.next();
-      let n: number;
-      try {
-        ({ bytesRead: n } = await fh.read(into, 0, Math.min(into.length, size - offset), offset));
-      } catch (err) {
-        throw ioError('could not read WAL spool file', p, err);
-      }
+      const n = readAt(fd, p, into, 0, Math.min(into.length, size - offset), offset);
       if (n === 0) throw new IoError(`WAL spool file "${p}" ended at ${offset} bytes, expected ${size}`);
       const got = slabs.got(n);
       for (let at = 0; at < n; at += chunkSize) {
@@ -129,12 +132,7 @@ async function* fileData(p: string, size: number, chunkSize: number, readSize: n
       const buf = Buffer.allocUnsafe(Math.min(readSize, size - offset));
       let got = 0;
       while (got < buf.length) {
-        let n: number;
-        try {
-          ({ bytesRead: n } = await fh.read(buf, got, buf.length - got, offset + got));
-        } catch (err) {
-          throw ioError('could not read WAL spool file', p, err);
-        }
+        const n = readAt(fd, p, buf, got, buf.length - got, offset + got);
         if (n === 0) throw new IoError(`WAL spool file "${p}" ended at ${offset + got} bytes, expected ${size}`);
         got += n;
       }
@@ -144,6 +142,14 @@ async function* fileData(p: string, size: number, chunkSize: number, readSize: n
       offset += buf.length;
     }
   } finally {
-    await fh.close().catch(() => {});
+    closeSync(fd);
+  }
+}
+
+function readAt(fd: number, p: string, into: Uint8Array, at: number, length: number, position: number): number {
+  try {
+    return readSync(fd, into, at, length, position);
+  } catch (err) {
+    throw ioError('could not read WAL spool file', p, err);
   }
 }

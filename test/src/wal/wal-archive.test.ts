@@ -104,3 +104,25 @@ test('in place: the archive says where its files already are, and that -r alread
     await fs.rm(root, { recursive: true, force: true });
   }
 });
+
+test('a link in place of a spool segment is refused, not followed: the file it names is not read', async () => {
+  const s = WalSpool.create();
+  const root = await fs.mkdtemp(join(tmpdir(), 'pgbb-walarchive-link-'));
+  try {
+    s.begin(0n, 1, SEG);
+    s.write(0n, Buffer.alloc(SEG, 5));
+    const seg = s.summary().segments[0].path;
+    const elsewhere = join(root, 'secret');
+    await fs.writeFile(elsewhere, Buffer.alloc(SEG, 0x53));
+    await fs.rm(seg);
+    await fs.symlink(elsewhere, seg);
+    const seen: Buffer[] = [];
+    await assert.rejects(async () => {
+      for await (const ev of walArchiveEvents(s.summary())) if (ev.type === 'data') seen.push(ev.chunk);
+    }, (err: Error) => err.message.includes('could not open WAL spool file') && err.message.includes(seg));
+    assert.equal(seen.length, 0, 'no byte of the file behind the link');
+  } finally {
+    s.remove();
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});
