@@ -18,7 +18,6 @@ import { ParallelReader } from './parallel-reader';
 import { StreamedWalSource } from './streamed-wal-source';
 import { checkJobs } from './parallel-jobs';
 
-
 export interface ParallelSourceOptions {
   /** Replication config, for streaming WAL. */
   clientConfig: ClientConfig;
