@@ -143,6 +143,18 @@ export function ioError(what: string, file: string, cause: unknown): IoError {
   return new IoError(`${what} "${file}": ${systemReason(cause)}`, { cause });
 }
 
+/**
+ * A system error that reached the top unwrapped (a module pgbb loads when a
+ * command needs it, opened under a low `ulimit -n`) as an IoError naming the
+ * call and the file, so that it reads as every other I/O failure and scripts
+ * see code "io", not "internal".
+ */
+export function asPgbbError(err: unknown): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (err instanceof PgbbError || !(err instanceof Error) || typeof e.syscall !== 'string' || typeof e.code !== 'string') return err;
+  return e.path ? ioError(`could not ${e.syscall}`, e.path, err) : new IoError(`system call ${e.syscall} failed: ${systemReason(err)}`, { cause: err });
+}
+
 /** One line for humans: the message, plus the cause's when it adds something. */
 export function describeError(err: unknown): string {
   if (err instanceof PgbbError) return err.message;

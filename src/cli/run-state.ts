@@ -4,7 +4,7 @@
  * failure maps to, and the AbortSignal that SIGINT/SIGTERM raise.
  */
 import { constants as osConstants } from 'node:os';
-import { describeError, InterruptedError } from '../errors';
+import { asPgbbError, describeError, InterruptedError } from '../errors';
 import type { Reporter } from '../report/reporters';
 import { JsonReporter } from '../report/json-reporter';
 
@@ -16,7 +16,8 @@ export function setActiveReporter(r: Reporter | null): void {
 }
 
 /** Ends the process for `err`: one line on stderr (or one JSON error line), its exit code. */
-export function fail(err: unknown): never {
+export function fail(failure: unknown): never {
+  const err = asPgbbError(failure);
   if (activeReporter) {
     activeReporter.error(err);
     activeReporter.close();

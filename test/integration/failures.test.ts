@@ -283,7 +283,7 @@ test('too many open files (ulimit -n): one line naming it, target removed, nothi
     assert.notEqual(r.code, 0, `ulimit -n ${n}: the backup succeeded before running out; lower the start`);
     const e = jsonError(r.stderr);
     assert.match(e.message, /too many open files/);
-    assert.ok(['io', 'connection'].includes(e.code), e.code);
+    assert.ok(['io', 'connection'].includes(e.code), `ulimit -n ${n}: ${e.code}: ${e.message}`);
     assert.ok(!existsSync(join(root, 'data')) && !existsSync(join(root, 'ts')));
     await serverClean(pg.cluster, 3000);
     t.diagnostic(`ulimit -n ${n}: ${e.code}: ${e.message}`);
