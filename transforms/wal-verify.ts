@@ -21,7 +21,7 @@
  *      spool's own limits (IoError) fail the stream in either mode.
  * The spool is removed at the end and on error or abort.
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Transform } from 'node:stream';
 import type { DataEvent, EndEvent, EntryEvent, ManifestEvent } from '../src/events';
@@ -32,6 +32,7 @@ import { lsnRange } from '../src/codec/wal-ranges';
 import { IoError, ManifestError } from '../src/errors';
 import { readLimitedSync } from '../src/io/read-limited';
 import { defaultSpoolParent, spoolBudget } from '../src/wal/spool-place';
+import { makeTempDir } from '../src/io/temp-dirs';
 import type { Verifier, VerifierMode, VerifierOutcome } from '../src/verifier';
 import { ProblemList, verifierMode } from '../src/verify/problem-list';
 import { Observer } from './observer';
@@ -96,7 +97,7 @@ class WalVerifier extends Observer implements WalVerify {
     if (ev.kind !== 'file' || !SEGMENT.test(name)) return;
     this.guard(() => {
       if (!this.spool) {
-        this.spool = mkdtempSync(path.join(this.opts.spoolDir ?? defaultSpoolParent(), 'pgbb-walcheck-'));
+        this.spool = makeTempDir(this.opts.spoolDir ?? defaultSpoolParent(), 'walcheck');
         this.budget = spoolBudget(this.spool);
       }
       this.spooled += ev.size;

@@ -31,6 +31,7 @@ import type { DecryptKey } from '../crypto/age-keys';
 import { loadPriorState } from '../refresh/prior-state';
 import { lockForRefresh } from '../io/target-lock';
 import { writeNewFile } from '../io/durable';
+import { makeTempDir } from '../io/temp-dirs';
 import { RefreshDirectorySink } from '../../sinks/refresh-directory';
 import { deltaUnpack } from '../../transforms/delta-unpack';
 import { openBackupSource } from '../sources/open-backup';
@@ -168,7 +169,7 @@ export async function verifyChain<V extends ChainVerifyOptions, Rep, O extends C
   steps: { restoreFull: (o: O) => Promise<R>; verifyDir: (o: V) => Promise<Rep> },
   scratchRoot = os.tmpdir(),
 ): Promise<Rep> {
-  const dir = await fs.mkdtemp(path.join(scratchRoot, 'pgbb-verify-chain-'));
+  const dir = makeTempDir(scratchRoot, 'verify-chain');
   try {
     const target = path.join(dir, 'data');
     const s3 = { ...o.s3, decrypt: o.s3?.decrypt ?? o.decrypt };

@@ -28,6 +28,7 @@ import { pipeline } from 'node:stream/promises';
 import type { BackupEvent } from '../events';
 import { ioError, IoError, PgbbError } from '../errors';
 import { defaultSpoolParent, memoryFilesystem, spoolBudget } from '../wal/spool-place';
+import { makeTempDir } from '../io/temp-dirs';
 
 /** A tar stream whose first member is a regular file `backup_label`: pg_basebackup's. */
 export function isPgBasebackupStream(head: Buffer): boolean {
@@ -59,7 +60,7 @@ export async function* spooledEvents(
   const parent = defaultSpoolParent();
   let dir: string;
   try {
-    dir = await fs.mkdtemp(path.join(parent, 'pgbb-stdin-'));
+    dir = makeTempDir(parent, 'stdin');
   } catch (err) {
     throw ioError('could not create a spool directory in', parent, err);
   }

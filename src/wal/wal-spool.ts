@@ -8,7 +8,7 @@
  *   WalSpool.inPlace(dir)     `dir` is the backup's own `pg_wal/` (created if
  *                             missing; refused if it is not a real directory):
  *                             each WAL byte is written once, where it stays.
- *   WalSpool.create(parent)   a new directory `<parent>/pgbb-wal-XXXXXX` (a tar
+ *   WalSpool.create(parent)   a new directory `<parent>/pgbb-wal-<maker>-XXXXXX` (a tar
  *                             target, or a place for `-D -`), read back into
  *                             the archive and removed after.
  * In:  `begin(start, timeline, segmentSize)` with a segment-aligned start,
@@ -39,13 +39,14 @@
  * Errors: ProtocolError when WAL arrives out of order (a gap or overlap
  *      would make a segment silently wrong); IoError naming the file.
  */
-import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { ioError, IoError, ProtocolError } from '../errors';
 import { formatLsn, walFileName } from '../codec/lsn';
 import { checkRoom, defaultSpoolParent, memoryFilesystem, spoolBudget } from './spool-place';
 import { OwnFiles } from './own-files';
 import { writeAllSync } from '../io/write-all';
+import { makeTempDir } from '../io/temp-dirs';
 
 export interface SpoolSegment {
   /** `<timeline><log><seg>`, 24 uppercase hex digits. */
@@ -141,8 +142,8 @@ export class WalSpool {
    */
   static create(parent = defaultSpoolParent(), opts: { maxBytes?: number } = {}): WalSpool {
     try {
-      mkdirSync(parent, { recursive: true, mode: 0o700 });
-      const s = new WalSpool(mkdtempSync(path.join(parent, 'pgbb-wal-')), false, opts.maxBytes);
+      // A spool that a killed run left in the same parent goes first (src/io/temp-dirs.ts).
+      const s = new WalSpool(makeTempDir(parent, 'wal'), false, opts.maxBytes);
       mkdirSync(path.join(s.dir, STATUS_DIR), { mode: 0o700 });
       return s;
     } catch (err) {

@@ -66,7 +66,7 @@ test('tar: the spool is a directory inside the target, gone before backup_manife
   const tar = await watch(tmp, watch(target, runPgbb(['backup', ...conn(), '-D', target, '-F', 'tar', '-c', 'fast', '-r', '8192', '-N'], { env })));
   ok(tar.result.result);
   assert.deepEqual([...tar.seen], [], 'nothing in $TMPDIR');
-  assert.ok([...tar.result.seen].some((n) => /^pgbb-wal-\w+\/[0-9A-F]{24}(\.partial)?$/.test(n)), `spooled inside the target: ${[...tar.result.seen]}`);
+  assert.ok([...tar.result.seen].some((n) => /^pgbb-wal-[\w.-]+\/[0-9A-F]{24}(\.partial)?$/.test(n)), `spooled inside the target: ${[...tar.result.seen]}`);
   assert.deepEqual((await fs.readdir(target)).sort(), ['backup_manifest', 'base.tar', 'pg_wal.tar']);
 
   const spool = join(root, 'spool');
@@ -74,7 +74,7 @@ test('tar: the spool is a directory inside the target, gone before backup_manife
   const std = await watch(tmp, watch(spool, runPgbb(['backup', ...conn(), '-D', '-', '--wal-spool', spool, '-c', 'fast', '-r', '8192'], { env, stdoutFile: out })));
   ok(std.result.result);
   assert.deepEqual([...std.seen], [], 'nothing in $TMPDIR');
-  assert.ok([...std.result.seen].some((n) => /^pgbb-wal-\w+\/[0-9A-F]{24}(\.partial)?$/.test(n)), `spooled in --wal-spool: ${[...std.result.seen]}`);
+  assert.ok([...std.result.seen].some((n) => /^pgbb-wal-[\w.-]+\/[0-9A-F]{24}(\.partial)?$/.test(n)), `spooled in --wal-spool: ${[...std.result.seen]}`);
   assert.deepEqual(await fs.readdir(spool), [], 'spool removed');
   await writing;
 
@@ -135,3 +135,36 @@ test('SIGKILL mid-backup: the spool is inside the target (plain: pg_wal/*.partia
   await writing;
   assert.ok(existsSync(root));
 });
+
+test('SIGKILL during -D -: the spool left in $TMPDIR is removed by the next run that spools there, which completes and leaves nothing', async () => {
+  const root = await scratch('pgbb-walspool-kill-stdout-');
+  const tmp = join(root, 'tmp');
+  await fs.mkdir(tmp);
+  const env = { ...process.env, TMPDIR: tmp };
+  const writing = load(6);
+  try {
+    await killedThenSwept(tmp, env, root);
+  } finally {
+    await writing;
+  }
+});
+
+async function killedThenSwept(tmp: string, env: NodeJS.ProcessEnv, root: string): Promise<void> {
+  const child = spawn(process.execPath, [PGBB_CLI, 'backup', ...conn(), '-D', '-', '-c', 'fast', '-r', '2048'], { env, stdio: 'ignore' });
+  const closed = new Promise((res) => child.on('close', res));
+  const spools = async () => (await fs.readdir(tmp)).filter((n) => n.startsWith('pgbb-wal-'));
+  const segments = async () => (await Promise.all((await spools()).map((s) => fs.readdir(join(tmp, s))))).flat().filter((n) => /^[0-9A-F]{24}/.test(n));
+  for (const until = Date.now() + 20_000; (await segments()).length === 0 && Date.now() < until; ) await sleep(20);
+  child.kill('SIGKILL');
+  await closed;
+  const left = await spools();
+  assert.equal(left.length, 1, `the killed run's spool is left: ${left}`);
+  assert.ok((await segments()).length > 0);
+  // Another user's look-alike (here: a link) is not touched.
+  await fs.symlink(root, join(tmp, left[0].replace(/-\w{6}$/, '-link00')));
+  const out = join(root, 'backup.tar');
+  const next = await runPgbb(['backup', ...conn(), '-D', '-', '-c', 'fast'], { env, stdoutTo: out });
+  ok(next);
+  assert.deepEqual((await fs.readdir(tmp)).filter((n) => !n.endsWith('-link00')), [], 'the killed run\'s spool and the new run\'s are gone');
+  assert.ok((await fs.stat(out)).size > 1_000_000);
+}

@@ -222,7 +222,7 @@ test('a spool is bounded: memory-backed filesystems are recognized, the default 
     assert.equal(s.memoryBacked, 'tmpfs');
     s.begin(0n, 1, SEG);
     s.write(0n, Buffer.alloc(2 * SEG));
-    assert.throws(() => s.write(BigInt(2 * SEG), Buffer.alloc(1)), /WAL spool "\/dev\/shm\/pgbb-wal-\w+" is on a memory-backed filesystem \(tmpfs\) and would grow past its limit of 0\.1 MiB: put it on disk \(--wal-spool DIR with -D -, or a target on disk\)/);
+    assert.throws(() => s.write(BigInt(2 * SEG), Buffer.alloc(1)), /WAL spool "\/dev\/shm\/pgbb-wal-[\w.-]+" is on a memory-backed filesystem \(tmpfs\) and would grow past its limit of 0\.1 MiB: put it on disk \(--wal-spool DIR with -D -, or a target on disk\)/);
   } finally {
     s.remove();
   }
