@@ -142,6 +142,7 @@ export class WalSpool {
    */
   static create(parent = defaultSpoolParent(), opts: { maxBytes?: number } = {}): WalSpool {
     try {
+      mkdirSync(parent, { recursive: true, mode: 0o700 });
       // A spool that a killed run left in the same parent goes first (src/io/temp-dirs.ts).
       const s = new WalSpool(makeTempDir(parent, 'wal'), false, opts.maxBytes);
       mkdirSync(path.join(s.dir, STATUS_DIR), { mode: 0o700 });

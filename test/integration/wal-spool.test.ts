@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { PGBB_CLI, runPgbb, type PgbbRun } from '../support/pgbb';
@@ -138,19 +139,21 @@ test('SIGKILL mid-backup: the spool is inside the target (plain: pg_wal/*.partia
 
 test('SIGKILL during -D -: the spool left in $TMPDIR is removed by the next run that spools there, which completes and leaves nothing', async () => {
   const root = await scratch('pgbb-walspool-kill-stdout-');
-  const tmp = join(root, 'tmp');
-  await fs.mkdir(tmp);
+  // Not in the scratch directory, which the server's OS user owns: pgbb sweeps only where no other user can rename entries.
+  const tmp = await fs.mkdtemp(join(tmpdir(), 'pgbb-walspool-sweep-'));
   const env = { ...process.env, TMPDIR: tmp };
   const writing = load(6);
   try {
     await killedThenSwept(tmp, env, root);
   } finally {
     await writing;
+    await fs.rm(tmp, { recursive: true, force: true });
   }
 });
 
 async function killedThenSwept(tmp: string, env: NodeJS.ProcessEnv, root: string): Promise<void> {
-  const child = spawn(process.execPath, [PGBB_CLI, 'backup', ...conn(), '-D', '-', '-c', 'fast', '-r', '2048'], { env, stdio: 'ignore' });
+  // --wal-spool too: were $TMPDIR memory-backed, pgbb would spool in /var/tmp.
+  const child = spawn(process.execPath, [PGBB_CLI, 'backup', ...conn(), '-D', '-', '--wal-spool', tmp, '-c', 'fast', '-r', '2048'], { env, stdio: 'ignore' });
   const closed = new Promise((res) => child.on('close', res));
   const spools = async () => (await fs.readdir(tmp)).filter((n) => n.startsWith('pgbb-wal-'));
   const segments = async () => (await Promise.all((await spools()).map((s) => fs.readdir(join(tmp, s))))).flat().filter((n) => /^[0-9A-F]{24}/.test(n));
@@ -161,10 +164,12 @@ async function killedThenSwept(tmp: string, env: NodeJS.ProcessEnv, root: string
   assert.equal(left.length, 1, `the killed run's spool is left: ${left}`);
   assert.ok((await segments()).length > 0);
   // Another user's look-alike (here: a link) is not touched.
-  await fs.symlink(root, join(tmp, left[0].replace(/-\w{6}$/, '-link00')));
+  const link = join(tmp, left[0].replace(/-\w{6}$/, '-link00'));
+  await fs.symlink(root, link);
   const out = join(root, 'backup.tar');
-  const next = await runPgbb(['backup', ...conn(), '-D', '-', '-c', 'fast'], { env, stdoutTo: out });
+  const next = await runPgbb(['backup', ...conn(), '-D', '-', '--wal-spool', tmp, '-c', 'fast'], { env, stdoutTo: out });
   ok(next);
-  assert.deepEqual((await fs.readdir(tmp)).filter((n) => !n.endsWith('-link00')), [], 'the killed run\'s spool and the new run\'s are gone');
+  assert.deepEqual(await fs.readdir(tmp), [link.slice(tmp.length + 1)], 'the killed run\'s spool and the new run\'s are gone; the link stays');
+  assert.equal(await fs.readlink(link), root);
   assert.ok((await fs.stat(out)).size > 1_000_000);
 }
