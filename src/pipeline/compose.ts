@@ -13,13 +13,15 @@
  * Failures: one that comes while the sink is readied or the source built
  * destroys the sink (and a source given as a stream), and compose rejects
  * once they have cleaned up; later ones are
- * runPipeline's (every stage cleaned up before the promise rejects).
+ * runPipeline's (every stage cleaned up before the promise rejects), a
+ * stage that throws inside its own _transform or _write included.
  */
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { UsageError } from '../errors';
 import { isBackupSink, type WalPlace } from '../sink';
 import { runPipeline } from './run-pipeline';
 import { destroyAndWait } from '../io/stream-end';
+import { guardThrows } from './throw-guard';
 
 export interface Composition {
   /** A stream, or a function that builds it once the sink is ready and has said where WAL goes. */
@@ -59,7 +61,8 @@ export async function compose(c: Composition): Promise<void> {
     await discard(sink, err);
     throw err;
   }
-  await runPipeline(source, c.observers ?? [], sink, c.signal);
+  // A stage that throws instead of calling back fails the pipeline, whoever pushed the event (throw-guard.ts).
+  await runPipeline(source, (c.observers ?? []).map(guardThrows), guardThrows(sink), c.signal);
 }
 
 function checkFresh(source: Readable): void {

@@ -119,3 +119,22 @@ test('a sink that refuses its target, with the source given as a stream: the sou
   assert.ok(source.destroyed);
   assert.deepEqual(log.filter((l) => l.startsWith('source')), ['source destroyed', 'source closed']);
 });
+
+test('an observer or a sink that throws inside its own _transform/_write (not through the callback) fails the pipeline with its error, wherever the event came from', async () => {
+  for (const where of ['observer', 'sink'] as const) {
+    const log: string[] = [];
+    let n = 0;
+    const broke = () => {
+      if (++n === 5) throw new Error(`${where} broke`);
+    };
+    const observer = new Transform({ objectMode: true, transform: (ev, _e, cb) => (where === 'observer' && broke(), cb(null, ev)) });
+    const sink = recordingSink(log);
+    if (where === 'sink') {
+      const write = sink._write.bind(sink);
+      sink._write = (ev, enc, cb) => (broke(), write(ev, enc, cb));
+    }
+    // Readable.from pushes from Node's own flow(): no pgbb code is on the stack to catch a throw.
+    await assert.rejects(compose({ sink, source: Readable.from(sampleEvents(), { objectMode: true }), observers: [observer] }), new RegExp(`${where} broke`));
+    assert.ok(log.includes('cleaned up'), `${where}: the sink cleaned up first`);
+  }
+});
