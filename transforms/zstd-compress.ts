@@ -25,10 +25,18 @@
  * same speed (1.4–1.7 GB/s, noisy); libzstd's workers need no JS threads, no
  * block copies of our own, and give one frame, as pg_basebackup writes.
  *
- * Memory: bounded by libzstd's job buffers (a few × 2^(windowLog+2), e.g.
- * ~2 MiB jobs at level 1, 8 MiB at level 3) plus OUT_BYTES here plus the
+ * Memory: bounded by libzstd's job buffers plus OUT_BYTES here plus the
  * readable side's highWaterMark: push() returning false holds the write
  * callback (Transform semantics), so a slow consumer slows the producer.
+ * libzstd sizes a job at 4 windows (2 MiB at level 1, 8 MiB at level 3) and
+ * keeps several in flight per worker, each with its input and output: a
+ * `-F tar -Z zstd` backup (level 3, 2 workers) peaked at 134–153 MB RSS.
+ * Up to level 6, where a job re-reads only an eighth of a window from the
+ * one before, jobs are 1 MiB (jobBytes): 95–96 MB, as fast, and no larger
+ * (pgbench scale 100: 71.9 MB against 72.8; 128 MB of it at levels 1–6
+ * within 1%). From level 7 on the overlap grows to whole windows and small
+ * jobs cost time (level 9 +37%, level 15 4.5×): libzstd's size stays.
+ * bench/README.md, "zstd job size", has the figures.
  *
  * Cleanup: the context is dropped in _flush (after the frame ends) and in
  * _destroy (error, abort). zstd-napi 0.0.13 has no explicit free; its
@@ -60,6 +68,11 @@ export interface ZstdCompressResult {
 /** 256 KiB: the file writer's batch size (src/io/file-writer.ts). */
 const OUT_BYTES = 256 * 1024;
 const EMPTY = Buffer.alloc(0);
+
+/** libzstd's job size for `level` with `workers` threads, or undefined for its own (see Memory above). */
+export function jobBytes(level: number, workers: number): number | undefined {
+  return workers > 0 && level <= 6 ? 1024 * 1024 : undefined;
+}
 
 /** Workers when none are asked for: more cores than one are used, up to 4. */
 export function defaultZstdWorkers(): number {
@@ -109,6 +122,8 @@ export class ZstdCompress extends Transform implements Stage<'bytes', 'bytes'> {
       cctx.setParameter(binding.CParameter.compressionLevel, level);
       cctx.setParameter(binding.CParameter.checksumFlag, 1);
       if (workers > 0) cctx.setParameter(binding.CParameter.nbWorkers, workers);
+      const job = jobBytes(level, workers);
+      if (job !== undefined) cctx.setParameter(binding.CParameter.jobSize, job);
     } catch (err) {
       throw new CompressionError(`zstd: could not set up compression (level ${level}, ${workers} workers): ${message(err)}`, { cause: err });
     }

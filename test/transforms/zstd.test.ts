@@ -11,7 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { zstdCompress, type ZstdCompressOptions } from '../../transforms/zstd-compress';
+import { jobBytes, zstdCompress, type ZstdCompressOptions } from '../../transforms/zstd-compress';
 import { zstdDecompress } from '../../transforms/zstd-decompress';
 import { CompressionError, UsageError } from '../../src/errors';
 
@@ -160,6 +160,13 @@ test('garbage, a flipped bit and trailing junk are CompressionErrors, never a cr
     assert.ok(outcome instanceof CompressionError, `${what}: ${String(outcome)}`);
     assert.match(outcome.message, re, what);
   }
+});
+
+test('libzstd jobs are 1 MiB with workers up to level 6, libzstd\'s own size from level 7 or single-threaded', () => {
+  for (const level of [1, 3, 6]) assert.equal(jobBytes(level, 2), 1024 * 1024, `level ${level}`);
+  for (const level of [7, 9, 19]) assert.equal(jobBytes(level, 2), undefined, `level ${level}`);
+  assert.equal(jobBytes(3, 0), undefined, 'no workers: no jobs');
+  assert.equal(jobBytes(1, 1), 1024 * 1024);
 });
 
 test('bad options are UsageErrors thrown by the factory', () => {
