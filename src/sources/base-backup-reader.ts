@@ -29,6 +29,7 @@ import { readServerSettings, type ServerSettings } from '../net/server-settings'
 import { incrementalAvailable, uploadManifest } from '../net/upload-manifest';
 import type { LiveSourceHooks } from './live-source';
 import { retain } from '../io/slab-pool';
+import { ContiguousParts } from './contiguous-parts';
 import { hasOptionListGrammar, hasServerCompression } from '../codec/server-version';
 
 export interface BaseBackupReaderOptions {
@@ -119,6 +120,8 @@ export class BaseBackupReader extends Readable {
       },
       onEnd: (lsn, tli) => o.hooks.ended(lsn, tli),
     });
+    // Parts of one message that are neighbours in read memory go on as one (contiguous-parts.ts).
+    const parts = new ContiguousParts((part, first, last) => decoder.copyDataPart(part, first, last));
     // The checkpoint before the start position may take minutes (spread): silence is fine until then.
     conn.allowSilence(true);
     conn
@@ -127,7 +130,7 @@ export class BaseBackupReader extends Readable {
         dataRow: (values) => decoder.dataRow(values),
         copyStart: (kind) => decoder.copyStart(kind),
         copyData: (payload) => decoder.copyData(payload),
-        copyDataPart: (part, first, last) => decoder.copyDataPart(part, first, last),
+        copyDataPart: (part, first, last) => parts.part(part, first, last),
         copyDone: () => decoder.copyDone(),
         commandComplete: () => decoder.commandComplete(),
         notice: (n) => {
