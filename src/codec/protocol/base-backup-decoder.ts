@@ -181,7 +181,8 @@ export class BaseBackupDecoder implements CommandHandler {
     if (this.partKind === 'bytes') {
       if (part.length) this.bytes(part);
     } else {
-      this.joined.push(part);
+      // A copy: the part is a view of read memory that may be reused once the call returns (src/io/slab-pool.ts); these messages are small.
+      this.joined.push(Buffer.from(part));
     }
     if (!last) return;
     const joined = this.joined;

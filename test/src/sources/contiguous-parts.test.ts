@@ -67,7 +67,7 @@ test('through BackendParser over slab reads: each message arrives whole, in as f
       // What the reader does: a part kept is retained by its consumer before next() may move the slab on.
       retain(p);
       c.handler(Buffer.from(p), f, l);
-      kept.push(p);
+      kept.push(p, Buffer.from(p));
     });
     const parser = new BackendParser(
       // A message whole in one read comes this way, as the decoder's copyData.
@@ -75,6 +75,9 @@ test('through BackendParser over slab reads: each message arrives whole, in as f
       { wantParts: () => true, part: (p, f, l) => joiner.part(p, f, l) },
     );
     const reader = new SlabReader();
+    // Each time the reader takes a slab (fresh or recycled), counted per slab.
+    const taken = new Map<ArrayBufferLike, number>();
+    let lastSlab: ArrayBufferLike | null = null;
     // Three reads fill a slab to where the reader moves on; the fourth, into a fresh or recycled slab, nearly fills it.
     const sizes = [70_000, 70_000, 70_000, 250_000];
     for (let at = 0, k = 0; at < all.length; k++) {
@@ -82,13 +85,23 @@ test('through BackendParser over slab reads: each message arrives whole, in as f
       const n = Math.min(sizes[k % 4], into.length, all.length - at);
       all.copy(into, 0, at, at + n);
       at += n;
-      parser.write(reader.got(n));
-      // The consumer gives back what it kept once it is done with it: slabs come back and are read into
-      // again, so a held part whose slab was not kept would be overwritten before it went on.
-      for (const p of kept.splice(0)) release(p);
+      const got = reader.got(n);
+      if (got.buffer !== lastSlab) taken.set((lastSlab = got.buffer), (taken.get(got.buffer) ?? 0) + 1);
+      parser.write(got);
+      // The consumer gives back what it kept once it is done with it (still as it was then): slabs come back
+      // and are read into again, so a held part whose slab was not kept would be overwritten before it went on.
+      const done = kept.splice(0);
+      for (let i = 0; i < done.length; i += 2) {
+        assert.ok(done[i].equals(done[i + 1]), 'a kept view changed before it was given back');
+        release(done[i]);
+      }
     }
     reader.finish();
     assert.ok(recycled.length >= 3, `${recycled.length} slabs came back and were reused`);
+    // Every slab came back each time it was taken: none given back more than it lent (the pool drops such a slab), none kept.
+    const back = new Map<ArrayBufferLike, number>();
+    for (const slab of recycled) back.set(slab, (back.get(slab) ?? 0) + 1);
+    assert.deepEqual(back, taken);
     const messages: Buffer[] = [];
     let cur: Buffer[] = [];
     for (const p of c.parts) {

@@ -87,11 +87,14 @@ interface Run {
  * Feeds `wire` in the given pieces; a thrown error ends the run as the connection would.
  * `parts`: split CopyData comes to copyDataPart in pieces, as the connection hands it out.
  */
-function run(wire: Buffer, facts: StartFacts, cuts: number[] = [], parts = false, compressed = false, noData = false): Run {
+function run(wire: Buffer, facts: StartFacts, cuts: number[] = [], parts = false, compressed = false, noData = false, poison = false): Run {
   const r: Run = { events: [], positions: [], error: null, serverErrors: [], end: null };
+  // poison: each piece of the wire is overwritten once the parser returns (read memory reused, as a slab is
+  // once its bytes are given back); what an event keeps, its consumer keeps (retained), here a copy.
+  const kept = (ev: BackupEvent): BackupEvent => (!poison ? ev : ev.type === 'data' ? { ...ev, chunk: Buffer.from(ev.chunk) } : ev.type === 'manifest' ? { ...ev, data: Buffer.from(ev.data) } : ev);
   const dec = new BaseBackupDecoder({
     start: facts,
-    emit: (ev) => r.events.push(ev as BackupEvent),
+    emit: (ev) => r.events.push(kept(ev as BackupEvent)),
     compressed,
     noData,
     onStart: (lsn, tli) => r.positions.push(`start ${lsn} ${tli}`),
@@ -115,7 +118,9 @@ function run(wire: Buffer, facts: StartFacts, cuts: number[] = [], parts = false
   try {
     let at = 0;
     for (const c of [...cuts, wire.length]) {
-      parser.write(wire.subarray(at, c));
+      const piece = poison ? Buffer.from(wire.subarray(at, c)) : wire.subarray(at, c);
+      parser.write(piece);
+      if (poison) piece.fill(0xee);
       at = c;
     }
     if (r.serverErrors.length) throw dec.mapError(new ServerError(r.serverErrors[0].message, r.serverErrors[0].sqlstate));
@@ -187,6 +192,16 @@ for (const [form, facts, reply] of [
     }
   });
 }
+
+test('15+ form in parts: the small messages a read cuts (new archive, progress, manifest) are joined from copies, not from read memory reused since', () => {
+  const wire = withReady(reply15());
+  const want = shape(run(wire, FACTS15).events);
+  for (let i = 1; i < wire.length; i += 7) {
+    const r = run(wire, FACTS15, [i, i + 3, i + 11], true, false, false, true);
+    assert.equal(r.error, null, `cut at ${i}: ${r.error}`);
+    assert.deepEqual(shape(r.events), want, `cut at ${i}`);
+  }
+});
 
 test('15+ form byte by byte, and with data in 1-byte CopyData pieces', () => {
   const wire = withReady(reply15());
