@@ -30,12 +30,14 @@
  * callback (Transform semantics), so a slow consumer slows the producer.
  * libzstd sizes a job at 4 windows (2 MiB at level 1, 8 MiB at level 3) and
  * keeps several in flight per worker, each with its input and output: a
- * `-F tar -Z zstd` backup (level 3, 2 workers) peaked at 134–153 MB RSS.
- * Up to level 6, where a job re-reads only an eighth of a window from the
- * one before, jobs are 1 MiB (jobBytes): 95–96 MB, as fast, and no larger
- * (pgbench scale 100: 71.9 MB against 72.8; 128 MB of it at levels 1–6
- * within 1%). From level 7 on the overlap grows to whole windows and small
- * jobs cost time (level 9 +37%, level 15 4.5×): libzstd's size stays.
+ * `-F tar -Z zstd` backup (level 3, 2 workers) peaked at 130 MB RSS (129–139).
+ * Up to level 6 jobs are 1 MiB (jobBytes): 92 MB (91–96), as fast, and no
+ * larger (pgbench scale 100: 71.9 MB against 72.8; on 128 MB of it levels
+ * 1–6 came within 3%). A job re-reads an overlap from the one before, an
+ * eighth of a window up to level 7 (256 KiB at most), more from level 8;
+ * from level 9 the window is 4 MiB and the overlap as long as a 1 MiB job,
+ * and small jobs cost time (level 9 +37%, level 15 4.6×): from level 7
+ * (not measured) libzstd's size stays.
  * bench/README.md, "zstd job size", has the figures.
  *
  * Cleanup: the context is dropped in _flush (after the frame ends) and in

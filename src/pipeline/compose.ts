@@ -14,7 +14,7 @@
  * destroys the sink (and a source given as a stream), and compose rejects
  * once they have cleaned up; later ones are
  * runPipeline's (every stage cleaned up before the promise rejects), a
- * stage that throws inside its own _transform or _write included.
+ * stage that throws synchronously inside its own _transform or _write included.
  */
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { UsageError } from '../errors';
@@ -61,7 +61,7 @@ export async function compose(c: Composition): Promise<void> {
     await discard(sink, err);
     throw err;
   }
-  // A stage that throws instead of calling back fails the pipeline, whoever pushed the event (throw-guard.ts).
+  // A stage that throws (synchronously) instead of calling back fails the pipeline, whoever pushed the event (throw-guard.ts).
   await runPipeline(source, (c.observers ?? []).map(guardThrows), guardThrows(sink), c.signal);
 }
 
