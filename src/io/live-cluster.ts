@@ -22,7 +22,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { PgbbError } from '../errors';
-import { readLimited } from './read-limited';
+import { readLimited, readLimitedSync } from './read-limited';
 
 export const POSTMASTER_PID = 'postmaster.pid';
 
@@ -48,6 +48,32 @@ export function pidAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** Field 22 of /proc/<pid>/stat (after the command name, which may hold spaces and parentheses); null without one. */
+export function processStartTime(pid: number): string | null {
+  let buf: Buffer | null;
+  try {
+    buf = readLimitedSync(`/proc/${pid}/stat`, { maxBytes: 4096, what: 'process status' });
+  } catch {
+    return null;
+  }
+  if (!buf) return null;
+  const text = buf.toString('latin1');
+  const start = text.slice(text.lastIndexOf(')') + 2).split(' ')[22 - 3];
+  return start && /^\d+$/.test(start) ? start : null;
+}
+
+/**
+ * Does the process that had `pid` and start time `start` still run? A live
+ * pid with another start time is another process (the pid was reused);
+ * without a recorded start, or without /proc to read it, the pid decides.
+ */
+export function processRunning(pid: number, start: string | null): boolean {
+  if (pid <= 0 || !pidAlive(pid)) return false;
+  if (start === null) return true;
+  const now = processStartTime(pid);
+  return now === null || now === start;
 }
 
 /** Processes attached to System V segment `shmid`, from /proc/sysvipc/shm; 0 when it is gone or unknown. */

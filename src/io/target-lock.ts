@@ -37,7 +37,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { IoError, ioError, TargetLockedError } from '../errors';
 import { LIMITS, readLimited } from './read-limited';
-import { pidAlive } from './live-cluster';
+import { processRunning, processStartTime } from './live-cluster';
 
 export const LOCK_FILE = '.pgbb-lock';
 
@@ -78,25 +78,11 @@ function parseLock(text: string): Holder | null {
   return old ? { pid: Number(old[1]), start: null } : null;
 }
 
-/** Field 22 of /proc/<pid>/stat (after the command name, which may hold spaces and parentheses). */
-export async function processStartTime(pid: number): Promise<string | null> {
-  const buf = await readLimited(`/proc/${pid}/stat`, { maxBytes: 4096, what: 'process status' }).catch(() => null);
-  if (!buf) return null;
-  const text = buf.toString('latin1');
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const start = fields[22 - 3];
-  return start && /^\d+$/.test(start) ? start : null;
-}
-
-let ownStart: Promise<string | null> | undefined;
+let ownStart: string | null | undefined;
 
 /** Is the lock's holder still running? A live pid with another start time is another process. */
-async function holderAlive(h: Holder): Promise<boolean> {
-  if (h.pid <= 0 || !pidAlive(h.pid)) return false;
-  if (h.start === null) return true;
-  const now = await processStartTime(h.pid);
-  // Without /proc (or hidden from us) we cannot tell: the pid decides.
-  return now === null || now === h.start;
+function holderAlive(h: Holder): boolean {
+  return processRunning(h.pid, h.start);
 }
 
 interface SeenLock {
@@ -128,7 +114,7 @@ async function removeLeftovers(dir: string, ownTmp: string): Promise<void> {
     if (name === LOCK_FILE || !isLockFileName(name) || file === ownTmp) continue;
     const text = await readLimited(file, LIMITS.lockFile).then((b) => b?.toString('latin1'), () => undefined);
     const h = text === undefined ? null : parseLock(text);
-    if (h && !(await holderAlive(h))) await fs.unlink(file).catch(() => {});
+    if (h && !holderAlive(h)) await fs.unlink(file).catch(() => {});
   }
 }
 
@@ -155,7 +141,7 @@ async function acquire(dir: string, takeOverDead: boolean): Promise<string> {
   const file = path.join(dir, LOCK_FILE);
   ownStart ??= processStartTime(process.pid);
   const token = randomBytes(16).toString('hex');
-  const content = `${process.pid} ${(await ownStart) ?? '-'} ${token}\n`;
+  const content = `${process.pid} ${ownStart ?? '-'} ${token}\n`;
   const tmp = path.join(dir, `${LOCK_FILE}.${token}.tmp`);
   let fh: fs.FileHandle;
   try {
@@ -181,7 +167,7 @@ async function acquire(dir: string, takeOverDead: boolean): Promise<string> {
       if (!seen) continue;
       const h = parseLock(seen.text);
       if (!h) throw new TargetLockedError(dir, `lock file "${file}" was not written by pgbb: remove it if no pgbb run uses this directory`);
-      if (await holderAlive(h)) throw new TargetLockedError(dir, `pid ${h.pid}`);
+      if (holderAlive(h)) throw new TargetLockedError(dir, `pid ${h.pid}`);
       if (!takeOverDead) throw stale(dir, file, h);
       if (await takeOver(dir, file, tmp, seen, h)) {
         await removeLeftovers(dir, tmp);
@@ -203,7 +189,7 @@ async function takeOver(dir: string, file: string, tmp: string, seen: SeenLock, 
     const other = await readLock(mutex);
     if (!other) return false; // that takeover is over: look again
     const winner = parseLock(other.text);
-    if (winner && (await holderAlive(winner))) throw new TargetLockedError(dir, `pid ${winner.pid}, which is taking over the stale lock of pid ${h.pid}`);
+    if (winner && holderAlive(winner)) throw new TargetLockedError(dir, `pid ${winner.pid}, which is taking over the stale lock of pid ${h.pid}`);
     throw new TargetLockedError(
       dir,
       `pid ${h.pid}, no longer running, and a takeover of its lock was interrupted: remove "${file}" and "${mutex}" if nothing writes there`,
@@ -212,7 +198,7 @@ async function takeOver(dir: string, file: string, tmp: string, seen: SeenLock, 
   try {
     const again = await readLock(file);
     if (!again || again.ino !== seen.ino || again.text !== seen.text) return false;
-    if (await holderAlive(h)) throw new TargetLockedError(dir, `pid ${h.pid}`);
+    if (holderAlive(h)) throw new TargetLockedError(dir, `pid ${h.pid}`);
     // Only the holder of this lock's takeover file removes it.
     await fs.unlink(file).catch((err) => {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('could not remove stale lock file', file, err);
@@ -288,5 +274,5 @@ export async function lockHolder(file: string): Promise<string> {
   const seen = await readLock(file);
   const h = seen && parseLock(seen.text);
   if (!h) return `lock file "${file}"`;
-  return (await holderAlive(h)) ? `pid ${h.pid}` : `pid ${h.pid}, no longer running: remove "${file}" if nothing writes there`;
+  return holderAlive(h) ? `pid ${h.pid}` : `pid ${h.pid}, no longer running: remove "${file}" if nothing writes there`;
 }

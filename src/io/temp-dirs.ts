@@ -33,23 +33,11 @@
  */
 import { lstatSync, mkdtempSync, opendirSync, readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
-import { pidAlive } from './live-cluster';
+import { processRunning, processStartTime } from './live-cluster';
 
 export type TempKind = 'wal' | 'walcheck' | 'stdin' | 'verify-chain';
 
 const NAME = /^pgbb-(?:wal|walcheck|stdin|verify-chain)-([0-9a-f]{32}\.\d{1,20})\.(\d{1,10})\.(\d{1,20})-[A-Za-z0-9]{6}$/;
-
-/** Field 22 of /proc/<pid>/stat, or null (no such process, no /proc). */
-export function startTimeOf(pid: number | 'self'): string | null {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    // After the command name, which may hold spaces and parentheses.
-    const start = text.slice(text.lastIndexOf(')') + 2).split(' ')[22 - 3];
-    return start && /^\d+$/.test(start) ? start : null;
-  } catch {
-    return null;
-  }
-}
 
 /** `<boot id, 32 hex>.<pid namespace inode>`, or null. */
 function hostAndNamespace(): string | null {
@@ -70,7 +58,7 @@ let maker: string | null | undefined;
 function makerTag(): string | null {
   if (maker === undefined) {
     const where = hostAndNamespace();
-    const start = startTimeOf('self');
+    const start = processStartTime(process.pid);
     maker = where && start ? `${where}.${process.pid}.${start}` : null;
   }
   return maker;
@@ -150,9 +138,6 @@ function stale(full: string, pid: number, start: string, uid: number): boolean {
     return false;
   }
   if (!st.isDirectory() || (st.mode & 0o7777) !== 0o700 || st.uid !== uid) return false;
-  if (pid === process.pid) return start !== startTimeOf('self');
-  if (!pidAlive(pid)) return true;
-  const now = startTimeOf(pid);
-  // A live pid we cannot read the start of: it may be the maker.
-  return now !== null && now !== start;
+  // A live pid we cannot read the start of may be the maker: it runs.
+  return !processRunning(pid, start);
 }

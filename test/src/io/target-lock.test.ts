@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
-import { LOCK_FILE, lockForRefresh, processStartTime } from '../../../src/io/target-lock';
+import { LOCK_FILE, lockForRefresh } from '../../../src/io/target-lock';
+import { processStartTime } from '../../../src/io/live-cluster';
 import { lockTarget } from '../../../sinks/target-dir';
 import { IoError, TargetLockedError } from '../../../src/errors';
 
@@ -83,7 +84,7 @@ test('8 processes racing for one stale lock, 200 rounds: exactly one wins every 
 test('a lock naming a live pid with another start time (a reused pid) is stale: refresh takes it over, backup says it is stale', async () => {
   const sleeper = spawn('sleep', ['30']);
   try {
-    const start = await processStartTime(sleeper.pid!);
+    const start = processStartTime(sleeper.pid!);
     assert.match(String(start), /^\d+$/);
     const dir = await root();
     await fs.writeFile(join(dir, LOCK_FILE), `${sleeper.pid} ${Number(start) + 1} ${'cd'.repeat(16)}\n`);
@@ -161,7 +162,7 @@ test('runs killed while locking leave temporary and takeover files: the next win
   const liveTmp = `${LOCK_FILE}.${'33'.repeat(16)}.tmp`;
   await fs.writeFile(join(dir, deadTmp), `${DEAD_PID} 1 ${'11'.repeat(16)}\n`);
   await fs.writeFile(join(dir, deadTakeover), `${DEAD_PID} 1 ${'22'.repeat(16)}\n`);
-  await fs.writeFile(join(dir, liveTmp), `${process.pid} ${await processStartTime(process.pid)} ${'33'.repeat(16)}\n`);
+  await fs.writeFile(join(dir, liveTmp), `${process.pid} ${processStartTime(process.pid)} ${'33'.repeat(16)}\n`);
   const lock = await lockForRefresh(dir);
   assert.deepEqual((await fs.readdir(dir)).sort(), [LOCK_FILE, liveTmp].sort());
   await lock.release();

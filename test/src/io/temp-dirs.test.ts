@@ -10,14 +10,15 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeTempDir, startTimeOf, sweepStaleTempDirs } from '../../../src/io/temp-dirs';
+import { makeTempDir, sweepStaleTempDirs } from '../../../src/io/temp-dirs';
+import { processStartTime } from '../../../src/io/live-cluster';
 
 const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim().replace(/-/g, '');
 const ns = `${boot}.${/\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]}`;
 const otherNs = `${boot}.${Number(ns.slice(33)) + 1}`;
 const otherBoot = `${'0'.repeat(32)}.${ns.slice(33)}`;
-const pidOne = startTimeOf(1);
-const ownStart = startTimeOf('self')!;
+const pidOne = processStartTime(1);
+const ownStart = processStartTime(process.pid)!;
 
 /** A pid and start time of a process that has exited. */
 function deadProcess(): { pid: number; start: string } {
