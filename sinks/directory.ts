@@ -31,7 +31,7 @@ import { closeSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { BackupEvent, EntryEvent, StartEvent } from '../src/events';
 import { IoError, PgbbError, TarFormatError, UsageError } from '../src/errors';
-import { WriteBatcher } from '../src/io/file-writer';
+import { DATA_FILE_BATCH, WriteBatcher } from '../src/io/file-writer';
 import { release } from '../src/io/slab-pool';
 import { SafeTree } from '../src/io/safe-tree';
 import { showPath } from '../src/codec/path-bytes';
@@ -290,7 +290,7 @@ export class DirectorySink extends Writable implements BackupSink {
     this.filePath = tree.abs(rel);
     const fd = tree.createFileSync(rel, ev.secret ? SECRET_FILE_MODE : modes.file);
     this.file = fd;
-    this.batcher = new WriteBatcher({ fd }, this.filePath);
+    this.batcher = new WriteBatcher({ fd }, this.filePath, 0, DATA_FILE_BATCH);
   }
 
   /** The manifest comes after every member; its first piece creates backup_manifest.tmp (any member of that name removed first). */

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import type { promises as fs } from 'node:fs';
 import type { EntryEvent } from '../src/events';
 import { IoError, PgbbError } from '../src/errors';
-import { WriteBatcher } from '../src/io/file-writer';
+import { DATA_FILE_BATCH, WriteBatcher } from '../src/io/file-writer';
 import { PageDiffWriter } from './refresh-page-writer';
 import type { SafeTree } from '../src/io/safe-tree';
 import type { RefreshJournal } from '../src/refresh/refresh-journal';
@@ -76,7 +76,7 @@ export class RefreshFiles {
     }
     if ((await removeLeftover(tree, rel)) !== 'file') this.o.stats.filesCreated++;
     const fh = await this.adopt(await tree.createFile(rel, mode));
-    this.file = { key, tree, rel, abs, inPlace: false, size: ev.size, fh, batcher: new WriteBatcher(fh, abs), pages: null, journaled: false };
+    this.file = { key, tree, rel, abs, inPlace: false, size: ev.size, fh, batcher: new WriteBatcher(fh, abs, 0, DATA_FILE_BATCH), pages: null, journaled: false };
     this.written.add(abs);
     this.o.dirty.add(path.dirname(abs));
     if (key === CONTROL_FILE) this.controlWritten = true;

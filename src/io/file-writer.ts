@@ -25,6 +25,21 @@ import { release } from './slab-pool';
 export const DEFAULT_BATCH = 256 * 1024;
 
 /**
+ * 32 KiB, about one CopyData message: for the files of a data directory
+ * (plain backup, restore, refresh), written as pg_basebackup -Fp writes
+ * them. With 256 KiB batches a plain backup's kernel time doubled on the
+ * 2-core VM (pgbench scale 100: 1.7-2.6 s of system time against 1.36-1.40 s
+ * at 32 KiB, pg_basebackup 1.5-1.9 s), nearly all of it in the page-cache
+ * copy (copy_folio_from_iter_atomic: 13-35% of `perf` samples against 1.7%).
+ * The likely cause: 256 KiB writes at 256 KiB-aligned offsets let the page
+ * cache take large folios, fresh high-order memory that a VM's host backs
+ * only when first touched. base.tar's 256 KiB writes, shifted off that
+ * alignment by the tar headers, did not pay it; tar files and stdout keep
+ * DEFAULT_BATCH (bench/README.md, "Write size of a data directory's files").
+ */
+export const DATA_FILE_BATCH = 32 * 1024;
+
+/**
  * Gathers buffers for one file and writes them in batches at increasing
  * offsets; with position null, at the descriptor's own position (stdout,
  * src/io/stdout-output.ts).

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DirectorySink } from '../../sinks/directory';
+import { DATA_FILE_BATCH } from '../../src/io/file-writer';
 import { mountSmallFs } from '../support/small-fs';
 import { run } from '../support/run';
 import { runPipeline } from '../../src/pipeline';
@@ -118,15 +119,15 @@ test('a file whose last write fails (a full disk) is closed: the sink leaves no 
   const small = await mountSmallFs(mnt, 4);
   t.diagnostic(`a 4 MiB ${small.kind}`);
   try {
-    // Leave ~32 KiB: the file's 128 KiB stay below one batch (256 KiB), so only its entry-end flush writes them, and fails.
+    // Leave ~4 KiB: the file's 24 KiB stay below one batch (DATA_FILE_BATCH, 32 KiB), so only its entry-end flush writes them, and fails.
     const { stdout } = await run('df', ['-B1', '--output=avail', mnt]);
-    await fs.writeFile(join(mnt, 'filler'), Buffer.alloc(Math.max(0, Number(stdout.trim().split('\n').pop()) - 32 * 1024)));
+    await fs.writeFile(join(mnt, 'filler'), Buffer.alloc(Math.max(0, Number(stdout.trim().split('\n').pop()) - 4 * 1024)));
     const target = join(mnt, 'data');
     const evs: BackupEvent[] = [
       start,
       { type: 'archive', kind: 'base', name: 'base', location: '' },
-      { type: 'entry', path: 'big', kind: 'file', size: 128 * 1024, mode: 0o600, mtime },
-      ...Array.from({ length: 4 }, (_, i): BackupEvent => ({ type: 'data', offset: i * 32 * 1024, chunk: Buffer.alloc(32 * 1024, 0x61) })),
+      { type: 'entry', path: 'big', kind: 'file', size: 24 * 1024, mode: 0o600, mtime },
+      ...Array.from({ length: 3 }, (_, i): BackupEvent => ({ type: 'data', offset: i * 8 * 1024, chunk: Buffer.alloc(8 * 1024, 0x61) })),
       { type: 'entry-end' },
       { type: 'archive-end' },
       { type: 'end', endLsn: '0/30100', timeline: 1 },
@@ -225,6 +226,42 @@ test('many small files are written and fsynced with no FileHandle of their own: 
     assert.ok((counts.get('FILEHANDLE') ?? 0) < 10, `FileHandles for ${many} files: ${counts.get('FILEHANDLE')}`);
     assert.ok((counts.get('FSREQPROMISE') ?? 0) < many / 4, `promise fs requests for ${many} files: ${counts.get('FSREQPROMISE')}`);
   } finally {
+    await fs.rm(root, { recursive: true, force: true });
+  }
+});
+
+test('a data file is written in writes of about one CopyData (DATA_FILE_BATCH), not 256 KiB batches, and comes out whole', async (t) => {
+  const root = await fs.mkdtemp(join(tmpdir(), 'pgbb-dirsink-'));
+  const target = join(root, 'data');
+  const size = 1024 * 1024;
+  const content = Buffer.alloc(size);
+  for (let i = 0; i < size; i++) content[i] = (i * 7 + (i >> 13)) & 0xff;
+  const piece = 8 * 1024 + 100; // CopyData pieces do not fall on the batch size
+  const evs: BackupEvent[] = [start, { type: 'archive', kind: 'base', name: 'base', location: '' }, { type: 'entry', path: 'rel', kind: 'file', size, mode: 0o600, mtime }];
+  for (let at = 0; at < size; at += piece) evs.push({ type: 'data', offset: at, chunk: content.subarray(at, Math.min(size, at + piece)) });
+  evs.push({ type: 'entry-end' }, { type: 'archive-end' }, { type: 'manifest', data: Buffer.from('{}\n') }, { type: 'end', endLsn: '0/30100', timeline: 1 });
+  const sizes: number[] = [];
+  // The module object itself (a named import would be a copy): WriteBatcher's writevSync is looked up on it at each call.
+  const nodeFs = require('node:fs') as { writevSync: typeof import('node:fs').writevSync };
+  const real = nodeFs.writevSync;
+  t.after(() => {
+    nodeFs.writevSync = real;
+  });
+  nodeFs.writevSync = ((fd: number, bufs: NodeJS.ArrayBufferView[], pos?: number) => {
+    sizes.push(bufs.reduce((n, b) => n + b.byteLength, 0));
+    return real(fd, bufs, pos);
+  }) as typeof real;
+  try {
+    await pipeline(Readable.from(evs), new DirectorySink({ target, sync: false }));
+    nodeFs.writevSync = real;
+    // At most a batch and one piece: below 64 KiB (256 KiB batches made the page-cache copy the plain backup's main cost).
+    assert.ok(DATA_FILE_BATCH + piece < 64 * 1024);
+    assert.ok(Math.max(...sizes) < 64 * 1024, `largest write ${Math.max(...sizes)} bytes`);
+    assert.ok(sizes.length >= 16, `${sizes.length} writes for 1 MiB`);
+    assert.equal(sizes.reduce((a, b) => a + b, 0) >= size, true);
+    assert.ok((await fs.readFile(join(target, 'rel'))).equals(content), 'the file holds every byte in order');
+  } finally {
+    nodeFs.writevSync = real;
     await fs.rm(root, { recursive: true, force: true });
   }
 });
