@@ -33,6 +33,7 @@ import { writeAllSync } from '../src/io/write-all';
 import { ioError } from '../src/errors';
 import { showPath } from '../src/codec/path-bytes';
 import { DirectWrites } from '../src/io/direct-writes';
+import { release } from '../src/io/slab-pool';
 
 /** PostgreSQL's BLCKSZ: what a change touches at the least. */
 export const PAGE_SIZE = 8192;
@@ -93,6 +94,7 @@ export class PageDiffWriter {
     if (!n) return;
     const start = this.start;
     const data = this.gathered(n);
+    const pieces = this.pieces;
     this.pieces = [];
     this.pendingBytes = 0;
     const fd = this.fh.fd;
@@ -120,6 +122,8 @@ export class PageDiffWriter {
       at = segEnd;
     }
     if (run >= 0) await this.write(data, run, n, start);
+    // Compared and written (synchronously): recycled read memory may be read into again.
+    for (const p of pieces) release(p);
   }
 
   private async write(data: Buffer, from: number, to: number, start: number): Promise<void> {

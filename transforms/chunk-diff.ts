@@ -43,6 +43,7 @@ import { ChunkHasher, ChunkListBuilder, newHashKey, PieceCrcs, toBoundary } from
 import { dataCrc } from '../src/codec/data-crc';
 import { manifestPathOf } from '../src/manifest/file-tracker';
 import { PacedTransform } from './paced-push';
+import { release } from '../src/io/slab-pool';
 import { ChunkDiffOutputs, manifestEvents } from './chunk-diff-outputs';
 
 export interface ChunkDiffOptions {
@@ -233,14 +234,16 @@ export class ChunkDiff extends PacedTransform {
     if (same) this.stats.chunksUnchanged++;
     else this.stats.chunksChanged++;
     if (!f.held) return;
-    if (!same) {
-      f.changed = true;
-      for (const piece of f.held) {
-        // Bytes the target already holds (incremental-apply's) were only needed for the digest.
-        if (piece.inTarget) continue;
-        this.push(piece);
-        this.stats.bytesOut += piece.chunk.length;
+    if (!same) f.changed = true;
+    for (const piece of f.held) {
+      // Bytes the target already holds (incremental-apply's) were only needed for the digest.
+      if (same || piece.inTarget) {
+        // Dropped: the digest has its copy, so recycled read memory may be read into again (src/io/slab-pool.ts).
+        release(piece.chunk);
+        continue;
       }
+      this.push(piece);
+      this.stats.bytesOut += piece.chunk.length;
     }
     f.held = [];
   }

@@ -127,7 +127,8 @@ async function run(plan: RefreshPlan, prior: PriorState, reporter: Reporter, inc
       source: (place) => {
         reporter.step?.({ code: 'checkpoint', message: `initiating base backup, waiting for checkpoint to complete (${plan.checkpoint === 'fast' ? 'fast' : 'spread: -c fast to hurry it'})` });
         if (par) return (parallel = par.parallelSourceFor(plan, place, limiter, prior.dir));
-        return replicationSourceFor(plan, place, { ...(limiter ? { rateLimiter: limiter } : {}), ...(incrementalFrom ? { incrementalFrom } : {}) });
+        // Recycled read memory: every stage here is pgbb's, and each gives back what it consumed (src/io/slab-pool.ts).
+        return replicationSourceFor(plan, place, { recycleBuffers: true, ...(limiter ? { rateLimiter: limiter } : {}), ...(incrementalFrom ? { incrementalFrom } : {}) });
       },
       observers,
       signal,

@@ -6,7 +6,8 @@
  * tar and zstd stdout paths do recycle (the poison is not idle), and what
  * they wrote verifies with pg_verifybackup and starts with the same data;
  * a stage of the caller's own turns recycling off, so the chunks it keeps
- * stay what the server sent; a tee holds each chunk once per sink.
+ * stay what the server sent; a tee holds each chunk once per sink; a
+ * refresh recycles too, and its result verifies and starts.
  */
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
@@ -120,6 +121,31 @@ test('slab reads: recycleBuffers under a tee of a directory and tar files: each 
   await extract(join(tarDir, 'base.tar'), fromTar, join(root, 'from-tar-ts'), join(tarDir, `${pg.tsOid}.tar`));
   await fs.copyFile(join(tarDir, 'backup_manifest'), join(fromTar, 'backup_manifest'));
   await verify(fromTar);
+});
+
+test('slab reads: a refresh recycles its read memory (the chunks it drops as unchanged, the pages it compares and writes) and still verifies and starts with the same data', async () => {
+  const root = await scratch('pgbb-slab-refresh-');
+  const target = join(root, 'data');
+  const b = await runPgbb(['backup', ...conn(), '-D', target, '-T', `${pg.tsLocation}=${join(root, 'ts')}`, '-c', 'fast', '-N']);
+  assert.equal(b.code, 0, b.stderr);
+  const same = await recycledBy(['refresh', ...conn(), '-D', target, '-c', 'fast', '-N']);
+  assert.ok(same >= ENOUGH, `nothing changed: only ${same} slabs recycled`);
+  await verify(target);
+
+  // Rows changed on pages spread over a table: its chunks change, and their pages are compared with DIR's.
+  pg.onCleanup(() => pg.cluster.query('DROP TABLE IF EXISTS slab_refresh'));
+  await pg.cluster.query("CREATE TABLE slab_refresh WITH (fillfactor = 50) AS SELECT i AS id, 0 AS v, repeat('r', 200) AS pad FROM generate_series(1, 40000) i");
+  const n = await recycledBy(['refresh', ...conn(), '-D', target, '-c', 'fast', '-N']);
+  await pg.cluster.query('UPDATE slab_refresh SET v = id WHERE id % 97 = 0');
+  const m = await recycledBy(['refresh', ...conn(), '-D', target, '-c', 'fast', '-N']);
+  assert.ok(n >= ENOUGH && m >= ENOUGH, `only ${n} and ${m} slabs recycled`);
+  const [want] = await pg.cluster.query<{ s: string; c: string }>('SELECT sum(v)::text AS s, count(*)::text AS c FROM slab_refresh');
+  await verify(target);
+  await pg.withStarted(target, async (restored) => {
+    const [got] = await restored.query<{ s: string; c: string }>('SELECT sum(v)::text AS s, count(*)::text AS c FROM slab_refresh');
+    assert.deepEqual(got, want);
+  });
+  await pg.cluster.query('DROP TABLE slab_refresh');
 });
 
 /** -F tar's base.tar and tablespace archive, extracted as a DBA restores them. */
