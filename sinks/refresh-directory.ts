@@ -39,6 +39,7 @@
  */
 import { Writable } from 'node:stream';
 import { promises as fs } from 'node:fs';
+import { release } from '../src/io/slab-pool';
 import * as path from 'node:path';
 import type { BackupEvent, EntryEvent, StartEvent } from '../src/events';
 import { PgbbError, TarFormatError, UsageError } from '../src/errors';
@@ -182,7 +183,7 @@ export class RefreshDirectorySink extends Writable implements BackupSink {
         await this.endEntry();
         return this.entry(ev);
       case 'data':
-        if (this.walInPlace) return;
+        if (this.walInPlace) return release(ev.chunk); // the WAL receiver wrote it already: given back, as the directory sink does
         if (this.capturing) return this.map!.write(ev.chunk);
         return this.files.data(ev.offset, ev.chunk);
       case 'entry-end':

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { PageDiffWriter, PAGE_SIZE } from '../../sinks/refresh-page-writer';
 import { bytes } from '../support/chunk-fixtures';
+import { retain, slabEvents, SlabReader } from '../../src/io/slab-pool';
 
 const P = PAGE_SIZE;
 const roots: string[] = [];
@@ -93,4 +94,41 @@ test('a file shorter than when it was opened: what is no longer there is written
   const { w } = await feed(file, Buffer.concat([page, page]), 0, P, { diskSize: 2 * P, window: P });
   assert.equal(w.bytesWritten, P, 'the second page (the first window\'s bytes still in the scratch buffer) is written');
   assert.ok((await fs.readFile(file)).equals(Buffer.concat([page, page])));
+});
+
+test('pieces in recycled read memory are given back once compared and written, and not before: the slab comes back after the last flush', async () => {
+  const old = bytes(16 * P, 3);
+  const next = Buffer.from(old);
+  next[5 * P + 9] ^= 0xff;
+  const file = await fileWith(old);
+  const recycled: ArrayBuffer[] = [];
+  const was = slabEvents.recycled;
+  slabEvents.recycled = (slab) => {
+    recycled.push(slab);
+    new Uint8Array(slab).fill(0xa5); // as the tests' poison does: a piece still in use would be written as 0xA5
+  };
+  const fh = await fs.open(file, 'r+');
+  try {
+    // As the source hands them out: one read of the whole file into a slab, retained piece by piece.
+    const reader = new SlabReader();
+    reader.next().set(next);
+    const read = reader.got(next.length);
+    const pieces = [read.subarray(0, 3 * P + 5), read.subarray(3 * P + 5, 11 * P), read.subarray(11 * P)];
+    for (const piece of pieces) retain(piece);
+    reader.finish();
+    const w = new PageDiffWriter(fh, file, old.length, async () => {}, 8 * P);
+    let at = 0;
+    for (const piece of pieces) {
+      await w.add(at, piece);
+      at += piece.length;
+    }
+    assert.deepEqual(recycled, [], 'a window still gathered holds its slab');
+    await w.flush();
+    assert.deepEqual(recycled, [read.buffer], 'every piece given back once written');
+    assert.equal(w.bytesWritten, P);
+  } finally {
+    slabEvents.recycled = was;
+    await fh.close();
+  }
+  assert.ok((await fs.readFile(file)).equals(next), 'what was written is what was read, not the poison');
 });
