@@ -236,9 +236,9 @@ export class ChunkDiff extends PacedTransform {
     if (!f.held) return;
     if (!same) f.changed = true;
     for (const piece of f.held) {
-      // Bytes the target already holds (incremental-apply's) were only needed for the digest.
+      // Dropped: an unchanged chunk's bytes, and those the target already holds (incremental-apply's), were only
+      // needed for the digest, which has its copy; recycled read memory may be read into again (src/io/slab-pool.ts).
       if (same || piece.inTarget) {
-        // Dropped: the digest has its copy, so recycled read memory may be read into again (src/io/slab-pool.ts).
         release(piece.chunk);
         continue;
       }
